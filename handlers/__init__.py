@@ -1,0 +1,43 @@
+"""The domain: projection rules and the recipient decision, pure code over `ports`."""
+
+from collections.abc import Callable
+from typing import Any
+
+from events import OwnerChanged, RenewalApproaching
+from handlers.ports import (
+    OwnerSetting,
+    Projection,
+    ReminderKey,
+    SettingKey,
+    Stamp,
+    Versioned,
+)
+from handlers.projection import Effective, effective_setting, on_owner_changed
+from handlers.recipients import NoRecipient, Recipients, resolve_recipients
+from handlers.decision import Decision
+from handlers.reminders import notification_id_for, on_renewal_approaching
+
+HANDLERS: dict[type[Any], Callable[..., Decision]] = {
+    RenewalApproaching: on_renewal_approaching,
+    OwnerChanged: on_owner_changed,
+}
+"""Event type to handler: the one explicit map the worker dispatches through."""
+
+__all__ = [
+    "HANDLERS",
+    "Decision",
+    "Effective",
+    "NoRecipient",
+    "OwnerSetting",
+    "Projection",
+    "Recipients",
+    "ReminderKey",
+    "SettingKey",
+    "Stamp",
+    "Versioned",
+    "effective_setting",
+    "notification_id_for",
+    "on_owner_changed",
+    "on_renewal_approaching",
+    "resolve_recipients",
+]

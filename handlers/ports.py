@@ -1,0 +1,67 @@
+"""What the domain needs from storage, as Protocols; the worker supplies the real ones."""
+
+from dataclasses import dataclass
+from datetime import UTC, date, datetime, timedelta
+from typing import Generic, Literal, NamedTuple, Protocol, TypeVar
+
+from events import Contact
+
+Owner = Literal["platform", "partner"]
+_EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
+T = TypeVar("T")
+
+
+class Stamp(NamedTuple):
+    """When a fact changed: event time, then event id to break ties. Larger wins."""
+
+    at_us: int
+    event_id: str
+
+    @classmethod
+    def of(cls, time: datetime, event_id: str) -> "Stamp":
+        return cls((time - _EPOCH) // timedelta(microseconds=1), event_id)
+
+
+class SettingKey(NamedTuple):
+    """`client_id` None is the partner-wide default; otherwise the (partner, client) override."""
+
+    partner_id: str
+    client_id: str | None
+
+
+@dataclass(frozen=True, slots=True)
+class OwnerSetting:
+    owner: Owner
+    contact: Contact | None
+
+
+@dataclass(frozen=True, slots=True)
+class Versioned(Generic[T]):
+    """A remembered value with the stamp of its last change; `value` None means cleared."""
+
+    value: T | None
+    stamp: Stamp
+
+
+class ReminderKey(NamedTuple):
+    """One reminder as billing means it, whatever event id it arrives under."""
+
+    client_id: str
+    renewal_date: date
+    days_until_renewal: int
+
+
+class Projection(Protocol):
+    """The worker's memory of settings, decision makers and reminders already sent."""
+
+    def setting(self, key: SettingKey) -> Versioned[OwnerSetting] | None: ...
+
+    def put_setting(self, key: SettingKey, setting: Versioned[OwnerSetting]) -> None: ...
+
+    def decision_maker(self, client_id: str) -> Versioned[Contact] | None: ...
+
+    def put_decision_maker(self, client_id: str, contact: Versioned[Contact]) -> None: ...
+
+    def claim_reminder(self, key: ReminderKey, notification_id: str) -> bool:
+        """Record the reminder as sent; False if it already was."""
+        ...

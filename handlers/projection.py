@@ -1,0 +1,43 @@
+"""Who owns renewal communication: applying OwnerChanged and reading the effective setting."""
+
+from dataclasses import dataclass
+from typing import Literal
+
+from events import OwnerChanged
+from handlers.decision import Decision
+from handlers.ports import OwnerSetting, Projection, SettingKey, Stamp, Versioned
+
+ResolvedFrom = Literal["client_override", "partner_default", "system_default"]
+SYSTEM_DEFAULT = OwnerSetting(owner="platform", contact=None)
+
+
+@dataclass(frozen=True, slots=True)
+class Effective:
+    setting: OwnerSetting
+    resolved_from: ResolvedFrom
+
+
+def on_owner_changed(event: OwnerChanged, *, projection: Projection) -> Decision:
+    """Apply the change if it is newer than what the key holds (last writer wins)."""
+    data = event.data
+    key = SettingKey(data.partner_id, data.client_id)
+    stamp = Stamp.of(event.time, event.id)
+    current = projection.setting(key)
+    if current is not None and current.stamp >= stamp:
+        return Decision("owner.duplicate_ignored" if current.stamp == stamp else "owner.stale_ignored")
+    value = None if data.owner == "default" else OwnerSetting(data.owner, data.partner_contact)
+    projection.put_setting(key, Versioned(value, stamp))
+    return Decision("owner.cleared" if value is None else "owner.changed")
+
+
+def effective_setting(partner_id: str | None, client_id: str, *, projection: Projection) -> Effective:
+    """Override(P, C) if set, else Default(P) if set, else the system default."""
+    if partner_id is None:
+        return Effective(SYSTEM_DEFAULT, "system_default")
+    override = projection.setting(SettingKey(partner_id, client_id))
+    if override is not None and override.value is not None:
+        return Effective(override.value, "client_override")
+    default = projection.setting(SettingKey(partner_id, None))
+    if default is not None and default.value is not None:
+        return Effective(default.value, "partner_default")
+    return Effective(SYSTEM_DEFAULT, "system_default")

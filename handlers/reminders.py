@@ -1,0 +1,60 @@
+"""RenewalApproaching: decide who hears about it, once per reminder."""
+
+import uuid
+
+from events import Contact, NotificationRequestedData, RenewalApproaching
+from handlers.decision import Decision
+from handlers.ports import Projection, ReminderKey, Stamp, Versioned
+from handlers.projection import effective_setting
+from handlers.recipients import resolve_recipients
+
+NOTIFICATION_NAMESPACE = uuid.UUID("6f1c5a52-4b0e-5d7e-9a0c-3e2b8f4d1a77")
+
+
+def notification_id_for(event_id: str) -> str:
+    """The same event always yields the same notification id, so downstream can deduplicate."""
+    return str(uuid.uuid5(NOTIFICATION_NAMESPACE, event_id))
+
+
+def on_renewal_approaching(event: RenewalApproaching, *, projection: Projection) -> Decision:
+    """Resolve the recipients (raising NoRecipient before touching state), then claim the reminder."""
+    data = event.data
+    decision_maker = _decision_maker(event, projection)
+    effective = effective_setting(data.partner_id, data.client_id, projection=projection)
+    recipients = resolve_recipients(effective.setting, decision_maker)
+    if data.decision_maker is not None:
+        _remember(data.client_id, data.decision_maker, Stamp.of(event.time, event.id), projection)
+    notification_id = notification_id_for(event.id)
+    key = ReminderKey(data.client_id, data.renewal_date, event.days_until_renewal)
+    if not projection.claim_reminder(key, notification_id):
+        return Decision("renewal.duplicate_reminder", None)
+    notification = NotificationRequestedData(
+        notification_id=notification_id,
+        causation_id=event.id,
+        partner_id=data.partner_id,
+        client_id=data.client_id,
+        client_name=data.client_name,
+        renewal_date=data.renewal_date,
+        days_until_renewal=event.days_until_renewal,
+        subscription=data.subscription,
+        owner=effective.setting.owner,
+        resolved_from=effective.resolved_from,
+        audience=recipients.audience,
+        to=recipients.to,
+        cc=recipients.cc,
+        fallback=recipients.fallback,
+    )
+    return Decision("renewal.notification_requested", notification)
+
+
+def _decision_maker(event: RenewalApproaching, projection: Projection) -> Contact | None:
+    if event.data.decision_maker is not None:
+        return event.data.decision_maker
+    remembered = projection.decision_maker(event.data.client_id)
+    return None if remembered is None else remembered.value
+
+
+def _remember(client_id: str, contact: Contact, stamp: Stamp, projection: Projection) -> None:
+    current = projection.decision_maker(client_id)
+    if current is None or current.stamp < stamp:
+        projection.put_decision_maker(client_id, Versioned(contact, stamp))

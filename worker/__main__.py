@@ -1,0 +1,5 @@
+"""`python -m worker` is the `renewals` command."""
+
+from worker.cli import main
+
+main()

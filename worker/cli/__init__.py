@@ -1,0 +1,19 @@
+"""The `renewals` command: one console script, one subcommand per job."""
+
+import click
+
+from worker.cli.core import demo, run, schema, send, topology_command
+
+
+@click.group(context_settings={"help_option_names": ["-h", "--help"]})
+@click.version_option(package_name="renewal-routing")
+def main() -> None:
+    """Route partner clients' renewal reminders to the right people.
+
+    Configuration comes from RENEWALS_* environment variables (see the README);
+    RENEWALS_AMQP_URL and RENEWALS_STORE_URL are the two most needed.
+    """
+
+
+for command in (run, send, demo, schema, topology_command):
+    main.add_command(command)

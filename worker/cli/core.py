@@ -1,0 +1,117 @@
+"""The worker's own commands: run, send, demo, schema, topology."""
+
+import json
+import sys
+from typing import IO
+
+import click
+
+from events import json_schemas
+from worker import logs
+from worker.settings import Settings, masked
+from worker.tables import render
+
+
+def load_settings(**overrides: object) -> Settings:
+    """Settings from the environment; a bad value is one clear line, not a traceback."""
+    try:
+        settings = Settings(**overrides)  # type: ignore[arg-type]  # pydantic-settings kwargs
+    except ValueError as exc:
+        raise click.ClickException(f"invalid configuration: {exc}") from None
+    logs.configure(settings.log_level, settings.log_format)
+    return settings
+
+
+@click.command()
+def run() -> None:
+    """Run the worker until SIGTERM or SIGINT (graceful: finish the batch, publish, ack)."""
+    from worker.app import run_until_signalled
+
+    run_until_signalled(load_settings())
+
+
+@click.command()
+@click.argument("source", type=click.File("r"), metavar="FILE|-")
+@click.option("--no-check", is_flag=True, help="Send events even if the worker would dead-letter them.")
+def send(source: IO[str], no_check: bool) -> None:
+    """Publish events from a JSON or NDJSON FILE (or - for standard input).
+
+    Missing CloudEvents attributes (specversion, id, source, time) are filled in, so a
+    trial file can hold just `type` and `data`. Events that the worker would reject are
+    refused, one line each, unless --no-check is given.
+    """
+    from worker.sending import check, complete, publish, read_events
+
+    settings = load_settings()
+    try:
+        events = [complete(event, "urn:renewal-routing:send") for event in read_events(source)]
+    except ValueError as exc:
+        raise click.ClickException(f"cannot read events: {exc}") from None
+    problems = [] if no_check else check(events)
+    if problems:
+        raise click.ClickException("refusing to send:\n  " + "\n  ".join(problems))
+    try:
+        count = publish(settings.amqp_url, settings.events_exchange, events)
+    except Exception as exc:
+        raise click.ClickException(f"publishing to {masked(settings.amqp_url)} failed: {type(exc).__name__}: {exc}") from None
+    click.echo(f"sent {count} events to {settings.events_exchange}")
+
+
+@click.command()
+@click.option("--timeout", default=20.0, show_default=True, help="Seconds to wait for the results.")
+def demo(timeout: float) -> None:
+    """Run the shipped scenario through a real worker and print who was notified.
+
+    Uses the configured broker, under throw-away names (renewals-demo-*), and a temporary
+    store: nothing of a real deployment is touched.
+    """
+    from worker.demo import report, run_demo
+
+    settings = load_settings(log_level="error")
+    try:
+        result = run_demo(settings, timeout)
+    except Exception as exc:
+        raise click.ClickException(f"demo failed against {masked(settings.amqp_url)}: {type(exc).__name__}: {exc}") from None
+    click.echo(render(report(result), ["event", "client", "result", "resolved_from", "to", "cc", "fallback", "note"]))
+    click.echo(f"\nnotifications: {len(result.notifications)}, dead letters: {len(result.dead_letters)}")
+
+
+@click.command()
+@click.option("--out", type=click.Path(dir_okay=False, writable=True), help="Write to this file instead of stdout.")
+def schema(out: str | None) -> None:
+    """Print the JSON Schemas of RenewalApproaching, OwnerChanged and NotificationRequested."""
+    text = json.dumps(json_schemas(), indent=2)
+    if out:
+        with open(out, "w") as stream:
+            stream.write(text + "\n")
+    else:
+        click.echo(text)
+
+
+@click.command("topology")
+@click.option("--declare", "declare_now", is_flag=True, help="Declare it on the configured broker.")
+@click.option("--json", "as_json", is_flag=True, help="Machine-readable output.")
+def topology_command(declare_now: bool, as_json: bool) -> None:
+    """Print the exchanges, queues and bindings the worker declares (and optionally declare them)."""
+    from worker.topology import declare, topology
+
+    settings = load_settings()
+    plan = topology(settings)
+    if as_json:
+        click.echo(json.dumps(plan.as_dict(), indent=2))
+    else:
+        described = plan.as_dict()
+        click.echo(render(described["exchanges"], ["name", "type", "arguments"]))
+        click.echo()
+        click.echo(render(described["queues"], ["name", "arguments"]))
+        click.echo()
+        click.echo(render(described["bindings"], ["exchange", "queue", "routing_key"]))
+    if declare_now:
+        import kombu
+
+        try:
+            with kombu.Connection(settings.amqp_url, connect_timeout=5) as connection:
+                declare(connection.channel(), plan)
+        except Exception as exc:
+            raise click.ClickException(f"declaring on {masked(settings.amqp_url)} failed: {type(exc).__name__}: {exc}") from None
+        click.echo(f"declared on {masked(settings.amqp_url)}", err=sys.stderr.isatty())

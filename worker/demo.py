@@ -1,0 +1,124 @@
+"""`renewals demo`: the shipped scenario through a real worker on the configured broker.
+
+Everything it declares is named `renewals-demo-<random>.*` and deleted afterwards, and its
+store is a temporary SQLite file, so a demo never touches the real worker's queues or state.
+"""
+
+import json
+import tempfile
+import threading
+import time
+import uuid
+from dataclasses import dataclass
+from importlib import resources
+from pathlib import Path
+from typing import Any
+
+import kombu
+import pika
+
+from worker.app import build_worker
+from worker.sending import publish
+from worker.settings import Settings
+from worker.topology import declare, topology
+
+
+@dataclass
+class DemoRun:
+    events: list[dict[str, Any]]
+    notifications: list[dict[str, Any]]
+    dead_letters: list[dict[str, Any]]
+
+
+def scenario() -> list[dict[str, Any]]:
+    text = resources.files("worker").joinpath("scenarios/demo.ndjson").read_text()
+    return [json.loads(line) for line in text.splitlines() if line.strip()]
+
+
+def run_demo(base: Settings, timeout: float = 20.0) -> DemoRun:
+    prefix = f"renewals-demo-{uuid.uuid4().hex[:8]}"
+    with tempfile.TemporaryDirectory() as folder:
+        settings = base.model_copy(
+            update={
+                "events_exchange": f"{prefix}.events",
+                "queue": f"{prefix}.worker",
+                "notifications_exchange": f"{prefix}.notifications",
+                "unrouted_queue": f"{prefix}.unrouted",
+                "dead_letter_queue": f"{prefix}.dlq",
+                "retry_delays": (1.0,),
+                "store_url": f"sqlite:///{Path(folder) / 'demo.db'}",
+            }
+        )
+        plan = topology(settings)
+        with kombu.Connection(settings.amqp_url, connect_timeout=5) as connection:
+            declare(connection.channel(), plan)
+        connection = pika.BlockingConnection(pika.URLParameters(settings.amqp_url))
+        try:
+            channel = connection.channel()
+            watch = channel.queue_declare("", exclusive=True).method.queue
+            channel.queue_bind(watch, settings.notifications_exchange, "#")
+            stop = threading.Event()
+            worker = threading.Thread(target=build_worker(settings).run, args=(stop,), daemon=True)
+            worker.start()
+            events = scenario()
+            publish(settings.amqp_url, settings.events_exchange, events)
+            expected = [e for e in events if e.get("demoexpect") in ("notification", "no_recipient")]
+            notifications, dead = _collect(channel, watch, settings.dead_letter_queue, len(expected), timeout)
+            stop.set()
+            worker.join(timeout=10)
+        finally:
+            _delete(connection, plan)
+            connection.close()
+    return DemoRun(events, notifications, dead)
+
+
+def _collect(channel: Any, watch: str, dlq: str, expected: int, timeout: float) -> tuple[list[Any], list[Any]]:
+    notifications: list[dict[str, Any]] = []
+    dead: list[dict[str, Any]] = []
+    deadline = time.monotonic() + timeout
+    settle: float | None = None  # after the expected results, listen a little longer for strays
+    while time.monotonic() < min(deadline, settle or deadline):
+        if settle is None and len(notifications) + len(dead) >= expected:
+            settle = time.monotonic() + 1.0
+        for queue, sink in ((watch, notifications), (dlq, dead)):
+            method, properties, body = channel.basic_get(queue, auto_ack=True)
+            if method is not None:
+                sink.append({"body": json.loads(body), "headers": properties.headers or {}})
+        time.sleep(0.02)
+    return notifications, dead
+
+
+def _delete(connection: Any, plan: Any) -> None:
+    channel = connection.channel()
+    for queue in plan.queues:
+        channel.queue_delete(queue.name)
+    for exchange in plan.exchanges:
+        channel.exchange_delete(exchange.name)
+
+
+def report(run: DemoRun) -> list[dict[str, Any]]:
+    """One row per reminder in the scenario: what was sent (or why not), and why."""
+    sent = {n["body"]["data"]["causation_id"]: n["body"]["data"] for n in run.notifications}
+    failed = {json.loads(json.dumps(d["body"]))["id"]: d["headers"] for d in run.dead_letters}
+    rows = []
+    for event in run.events:
+        if event["type"] != "RenewalApproaching":
+            rows.append({"event": event["id"], "client": event["data"].get("client_id") or "(partner-wide)", "result": "setting", "note": event["demonote"]})
+            continue
+        data = sent.get(event["id"])
+        row: dict[str, Any] = {"event": event["id"], "client": event["data"]["client_id"], "note": event["demonote"]}
+        if data is not None:
+            sent.pop(event["id"])
+            row |= {
+                "result": data["audience"],
+                "resolved_from": data["resolved_from"],
+                "to": [r["email"] for r in data["to"]],
+                "cc": [r["email"] for r in data["cc"]],
+                "fallback": data["fallback"],
+            }
+        elif event["id"] in failed:
+            row["result"] = f"dead letter: {failed.pop(event['id'])['x-error-reason']}"
+        else:
+            row["result"] = "not sent (repeat)"
+        rows.append(row)
+    return rows

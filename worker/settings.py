@@ -1,0 +1,65 @@
+"""All configuration, read once from `RENEWALS_*` environment variables at start-up."""
+
+import socket
+from typing import Literal
+from urllib.parse import urlsplit, urlunsplit
+
+from pydantic import Field
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+VERSION = "0.1.0"
+
+
+class Settings(BaseSettings):
+    """Every knob the worker and the CLI have; see the README for the table."""
+
+    model_config = SettingsConfigDict(env_prefix="RENEWALS_", frozen=True)
+
+    amqp_url: str = "amqp://guest:guest@localhost:5672/"
+    store_url: str = "sqlite:///renewals.db"
+
+    events_exchange: str = "renewals.events"
+    queue: str = "renewals.worker"
+    queue_type: Literal["quorum", "classic"] = "quorum"
+    delivery_limit: int = Field(20, ge=1, description="quorum redeliveries before the broker dead-letters")
+    notifications_exchange: str = "renewals.notifications"
+    unrouted_queue: str = "renewals.notifications.unrouted"
+    dead_letter_queue: str = "renewals.worker.dlq"
+
+    retry_delays: tuple[float, ...] = Field((1.0, 10.0, 60.0), min_length=1)
+    max_attempts: int = Field(5, ge=1, description="deliveries of a failing message before it is dead-lettered")
+
+    prefetch: int = Field(1000, ge=1)
+    batch_size: int = Field(500, ge=1)
+    batch_idle_ms: float = Field(2.0, ge=0, description="flush a batch once no delivery came for this long")
+    batch_max_wait_ms: float = Field(10.0, ge=0, description="flush a batch this long after its first delivery")
+    confirm_timeout: float = Field(15.0, gt=0)
+    shutdown_grace: float = Field(30.0, gt=0)
+    heartbeat: int = Field(30, ge=0)
+    reconnect_max_delay: float = Field(30.0, gt=0)
+
+    source: str = "urn:renewal-routing:worker"
+    log_format: Literal["auto", "json", "console"] = "auto"
+    log_level: Literal["debug", "info", "warning", "error"] = "info"
+    handler_plugins: dict[str, str] = Field(
+        default_factory=dict,
+        description="event type -> 'module:function' replacing the built-in handler",
+    )
+
+    @property
+    def host(self) -> str:
+        return socket.gethostname()
+
+    def retry_queue(self, attempt: int) -> tuple[str, float]:
+        """The delay tier for the retry after `attempt` failed deliveries (1-based)."""
+        delay = self.retry_delays[min(attempt, len(self.retry_delays)) - 1]
+        return f"{self.queue}.retry.{int(delay * 1000)}ms", delay
+
+
+def masked(url: str) -> str:
+    """The URL with any password replaced by ***, safe for logs and errors."""
+    parts = urlsplit(url)
+    if parts.password is None:
+        return url
+    netloc = f"{parts.username}:***@{parts.hostname}" + (f":{parts.port}" if parts.port else "")
+    return urlunsplit(parts._replace(netloc=netloc))
