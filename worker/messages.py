@@ -19,6 +19,7 @@ class Delivery:
     exchange: str
     routing_key: str
     delivery_tag: int
+    redelivered: bool = False
 
     @property
     def content_type(self) -> str | None:

@@ -1,5 +1,6 @@
 """One batch of deliveries: parse, decide and record in one transaction; say what to publish."""
 
+import hashlib
 import time
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
@@ -41,22 +42,44 @@ class BatchProcessor:
         self._failures = FailurePolicy(settings, store.transient_errors)
         self._confirmed: list[str] = []
 
-    def process(self, deliveries: Sequence[Delivery]) -> list[Result]:
+    def process(self, deliveries: Sequence[Delivery], *, settled_key: str | None = None) -> list[Result]:
         """Handle every delivery in one transaction; a failing one never spoils the others."""
         now = datetime.now(UTC)
         now_us = time.time_ns() // 1000
         try:
             with self._store.batch() as batch:
                 batch.forget_sent(self._confirmed)
+                if settled_key is not None:
+                    batch.forget_attempts(settled_key)
                 results = [self._one(delivery, batch, now, now_us) for delivery in deliveries]
         except Exception as exc:  # the commit itself failed: every delivery goes round again
             return [self._failed(delivery, self._failures.handle(delivery, exc)) for delivery in deliveries]
         self._confirmed = []
         return results
 
+    def process_redelivered(self, delivery: Delivery) -> list[Result]:
+        """A delivery that was in hand when a worker died: handle it alone, counting each try
+        in the store first, so the one message a worker keeps dying on is dead-lettered."""
+        key = hashlib.sha256(delivery.body).hexdigest()
+        with self._store.batch() as batch:
+            batch.forget_sent(self._confirmed)
+            crashes = batch.note_attempt(key) - 1
+        self._confirmed = []
+        if crashes < self._settings.max_crashes:
+            return self.process([delivery], settled_key=key)
+        detail = f"a worker died {crashes} times while handling this message"
+        failure = self._failures.dead_letter(delivery, "retries_exhausted", detail, crashes)
+        self._store.forget_attempts(key)
+        return [self._failed(delivery, failure)]
+
     def confirmed(self, notification_ids: Sequence[str]) -> None:
         """The broker confirmed these: drop them from the outbox with the next transaction."""
         self._confirmed.extend(notification_ids)
+
+    def flush(self) -> None:
+        """Drop confirmed rows now (at shutdown), so a restart republishes nothing."""
+        self._store.forget_sent(self._confirmed)
+        self._confirmed = []
 
     def pending(self) -> list[Outgoing]:
         """Notifications an earlier run committed but never saw confirmed."""

@@ -90,6 +90,7 @@ class Worker:
                 keep_alive()
             consumer.cancel()
             self._complete(self._collect(consuming, first_wait=0.05), channel, publisher, keep_alive)
+            self._processor.flush()
             self._log.info("worker.stopped", queue=settings.queue)
 
     def _receive(self, message: Any) -> None:
@@ -98,7 +99,14 @@ class Worker:
         if isinstance(body, str):  # only if a client library decoded it; undo exactly
             body = body.encode(message.content_encoding or "utf-8")
         self._deliveries.append(
-            Delivery(body, message.properties, info["exchange"], info["routing_key"], info["delivery_tag"])
+            Delivery(
+                body,
+                message.properties,
+                info["exchange"],
+                info["routing_key"],
+                info["delivery_tag"],
+                bool(info.get("redelivered")),
+            )
         )
 
     def _collect(self, connection: kombu.Connection, first_wait: float = 1.0) -> list[Delivery]:
@@ -120,15 +128,17 @@ class Worker:
         return batch
 
     def _complete(self, batch: Sequence[Delivery], channel: Any, publisher: ConfirmingPublisher, keep_alive: Any) -> None:
-        """Commit, publish every consequence with confirms, then one multiple-ack for the batch."""
-        if not batch:
-            return
-        results = self._processor.process(batch)
-        outgoing = [result.outgoing for result in results if result.outgoing is not None]
-        publisher.publish(outgoing, while_waiting=keep_alive)
-        self._processor.confirmed(_notification_ids(outgoing, self._settings.notifications_exchange))
-        channel.basic_ack(batch[-1].delivery_tag, multiple=True)
-        self._report(results)
+        """Per chunk: commit, publish every consequence with confirms, then one multiple-ack."""
+        for chunk in _chunks(batch):
+            if chunk[0].redelivered:
+                results = self._processor.process_redelivered(chunk[0])
+            else:
+                results = self._processor.process(chunk)
+            outgoing = [result.outgoing for result in results if result.outgoing is not None]
+            publisher.publish(outgoing, while_waiting=keep_alive)
+            self._processor.confirmed(_notification_ids(outgoing, self._settings.notifications_exchange))
+            channel.basic_ack(chunk[-1].delivery_tag, multiple=True)
+            self._report(results)
 
     def _publish_leftovers(self, publisher: ConfirmingPublisher) -> None:
         leftovers = self._processor.pending()
@@ -144,6 +154,22 @@ class Worker:
                 log.warning(result.outcome, **result.fields)
             else:
                 log.info(result.outcome, **result.fields)
+
+
+def _chunks(batch: Sequence[Delivery]) -> list[Sequence[Delivery]]:
+    """Runs of fresh deliveries together; each redelivered one alone (it may be what killed
+    the last worker, and must not take its neighbours down with it again)."""
+    chunks: list[Sequence[Delivery]] = []
+    start = 0
+    for index, delivery in enumerate(batch):
+        if delivery.redelivered:
+            if start < index:
+                chunks.append(batch[start:index])
+            chunks.append(batch[index : index + 1])
+            start = index + 1
+    if start < len(batch):
+        chunks.append(batch[start:])
+    return chunks
 
 
 def _notification_ids(outgoing: Sequence[Outgoing], exchange: str) -> list[str]:

@@ -28,6 +28,7 @@ class Settings(BaseSettings):
 
     retry_delays: tuple[float, ...] = Field((1.0, 10.0, 60.0), min_length=1)
     max_attempts: int = Field(5, ge=1, description="deliveries of a failing message before it is dead-lettered")
+    max_crashes: int = Field(3, ge=1, description="worker deaths while handling one message before it is dead-lettered")
 
     prefetch: int = Field(1000, ge=1)
     batch_size: int = Field(500, ge=1)

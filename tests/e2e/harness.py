@@ -5,6 +5,7 @@ import os
 import signal
 import subprocess
 import sys
+import threading
 import time
 from collections.abc import Iterable
 from pathlib import Path
@@ -95,7 +96,7 @@ class Client:
         *,
         content_type: str | None = "application/cloudevents+json",
         routing_key: str | None = None,
-        headers: dict[str, Any] | None = None,
+        **properties: Any,
     ) -> None:
         for message in messages:
             if isinstance(message, bytes):
@@ -106,7 +107,7 @@ class Client:
                 EVENTS,
                 key,
                 body,
-                pika.BasicProperties(content_type=content_type, delivery_mode=2, headers=headers),
+                pika.BasicProperties(content_type=content_type, delivery_mode=2, **properties),
                 mandatory=True,
             )
 
@@ -123,6 +124,18 @@ class Client:
         assert len(taken) == count, f"expected {count} messages on {queue}, got {len(taken)}"
         return taken
 
+    def drain(self, queue: str) -> list[tuple[Any, Any, bytes]]:
+        """Everything `queue` holds right now (acknowledged)."""
+        taken = []
+        while True:
+            method, properties, body = self.channel.basic_get(queue, auto_ack=True)
+            if method is None:
+                return taken
+            taken.append((method, properties, body))
+
+    def count(self, queue: str) -> int:
+        return int(self.channel.queue_declare(queue, passive=True).method.message_count)
+
     def quiet(self, queue: str, seconds: float = 0.5) -> bool:
         """True if nothing more arrives on `queue` for `seconds`."""
         time.sleep(seconds)
@@ -130,3 +143,42 @@ class Client:
 
     def close(self) -> None:
         self.connection.close()
+
+
+class PacedPublisher(threading.Thread):
+    """Billing publishing `messages` steadily from its own connection, in the background."""
+
+    def __init__(self, amqp_url: str, messages: list[dict[str, Any]], per_second: float) -> None:
+        super().__init__(daemon=True)
+        self.amqp_url, self.messages, self.per_second = amqp_url, messages, per_second
+        self.error: BaseException | None = None
+
+    def run(self) -> None:
+        try:
+            client = Client(self.amqp_url)
+            started = time.monotonic()
+            for number, message in enumerate(self.messages):
+                client.publish([message])
+                ahead = started + number / self.per_second - time.monotonic()
+                if ahead > 0:
+                    time.sleep(ahead)
+            client.close()
+        except BaseException as exc:  # reported by the test through .error
+            self.error = exc
+
+
+def audit(outputs: list[tuple[Any, Any, bytes]], expected_event_ids: set[str]) -> dict[str, Any]:
+    """Lost, duplicated and unexpected counts over a stream's notifications."""
+    ids_by_event: dict[str, set[str]] = {}
+    copies = 0
+    for _method, properties, body in outputs:
+        event_id = json.loads(body)["data"]["causation_id"]
+        if event_id in ids_by_event:
+            copies += 1
+        ids_by_event.setdefault(event_id, set()).add(properties.message_id)
+    return {
+        "lost": len(expected_event_ids - set(ids_by_event)),
+        "unexpected": len(set(ids_by_event) - expected_event_ids),
+        "duplicate_copies": copies,
+        "events_with_two_ids": sum(1 for ids in ids_by_event.values() if len(ids) > 1),
+    }

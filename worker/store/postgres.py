@@ -31,6 +31,10 @@ CREATE TABLE IF NOT EXISTS reminders (
     notification_id TEXT NOT NULL,
     PRIMARY KEY (client_id, renewal_date, days_until_renewal)
 );
+CREATE TABLE IF NOT EXISTS handling_attempts (
+    message_key TEXT PRIMARY KEY,
+    attempts INTEGER NOT NULL
+);
 CREATE TABLE IF NOT EXISTS outbox (
     seq BIGINT GENERATED ALWAYS AS IDENTITY PRIMARY KEY,
     notification_id TEXT NOT NULL UNIQUE,

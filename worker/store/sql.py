@@ -37,8 +37,10 @@ class SqlStore:
         placeholder: str,
         transient_errors: tuple[type[Exception], ...],
         description: str,
+        begin: str = "BEGIN",
     ) -> None:
         self._connection = connection
+        self._begin = begin
         self._placeholder = placeholder
         self.transient_errors = transient_errors
         self.description = description
@@ -52,7 +54,7 @@ class SqlStore:
     @contextmanager
     def batch(self) -> Iterator["Batch"]:
         """One transaction: committed when the block ends cleanly, rolled back otherwise."""
-        self._connection.execute("BEGIN")
+        self._connection.execute(self._begin)
         try:
             yield Batch(self)
         except BaseException:
@@ -73,6 +75,10 @@ class SqlStore:
         if notification_ids:
             with self.batch() as batch:
                 batch.forget_sent(notification_ids)
+
+    def forget_attempts(self, message_key: str) -> None:
+        with self.batch() as batch:
+            batch.forget_attempts(message_key)
 
     def close(self) -> None:
         self._connection.close()
@@ -115,6 +121,19 @@ class Batch:
     def forget_sent(self, notification_ids: Sequence[str]) -> None:
         for notification_id in notification_ids:
             self._execute("DELETE FROM outbox WHERE notification_id = ?", (notification_id,))
+
+    def note_attempt(self, message_key: str) -> int:
+        """Count one more start at handling a redelivered message; return the count so far."""
+        row = self._execute(
+            "INSERT INTO handling_attempts (message_key, attempts) VALUES (?, 1)"
+            " ON CONFLICT (message_key) DO UPDATE SET attempts = handling_attempts.attempts + 1"
+            " RETURNING attempts",
+            (message_key,),
+        ).fetchone()
+        return int(row[0])
+
+    def forget_attempts(self, message_key: str) -> None:
+        self._execute("DELETE FROM handling_attempts WHERE message_key = ?", (message_key,))
 
     def setting(self, key: SettingKey) -> Versioned[OwnerSetting] | None:
         row = self._execute(

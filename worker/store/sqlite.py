@@ -32,6 +32,10 @@ CREATE TABLE IF NOT EXISTS reminders (
     notification_id TEXT NOT NULL,
     PRIMARY KEY (client_id, renewal_date, days_until_renewal)
 ) WITHOUT ROWID;
+CREATE TABLE IF NOT EXISTS handling_attempts (
+    message_key TEXT PRIMARY KEY,
+    attempts INTEGER NOT NULL
+);
 CREATE TABLE IF NOT EXISTS outbox (
     seq INTEGER PRIMARY KEY,
     notification_id TEXT NOT NULL UNIQUE,
@@ -58,4 +62,6 @@ def open_sqlite(url: str) -> SqlStore:
         placeholder="?",
         transient_errors=(sqlite3.OperationalError,),
         description=f"sqlite:///{path}",
+        # Take the write lock up front: a busy file then fails the batch once, not every message.
+        begin="BEGIN IMMEDIATE",
     )

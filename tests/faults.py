@@ -1,0 +1,21 @@
+"""Handler plug-ins that inject failures, loaded by the worker only through
+RENEWALS_HANDLER_PLUGINS in tests: production code has no failure switch."""
+
+import os
+from typing import Any
+
+from handlers import Decision, on_renewal_approaching
+
+
+def fails_for_doomed_clients(event: Any, *, projection: Any) -> Decision:
+    """A handler bug for clients named doomed-*; the real handler for everyone else."""
+    if event.data.client_id.startswith("doomed-"):
+        raise RuntimeError(f"injected failure for {event.data.client_id}")
+    return on_renewal_approaching(event, projection=projection)
+
+
+def crashes_for_poison_clients(event: Any, *, projection: Any) -> Decision:
+    """The process dies (as on a segfault) on clients named poison-*."""
+    if event.data.client_id.startswith("poison-"):
+        os._exit(3)
+    return on_renewal_approaching(event, projection=projection)
