@@ -2,6 +2,7 @@
 RENEWALS_HANDLER_PLUGINS in tests: production code has no failure switch."""
 
 import os
+import time
 from typing import Any
 
 from handlers import Decision, on_renewal_approaching
@@ -18,4 +19,10 @@ def crashes_for_poison_clients(event: Any, *, projection: Any) -> Decision:
     """The process dies (as on a segfault) on clients named poison-*."""
     if event.data.client_id.startswith("poison-"):
         os._exit(3)
+    return on_renewal_approaching(event, projection=projection)
+
+
+def slow(event: Any, *, projection: Any) -> Decision:
+    """The real handler, a millisecond slower: keeps a stream in flight long enough to disturb it."""
+    time.sleep(0.001)
     return on_renewal_approaching(event, projection=projection)

@@ -44,13 +44,19 @@ class Worker:
                     error=f"{type(exc).__name__}: {exc}",
                     retry_in_s=round(delay, 2),
                     broker=masked(self._settings.amqp_url),
+                    exc_info=self._settings.log_level == "debug",
                 )
                 stop.wait(delay)
                 delay = min(delay * 2, self._settings.reconnect_max_delay)
 
     def _connect(self) -> kombu.Connection:
         connection = kombu.Connection(
-            self._settings.amqp_url, heartbeat=self._settings.heartbeat, connect_timeout=5
+            self._settings.amqp_url,
+            heartbeat=self._settings.heartbeat,
+            connect_timeout=5,
+            # py-amqp sets TCP_USER_TIMEOUT to 1 s, which kills a connection the broker has
+            # blocked (memory or disk alarm) after one second; heartbeats find dead peers instead.
+            transport_options={"socket_settings": {socket.TCP_USER_TIMEOUT: 0}},
         )
         connection.connect()
         return connection
