@@ -93,3 +93,29 @@ def test_output_with_no_queue_bound_is_kept_in_the_unrouted_queue(client: Client
     client.publish([event])
     [(_, props, _)] = client.take("renewals.notifications.unrouted", 1)
     assert props.correlation_id == event["id"]
+
+
+def test_the_worker_runs_on_postgresql_too(client: Client, start_worker, postgres_url: str) -> None:
+    """The store plugs in by URL: the same rules hold with RENEWALS_STORE_URL=postgresql://..."""
+    start_worker(RENEWALS_STORE_URL=postgres_url)
+    out = client.observe()
+    client.publish([
+        owner_changed("platform", "p-acme", partner_contact=ALICE),
+        renewal("c1", "p-acme", decision_maker=DORA, id="pg-row1"),
+        renewal("c1", "p-acme", decision_maker=DORA, id="pg-row1-again"),
+    ])
+    [(method, props, body)] = client.take(out, 1)
+    assert method.routing_key == "notification.requested.both"
+    assert props.correlation_id == "pg-row1"
+    assert client.quiet(out)
+
+
+def test_logs_are_json_lines_without_the_broker_password(client: Client, start_worker) -> None:
+    """One canonical JSON line per message, with ids and outcome; the password is masked."""
+    worker = start_worker()
+    event = renewal("c1", None, decision_maker=DORA)
+    client.publish([event])
+    [line] = worker.wait_for("renewal.notification_requested")
+    assert (line["event_id"], line["type"], line["client_id"]) == (event["id"], "RenewalApproaching", "c1")
+    text = worker.log_path.read_text()
+    assert ":guest@" not in text and ":***@" in text

@@ -1,0 +1,30 @@
+"""Settings and the secrets they hold."""
+
+import pytest
+
+from worker.settings import Settings, masked
+
+
+@pytest.mark.parametrize(
+    ("url", "shown"),
+    [
+        ("amqp://guest:s3cret@rabbit:5672/vh", "amqp://guest:***@rabbit:5672/vh"),
+        ("postgresql://app:pa%40ss@db/renewals", "postgresql://app:***@db/renewals"),
+        ("amqp://rabbit/", "amqp://rabbit/"),
+        ("sqlite:///renewals.db", "sqlite:///renewals.db"),
+    ],
+)
+def test_passwords_in_urls_are_masked(url: str, shown: str) -> None:
+    """Whatever the scheme, a password never reaches a log line."""
+    assert masked(url) == shown
+
+
+def test_settings_come_from_renewals_variables(monkeypatch: pytest.MonkeyPatch) -> None:
+    """RENEWALS_* variables configure the worker, JSON for structured values."""
+    monkeypatch.setenv("RENEWALS_QUEUE", "other.queue")
+    monkeypatch.setenv("RENEWALS_RETRY_DELAYS", "[0.5, 2]")
+    settings = Settings()
+    assert settings.queue == "other.queue"
+    assert settings.retry_delays == (0.5, 2.0)
+    assert settings.retry_queue(1) == ("other.queue.retry.500ms", 0.5)
+    assert settings.retry_queue(9) == ("other.queue.retry.2000ms", 2.0)
