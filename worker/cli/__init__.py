@@ -3,6 +3,8 @@
 import click
 
 from worker.cli.core import demo, run, schema, send, topology_command
+from worker.cli.dlq import dlq
+from worker.cli.owners import owners
 
 
 @click.group(context_settings={"help_option_names": ["-h", "--help"]})
@@ -15,5 +17,5 @@ def main() -> None:
     """
 
 
-for command in (run, send, demo, schema, topology_command):
+for command in (run, send, demo, schema, topology_command, dlq, owners):
     main.add_command(command)

@@ -1,0 +1,84 @@
+"""Running `renewals` commands against a test's vhost, and reading the dead-letter queue back."""
+
+import json
+import time
+from collections.abc import Callable
+from typing import Any, TypeVar
+
+from click.testing import CliRunner, Result
+
+from tests.e2e.harness import DLQ, Client
+from worker.cli import main
+
+T = TypeVar("T")
+
+
+def renewals(amqp_url: str, *args: str, **env: str) -> Result:
+    """`renewals ARGS` in this process, configured for the test's vhost (JSON logs on stderr)."""
+    settings = {"RENEWALS_AMQP_URL": amqp_url, "RENEWALS_LOG_FORMAT": "json", **env}
+    return CliRunner().invoke(main, list(args), env=settings)
+
+
+def ok(result: Result) -> Result:
+    assert result.exit_code == 0, f"exit {result.exit_code}:\n{result.output}\n{result.exception!r}"
+    return result
+
+
+def failed(result: Result) -> str:
+    """The one error line of a command that had to fail (log lines, JSON, aside)."""
+    assert result.exit_code == 1, f"exit {result.exit_code}:\n{result.output}"
+    lines = [line for line in result.stderr.strip().splitlines() if not line.startswith("{")]
+    assert len(lines) == 1 and lines[0].startswith("Error: "), result.stderr
+    return lines[0]
+
+
+def dead_letters(amqp_url: str, *filters: str) -> list[dict[str, Any]]:
+    """`renewals dlq list --json`, parsed."""
+    rows: list[dict[str, Any]] = json.loads(ok(renewals(amqp_url, "dlq", "list", "--json", *filters)).stdout)
+    return rows
+
+
+def ids(amqp_url: str, *filters: str) -> list[str | None]:
+    return [row["id"] for row in dead_letters(amqp_url, *filters)]
+
+
+def audit_lines(result: Result, event: str) -> list[dict[str, Any]]:
+    lines = [json.loads(line) for line in result.stderr.splitlines() if line.startswith("{")]
+    return [line for line in lines if line.get("event") == event]
+
+
+def wait_until(condition: Callable[[], T], what: str, timeout: float = 20.0) -> T:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        value = condition()
+        if value:
+            return value
+        time.sleep(0.05)
+    raise AssertionError(f"timed out waiting for {what}")
+
+
+def wait_for_dead_letters(client: Client, count: int) -> None:
+    """Until the dead-letter queue holds `count` messages (counted without reading them)."""
+
+    def enough() -> bool:
+        return int(client.channel.queue_declare(DLQ, passive=True).method.message_count) >= count
+
+    wait_until(enough, f"{count} dead letters")
+
+
+def drain(client: Client, queue: str, settle: float = 1.0) -> list[dict[str, Any]]:
+    """Every message on `queue` until none came for `settle` seconds, as parsed JSON bodies."""
+    bodies = []
+    quiet_since = time.monotonic()
+    while time.monotonic() - quiet_since < settle:
+        method, _, body = client.channel.basic_get(queue, auto_ack=True)
+        if method is None:
+            time.sleep(0.02)
+        else:
+            bodies.append(json.loads(body))
+            quiet_since = time.monotonic()
+    return bodies
+
+
+def causes(notifications: list[dict[str, Any]]) -> list[str]:
+    return [notification["data"]["causation_id"] for notification in notifications]

@@ -1,0 +1,56 @@
+"""`owners show` reads the projection through the domain's own rules: no broker, no database."""
+
+from events import OwnerChanged, RenewalApproaching, parse
+from handlers import on_owner_changed, on_renewal_approaching
+from tests.builders import contact, encode, owner_changed, renewal
+from tests.fakes import InMemoryProjection
+from worker.owners import ownership
+
+ALICE = contact("alice")
+BOB = contact("bob")
+DORA = contact("dora", "client.example")
+
+
+def projection_after(*messages: dict) -> InMemoryProjection:
+    projection = InMemoryProjection()
+    for message in messages:
+        event = parse(encode(message), "application/json")
+        if isinstance(event, OwnerChanged):
+            on_owner_changed(event, projection=projection)
+        else:
+            assert isinstance(event, RenewalApproaching)
+            on_renewal_approaching(event, projection=projection)
+    return projection
+
+
+def test_a_client_override_with_a_remembered_decision_maker() -> None:
+    """The override wins, and the remembered decision maker is addressed with nobody copied."""
+    projection = projection_after(
+        owner_changed("platform", "p1", partner_contact=ALICE),
+        owner_changed("platform", "p1", "c1", id="ov-1"),
+        renewal("c1", "p1", decision_maker=DORA),
+    )
+    found = ownership(projection, "p1", "c1").as_dict()
+    assert (found["owner"], found["resolved_from"], found["changed_by_event"]) == ("platform", "client_override", "ov-1")
+    assert found["decision_maker"]["email"] == DORA["email"]
+    [now] = found["recipients"]
+    assert ([r["email"] for r in now["to"]], now["cc"], now["audience"]) == ([DORA["email"]], [], "decision_maker")
+
+
+def test_no_recipient_is_said_plainly() -> None:
+    """Platform owner, no contact, no decision maker: the rule table's dead-letter row."""
+    found = ownership(InMemoryProjection(), "p1", "c1").as_dict()
+    assert found["resolved_from"] == "system_default"
+    assert found["recipients"] == [{"case": "now", "no_recipient": found["recipients"][0]["no_recipient"]}]
+    assert "no decision maker" in found["recipients"][0]["no_recipient"]
+
+
+def test_the_partner_wide_view_shows_both_cases() -> None:
+    """Without --client: what a client without an override gets, with and without a decision maker."""
+    projection = projection_after(owner_changed("platform", "p1", partner_contact=BOB), owner_changed("partner", "p1", "c9", partner_contact=ALICE))
+    found = ownership(projection, "p1").as_dict()
+    assert (found["client_id"], found["resolved_from"], found["partner_contact"]["email"]) == (None, "partner_default", BOB["email"])
+    with_maker, without = found["recipients"]
+    assert (with_maker["audience"], [r["email"] for r in with_maker["cc"]]) == ("both", [BOB["email"]])
+    assert with_maker["to"] == [{"role": "decision_maker", "email": None, "name": None, "user_id": None}]
+    assert (without["fallback"], [r["email"] for r in without["to"]]) == ("decision_maker_missing", [BOB["email"]])

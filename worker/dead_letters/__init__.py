@@ -1,0 +1,36 @@
+"""Dead letters for operations: read them without disturbing the queue, replay them safely,
+export and purge them. Used by `renewals dlq`."""
+
+from worker.dead_letters.letter import REPLAY_COUNT, DeadLetter
+from worker.dead_letters.operations import (
+    DEFAULT_MAX_REPLAYS,
+    Plan,
+    Report,
+    find,
+    label,
+    plan,
+    purge,
+    replay,
+    selected,
+)
+from worker.dead_letters.queue import DeadLetterError, DeadLetterQueue, ReplayRefused
+from worker.dead_letters.selection import Selection, parse_when
+
+__all__ = [
+    "DEFAULT_MAX_REPLAYS",
+    "REPLAY_COUNT",
+    "DeadLetter",
+    "DeadLetterError",
+    "DeadLetterQueue",
+    "Plan",
+    "ReplayRefused",
+    "Report",
+    "Selection",
+    "find",
+    "label",
+    "parse_when",
+    "plan",
+    "purge",
+    "replay",
+    "selected",
+]

@@ -1,0 +1,138 @@
+"""Who owns renewal communication for a partner (or one of its clients), read from the
+projection with the domain's own rules: what `renewals owners show` prints."""
+
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+from events import Contact, Recipient
+from handlers import (
+    NoRecipient,
+    Projection,
+    Recipients,
+    SettingKey,
+    Stamp,
+    effective_setting,
+    resolve_recipients,
+)
+
+# The partner-wide view is what a client without an override of its own gets; no real
+# client has this id, so the rules fall through to the partner default.
+_ANY_CLIENT = "\x00any client without an override"
+# Stands for "the client's decision maker" where the partner-wide view has no real one.
+_SOME_DECISION_MAKER = Contact(
+    email="decision.maker@client.invalid", name="the client's decision maker"
+)
+_EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
+
+
+@dataclass(frozen=True, slots=True)
+class Case:
+    """The recipients a reminder would get in one situation, or why nobody would."""
+
+    situation: str
+    recipients: Recipients | None
+    no_recipient: str | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class Ownership:
+    partner_id: str
+    client_id: str | None
+    owner: str
+    resolved_from: str
+    contact: Contact | None
+    changed: Stamp | None
+    decision_maker: Contact | None
+    decision_maker_seen: Stamp | None
+    cases: tuple[Case, ...]
+
+    def as_dict(self) -> dict[str, Any]:
+        return {
+            "partner_id": self.partner_id,
+            "client_id": self.client_id,
+            "owner": self.owner,
+            "resolved_from": self.resolved_from,
+            "partner_contact": None if self.contact is None else self.contact.model_dump(),
+            "changed_at": _when(self.changed),
+            "changed_by_event": None if self.changed is None else self.changed.event_id,
+            "decision_maker": None
+            if self.decision_maker is None
+            else self.decision_maker.model_dump(),
+            "decision_maker_seen_at": _when(self.decision_maker_seen),
+            "recipients": [_case_dict(case) for case in self.cases],
+        }
+
+
+def ownership(projection: Projection, partner_id: str, client_id: str | None = None) -> Ownership:
+    """The effective setting, where it comes from, and who a reminder would reach now."""
+    effective = effective_setting(partner_id, client_id or _ANY_CLIENT, projection=projection)
+    key = SettingKey(
+        partner_id, client_id if effective.resolved_from == "client_override" else None
+    )
+    stored = projection.setting(key) if effective.resolved_from != "system_default" else None
+    remembered = projection.decision_maker(client_id) if client_id is not None else None
+    decision_maker = None if remembered is None else remembered.value
+    cases: tuple[Case, ...]
+    if client_id is not None:
+        cases = (_case("now", effective.setting, decision_maker),)
+    else:
+        cases = (
+            _case("a client with a decision maker", effective.setting, _SOME_DECISION_MAKER),
+            _case("a client without one", effective.setting, None),
+        )
+    return Ownership(
+        partner_id=partner_id,
+        client_id=client_id,
+        owner=effective.setting.owner,
+        resolved_from=effective.resolved_from,
+        contact=effective.setting.contact,
+        changed=None if stored is None else stored.stamp,
+        decision_maker=decision_maker,
+        decision_maker_seen=None if remembered is None else remembered.stamp,
+        cases=cases,
+    )
+
+
+def who(recipient: Recipient) -> str:
+    """A recipient as people read it: the address, or the placeholder's description."""
+    if recipient.email == _SOME_DECISION_MAKER.email:
+        return f"({_SOME_DECISION_MAKER.name})"
+    return str(recipient.email)
+
+
+def _case(situation: str, setting: Any, decision_maker: Contact | None) -> Case:
+    try:
+        return Case(situation, resolve_recipients(setting, decision_maker))
+    except NoRecipient as exc:
+        return Case(situation, None, exc.detail)
+
+
+def _case_dict(case: Case) -> dict[str, Any]:
+    recipients = case.recipients
+    if recipients is None:
+        return {"case": case.situation, "no_recipient": case.no_recipient}
+    return {
+        "case": case.situation,
+        "to": [_recipient_dict(r) for r in recipients.to],
+        "cc": [_recipient_dict(r) for r in recipients.cc],
+        "audience": recipients.audience,
+        "fallback": recipients.fallback,
+    }
+
+
+def _recipient_dict(recipient: Recipient) -> dict[str, Any]:
+    if recipient.email == _SOME_DECISION_MAKER.email:  # the partner-wide view: nobody in particular
+        return {"role": recipient.role, "email": None, "name": None, "user_id": None}
+    return {
+        "role": recipient.role,
+        "email": recipient.email,
+        "name": recipient.name,
+        "user_id": recipient.user_id,
+    }
+
+
+def _when(stamp: Stamp | None) -> str | None:
+    if stamp is None:
+        return None
+    return (_EPOCH + timedelta(microseconds=stamp.at_us)).isoformat(timespec="seconds")
