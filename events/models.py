@@ -55,9 +55,7 @@ class RenewalApproaching(Envelope):
     @model_validator(mode="after")
     def _renewal_not_in_the_past(self) -> "RenewalApproaching":
         if self.data.days_until_renewal is None and self.days_until_renewal < 0:
-            raise ValueError(
-                f"renewal_date {self.data.renewal_date} is before the event time {self.time}"
-            )
+            raise ValueError(f"renewal_date {self.data.renewal_date} is before the event time {self.time}")
         return self
 
     @property

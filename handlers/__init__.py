@@ -4,6 +4,7 @@ from collections.abc import Callable
 from typing import Any
 
 from events import OwnerChanged, RenewalApproaching
+from handlers.decision import Decision
 from handlers.ports import (
     OwnerSetting,
     Projection,
@@ -14,7 +15,6 @@ from handlers.ports import (
 )
 from handlers.projection import Effective, effective_setting, on_owner_changed
 from handlers.recipients import NoRecipient, Recipients, resolve_recipients
-from handlers.decision import Decision
 from handlers.reminders import notification_id_for, on_renewal_approaching
 
 HANDLERS: dict[type[Any], Callable[..., Decision]] = {

@@ -73,11 +73,18 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
         outputs = _collect(broker.url, expected, args.timeout)
         dead_letters = _count(broker.url, "renewals.worker.dlq")
         worker.stop()
-    return {"events": len(events), **counts, "billing_reconnects": billing.reconnects,
-            **audit(outputs, expected), "dead_letters": dead_letters}
+    return {
+        "events": len(events),
+        **counts,
+        "billing_reconnects": billing.reconnects,
+        **audit(outputs, expected),
+        "dead_letters": dead_letters,
+    }
 
 
-def _disturb(action: str, worker: WorkerProcess, broker: SpareBroker, counts: dict[str, int], folder: str) -> WorkerProcess:
+def _disturb(
+    action: str, worker: WorkerProcess, broker: SpareBroker, counts: dict[str, int], folder: str
+) -> WorkerProcess:
     if action == "broker":
         broker.restart_app(down_for=2.0)
         counts["broker_restarts"] += 1
@@ -121,19 +128,29 @@ def _count(url: str, queue: str) -> int:
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
     parser.add_argument("--events", type=int, default=20_000, help="events in the stream (default 20000)")
-    parser.add_argument("--rate", type=float, default=1500, help="events per second billing publishes (default 1500)")
-    parser.add_argument("--kills", type=int, default=8, help="kill -9 of the worker, each followed by a restart")
+    parser.add_argument(
+        "--rate", type=float, default=1500, help="events per second billing publishes (default 1500)"
+    )
+    parser.add_argument(
+        "--kills", type=int, default=8, help="kill -9 of the worker, each followed by a restart"
+    )
     parser.add_argument("--sigterms", type=int, default=3, help="graceful stops, each followed by a restart")
     parser.add_argument("--broker-restarts", type=int, default=2, help="rabbitmqctl stop_app/start_app")
-    parser.add_argument("--timeout", type=float, default=180, help="seconds to wait for the last notifications")
+    parser.add_argument(
+        "--timeout", type=float, default=180, help="seconds to wait for the last notifications"
+    )
     parser.add_argument("--seed", type=int, default=1)
     result = run(parser.parse_args())
     width = max(map(len, result))
     for key, value in result.items():
         print(f"{key.ljust(width)}  {value}")
-    failed = result["lost"] or result["unexpected"] or result["events_with_two_ids"] or result["sigterm_bad_exits"]
+    failed = (
+        result["lost"] or result["unexpected"] or result["events_with_two_ids"] or result["sigterm_bad_exits"]
+    )
     sys.exit(1 if failed else 0)
 
 

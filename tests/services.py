@@ -68,7 +68,11 @@ def fresh_vhost(base_url: str) -> tuple[str, str]:
     subprocess.run(["rabbitmqctl", "-q", "add_vhost", name], check=True, capture_output=True)
     parts = urlsplit(base_url)
     user = parts.username or "guest"
-    subprocess.run(["rabbitmqctl", "-q", "set_permissions", "-p", name, user, ".*", ".*", ".*"], check=True, capture_output=True)
+    subprocess.run(
+        ["rabbitmqctl", "-q", "set_permissions", "-p", name, user, ".*", ".*", ".*"],
+        check=True,
+        capture_output=True,
+    )
     return name, parts._replace(path="/" + name).geturl()
 
 

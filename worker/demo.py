@@ -72,7 +72,9 @@ def run_demo(base: Settings, timeout: float = 20.0) -> DemoRun:
     return DemoRun(events, notifications, dead)
 
 
-def _collect(channel: Any, watch: str, dlq: str, expected: int, timeout: float) -> tuple[list[Any], list[Any]]:
+def _collect(
+    channel: Any, watch: str, dlq: str, expected: int, timeout: float
+) -> tuple[list[Any], list[Any]]:
     notifications: list[dict[str, Any]] = []
     dead: list[dict[str, Any]] = []
     deadline = time.monotonic() + timeout
@@ -103,10 +105,21 @@ def report(run: DemoRun) -> list[dict[str, Any]]:
     rows = []
     for event in run.events:
         if event["type"] != "RenewalApproaching":
-            rows.append({"event": event["id"], "client": event["data"].get("client_id") or "(partner-wide)", "result": "setting", "note": event["demonote"]})
+            rows.append(
+                {
+                    "event": event["id"],
+                    "client": event["data"].get("client_id") or "(partner-wide)",
+                    "result": "setting",
+                    "note": event["demonote"],
+                }
+            )
             continue
         data = sent.get(event["id"])
-        row: dict[str, Any] = {"event": event["id"], "client": event["data"]["client_id"], "note": event["demonote"]}
+        row: dict[str, Any] = {
+            "event": event["id"],
+            "client": event["data"]["client_id"],
+            "note": event["demonote"],
+        }
         if data is not None:
             sent.pop(event["id"])
             row |= {

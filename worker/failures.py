@@ -6,7 +6,14 @@ from datetime import UTC, datetime
 from typing import Literal
 
 from events import InvalidInput
-from worker.messages import ATTEMPTS, ORIGINAL_EXCHANGE, ORIGINAL_ROUTING_KEY, Delivery, Outgoing, copy_with_headers
+from worker.messages import (
+    ATTEMPTS,
+    ORIGINAL_EXCHANGE,
+    ORIGINAL_ROUTING_KEY,
+    Delivery,
+    Outgoing,
+    copy_with_headers,
+)
 from worker.settings import VERSION, Settings
 
 MAX_DETAIL = 1024

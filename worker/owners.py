@@ -20,9 +20,7 @@ from handlers import (
 # client has this id, so the rules fall through to the partner default.
 _ANY_CLIENT = "\x00any client without an override"
 # Stands for "the client's decision maker" where the partner-wide view has no real one.
-_SOME_DECISION_MAKER = Contact(
-    email="decision.maker@client.invalid", name="the client's decision maker"
-)
+_SOME_DECISION_MAKER = Contact(email="decision.maker@client.invalid", name="the client's decision maker")
 _EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
 
 
@@ -56,9 +54,7 @@ class Ownership:
             "partner_contact": None if self.contact is None else self.contact.model_dump(),
             "changed_at": _when(self.changed),
             "changed_by_event": None if self.changed is None else self.changed.event_id,
-            "decision_maker": None
-            if self.decision_maker is None
-            else self.decision_maker.model_dump(),
+            "decision_maker": None if self.decision_maker is None else self.decision_maker.model_dump(),
             "decision_maker_seen_at": _when(self.decision_maker_seen),
             "recipients": [_case_dict(case) for case in self.cases],
         }
@@ -67,9 +63,7 @@ class Ownership:
 def ownership(projection: Projection, partner_id: str, client_id: str | None = None) -> Ownership:
     """The effective setting, where it comes from, and who a reminder would reach now."""
     effective = effective_setting(partner_id, client_id or _ANY_CLIENT, projection=projection)
-    key = SettingKey(
-        partner_id, client_id if effective.resolved_from == "client_override" else None
-    )
+    key = SettingKey(partner_id, client_id if effective.resolved_from == "client_override" else None)
     stored = projection.setting(key) if effective.resolved_from != "system_default" else None
     remembered = projection.decision_maker(client_id) if client_id is not None else None
     decision_maker = None if remembered is None else remembered.value

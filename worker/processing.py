@@ -102,7 +102,12 @@ class BatchProcessor:
                 batch.enqueue(row, now_us)
         except Exception as exc:
             failure = self._failures.handle(delivery, exc)
-            return Result(delivery, failure.outcome, {**fields, "reason": failure.reason, "detail": failure.detail}, failure.outgoing)
+            return Result(
+                delivery,
+                failure.outcome,
+                {**fields, "reason": failure.reason, "detail": failure.detail},
+                failure.outgoing,
+            )
         fields.update(notification_id=row.notification_id, audience=decision.notification.audience)
         return Result(delivery, decision.outcome, fields, self._notification(row))
 

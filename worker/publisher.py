@@ -1,6 +1,5 @@
 """Publishing a batch with publisher confirms: send all, then wait once for every confirm."""
 
-import socket
 import time
 from collections.abc import Callable, Sequence
 from typing import Any
@@ -37,7 +36,9 @@ class ConfirmingPublisher:
         self.blocked = False
         self._log.info("broker.unblocked")
 
-    def publish(self, messages: Sequence[Outgoing], *, while_waiting: Callable[[], None] = lambda: None) -> None:
+    def publish(
+        self, messages: Sequence[Outgoing], *, while_waiting: Callable[[], None] = lambda: None
+    ) -> None:
         """Return once the broker has confirmed every message; raise PublishFailed otherwise."""
         if not messages:
             return
@@ -65,7 +66,7 @@ class ConfirmingPublisher:
                 raise PublishFailed(f"{count} publishes not confirmed within {self._timeout:g}s")
             try:
                 self._connection.drain_events(timeout=min(remaining, 1.0))
-            except socket.timeout:
+            except TimeoutError:
                 while_waiting()
         if self._refused:
             refused, self._refused = self._refused, []
@@ -82,5 +83,7 @@ class ConfirmingPublisher:
         self._refused.append(f"broker nacked publish {delivery_tag}")
         self._on_ack(delivery_tag, multiple)
 
-    def _on_return(self, reply_code: int, reply_text: str, exchange: str, routing_key: str, message: Any) -> None:
+    def _on_return(
+        self, reply_code: int, reply_text: str, exchange: str, routing_key: str, message: Any
+    ) -> None:
         self._refused.append(f"unroutable: {reply_code} {reply_text} ({exchange!r}, {routing_key!r})")

@@ -121,19 +121,21 @@ class Worker:
         if not self._deliveries:
             try:
                 connection.drain_events(timeout=first_wait)
-            except socket.timeout:
+            except TimeoutError:
                 return []
         lull = settings.batch_idle_ms / 1000
         deadline = time.monotonic() + settings.batch_max_wait_ms / 1000
         while len(self._deliveries) < settings.batch_size and time.monotonic() < deadline:
             try:
                 connection.drain_events(timeout=lull)
-            except socket.timeout:
+            except TimeoutError:
                 break
         batch, self._deliveries = self._deliveries, []
         return batch
 
-    def _complete(self, batch: Sequence[Delivery], channel: Any, publisher: ConfirmingPublisher, keep_alive: Any) -> None:
+    def _complete(
+        self, batch: Sequence[Delivery], channel: Any, publisher: ConfirmingPublisher, keep_alive: Any
+    ) -> None:
         """Per chunk: commit, publish every consequence with confirms, then one multiple-ack."""
         for chunk in _chunks(batch):
             if chunk[0].redelivered:

@@ -27,13 +27,19 @@ class Settings(BaseSettings):
     dead_letter_queue: str = "renewals.worker.dlq"
 
     retry_delays: tuple[float, ...] = Field((1.0, 10.0, 60.0), min_length=1)
-    max_attempts: int = Field(5, ge=1, description="deliveries of a failing message before it is dead-lettered")
-    max_crashes: int = Field(3, ge=1, description="worker deaths while handling one message before it is dead-lettered")
+    max_attempts: int = Field(
+        5, ge=1, description="deliveries of a failing message before it is dead-lettered"
+    )
+    max_crashes: int = Field(
+        3, ge=1, description="worker deaths while handling one message before it is dead-lettered"
+    )
 
     prefetch: int = Field(1000, ge=1)
     batch_size: int = Field(500, ge=1)
     batch_idle_ms: float = Field(2.0, ge=0, description="flush a batch once no delivery came for this long")
-    batch_max_wait_ms: float = Field(10.0, ge=0, description="flush a batch this long after its first delivery")
+    batch_max_wait_ms: float = Field(
+        10.0, ge=0, description="flush a batch this long after its first delivery"
+    )
     confirm_timeout: float = Field(15.0, gt=0)
     shutdown_grace: float = Field(30.0, gt=0)
     heartbeat: int = Field(30, ge=0)

@@ -12,7 +12,10 @@ def render(rows: Sequence[Mapping[str, Any]], columns: Sequence[str]) -> str:
         "  ".join(column.ljust(width) for column, width in zip(columns, widths, strict=True)),
         "  ".join("-" * width for width in widths),
     ]
-    lines += ["  ".join(cell.ljust(width) for cell, width in zip(line, widths, strict=True)).rstrip() for line in cells]
+    lines += [
+        "  ".join(cell.ljust(width) for cell, width in zip(line, widths, strict=True)).rstrip()
+        for line in cells
+    ]
     return "\n".join(lines)
 
 

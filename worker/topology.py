@@ -37,9 +37,15 @@ class Topology:
 
     def as_dict(self) -> dict[str, Any]:
         return {
-            "exchanges": [{"name": e.name, "type": e.type, "durable": True, "arguments": e.arguments} for e in self.exchanges],
+            "exchanges": [
+                {"name": e.name, "type": e.type, "durable": True, "arguments": e.arguments}
+                for e in self.exchanges
+            ],
             "queues": [{"name": q.name, "durable": True, "arguments": q.arguments} for q in self.queues],
-            "bindings": [{"exchange": b.exchange, "queue": b.queue, "routing_key": b.routing_key} for b in self.bindings],
+            "bindings": [
+                {"exchange": b.exchange, "queue": b.queue, "routing_key": b.routing_key}
+                for b in self.bindings
+            ],
         }
 
 
@@ -67,7 +73,9 @@ def topology(settings: Settings) -> Topology:
                 "x-dead-letter-routing-key": settings.queue,
             },
         )
-        for name, delay in dict(settings.retry_queue(attempt) for attempt in range(1, len(settings.retry_delays) + 1)).items()
+        for name, delay in dict(
+            settings.retry_queue(attempt) for attempt in range(1, len(settings.retry_delays) + 1)
+        ).items()
     ]
     return Topology(
         exchanges=(

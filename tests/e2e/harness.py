@@ -102,7 +102,10 @@ class Client:
             if isinstance(message, bytes):
                 body, key = message, routing_key or "renewal.approaching"
             else:
-                body, key = json.dumps(message).encode(), routing_key or ROUTING.get(message.get("type", ""), "renewal.approaching")
+                body, key = (
+                    json.dumps(message).encode(),
+                    routing_key or ROUTING.get(message.get("type", ""), "renewal.approaching"),
+                )
             self.channel.basic_publish(
                 EVENTS,
                 key,

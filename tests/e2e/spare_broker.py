@@ -20,7 +20,9 @@ class SpareBroker:
     url: str
 
     def ctl(self, *args: str) -> None:
-        subprocess.run(["rabbitmqctl", "-q", "-n", self.node, *args], check=True, capture_output=True, timeout=60)
+        subprocess.run(
+            ["rabbitmqctl", "-q", "-n", self.node, *args], check=True, capture_output=True, timeout=60
+        )
 
     def restart_app(self, down_for: float = 1.0) -> None:
         self.ctl("stop_app")

@@ -59,7 +59,9 @@ def collect(url: str, queue: str, expected: set[str], timeout: float = 90.0) -> 
     return outputs
 
 
-def test_a_broker_restart_mid_stream_loses_nothing(spare: SpareBroker, worker_on_spare: WorkerProcess) -> None:
+def test_a_broker_restart_mid_stream_loses_nothing(
+    spare: SpareBroker, worker_on_spare: WorkerProcess
+) -> None:
     """stop_app/start_app while 3,000 events flow: the worker reconnects, re-declares and finishes."""
     worker_on_spare.start()
     client = Client(spare.url)
@@ -78,7 +80,9 @@ def test_a_broker_restart_mid_stream_loses_nothing(spare: SpareBroker, worker_on
     assert worker_on_spare.process.poll() is None
 
 
-def test_a_blocked_broker_is_waited_for_not_failed(spare: SpareBroker, worker_on_spare: WorkerProcess) -> None:
+def test_a_blocked_broker_is_waited_for_not_failed(
+    spare: SpareBroker, worker_on_spare: WorkerProcess
+) -> None:
     """A memory alarm blocks publishing longer than the confirm timeout: the worker waits, then finishes."""
     worker_on_spare.start().stop()  # declares the topology
     client = Client(spare.url)

@@ -1,5 +1,6 @@
 """Failure handling end to end: retries, dead letters that explain themselves, crashes, shutdown."""
 
+import itertools
 import json
 import random
 import signal
@@ -19,7 +20,9 @@ def stream(count: int, prefix: str) -> list[dict]:
     return [renewal(f"{prefix}-{n}", None, decision_maker=DORA, id=f"{prefix}-evt-{n}") for n in range(count)]
 
 
-def test_a_failing_handler_is_retried_with_growing_delays_then_dead_lettered(client: Client, start_worker) -> None:
+def test_a_failing_handler_is_retried_with_growing_delays_then_dead_lettered(
+    client: Client, start_worker
+) -> None:
     """A handler bug: retried through the delay tiers, then retries_exhausted with type, message and traceback."""
     worker = start_worker(
         RENEWALS_HANDLER_PLUGINS=PLUGIN % "fails_for_doomed_clients",
@@ -30,25 +33,38 @@ def test_a_failing_handler_is_retried_with_growing_delays_then_dead_lettered(cli
     doomed = renewal("doomed-1", None, decision_maker=DORA)
     client.publish([doomed], message_id="billing-msg-1", app_id="billing", headers={"x-tenant": "eu"})
     client.publish([renewal("fine-1", None, decision_maker=DORA)])
-    [(method, props, body)] = client.take(DLQ, 1, timeout=15)
+    [(_method, props, body)] = client.take(DLQ, 1, timeout=15)
     headers = props.headers
     assert headers["x-error-reason"] == "retries_exhausted"
-    assert "RuntimeError" in headers["x-error-detail"] and "injected failure for doomed-1" in headers["x-error-detail"]
+    assert (
+        "RuntimeError" in headers["x-error-detail"]
+        and "injected failure for doomed-1" in headers["x-error-detail"]
+    )
     assert headers["x-attempts"] == 4
     assert "Traceback" in headers["x-error-traceback"] and len(headers["x-error-traceback"].encode()) <= 4096
-    assert (headers["x-original-exchange"], headers["x-original-routing-key"]) == ("renewals.events", "renewal.approaching")
+    assert (headers["x-original-exchange"], headers["x-original-routing-key"]) == (
+        "renewals.events",
+        "renewal.approaching",
+    )
     assert body == encode(doomed)
-    assert (props.message_id, props.app_id, props.delivery_mode, headers["x-tenant"]) == ("billing-msg-1", "billing", 2, "eu")
+    assert (props.message_id, props.app_id, props.delivery_mode, headers["x-tenant"]) == (
+        "billing-msg-1",
+        "billing",
+        2,
+        "eu",
+    )
     dead = worker.wait_for("message.dead_lettered")  # logged just after the ack
     retries = [r for r in worker.lines() if r["event"] == "message.retry_scheduled"]
     times = [_seconds(r["timestamp"]) for r in [*retries, *dead]]
-    gaps = [later - earlier for earlier, later in zip(times, times[1:], strict=False)]
+    gaps = [later - earlier for earlier, later in itertools.pairwise(times)]
     assert len(retries) == 3 and len(gaps) == 3
     assert gaps[0] >= 0.19 and gaps[1] >= 0.49 and gaps[2] >= 0.99, gaps
     assert len(client.take(out, 1)) == 1
 
 
-def test_each_bad_input_gets_its_reason_and_good_events_between_still_flow(client: Client, start_worker) -> None:
+def test_each_bad_input_gets_its_reason_and_good_events_between_still_flow(
+    client: Client, start_worker
+) -> None:
     """Every invalid-input reason of DOMAIN.md, interleaved with good events; the worker lives on."""
     worker = start_worker()
     out = client.observe()
@@ -76,7 +92,10 @@ def test_each_bad_input_gets_its_reason_and_good_events_between_still_flow(clien
 def test_a_message_the_worker_keeps_dying_on_is_dead_lettered_alone(client: Client, start_worker) -> None:
     """Redelivered messages are handled one by one and their tries counted in the store: the
     poison message is dead-lettered after MAX_CRASHES deaths, and its neighbours are processed."""
-    crashing = {"RENEWALS_HANDLER_PLUGINS": PLUGIN % "crashes_for_poison_clients", "RENEWALS_MAX_CRASHES": "2"}
+    crashing = {
+        "RENEWALS_HANDLER_PLUGINS": PLUGIN % "crashes_for_poison_clients",
+        "RENEWALS_MAX_CRASHES": "2",
+    }
     start_worker(**crashing).stop()
     out = client.observe()
     client.publish([renewal("before-poison", None, decision_maker=DORA, id="before-evt")])
@@ -121,7 +140,9 @@ def _crash_loop(start_worker, env: dict, tries: int = 6) -> list[int]:
     return exits
 
 
-def test_kill_9_during_a_stream_loses_nothing_and_never_changes_an_id(client: Client, start_worker, amqp_url: str) -> None:
+def test_kill_9_during_a_stream_loses_nothing_and_never_changes_an_id(
+    client: Client, start_worker, amqp_url: str
+) -> None:
     """SIGKILL three times during 2,000 events: every event has exactly one notification id, none missing."""
     events = stream(2000, "kill")
     start_worker().stop()  # declares the topology, so billing can publish before any worker runs
@@ -139,10 +160,15 @@ def test_kill_9_during_a_stream_loses_nothing_and_never_changes_an_id(client: Cl
     outputs = _until(client, out, {e["id"] for e in events})
     result = audit(outputs, {e["id"] for e in events})
     assert result["lost"] == 0 and result["unexpected"] == 0 and result["events_with_two_ids"] == 0, result
-    assert all(props.message_id == notification_id_for(json.loads(body)["data"]["causation_id"]) for _, props, body in outputs)
+    assert all(
+        props.message_id == notification_id_for(json.loads(body)["data"]["causation_id"])
+        for _, props, body in outputs
+    )
 
 
-def test_sigterm_finishes_the_batch_and_exits_0_with_nothing_redelivered(client: Client, start_worker, amqp_url: str) -> None:
+def test_sigterm_finishes_the_batch_and_exits_0_with_nothing_redelivered(
+    client: Client, start_worker, amqp_url: str
+) -> None:
     """A graceful stop mid-stream: exit 0 within the grace period; after a restart no event is seen twice."""
     events = stream(1500, "term")
     start_worker().stop()
@@ -171,7 +197,11 @@ def test_a_cancelled_consumer_is_noticed_and_consuming_resumes(client: Client, s
     worker.wait_for("worker.consuming", count=2)
     client.publish([renewal("c-after", None, decision_maker=DORA)])
     assert len(client.take(out, 1)) == 1
-    assert any("ConsumerCancelled" in r.get("error", "") for r in worker.lines() if r["event"] == "broker.connection_lost")
+    assert any(
+        "ConsumerCancelled" in r.get("error", "")
+        for r in worker.lines()
+        if r["event"] == "broker.connection_lost"
+    )
 
 
 def _until(client: Client, queue: str, expected: set[str], timeout: float = 60.0) -> list:

@@ -50,7 +50,9 @@ def produce_mixed_dead_letters(client: Client, start_worker) -> None:
     wait_for_dead_letters(client, 5)
 
 
-def test_list_shows_each_dead_letter_and_every_filter_selects(client: Client, start_worker, amqp_url: str) -> None:
+def test_list_shows_each_dead_letter_and_every_filter_selects(
+    client: Client, start_worker, amqp_url: str
+) -> None:
     """Rows come in queue order with the documented keys, and --reason/--type/--id/--since/--until/--limit narrow them."""
     produce_mixed_dead_letters(client, start_worker)
     rows = dead_letters(amqp_url)
@@ -60,10 +62,17 @@ def test_list_shows_each_dead_letter_and_every_filter_selects(client: Client, st
     ]  # fmt: skip
     first = rows[0]
     assert {"id", "type", "reason", "detail", "failed_at", "attempts", "routing_key"} <= set(first)
-    assert (first["type"], first["attempts"], first["routing_key"]) == ("RenewalApproaching", 1, "renewal.approaching")
+    assert (first["type"], first["attempts"], first["routing_key"]) == (
+        "RenewalApproaching",
+        1,
+        "renewal.approaching",
+    )
     assert "no decision maker" in first["detail"] and "\n" not in first["detail"]
     assert ids(amqp_url, "--reason", "no_recipient") == ["nr-1", "nr-2"]
-    assert ids(amqp_url, "--reason", "invalid_payload", "--reason", "unknown_event_type") == ["oc-bad", "mys-1"]
+    assert ids(amqp_url, "--reason", "invalid_payload", "--reason", "unknown_event_type") == [
+        "oc-bad",
+        "mys-1",
+    ]
     assert ids(amqp_url, "--type", "OwnerChanged") == ["oc-bad"]
     assert ids(amqp_url, "--id", "nr-2") == ["nr-2"]
     assert ids(amqp_url, "--limit", "2") == ["nr-1", None]
@@ -73,12 +82,16 @@ def test_list_shows_each_dead_letter_and_every_filter_selects(client: Client, st
     assert ids(amqp_url, "--since", "1h", "--reason", "no_recipient") == ["nr-1", "nr-2"]
     table = ok(renewals(amqp_url, "dlq", "list", "--reason", "no_recipient")).stdout.splitlines()
     assert table[0].split()[:4] == ["#", "id", "type", "reason"] and len(table) == 4
-    assert "no dead letter matches --reason too_large" in failed(renewals(amqp_url, "dlq", "list", "--reason", "too_large"))
+    assert "no dead letter matches --reason too_large" in failed(
+        renewals(amqp_url, "dlq", "list", "--reason", "too_large")
+    )
     assert failed(renewals(amqp_url, "dlq", "list", "--until", "2000-01-01"))
     unnamed = ok(renewals(amqp_url, "dlq", "show", "#2")).stdout  # no id: named by position
     assert "invalid_json" in unnamed and unnamed.rstrip().endswith("{not json")
     assert dead_letters(amqp_url) == rows  # listing changed nothing, not even the order
-    taken = [json.loads(body).get("id") if body.startswith(b"{\"") else None for _, _, body in client.take(DLQ, 5)]
+    taken = [
+        json.loads(body).get("id") if body.startswith(b'{"') else None for _, _, body in client.take(DLQ, 5)
+    ]
     assert taken == [r["id"] for r in rows]  # and an independent reader sees the same order
 
 
@@ -97,14 +110,19 @@ def test_show_prints_every_header_and_the_body(client: Client, start_worker, amq
     assert record["headers"]["x-error-reason"] == "no_recipient"
     assert record["properties"]["content_type"] == "application/cloudevents+json"
     assert json.loads(record["body"]) == event
-    assert failed(renewals(amqp_url, "dlq", "show", "nope")) == "Error: no dead letter with id nope in renewals.worker.dlq"
+    assert (
+        failed(renewals(amqp_url, "dlq", "show", "nope"))
+        == "Error: no dead letter with id nope in renewals.worker.dlq"
+    )
 
 
 def test_a_dry_run_shows_the_plan_and_changes_nothing(client: Client, start_worker, amqp_url: str) -> None:
     """--dry-run lists exactly the selected letters and their destination; the queue and its order are untouched."""
     produce_mixed_dead_letters(client, start_worker)
     before = dead_letters(amqp_url)
-    planned = json.loads(ok(renewals(amqp_url, "dlq", "replay", "--reason", "no_recipient", "--dry-run", "--json")).stdout)
+    planned = json.loads(
+        ok(renewals(amqp_url, "dlq", "replay", "--reason", "no_recipient", "--dry-run", "--json")).stdout
+    )
     assert [(p["id"], p["action"], p["note"]) for p in planned] == [
         ("nr-1", "replay", "renewals.events / renewal.approaching"),
         ("nr-2", "replay", "renewals.events / renewal.approaching"),
@@ -135,7 +153,9 @@ def test_replay_by_id_then_by_reason(client: Client, start_worker, amqp_url: str
     assert [row["reason"] for row in dead_letters(amqp_url)] == ["invalid_json"]
 
 
-def test_a_replayed_message_keeps_body_and_properties_and_counts_the_replay(client: Client, start_worker, amqp_url: str) -> None:
+def test_a_replayed_message_keeps_body_and_properties_and_counts_the_replay(
+    client: Client, start_worker, amqp_url: str
+) -> None:
     """The copy goes to the original exchange and key with its body, message_id and properties; only failure headers go."""
     worker = start_worker()
     body = json.dumps(renewal("c1", "p-none", id="nr-1")).encode()
@@ -163,17 +183,31 @@ def test_no_recipient_story_end_to_end(client: Client, start_worker, amqp_url: s
     store = {"RENEWALS_STORE_URL": f"sqlite:///{tmp_path / 'renewals.db'}"}
     client.publish([renewal("c9", "p-story", id="story-1")])
     wait_for_dead_letters(client, 1)
-    before = ok(renewals(amqp_url, "owners", "show", "--partner", "p-story", "--client", "c9", **store)).stdout
+    before = ok(
+        renewals(amqp_url, "owners", "show", "--partner", "p-story", "--client", "c9", **store)
+    ).stdout
     assert "NO RECIPIENT" in before and "system_default" in before
     client.publish([owner_changed("partner", "p-story", "c9", partner_contact=BOB)])
     worker.wait_for("owner.changed")
-    now = json.loads(ok(renewals(amqp_url, "owners", "show", "--partner", "p-story", "--client", "c9", "--json", **store)).stdout)
-    assert (now["owner"], now["resolved_from"], now["partner_contact"]["email"]) == ("partner", "client_override", BOB["email"])
+    now = json.loads(
+        ok(
+            renewals(amqp_url, "owners", "show", "--partner", "p-story", "--client", "c9", "--json", **store)
+        ).stdout
+    )
+    assert (now["owner"], now["resolved_from"], now["partner_contact"]["email"]) == (
+        "partner",
+        "client_override",
+        BOB["email"],
+    )
     assert [r["email"] for r in now["recipients"][0]["to"]] == [BOB["email"]]
     ok(renewals(amqp_url, "dlq", "replay", "--reason", "no_recipient"))
     [notification] = drain(client, out)
     data = notification["data"]
-    assert (data["causation_id"], data["audience"], data["resolved_from"]) == ("story-1", "partner_contact", "client_override")
+    assert (data["causation_id"], data["audience"], data["resolved_from"]) == (
+        "story-1",
+        "partner_contact",
+        "client_override",
+    )
     assert [r["email"] for r in data["to"]] == [BOB["email"]]
     assert dead_letters(amqp_url) == []
 
@@ -185,7 +219,9 @@ def test_the_replay_count_guard(client: Client, start_worker, amqp_url: str) -> 
     wait_for_dead_letters(client, 1)
     for replays in (1, 2, 3):
         ok(renewals(amqp_url, "dlq", "replay", "--id", "nr-1"))
-        wait_until(lambda n=replays: [r["replays"] for r in dead_letters(amqp_url)] == [n], f"replay {replays} back")
+        wait_until(
+            lambda n=replays: [r["replays"] for r in dead_letters(amqp_url)] == [n], f"replay {replays} back"
+        )
     plan = json.loads(ok(renewals(amqp_url, "dlq", "replay", "--id", "nr-1", "--dry-run", "--json")).stdout)
     assert [(p["action"], p["note"]) for p in plan] == [("skip", "replayed 3 times already (see --force)")]
     result = ok(renewals(amqp_url, "dlq", "replay", "--id", "nr-1"))
@@ -208,7 +244,9 @@ def test_export_then_purge(client: Client, start_worker, amqp_url: str, tmp_path
     assert records[0]["properties"]["delivery_mode"] == 2
     assert json.loads(records[0]["body"])["data"]["client_id"] == "c1"
     assert dead_letters(amqp_url) == before
-    assert "nothing removed without --yes" in failed(renewals(amqp_url, "dlq", "purge", "--reason", "no_recipient"))
+    assert "nothing removed without --yes" in failed(
+        renewals(amqp_url, "dlq", "purge", "--reason", "no_recipient")
+    )
     assert dead_letters(amqp_url) == before
     result = ok(renewals(amqp_url, "dlq", "purge", "--reason", "no_recipient", "--yes"))
     assert result.stdout.strip() == "purged 2 dead letters from renewals.worker.dlq"
@@ -216,7 +254,9 @@ def test_export_then_purge(client: Client, start_worker, amqp_url: str, tmp_path
     assert ids(amqp_url) == [None, "oc-bad", "mys-1"]
 
 
-def test_an_unroutable_replay_fails_loudly_and_keeps_the_dead_letter(client: Client, start_worker, amqp_url: str) -> None:
+def test_an_unroutable_replay_fails_loudly_and_keeps_the_dead_letter(
+    client: Client, start_worker, amqp_url: str
+) -> None:
     """With `mandatory`, a copy nobody would receive is refused: reported, exit 1, and still first in the queue."""
     worker = start_worker()
     out = client.observe()
@@ -280,7 +320,9 @@ def replay_and_kill(amqp_url: str, after: int) -> int:
     return replayed
 
 
-def test_a_broker_dead_letter_is_read_from_x_death_and_replayed(client: Client, start_worker, amqp_url: str) -> None:
+def test_a_broker_dead_letter_is_read_from_x_death_and_replayed(
+    client: Client, start_worker, amqp_url: str
+) -> None:
     """A message the quorum queue gave up on (delivery limit) lists as delivery_limit and replays to its origin."""
     limit = {"RENEWALS_DELIVERY_LIMIT": "1"}
     ok(renewals(amqp_url, "topology", "--declare", **limit))
@@ -291,7 +333,12 @@ def test_a_broker_dead_letter_is_read_from_x_death_and_replayed(client: Client, 
         client.channel.basic_nack(method.delivery_tag, requeue=True)
     wait_for_dead_letters(client, 1)
     [row] = dead_letters(amqp_url)
-    assert (row["id"], row["reason"], row["exchange"], row["routing_key"]) == ("dl-1", "delivery_limit", EVENTS, "renewal.approaching")
+    assert (row["id"], row["reason"], row["exchange"], row["routing_key"]) == (
+        "dl-1",
+        "delivery_limit",
+        EVENTS,
+        "renewal.approaching",
+    )
     start_worker(**limit)
     ok(renewals(amqp_url, "dlq", "replay", "--reason", "delivery_limit"))
     assert causes(drain(client, out)) == ["dl-1"]
@@ -321,7 +368,10 @@ def test_topology_declare_creates_the_queues_on_a_fresh_vhost(amqp_url: str) -> 
 def test_errors_are_one_line_and_a_non_zero_exit(amqp_url: str) -> None:
     """An unreachable broker (password masked), a missing queue and an unscoped replay each fail in one line."""
     unreachable = failed(renewals("amqp://guest:s3cret@127.0.0.1:1/", "dlq", "list"))
-    assert "cannot reach the broker at amqp://guest:***@127.0.0.1:1/" in unreachable and "s3cret" not in unreachable
+    assert (
+        "cannot reach the broker at amqp://guest:***@127.0.0.1:1/" in unreachable
+        and "s3cret" not in unreachable
+    )
     assert "does not exist" in failed(renewals(amqp_url, "dlq", "list"))
     assert "give a filter" in failed(renewals(amqp_url, "dlq", "replay"))
     assert "give a filter" in failed(renewals(amqp_url, "dlq", "purge", "--yes"))

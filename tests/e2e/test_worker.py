@@ -13,21 +13,26 @@ BOB = contact("bob")
 
 
 def by_causation(messages) -> dict:
-    return {json.loads(body)["data"]["causation_id"]: (method, props, json.loads(body)) for method, props, body in messages}
+    return {
+        json.loads(body)["data"]["causation_id"]: (method, props, json.loads(body))
+        for method, props, body in messages
+    }
 
 
 def test_every_rule_table_row_end_to_end(client: Client, start_worker) -> None:
     """Each row of DOMAIN.md's table yields the right recipients, routing key and properties."""
     start_worker()
     out = client.observe()
-    client.publish([
-        owner_changed("platform", "p-acme", partner_contact=ALICE),
-        owner_changed("partner", "p-gamma", partner_contact=BOB),
-        renewal("c1", "p-acme", decision_maker=DORA, id="row1"),
-        renewal("c2", "p-beta", decision_maker=DORA, id="row2"),
-        renewal("c3", "p-acme", id="row3"),
-        renewal("c5", "p-gamma", decision_maker=DORA, id="row5"),
-    ])
+    client.publish(
+        [
+            owner_changed("platform", "p-acme", partner_contact=ALICE),
+            owner_changed("partner", "p-gamma", partner_contact=BOB),
+            renewal("c1", "p-acme", decision_maker=DORA, id="row1"),
+            renewal("c2", "p-beta", decision_maker=DORA, id="row2"),
+            renewal("c3", "p-acme", id="row3"),
+            renewal("c5", "p-gamma", decision_maker=DORA, id="row5"),
+        ]
+    )
     got = by_causation(client.take(out, 4))
     expected = {
         "row1": ("both", ["dora@client.example"], ["alice@partner.example"], None),
@@ -38,7 +43,12 @@ def test_every_rule_table_row_end_to_end(client: Client, start_worker) -> None:
     for event_id, (audience, to, cc, fallback) in expected.items():
         method, props, body = got[event_id]
         data = body["data"]
-        assert (data["audience"], [r["email"] for r in data["to"]], [r["email"] for r in data["cc"]], data["fallback"]) == (audience, to, cc, fallback)
+        assert (
+            data["audience"],
+            [r["email"] for r in data["to"]],
+            [r["email"] for r in data["cc"]],
+            data["fallback"],
+        ) == (audience, to, cc, fallback)
         assert method.routing_key == f"notification.requested.{audience}"
         assert props.message_id == data["notification_id"] == notification_id_for(event_id) == body["id"]
         assert props.correlation_id == event_id
@@ -52,7 +62,7 @@ def test_no_recipient_is_dead_lettered_with_its_reason(client: Client, start_wor
     """Row 4 (nobody to address) lands in the dead-letter queue, explained."""
     start_worker()
     client.publish([renewal("c4", "p-beta", id="row4")])
-    [(method, props, body)] = client.take(DLQ, 1)
+    [(_method, props, body)] = client.take(DLQ, 1)
     assert props.headers["x-error-reason"] == "no_recipient"
     assert json.loads(body)["id"] == "row4"
 
@@ -67,7 +77,9 @@ def test_a_duplicate_delivery_gives_one_notification(client: Client, start_worke
     assert client.quiet(out, 1.0)
 
 
-def test_bad_input_is_dead_lettered_and_the_next_good_event_still_processed(client: Client, start_worker) -> None:
+def test_bad_input_is_dead_lettered_and_the_next_good_event_still_processed(
+    client: Client, start_worker
+) -> None:
     """Each kind of bad input gets its reason and the DOMAIN.md headers; the worker lives on."""
     worker = start_worker()
     out = client.observe()
@@ -99,12 +111,14 @@ def test_the_worker_runs_on_postgresql_too(client: Client, start_worker, postgre
     """The store plugs in by URL: the same rules hold with RENEWALS_STORE_URL=postgresql://..."""
     start_worker(RENEWALS_STORE_URL=postgres_url)
     out = client.observe()
-    client.publish([
-        owner_changed("platform", "p-acme", partner_contact=ALICE),
-        renewal("c1", "p-acme", decision_maker=DORA, id="pg-row1"),
-        renewal("c1", "p-acme", decision_maker=DORA, id="pg-row1-again"),
-    ])
-    [(method, props, body)] = client.take(out, 1)
+    client.publish(
+        [
+            owner_changed("platform", "p-acme", partner_contact=ALICE),
+            renewal("c1", "p-acme", decision_maker=DORA, id="pg-row1"),
+            renewal("c1", "p-acme", decision_maker=DORA, id="pg-row1-again"),
+        ]
+    )
+    [(method, props, _body)] = client.take(out, 1)
     assert method.routing_key == "notification.requested.both"
     assert props.correlation_id == "pg-row1"
     assert client.quiet(out)

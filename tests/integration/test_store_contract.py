@@ -36,7 +36,10 @@ class StoreContract:
     def test_committed_writes_are_visible_to_another_connection(self) -> None:
         """Commit makes the batch durable for every reader."""
         with self.open().batch() as batch:
-            batch.put_setting(SettingKey("p1", None), Versioned(OwnerSetting("partner", Contact(email="a@b.example")), Stamp(5, "e")))
+            batch.put_setting(
+                SettingKey("p1", None),
+                Versioned(OwnerSetting("partner", Contact(email="a@b.example")), Stamp(5, "e")),
+            )
         other = self.open()
         with other.batch() as batch:
             stored = batch.setting(SettingKey("p1", None))

@@ -63,14 +63,22 @@ def test_a_worker_dead_letter_reads_from_its_own_headers() -> None:
 def test_a_broker_dead_letter_reads_from_x_death() -> None:
     """A quorum delivery-limit dead letter shows the broker's reason, time and original routing key."""
     dead = letter(BROKER_DEATH)
-    assert (dead.reason, dead.origin, dead.attempts) == ("delivery_limit", ("renewals.events", "owner.changed"), 2)
+    assert (dead.reason, dead.origin, dead.attempts) == (
+        "delivery_limit",
+        ("renewals.events", "owner.changed"),
+        2,
+    )
     assert dead.failed_at == datetime(2026, 11, 20, 9, 5, tzinfo=UTC)
     assert "renewals.worker" in dead.detail
 
 
 def test_a_retry_copy_dead_lettered_by_the_broker_keeps_its_true_origin() -> None:
     """x-original-* (set on the worker's retry copies) wins over x-death, which names the retry path."""
-    headers = {**BROKER_DEATH, "x-original-exchange": "renewals.events", "x-original-routing-key": "renewal.approaching"}
+    headers = {
+        **BROKER_DEATH,
+        "x-original-exchange": "renewals.events",
+        "x-original-routing-key": "renewal.approaching",
+    }
     headers["x-death"] = [{**BROKER_DEATH["x-death"][0], "exchange": "", "routing-keys": ["renewals.worker"]}]
     assert letter(headers).origin == ("renewals.events", "renewal.approaching")
 
@@ -90,7 +98,9 @@ def test_replay_drops_the_failure_headers_keeps_the_rest_and_counts() -> None:
 def test_only_json_is_ever_deserialised() -> None:
     """A body under another content type is not parsed: its id comes from message_id, its body is kept as text."""
     body = json.dumps({"id": "from-body", "type": "RenewalApproaching"}).encode()
-    dead = letter(WORKER_HEADERS, body, content_type="application/x-python-pickle", message_id="from-property")
+    dead = letter(
+        WORKER_HEADERS, body, content_type="application/x-python-pickle", message_id="from-property"
+    )
     assert (dead.id, dead.type, dead.document) == ("from-property", None, None)
     assert dead.as_record()["body"] == body.decode()
 

@@ -31,10 +31,18 @@ def test_a_client_override_with_a_remembered_decision_maker() -> None:
         renewal("c1", "p1", decision_maker=DORA),
     )
     found = ownership(projection, "p1", "c1").as_dict()
-    assert (found["owner"], found["resolved_from"], found["changed_by_event"]) == ("platform", "client_override", "ov-1")
+    assert (found["owner"], found["resolved_from"], found["changed_by_event"]) == (
+        "platform",
+        "client_override",
+        "ov-1",
+    )
     assert found["decision_maker"]["email"] == DORA["email"]
     [now] = found["recipients"]
-    assert ([r["email"] for r in now["to"]], now["cc"], now["audience"]) == ([DORA["email"]], [], "decision_maker")
+    assert ([r["email"] for r in now["to"]], now["cc"], now["audience"]) == (
+        [DORA["email"]],
+        [],
+        "decision_maker",
+    )
 
 
 def test_no_recipient_is_said_plainly() -> None:
@@ -47,10 +55,20 @@ def test_no_recipient_is_said_plainly() -> None:
 
 def test_the_partner_wide_view_shows_both_cases() -> None:
     """Without --client: what a client without an override gets, with and without a decision maker."""
-    projection = projection_after(owner_changed("platform", "p1", partner_contact=BOB), owner_changed("partner", "p1", "c9", partner_contact=ALICE))
+    projection = projection_after(
+        owner_changed("platform", "p1", partner_contact=BOB),
+        owner_changed("partner", "p1", "c9", partner_contact=ALICE),
+    )
     found = ownership(projection, "p1").as_dict()
-    assert (found["client_id"], found["resolved_from"], found["partner_contact"]["email"]) == (None, "partner_default", BOB["email"])
+    assert (found["client_id"], found["resolved_from"], found["partner_contact"]["email"]) == (
+        None,
+        "partner_default",
+        BOB["email"],
+    )
     with_maker, without = found["recipients"]
     assert (with_maker["audience"], [r["email"] for r in with_maker["cc"]]) == ("both", [BOB["email"]])
     assert with_maker["to"] == [{"role": "decision_maker", "email": None, "name": None, "user_id": None}]
-    assert (without["fallback"], [r["email"] for r in without["to"]]) == ("decision_maker_missing", [BOB["email"]])
+    assert (without["fallback"], [r["email"] for r in without["to"]]) == (
+        "decision_maker_missing",
+        [BOB["email"]],
+    )

@@ -17,7 +17,9 @@ def test_compose_sets_only_real_settings() -> None:
     variables = compose["services"]["worker"]["environment"]
     assert {"rabbitmq", "worker"} <= set(compose["services"])
     for name in variables:
-        assert name.startswith("RENEWALS_") and name.removeprefix("RENEWALS_").lower() in Settings.model_fields
+        assert (
+            name.startswith("RENEWALS_") and name.removeprefix("RENEWALS_").lower() in Settings.model_fields
+        )
 
 
 def test_dockerfile_copies_every_package() -> None:
@@ -31,7 +33,11 @@ def test_readme_documents_every_setting() -> None:
     """The README's configuration table names each Settings field."""
     readme = (ROOT / "README.md").read_text()
     for field in Settings.model_fields:
-        assert f"`{field.upper()}`" in readme or f"/ `{field.upper()}`" in readme or f"`{field.upper()}` /" in readme, field
+        assert (
+            f"`{field.upper()}`" in readme
+            or f"/ `{field.upper()}`" in readme
+            or f"`{field.upper()}` /" in readme
+        ), field
 
 
 def test_every_command_has_help() -> None:

@@ -29,12 +29,16 @@ def test_parses_a_renewal_straight_from_bytes() -> None:
 
 def test_cloudevents_content_type_with_parameters_is_accepted() -> None:
     """application/cloudevents+json; charset=utf-8 is JSON too."""
-    assert isinstance(parse(encode(owner_changed("platform")), "application/cloudevents+json; charset=utf-8"), OwnerChanged)
+    assert isinstance(
+        parse(encode(owner_changed("platform")), "application/cloudevents+json; charset=utf-8"), OwnerChanged
+    )
 
 
 def test_days_until_renewal_is_derived_from_the_event_time_when_absent() -> None:
     """No days_until_renewal: days from the event's own date to the renewal date."""
-    event = parse(encode(renewal(days=None, renewal_date="2026-12-20", time="2026-11-20T23:30:00-05:00")), JSON)
+    event = parse(
+        encode(renewal(days=None, renewal_date="2026-12-20", time="2026-11-20T23:30:00-05:00")), JSON
+    )
     assert isinstance(event, RenewalApproaching)
     assert event.days_until_renewal == 30
 
@@ -44,7 +48,9 @@ def test_a_renewal_date_before_the_event_is_invalid_payload() -> None:
     assert reason_of(encode(renewal(days=None, renewal_date="2026-11-01"))) == "invalid_payload"
 
 
-@pytest.mark.parametrize("content_type", [None, "text/plain", "application/xml", "application/x-python-pickle"])
+@pytest.mark.parametrize(
+    "content_type", [None, "text/plain", "application/xml", "application/x-python-pickle"]
+)
 def test_other_content_types_are_never_deserialised(content_type: str | None) -> None:
     """Anything but JSON is refused before the body is looked at."""
     assert reason_of(b"\x80\x04K\x01.", content_type) == "unsupported_content_type"
@@ -87,7 +93,15 @@ def test_unknown_types_are_unknown_event_type() -> None:
     [
         {**renewal(), "data": {"partner_id": "p1", "renewal_date": "2026-12-20"}},
         {**renewal(), "data": {"partner_id": "p1", "client_id": "c1", "renewal_date": "20.12.2026"}},
-        {**renewal(), "data": {"partner_id": "p1", "client_id": "c1", "renewal_date": "2026-12-20", "days_until_renewal": -1}},
+        {
+            **renewal(),
+            "data": {
+                "partner_id": "p1",
+                "client_id": "c1",
+                "renewal_date": "2026-12-20",
+                "days_until_renewal": -1,
+            },
+        },
         renewal(decision_maker={"email": "not-an-address"}),
         owner_changed("partner"),
         owner_changed("default", client_id=None),

@@ -43,7 +43,12 @@ def test_row1_platform_with_contact_and_decision_maker_goes_to_both() -> None:
     p = InMemoryProjection()
     apply(p, owner_changed("platform", partner_contact=ALICE))
     n = notify(p, renewal(decision_maker=DORA))
-    assert (emails(n.to), emails(n.cc), n.audience, n.fallback) == (["dora@client.example"], ["alice@partner.example"], "both", None)
+    assert (emails(n.to), emails(n.cc), n.audience, n.fallback) == (
+        ["dora@client.example"],
+        ["alice@partner.example"],
+        "both",
+        None,
+    )
     assert [r.role for r in n.to + n.cc] == ["decision_maker", "partner_contact"]
     assert (n.owner, n.resolved_from) == ("platform", "partner_default")
 
@@ -51,7 +56,12 @@ def test_row1_platform_with_contact_and_decision_maker_goes_to_both() -> None:
 def test_row2_platform_without_contact_goes_to_the_decision_maker_only() -> None:
     """platform, no contact, DM known: to DM, nobody copied."""
     n = notify(InMemoryProjection(), renewal(decision_maker=DORA))
-    assert (emails(n.to), emails(n.cc), n.audience, n.fallback) == (["dora@client.example"], [], "decision_maker", None)
+    assert (emails(n.to), emails(n.cc), n.audience, n.fallback) == (
+        ["dora@client.example"],
+        [],
+        "decision_maker",
+        None,
+    )
     assert n.resolved_from == "system_default"
 
 
@@ -61,7 +71,10 @@ def test_row3_platform_with_contact_but_no_decision_maker_falls_back_to_the_cont
     apply(p, owner_changed("platform", partner_contact=ALICE))
     n = notify(p, renewal())
     assert (emails(n.to), emails(n.cc), n.audience, n.fallback) == (
-        ["alice@partner.example"], [], "partner_contact", "decision_maker_missing"
+        ["alice@partner.example"],
+        [],
+        "partner_contact",
+        "decision_maker_missing",
     )
 
 
@@ -80,7 +93,11 @@ def test_row5_partner_owner_goes_only_to_the_partner_contact() -> None:
     apply(p, owner_changed("partner", partner_contact=BOB))
     n = notify(p, renewal(decision_maker=DORA))
     assert (emails(n.to), emails(n.cc), n.audience, n.fallback, n.owner) == (
-        ["bob@partner.example"], [], "partner_contact", None, "partner"
+        ["bob@partner.example"],
+        [],
+        "partner_contact",
+        None,
+        "partner",
     )
 
 
@@ -92,7 +109,12 @@ def test_override_beats_default_and_is_complete_in_itself() -> None:
     p = InMemoryProjection()
     apply(p, owner_changed("partner", partner_contact=BOB), owner_changed("platform", client_id="c1"))
     n = notify(p, renewal("c1", decision_maker=DORA))
-    assert (n.owner, n.resolved_from, emails(n.to), emails(n.cc)) == ("platform", "client_override", ["dora@client.example"], [])
+    assert (n.owner, n.resolved_from, emails(n.to), emails(n.cc)) == (
+        "platform",
+        "client_override",
+        ["dora@client.example"],
+        [],
+    )
 
 
 def test_override_default_cycle_returns_to_the_partner_default() -> None:
@@ -176,8 +198,18 @@ def test_the_last_decision_maker_seen_is_remembered() -> None:
 def test_an_older_decision_maker_does_not_replace_a_newer_one() -> None:
     """The remembered DM follows last-writer-wins by event time."""
     p = InMemoryProjection()
-    notify(p, renewal("c1", decision_maker=contact("new", "client.example"), days=30, time="2026-11-20T10:00:00+00:00"))
-    notify(p, renewal("c1", decision_maker=contact("old", "client.example"), days=29, time="2026-11-19T10:00:00+00:00"))
+    notify(
+        p,
+        renewal(
+            "c1", decision_maker=contact("new", "client.example"), days=30, time="2026-11-20T10:00:00+00:00"
+        ),
+    )
+    notify(
+        p,
+        renewal(
+            "c1", decision_maker=contact("old", "client.example"), days=29, time="2026-11-19T10:00:00+00:00"
+        ),
+    )
     n = notify(p, renewal("c1", days=28, time="2026-11-21T10:00:00+00:00"))
     assert emails(n.to) == ["new@client.example"]
 
@@ -196,7 +228,9 @@ def test_the_same_reminder_under_two_event_ids_is_sent_once() -> None:
 def test_a_different_day_count_is_a_different_reminder() -> None:
     """The 30-day and the 7-day reminders are both sent."""
     p = InMemoryProjection()
-    assert apply(p, renewal("c1", decision_maker=DORA, days=30), renewal("c1", decision_maker=DORA, days=7)) == [
+    assert apply(
+        p, renewal("c1", decision_maker=DORA, days=30), renewal("c1", decision_maker=DORA, days=7)
+    ) == [
         "renewal.notification_requested",
         "renewal.notification_requested",
     ]

@@ -53,7 +53,9 @@ def send(source: IO[str], no_check: bool) -> None:
     try:
         count = publish(settings.amqp_url, settings.events_exchange, events)
     except Exception as exc:
-        raise click.ClickException(f"publishing to {masked(settings.amqp_url)} failed: {type(exc).__name__}: {exc}") from None
+        raise click.ClickException(
+            f"publishing to {masked(settings.amqp_url)} failed: {type(exc).__name__}: {exc}"
+        ) from None
     click.echo(f"sent {count} events to {settings.events_exchange}")
 
 
@@ -71,13 +73,19 @@ def demo(timeout: float) -> None:
     try:
         result = run_demo(settings, timeout)
     except Exception as exc:
-        raise click.ClickException(f"demo failed against {masked(settings.amqp_url)}: {type(exc).__name__}: {exc}") from None
-    click.echo(render(report(result), ["event", "client", "result", "resolved_from", "to", "cc", "fallback", "note"]))
+        raise click.ClickException(
+            f"demo failed against {masked(settings.amqp_url)}: {type(exc).__name__}: {exc}"
+        ) from None
+    click.echo(
+        render(report(result), ["event", "client", "result", "resolved_from", "to", "cc", "fallback", "note"])
+    )
     click.echo(f"\nnotifications: {len(result.notifications)}, dead letters: {len(result.dead_letters)}")
 
 
 @click.command()
-@click.option("--out", type=click.Path(dir_okay=False, writable=True), help="Write to this file instead of stdout.")
+@click.option(
+    "--out", type=click.Path(dir_okay=False, writable=True), help="Write to this file instead of stdout."
+)
 def schema(out: str | None) -> None:
     """Print the JSON Schemas of RenewalApproaching, OwnerChanged and NotificationRequested."""
     text = json.dumps(json_schemas(), indent=2)
@@ -113,5 +121,7 @@ def topology_command(declare_now: bool, as_json: bool) -> None:
             with kombu.Connection(settings.amqp_url, connect_timeout=5) as connection:
                 declare(connection.channel(), plan)
         except Exception as exc:
-            raise click.ClickException(f"declaring on {masked(settings.amqp_url)} failed: {type(exc).__name__}: {exc}") from None
+            raise click.ClickException(
+                f"declaring on {masked(settings.amqp_url)} failed: {type(exc).__name__}: {exc}"
+            ) from None
         click.echo(f"declared on {masked(settings.amqp_url)}", err=sys.stderr.isatty())

@@ -9,7 +9,7 @@ from datetime import datetime
 from typing import Any
 
 import click
-from pika.exceptions import AMQPError  # type: ignore[import-untyped]  # pika ships no type hints
+from pika.exceptions import AMQPError  # pika ships no type hints
 
 from worker import logs
 from worker.cli.core import load_settings
@@ -52,9 +52,7 @@ def selection_options(command: Command) -> Command:
         limit: int | None,
         **rest: Any,
     ) -> None:
-        filters = Selection(
-            frozenset(reason), frozenset(type_), frozenset(id_), since, until, limit
-        )
+        filters = Selection(frozenset(reason), frozenset(type_), frozenset(id_), since, until, limit)
         command(selection=filters, **rest)
 
     options = [
@@ -85,9 +83,7 @@ def dead_letter_queue() -> Iterator[DeadLetterQueue]:
         raise click.ClickException(str(exc)) from None
     except AMQPError as exc:
         where = masked(settings.amqp_url)
-        raise click.ClickException(
-            f"broker error on {where}: {type(exc).__name__}: {exc}"
-        ) from None
+        raise click.ClickException(f"broker error on {where}: {type(exc).__name__}: {exc}") from None
 
 
 @click.group("dlq")
@@ -131,9 +127,7 @@ def show(event_id: str, as_json: bool) -> None:
     letter = matches[0]
     if len(matches) > 1:
         click.echo(f"note: {len(matches)} dead letters have id {event_id}; the first:", err=True)
-    click.echo(
-        json.dumps(letter.as_record(), indent=2) if as_json else described(letter, queue.name)
-    )
+    click.echo(json.dumps(letter.as_record(), indent=2) if as_json else described(letter, queue.name))
 
 
 @dlq.command("replay")
@@ -172,9 +166,7 @@ def replay_command(
     progress = Progress(sys.stderr) if sys.stderr.isatty() and not as_json else None
     log = logs.get_logger("renewals.dlq")
     with dead_letter_queue() as queue:
-        report = replay(
-            queue, selection, max_replays=max_replays, force=force, progress=progress, log=log
-        )
+        report = replay(queue, selection, max_replays=max_replays, force=force, progress=progress, log=log)
     print_report(report, queue.name, as_json)
     if report.failed:
         failed = f"{len(report.failed)} dead letters could not be replayed"
@@ -219,8 +211,6 @@ def purge_command(selection: Selection, everything: bool, yes: bool) -> None:
 
 def _require_choice(selection: Selection, everything: bool, verb: str) -> None:
     if not selection.filtered and not everything:
-        raise click.ClickException(
-            f"say which to {verb}: give a filter (--reason, --id, ...) or --all"
-        )
+        raise click.ClickException(f"say which to {verb}: give a filter (--reason, --id, ...) or --all")
     if selection.filtered and everything:
         raise click.ClickException("--all cannot be combined with filters")

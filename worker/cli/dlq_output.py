@@ -27,8 +27,7 @@ class Progress:
             counts = report.counts()
             self._stream.write(
                 f"\rreplaying: read {report.scanned}/{report.total}, replayed {counts['done']},"
-                f" skipped {counts['skipped']}, failed {counts['failed']}"
-                + ("\n" if finished else "")
+                f" skipped {counts['skipped']}, failed {counts['failed']}" + ("\n" if finished else "")
             )
             self._stream.flush()
 
@@ -53,9 +52,7 @@ def print_plans(plans: list[Plan], queue: str, as_json: bool) -> None:
     elif not steps:
         click.echo(f"{queue} is empty: nothing to replay")
     else:
-        click.echo(
-            render([{**row(step), "to / why": step["note"]} for step in steps], PLAN_COLUMNS)
-        )
+        click.echo(render([{**row(step), "to / why": step["note"]} for step in steps], PLAN_COLUMNS))
         replays = sum(step.action == "replay" for step in plans)
         skips = len(plans) - replays
         click.echo(f"\ndry run: would replay {replays}, skip {skips}; nothing was changed")
@@ -82,9 +79,7 @@ def print_report(report: Report, queue: str, as_json: bool) -> None:
         for letter, error in report.failed
     ]
     if problems:
-        click.echo(
-            render(sorted(problems, key=lambda row: row["#"]), ["#", "id", "result", "why"]) + "\n"
-        )
+        click.echo(render(sorted(problems, key=lambda row: row["#"]), ["#", "id", "result", "why"]) + "\n")
     counts = report.counts()
     click.echo(f"replayed {counts['done']}, skipped {counts['skipped']}, failed {counts['failed']}")
 

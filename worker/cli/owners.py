@@ -50,9 +50,7 @@ def _require_store(settings: Settings) -> None:
     if url.startswith("sqlite:"):
         path = url.removeprefix("sqlite://").removeprefix("/")
         if path and path != ":memory:" and not Path(path).exists():
-            raise click.ClickException(
-                f"no store at {path} (set RENEWALS_STORE_URL to the worker's store)"
-            )
+            raise click.ClickException(f"no store at {path} (set RENEWALS_STORE_URL to the worker's store)")
 
 
 SETTING_COLUMNS = ["partner_id", "client_id", "owner", "resolved_from", "partner_contact"]

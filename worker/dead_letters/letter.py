@@ -39,9 +39,7 @@ class DeadLetter:
     def read(cls, position: int, properties: dict[str, Any], body: bytes) -> "DeadLetter":
         """From AMQP properties (pika names, `headers` among them) and the raw body."""
         headers = dict(properties.get("headers") or {})
-        kept = {
-            name: properties[name] for name in PROPERTY_NAMES if properties.get(name) is not None
-        }
+        kept = {name: properties[name] for name in PROPERTY_NAMES if properties.get(name) is not None}
         return cls(position, body, kept, headers, _json_object(body, kept.get("content_type")))
 
     @property
@@ -122,9 +120,7 @@ class DeadLetter:
             "type": self.type,
             "reason": self.reason,
             "detail": " ".join(self.detail.split()),
-            "failed_at": None
-            if failed_at is None
-            else failed_at.isoformat(timespec="milliseconds"),
+            "failed_at": None if failed_at is None else failed_at.isoformat(timespec="milliseconds"),
             "attempts": self.attempts,
             "replays": self.replay_count,
             "exchange": None if origin is None else origin[0],

@@ -75,19 +75,13 @@ def selected(
 def find(queue: DeadLetterQueue, event_id: str) -> list[DeadLetter]:
     """Every dead letter carrying `event_id` (or at position N for "#N", as `label` names
     letters without an id), in queue order; DeadLetterError if there is none."""
-    letters = [
-        letter
-        for letter, _ in selected(queue, Selection())
-        if event_id in (letter.id, label(letter))
-    ]
+    letters = [letter for letter, _ in selected(queue, Selection()) if event_id in (letter.id, label(letter))]
     if not letters:
         raise DeadLetterError(f"no dead letter with id {event_id} in {queue.name}")
     return letters
 
 
-def plan(
-    letter: DeadLetter, *, max_replays: int = DEFAULT_MAX_REPLAYS, force: bool = False
-) -> Plan:
+def plan(letter: DeadLetter, *, max_replays: int = DEFAULT_MAX_REPLAYS, force: bool = False) -> Plan:
     """Replay to the original exchange and routing key, unless replayed too often already."""
     if letter.origin is None:
         return Plan(letter, "skip", "original exchange and routing key unknown")
@@ -124,9 +118,7 @@ def replay(
     return report
 
 
-def _replay_one(
-    queue: DeadLetterQueue, letter: DeadLetter, tag: int, report: Report, **limits: Any
-) -> None:
+def _replay_one(queue: DeadLetterQueue, letter: DeadLetter, tag: int, report: Report, **limits: Any) -> None:
     step = plan(letter, **limits)
     if step.action == "skip" or letter.origin is None:
         report.skipped.append(step)

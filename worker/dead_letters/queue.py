@@ -11,9 +11,9 @@ from types import TracebackType
 from typing import Any
 
 # pika ships no type hints: its names are Any here.
-import pika  # type: ignore[import-untyped]
-from pika.adapters.blocking_connection import BlockingChannel  # type: ignore[import-untyped]
-from pika.exceptions import (  # type: ignore[import-untyped]
+import pika
+from pika.adapters.blocking_connection import BlockingChannel
+from pika.exceptions import (
     AMQPConnectionError,
     ChannelClosedByBroker,
     NackError,
@@ -53,9 +53,7 @@ class DeadLetterQueue:
         try:
             self._connection = pika.BlockingConnection(parameters)
         except (AMQPConnectionError, OSError) as exc:
-            raise DeadLetterError(
-                f"cannot reach the broker at {masked(self._url)}: {_why(exc)}"
-            ) from None
+            raise DeadLetterError(f"cannot reach the broker at {masked(self._url)}: {_why(exc)}") from None
         return self
 
     def __exit__(self, *_: type[BaseException] | BaseException | TracebackType | None) -> None:
@@ -76,9 +74,7 @@ class DeadLetterQueue:
             self._reading = None
             if exc.reply_code == 404:
                 where, fix = masked(self._url), "`renewals topology --declare` creates it"
-                raise DeadLetterError(
-                    f"queue {self.name} does not exist on {where} ({fix})"
-                ) from None
+                raise DeadLetterError(f"queue {self.name} does not exist on {where} ({fix})") from None
             raise
 
     def read(self) -> Iterator[tuple[DeadLetter, int]]:
@@ -106,9 +102,7 @@ class DeadLetterQueue:
         """Acknowledge one message read: it leaves the queue for good."""
         self._channel().basic_ack(delivery_tag)
 
-    def republish(
-        self, exchange: str, routing_key: str, body: bytes, properties: dict[str, Any]
-    ) -> None:
+    def republish(self, exchange: str, routing_key: str, body: bytes, properties: dict[str, Any]) -> None:
         """Publish with `mandatory` and wait for the broker's confirm; ReplayRefused otherwise."""
         channel = self._publishing
         if channel is None or not channel.is_open:

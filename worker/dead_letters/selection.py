@@ -31,12 +31,7 @@ class Selection:
     def filtered(self) -> bool:
         """True if any filter narrows the selection (a limit alone counts)."""
         return bool(
-            self.reasons
-            or self.types
-            or self.ids
-            or self.since
-            or self.until
-            or self.limit is not None
+            self.reasons or self.types or self.ids or self.since or self.until or self.limit is not None
         )
 
     def matches(self, letter: DeadLetter) -> bool:
@@ -79,7 +74,5 @@ def parse_when(text: str, now: datetime | None = None) -> datetime:
     try:
         moment = datetime.fromisoformat(text.strip().replace("Z", "+00:00"))
     except ValueError:
-        raise ValueError(
-            f"{text!r} is neither an ISO 8601 time nor an age like 15m, 2h, 7d"
-        ) from None
+        raise ValueError(f"{text!r} is neither an ISO 8601 time nor an age like 15m, 2h, 7d") from None
     return moment.replace(tzinfo=UTC) if moment.tzinfo is None else moment.astimezone(UTC)
