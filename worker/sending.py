@@ -23,7 +23,7 @@ def read_events(stream: IO[str]) -> list[dict[str, Any]]:
     try:
         document = json.loads(text)
     except json.JSONDecodeError:
-        return [_object(json.loads(line), number) for number, line in _lines(text)]
+        return [_object(_line(line, number), number) for number, line in _lines(text)]
     if isinstance(document, list):
         return [_object(item, number) for number, item in enumerate(document, 1)]
     return [_object(document, 1)]
@@ -81,6 +81,13 @@ def _lines(text: str) -> Iterator[tuple[int, str]]:
     for number, line in enumerate(text.splitlines(), 1):
         if line.strip():
             yield number, line
+
+
+def _line(line: str, number: int) -> Any:
+    try:
+        return json.loads(line)
+    except json.JSONDecodeError as exc:
+        raise ValueError(f"line {number} is not JSON: {exc}") from None
 
 
 def _object(item: Any, number: int) -> dict[str, Any]:
