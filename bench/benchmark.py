@@ -9,6 +9,7 @@ steady offered rates, and peak RSS over a long run. Prints one table; `--json` w
 import argparse
 import json
 import os
+import re
 import statistics
 import subprocess
 import sys
@@ -151,7 +152,9 @@ def measure(o: argparse.Namespace, url: str, folder: Path) -> dict[str, Any]:
             "commit": _commit(),
             "broker_version": phases.watcher.server_version(),
             "cpus": os.cpu_count(),
-            "store": o.store_url or "sqlite (a new temporary file per run)",
+            "store": _masked(o.store_url)
+            if o.store_url
+            else "sqlite (a new temporary file per run)",
             "events": o.events,
             "repeat": o.repeat,
             "quick": o.quick,
@@ -183,6 +186,11 @@ def _median(runs: list[dict[str, Any]]) -> dict[str, Any]:
     """The run with the median rate (the lower one of two), so its other figures stay consistent."""
     ordered = sorted(runs, key=lambda run: run["events_per_s"])
     return ordered[(len(ordered) - 1) // 2]
+
+
+def _masked(url: str) -> str:
+    """The URL with any password replaced by ***."""
+    return re.sub(r"(://[^:/@]+:)[^@/]*@", r"\1***@", url)
 
 
 def _commit() -> str:
