@@ -1,0 +1,225 @@
+"""The worker against the broker's ceiling, in one run on one broker: `python -m bench.benchmark`.
+
+Measures, in a fresh vhost of its own and with the same messages, durability and queue type:
+a bare relay with batched confirms and multiple-acks (the ceiling), a relay that waits for
+each confirm (naive), the real worker end to end at log levels info and warning, latency at
+steady offered rates, and peak RSS over a long run. Prints one table; `--json` writes it all.
+"""
+
+import argparse
+import json
+import os
+import re
+import statistics
+import subprocess
+import sys
+import tempfile
+from pathlib import Path
+from typing import Any
+
+from bench.broker import DEFAULT_BROKER, create_vhost, delete_vhost
+from bench.phases import ROOT, Phases
+from bench.report import table, verdicts
+
+QUICK = {"events": 300, "long_events": 1500, "rates": [200.0], "latency_seconds": 1.0, "repeat": 1}
+
+
+def options(argv: list[str] | None = None) -> argparse.Namespace:
+    parser = argparse.ArgumentParser(
+        prog="python -m bench.benchmark",
+        description=__doc__,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    parser.add_argument(
+        "--amqp-url",
+        help="use this vhost (it gets the worker's topology and bench.* queues), not a fresh one",
+    )
+    parser.add_argument(
+        "--broker",
+        default=DEFAULT_BROKER,
+        help="where to create the fresh vhost with rabbitmqctl (default %(default)s)",
+    )
+    parser.add_argument(
+        "--store-url",
+        help="the worker's store for every run, e.g. postgresql://...;"
+        " default: a new temporary SQLite file per run",
+    )
+    parser.add_argument(
+        "--events", type=int, default=20_000, help="events per throughput run (default %(default)s)"
+    )
+    parser.add_argument(
+        "--long-events",
+        type=int,
+        default=200_000,
+        help="events in the memory run (default %(default)s)",
+    )
+    parser.add_argument(
+        "--rates",
+        default="300,1000",
+        help="offered rates for latency, events/s (default %(default)s; empty: skip)",
+    )
+    parser.add_argument(
+        "--latency-seconds",
+        type=float,
+        default=10.0,
+        help="seconds offered per rate (default %(default)s)",
+    )
+    parser.add_argument(
+        "--levels",
+        default="info,warning",
+        help="worker log levels to time (default %(default)s);"
+        " info, the worker's default, is the one judged",
+    )
+    parser.add_argument(
+        "--repeat",
+        type=int,
+        default=3,
+        help="alternate relays and worker runs this often, report medians (default %(default)s)",
+    )
+    parser.add_argument("--seed", type=int, default=7, help="seed of the event mix")
+    parser.add_argument(
+        "--worker-env",
+        action="append",
+        default=[],
+        metavar="NAME=VALUE",
+        help="extra environment for the worker, e.g. RENEWALS_BATCH_SIZE=1000",
+    )
+    parser.add_argument(
+        "--profile",
+        metavar="FILE",
+        help="py-spy record the first info run into FILE"
+        " (collapsed stacks; figures of that run are perturbed)",
+    )
+    parser.add_argument(
+        "--profile-idle",
+        action="store_true",
+        help="with --profile: also sample waiting threads (wall-clock profile)",
+    )
+    parser.add_argument("--json", metavar="FILE", help="also write every figure as JSON")
+    parser.add_argument(
+        "--keep",
+        metavar="DIR",
+        help="keep worker logs and stores in DIR (default: a temporary directory)",
+    )
+    parser.add_argument(
+        "--quick",
+        action="store_true",
+        help="a smoke run of a few seconds: " + ", ".join(f"{k}={v}" for k, v in QUICK.items()),
+    )
+    parsed = parser.parse_args(argv)
+    if parsed.quick:
+        for name, value in QUICK.items():
+            setattr(parsed, name, value)
+    elif isinstance(parsed.rates, str):
+        parsed.rates = [float(rate) for rate in parsed.rates.split(",") if rate.strip()]
+    parsed.levels = [level.strip() for level in parsed.levels.split(",") if level.strip()]
+    if "info" not in parsed.levels:
+        parser.error("--levels must include info (the worker's default, the one the targets judge)")
+    parsed.worker_env = dict(item.split("=", 1) for item in parsed.worker_env)
+    return parsed
+
+
+def measure(o: argparse.Namespace, url: str, folder: Path) -> dict[str, Any]:
+    phases = Phases(o, url, folder)
+    try:
+        empty_startup = phases.declare_and_sample()
+        rounds: dict[str, list[dict[str, Any]]] = {"ceiling": [], "naive": []}
+        latency: dict[str, Any] = {}
+
+        def latencies(worker: Any) -> None:
+            latency.update(phases.latencies(worker))
+
+        for round_ in range(o.repeat):
+            for name, run in phases.relays().items():
+                rounds[name].append(run)
+            for level in o.levels:
+                then = latencies if level == "info" and round_ == 0 and o.rates else None
+                rounds.setdefault(level, []).append(phases.worker_throughput(level, round_, then))
+        relay_latency = phases.relay_latencies()
+        memory = phases.long_run()
+    finally:
+        phases.stop_all()
+    median = {name: _median(runs) for name, runs in rounds.items()}
+    worker = {level: median[level] for level in o.levels}
+    ratios = {}
+    for level, run in worker.items():
+        ratios[f"worker_{level}_over_ceiling"] = (
+            run["events_per_s"] / median["ceiling"]["events_per_s"]
+        )
+        ratios[f"worker_{level}_over_naive"] = run["events_per_s"] / median["naive"]["events_per_s"]
+    result = {
+        "meta": {
+            "commit": _commit(),
+            "broker_version": phases.watcher.server_version(),
+            "cpus": os.cpu_count(),
+            "store": _masked(o.store_url)
+            if o.store_url
+            else "sqlite (a new temporary file per run)",
+            "events": o.events,
+            "repeat": o.repeat,
+            "quick": o.quick,
+            "profiled": bool(o.profile),
+            "worker_env": o.worker_env,
+            "input_bytes": phases.input_bytes,
+            "output_bytes": phases.output_bytes,
+        },
+        "ceiling": median["ceiling"],
+        "naive": median["naive"],
+        "worker": worker,
+        "ratios": ratios,
+        "latency": latency,
+        "relay_latency": relay_latency,
+        "memory": memory,
+        "startup_s": {
+            "empty_queue": empty_startup,
+            "backlog": statistics.median(
+                r["startup_s"] for level in o.levels for r in rounds[level]
+            ),
+        },
+        "rounds": rounds,
+    }
+    result["targets"] = verdicts(result)
+    return result
+
+
+def _median(runs: list[dict[str, Any]]) -> dict[str, Any]:
+    """The run with the median rate (the lower one of two), so its other figures stay consistent."""
+    ordered = sorted(runs, key=lambda run: run["events_per_s"])
+    return ordered[(len(ordered) - 1) // 2]
+
+
+def _masked(url: str) -> str:
+    """The URL with any password replaced by ***."""
+    return re.sub(r"(://[^:/@]+:)[^@/]*@", r"\1***@", url)
+
+
+def _commit() -> str:
+    def git(*args: str) -> subprocess.CompletedProcess[str]:
+        return subprocess.run(["git", *args], cwd=ROOT, capture_output=True, text=True)
+
+    head = git("rev-parse", "--short", "HEAD").stdout.strip() or "unknown"
+    return head + ("-dirty" if git("diff", "--quiet", "HEAD").returncode else "")
+
+
+def main(argv: list[str] | None = None) -> int:
+    o = options(argv)
+    vhost = None
+    url = o.amqp_url
+    if url is None:
+        vhost, url = create_vhost(o.broker)
+    try:
+        with tempfile.TemporaryDirectory(prefix="renewals-bench-") as temporary:
+            folder = Path(o.keep or temporary)
+            folder.mkdir(parents=True, exist_ok=True)
+            result = measure(o, url, folder)
+    finally:
+        if vhost is not None:
+            delete_vhost(vhost)
+    print(table(result))
+    if o.json:
+        Path(o.json).write_text(json.dumps(result, indent=2) + "\n")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,219 @@
+"""The benchmark's phases, in one vhost and one process: relays, worker runs, latency, memory."""
+
+import subprocess
+import sys
+import time
+from collections.abc import Callable
+from dataclasses import asdict
+from pathlib import Path
+from typing import Any
+
+from bench import latency, relays
+from bench.broker import Watcher, prefill
+from bench.mix import Mix
+from bench.profiling import Profiler
+from bench.worker_runs import (
+    OBSERVED,
+    WORK_QUEUE,
+    WorkerProcess,
+    WorkerRun,
+    broker_pid,
+    cpu_seconds,
+    store_bytes,
+    timed_run,
+)
+
+RELAY_EVENTS, RELAY_IN, RELAY_OUT = "bench.relay.events", "bench.relay.in", "bench.relay.out"
+NOTIFICATIONS = "renewals.notifications"
+ROOT = Path(__file__).resolve().parent.parent
+
+
+class Phases:
+    """Everything one run measures; `results` is what the table and the JSON are made of."""
+
+    def __init__(self, options: Any, url: str, folder: Path) -> None:
+        self.o = options
+        self.url = url
+        self.folder = folder
+        self.mix = Mix(seed=options.seed)
+        self.watcher = Watcher(url)
+        self.workers: list[WorkerProcess] = []
+        self.output_bytes = 0.0
+        self.input_bytes = 0.0
+        self.batching = relays.worker_batching(options.worker_env)
+
+    def worker(self, name: str, level: str) -> WorkerProcess:
+        store = self.o.store_url or f"sqlite:///{self.folder / (name + '.db')}"
+        process = WorkerProcess(
+            self.url, store, level, self.folder / f"{name}.log", self.o.worker_env
+        )
+        self.workers.append(process)
+        return process
+
+    def stop_all(self) -> None:
+        for process in self.workers:
+            process.stop(timeout=30)
+        self.watcher.close()
+
+    def declare_and_sample(self) -> float:
+        """Start the worker once on an empty queue: its topology, its start-up time, and the
+        size of its notifications (the relays publish bodies of that size)."""
+        worker = self.worker("declare", "info").start()
+        startup_s = worker.wait_consuming(self.watcher)
+        self.watcher.quorum_queue(OBSERVED, {"x-queue-type": "quorum"}, NOTIFICATIONS, "#")
+        sample = self.mix.take(200)
+        self.input_bytes = sum(len(m.body) for m in sample) / len(sample)
+        expected = prefill(self.url, "renewals.events", sample).notifications
+        self.watcher.wait_until(
+            lambda: self.watcher.depth(OBSERVED)[0] >= expected, timeout=30, what="the sample"
+        )
+        sizes = []
+        while (message := self.watcher.channel.basic_get(OBSERVED, no_ack=True)) is not None:
+            sizes.append(len(message.body))
+        self.output_bytes = sum(sizes) / len(sizes)
+        worker.stop()
+        return startup_s
+
+    def relays(self) -> dict[str, dict[str, Any]]:
+        """Ceiling and naive relay over the same pre-filled messages."""
+        from worker.settings import Settings
+        from worker.topology import topology
+
+        # pydantic-settings fills the other fields from defaults and the environment
+        settings = Settings(queue=RELAY_IN, dead_letter_queue=f"{RELAY_IN}.dlq")  # type: ignore[call-arg]
+        arguments = next(q.arguments for q in topology(settings).queues if q.name == RELAY_IN)
+        self.watcher.topic_exchange(RELAY_EVENTS)
+        self.watcher.topic_exchange(RELAY_OUT)
+        self.watcher.quorum_queue(RELAY_IN, arguments, RELAY_EVENTS, "#")
+        self.watcher.quorum_queue(RELAY_OUT, {"x-queue-type": "quorum"}, RELAY_OUT, "#")
+        messages = self.mix.take(self.o.events)
+        results = {}
+        for name, batched in (("ceiling", True), ("naive", False)):
+            prefill(self.url, RELAY_EVENTS, messages)
+            own, broker = time.process_time(), cpu_seconds(broker_pid())
+            run = relays.relay(
+                self.url,
+                RELAY_IN,
+                RELAY_OUT,
+                len(messages),
+                batched=batched,
+                output_bytes=int(self.output_bytes),
+                **self.batching,
+            )
+            broker_after = cpu_seconds(broker_pid())
+            results[name] = {
+                "events": run.events,
+                "seconds": run.seconds,
+                "events_per_s": run.events_per_s,
+                "cpu_s": time.process_time() - own,
+                "broker_cpu_s": None
+                if broker is None or broker_after is None
+                else broker_after - broker,
+            }
+            self.watcher.wait_until(
+                lambda: self.watcher.depth(RELAY_OUT)[0] >= len(messages),
+                timeout=30,
+                what="relay output",
+            )
+            self.watcher.purge(RELAY_OUT)
+        return results
+
+    def worker_throughput(
+        self, level: str, round_: int, then: Callable[[WorkerProcess], None] | None = None
+    ) -> dict[str, Any]:
+        """The worker from a pre-filled queue of the mix until every notification is counted."""
+        worker = self.worker(f"worker-{level}-{round_}", level)
+        profiler = (
+            Profiler(self.o.profile, self.o.profile_idle)
+            if self.o.profile and level == "info" and round_ == 0
+            else None
+        )
+        run = timed_run(
+            worker,
+            self.watcher,
+            self.url,
+            self.mix.take(self.o.events),
+            timeout=self.o.events / 100 + 60,
+            on_consuming=profiler.attach if profiler else None,
+        )
+        if profiler:
+            profiler.detach()
+        _check(run, worker)
+        if then is not None:
+            then(worker)
+        worker.stop()
+        return _plain(run)
+
+    def latencies(self, worker: WorkerProcess) -> dict[str, dict[str, Any]]:
+        """At each offered rate, p50/p99 from publish to notification; a warm, idle worker."""
+        results = {}
+        for rate in self.o.rates:
+            messages = self.mix.take(max(50, int(rate * self.o.latency_seconds)))
+            run = latency.measure(self.url, OBSERVED, messages, rate)
+            results[f"{rate:g}"] = asdict(run)
+            worker.check_alive()
+        return results
+
+    def relay_latencies(self) -> dict[str, dict[str, Any]]:
+        """The same offered rates through the ceiling relay in a process of its own, consuming
+        the worker's queue (the worker is stopped): what the broker path alone costs."""
+        results = {}
+        for rate in self.o.rates:
+            messages = self.mix.take(max(50, int(rate * self.o.latency_seconds)))
+            command = [
+                sys.executable,
+                "-m",
+                "bench.relays",
+                self.url,
+                WORK_QUEUE,
+                NOTIFICATIONS,
+                str(len(messages)),
+                "--output-bytes",
+                str(int(self.output_bytes)),
+                *(f"--{name.replace('_', '-')}={value}" for name, value in self.batching.items()),
+            ]
+            relay = subprocess.Popen(command, cwd=ROOT, stdout=subprocess.DEVNULL)
+            try:
+                self.watcher.wait_until(
+                    lambda: self.watcher.depth(WORK_QUEUE)[1] > 0, timeout=30, what="the relay"
+                )
+                results[f"{rate:g}"] = asdict(latency.measure(self.url, OBSERVED, messages, rate))
+                relay.wait(30)
+            finally:
+                relay.kill()
+        return results
+
+    def long_run(self) -> dict[str, Any]:
+        """At least `long_events` through one worker: RSS as the count grows, peak, store size."""
+        worker = self.worker("long", "info")
+        count = self.o.long_events
+        run = timed_run(
+            worker,
+            self.watcher,
+            self.url,
+            self.mix.stream(count),
+            timeout=count / 100 + 120,
+            rss_every=max(1, count // 8),
+        )
+        _check(run, worker)
+        worker.stop()
+        marks = [run.notifications // 4, run.notifications // 2, run.notifications]
+        at = {str(mark): run.rss_mb[min(k for k in run.rss_mb if k >= mark)] for mark in marks}
+        return {
+            **_plain(run),
+            "rss_samples_mb": {str(k): v for k, v in sorted(run.rss_mb.items())},
+            "rss_mb_at": at,
+            "rss_growth_mb": at[str(marks[-1])] - at[str(marks[0])],
+            "store_bytes": store_bytes(worker.env["RENEWALS_STORE_URL"]),
+        }
+
+
+def _check(run: WorkerRun, worker: WorkerProcess) -> None:
+    if run.dead_letters:
+        raise RuntimeError(f"{run.dead_letters} dead or unrouted messages: see {worker.log_path}")
+
+
+def _plain(run: WorkerRun) -> dict[str, Any]:
+    fields = asdict(run)
+    fields.pop("rss_mb")
+    return {**fields, "events_per_s": run.events_per_s}

@@ -1,0 +1,61 @@
+"""The benchmark's smoke run (`--quick`), so it cannot rot: every figure present, none timed."""
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parent.parent
+
+pytestmark = pytest.mark.broker
+
+
+def test_quick_benchmark_reports_every_figure(amqp_url: str, tmp_path: Path) -> None:
+    """A few hundred events through relays, worker, latency and memory runs give a full report."""
+    out = tmp_path / "bench.json"
+    finished = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "bench.benchmark",
+            "--quick",
+            "--amqp-url",
+            amqp_url,
+            "--json",
+            str(out),
+        ],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
+    assert finished.returncode == 0, finished.stderr[-3000:]
+    assert "worker (info) / ceiling" in finished.stdout
+    result = json.loads(out.read_text())
+    assert {
+        "meta",
+        "ceiling",
+        "naive",
+        "worker",
+        "ratios",
+        "latency",
+        "relay_latency",
+        "memory",
+        "startup_s",
+        "targets",
+    } <= result.keys()
+    for run in (result["ceiling"], result["naive"], *result["worker"].values()):
+        assert run["events"] > 0 and run["events_per_s"] > 0
+    assert set(result["worker"]) == {"info", "warning"}
+    assert all(run["dead_letters"] == 0 for run in result["worker"].values())
+    assert all(ratio > 0 for ratio in result["ratios"].values())
+    for latency in (*result["latency"].values(), *result["relay_latency"].values()):
+        assert (
+            latency["notifications"] > 0
+            and 0 < latency["p50_ms"] <= latency["p99_ms"] <= latency["max_ms"]
+        )
+    memory = result["memory"]
+    assert memory["peak_rss_mb"] > 0 and memory["store_bytes"] > 0 and len(memory["rss_mb_at"]) == 3
+    assert result["startup_s"]["empty_queue"] > 0
