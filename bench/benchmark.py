@@ -67,8 +67,7 @@ def options(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument(
         "--levels",
         default="info,warning",
-        help="worker log levels to time (default %(default)s);"
-        " info, the worker's default, is the one judged",
+        help="worker log levels to time (default %(default)s); info, the worker's default, is the one judged",
     )
     parser.add_argument(
         "--repeat",
@@ -143,18 +142,14 @@ def measure(o: argparse.Namespace, url: str, folder: Path) -> dict[str, Any]:
     worker = {level: median[level] for level in o.levels}
     ratios = {}
     for level, run in worker.items():
-        ratios[f"worker_{level}_over_ceiling"] = (
-            run["events_per_s"] / median["ceiling"]["events_per_s"]
-        )
+        ratios[f"worker_{level}_over_ceiling"] = run["events_per_s"] / median["ceiling"]["events_per_s"]
         ratios[f"worker_{level}_over_naive"] = run["events_per_s"] / median["naive"]["events_per_s"]
     result = {
         "meta": {
             "commit": _commit(),
             "broker_version": phases.watcher.server_version(),
             "cpus": os.cpu_count(),
-            "store": _masked(o.store_url)
-            if o.store_url
-            else "sqlite (a new temporary file per run)",
+            "store": _masked(o.store_url) if o.store_url else "sqlite (a new temporary file per run)",
             "events": o.events,
             "repeat": o.repeat,
             "quick": o.quick,
@@ -172,9 +167,7 @@ def measure(o: argparse.Namespace, url: str, folder: Path) -> dict[str, Any]:
         "memory": memory,
         "startup_s": {
             "empty_queue": empty_startup,
-            "backlog": statistics.median(
-                r["startup_s"] for level in o.levels for r in rounds[level]
-            ),
+            "backlog": statistics.median(r["startup_s"] for level in o.levels for r in rounds[level]),
         },
         "rounds": rounds,
     }

@@ -20,9 +20,7 @@ DEFAULT_BROKER = "amqp://guest:guest@127.0.0.1:5672/"
 def create_vhost(base_url: str) -> tuple[str, str]:
     """A fresh vhost made with rabbitmqctl on this host, and the URL that uses it."""
     if shutil.which("rabbitmqctl") is None:
-        raise SystemExit(
-            "rabbitmqctl is not on PATH: give --amqp-url of a vhost the benchmark may fill"
-        )
+        raise SystemExit("rabbitmqctl is not on PATH: give --amqp-url of a vhost the benchmark may fill")
     name = f"renewals-bench-{uuid.uuid4().hex[:8]}"
     parts = urlsplit(base_url)
     subprocess.run(["rabbitmqctl", "-q", "add_vhost", name], check=True, capture_output=True)
@@ -90,9 +88,7 @@ class Confirms:
         deadline = time.monotonic() + timeout
         while len(self._unconfirmed) > at_most:
             if not drain(connection, deadline - time.monotonic()) and time.monotonic() >= deadline:
-                raise TimeoutError(
-                    f"{len(self._unconfirmed)} publishes unconfirmed after {timeout}s"
-                )
+                raise TimeoutError(f"{len(self._unconfirmed)} publishes unconfirmed after {timeout}s")
 
     def _on_ack(self, tag: int, multiple: bool) -> None:
         if multiple:
@@ -105,9 +101,7 @@ class Confirms:
 
 
 def event_message(message: Message) -> amqp.Message:
-    return amqp.Message(
-        message.body, content_type=CONTENT_TYPE, delivery_mode=2, message_id=message.event_id
-    )
+    return amqp.Message(message.body, content_type=CONTENT_TYPE, delivery_mode=2, message_id=message.event_id)
 
 
 @dataclass(frozen=True, slots=True)

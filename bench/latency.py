@@ -68,9 +68,7 @@ def measure(
             drain(connection, 0.05)
         missing = len(expected - arrived.keys())
         if missing:
-            raise TimeoutError(
-                f"{missing} of {len(expected)} notifications never arrived at {rate:g}/s"
-            )
+            raise TimeoutError(f"{missing} of {len(expected)} notifications never arrived at {rate:g}/s")
         confirms.wait(connection)
     finally:
         connection.close()

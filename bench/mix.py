@@ -100,9 +100,7 @@ class Mix:
 
     def _owner_changed(self) -> dict[str, object]:
         client = self._random.randrange(self._clients)
-        partner = (
-            self._partner_of(client) or f"partner-{self._random.randrange(self._partners):05d}"
-        )
+        partner = self._partner_of(client) or f"partner-{self._random.randrange(self._partners):05d}"
         override = self._random.random() < 0.5
         roll = self._random.random()
         owner = "partner" if roll < 0.4 else ("default" if override and roll > 0.9 else "platform")

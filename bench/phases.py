@@ -44,9 +44,7 @@ class Phases:
 
     def worker(self, name: str, level: str) -> WorkerProcess:
         store = self.o.store_url or f"sqlite:///{self.folder / (name + '.db')}"
-        process = WorkerProcess(
-            self.url, store, level, self.folder / f"{name}.log", self.o.worker_env
-        )
+        process = WorkerProcess(self.url, store, level, self.folder / f"{name}.log", self.o.worker_env)
         self.workers.append(process)
         return process
 
@@ -106,9 +104,7 @@ class Phases:
                 "seconds": run.seconds,
                 "events_per_s": run.events_per_s,
                 "cpu_s": time.process_time() - own,
-                "broker_cpu_s": None
-                if broker is None or broker_after is None
-                else broker_after - broker,
+                "broker_cpu_s": None if broker is None or broker_after is None else broker_after - broker,
             }
             self.watcher.wait_until(
                 lambda: self.watcher.depth(RELAY_OUT)[0] >= len(messages),

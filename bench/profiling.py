@@ -53,9 +53,7 @@ class Profiler:
             self.out,
         ]
         command += ["--idle"] if self.idle else []
-        self.process = subprocess.Popen(
-            command, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL
-        )
+        self.process = subprocess.Popen(command, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
 
     def detach(self) -> None:
         if self.process is not None:

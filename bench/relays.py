@@ -59,16 +59,12 @@ def relay(
             if batched:
                 batch = _collect(connection, arrived, batch_size, idle_s, max_wait_s)
                 for message in batch:
-                    confirms.publish(
-                        exchange, "notification.requested.both", _output(message, output_bytes)
-                    )
+                    confirms.publish(exchange, "notification.requested.both", _output(message, output_bytes))
                 confirms.wait(connection)
                 consuming.basic_ack(batch[-1].delivery_tag, multiple=True)
             else:
                 batch = [arrived.pop(0)]
-                confirms.publish(
-                    exchange, "notification.requested.both", _output(batch[0], output_bytes)
-                )
+                confirms.publish(exchange, "notification.requested.both", _output(batch[0], output_bytes))
                 confirms.wait(connection)
                 consuming.basic_ack(batch[0].delivery_tag)
             done += len(batch)
@@ -118,9 +114,7 @@ def worker_batching(worker_env: dict[str, str]) -> dict[str, Any]:
 
     def value(name: str) -> float:
         variable = f"RENEWALS_{name.upper()}"
-        return float(
-            worker_env.get(variable, os.environ.get(variable, Settings.model_fields[name].default))
-        )
+        return float(worker_env.get(variable, os.environ.get(variable, Settings.model_fields[name].default)))
 
     return {
         "prefetch": int(value("prefetch")),
@@ -137,9 +131,7 @@ def main() -> None:
     parser.add_argument("queue")
     parser.add_argument("exchange")
     parser.add_argument("count", type=int)
-    parser.add_argument(
-        "--naive", action="store_true", help="wait for each confirm, ack each message"
-    )
+    parser.add_argument("--naive", action="store_true", help="wait for each confirm, ack each message")
     parser.add_argument("--output-bytes", type=int, default=0)
     parser.add_argument("--prefetch", type=int, default=1000)
     parser.add_argument("--batch-size", type=int, default=500)

@@ -19,9 +19,7 @@ def verdicts(result: dict[str, Any]) -> dict[str, bool | None]:
     return {
         "worker_over_ceiling": ratios["worker_info_over_ceiling"] >= TARGETS["worker_over_ceiling"],
         "worker_over_naive": ratios["worker_info_over_naive"] >= TARGETS["worker_over_naive"],
-        "p99_ms_at_300": None
-        if latency_300 is None
-        else latency_300["p99_ms"] <= TARGETS["p99_ms_at_300"],
+        "p99_ms_at_300": None if latency_300 is None else latency_300["p99_ms"] <= TARGETS["p99_ms_at_300"],
         "peak_rss_mb": memory["peak_rss_mb"] <= TARGETS["peak_rss_mb"],
         "startup_s": result["startup_s"]["empty_queue"] < TARGETS["startup_s"],
     }
@@ -38,9 +36,7 @@ def table(result: dict[str, Any]) -> str:
         run = result[name]
         rows.append((label, f"{run['events_per_s']:,.0f} ev/s", "", _cpu(run)))
     for level, run in result["worker"].items():
-        rows.append(
-            (f"worker, log level {level}", f"{run['events_per_s']:,.0f} ev/s", "", _cpu(run))
-        )
+        rows.append((f"worker, log level {level}", f"{run['events_per_s']:,.0f} ev/s", "", _cpu(run)))
     ratios = result["ratios"]
     for level in result["worker"]:
         rows.append(
@@ -60,9 +56,7 @@ def table(result: dict[str, Any]) -> str:
             )
         )
     for rate, run in result["latency"].items():
-        target, mark = (
-            ("p99 <= 25 ms", _verdict(ok["p99_ms_at_300"])) if rate == "300" else ("", "")
-        )
+        target, mark = ("p99 <= 25 ms", _verdict(ok["p99_ms_at_300"])) if rate == "300" else ("", "")
         rows.append((f"worker latency at {rate}/s (p50 / p99 / max)", _latency(run), target, mark))
         relay = result["relay_latency"].get(rate)
         if relay:
@@ -78,9 +72,7 @@ def table(result: dict[str, Any]) -> str:
     )
     at = " / ".join(f"{mb:.0f}" for mb in memory["rss_mb_at"].values())
     marks = " / ".join(f"{int(count) // 1000}k" for count in memory["rss_mb_at"])
-    rows.append(
-        (f"RSS at {marks} notifications", f"{at} MB", "flat", f"+{memory['rss_growth_mb']:.0f} MB")
-    )
+    rows.append((f"RSS at {marks} notifications", f"{at} MB", "flat", f"+{memory['rss_growth_mb']:.0f} MB"))
     rows.append(
         (
             f"long run throughput ({memory['events']:,} events, info)",
@@ -90,9 +82,7 @@ def table(result: dict[str, Any]) -> str:
         )
     )
     size = memory["store_bytes"]
-    rows.append(
-        ("store size after the long run", "-" if size is None else f"{size / 2**20:.0f} MB", "", "")
-    )
+    rows.append(("store size after the long run", "-" if size is None else f"{size / 2**20:.0f} MB", "", ""))
     startup = result["startup_s"]
     rows.append(
         (
@@ -104,13 +94,10 @@ def table(result: dict[str, Any]) -> str:
     )
     rows.append(("startup to consuming (backlog, median)", f"{startup['backlog']:.2f} s", "", ""))
     widths = [max(len(row[i]) for row in [*rows, _HEADER]) for i in range(4)]
-    lines = [
-        "  ".join(cell.ljust(width) for cell, width in zip(_HEADER, widths, strict=True)).rstrip()
-    ]
+    lines = ["  ".join(cell.ljust(width) for cell, width in zip(_HEADER, widths, strict=True)).rstrip()]
     lines.append("  ".join("-" * width for width in widths))
     lines += [
-        "  ".join(cell.ljust(width) for cell, width in zip(row, widths, strict=True)).rstrip()
-        for row in rows
+        "  ".join(cell.ljust(width) for cell, width in zip(row, widths, strict=True)).rstrip() for row in rows
     ]
     meta = result["meta"]
     lines.append("")

@@ -62,9 +62,7 @@ class WorkerProcess:
                 return False
 
         return (
-            watcher.wait_until(
-                consuming, timeout=timeout, every=0.005, what="the worker to consume"
-            )
+            watcher.wait_until(consuming, timeout=timeout, every=0.005, what="the worker to consume")
             - self.started
         )
 
@@ -152,9 +150,7 @@ def timed_run(
         time.sleep(0.05 if rss_every else 0.01)
     cpu_s = (cpu_seconds(worker.pid) or 0.0) - cpu_began
     broker_ended = cpu_seconds(broker_pid())
-    broker_cpu_s = (
-        None if broker_began is None or broker_ended is None else broker_ended - broker_began
-    )
+    broker_cpu_s = None if broker_began is None or broker_ended is None else broker_ended - broker_began
     if rss_every:
         rss[filled.notifications] = worker.status_kb("VmRSS") / 1024
     peak = worker.status_kb("VmHWM") / 1024
@@ -200,9 +196,7 @@ def store_bytes(store_url: str) -> int | None:
     """The store's size on disk: SQLite file plus WAL, or the PostgreSQL tables; None if unknown."""
     if store_url.startswith("sqlite:"):
         path = Path(store_url.removeprefix("sqlite://").removeprefix("/"))
-        return sum(
-            p.stat().st_size for p in (path, Path(f"{path}-wal"), Path(f"{path}-shm")) if p.exists()
-        )
+        return sum(p.stat().st_size for p in (path, Path(f"{path}-wal"), Path(f"{path}-shm")) if p.exists())
     if store_url.startswith(("postgresql:", "postgres:")):
         import psycopg
 

@@ -58,9 +58,18 @@ class Projection(Protocol):
 
     def put_setting(self, key: SettingKey, setting: Versioned[OwnerSetting]) -> None: ...
 
+    def settings_for(
+        self, partner_id: str, client_id: str
+    ) -> tuple[Versioned[OwnerSetting] | None, Versioned[OwnerSetting] | None]:
+        """(Override(P, C), Default(P)) in one look-up: the hot path reads both every time."""
+        ...
+
     def decision_maker(self, client_id: str) -> Versioned[Contact] | None: ...
 
-    def put_decision_maker(self, client_id: str, contact: Versioned[Contact]) -> None: ...
+    def remember_decision_maker(self, client_id: str, contact: Versioned[Contact]) -> None:
+        """Keep whichever of the stored and the given decision maker has the larger stamp
+        (one conditional write, instead of a read and a write per reminder)."""
+        ...
 
     def claim_reminder(self, key: ReminderKey, notification_id: str) -> bool:
         """Record the reminder as sent; False if it already was."""

@@ -34,10 +34,9 @@ def effective_setting(partner_id: str | None, client_id: str, *, projection: Pro
     """Override(P, C) if set, else Default(P) if set, else the system default."""
     if partner_id is None:
         return Effective(SYSTEM_DEFAULT, "system_default")
-    override = projection.setting(SettingKey(partner_id, client_id))
+    override, default = projection.settings_for(partner_id, client_id)
     if override is not None and override.value is not None:
         return Effective(override.value, "client_override")
-    default = projection.setting(SettingKey(partner_id, None))
     if default is not None and default.value is not None:
         return Effective(default.value, "partner_default")
     return Effective(SYSTEM_DEFAULT, "system_default")

@@ -23,7 +23,8 @@ def on_renewal_approaching(event: RenewalApproaching, *, projection: Projection)
     effective = effective_setting(data.partner_id, data.client_id, projection=projection)
     recipients = resolve_recipients(effective.setting, decision_maker)
     if data.decision_maker is not None:
-        _remember(data.client_id, data.decision_maker, Stamp.of(event.time, event.id), projection)
+        seen = Versioned(data.decision_maker, Stamp.of(event.time, event.id))
+        projection.remember_decision_maker(data.client_id, seen)
     notification_id = notification_id_for(event.id)
     key = ReminderKey(data.client_id, data.renewal_date, event.days_until_renewal)
     if not projection.claim_reminder(key, notification_id):
@@ -52,9 +53,3 @@ def _decision_maker(event: RenewalApproaching, projection: Projection) -> Contac
         return event.data.decision_maker
     remembered = projection.decision_maker(event.data.client_id)
     return None if remembered is None else remembered.value
-
-
-def _remember(client_id: str, contact: Contact, stamp: Stamp, projection: Projection) -> None:
-    current = projection.decision_maker(client_id)
-    if current is None or current.stamp < stamp:
-        projection.put_decision_maker(client_id, Versioned(contact, stamp))

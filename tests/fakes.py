@@ -19,8 +19,15 @@ class InMemoryProjection:
     def decision_maker(self, client_id: str) -> Versioned[Contact] | None:
         return self.decision_makers.get(client_id)
 
-    def put_decision_maker(self, client_id: str, contact: Versioned[Contact]) -> None:
-        self.decision_makers[client_id] = contact
+    def settings_for(self, partner_id: str, client_id: str):  # type: ignore[no-untyped-def]
+        return self.settings.get(SettingKey(partner_id, client_id)), self.settings.get(
+            SettingKey(partner_id, None)
+        )
+
+    def remember_decision_maker(self, client_id: str, contact: Versioned[Contact]) -> None:
+        current = self.decision_makers.get(client_id)
+        if current is None or current.stamp < contact.stamp:
+            self.decision_makers[client_id] = contact
 
     def claim_reminder(self, key: ReminderKey, notification_id: str) -> bool:
         if key in self.reminders:

@@ -53,8 +53,7 @@ def test_quick_benchmark_reports_every_figure(amqp_url: str, tmp_path: Path) -> 
     assert all(ratio > 0 for ratio in result["ratios"].values())
     for latency in (*result["latency"].values(), *result["relay_latency"].values()):
         assert (
-            latency["notifications"] > 0
-            and 0 < latency["p50_ms"] <= latency["p99_ms"] <= latency["max_ms"]
+            latency["notifications"] > 0 and 0 < latency["p50_ms"] <= latency["p99_ms"] <= latency["max_ms"]
         )
     memory = result["memory"]
     assert memory["peak_rss_mb"] > 0 and memory["store_bytes"] > 0 and len(memory["rss_mb_at"]) == 3

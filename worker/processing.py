@@ -3,6 +3,7 @@
 import hashlib
 import time
 from collections.abc import Callable, Mapping, Sequence
+from contextlib import nullcontext
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
@@ -27,6 +28,10 @@ class Result:
     outgoing: Outgoing | None = None
 
 
+class _Careful(Exception):
+    """A message failed on the fast path: roll back and redo the batch with savepoints."""
+
+
 class BatchProcessor:
     """Deciding, not doing: nothing here talks to the broker."""
 
@@ -43,19 +48,37 @@ class BatchProcessor:
         self._confirmed: list[str] = []
 
     def process(self, deliveries: Sequence[Delivery], *, settled_key: str | None = None) -> list[Result]:
-        """Handle every delivery in one transaction; a failing one never spoils the others."""
+        """Handle every delivery in one transaction; a failing one never spoils the others.
+
+        The common case runs without per-message savepoints; the first message that raises
+        rolls the batch back, and the batch is done again with a savepoint per message.
+        """
         now = datetime.now(UTC)
         now_us = time.time_ns() // 1000
         try:
-            with self._store.batch() as batch:
-                batch.forget_sent(self._confirmed)
-                if settled_key is not None:
-                    batch.forget_attempts(settled_key)
-                results = [self._one(delivery, batch, now, now_us) for delivery in deliveries]
+            try:
+                results = self._transaction(deliveries, now, now_us, settled_key, careful=False)
+            except _Careful:
+                results = self._transaction(deliveries, now, now_us, settled_key, careful=True)
         except Exception as exc:  # the commit itself failed: every delivery goes round again
             return [self._failed(delivery, self._failures.handle(delivery, exc)) for delivery in deliveries]
         self._confirmed = []
         return results
+
+    def _transaction(
+        self,
+        deliveries: Sequence[Delivery],
+        now: datetime,
+        now_us: int,
+        settled_key: str | None,
+        *,
+        careful: bool,
+    ) -> list[Result]:
+        with self._store.batch() as batch:
+            batch.forget_sent(self._confirmed)
+            if settled_key is not None:
+                batch.forget_attempts(settled_key)
+            return [self._one(delivery, batch, now, now_us, careful) for delivery in deliveries]
 
     def process_redelivered(self, delivery: Delivery) -> list[Result]:
         """A delivery that was in hand when a worker died: handle it alone, counting each try
@@ -85,14 +108,14 @@ class BatchProcessor:
         """Notifications an earlier run committed but never saw confirmed."""
         return [self._notification(row) for row in self._store.pending(limit=100_000)]
 
-    def _one(self, delivery: Delivery, batch: Batch, now: datetime, now_us: int) -> Result:
+    def _one(self, delivery: Delivery, batch: Batch, now: datetime, now_us: int, careful: bool) -> Result:
         try:
             event = parse(delivery.body, delivery.content_type)
         except InvalidInput as exc:
             return self._failed(delivery, self._failures.handle(delivery, exc))
         fields: dict[str, Any] = {"event_id": event.id, "type": event.type, "client_id": event.data.client_id}
         try:
-            with batch.savepoint():
+            with batch.savepoint() if careful else nullcontext():
                 if not batch.record_event(event.id, now_us):
                     return Result(delivery, "message.duplicate_event", fields)
                 decision = self._handlers[type(event)](event, projection=batch)
@@ -101,6 +124,8 @@ class BatchProcessor:
                 row = self._outbox_row(decision.notification, now)
                 batch.enqueue(row, now_us)
         except Exception as exc:
+            if not careful:
+                raise _Careful from exc
             failure = self._failures.handle(delivery, exc)
             return Result(
                 delivery,

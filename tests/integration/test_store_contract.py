@@ -79,11 +79,36 @@ class StoreContract:
         dora = Contact(email="dora@client.example", name="Dora")
         key = ReminderKey("c1", date(2026, 12, 20), 30)
         with self.open().batch() as batch:
-            batch.put_decision_maker("c1", Versioned(dora, Stamp(3, "x")))
+            batch.remember_decision_maker("c1", Versioned(dora, Stamp(3, "x")))
             assert batch.decision_maker("c1") == Versioned(dora, Stamp(3, "x"))
             assert batch.claim_reminder(key, "n-1") is True
             assert batch.claim_reminder(key, "n-2") is False
             assert batch.claim_reminder(key._replace(days_until_renewal=7), "n-3") is True
+
+    def test_the_newer_decision_maker_is_kept_whatever_the_order(self) -> None:
+        """Last writer wins by time, then by event id compared by code point (not by locale)."""
+        old, new = Contact(email="old@client.example"), Contact(email="new@client.example")
+        with self.open().batch() as batch:
+            batch.remember_decision_maker("c1", Versioned(new, Stamp(10, "e")))
+            batch.remember_decision_maker("c1", Versioned(old, Stamp(9, "z")))
+            assert batch.decision_maker("c1") == Versioned(new, Stamp(10, "e"))
+            batch.remember_decision_maker("c2", Versioned(new, Stamp(10, "a")))
+            batch.remember_decision_maker("c2", Versioned(old, Stamp(10, "B")))  # "B" < "a" by code point
+            assert batch.decision_maker("c2") == Versioned(new, Stamp(10, "a"))
+            batch.remember_decision_maker("c2", Versioned(old, Stamp(10, "b")))
+            assert batch.decision_maker("c2") == Versioned(old, Stamp(10, "b"))
+
+    def test_settings_for_reads_the_override_and_the_default_together(self) -> None:
+        """One look-up returns (Override(P, C), Default(P)), each None when unset."""
+        platform = Versioned(OwnerSetting("platform", None), Stamp(1, "a"))
+        with self.open().batch() as batch:
+            assert batch.settings_for("p1", "c1") == (None, None)
+            batch.put_setting(SettingKey("p1", None), platform)
+            assert batch.settings_for("p1", "c1") == (None, platform)
+            batch.put_setting(SettingKey("p1", "c1"), platform)
+            assert batch.settings_for("p1", "c1") == (platform, platform)
+            assert batch.settings_for("p1", "c2") == (None, platform)
+            assert batch.settings_for("p2", "c1") == (None, None)
 
     def test_outbox_rows_survive_a_crash_before_publishing(self) -> None:
         """A process killed (SIGKILL) right after its commit leaves the row for the next start."""

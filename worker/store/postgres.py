@@ -37,7 +37,7 @@ CREATE TABLE IF NOT EXISTS handling_attempts (
 );
 CREATE TABLE IF NOT EXISTS outbox (
     seq BIGINT GENERATED ALWAYS AS IDENTITY PRIMARY KEY,
-    notification_id TEXT NOT NULL UNIQUE,
+    notification_id TEXT NOT NULL,
     correlation_id TEXT NOT NULL,
     routing_key TEXT NOT NULL,
     body BYTEA NOT NULL,
@@ -54,6 +54,8 @@ def open_postgres(url: str) -> SqlStore:
         placeholder="%s",
         transient_errors=(psycopg.OperationalError,),
         description=_masked(url),
+        # Event ids are compared by code point, as Python does, not by the database's locale.
+        binary_collation='"C"',
     )
 
 

@@ -38,7 +38,9 @@ class SqlStore:
         transient_errors: tuple[type[Exception], ...],
         description: str,
         begin: str = "BEGIN",
+        binary_collation: str = "BINARY",
     ) -> None:
+        self.binary_collation = binary_collation
         self._connection = connection
         self._begin = begin
         self._placeholder = placeholder
@@ -114,13 +116,15 @@ class Batch:
     def enqueue(self, row: OutboxRow, at_us: int) -> None:
         self._execute(
             "INSERT INTO outbox (notification_id, correlation_id, routing_key, body, created_at_us)"
-            " VALUES (?, ?, ?, ?, ?) ON CONFLICT DO NOTHING",
+            " VALUES (?, ?, ?, ?, ?)",
             (row.notification_id, row.correlation_id, row.routing_key, row.body, at_us),
         )
 
     def forget_sent(self, notification_ids: Sequence[str]) -> None:
-        for notification_id in notification_ids:
-            self._execute("DELETE FROM outbox WHERE notification_id = ?", (notification_id,))
+        for start in range(0, len(notification_ids), 500):
+            chunk = notification_ids[start : start + 500]
+            marks = ", ".join("?" * len(chunk))
+            self._execute(f"DELETE FROM outbox WHERE notification_id IN ({marks})", tuple(chunk))
 
     def note_attempt(self, message_key: str) -> int:
         """Count one more start at handling a redelivered message; return the count so far."""
@@ -141,11 +145,18 @@ class Batch:
             " WHERE partner_id = ? AND client_id = ?",
             (key.partner_id, key.client_id or _PARTNER_WIDE),
         ).fetchone()
-        if row is None:
-            return None
-        owner, contact, at_us, event_id = row
-        value = None if owner is None else OwnerSetting(owner, _contact(contact))
-        return Versioned(value, Stamp(at_us, event_id))
+        return None if row is None else _versioned_setting(row)
+
+    def settings_for(
+        self, partner_id: str, client_id: str
+    ) -> tuple[Versioned[OwnerSetting] | None, Versioned[OwnerSetting] | None]:
+        rows = self._execute(
+            "SELECT client_id, owner, contact, changed_at_us, event_id FROM owner_settings"
+            " WHERE partner_id = ? AND client_id IN (?, ?)",
+            (partner_id, client_id, _PARTNER_WIDE),
+        ).fetchall()
+        found = {row[0]: _versioned_setting(row[1:]) for row in rows}
+        return found.get(client_id), found.get(_PARTNER_WIDE)
 
     def put_setting(self, key: SettingKey, setting: Versioned[OwnerSetting]) -> None:
         value = setting.value
@@ -171,12 +182,15 @@ class Batch:
         ).fetchone()
         return None if row is None else Versioned(_contact(row[0]), Stamp(row[1], row[2]))
 
-    def put_decision_maker(self, client_id: str, contact: Versioned[Contact]) -> None:
+    def remember_decision_maker(self, client_id: str, contact: Versioned[Contact]) -> None:
         assert contact.value is not None, "a decision maker is never cleared"
         self._execute(
             "INSERT INTO decision_makers (client_id, contact, seen_at_us, event_id) VALUES (?, ?, ?, ?)"
             " ON CONFLICT (client_id) DO UPDATE SET contact = excluded.contact,"
-            " seen_at_us = excluded.seen_at_us, event_id = excluded.event_id",
+            " seen_at_us = excluded.seen_at_us, event_id = excluded.event_id"
+            " WHERE excluded.seen_at_us > decision_makers.seen_at_us"
+            " OR (excluded.seen_at_us = decision_makers.seen_at_us"
+            f" AND excluded.event_id > decision_makers.event_id COLLATE {self._store.binary_collation})",
             (client_id, contact.value.model_dump_json(), contact.stamp.at_us, contact.stamp.event_id),
         )
 
@@ -187,6 +201,12 @@ class Batch:
             (key.client_id, key.renewal_date.isoformat(), key.days_until_renewal, notification_id),
         )
         return bool(cursor.rowcount == 1)
+
+
+def _versioned_setting(row: Sequence[Any]) -> Versioned[OwnerSetting]:
+    owner, contact, at_us, event_id = row
+    value = None if owner is None else OwnerSetting(owner, _contact(contact))
+    return Versioned(value, Stamp(at_us, event_id))
 
 
 def _contact(stored: str | None) -> Contact | None:

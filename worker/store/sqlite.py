@@ -38,7 +38,7 @@ CREATE TABLE IF NOT EXISTS handling_attempts (
 );
 CREATE TABLE IF NOT EXISTS outbox (
     seq INTEGER PRIMARY KEY,
-    notification_id TEXT NOT NULL UNIQUE,
+    notification_id TEXT NOT NULL,
     correlation_id TEXT NOT NULL,
     routing_key TEXT NOT NULL,
     body BLOB NOT NULL,
@@ -56,6 +56,8 @@ def open_sqlite(url: str) -> SqlStore:
     connection.execute("PRAGMA journal_mode=WAL")
     # FULL: a committed batch survives power loss too, since its messages are acked after it.
     connection.execute("PRAGMA synchronous=FULL")
+    # Checkpoint the WAL every ~40 MB rather than every 4 MB: fewer stalls inside a batch.
+    connection.execute("PRAGMA wal_autocheckpoint=10000")
     connection.executescript(SCHEMA)
     return SqlStore(
         connection,
