@@ -10,12 +10,15 @@ import kombu
 from amqp.exceptions import ConnectionError as AmqpConnectionError
 from amqp.exceptions import RecoverableConnectionError
 
+from worker import logs
 from worker.failures import PublishFailed
 from worker.messages import Delivery, Outgoing
 from worker.processing import BatchProcessor, Result
 from worker.publisher import ConfirmingPublisher
 from worker.settings import Settings, masked
 from worker.topology import declare, topology
+
+_WARNINGS = frozenset({"message.retry_scheduled", "message.dead_lettered"})
 
 
 class Worker:
@@ -156,12 +159,14 @@ class Worker:
             self._log.info("outbox.republished", count=len(leftovers))
 
     def _report(self, results: Sequence[Result]) -> None:
+        """One canonical line per message, written together once the batch is acknowledged."""
         log = self._log
-        for result in results:
-            if result.outcome == "message.retry_scheduled" or result.outcome == "message.dead_lettered":
-                log.warning(result.outcome, **result.fields)
-            else:
-                log.info(result.outcome, **result.fields)
+        with logs.held():
+            for result in results:
+                if result.outcome in _WARNINGS:
+                    log.warning(result.outcome, **result.fields)
+                else:
+                    log.info(result.outcome, **result.fields)
 
 
 def _chunks(batch: Sequence[Delivery]) -> list[Sequence[Delivery]]:

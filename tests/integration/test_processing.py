@@ -1,0 +1,51 @@
+"""One batch through BatchProcessor on a real SQLite store: no broker, real transactions."""
+
+import json
+from pathlib import Path
+from typing import Any
+
+from events import RenewalApproaching
+from handlers import HANDLERS, Decision, on_renewal_approaching
+from tests.builders import contact, renewal
+from worker.messages import Delivery
+from worker.processing import BatchProcessor
+from worker.settings import Settings
+from worker.store import open_store
+
+DORA = contact("dora", "client.example")
+
+
+def failing_for_doomed(event: RenewalApproaching, *, projection: Any) -> Decision:
+    decision = on_renewal_approaching(event, projection=projection)  # writes first, then fails
+    if event.data.client_id.startswith("doomed"):
+        raise RuntimeError("bug after writing")
+    return decision
+
+
+def delivery(message: dict[str, Any], tag: int) -> Delivery:
+    body = json.dumps(message).encode()
+    return Delivery(body, {"content_type": "application/json"}, "renewals.events", "renewal.approaching", tag)
+
+
+def test_a_failing_message_is_undone_alone_and_the_rest_of_the_batch_commits(tmp_path: Path) -> None:
+    """A bug after a write, and a no_recipient, in the middle of a batch: both leave no trace;
+    the good messages around them are committed and their notifications queued."""
+    store = open_store(f"sqlite:///{tmp_path / 'r.db'}")
+    processor = BatchProcessor(Settings(), store, {**HANDLERS, RenewalApproaching: failing_for_doomed})
+    batch = [
+        delivery(renewal("good-1", None, decision_maker=DORA, id="e1"), 1),
+        delivery(renewal("doomed-1", None, decision_maker=DORA, id="e2"), 2),
+        delivery(renewal("lonely", "p-none", id="e3"), 3),
+        delivery(renewal("good-2", None, decision_maker=DORA, id="e4"), 4),
+    ]
+    results = processor.process(batch)
+    assert [r.outcome for r in results] == [
+        "renewal.notification_requested",
+        "message.retry_scheduled",
+        "message.dead_lettered",
+        "renewal.notification_requested",
+    ]
+    assert [row.correlation_id for row in store.pending()] == ["e1", "e4"]
+    with store.batch() as tx:
+        assert [tx.record_event(event_id, 0) for event_id in ("e1", "e2", "e3", "e4")] == [False, True, True, False]
+        assert tx.decision_maker("doomed-1") is None
