@@ -1,4 +1,4 @@
-"""Publishing a batch with publisher confirms: send all, then wait once for every confirm."""
+"""Publishing with publisher confirms: send a batch, and wait for its confirms once, later."""
 
 import time
 from collections.abc import Callable, Sequence
@@ -11,8 +11,17 @@ from worker.failures import PublishFailed
 from worker.messages import Outgoing
 
 
+def _nothing() -> None:
+    pass
+
+
 class ConfirmingPublisher:
-    """Owns its own connection: confirms are read here, never inside a consumer callback."""
+    """Owns its own connection: confirms are read here, never inside a consumer callback.
+
+    `send` returns the last publish tag of what it sent; `wait_for(tag)` returns once every
+    publish up to that tag is confirmed, so the worker can commit the next batch while the
+    broker confirms this one.
+    """
 
     def __init__(self, connection: amqp.Connection, *, confirm_timeout: float, log: Any) -> None:
         self._connection = connection
@@ -24,6 +33,7 @@ class ConfirmingPublisher:
         self._timeout = confirm_timeout
         self._log = log
         self._next_tag = 1
+        self._low = 1  # every publish tag below this is confirmed
         self._unconfirmed: set[int] = set()
         self._refused: list[str] = []
         self.blocked = False
@@ -39,10 +49,11 @@ class ConfirmingPublisher:
     def publish(
         self, messages: Sequence[Outgoing], *, while_waiting: Callable[[], None] = lambda: None
     ) -> None:
-        """Return once the broker has confirmed every message; raise PublishFailed otherwise."""
-        if not messages:
-            return
-        first = self._next_tag
+        """Send and wait: return once the broker has confirmed every message."""
+        self.wait_for(self.send(messages), while_waiting=while_waiting)
+
+    def send(self, messages: Sequence[Outgoing]) -> int:
+        """Publish with `mandatory`, without waiting; the tag to `wait_for`."""
         for message in messages:
             self._channel.send_method(
                 spec.Basic.Publish,
@@ -50,34 +61,37 @@ class ConfirmingPublisher:
                 (0, message.exchange, message.routing_key, True, False),
                 amqp.Message(message.body, **message.properties),
             )
-        self._next_tag = first + len(messages)
+        first = self._next_tag
+        self._next_tag += len(messages)
         self._unconfirmed.update(range(first, self._next_tag))
-        self._wait(while_waiting)
+        return self._next_tag - 1
 
-    def _wait(self, while_waiting: Callable[[], None]) -> None:
+    def wait_for(self, tag: int, *, while_waiting: Callable[[], None] = _nothing) -> None:
+        """Return once every publish up to `tag` is confirmed; PublishFailed on a nack, a
+        return, or no confirm within the timeout (not counted while the broker blocks us)."""
         deadline = time.monotonic() + self._timeout
-        while self._unconfirmed and not self._refused:
+        while self._low <= tag and not self._refused:
             if self.blocked:  # a blocked broker confirms nothing; waiting is not failing
                 deadline = time.monotonic() + self._timeout
             remaining = deadline - time.monotonic()
             if remaining <= 0:
-                count = len(self._unconfirmed)
-                self._unconfirmed.clear()
-                raise PublishFailed(f"{count} publishes not confirmed within {self._timeout:g}s")
+                raise PublishFailed(f"publishes up to {tag} not confirmed within {self._timeout:g}s")
             try:
                 self._connection.drain_events(timeout=min(remaining, 1.0))
             except TimeoutError:
                 while_waiting()
         if self._refused:
             refused, self._refused = self._refused, []
-            self._unconfirmed.clear()
             raise PublishFailed("; ".join(refused[:5]))
 
     def _on_ack(self, delivery_tag: int, multiple: bool) -> None:
         if multiple:
-            self._unconfirmed = {tag for tag in self._unconfirmed if tag > delivery_tag}
+            for tag in range(self._low, delivery_tag + 1):
+                self._unconfirmed.discard(tag)
         else:
             self._unconfirmed.discard(delivery_tag)
+        while self._low < self._next_tag and self._low not in self._unconfirmed:
+            self._low += 1
 
     def _on_nack(self, delivery_tag: int, multiple: bool) -> None:
         self._refused.append(f"broker nacked publish {delivery_tag}")

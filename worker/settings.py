@@ -37,7 +37,9 @@ class Settings(BaseSettings):
     prefetch: int = Field(1000, ge=1)
     batch_size: int = Field(500, ge=1)
     batch_idle_ms: float = Field(
-        0.0, ge=0, description="wait this long for more deliveries before a batch is flushed (0: take what has arrived)"
+        0.0,
+        ge=0,
+        description="wait this long for more deliveries before a batch is flushed (0: take what has arrived)",
     )
     batch_max_wait_ms: float = Field(
         10.0, ge=0, description="flush a batch this long after its first delivery"

@@ -47,5 +47,10 @@ def test_a_failing_message_is_undone_alone_and_the_rest_of_the_batch_commits(tmp
     ]
     assert [row.correlation_id for row in store.pending()] == ["e1", "e4"]
     with store.batch() as tx:
-        assert [tx.record_event(event_id, 0) for event_id in ("e1", "e2", "e3", "e4")] == [False, True, True, False]
+        assert [tx.record_event(event_id, 0) for event_id in ("e1", "e2", "e3", "e4")] == [
+            False,
+            True,
+            True,
+            False,
+        ]
         assert tx.decision_maker("doomed-1") is None
