@@ -17,11 +17,11 @@ from bench.mix import CONTENT_TYPE, Message
 DEFAULT_BROKER = "amqp://guest:guest@127.0.0.1:5672/"
 
 
-def create_vhost(base_url: str) -> tuple[str, str]:
+def create_vhost(base_url: str, prefix: str = "renewals-bench") -> tuple[str, str]:
     """A fresh vhost made with rabbitmqctl on this host, and the URL that uses it."""
     if shutil.which("rabbitmqctl") is None:
         raise SystemExit("rabbitmqctl is not on PATH: give --amqp-url of a vhost the benchmark may fill")
-    name = f"renewals-bench-{uuid.uuid4().hex[:8]}"
+    name = f"{prefix}-{uuid.uuid4().hex[:10]}"
     parts = urlsplit(base_url)
     subprocess.run(["rabbitmqctl", "-q", "add_vhost", name], check=True, capture_output=True)
     user = parts.username or "guest"

@@ -5,12 +5,13 @@ import os
 import shutil
 import socket
 import subprocess
-import uuid
 from collections.abc import Iterator
 from contextlib import contextmanager
 from urllib.parse import urlsplit
 
 import pytest
+
+from bench.broker import create_vhost, delete_vhost
 
 RABBITMQ_URL = os.environ.get("RENEWALS_TEST_AMQP_URL", "amqp://guest:guest@127.0.0.1:5672/")
 POSTGRES_URL = os.environ.get("RENEWALS_TEST_POSTGRES_URL", "postgresql://postgres@127.0.0.1:5432/test")
@@ -62,19 +63,9 @@ def postgres_base_url() -> Iterator[str]:
 
 def fresh_vhost(base_url: str) -> tuple[str, str]:
     """A new vhost for one test (via rabbitmqctl on this host), and the URL that uses it."""
-    name = f"renewals-test-{uuid.uuid4().hex[:10]}"
     if shutil.which("rabbitmqctl") is None:
         pytest.fail("rabbitmqctl is needed to create a test vhost on the local broker", pytrace=False)
-    subprocess.run(["rabbitmqctl", "-q", "add_vhost", name], check=True, capture_output=True)
-    parts = urlsplit(base_url)
-    user = parts.username or "guest"
-    subprocess.run(
-        ["rabbitmqctl", "-q", "set_permissions", "-p", name, user, ".*", ".*", ".*"],
-        check=True,
-        capture_output=True,
-    )
-    return name, parts._replace(path="/" + name).geturl()
+    return create_vhost(base_url, prefix="renewals-test")
 
 
-def drop_vhost(name: str) -> None:
-    subprocess.run(["rabbitmqctl", "-q", "delete_vhost", name], capture_output=True)
+drop_vhost = delete_vhost
