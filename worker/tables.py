@@ -9,7 +9,7 @@ def render(rows: Sequence[Mapping[str, Any]], columns: Sequence[str]) -> str:
     cells = [[_cell(row.get(column)) for column in columns] for row in rows]
     widths = [max([len(column), *(len(line[i]) for line in cells)]) for i, column in enumerate(columns)]
     lines = [
-        "  ".join(column.ljust(width) for column, width in zip(columns, widths, strict=True)),
+        "  ".join(column.ljust(width) for column, width in zip(columns, widths, strict=True)).rstrip(),
         "  ".join("-" * width for width in widths),
     ]
     lines += [
