@@ -66,10 +66,18 @@ def test_a_locked_store_sends_the_whole_batch_to_a_delayed_retry(tmp_path: Path)
     blocker = sqlite3.connect(tmp_path / "r.db", isolation_level=None)
     blocker.execute("BEGIN IMMEDIATE")
     try:
-        results = processor.process([delivery(renewal("c1", None, decision_maker=DORA), 1), delivery(renewal("c2", None, decision_maker=DORA), 2)])
+        results = processor.process(
+            [
+                delivery(renewal("c1", None, decision_maker=DORA), 1),
+                delivery(renewal("c2", None, decision_maker=DORA), 2),
+            ]
+        )
     finally:
         blocker.execute("ROLLBACK")
     assert [r.outcome for r in results] == ["message.retry_scheduled"] * 2
     assert all(r.fields["reason"] == "transient" for r in results)
-    assert all(r.outgoing is not None and r.outgoing.properties["application_headers"]["x-attempts"] == 1 for r in results)
+    assert all(
+        r.outgoing is not None and r.outgoing.properties["application_headers"]["x-attempts"] == 1
+        for r in results
+    )
     assert [r.outgoing.routing_key for r in results if r.outgoing] == ["renewals.worker.retry.1000ms"] * 2
