@@ -101,7 +101,7 @@ def _delete(connection: Any, plan: Any) -> None:
 def report(run: DemoRun) -> list[dict[str, Any]]:
     """One row per reminder in the scenario: what was sent (or why not), and why."""
     sent = {n["body"]["data"]["causation_id"]: n["body"]["data"] for n in run.notifications}
-    failed = {json.loads(json.dumps(d["body"]))["id"]: d["headers"] for d in run.dead_letters}
+    failed = {d["body"]["id"]: d["headers"] for d in run.dead_letters}
     rows = []
     for event in run.events:
         if event["type"] != "RenewalApproaching":
