@@ -64,5 +64,6 @@ class Worker:
             # blocked (memory or disk alarm) after one second; heartbeats find dead peers instead.
             transport_options={"socket_settings": {socket.TCP_USER_TIMEOUT: 0}},
         )
-        connection.connect()
+        # One attempt: the backoff between attempts is ours (logged), not kombu's silent retry.
+        connection.ensure_connection(max_retries=0, reraise_as_library_errors=False)
         return connection
