@@ -1,7 +1,6 @@
 """One batch of deliveries: parse, decide and record in one transaction; say what to publish."""
 
 import hashlib
-import time
 from collections.abc import Callable, Mapping, Sequence
 from contextlib import nullcontext
 from dataclasses import dataclass
@@ -54,7 +53,7 @@ class BatchProcessor:
         rolls the batch back, and the batch is done again with a savepoint per message.
         """
         now = datetime.now(UTC)
-        now_us = time.time_ns() // 1000
+        now_us = int(now.timestamp() * 1_000_000)
         try:
             try:
                 results = self._transaction(deliveries, now, now_us, settled_key, careful=False)
