@@ -9,7 +9,6 @@ steady offered rates, and peak RSS over a long run. Prints one table; `--json` w
 import argparse
 import json
 import os
-import re
 import statistics
 import subprocess
 import sys
@@ -17,9 +16,11 @@ import tempfile
 from pathlib import Path
 from typing import Any
 
-from bench.broker import DEFAULT_BROKER, create_vhost, delete_vhost
+from bench.broker import DEFAULT_BROKER
 from bench.phases import ROOT, Phases
 from bench.report import table, verdicts
+from support.services import create_vhost, delete_vhost
+from worker.redaction import masked
 
 QUICK = {"events": 300, "long_events": 1500, "rates": [200.0], "latency_seconds": 1.0, "repeat": 1}
 
@@ -149,7 +150,7 @@ def measure(o: argparse.Namespace, url: str, folder: Path) -> dict[str, Any]:
             "commit": _commit(),
             "broker_version": phases.watcher.server_version(),
             "cpus": os.cpu_count(),
-            "store": _masked(o.store_url) if o.store_url else "sqlite (a new temporary file per run)",
+            "store": masked(o.store_url) if o.store_url else "sqlite (a new temporary file per run)",
             "events": o.events,
             "repeat": o.repeat,
             "quick": o.quick,
@@ -181,11 +182,6 @@ def _median(runs: list[dict[str, Any]]) -> dict[str, Any]:
     return ordered[(len(ordered) - 1) // 2]
 
 
-def _masked(url: str) -> str:
-    """The URL with any password replaced by ***."""
-    return re.sub(r"(://[^:/@]+:)[^@/]*@", r"\1***@", url)
-
-
 def _commit() -> str:
     def git(*args: str) -> subprocess.CompletedProcess[str]:
         return subprocess.run(["git", *args], cwd=ROOT, capture_output=True, text=True)
@@ -199,7 +195,7 @@ def main(argv: list[str] | None = None) -> int:
     vhost = None
     url = o.amqp_url
     if url is None:
-        vhost, url = create_vhost(o.broker)
+        vhost, url = create_vhost(o.broker, prefix="renewals-bench")
     try:
         with tempfile.TemporaryDirectory(prefix="renewals-bench-") as temporary:
             folder = Path(o.keep or temporary)

@@ -11,10 +11,10 @@ from dataclasses import dataclass
 
 import amqp  # type: ignore[import-untyped]  # py-amqp ships no type hints
 
-from bench.broker import Confirms, connect, drain, event_message
+from bench.broker import event_message
 from bench.mix import Message
-
-EVENTS_EXCHANGE = "renewals.events"
+from support.amqp import Confirms, connect, drain
+from support.client import NAMES
 
 
 @dataclass(frozen=True, slots=True)
@@ -60,7 +60,7 @@ def measure(
             while (wait := due - time.perf_counter()) > 0:
                 drain(connection, wait)
             sent[message.event_id] = time.perf_counter()
-            confirms.publish(EVENTS_EXCHANGE, message.routing_key, event_message(message))
+            confirms.publish(NAMES.events_exchange, message.routing_key, event_message(message))
         offered_s = time.perf_counter() - began
         expected = {m.event_id for m in messages if m.notifies}
         deadline = time.monotonic() + drain_s

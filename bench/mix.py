@@ -13,8 +13,9 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 from datetime import UTC, date, datetime, timedelta
 
+from events import input_routing_key
+
 CONTENT_TYPE = "application/cloudevents+json"
-ROUTING_KEYS = {"RenewalApproaching": "renewal.approaching", "OwnerChanged": "owner.changed"}
 _FIRST_RENEWAL = date(2027, 1, 4)
 _T0 = datetime(2026, 11, 20, 9, 0, tzinfo=UTC)
 _DAYS = (60, 30, 14, 7, 1)
@@ -77,7 +78,7 @@ class Mix:
             "data": data,
         }
         body = json.dumps(envelope, separators=(",", ":")).encode()
-        return Message(event_id, ROUTING_KEYS[type_], body, type_ == "RenewalApproaching")
+        return Message(event_id, input_routing_key(type_) or "", body, type_ == "RenewalApproaching")
 
     def _renewal(self) -> dict[str, object]:
         number = self._reminders

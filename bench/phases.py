@@ -14,17 +14,17 @@ from bench.mix import Mix
 from bench.profiling import Profiler
 from bench.worker_runs import (
     OBSERVED,
-    WORK_QUEUE,
-    WorkerProcess,
     WorkerRun,
     broker_pid,
     cpu_seconds,
     store_bytes,
     timed_run,
+    wait_consuming,
 )
+from support.client import NAMES
+from support.worker_process import WorkerProcess, stop_all
 
 RELAY_EVENTS, RELAY_IN, RELAY_OUT = "bench.relay.events", "bench.relay.in", "bench.relay.out"
-NOTIFICATIONS = "renewals.notifications"
 ROOT = Path(__file__).resolve().parent.parent
 
 
@@ -44,24 +44,24 @@ class Phases:
 
     def worker(self, name: str, level: str) -> WorkerProcess:
         store = self.o.store_url or f"sqlite:///{self.folder / (name + '.db')}"
-        process = WorkerProcess(self.url, store, level, self.folder / f"{name}.log", self.o.worker_env)
+        env = {"RENEWALS_LOG_LEVEL": level, **self.o.worker_env}
+        process = WorkerProcess(self.url, self.folder, store_url=store, name=name, env=env)
         self.workers.append(process)
         return process
 
     def stop_all(self) -> None:
-        for process in self.workers:
-            process.stop(timeout=30)
+        stop_all(self.workers)
         self.watcher.close()
 
     def declare_and_sample(self) -> float:
         """Start the worker once on an empty queue: its topology, its start-up time, and the
         size of its notifications (the relays publish bodies of that size)."""
-        worker = self.worker("declare", "info").start()
-        startup_s = worker.wait_consuming(self.watcher)
-        self.watcher.quorum_queue(OBSERVED, {"x-queue-type": "quorum"}, NOTIFICATIONS, "#")
+        worker = self.worker("declare", "info").start(wait=False)
+        startup_s = wait_consuming(worker, self.watcher)
+        self.watcher.quorum_queue(OBSERVED, {"x-queue-type": "quorum"}, NAMES.notifications_exchange, "#")
         sample = self.mix.take(200)
         self.input_bytes = sum(len(m.body) for m in sample) / len(sample)
-        expected = prefill(self.url, "renewals.events", sample).notifications
+        expected = prefill(self.url, NAMES.events_exchange, sample).notifications
         self.watcher.wait_until(
             lambda: self.watcher.depth(OBSERVED)[0] >= expected, timeout=30, what="the sample"
         )
@@ -161,8 +161,8 @@ class Phases:
                 "-m",
                 "bench.relays",
                 self.url,
-                WORK_QUEUE,
-                NOTIFICATIONS,
+                NAMES.queue,
+                NAMES.notifications_exchange,
                 str(len(messages)),
                 "--output-bytes",
                 str(int(self.output_bytes)),
@@ -171,7 +171,7 @@ class Phases:
             relay = subprocess.Popen(command, cwd=ROOT, stdout=subprocess.DEVNULL)
             try:
                 self.watcher.wait_until(
-                    lambda: self.watcher.depth(WORK_QUEUE)[1] > 0, timeout=30, what="the relay"
+                    lambda: self.watcher.depth(NAMES.queue)[1] > 0, timeout=30, what="the relay"
                 )
                 results[f"{rate:g}"] = asdict(latency.measure(self.url, OBSERVED, messages, rate))
                 relay.wait(30)

@@ -15,13 +15,14 @@ from collections import Counter
 from pathlib import Path
 from typing import Any
 
+ROOT = Path(__file__).resolve().parent.parent  # the checkout: its paths are shown relative to it
 _FRAME = re.compile(r"^(?P<function>.*?) \((?P<path>[^:()]+)(?::\d+)?\)$")
 
 # The first bucket with a frame anywhere in the stack wins (so SQLite called by a handler is
 # SQLite, and py-amqp called by the publisher is publishing).
 BUCKETS = (
     ("logging (structlog render + write)", ("structlog/", "/worker/logs.py")),
-    ("AMQP publish + confirm wait", ("/worker/publisher.py",)),
+    ("AMQP publish + confirm wait", ("/worker/service/publisher.py",)),
     ("store (SQLite calls, commit, row mapping)", ("sqlite3", "/worker/store/")),
     ("pydantic (parse, build, dump)", ("pydantic/", "pydantic_core/", "/events/")),
     ("domain rules (handlers/)", ("/handlers/",)),
@@ -74,7 +75,7 @@ def frames(stack: str) -> list[tuple[str, str]]:
 
 
 def _short(path: str) -> str:
-    for marker in ("site-packages/", "/wt-bench/", "/lib/python3"):
+    for marker in ("site-packages/", f"{ROOT}/", "/lib/python3"):
         if marker in path:
             return path.split(marker, 1)[1]
     return path

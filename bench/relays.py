@@ -15,9 +15,11 @@ from typing import Any
 
 import amqp  # type: ignore[import-untyped]  # py-amqp ships no type hints
 
-from bench.broker import Confirms, connect, drain
+from events import notification_routing_key
+from support.amqp import Confirms, connect, drain
 
 OUTPUT_CONTENT_TYPE = "application/cloudevents+json"
+BOTH = notification_routing_key("both")
 
 
 @dataclass(frozen=True, slots=True)
@@ -59,12 +61,12 @@ def relay(
             if batched:
                 batch = _collect(connection, arrived, batch_size, idle_s, max_wait_s)
                 for message in batch:
-                    confirms.publish(exchange, "notification.requested.both", _output(message, output_bytes))
+                    confirms.publish(exchange, BOTH, _output(message, output_bytes))
                 confirms.wait(connection)
                 consuming.basic_ack(batch[-1].delivery_tag, multiple=True)
             else:
                 batch = [arrived.pop(0)]
-                confirms.publish(exchange, "notification.requested.both", _output(batch[0], output_bytes))
+                confirms.publish(exchange, BOTH, _output(batch[0], output_bytes))
                 confirms.wait(connection)
                 consuming.basic_ack(batch[0].delivery_tag)
             done += len(batch)

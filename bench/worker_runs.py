@@ -1,9 +1,6 @@
 """The real worker under load: `python -m worker run` as a subprocess, timed by the broker."""
 
 import os
-import signal
-import subprocess
-import sys
 import time
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
@@ -11,83 +8,27 @@ from pathlib import Path
 
 from bench.broker import Watcher, prefill
 from bench.mix import Message
+from support.client import NAMES
+from support.worker_process import WorkerProcess
 
-EVENTS_EXCHANGE = "renewals.events"
-WORK_QUEUE = "renewals.worker"
-DEAD_LETTERS = "renewals.worker.dlq"
-UNROUTED = "renewals.notifications.unrouted"
-OBSERVED = "bench.observed"  # a durable quorum queue bound to renewals.notifications with "#"
+OBSERVED = "bench.observed"  # a durable quorum queue bound to the notifications exchange with "#"
 
 
-class WorkerProcess:
-    """`renewals run` with its own store and log file; `started` is its spawn time."""
+def wait_consuming(worker: WorkerProcess, watcher: Watcher, timeout: float = 60.0) -> float:
+    """Seconds from spawn until the broker shows the worker consuming its queue."""
 
-    def __init__(
-        self, amqp_url: str, store_url: str, log_level: str, log_path: Path, env: dict[str, str]
-    ) -> None:
-        self.log_path = log_path
-        self.env = {
-            **os.environ,
-            "RENEWALS_AMQP_URL": amqp_url,
-            "RENEWALS_STORE_URL": store_url,
-            "RENEWALS_LOG_LEVEL": log_level,
-            "RENEWALS_LOG_FORMAT": "json",
-            **env,
-        }
-        self.process: subprocess.Popen[bytes] | None = None
-        self.started = 0.0
-
-    def start(self) -> "WorkerProcess":
-        with open(self.log_path, "ab") as log:
-            self.started = time.perf_counter()
-            self.process = subprocess.Popen(
-                [sys.executable, "-m", "worker", "run"], env=self.env, stderr=log, stdout=log
-            )
-        return self
-
-    @property
-    def pid(self) -> int:
-        assert self.process is not None
-        return self.process.pid
-
-    def wait_consuming(self, watcher: Watcher, timeout: float = 60.0) -> float:
-        """Seconds from spawn until the broker shows the worker consuming its queue."""
-
-        def consuming() -> bool:
-            self.check_alive()
-            try:
-                return watcher.depth(WORK_QUEUE)[1] > 0
-            except Exception:  # the queue is not declared yet: a passive declare closes the channel
-                watcher.channel = watcher.connection.channel()
-                return False
-
-        return (
-            watcher.wait_until(consuming, timeout=timeout, every=0.005, what="the worker to consume")
-            - self.started
-        )
-
-    def check_alive(self) -> None:
-        assert self.process is not None
-        if self.process.poll() is not None:
-            tail = self.log_path.read_text(errors="replace")[-3000:]
-            raise RuntimeError(f"the worker exited with {self.process.returncode}:\n{tail}")
-
-    def status_kb(self, field_name: str) -> int:
-        """A memory figure of /proc/PID/status (VmRSS, VmHWM) in kB."""
-        for line in Path(f"/proc/{self.pid}/status").read_text().splitlines():
-            if line.startswith(field_name + ":"):
-                return int(line.split()[1])
-        raise KeyError(field_name)
-
-    def stop(self, timeout: float = 60.0) -> None:
-        if self.process is None or self.process.poll() is not None:
-            return
-        self.process.send_signal(signal.SIGTERM)
+    def consuming() -> bool:
+        worker.check_alive()
         try:
-            self.process.wait(timeout)
-        except subprocess.TimeoutExpired:
-            self.process.kill()
-            self.process.wait(10)
+            return watcher.depth(NAMES.queue)[1] > 0
+        except Exception:  # the queue is not declared yet: a passive declare closes the channel
+            watcher.channel = watcher.connection.channel()
+            return False
+
+    return (
+        watcher.wait_until(consuming, timeout=timeout, every=0.005, what="the worker to consume")
+        - worker.started
+    )
 
 
 @dataclass
@@ -121,9 +62,9 @@ def timed_run(
     """Pre-fill the (stopped) worker's queue, start it, and time consume-start to the last
     notification on the observed queue. With `rss_every`, sample its RSS as the count grows
     and purge the observed queue on the way, so the broker's memory stays flat too."""
-    filled = prefill(url, EVENTS_EXCHANGE, messages)
-    worker.start()
-    startup_s = worker.wait_consuming(watcher)
+    filled = prefill(url, NAMES.events_exchange, messages)
+    worker.start(wait=False)
+    startup_s = wait_consuming(worker, watcher)
     began = worker.started + startup_s
     if on_consuming is not None:
         on_consuming(worker)
@@ -154,7 +95,7 @@ def timed_run(
     if rss_every:
         rss[filled.notifications] = worker.status_kb("VmRSS") / 1024
     peak = worker.status_kb("VmHWM") / 1024
-    dead = watcher.depth(DEAD_LETTERS)[0] + watcher.depth(UNROUTED)[0]
+    dead = watcher.depth(NAMES.dead_letter_queue)[0] + watcher.depth(NAMES.unrouted_queue)[0]
     watcher.purge(OBSERVED)
     return WorkerRun(
         filled.events,

@@ -16,14 +16,24 @@ from events.models import (
     RenewalApproachingData,
 )
 from events.parsing import ACCEPTED_CONTENT_TYPES, MAX_BODY_BYTES, parse, parse_notification
+from events.registry import (
+    INPUT_ROUTING_KEYS,
+    INPUTS,
+    MessageKind,
+    input_routing_key,
+    notification_routing_key,
+)
 from events.schemas import json_schemas
 
 __all__ = [
     "ACCEPTED_CONTENT_TYPES",
+    "INPUTS",
+    "INPUT_ROUTING_KEYS",
     "MAX_BODY_BYTES",
     "Contact",
     "Event",
     "InvalidInput",
+    "MessageKind",
     "NotificationRequested",
     "NotificationRequestedData",
     "OwnerChanged",
@@ -31,7 +41,9 @@ __all__ = [
     "Recipient",
     "RenewalApproaching",
     "RenewalApproachingData",
+    "input_routing_key",
     "json_schemas",
+    "notification_routing_key",
     "parse",
     "parse_notification",
 ]

@@ -7,16 +7,13 @@ from pydantic import TypeAdapter, ValidationError
 
 from events.errors import InvalidInput
 from events.models import Envelope, Event, NotificationRequested, OwnerChanged, RenewalApproaching
+from events.registry import INPUT_BY_TYPE
 
 ACCEPTED_CONTENT_TYPES = frozenset({"application/json", "application/cloudevents+json"})
 MAX_BODY_BYTES = 256 * 1024
 MAX_DETAIL_CHARS = 500
 
 _EVENT: TypeAdapter[RenewalApproaching | OwnerChanged] = TypeAdapter(Event)
-_BY_TYPE: dict[str, type[Envelope]] = {
-    "RenewalApproaching": RenewalApproaching,
-    "OwnerChanged": OwnerChanged,
-}
 
 
 def parse(body: bytes, content_type: str | None) -> RenewalApproaching | OwnerChanged:
@@ -56,14 +53,14 @@ def _classify(body: bytes, exc: ValidationError) -> InvalidInput:
         Envelope.model_validate(document)
     except ValidationError as envelope_error:
         return InvalidInput("invalid_envelope", describe(envelope_error))
-    model = _BY_TYPE.get(document["type"])
-    if model is None:
-        known = ", ".join(sorted(_BY_TYPE))
+    kind = INPUT_BY_TYPE.get(document["type"])
+    if kind is None:
+        known = ", ".join(sorted(INPUT_BY_TYPE))
         return InvalidInput("unknown_event_type", f"type {document['type']!r} is not one of {known}")
     if "data" not in document:
         return InvalidInput("invalid_payload", "data: field required")
     try:
-        model.model_validate(document)
+        kind.model.model_validate(document)
     except ValidationError as payload_error:
         return InvalidInput("invalid_payload", describe(payload_error))
     return InvalidInput("invalid_payload", describe(exc))  # pragma: no cover - defensive

@@ -1,7 +1,7 @@
 """The domain: projection rules and the recipient decision, pure code over `ports`."""
 
-from collections.abc import Callable
-from typing import Any
+from collections.abc import Mapping
+from typing import Any, Protocol
 
 from events import OwnerChanged, RenewalApproaching
 from handlers.decision import Decision
@@ -17,7 +17,17 @@ from handlers.projection import Effective, effective_setting, on_owner_changed
 from handlers.recipients import NoRecipient, Recipients, resolve_recipients
 from handlers.reminders import notification_id_for, on_renewal_approaching
 
-HANDLERS: dict[type[Any], Callable[..., Decision]] = {
+
+class Handler(Protocol):
+    """A handler: the event first, the projection port by keyword; it returns what it decided
+    and leaves the doing (publishing) to the worker."""
+
+    def __call__(self, event: Any, /, *, projection: Projection) -> Decision: ...
+
+
+HandlerMap = Mapping[type[RenewalApproaching | OwnerChanged], Handler]
+
+HANDLERS: HandlerMap = {
     RenewalApproaching: on_renewal_approaching,
     OwnerChanged: on_owner_changed,
 }
@@ -27,6 +37,8 @@ __all__ = [
     "HANDLERS",
     "Decision",
     "Effective",
+    "Handler",
+    "HandlerMap",
     "NoRecipient",
     "OwnerSetting",
     "Projection",

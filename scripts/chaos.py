@@ -18,9 +18,12 @@ from typing import Any
 
 import pika
 
-from tests.builders import contact, renewal
-from tests.e2e.harness import Client, WorkerProcess, audit
-from tests.e2e.spare_broker import SpareBroker, spare_broker
+from support.client import Client, audit
+from support.messages import contact, renewal
+from support.spare_broker import SpareBroker, spare_broker
+from support.worker_process import WorkerProcess
+
+RETRIES = {"RENEWALS_RETRY_DELAYS": "[0.2, 0.4, 0.8]"}
 
 
 class ResilientBilling(threading.Thread):
@@ -56,7 +59,7 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
     expected = {e["id"] for e in events}
     counts = {"kills": 0, "sigterms": 0, "sigterm_bad_exits": 0, "broker_restarts": 0}
     with spare_broker() as broker, tempfile.TemporaryDirectory() as folder:
-        worker = WorkerProcess(broker.url, Path(folder)).start()
+        worker = WorkerProcess(broker.url, Path(folder), env=RETRIES).start()
         client = Client(broker.url)
         client.channel.queue_declare("chaos.observer", durable=True)
         client.channel.queue_bind("chaos.observer", "renewals.notifications", "#")
@@ -96,7 +99,7 @@ def _disturb(
         counts["sigterms"] += 1
         if worker.stop(signal.SIGTERM, timeout=35) != 0:
             counts["sigterm_bad_exits"] += 1
-    return WorkerProcess(broker.url, Path(folder)).start(wait=False)
+    return WorkerProcess(broker.url, Path(folder), env=RETRIES).start(wait=False)
 
 
 def _collect(url: str, expected: set[str], timeout: float) -> list[Any]:

@@ -1,4 +1,5 @@
-"""Fixtures for the real services. Broker tests get a fresh vhost each."""
+"""Fixtures for the real services. Broker tests get a fresh vhost each, store tests a fresh
+PostgreSQL schema each; a missing service fails the test, never skips it."""
 
 import uuid
 from collections.abc import Iterator
@@ -6,27 +7,36 @@ from collections.abc import Iterator
 import psycopg
 import pytest
 
-from tests.services import drop_vhost, fresh_vhost, postgres_base_url, rabbitmq_base_url
+from support.services import ServiceMissing, create_vhost, delete_vhost, postgres_base_url, rabbitmq_base_url
 
 
 @pytest.fixture(scope="session")
 def rabbitmq() -> Iterator[str]:
-    with rabbitmq_base_url() as url:
-        yield url
+    try:
+        with rabbitmq_base_url() as url:
+            yield url
+    except ServiceMissing as exc:
+        pytest.fail(str(exc), pytrace=False)
 
 
 @pytest.fixture
 def amqp_url(rabbitmq: str) -> Iterator[str]:
     """A URL on a vhost of this test's own."""
-    name, url = fresh_vhost(rabbitmq)
+    try:
+        name, url = create_vhost(rabbitmq, prefix="renewals-test")
+    except ServiceMissing as exc:
+        pytest.fail(str(exc), pytrace=False)
     yield url
-    drop_vhost(name)
+    delete_vhost(name)
 
 
 @pytest.fixture(scope="session")
 def postgres() -> Iterator[str]:
-    with postgres_base_url() as url:
-        yield url
+    try:
+        with postgres_base_url() as url:
+            yield url
+    except ServiceMissing as exc:
+        pytest.fail(str(exc), pytrace=False)
 
 
 @pytest.fixture

@@ -1,41 +1,32 @@
 """The composition root: the only place that builds concrete objects from the settings."""
 
-import importlib
 import os
 import signal
 import sys
 import threading
-from collections.abc import Callable, Mapping
 from typing import Any
 
-from events import OwnerChanged, RenewalApproaching
-from handlers import HANDLERS, Decision
+from handlers import HANDLERS, HandlerMap
 from worker import logs
-from worker.processing import BatchProcessor
-from worker.runtime import Worker
-from worker.settings import Settings, masked
-from worker.store import open_store
-
-_EVENT_TYPES: dict[str, type[Any]] = {"RenewalApproaching": RenewalApproaching, "OwnerChanged": OwnerChanged}
-
-
-def handlers_for(settings: Settings) -> Mapping[type[Any], Callable[..., Decision]]:
-    """The built-in handler map, with any `RENEWALS_HANDLER_PLUGINS` replacements applied."""
-    table = dict(HANDLERS)
-    for type_name, target in settings.handler_plugins.items():
-        module_name, _, function = target.partition(":")
-        table[_EVENT_TYPES[type_name]] = getattr(importlib.import_module(module_name), function)
-    return table
+from worker.redaction import masked
+from worker.service.processing import BatchProcessor
+from worker.service.runtime import Worker
+from worker.settings import Settings
+from worker.store import SqlStore, open_store
 
 
-def build_worker(settings: Settings) -> Worker:
+def build_worker(
+    settings: Settings, *, handlers: HandlerMap = HANDLERS, store: SqlStore | None = None
+) -> Worker:
+    """The worker with its store and handlers; tests pass their own (as cosmicpython's
+    `bootstrap` does), production takes the built-in handlers and the configured store."""
     log = logs.get_logger("renewals.worker")
-    store = open_store(settings.store_url)
+    store = store if store is not None else open_store(settings.store_url)
     log.info("store.opened", store=store.description)
-    return Worker(settings, BatchProcessor(settings, store, handlers_for(settings)), log)
+    return Worker(settings, BatchProcessor(settings, store, handlers), log)
 
 
-def run_until_signalled(settings: Settings) -> None:
+def run_until_signalled(settings: Settings, *, handlers: HandlerMap = HANDLERS) -> None:
     """Run the worker; SIGTERM/SIGINT stop it gracefully within `shutdown_grace` seconds."""
     log = logs.get_logger("renewals.worker")
     stop = threading.Event()
@@ -52,7 +43,7 @@ def run_until_signalled(settings: Settings) -> None:
     signal.signal(signal.SIGTERM, request_stop)
     signal.signal(signal.SIGINT, request_stop)
     log.info("worker.starting", broker=masked(settings.amqp_url), store=masked(settings.store_url))
-    build_worker(settings).run(stop)
+    build_worker(settings, handlers=handlers).run(stop)
 
 
 def _give_up(log: Any) -> None:

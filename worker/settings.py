@@ -1,13 +1,14 @@
 """All configuration, read once from `RENEWALS_*` environment variables at start-up."""
 
 import socket
+from importlib.metadata import version
 from typing import Literal
-from urllib.parse import urlsplit, urlunsplit
 
 from pydantic import Field
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
-VERSION = "0.1.0"
+VERSION = version("renewal-routing")
+"""The installed package's version: `renewals --version` and `x-worker-version` both read it."""
 
 
 class Settings(BaseSettings):
@@ -52,10 +53,6 @@ class Settings(BaseSettings):
     source: str = "urn:renewal-routing:worker"
     log_format: Literal["auto", "json", "console"] = "auto"
     log_level: Literal["debug", "info", "warning", "error"] = "info"
-    handler_plugins: dict[str, str] = Field(
-        default_factory=dict,
-        description="event type -> 'module:function' replacing the built-in handler",
-    )
 
     @property
     def host(self) -> str:
@@ -65,12 +62,3 @@ class Settings(BaseSettings):
         """The delay tier for the retry after `attempt` failed deliveries (1-based)."""
         delay = self.retry_delays[min(attempt, len(self.retry_delays)) - 1]
         return f"{self.queue}.retry.{int(delay * 1000)}ms", delay
-
-
-def masked(url: str) -> str:
-    """The URL with any password replaced by ***, safe for logs and errors."""
-    parts = urlsplit(url)
-    if parts.password is None:
-        return url
-    netloc = f"{parts.username}:***@{parts.hostname}" + (f":{parts.port}" if parts.port else "")
-    return urlunsplit(parts._replace(netloc=netloc))

@@ -4,9 +4,8 @@ declared by the worker at start-up and by `renewals topology --declare`."""
 from dataclasses import dataclass, field
 from typing import Any
 
+from events import INPUT_ROUTING_KEYS
 from worker.settings import Settings
-
-ROUTING_KEYS = ("renewal.approaching", "owner.changed")
 
 
 @dataclass(frozen=True, slots=True)
@@ -90,7 +89,7 @@ def topology(settings: Settings) -> Topology:
             *retry_queues,
         ),
         bindings=(
-            *(Binding(settings.events_exchange, settings.queue, key) for key in ROUTING_KEYS),
+            *(Binding(settings.events_exchange, settings.queue, key) for key in INPUT_ROUTING_KEYS),
             Binding(unrouted_exchange, settings.unrouted_queue, ""),
         ),
     )

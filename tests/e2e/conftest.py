@@ -1,9 +1,15 @@
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import pytest
 
-from tests.e2e.harness import Client, WorkerProcess
+from support.client import Client
+from support.worker_process import WorkerProcess
+
+FAST_RETRIES = {"RENEWALS_RETRY_DELAYS": "[0.2, 0.4, 0.8]"}
+"""Retry tiers short enough for a test to wait through."""
+
+StartWorker = Callable[..., WorkerProcess]
 
 
 @pytest.fixture
@@ -14,16 +20,16 @@ def client(amqp_url: str) -> Iterator[Client]:
 
 
 @pytest.fixture
-def start_worker(amqp_url: str, tmp_path: Path) -> Iterator[object]:
-    """Start `renewals run` processes on this test's vhost and store; all are stopped at the end."""
+def start_worker(amqp_url: str, tmp_path: Path) -> Iterator[StartWorker]:
+    """Start worker processes on this test's vhost and store (`faults` swaps in fault-injecting
+    handlers, `env` adds RENEWALS_* settings); every one is stopped at the end."""
     started: list[WorkerProcess] = []
 
-    def start(wait: bool = True, **env: str) -> WorkerProcess:
-        worker = WorkerProcess(amqp_url, tmp_path, **env).start(wait)
-        started.append(worker)
+    def start(wait: bool = True, faults: dict[str, str] | None = None, **env: str) -> WorkerProcess:
+        worker = WorkerProcess(amqp_url, tmp_path, env={**FAST_RETRIES, **env}, faults=faults)
+        started.append(worker.start(wait))
         return worker
 
     yield start
     for worker in started:
-        if worker.process and worker.process.poll() is None:
-            worker.kill()
+        worker.kill()

@@ -8,12 +8,14 @@ from pathlib import Path
 import pika
 import pytest
 
-from tests.builders import contact, renewal
-from tests.e2e.harness import Client, WorkerProcess, audit
-from tests.e2e.spare_broker import SpareBroker, spare_broker
+from support.client import NAMES, Client, audit
+from support.messages import contact, renewal
+from support.polling import wait_until
+from support.spare_broker import SpareBroker, spare_broker
+from support.worker_process import WorkerProcess
 
 DORA = contact("dora", "client.example")
-SLOW = '{"RenewalApproaching": "tests.faults:slow"}'
+SLOW = {"RenewalApproaching": "slow"}
 
 
 @pytest.fixture(scope="module")
@@ -24,16 +26,15 @@ def spare() -> Iterator[SpareBroker]:
 
 @pytest.fixture
 def worker_on_spare(spare: SpareBroker, tmp_path: Path) -> Iterator[WorkerProcess]:
-    worker = WorkerProcess(spare.url, tmp_path, RENEWALS_HANDLER_PLUGINS=SLOW, RENEWALS_CONFIRM_TIMEOUT="2")
+    worker = WorkerProcess(spare.url, tmp_path, env={"RENEWALS_CONFIRM_TIMEOUT": "2"}, faults=SLOW)
     yield worker
-    if worker.process and worker.process.poll() is None:
-        worker.kill()
+    worker.kill()
 
 
 def durable_observer(client: Client, name: str) -> str:
     """Survives a broker restart, unlike an exclusive queue."""
     client.channel.queue_declare(name, durable=True)
-    client.channel.queue_bind(name, "renewals.notifications", "#")
+    client.channel.queue_bind(name, NAMES.notifications_exchange, "#")
     return name
 
 
@@ -68,8 +69,7 @@ def test_a_broker_restart_mid_stream_loses_nothing(
     observer = durable_observer(client, "observer.restart")
     events = [renewal(f"restart-{n}", None, decision_maker=DORA, id=f"restart-evt-{n}") for n in range(3000)]
     client.publish(events)
-    while client.count(observer) < 300:
-        time.sleep(0.05)
+    wait_until(lambda: client.count(observer) >= 300, "300 notifications before the restart", timeout=60)
     client.close()
     spare.restart_app()
     outputs = collect(spare.url, observer, {e["id"] for e in events})

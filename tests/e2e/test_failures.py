@@ -6,13 +6,17 @@ import random
 import signal
 import subprocess
 import time
+from urllib.parse import unquote, urlsplit
 
 from handlers import notification_id_for
-from tests.builders import contact, encode, envelope, owner_changed, renewal
-from tests.e2e.harness import DLQ, Client, PacedPublisher, audit
+from support.client import NAMES, Client, PacedPublisher, audit
+from support.messages import contact, encode, envelope, owner_changed, renewal
+from support.polling import wait_until
 
 DORA = contact("dora", "client.example")
-PLUGIN = '{"RenewalApproaching": "tests.faults:%s"}'
+POISON = {"RenewalApproaching": "crashes_for_poison_clients"}
+
+DLQ = NAMES.dead_letter_queue
 
 
 def stream(count: int, prefix: str) -> list[dict]:
@@ -25,7 +29,7 @@ def test_a_failing_handler_is_retried_with_growing_delays_then_dead_lettered(
 ) -> None:
     """A handler bug: retried through the delay tiers, then retries_exhausted with type, message and traceback."""
     worker = start_worker(
-        RENEWALS_HANDLER_PLUGINS=PLUGIN % "fails_for_doomed_clients",
+        faults={"RenewalApproaching": "fails_for_doomed_clients"},
         RENEWALS_MAX_ATTEMPTS="4",
         RENEWALS_RETRY_DELAYS="[0.2, 0.5, 1.0]",
     )
@@ -89,19 +93,18 @@ def test_each_bad_input_gets_its_reason_and_good_events_between_still_flow(
     assert worker.process.poll() is None
 
 
-def test_a_message_the_worker_keeps_dying_on_is_dead_lettered_alone(client: Client, start_worker) -> None:
+def test_a_message_the_worker_keeps_dying_on_is_dead_lettered_alone(
+    client: Client, start_worker, amqp_url: str
+) -> None:
     """Redelivered messages are handled one by one and their tries counted in the store: the
     poison message is dead-lettered after MAX_CRASHES deaths, and its neighbours are processed."""
-    crashing = {
-        "RENEWALS_HANDLER_PLUGINS": PLUGIN % "crashes_for_poison_clients",
-        "RENEWALS_MAX_CRASHES": "2",
-    }
+    crashing = {"faults": POISON, "RENEWALS_MAX_CRASHES": "2"}
     start_worker(**crashing).stop()
     out = client.observe()
     client.publish([renewal("before-poison", None, decision_maker=DORA, id="before-evt")])
     client.publish([renewal("poison-1", None, decision_maker=DORA, id="poison-evt")])
     client.publish([renewal("after-poison", None, decision_maker=DORA, id="after-evt")])
-    exits = _crash_loop(start_worker, crashing)
+    exits = _crash_loop(start_worker, amqp_url, crashing)
     assert exits == [3, 3, 3], exits  # the batch, then two tries of the poison message alone
     [(_, props, body)] = client.take(DLQ, 1)
     assert json.loads(body)["id"] == "poison-evt"
@@ -112,32 +115,61 @@ def test_a_message_the_worker_keeps_dying_on_is_dead_lettered_alone(client: Clie
     assert client.quiet(DLQ)
 
 
-def test_the_quorum_delivery_limit_is_the_last_line_of_defence(client: Client, start_worker) -> None:
+def test_the_quorum_delivery_limit_is_the_last_line_of_defence(
+    client: Client, start_worker, amqp_url: str
+) -> None:
     """With the worker's own crash count set high, the broker's delivery limit dead-letters the message."""
-    crashing = {
-        "RENEWALS_HANDLER_PLUGINS": PLUGIN % "crashes_for_poison_clients",
-        "RENEWALS_DELIVERY_LIMIT": "1",
-        "RENEWALS_MAX_CRASHES": "100",
-    }
+    crashing = {"faults": POISON, "RENEWALS_DELIVERY_LIMIT": "1", "RENEWALS_MAX_CRASHES": "100"}
     start_worker(**crashing).stop()
     client.publish([renewal("poison-1", None, decision_maker=DORA, id="poison-evt")])
-    assert _crash_loop(start_worker, crashing) == [3, 3]
+    assert _crash_loop(start_worker, amqp_url, crashing) == [3, 3]
     [(_, props, body)] = client.take(DLQ, 1)
     assert json.loads(body)["id"] == "poison-evt"
     assert props.headers.get("x-first-death-reason") == "delivery_limit"
 
 
-def _crash_loop(start_worker, env: dict, tries: int = 6) -> list[int]:
-    """Start workers until one stays up; the exit codes of those that died."""
+def _crash_loop(start_worker, vhost_url: str, options: dict, tries: int = 6) -> list[int]:
+    """Start workers until one stays up with the queue settled (nothing ready, nothing
+    unacknowledged); the exit codes of those that died before that."""
     exits = []
     for _ in range(tries):
-        worker = start_worker(wait=False, **env)
-        try:
-            exits.append(worker.process.wait(3))
-        except subprocess.TimeoutExpired:
-            worker.wait_for("worker.consuming")
+        worker = start_worker(wait=False, **options)
+
+        def dead_or_settled(worker=worker) -> str | None:
+            return "exited" if not worker.running() else "settled" if _settled(vhost_url) else None
+
+        outcome = wait_until(dead_or_settled, "the worker to die or to settle the queue", timeout=60)
+        if outcome == "settled":
             break
+        exits.append(worker.process.returncode)
     return exits
+
+
+def _settled(vhost_url: str) -> bool:
+    """The worker's queue has a consumer and no message ready or unacknowledged."""
+    vhost = unquote(urlsplit(vhost_url).path[1:])
+    listed = subprocess.run(
+        [
+            "rabbitmqctl",
+            "-q",
+            "list_queues",
+            "-p",
+            vhost,
+            "--no-table-headers",
+            "name",
+            "messages_ready",
+            "messages_unacknowledged",
+            "consumers",
+        ],
+        capture_output=True,
+        text=True,
+        check=True,
+    ).stdout
+    for line in listed.splitlines():
+        name, ready, unacked, consumers = line.split()
+        if name == NAMES.queue:
+            return ready == unacked == "0" and consumers != "0"
+    return False
 
 
 def test_kill_9_during_a_stream_loses_nothing_and_never_changes_an_id(
@@ -193,7 +225,7 @@ def test_a_cancelled_consumer_is_noticed_and_consuming_resumes(client: Client, s
     """The broker cancels the consumer (queue deleted): the worker re-declares and consumes again."""
     worker = start_worker()
     out = client.observe()
-    client.channel.queue_delete("renewals.worker")
+    client.channel.queue_delete(NAMES.queue)
     worker.wait_for("worker.consuming", count=2)
     client.publish([renewal("c-after", None, decision_maker=DORA)])
     assert len(client.take(out, 1)) == 1

@@ -16,8 +16,10 @@ import pika
 import pytest
 from pika.exceptions import ChannelClosedByBroker
 
-from tests.builders import contact, envelope, owner_changed, renewal
-from tests.e2e.cli import (
+from support.client import NAMES, Client
+from support.messages import contact, envelope, owner_changed, renewal
+from support.polling import wait_until
+from tests.e2e.commands import (
     audit_lines,
     causes,
     dead_letters,
@@ -27,15 +29,16 @@ from tests.e2e.cli import (
     ok,
     renewals,
     wait_for_dead_letters,
-    wait_until,
 )
-from tests.e2e.harness import DLQ, EVENTS, Client
 from worker.settings import Settings
 from worker.topology import topology
 
 ALICE = contact("alice")
 BOB = contact("bob")
 DORA = contact("dora", "client.example")
+
+DLQ = NAMES.dead_letter_queue
+EVENTS = NAMES.events_exchange
 
 
 def produce_mixed_dead_letters(client: Client, start_worker) -> None:
@@ -167,7 +170,7 @@ def test_a_replayed_message_keeps_body_and_properties_and_counts_the_replay(
     wait_for_dead_letters(client, 1)
     assert worker.stop() == 0  # nobody consumes the replayed copy: the test reads it
     ok(renewals(amqp_url, "dlq", "replay", "--id", "nr-1"))
-    [(method, copy, copied_body)] = client.take("renewals.worker", 1)
+    [(method, copy, copied_body)] = client.take(NAMES.queue, 1)
     assert (method.exchange, method.routing_key, copied_body) == (EVENTS, "renewal.approaching", body)
     for name in ("content_type", "delivery_mode", "message_id", "correlation_id", "app_id", "type"):
         assert getattr(copy, name) == getattr(properties, name), name
@@ -264,7 +267,7 @@ def test_an_unroutable_replay_fails_loudly_and_keeps_the_dead_letter(
     wait_for_dead_letters(client, 2)
     client.publish([owner_changed("platform", "p-fix", partner_contact=ALICE)])
     worker.wait_for("owner.changed")
-    client.channel.queue_unbind("renewals.worker", EVENTS, "owner.changed")
+    client.channel.queue_unbind(NAMES.queue, EVENTS, "owner.changed")
     result = renewals(amqp_url, "dlq", "replay", "--all")
     assert failed(result) == "Error: 1 dead letters could not be replayed; they stay in renewals.worker.dlq"
     assert "unroutable" in result.stdout and "replayed 1, skipped 0, failed 1" in result.stdout
@@ -329,7 +332,7 @@ def test_a_broker_dead_letter_is_read_from_x_death_and_replayed(
     out = client.observe()
     client.publish([renewal("c1", None, decision_maker=DORA, id="dl-1")])
     for _ in range(2):  # delivered, refused, redelivered, refused: over the limit of 1
-        method = wait_until(lambda: client.channel.basic_get("renewals.worker")[0], "a delivery", 5)
+        method = wait_until(lambda: client.channel.basic_get(NAMES.queue)[0], "a delivery", 5)
         client.channel.basic_nack(method.delivery_tag, requeue=True)
     wait_for_dead_letters(client, 1)
     [row] = dead_letters(amqp_url)

@@ -4,12 +4,14 @@ import json
 import uuid
 
 from handlers import notification_id_for
-from tests.builders import contact, owner_changed, renewal
-from tests.e2e.harness import DLQ, Client
+from support.client import NAMES, Client
+from support.messages import contact, owner_changed, renewal
 
 DORA = contact("dora", "client.example")
 ALICE = contact("alice")
 BOB = contact("bob")
+
+DLQ = NAMES.dead_letter_queue
 
 
 def by_causation(messages) -> dict:

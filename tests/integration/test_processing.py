@@ -6,9 +6,9 @@ from typing import Any
 
 from events import RenewalApproaching
 from handlers import HANDLERS, Decision, on_renewal_approaching
-from tests.builders import contact, renewal
-from worker.messages import Delivery
-from worker.processing import BatchProcessor
+from support.messages import contact, renewal
+from worker.service.messages import Delivery
+from worker.service.processing import BatchProcessor
 from worker.settings import Settings
 from worker.store import open_store
 

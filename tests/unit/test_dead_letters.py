@@ -5,8 +5,8 @@ from datetime import UTC, datetime, timedelta
 
 import pytest
 
-from tests.builders import encode, renewal
-from worker.dead_letters import DeadLetter, Selection, parse_when, plan
+from support.messages import encode, renewal
+from worker.tools.dead_letters import DeadLetter, Selection, parse_when, plan
 
 CLOUDEVENTS = "application/cloudevents+json"
 WORKER_HEADERS = {

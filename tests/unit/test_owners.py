@@ -2,9 +2,9 @@
 
 from events import OwnerChanged, RenewalApproaching, parse
 from handlers import on_owner_changed, on_renewal_approaching
-from tests.builders import contact, encode, owner_changed, renewal
+from support.messages import contact, encode, owner_changed, renewal
 from tests.fakes import InMemoryProjection
-from worker.owners import ownership
+from worker.tools.owners import ownership
 
 ALICE = contact("alice")
 BOB = contact("bob")

@@ -5,7 +5,7 @@ import json
 import pytest
 
 from events import MAX_BODY_BYTES, InvalidInput, OwnerChanged, RenewalApproaching, json_schemas, parse
-from tests.builders import contact, encode, envelope, owner_changed, renewal
+from support.messages import contact, encode, envelope, owner_changed, renewal
 
 JSON = "application/json"
 

@@ -4,7 +4,7 @@ import pytest
 
 from events import OwnerChanged, RenewalApproaching, parse
 from handlers import NoRecipient, SettingKey, notification_id_for, on_owner_changed, on_renewal_approaching
-from tests.builders import contact, encode, owner_changed, renewal
+from support.messages import contact, encode, owner_changed, renewal
 from tests.fakes import InMemoryProjection
 
 DORA = contact("dora", "client.example")

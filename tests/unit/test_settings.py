@@ -2,7 +2,8 @@
 
 import pytest
 
-from worker.settings import Settings, masked
+from worker.redaction import masked
+from worker.settings import Settings
 
 
 @pytest.mark.parametrize(
@@ -12,6 +13,19 @@ from worker.settings import Settings, masked
         ("postgresql://app:pa%40ss@db/renewals", "postgresql://app:***@db/renewals"),
         ("amqp://rabbit/", "amqp://rabbit/"),
         ("sqlite:///renewals.db", "sqlite:///renewals.db"),
+        ("amqp://guest:pa/ss@rabbit:5672/vh", "amqp://guest:***@rabbit:5672/vh"),
+        ("amqp://guest:p?a#s@rabbit/vh", "amqp://guest:***@rabbit/vh"),
+        ("amqp://guest:p@ss@rabbit/vh", "amqp://guest:***@rabbit/vh"),
+        (
+            "amqp://a:one@n1:5672/vh;amqp://b:two@n2:5673/vh;amqp://c:th/ree@n3/vh",
+            "amqp://a:***@n1:5672/vh;amqp://b:***@n2:5673/vh;amqp://c:***@n3/vh",
+        ),
+        (
+            "postgresql://db/renewals?user=app&password=s3cret&sslmode=require",
+            "postgresql://db/renewals?user=app&password=***&sslmode=require",
+        ),
+        ("host=db user=app password='it s' dbname=renewals", "host=db user=app password=*** dbname=renewals"),
+        ("host=db sslpassword=key dbname=renewals", "host=db sslpassword=*** dbname=renewals"),
     ],
 )
 def test_passwords_in_urls_are_masked(url: str, shown: str) -> None:

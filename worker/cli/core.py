@@ -8,8 +8,9 @@ import click
 
 from events import json_schemas
 from worker import logs
-from worker.settings import Settings, masked
-from worker.tables import render
+from worker.redaction import masked
+from worker.settings import Settings
+from worker.tools.tables import render
 
 
 def load_settings(**overrides: object) -> Settings:
@@ -40,7 +41,7 @@ def send(source: IO[str], no_check: bool) -> None:
     trial file can hold just `type` and `data`. Events that the worker would reject are
     refused, one line each, unless --no-check is given.
     """
-    from worker.sending import check, complete, publish, read_events
+    from worker.tools.sending import check, complete, publish, read_events
 
     settings = load_settings()
     try:
@@ -67,7 +68,7 @@ def demo(timeout: float) -> None:
     Uses the configured broker, under throw-away names (renewals-demo-*), and a temporary
     store: nothing of a real deployment is touched.
     """
-    from worker.demo import report, run_demo
+    from worker.tools.demo import report, run_demo
 
     settings = load_settings(log_level="error")
     try:

@@ -14,7 +14,8 @@ from pika.exceptions import AMQPError  # pika ships no type hints
 from worker import logs
 from worker.cli.core import load_settings
 from worker.cli.dlq_output import LIST_COLUMNS, Progress, described, print_plans, print_report, row
-from worker.dead_letters import (
+from worker.redaction import masked
+from worker.tools.dead_letters import (
     DEFAULT_MAX_REPLAYS,
     DeadLetterError,
     DeadLetterQueue,
@@ -26,8 +27,7 @@ from worker.dead_letters import (
     replay,
     selected,
 )
-from worker.settings import masked
-from worker.tables import render
+from worker.tools.tables import render
 
 Command = Callable[..., None]
 

@@ -6,8 +6,8 @@ from typing import IO, Any
 
 import click
 
-from worker.dead_letters import DeadLetter, Plan, Report, label
-from worker.tables import render
+from worker.tools.dead_letters import DeadLetter, Plan, Report, label
+from worker.tools.tables import render
 
 LIST_COLUMNS = ["#", "id", "type", "reason", "detail", "failed_at", "attempts", "replays",
                 "routing_key"]  # fmt: skip

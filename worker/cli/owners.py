@@ -7,10 +7,11 @@ from typing import Any
 import click
 
 from worker.cli.core import load_settings
-from worker.owners import Case, Ownership, ownership, who
-from worker.settings import Settings, masked
+from worker.redaction import masked
+from worker.settings import Settings
 from worker.store import open_store
-from worker.tables import render
+from worker.tools.owners import Case, Ownership, ownership, who
+from worker.tools.tables import render
 
 
 @click.group("owners")

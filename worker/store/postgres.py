@@ -2,6 +2,7 @@
 
 import psycopg
 
+from worker.redaction import masked
 from worker.store.sql import SqlStore
 
 SCHEMA = """
@@ -53,12 +54,7 @@ def open_postgres(url: str) -> SqlStore:
         connection,
         placeholder="%s",
         transient_errors=(psycopg.OperationalError,),
-        description=_masked(url),
+        description=masked(url),
         # Event ids are compared by code point, as Python does, not by the database's locale.
         binary_collation='"C"',
     )
-
-
-def _masked(url: str) -> str:
-    info = psycopg.conninfo.conninfo_to_dict(url)
-    return f"postgresql://{info.get('host', 'localhost')}/{info.get('dbname', '')}"

@@ -18,8 +18,8 @@ import kombu
 import pika
 
 from worker.app import build_worker
-from worker.sending import publish
 from worker.settings import Settings
+from worker.tools.sending import publish
 from worker.topology import declare, topology
 
 
@@ -31,7 +31,7 @@ class DemoRun:
 
 
 def scenario() -> list[dict[str, Any]]:
-    text = resources.files("worker").joinpath("scenarios/demo.ndjson").read_text()
+    text = resources.files("worker.tools").joinpath("scenarios/demo.ndjson").read_text()
     return [json.loads(line) for line in text.splitlines() if line.strip()]
 
 

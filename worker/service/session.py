@@ -14,10 +14,11 @@ from typing import Any
 import kombu
 
 from worker import logs
-from worker.messages import Delivery, Outgoing
-from worker.processing import BatchProcessor, Result
-from worker.publisher import ConfirmingPublisher
-from worker.settings import Settings, masked
+from worker.redaction import masked
+from worker.service.messages import Delivery, Outgoing
+from worker.service.processing import BatchProcessor, Result
+from worker.service.publisher import ConfirmingPublisher
+from worker.settings import Settings
 from worker.topology import declare, topology
 
 _WARNINGS = frozenset({"message.retry_scheduled", "message.dead_lettered"})

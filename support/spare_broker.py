@@ -11,7 +11,8 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 
-import pytest
+from support.polling import wait_until
+from support.services import ServiceMissing, free_port
 
 
 @dataclass(frozen=True)
@@ -30,28 +31,19 @@ class SpareBroker:
         self.ctl("start_app")
 
 
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
-
-
-def _wait_for_port(port: int, timeout: float) -> None:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        try:
-            with socket.create_connection(("127.0.0.1", port), timeout=1):
-                return
-        except OSError:
-            time.sleep(0.2)
-    raise TimeoutError(f"spare RabbitMQ node did not listen on {port} within {timeout}s")
+def _listens(port: int) -> bool:
+    try:
+        with socket.create_connection(("127.0.0.1", port), timeout=1):
+            return True
+    except OSError:
+        return False
 
 
 @contextmanager
 def spare_broker() -> Iterator[SpareBroker]:
     if shutil.which("rabbitmq-server") is None:
-        pytest.fail("rabbitmq-server is needed to start a spare node for broker-restart tests", pytrace=False)
-    port, dist_port = _free_port(), _free_port()
+        raise ServiceMissing("rabbitmq-server is needed to start a spare node for broker-restart tests")
+    port, dist_port = free_port(), free_port()
     node = f"renewals-spare-{os.getpid()}@localhost"
     folder = tempfile.mkdtemp(prefix="renewals-spare-")
     for sub in ("mnesia", "log"):
@@ -75,7 +67,7 @@ def spare_broker() -> Iterator[SpareBroker]:
     subprocess.run(["rabbitmq-server", "-detached"], env=env, check=True, capture_output=True)
     broker = SpareBroker(node, f"amqp://guest:guest@127.0.0.1:{port}/")
     try:
-        _wait_for_port(port, 90)
+        wait_until(lambda: _listens(port), f"the spare RabbitMQ node to listen on {port}", 90, every=0.2)
         yield broker
     finally:
         subprocess.run(["rabbitmqctl", "-q", "-n", node, "stop"], capture_output=True, timeout=60)

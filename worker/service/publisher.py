@@ -7,8 +7,8 @@ from typing import Any
 import amqp
 from amqp import spec
 
-from worker.failures import PublishFailed
-from worker.messages import Outgoing
+from worker.service.failures import PublishFailed
+from worker.service.messages import Outgoing
 
 
 def _nothing() -> None:

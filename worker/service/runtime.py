@@ -9,10 +9,11 @@ import kombu
 from amqp.exceptions import ConnectionError as AmqpConnectionError
 from amqp.exceptions import RecoverableConnectionError
 
-from worker.failures import PublishFailed
-from worker.processing import BatchProcessor
-from worker.session import Session
-from worker.settings import Settings, masked
+from worker.redaction import masked
+from worker.service.failures import PublishFailed
+from worker.service.processing import BatchProcessor
+from worker.service.session import Session
+from worker.settings import Settings
 
 _BROKER_TROUBLE = (OSError, PublishFailed, AmqpConnectionError, RecoverableConnectionError)
 

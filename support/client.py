@@ -1,93 +1,33 @@
-"""Driving the real worker process through the real broker, with pika as the independent client."""
+"""Billing and the notification service, played by pika: an independent client of the broker."""
 
 import json
-import os
-import signal
-import subprocess
-import sys
 import threading
 import time
 from collections.abc import Iterable
-from pathlib import Path
 from typing import Any
 
-import pika
+import pika  # pika ships no type hints: its objects are Any here
 
-EVENTS = "renewals.events"
-NOTIFICATIONS = "renewals.notifications"
-DLQ = "renewals.worker.dlq"
-ROUTING = {"RenewalApproaching": "renewal.approaching", "OwnerChanged": "owner.changed"}
+from events import input_routing_key
+from worker.settings import Settings
 
-
-class WorkerProcess:
-    """`renewals run` as a subprocess, its JSON log lines in a file."""
-
-    def __init__(self, amqp_url: str, folder: Path, **env: str) -> None:
-        self.log_path = folder / f"worker-{time.monotonic_ns()}.log"
-        self.env = {
-            **os.environ,
-            "RENEWALS_AMQP_URL": amqp_url,
-            "RENEWALS_STORE_URL": f"sqlite:///{folder / 'renewals.db'}",
-            "RENEWALS_LOG_FORMAT": "json",
-            "RENEWALS_RETRY_DELAYS": "[0.2, 0.4, 0.8]",
-            **env,
-        }
-        self.process: subprocess.Popen[bytes] | None = None
-
-    def start(self, wait: bool = True) -> "WorkerProcess":
-        with open(self.log_path, "ab") as log:
-            self.process = subprocess.Popen(
-                [sys.executable, "-m", "worker", "run"], env=self.env, stdout=log, stderr=subprocess.STDOUT
-            )
-        if wait:
-            self.wait_for("worker.consuming")
-        return self
-
-    def lines(self) -> list[dict[str, Any]]:
-        records = []
-        for line in self.log_path.read_text().splitlines():
-            try:
-                records.append(json.loads(line))
-            except json.JSONDecodeError:
-                records.append({"event": "raw", "text": line})
-        return records
-
-    def wait_for(self, event: str, count: int = 1, timeout: float = 20.0) -> list[dict[str, Any]]:
-        deadline = time.monotonic() + timeout
-        while time.monotonic() < deadline:
-            found = [r for r in self.lines() if r.get("event") == event]
-            if len(found) >= count:
-                return found
-            assert self.process is not None
-            if self.process.poll() is not None:
-                raise AssertionError(f"worker exited {self.process.returncode}:\n{self.log_path.read_text()}")
-            time.sleep(0.05)
-        raise AssertionError(f"no {count}x {event} within {timeout}s:\n{self.log_path.read_text()[-4000:]}")
-
-    def stop(self, sig: int = signal.SIGTERM, timeout: float = 30.0) -> int:
-        assert self.process is not None
-        if self.process.poll() is None:
-            self.process.send_signal(sig)
-        return self.process.wait(timeout)
-
-    def kill(self) -> None:
-        assert self.process is not None
-        self.process.kill()
-        self.process.wait(10)
+NAMES = Settings()
+"""The default names of exchanges and queues, as the worker reads them from its settings."""
 
 
 class Client:
-    """Billing and the notification service, played by pika on the test's vhost."""
+    """Publishes like billing (confirms, `mandatory`) and reads like a notification service."""
 
-    def __init__(self, amqp_url: str) -> None:
+    def __init__(self, amqp_url: str, settings: Settings = NAMES) -> None:
+        self.settings = settings
         self.connection = pika.BlockingConnection(pika.URLParameters(amqp_url))
         self.channel = self.connection.channel()
         self.channel.confirm_delivery()
 
-    def observe(self, exchange: str = NOTIFICATIONS, binding: str = "#") -> str:
-        """A queue receiving a copy of everything the worker publishes on `exchange`."""
-        queue = self.channel.queue_declare("", exclusive=True).method.queue
-        self.channel.queue_bind(queue, exchange, binding)
+    def observe(self, exchange: str | None = None, binding: str = "#") -> str:
+        """A queue receiving a copy of everything published on `exchange` (the notifications)."""
+        queue: str = self.channel.queue_declare("", exclusive=True).method.queue
+        self.channel.queue_bind(queue, exchange or self.settings.notifications_exchange, binding)
         return queue
 
     def publish(
@@ -98,16 +38,15 @@ class Client:
         routing_key: str | None = None,
         **properties: Any,
     ) -> None:
+        """Persistent and confirmed; a dict goes under its type's routing key, bytes as given."""
         for message in messages:
             if isinstance(message, bytes):
-                body, key = message, routing_key or "renewal.approaching"
+                body, key = message, routing_key or input_routing_key("RenewalApproaching")
             else:
-                body, key = (
-                    json.dumps(message).encode(),
-                    routing_key or ROUTING.get(message.get("type", ""), "renewal.approaching"),
-                )
+                body = json.dumps(message).encode()
+                key = routing_key or input_routing_key(str(message.get("type"))) or "renewal.approaching"
             self.channel.basic_publish(
-                EVENTS,
+                self.settings.events_exchange,
                 key,
                 body,
                 pika.BasicProperties(content_type=content_type, delivery_mode=2, **properties),
@@ -129,7 +68,7 @@ class Client:
 
     def drain(self, queue: str) -> list[tuple[Any, Any, bytes]]:
         """Everything `queue` holds right now (acknowledged)."""
-        taken = []
+        taken: list[tuple[Any, Any, bytes]] = []
         while True:
             method, properties, body = self.channel.basic_get(queue, auto_ack=True)
             if method is None:
@@ -140,12 +79,13 @@ class Client:
         return int(self.channel.queue_declare(queue, passive=True).method.message_count)
 
     def quiet(self, queue: str, seconds: float = 0.5) -> bool:
-        """True if nothing more arrives on `queue` for `seconds`."""
+        """True if `queue` is still empty after `seconds`."""
         time.sleep(seconds)
-        return self.channel.queue_declare(queue, passive=True).method.message_count == 0
+        return self.count(queue) == 0
 
     def close(self) -> None:
-        self.connection.close()
+        if self.connection.is_open:
+            self.connection.close()
 
 
 class PacedPublisher(threading.Thread):

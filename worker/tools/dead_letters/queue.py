@@ -20,8 +20,8 @@ from pika.exceptions import (
     UnroutableError,
 )
 
-from worker.dead_letters.letter import PROPERTY_NAMES, DeadLetter
-from worker.settings import masked
+from worker.redaction import masked
+from worker.tools.dead_letters.letter import PROPERTY_NAMES, DeadLetter
 
 MAX_PREFETCH = 65535  # basic.qos counts in 16 bits; 0 means unbounded
 

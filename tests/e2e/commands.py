@@ -2,15 +2,13 @@
 
 import json
 import time
-from collections.abc import Callable
-from typing import Any, TypeVar
+from typing import Any
 
 from click.testing import CliRunner, Result
 
-from tests.e2e.harness import DLQ, Client
+from support.client import NAMES, Client
+from support.polling import wait_until
 from worker.cli import main
-
-T = TypeVar("T")
 
 
 def renewals(amqp_url: str, *args: str, **env: str) -> Result:
@@ -47,30 +45,25 @@ def audit_lines(result: Result, event: str) -> list[dict[str, Any]]:
     return [line for line in lines if line.get("event") == event]
 
 
-def wait_until(condition: Callable[[], T], what: str, timeout: float = 20.0) -> T:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        value = condition()
-        if value:
-            return value
-        time.sleep(0.05)
-    raise AssertionError(f"timed out waiting for {what}")
-
-
 def wait_for_dead_letters(client: Client, count: int) -> None:
     """Until the dead-letter queue holds `count` messages (counted without reading them)."""
 
     def enough() -> bool:
-        return int(client.channel.queue_declare(DLQ, passive=True).method.message_count) >= count
+        return (
+            int(client.channel.queue_declare(NAMES.dead_letter_queue, passive=True).method.message_count)
+            >= count
+        )
 
     wait_until(enough, f"{count} dead letters")
 
 
-def drain(client: Client, queue: str, settle: float = 1.0) -> list[dict[str, Any]]:
-    """Every message on `queue` until none came for `settle` seconds, as parsed JSON bodies."""
+def drain(client: Client, queue: str, settle: float = 1.0, timeout: float = 60.0) -> list[dict[str, Any]]:
+    """Every message on `queue` until none came for `settle` seconds (at most `timeout`), as
+    parsed JSON bodies."""
     bodies = []
-    quiet_since = time.monotonic()
-    while time.monotonic() - quiet_since < settle:
+    quiet_since = deadline = time.monotonic()
+    deadline += timeout
+    while time.monotonic() - quiet_since < settle and time.monotonic() < deadline:
         method, _, body = client.channel.basic_get(queue, auto_ack=True)
         if method is None:
             time.sleep(0.02)

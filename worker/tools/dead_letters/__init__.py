@@ -1,8 +1,8 @@
 """Dead letters for operations: read them without disturbing the queue, replay them safely,
 export and purge them. Used by `renewals dlq`."""
 
-from worker.dead_letters.letter import REPLAY_COUNT, DeadLetter
-from worker.dead_letters.operations import (
+from worker.tools.dead_letters.letter import REPLAY_COUNT, DeadLetter
+from worker.tools.dead_letters.operations import (
     DEFAULT_MAX_REPLAYS,
     Plan,
     Report,
@@ -13,8 +13,8 @@ from worker.dead_letters.operations import (
     replay,
     selected,
 )
-from worker.dead_letters.queue import DeadLetterError, DeadLetterQueue, ReplayRefused
-from worker.dead_letters.selection import Selection, parse_when
+from worker.tools.dead_letters.queue import DeadLetterError, DeadLetterQueue, ReplayRefused
+from worker.tools.dead_letters.selection import Selection, parse_when
 
 __all__ = [
     "DEFAULT_MAX_REPLAYS",

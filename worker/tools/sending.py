@@ -8,9 +8,8 @@ from typing import IO, Any
 
 import pika
 
-from events import InvalidInput, parse
+from events import InvalidInput, input_routing_key, parse
 
-ROUTING_KEY_BY_TYPE = {"RenewalApproaching": "renewal.approaching", "OwnerChanged": "owner.changed"}
 CONTENT_TYPE = "application/cloudevents+json"
 
 
@@ -61,7 +60,7 @@ def publish(amqp_url: str, exchange: str, events: Iterable[dict[str, Any]]) -> i
         for event in events:
             channel.basic_publish(
                 exchange,
-                ROUTING_KEY_BY_TYPE.get(str(event.get("type")), "unknown"),
+                input_routing_key(str(event.get("type"))) or "unknown",
                 json.dumps(event).encode(),
                 pika.BasicProperties(
                     content_type=CONTENT_TYPE,

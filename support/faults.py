@@ -1,28 +1,28 @@
-"""Handler plug-ins that inject failures, loaded by the worker only through
-RENEWALS_HANDLER_PLUGINS in tests: production code has no failure switch."""
+"""Handlers that inject failures. Only `python -m support.faulty_worker` runs them: the
+production worker has no setting that loads code, and no failure switch."""
 
 import os
 import time
-from typing import Any
 
-from handlers import Decision, on_renewal_approaching
+from events import RenewalApproaching
+from handlers import Decision, Projection, on_renewal_approaching
 
 
-def fails_for_doomed_clients(event: Any, *, projection: Any) -> Decision:
+def fails_for_doomed_clients(event: RenewalApproaching, *, projection: Projection) -> Decision:
     """A handler bug for clients named doomed-*; the real handler for everyone else."""
     if event.data.client_id.startswith("doomed-"):
         raise RuntimeError(f"injected failure for {event.data.client_id}")
     return on_renewal_approaching(event, projection=projection)
 
 
-def crashes_for_poison_clients(event: Any, *, projection: Any) -> Decision:
+def crashes_for_poison_clients(event: RenewalApproaching, *, projection: Projection) -> Decision:
     """The process dies (as on a segfault) on clients named poison-*."""
     if event.data.client_id.startswith("poison-"):
         os._exit(3)
     return on_renewal_approaching(event, projection=projection)
 
 
-def slow(event: Any, *, projection: Any) -> Decision:
+def slow(event: RenewalApproaching, *, projection: Projection) -> Decision:
     """The real handler, a millisecond slower: keeps a stream in flight long enough to disturb it."""
     time.sleep(0.001)
     return on_renewal_approaching(event, projection=projection)

@@ -6,7 +6,7 @@ from datetime import UTC, datetime
 from typing import Literal
 
 from events import InvalidInput
-from worker.messages import (
+from worker.service.messages import (
     ATTEMPTS,
     ORIGINAL_EXCHANGE,
     ORIGINAL_ROUTING_KEY,

@@ -1,20 +1,24 @@
 """One batch of deliveries: parse, decide and record in one transaction; say what to publish."""
 
 import hashlib
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Sequence
 from contextlib import nullcontext
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
 
-from events import InvalidInput, NotificationRequested, NotificationRequestedData, parse
-from handlers import HANDLERS, Decision
-from worker.failures import Failure, FailurePolicy
-from worker.messages import APP_ID, OUTPUT_CONTENT_TYPE, Delivery, Outgoing
+from events import (
+    InvalidInput,
+    NotificationRequested,
+    NotificationRequestedData,
+    notification_routing_key,
+    parse,
+)
+from handlers import HANDLERS, HandlerMap
+from worker.service.failures import Failure, FailurePolicy
+from worker.service.messages import APP_ID, OUTPUT_CONTENT_TYPE, Delivery, Outgoing
 from worker.settings import Settings
 from worker.store import Batch, OutboxRow, SqlStore
-
-Handler = Callable[..., Decision]
 
 
 @dataclass(frozen=True, slots=True)
@@ -38,7 +42,7 @@ class BatchProcessor:
         self,
         settings: Settings,
         store: SqlStore,
-        handlers: Mapping[type[Any], Handler] = HANDLERS,
+        handlers: HandlerMap = HANDLERS,
     ) -> None:
         self._settings = settings
         self._store = store
@@ -152,7 +156,7 @@ class BatchProcessor:
         return OutboxRow(
             notification_id=data.notification_id,
             correlation_id=data.causation_id,
-            routing_key=f"notification.requested.{data.audience}",
+            routing_key=notification_routing_key(data.audience),
             body=envelope.model_dump_json().encode(),
         )
 

@@ -8,9 +8,9 @@ from contextlib import contextmanager
 from dataclasses import dataclass, field
 from typing import Any, Literal, Protocol
 
-from worker.dead_letters.letter import DeadLetter
-from worker.dead_letters.queue import DeadLetterError, DeadLetterQueue, ReplayRefused
-from worker.dead_letters.selection import Selection
+from worker.tools.dead_letters.letter import DeadLetter
+from worker.tools.dead_letters.queue import DeadLetterError, DeadLetterQueue, ReplayRefused
+from worker.tools.dead_letters.selection import Selection
 
 DEFAULT_MAX_REPLAYS = 3
 
