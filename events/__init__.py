@@ -19,6 +19,7 @@ from events.parsing import ACCEPTED_CONTENT_TYPES, MAX_BODY_BYTES, parse, parse_
 from events.registry import (
     INPUT_ROUTING_KEYS,
     INPUTS,
+    NOTIFICATION_REQUESTED,
     MessageKind,
     input_routing_key,
     notification_routing_key,
@@ -30,6 +31,7 @@ __all__ = [
     "INPUTS",
     "INPUT_ROUTING_KEYS",
     "MAX_BODY_BYTES",
+    "NOTIFICATION_REQUESTED",
     "Contact",
     "Event",
     "InvalidInput",

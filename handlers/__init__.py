@@ -4,8 +4,9 @@ from collections.abc import Mapping
 from typing import Any, Protocol
 
 from events import OwnerChanged, RenewalApproaching
-from handlers.decision import Decision
+from handlers.decision import Decision, DomainOutcome
 from handlers.ports import (
+    Needs,
     OwnerSetting,
     Projection,
     ReminderKey,
@@ -14,6 +15,7 @@ from handlers.ports import (
     Versioned,
 )
 from handlers.projection import Effective, effective_setting, on_owner_changed
+from handlers.reads import needs_of
 from handlers.recipients import NoRecipient, Recipients, resolve_recipients
 from handlers.reminders import notification_id_for, on_renewal_approaching
 
@@ -36,9 +38,11 @@ HANDLERS: HandlerMap = {
 __all__ = [
     "HANDLERS",
     "Decision",
+    "DomainOutcome",
     "Effective",
     "Handler",
     "HandlerMap",
+    "Needs",
     "NoRecipient",
     "OwnerSetting",
     "Projection",
@@ -48,6 +52,7 @@ __all__ = [
     "Stamp",
     "Versioned",
     "effective_setting",
+    "needs_of",
     "notification_id_for",
     "on_owner_changed",
     "on_renewal_approaching",

@@ -74,3 +74,12 @@ class Projection(Protocol):
     def claim_reminder(self, key: ReminderKey, notification_id: str) -> bool:
         """Record the reminder as sent; False if it already was."""
         ...
+
+
+@dataclass(frozen=True, slots=True)
+class Needs:
+    """The projection keys some events' handlers read: what a batch loads in one go."""
+
+    settings: frozenset[SettingKey] = frozenset()
+    decision_makers: frozenset[str] = frozenset()
+    reminders: frozenset[ReminderKey] = frozenset()

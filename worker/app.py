@@ -21,9 +21,26 @@ def build_worker(
     """The worker with its store and handlers; tests pass their own (as cosmicpython's
     `bootstrap` does), production takes the built-in handlers and the configured store."""
     log = logs.get_logger("renewals.worker")
-    store = store if store is not None else open_store(settings.store_url)
-    log.info("store.opened", store=store.description)
+    store = store if store is not None else connect_store(settings)
+    log.info("store.opened", store=store.description, schema_version=store.schema_version())
     return Worker(settings, BatchProcessor(settings, store, handlers), log)
+
+
+def connect_store(settings: Settings, *, migrate: bool | None = None) -> SqlStore:
+    """The configured store, its schema migrated (or checked, with STORE_MIGRATE off)."""
+    store = open_store(
+        settings.store_url,
+        lock_timeout=settings.store_lock_timeout,
+        statement_timeout=settings.store_statement_timeout,
+        idle_in_transaction_timeout=settings.store_idle_in_transaction_timeout,
+    )
+    if settings.store_migrate if migrate is None else migrate:
+        before, after = store.migrate()
+        if before != after:
+            logs.get_logger("renewals.store").info("store.migrated", from_version=before, to_version=after)
+    else:
+        store.check_schema()
+    return store
 
 
 def run_until_signalled(settings: Settings, *, handlers: HandlerMap = HANDLERS) -> None:

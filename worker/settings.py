@@ -45,6 +45,28 @@ class Settings(BaseSettings):
     batch_max_wait_ms: float = Field(
         10.0, ge=0, description="flush a batch this long after its first delivery"
     )
+    store_lock_timeout: float = Field(
+        5.0, gt=0, description="seconds a statement waits for a lock (PostgreSQL) or a busy file (SQLite)"
+    )
+    store_statement_timeout: float = Field(30.0, gt=0, description="PostgreSQL statement_timeout, seconds")
+    store_idle_in_transaction_timeout: float = Field(
+        60.0, gt=0, description="PostgreSQL idle_in_transaction_session_timeout, seconds"
+    )
+    store_conflict_redos: int = Field(
+        3, ge=0, description="times a batch is redone in-process after a deadlock or lock timeout"
+    )
+    store_migrate: bool = Field(True, description="apply missing schema migrations at start")
+    outbox_grace: float = Field(
+        30.0, gt=0, description="seconds before another worker may republish an unconfirmed outbox row"
+    )
+    outbox_sweep_interval: float = Field(10.0, gt=0, description="seconds between sweeps for orphaned rows")
+    inbox_retention_days: float = Field(
+        30.0, gt=0, description="days a processed event id is remembered (and crash counts kept)"
+    )
+    reminder_retention_days: float = Field(
+        7.0, ge=0, description="days after its renewal date that a reminder key is kept"
+    )
+    prune_interval: float = Field(60.0, gt=0, description="seconds between pruning rounds")
     confirm_timeout: float = Field(15.0, gt=0)
     shutdown_grace: float = Field(30.0, gt=0)
     heartbeat: int = Field(30, ge=0)

@@ -6,8 +6,12 @@ import pytest
 from support.client import Client
 from support.worker_process import WorkerProcess
 
-FAST_RETRIES = {"RENEWALS_RETRY_DELAYS": "[0.2, 0.4, 0.8]"}
-"""Retry tiers short enough for a test to wait through."""
+FAST_RETRIES = {
+    "RENEWALS_RETRY_DELAYS": "[0.2, 0.4, 0.8]",
+    "RENEWALS_OUTBOX_GRACE": "1",
+    "RENEWALS_OUTBOX_SWEEP_INTERVAL": "0.5",
+}
+"""Retry tiers and outbox grace short enough for a test to wait through."""
 
 StartWorker = Callable[..., WorkerProcess]
 

@@ -1,17 +1,165 @@
-"""The store contract, written once and run against every backend (SQLite and PostgreSQL)."""
+"""The store contract, written once and run against every backend.
+
+`ProjectionContract` is what the domain relies on, and runs against the in-memory fake of the
+unit tests, the batch's in-memory working set, and both SQL stores (each write committed and
+read back by another connection). `StoreContract` is what the worker relies on beyond that:
+transactions, the inbox, conditional writes, the outbox across workers, crash counts,
+retention and the schema. It runs against SQLite and PostgreSQL.
+"""
 
 import subprocess
 import sys
 import textwrap
+from collections.abc import Callable, Iterator
 from datetime import date
+from pathlib import Path
 
 import pytest
 
 from events import Contact
-from handlers import OwnerSetting, ReminderKey, SettingKey, Stamp, Versioned
-from worker.store import OutboxRow, SqlStore, open_store
+from handlers import OwnerSetting, Projection, ReminderKey, SettingKey, Stamp, Versioned
+from tests.fakes import InMemoryProjection
+from worker.store import (
+    SCHEMA_VERSION,
+    OutboxRow,
+    SchemaTooNew,
+    SchemaTooOld,
+    SqlStore,
+    WorkingSet,
+    open_store,
+)
+from worker.store.schema import MIGRATIONS
 
 ROW = OutboxRow("n-1", "evt-1", "notification.requested.both", b'{"id": "n-1"}')
+ALICE = Contact(email="alice@partner.example")
+PLATFORM = Versioned(OwnerSetting("platform", None), Stamp(1, "a"))
+
+
+class Committed:
+    """A Projection over a SQL store where every call is a transaction of its own: a batch's
+    working set that is written back and committed, then read by a fresh connection."""
+
+    def __init__(self, url: str) -> None:
+        self._url = url
+
+    def _read(self) -> Iterator[WorkingSet]:
+        store = open_store(self._url)
+        try:
+            with store.transaction() as transaction:
+                yield WorkingSet(transaction)
+        finally:
+            store.close()
+
+    def _write(self, change: Callable[[WorkingSet], object]) -> object:
+        store = open_store(self._url)
+        try:
+            with store.transaction() as transaction:
+                work = WorkingSet(transaction)
+                result = change(work)
+                changes = work.changes()
+                transaction.write_settings(changes.settings)
+                transaction.write_decision_makers(changes.decision_makers)
+                claimed = transaction.claim_reminders(changes.reminders)
+                return result and set(changes.reminders) <= claimed
+        finally:
+            store.close()
+
+    def setting(self, key: SettingKey) -> Versioned[OwnerSetting] | None:
+        for work in self._read():
+            return work.setting(key)
+        return None
+
+    def put_setting(self, key: SettingKey, setting: Versioned[OwnerSetting]) -> None:
+        self._write(lambda work: work.put_setting(key, setting) or True)
+
+    def settings_for(self, partner_id: str, client_id: str):  # type: ignore[no-untyped-def]
+        for work in self._read():
+            return work.settings_for(partner_id, client_id)
+        return None
+
+    def decision_maker(self, client_id: str) -> Versioned[Contact] | None:
+        for work in self._read():
+            return work.decision_maker(client_id)
+        return None
+
+    def remember_decision_maker(self, client_id: str, contact: Versioned[Contact]) -> None:
+        self._write(lambda work: work.remember_decision_maker(client_id, contact) or True)
+
+    def claim_reminder(self, key: ReminderKey, notification_id: str) -> bool:
+        return bool(self._write(lambda work: work.claim_reminder(key, notification_id)))
+
+
+class ProjectionContract:
+    """What every Projection does; subclasses provide `projection`."""
+
+    projection: Projection
+
+    def test_settings_round_trip_and_can_be_cleared_keeping_their_stamp(self) -> None:
+        """A setting comes back as stored; a cleared override is remembered with its stamp."""
+        key = SettingKey("p1", "c1")
+        self.projection.put_setting(key, Versioned(OwnerSetting("partner", ALICE), Stamp(1, "a")))
+        assert self.projection.setting(key) == Versioned(OwnerSetting("partner", ALICE), Stamp(1, "a"))
+        self.projection.put_setting(key, Versioned(None, Stamp(2, "b")))
+        assert self.projection.setting(key) == Versioned(None, Stamp(2, "b"))
+        assert self.projection.setting(SettingKey("p1", None)) is None
+
+    def test_settings_for_reads_the_override_and_the_default_together(self) -> None:
+        """One look-up returns (Override(P, C), Default(P)), each None when unset."""
+        assert self.projection.settings_for("p1", "c1") == (None, None)
+        self.projection.put_setting(SettingKey("p1", None), PLATFORM)
+        assert self.projection.settings_for("p1", "c1") == (None, PLATFORM)
+        self.projection.put_setting(SettingKey("p1", "c1"), PLATFORM)
+        assert self.projection.settings_for("p1", "c1") == (PLATFORM, PLATFORM)
+        assert self.projection.settings_for("p1", "c2") == (None, PLATFORM)
+        assert self.projection.settings_for("p2", "c1") == (None, None)
+
+    def test_the_newer_decision_maker_is_kept_whatever_the_order(self) -> None:
+        """Last writer wins by time, then by event id compared by code point (not by locale)."""
+        old, new = Contact(email="old@client.example"), Contact(email="new@client.example")
+        self.projection.remember_decision_maker("c1", Versioned(new, Stamp(10, "e")))
+        self.projection.remember_decision_maker("c1", Versioned(old, Stamp(9, "z")))
+        assert self.projection.decision_maker("c1") == Versioned(new, Stamp(10, "e"))
+        self.projection.remember_decision_maker("c2", Versioned(new, Stamp(10, "a")))
+        self.projection.remember_decision_maker(
+            "c2", Versioned(old, Stamp(10, "B"))
+        )  # "B" < "a" by code point
+        assert self.projection.decision_maker("c2") == Versioned(new, Stamp(10, "a"))
+        self.projection.remember_decision_maker("c2", Versioned(old, Stamp(10, "b")))
+        assert self.projection.decision_maker("c2") == Versioned(old, Stamp(10, "b"))
+
+    def test_a_reminder_is_claimed_once(self) -> None:
+        """The same (client, date, days) is claimed once; another day count is another reminder."""
+        key = ReminderKey("c1", date(2026, 12, 20), 30)
+        assert self.projection.claim_reminder(key, "n-1") is True
+        assert self.projection.claim_reminder(key, "n-2") is False
+        assert self.projection.claim_reminder(key._replace(days_until_renewal=7), "n-3") is True
+
+
+class TestInMemoryFake(ProjectionContract):
+    @pytest.fixture(autouse=True)
+    def _projection(self) -> None:
+        self.projection = InMemoryProjection()
+
+
+class TestWorkingSetAlone(ProjectionContract):
+    @pytest.fixture(autouse=True)
+    def _projection(self) -> None:
+        self.projection = WorkingSet()
+
+
+class TestSqliteProjection(ProjectionContract):
+    @pytest.fixture(autouse=True)
+    def _projection(self, tmp_path: Path) -> None:
+        url = f"sqlite:///{tmp_path / 'renewals.db'}"
+        open_store(url).migrate()
+        self.projection = Committed(url)  # type: ignore[assignment]
+
+
+class TestPostgresProjection(ProjectionContract):
+    @pytest.fixture(autouse=True)
+    def _projection(self, postgres_url: str) -> None:
+        open_store(postgres_url).migrate()
+        self.projection = Committed(postgres_url)  # type: ignore[assignment]
 
 
 class StoreContract:
@@ -19,120 +167,170 @@ class StoreContract:
 
     url: str
 
-    def open(self) -> SqlStore:
-        return open_store(self.url)
+    def open(self, migrate: bool = True) -> SqlStore:
+        store = open_store(self.url)
+        if migrate:
+            store.migrate()
+        return store
 
-    def test_a_batch_is_one_transaction_that_rolls_back_as_a_whole(self) -> None:
-        """An exception inside the batch leaves no trace of any of its writes."""
+    def test_a_transaction_rolls_back_as_a_whole(self) -> None:
+        """An exception inside the transaction leaves no trace of any of its writes."""
         store = self.open()
-        with pytest.raises(RuntimeError), store.batch() as batch:
-            batch.record_event("evt-1", 1)
-            batch.enqueue(ROW, 1)
+        with pytest.raises(RuntimeError), store.transaction() as transaction:
+            transaction.record_events(["evt-1"], 1)
+            transaction.enqueue([ROW], 1)
             raise RuntimeError("boom")
-        with store.batch() as batch:
-            assert batch.record_event("evt-1", 2) is True
-        assert store.pending() == []
+        with store.transaction() as transaction:
+            assert transaction.record_events(["evt-1"], 2) == {"evt-1"}
+        assert store.claim_orphans(now_us=10**18, grace_us=0, limit=10) == []
 
-    def test_committed_writes_are_visible_to_another_connection(self) -> None:
-        """Commit makes the batch durable for every reader."""
-        with self.open().batch() as batch:
-            batch.put_setting(
-                SettingKey("p1", None),
-                Versioned(OwnerSetting("partner", Contact(email="a@b.example")), Stamp(5, "e")),
-            )
-        other = self.open()
-        with other.batch() as batch:
-            stored = batch.setting(SettingKey("p1", None))
-        assert stored == Versioned(OwnerSetting("partner", Contact(email="a@b.example")), Stamp(5, "e"))
+    def test_the_inbox_tells_fresh_events_from_processed_ones(self) -> None:
+        """record_events returns the ids not seen before, across transactions and connections;
+        a forgotten id is fresh again."""
+        with self.open().transaction() as transaction:
+            assert transaction.record_events(["e2", "e1", "e1"], 1) == {"e1", "e2"}
+            assert transaction.record_events(["e1", "e3"], 1) == {"e3"}
+        with self.open().transaction() as transaction:
+            assert transaction.record_events(["e1", "e2", "e3", "e4"], 2) == {"e4"}
+            transaction.forget_events(["e2"])
+        with self.open().transaction() as transaction:
+            assert transaction.record_events(["e2"], 3) == {"e2"}
 
-    def test_the_inbox_detects_a_processed_event(self) -> None:
-        """record_event is True once per event id, across batches and connections."""
-        with self.open().batch() as batch:
-            assert batch.record_event("evt-9", 1) is True
-            assert batch.record_event("evt-9", 1) is False
-        with self.open().batch() as batch:
-            assert batch.record_event("evt-9", 2) is False
+    def test_a_setting_is_only_written_over_an_older_stamp(self) -> None:
+        """write_settings replaces a stored setting only when its stamp is newer, and says which."""
+        older, newer = (
+            Versioned(None, Stamp(5, "a")),
+            Versioned(OwnerSetting("partner", ALICE), Stamp(5, "b")),
+        )
+        key, other = SettingKey("p1", "c1"), SettingKey("p1", None)
+        with self.open().transaction() as transaction:
+            assert transaction.write_settings({key: newer, other: older}) == {key, other}
+            assert transaction.write_settings({key: older, other: newer}) == {other}
+            assert transaction.settings([key, other, SettingKey("p2", None)]) == {
+                key: newer,
+                other: newer,
+                SettingKey("p2", None): None,
+            }
 
-    def test_a_savepoint_undoes_one_message_and_keeps_the_rest(self) -> None:
-        """A failing message inside a batch is rolled back alone."""
-        store = self.open()
-        with store.batch() as batch:
-            batch.record_event("good", 1)
-            with pytest.raises(ValueError), batch.savepoint():
-                batch.record_event("bad", 1)
-                raise ValueError("handler bug")
-        with store.batch() as batch:
-            assert batch.record_event("good", 2) is False
-            assert batch.record_event("bad", 2) is True
+    def test_reminder_claims_report_only_the_new_ones(self) -> None:
+        """claim_reminders returns the keys that were not claimed before; reminders() reads them."""
+        first, second = ReminderKey("c1", date(2026, 12, 20), 30), ReminderKey("c1", date(2026, 12, 20), 7)
+        with self.open().transaction() as transaction:
+            assert transaction.claim_reminders({first: "n-1"}) == {first}
+            assert transaction.claim_reminders({first: "n-9", second: "n-2"}) == {second}
+            assert transaction.reminders([first, second, first._replace(client_id="c2")]) == {
+                first: "n-1",
+                second: "n-2",
+                first._replace(client_id="c2"): None,
+            }
 
-    def test_settings_can_be_cleared_keeping_their_stamp(self) -> None:
-        """A cleared override is remembered with its time, for last-writer-wins."""
-        key = SettingKey("p1", "c1")
-        with self.open().batch() as batch:
-            batch.put_setting(key, Versioned(OwnerSetting("platform", None), Stamp(1, "a")))
-            batch.put_setting(key, Versioned(None, Stamp(2, "b")))
-            assert batch.setting(key) == Versioned(None, Stamp(2, "b"))
-            assert batch.setting(SettingKey("p1", None)) is None
-
-    def test_decision_makers_and_reminders_round_trip(self) -> None:
-        """The remembered DM comes back with its stamp; a reminder is claimed once."""
-        dora = Contact(email="dora@client.example", name="Dora")
-        key = ReminderKey("c1", date(2026, 12, 20), 30)
-        with self.open().batch() as batch:
-            batch.remember_decision_maker("c1", Versioned(dora, Stamp(3, "x")))
-            assert batch.decision_maker("c1") == Versioned(dora, Stamp(3, "x"))
-            assert batch.claim_reminder(key, "n-1") is True
-            assert batch.claim_reminder(key, "n-2") is False
-            assert batch.claim_reminder(key._replace(days_until_renewal=7), "n-3") is True
-
-    def test_the_newer_decision_maker_is_kept_whatever_the_order(self) -> None:
-        """Last writer wins by time, then by event id compared by code point (not by locale)."""
-        old, new = Contact(email="old@client.example"), Contact(email="new@client.example")
-        with self.open().batch() as batch:
-            batch.remember_decision_maker("c1", Versioned(new, Stamp(10, "e")))
-            batch.remember_decision_maker("c1", Versioned(old, Stamp(9, "z")))
-            assert batch.decision_maker("c1") == Versioned(new, Stamp(10, "e"))
-            batch.remember_decision_maker("c2", Versioned(new, Stamp(10, "a")))
-            batch.remember_decision_maker("c2", Versioned(old, Stamp(10, "B")))  # "B" < "a" by code point
-            assert batch.decision_maker("c2") == Versioned(new, Stamp(10, "a"))
-            batch.remember_decision_maker("c2", Versioned(old, Stamp(10, "b")))
-            assert batch.decision_maker("c2") == Versioned(old, Stamp(10, "b"))
-
-    def test_settings_for_reads_the_override_and_the_default_together(self) -> None:
-        """One look-up returns (Override(P, C), Default(P)), each None when unset."""
-        platform = Versioned(OwnerSetting("platform", None), Stamp(1, "a"))
-        with self.open().batch() as batch:
-            assert batch.settings_for("p1", "c1") == (None, None)
-            batch.put_setting(SettingKey("p1", None), platform)
-            assert batch.settings_for("p1", "c1") == (None, platform)
-            batch.put_setting(SettingKey("p1", "c1"), platform)
-            assert batch.settings_for("p1", "c1") == (platform, platform)
-            assert batch.settings_for("p1", "c2") == (None, platform)
-            assert batch.settings_for("p2", "c1") == (None, None)
-
-    def test_outbox_rows_survive_a_crash_before_publishing(self) -> None:
-        """A process killed (SIGKILL) right after its commit leaves the row for the next start."""
+    def test_outbox_rows_survive_a_crash_and_are_claimed_by_one_worker_after_the_grace(self) -> None:
+        """A process killed (SIGKILL) right after its commit leaves its row; no worker takes it
+        within the grace period; after it, one worker claims it and another finds nothing."""
         script = textwrap.dedent(
             f"""
             import os, signal
             from worker.store import OutboxRow, open_store
             store = open_store({self.url!r})
-            with store.batch() as batch:
-                batch.enqueue(OutboxRow("n-1", "evt-1", "notification.requested.both", b'{{"id": "n-1"}}'), 1)
+            with store.transaction() as transaction:
+                transaction.enqueue([OutboxRow("n-1", "evt-1", "notification.requested.both", b'{{"id": "n-1"}}')], 1000)
             os.kill(os.getpid(), signal.SIGKILL)
             """
         )
+        self.open()
         crashed = subprocess.run([sys.executable, "-c", script], capture_output=True)
         assert crashed.returncode == -9, crashed.stderr
+        one, two = self.open(), self.open()
+        assert one.claim_orphans(now_us=1500, grace_us=1000, limit=10) == []  # still within the grace
+        [claimed] = one.claim_orphans(now_us=2000, grace_us=1000, limit=10)
+        assert claimed == ROW.with_seq(claimed.seq or 0)
+        assert two.claim_orphans(now_us=2500, grace_us=1000, limit=10) == []  # claimed for a grace period
+        assert two.unsent([claimed.seq or 0]) == [claimed]
+        two.forget_sent([claimed.seq or 0])
+        assert one.unsent([claimed.seq or 0]) == []
+
+    def test_enqueued_rows_get_their_place_in_the_outbox(self) -> None:
+        """enqueue returns each row with its seq; unsent reads them back in that order."""
         store = self.open()
-        assert store.pending() == [ROW]
-        store.forget_sent(["n-1"])
-        assert store.pending() == []
+        rows = [OutboxRow(f"n-{i}", f"e-{i}", "notification.requested.both", b"{}") for i in range(3)]
+        with store.transaction() as transaction:
+            queued = transaction.enqueue(rows, 1)
+        assert [row.notification_id for row in queued] == ["n-0", "n-1", "n-2"]
+        assert store.unsent([row.seq or 0 for row in reversed(queued)]) == queued
+
+    def test_crash_counts_accumulate_and_can_be_forgotten(self) -> None:
+        """note_attempt counts each start at a suspect message, across transactions."""
+        store = self.open()
+        for expected in (1, 2, 3):
+            with store.transaction() as transaction:
+                assert transaction.note_attempt("k", expected) == expected
+        store.forget_attempts("k")
+        with store.transaction() as transaction:
+            assert transaction.note_attempt("k", 9) == 1
+
+    def test_pruning_deletes_only_what_expired_a_chunk_at_a_time(self) -> None:
+        """Old inbox entries, reminder keys of past renewals and old crash counts go, at most
+        `limit` of each per call; everything newer stays."""
+        store = self.open()
+        with store.transaction() as transaction:
+            transaction.record_events([f"old-{i}" for i in range(5)], 100)
+            transaction.record_events(["new"], 10_000)
+            transaction.claim_reminders(
+                {
+                    ReminderKey("c1", date(2026, 1, 1), 30): "n-1",
+                    ReminderKey("c1", date(2027, 1, 1), 30): "n-2",
+                }
+            )
+            transaction.note_attempt("crash", 100)
+        assert store.prune(processed_before_us=5_000, renewals_before=date(2026, 6, 1), limit=3) == 3 + 1 + 1
+        assert store.prune(processed_before_us=5_000, renewals_before=date(2026, 6, 1), limit=3) == 2
+        with store.transaction() as transaction:
+            assert transaction.record_events(["old-0", "new"], 20_000) == {"old-0"}
+            assert transaction.reminders([ReminderKey("c1", date(2027, 1, 1), 30)]) != {}
+
+    def test_an_empty_store_is_migrated_once_and_reports_its_version(self) -> None:
+        """migrate() applies every migration on an empty store, then finds nothing to do."""
+        store = self.open(migrate=False)
+        assert store.schema_version() == 0
+        assert store.migrate() == (0, SCHEMA_VERSION)
+        assert store.migrate() == (SCHEMA_VERSION, SCHEMA_VERSION)
+        store.check_schema()
+
+    def test_an_older_schema_is_brought_up_to_date(self) -> None:
+        """A store at version 1 (the first release's tables) is migrated to the latest, keeping its rows."""
+        store = self.open(migrate=False)
+        with store.transaction():
+            store.execute(
+                "CREATE TABLE schema_version (version INTEGER PRIMARY KEY, description TEXT NOT NULL,"
+                " applied_at_us BIGINT NOT NULL)"
+            )
+            for statement in getattr(MIGRATIONS[0], store.kind if store.kind == "sqlite" else "postgres"):
+                store.execute(statement)
+            store.execute("INSERT INTO schema_version VALUES (1, 'first', 0)")
+            store.execute("INSERT INTO inbox (event_id, processed_at_us) VALUES ('kept', 1)")
+        with pytest.raises(SchemaTooOld, match="version 1, older"):
+            store.check_schema()
+        assert store.migrate() == (1, SCHEMA_VERSION)
+        with store.transaction() as transaction:
+            assert transaction.record_events(["kept"], 2) == set()
+
+    def test_a_newer_schema_is_refused_naming_both_versions(self) -> None:
+        """A store migrated by a later release is not touched: one line names both versions."""
+        store = self.open()
+        with store.transaction():
+            store.execute(
+                "INSERT INTO schema_version VALUES (?, 'from the future', 0)", (SCHEMA_VERSION + 1,)
+            )
+        for attempt in (store.check_schema, store.migrate):
+            with pytest.raises(SchemaTooNew) as refused:
+                attempt()
+            assert f"version {SCHEMA_VERSION + 1}" in str(refused.value)
+            assert f"version {SCHEMA_VERSION} " in str(refused.value)
 
 
 class TestSqliteStore(StoreContract):
     @pytest.fixture(autouse=True)
-    def _url(self, tmp_path) -> None:
+    def _url(self, tmp_path: Path) -> None:
         self.url = f"sqlite:///{tmp_path / 'renewals.db'}"
 
     def test_the_file_is_in_wal_mode(self) -> None:

@@ -9,7 +9,7 @@ import click
 from worker.cli.core import load_settings
 from worker.redaction import masked
 from worker.settings import Settings
-from worker.store import open_store
+from worker.store import WorkingSet, open_store
 from worker.tools.owners import Case, Ownership, ownership, who
 from worker.tools.tables import render
 
@@ -38,8 +38,8 @@ def show(partner_id: str, client_id: str | None, as_json: bool) -> None:
             f"cannot open the store {masked(settings.store_url)}: {type(exc).__name__}: {exc}"
         ) from None
     try:
-        with store.batch() as batch:
-            found = ownership(batch, partner_id, client_id)
+        with store.transaction() as transaction:
+            found = ownership(WorkingSet(transaction), partner_id, client_id)
     finally:
         store.close()
     click.echo(json.dumps(found.as_dict(), indent=2) if as_json else _described(found))

@@ -15,6 +15,7 @@ from worker.service.messages import (
     copy_with_headers,
 )
 from worker.settings import VERSION, Settings
+from worker.store import StoreConflict, StoreUnavailable
 
 MAX_DETAIL = 1024
 MAX_TRACEBACK = 4096
@@ -28,18 +29,31 @@ class PublishFailed(Exception):
 
 @dataclass(frozen=True, slots=True)
 class Failure:
-    """What went wrong with one delivery, and what to publish instead of acknowledging it bare."""
+    """What went wrong with one delivery, and what to publish instead of acknowledging it bare:
+    a delayed retry (reason: the failure's kind) or a dead letter (reason: why it is dead)."""
 
-    outcome: str
+    outcome: Literal["message.retry_scheduled", "message.dead_lettered"]
+    kind: Kind
     reason: str
     detail: str
     outgoing: Outgoing
 
 
-def classify(exc: BaseException, transient: tuple[type[BaseException], ...]) -> Kind:
+TRANSIENT: tuple[type[BaseException], ...] = (
+    StoreConflict,
+    StoreUnavailable,
+    PublishFailed,
+    TimeoutError,
+    ConnectionError,
+)
+
+
+def classify(exc: BaseException) -> Kind:
+    """Invalid input (dead-letter now), transient (retry later), or a bug (retry, then
+    dead-letter with the traceback)."""
     if isinstance(exc, InvalidInput):
         return "invalid"
-    if isinstance(exc, (*transient, PublishFailed, TimeoutError, ConnectionError)):
+    if isinstance(exc, TRANSIENT):
         return "transient"
     return "bug"
 
@@ -47,20 +61,19 @@ def classify(exc: BaseException, transient: tuple[type[BaseException], ...]) -> 
 class FailurePolicy:
     """Turns an exception on a delivery into a dead letter or a delayed retry."""
 
-    def __init__(self, settings: Settings, transient: tuple[type[BaseException], ...]) -> None:
+    def __init__(self, settings: Settings) -> None:
         self._settings = settings
-        self._transient = transient
         self._host = settings.host
 
     def handle(self, delivery: Delivery, exc: BaseException) -> Failure:
-        kind = classify(exc, self._transient)
+        kind = classify(exc)
         attempts = delivery.attempts + 1
         if isinstance(exc, InvalidInput):
             return self.dead_letter(delivery, exc.reason, exc.detail, attempts)
         detail = f"{kind}: {type(exc).__name__}: {exc}"
         if attempts >= self._settings.max_attempts:
             trace = "".join(traceback.format_exception(exc, limit=8))
-            return self.dead_letter(delivery, "retries_exhausted", detail, attempts, trace)
+            return self.dead_letter(delivery, "retries_exhausted", detail, attempts, trace, kind=kind)
         queue, delay = self._settings.retry_queue(attempts)
         exchange, routing_key = delivery.origin
         retry = copy_with_headers(
@@ -69,10 +82,17 @@ class FailurePolicy:
             queue,
             **{ATTEMPTS: attempts, ORIGINAL_EXCHANGE: exchange, ORIGINAL_ROUTING_KEY: routing_key},
         )
-        return Failure("message.retry_scheduled", kind, f"{detail} (retry in {delay:g}s)", retry)
+        return Failure("message.retry_scheduled", kind, kind, f"{detail} (retry in {delay:g}s)", retry)
 
     def dead_letter(
-        self, delivery: Delivery, reason: str, detail: str, attempts: int, trace: str | None = None
+        self,
+        delivery: Delivery,
+        reason: str,
+        detail: str,
+        attempts: int,
+        trace: str | None = None,
+        *,
+        kind: Kind = "invalid",
     ) -> Failure:
         """The original body and properties, plus the headers DOMAIN.md lists."""
         exchange, routing_key = delivery.origin
@@ -89,4 +109,4 @@ class FailurePolicy:
         if trace is not None:
             headers["x-error-traceback"] = trace[-MAX_TRACEBACK:]
         outgoing = copy_with_headers(delivery, "", self._settings.dead_letter_queue, **headers)
-        return Failure("message.dead_lettered", reason, detail, outgoing)
+        return Failure("message.dead_lettered", kind, reason, detail, outgoing)

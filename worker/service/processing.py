@@ -1,176 +1,216 @@
-"""One batch of deliveries: parse, decide and record in one transaction; say what to publish."""
+"""One batch of deliveries: parse, decide and record in one transaction; say what to publish.
+
+Deciding, not doing: nothing here talks to the broker. The batch's state is read up front in
+a few set-based queries into a `WorkingSet`, the handlers run against it in memory, and what
+they changed is written back in a few multi-row statements. The database has the last word
+on every last-writer-wins write and every reminder claim: where another worker got there
+first, the outcome says so.
+"""
 
 import hashlib
+import random
+import time
 from collections.abc import Sequence
-from contextlib import nullcontext
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
 
-from events import (
-    InvalidInput,
-    NotificationRequested,
-    NotificationRequestedData,
-    notification_routing_key,
-    parse,
-)
-from handlers import HANDLERS, HandlerMap
+from events import InvalidInput, OwnerChanged, RenewalApproaching, parse
+from handlers import HANDLERS, Decision, HandlerMap, ReminderKey, SettingKey, needs_of
 from worker.service.failures import Failure, FailurePolicy
-from worker.service.messages import APP_ID, OUTPUT_CONTENT_TYPE, Delivery, Outgoing
+from worker.service.messages import Delivery, Outgoing
+from worker.service.notifications import NotificationWriter, time_of
+from worker.service.outbox import Outbox
+from worker.service.outcomes import Outcome
 from worker.settings import Settings
-from worker.store import Batch, OutboxRow, SqlStore
+from worker.store import OutboxRow, SqlStore, SqlTransaction, StoreConflict, StoreUnavailable, WorkingSet
+
+Event = RenewalApproaching | OwnerChanged
 
 
 @dataclass(frozen=True, slots=True)
 class Result:
-    """What happened to one delivery: the log line's name and fields, and what to publish."""
+    """What happened to one delivery: the log line's name and fields, and what to publish
+    (`outbox_seq` when that is a notification kept in the outbox until confirmed)."""
 
     delivery: Delivery
-    outcome: str
+    outcome: Outcome
     fields: dict[str, Any]
     outgoing: Outgoing | None = None
+    outbox_seq: int | None = None
 
 
-class _Careful(Exception):
-    """A message failed on the fast path: roll back and redo the batch with savepoints."""
+@dataclass(frozen=True, slots=True)
+class _Decided:
+    delivery: Delivery
+    event: Event
+    decision: Decision
 
 
 class BatchProcessor:
-    """Deciding, not doing: nothing here talks to the broker."""
+    """Turns deliveries into results; the store transaction is the unit of work."""
 
-    def __init__(
-        self,
-        settings: Settings,
-        store: SqlStore,
-        handlers: HandlerMap = HANDLERS,
-    ) -> None:
+    def __init__(self, settings: Settings, store: SqlStore, handlers: HandlerMap = HANDLERS) -> None:
         self._settings = settings
         self._store = store
         self._handlers = handlers
-        self._failures = FailurePolicy(settings, store.transient_errors)
-        self._confirmed: list[str] = []
+        self._failures = FailurePolicy(settings)
+        self._writer = NotificationWriter(settings.source, settings.notifications_exchange)
+        self.outbox = Outbox(
+            store, grace_s=settings.outbox_grace, sweep_every_s=settings.outbox_sweep_interval
+        )
+
+    @property
+    def store(self) -> SqlStore:
+        return self._store
 
     def process(self, deliveries: Sequence[Delivery], *, settled_key: str | None = None) -> list[Result]:
         """Handle every delivery in one transaction; a failing one never spoils the others.
 
-        The common case runs without per-message savepoints; the first message that raises
-        rolls the batch back, and the batch is done again with a savepoint per message.
+        A transaction that ran into another one (deadlock, lock timeout) is done again here, a
+        few times, before its deliveries count a failed attempt. StoreUnavailable is raised:
+        the caller waits for the store and calls again; nothing was committed.
         """
         now = datetime.now(UTC)
-        now_us = int(now.timestamp() * 1_000_000)
-        try:
+        parsed = [self._parse(delivery) for delivery in deliveries]
+        for redo in range(self._settings.store_conflict_redos + 1):
             try:
-                results = self._transaction(deliveries, now, now_us, settled_key, careful=False)
-            except _Careful:
-                results = self._transaction(deliveries, now, now_us, settled_key, careful=True)
-        except Exception as exc:  # the commit itself failed: every delivery goes round again
-            return [self._failed(delivery, self._failures.handle(delivery, exc)) for delivery in deliveries]
-        self._confirmed = []
-        return results
-
-    def _transaction(
-        self,
-        deliveries: Sequence[Delivery],
-        now: datetime,
-        now_us: int,
-        settled_key: str | None,
-        *,
-        careful: bool,
-    ) -> list[Result]:
-        with self._store.batch() as batch:
-            batch.forget_sent(self._confirmed)
-            if settled_key is not None:
-                batch.forget_attempts(settled_key)
-            return [self._one(delivery, batch, now, now_us, careful) for delivery in deliveries]
+                results = self._transaction(parsed, now, settled_key)
+            except StoreConflict as exc:
+                if redo == self._settings.store_conflict_redos:
+                    return [self._failed(d, self._failures.handle(d, exc)) for d in deliveries]
+                time.sleep(random.uniform(0, 0.02 * (redo + 1)))  # let the other transaction finish
+                continue
+            except StoreUnavailable:
+                raise
+            except Exception as exc:  # the transaction itself failed: every delivery goes round again
+                return [self._failed(d, self._failures.handle(d, exc)) for d in deliveries]
+            self.outbox.deleted()
+            return results
+        raise AssertionError("unreachable")  # pragma: no cover
 
     def process_redelivered(self, delivery: Delivery) -> list[Result]:
         """A delivery that was in hand when a worker died: handle it alone, counting each try
         in the store first, so the one message a worker keeps dying on is dead-lettered."""
         key = hashlib.sha256(delivery.body).hexdigest()
-        with self._store.batch() as batch:
-            batch.forget_sent(self._confirmed)
-            crashes = batch.note_attempt(key) - 1
-        self._confirmed = []
+        with self._store.transaction() as transaction:
+            transaction.forget_sent(self.outbox.deletions())
+            crashes = transaction.note_attempt(key, _micros(datetime.now(UTC))) - 1
+        self.outbox.deleted()
         if crashes < self._settings.max_crashes:
             return self.process([delivery], settled_key=key)
         detail = f"a worker died {crashes} times while handling this message"
-        failure = self._failures.dead_letter(delivery, "retries_exhausted", detail, crashes)
+        failure = self._failures.dead_letter(delivery, "retries_exhausted", detail, crashes, kind="bug")
         self._store.forget_attempts(key)
         return [self._failed(delivery, failure)]
 
-    def confirmed(self, notification_ids: Sequence[str]) -> None:
-        """The broker confirmed these: drop them from the outbox with the next transaction."""
-        self._confirmed.extend(notification_ids)
-
     def flush(self) -> None:
         """Drop confirmed rows now (at shutdown), so a restart republishes nothing."""
-        self._store.forget_sent(self._confirmed)
-        self._confirmed = []
+        self._store.forget_sent(self.outbox.deletions())
+        self.outbox.deleted()
 
-    def pending(self) -> list[Outgoing]:
-        """Notifications an earlier run committed but never saw confirmed."""
-        return [self._notification(row) for row in self._store.pending(limit=100_000)]
+    def message(self, row: OutboxRow) -> Outgoing:
+        return self._writer.message(row)
 
-    def _one(self, delivery: Delivery, batch: Batch, now: datetime, now_us: int, careful: bool) -> Result:
+    def _parse(self, delivery: Delivery) -> Result | tuple[Delivery, Event]:
         try:
-            event = parse(delivery.body, delivery.content_type)
+            return delivery, parse(delivery.body, delivery.content_type)
         except InvalidInput as exc:
             return self._failed(delivery, self._failures.handle(delivery, exc))
-        fields: dict[str, Any] = {"event_id": event.id, "type": event.type, "client_id": event.data.client_id}
-        try:
-            with batch.savepoint() if careful else nullcontext():
-                if not batch.record_event(event.id, now_us):
-                    return Result(delivery, "message.duplicate_event", fields)
-                decision = self._handlers[type(event)](event, projection=batch)
-                if decision.notification is None:
-                    return Result(delivery, decision.outcome, fields)
-                row = self._outbox_row(decision.notification, now)
-                batch.enqueue(row, now_us)
-        except Exception as exc:
-            if not careful:
-                raise _Careful from exc
-            failure = self._failures.handle(delivery, exc)
-            return Result(
-                delivery,
-                failure.outcome,
-                {**fields, "reason": failure.reason, "detail": failure.detail},
-                failure.outgoing,
-            )
-        fields.update(notification_id=row.notification_id, audience=decision.notification.audience)
-        return Result(delivery, decision.outcome, fields, self._notification(row))
 
-    def _failed(self, delivery: Delivery, failure: Failure) -> Result:
-        fields = {"reason": failure.reason, "detail": failure.detail, "routing_key": delivery.routing_key}
+    def _transaction(
+        self, parsed: Sequence[Result | tuple[Delivery, Event]], now: datetime, settled_key: str | None
+    ) -> list[Result]:
+        now_us = _micros(now)
+        with self._store.transaction() as transaction:
+            transaction.forget_sent(self.outbox.deletions())
+            if settled_key is not None:
+                transaction.forget_attempts(settled_key)
+            events = [item[1] for item in parsed if isinstance(item, tuple)]
+            fresh = transaction.record_events([event.id for event in events], now_us)
+            work = WorkingSet(transaction)
+            work.preload(needs_of(event for event in events if event.id in fresh))
+            outcomes: list[Result | _Decided] = []
+            failed: list[str] = []
+            for item in parsed:
+                if isinstance(item, Result):
+                    outcomes.append(item)
+                    continue
+                delivery, event = item
+                if event.id not in fresh:
+                    outcomes.append(Result(delivery, "message.duplicate_event", _fields(event)))
+                    continue
+                fresh.discard(event.id)  # the same id twice in one batch: the second is a repeat
+                try:
+                    with work.event():
+                        decision = self._handlers[type(event)](event, projection=work)
+                except Exception as exc:
+                    failed.append(event.id)
+                    outcomes.append(self._failed(delivery, self._failures.handle(delivery, exc), event))
+                    continue
+                outcomes.append(_Decided(delivery, event, decision))
+            if failed:
+                transaction.forget_events(failed)  # not processed: handled again when it returns
+            return self._record(transaction, work, outcomes, now, now_us)
+
+    def _record(
+        self,
+        transaction: SqlTransaction,
+        work: WorkingSet,
+        outcomes: list[Result | _Decided],
+        now: datetime,
+        now_us: int,
+    ) -> list[Result]:
+        """Write the batch's changes; the database decides which settings and claims stand."""
+        changes = work.changes()
+        written = transaction.write_settings(changes.settings) if changes.settings else set()
+        if changes.decision_makers:
+            transaction.write_decision_makers(changes.decision_makers)
+        claimed = transaction.claim_reminders(changes.reminders) if changes.reminders else set()
+        time_json = time_of(now)
+        rows = [
+            self._writer.row(item.decision.notification, time_json)
+            for item in outcomes
+            if isinstance(item, _Decided)
+            and item.decision.notification is not None
+            and _reminder(item.decision) in claimed
+        ]
+        queued = {row.notification_id: row for row in transaction.enqueue(rows, now_us)} if rows else {}
+        return [
+            item if isinstance(item, Result) else self._settle(item, written, queued) for item in outcomes
+        ]
+
+    def _settle(self, item: _Decided, written: set[SettingKey], queued: dict[str, OutboxRow]) -> Result:
+        decision, fields = item.decision, _fields(item.event)
+        notification = decision.notification
+        if notification is not None:
+            row = queued.get(notification.notification_id)
+            if row is None:  # another worker claimed this reminder a moment ago
+                return Result(item.delivery, "renewal.duplicate_reminder", fields)
+            fields.update(notification_id=row.notification_id, audience=notification.audience)
+            return Result(item.delivery, decision.outcome, fields, self._writer.message(row), row.seq)
+        if decision.outcome in ("owner.changed", "owner.cleared") and isinstance(item.event, OwnerChanged):
+            key = SettingKey(item.event.data.partner_id, item.event.data.client_id)
+            if key not in written:  # the database holds a newer change, committed meanwhile
+                return Result(item.delivery, "owner.stale_ignored", fields)
+        return Result(item.delivery, decision.outcome, fields)
+
+    def _failed(self, delivery: Delivery, failure: Failure, event: Event | None = None) -> Result:
+        fields = {} if event is None else _fields(event)
+        fields |= {"reason": failure.reason, "detail": failure.detail}
+        if event is None:
+            fields["routing_key"] = delivery.routing_key
         return Result(delivery, failure.outcome, fields, failure.outgoing)
 
-    def _outbox_row(self, data: NotificationRequestedData, now: datetime) -> OutboxRow:
-        envelope = NotificationRequested(
-            specversion="1.0",
-            id=data.notification_id,
-            source=self._settings.source,
-            type="NotificationRequested",
-            time=now,
-            subject=data.client_id,
-            data=data,
-        )
-        return OutboxRow(
-            notification_id=data.notification_id,
-            correlation_id=data.causation_id,
-            routing_key=notification_routing_key(data.audience),
-            body=envelope.model_dump_json().encode(),
-        )
 
-    def _notification(self, row: OutboxRow) -> Outgoing:
-        return Outgoing(
-            self._settings.notifications_exchange,
-            row.routing_key,
-            row.body,
-            {
-                "content_type": OUTPUT_CONTENT_TYPE,
-                "delivery_mode": 2,
-                "message_id": row.notification_id,
-                "correlation_id": row.correlation_id,
-                "type": "NotificationRequested",
-                "app_id": APP_ID,
-            },
-        )
+def _fields(event: Event) -> dict[str, Any]:
+    return {"event_id": event.id, "type": event.type, "client_id": event.data.client_id}
+
+
+def _reminder(decision: Decision) -> ReminderKey | None:
+    data = decision.notification
+    return None if data is None else ReminderKey(data.client_id, data.renewal_date, data.days_until_renewal)
+
+
+def _micros(moment: datetime) -> int:
+    return int(moment.timestamp() * 1_000_000)

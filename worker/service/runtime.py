@@ -12,7 +12,7 @@ from amqp.exceptions import RecoverableConnectionError
 from worker.redaction import masked
 from worker.service.failures import PublishFailed
 from worker.service.processing import BatchProcessor
-from worker.service.session import Session
+from worker.service.session import Session, StoppedDuringOutage
 from worker.settings import Settings
 
 _BROKER_TROUBLE = (OSError, PublishFailed, AmqpConnectionError, RecoverableConnectionError)
@@ -44,6 +44,9 @@ class Worker:
                         publishing_connection,
                     )
                     session.run(stop, on_consuming=consuming)
+                return
+            except StoppedDuringOutage:
+                self._log.warning("worker.stopped", during="store outage", unacknowledged="redelivered")
                 return
             except _BROKER_TROUBLE as exc:
                 self._log.warning(

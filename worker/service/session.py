@@ -3,25 +3,39 @@
 Batches overlap by one: batch N+1 is committed while the broker confirms batch N, and N is
 acknowledged (and its log lines written) once its confirms are in, just before N+1's
 publishes go out. Commit-before-publish and acknowledge-after-confirm hold for every batch.
+
+When the store goes away the session stops consuming, keeps the deliveries in hand
+unacknowledged, waits for the store with backoff, and then handles them again: an outage
+costs no message a retry attempt.
 """
 
+import contextlib
+import random
 import threading
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
-from typing import Any
+from functools import partial
+from typing import Any, TypeVar
 
 import kombu
 
 from worker import logs
 from worker.redaction import masked
-from worker.service.messages import Delivery, Outgoing
+from worker.service.messages import Delivery
+from worker.service.outcomes import WARNINGS
 from worker.service.processing import BatchProcessor, Result
 from worker.service.publisher import ConfirmingPublisher
+from worker.service.retention import Retention
 from worker.settings import Settings
+from worker.store import OutboxRow, StoreUnavailable
 from worker.topology import declare, topology
 
-_WARNINGS = frozenset({"message.retry_scheduled", "message.dead_lettered"})
+T = TypeVar("T")
+
+
+class StoppedDuringOutage(Exception):
+    """Asked to stop while waiting for the store: nothing in hand can be committed."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -31,7 +45,7 @@ class _InFlight:
     last_delivery: int
     last_publish: int
     results: list[Result]
-    notification_ids: list[str]
+    outbox_seqs: list[int]
 
 
 class Session:
@@ -47,11 +61,14 @@ class Session:
     ) -> None:
         self._settings = settings
         self._processor = processor
+        self._outbox = processor.outbox
+        self._retention = Retention(processor.store, settings)
         self._log = log
         self._consuming = consuming
         self._publishing = publishing
         self._deliveries: list[Delivery] = []
         self._in_flight: _InFlight | None = None
+        self._stop = threading.Event()
         self._channel = consuming.channel()
         self._channel.auto_decode = False
         declare(self._channel, topology(settings))
@@ -60,24 +77,20 @@ class Session:
         )
         publishing.connection.on_blocked = self._publisher.on_blocked
         publishing.connection.on_unblocked = self._publisher.on_unblocked
-
-    def run(self, stop: threading.Event, on_consuming: Any) -> None:
-        """Publish what a crash left behind, then consume until `stop`; stop gracefully."""
-        settings = self._settings
-        leftovers = self._processor.pending()
-        if leftovers:
-            self._publisher.publish(leftovers)
-            self._processor.confirmed(_notification_ids(leftovers, settings.notifications_exchange))
-            self._log.info("outbox.republished", count=len(leftovers))
-        consumer = kombu.Consumer(
+        self._consumer = kombu.Consumer(
             self._channel,
             queues=[kombu.Queue(settings.queue, no_declare=True)],
             on_message=self._receive,
             no_ack=False,
             prefetch_count=settings.prefetch,
         )
-        consumer.consume()
-        self._log.info("worker.consuming", queue=settings.queue, broker=masked(settings.amqp_url))
+
+    def run(self, stop: threading.Event, on_consuming: Callable[[], None]) -> None:
+        """Publish what is left over, then consume until `stop`; stop gracefully."""
+        self._stop = stop
+        self._republish("outbox.republished", self._store_call(self._outbox.leftovers))
+        self._consumer.consume()
+        self._log.info("worker.consuming", queue=self._settings.queue, broker=masked(self._settings.amqp_url))
         on_consuming()
         while not stop.is_set():
             batch = self._collect(first_wait=0.0 if self._in_flight else 1.0)
@@ -85,12 +98,16 @@ class Session:
                 self._handle(batch)
             else:
                 self._settle()
+            self._housekeeping()
             self._keep_alive()
-        consumer.cancel()
+        self._consumer.cancel()
         self._handle(self._collect(first_wait=0.05))
         self._settle()
-        self._processor.flush()
-        self._log.info("worker.stopped", queue=settings.queue)
+        try:
+            self._processor.flush()
+        except StoreUnavailable as exc:  # the rows stay; a sweep republishes them after the grace
+            self._log.warning("outbox.not_flushed", error=str(exc))
+        self._log.info("worker.stopped", queue=self._settings.queue)
 
     def _receive(self, message: Any) -> None:
         info = message.delivery_info
@@ -124,7 +141,10 @@ class Session:
                 self._consuming.drain_events(timeout=lull)
             except TimeoutError:
                 break
-        batch, self._deliveries = self._deliveries, []
+        batch, self._deliveries = (
+            self._deliveries[: settings.batch_size],
+            self._deliveries[settings.batch_size :],
+        )
         return batch
 
     def _handle(self, batch: Sequence[Delivery]) -> None:
@@ -132,17 +152,14 @@ class Session:
         for chunk in _chunks(batch):
             if chunk[0].redelivered:
                 self._settle()  # nothing of ours in flight while a suspect message runs
-                results = self._processor.process_redelivered(chunk[0])
+                results = self._store_call(partial(self._processor.process_redelivered, chunk[0]))
             else:
-                results = self._processor.process(chunk)
+                results = self._store_call(partial(self._processor.process, chunk))
             self._settle()
             outgoing = [result.outgoing for result in results if result.outgoing is not None]
-            self._in_flight = _InFlight(
-                chunk[-1].delivery_tag,
-                self._publisher.send(outgoing),
-                results,
-                _notification_ids(outgoing, self._settings.notifications_exchange),
-            )
+            seqs = [result.outbox_seq for result in results if result.outbox_seq is not None]
+            self._outbox.sent(seqs)
+            self._in_flight = _InFlight(chunk[-1].delivery_tag, self._publisher.send(outgoing), results, seqs)
 
     def _settle(self) -> None:
         """Wait for the in-flight batch's confirms, acknowledge it, write its log lines."""
@@ -150,14 +167,73 @@ class Session:
         if batch is None:
             return
         self._publisher.wait_for(batch.last_publish, while_waiting=self._keep_alive)
-        self._processor.confirmed(batch.notification_ids)
+        self._outbox.confirmed(batch.outbox_seqs)
         self._channel.basic_ack(batch.last_delivery, multiple=True)
         with logs.held():
             for result in batch.results:
-                if result.outcome in _WARNINGS:
+                if result.outcome in WARNINGS:
                     self._log.warning(result.outcome, **result.fields)
                 else:
                     self._log.info(result.outcome, **result.fields)
+
+    def _housekeeping(self) -> None:
+        """Between batches: confirmed rows not yet deleted (a quiet queue brings no next
+        transaction to take them), rows other workers left in the outbox, expired rows."""
+        if self._outbox.deletions() and self._in_flight is None:
+            self._store_call(self._processor.flush)
+        self._republish("outbox.orphans_republished", self._store_call(self._outbox.orphans))
+        pruned = self._store_call(self._retention.prune_if_due)
+        if pruned:
+            self._log.info("store.pruned", rows=pruned)
+
+    def _republish(self, event: str, rows: list[OutboxRow]) -> None:
+        if not rows:
+            return
+        self._settle()
+        self._publisher.publish(
+            [self._processor.message(row) for row in rows], while_waiting=self._keep_alive
+        )
+        self._outbox.confirmed(row.seq for row in rows if row.seq is not None)
+        self._log.info(event, count=len(rows))
+
+    def _store_call(self, call: Callable[[], T]) -> T:
+        """`call()`, waiting out any store outage (a call that failed committed nothing)."""
+        lost_at: float | None = None
+        while True:
+            try:
+                result = call()
+            except StoreUnavailable as exc:
+                if lost_at is None:
+                    lost_at = time.monotonic()
+                    self._log.warning("store.lost", store=self._processor.store.description, error=str(exc))
+                    self._consumer.cancel()  # take no new deliveries meanwhile; those in hand stay ours
+                self._wait_for_store()
+                continue
+            if lost_at is not None:
+                self._log.info("store.recovered", outage_s=round(time.monotonic() - lost_at, 3))
+                self._consumer.consume()
+            return result
+
+    def _wait_for_store(self) -> None:
+        self._settle()  # the batch in flight is committed: let it finish
+        delay = 0.2
+        while True:
+            self._wait(random.uniform(delay / 2, delay))
+            try:
+                self._processor.store.reconnect()
+                return
+            except StoreUnavailable:
+                delay = min(delay * 2, self._settings.reconnect_max_delay)
+
+    def _wait(self, seconds: float) -> None:
+        """Keep the broker connections alive for `seconds` (deliveries arriving are kept)."""
+        deadline = time.monotonic() + seconds
+        while (remaining := deadline - time.monotonic()) > 0:
+            if self._stop.is_set():
+                raise StoppedDuringOutage("stopped while the store was unavailable")
+            with contextlib.suppress(TimeoutError):
+                self._consuming.drain_events(timeout=min(remaining, 1.0))
+            self._keep_alive()
 
     def _keep_alive(self) -> None:
         self._consuming.heartbeat_check()
@@ -178,7 +254,3 @@ def _chunks(batch: Sequence[Delivery]) -> list[Sequence[Delivery]]:
     if start < len(batch):
         chunks.append(batch[start:])
     return chunks
-
-
-def _notification_ids(outgoing: Sequence[Outgoing], exchange: str) -> list[str]:
-    return [m.message_id for m in outgoing if m.exchange == exchange and m.message_id is not None]

@@ -1,23 +1,53 @@
-"""Stores: the projection, the inbox, reminder keys and the outbox, one transaction per batch.
+"""Stores: the projection, the inbox, reminder keys, crash counts and the outbox.
 
 `open_store(url)` picks the backend by URL scheme: `sqlite:///path` (the embedded default)
-or `postgresql://...`.
+or `postgresql://...`. A batch is one transaction of a few set-based statements over a
+`WorkingSet` that the handlers use as their projection.
 """
 
-from worker.store.sql import Batch, OutboxRow, SqlStore
+from worker.store.model import OutboxRow, StoreConflict, StoreUnavailable
+from worker.store.schema import LATEST as SCHEMA_VERSION
+from worker.store.schema import SchemaTooNew, SchemaTooOld
+from worker.store.sql import SqlStore, SqlTransaction
+from worker.store.working_set import Changes, WorkingSet
 
 
-def open_store(url: str) -> SqlStore:
-    """Connect to the store named by `url` and create its schema if needed."""
+def open_store(
+    url: str,
+    *,
+    lock_timeout: float = 5.0,
+    statement_timeout: float = 30.0,
+    idle_in_transaction_timeout: float = 60.0,
+) -> SqlStore:
+    """Connect to the store named by `url` (the schema is not touched: see `SqlStore.migrate`)."""
     if url.startswith("sqlite:"):
-        from worker.store.sqlite import open_sqlite
+        from worker.store.sqlite import sqlite_backend
 
-        return open_sqlite(url)
+        return SqlStore(sqlite_backend(url, busy_timeout=lock_timeout))
     if url.startswith(("postgresql:", "postgres:")):
-        from worker.store.postgres import open_postgres
+        from worker.store.postgres import postgres_backend
 
-        return open_postgres(url)
+        return SqlStore(
+            postgres_backend(
+                url,
+                lock_timeout=lock_timeout,
+                statement_timeout=statement_timeout,
+                idle_in_transaction_timeout=idle_in_transaction_timeout,
+            )
+        )
     raise ValueError(f"unsupported store URL scheme in {url.split(':', 1)[0]!r}: use sqlite: or postgresql:")
 
 
-__all__ = ["Batch", "OutboxRow", "SqlStore", "open_store"]
+__all__ = [
+    "SCHEMA_VERSION",
+    "Changes",
+    "OutboxRow",
+    "SchemaTooNew",
+    "SchemaTooOld",
+    "SqlStore",
+    "SqlTransaction",
+    "StoreConflict",
+    "StoreUnavailable",
+    "WorkingSet",
+    "open_store",
+]

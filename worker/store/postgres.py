@@ -1,60 +1,89 @@
-"""PostgreSQL, for deployments that already run it; same SQL as SQLite, `%s` placeholders."""
+"""PostgreSQL, for deployments that run several workers: same statements as SQLite, `%s`
+placeholders, and a session that gives up on locks instead of waiting forever."""
+
+from dataclasses import dataclass
 
 import psycopg
+from psycopg import errors
 
 from worker.redaction import masked
-from worker.store.sql import SqlStore
+from worker.store.model import StoreConflict, StoreUnavailable
+from worker.store.schema import Migration
+from worker.store.sql import Connection
 
-SCHEMA = """
-CREATE TABLE IF NOT EXISTS owner_settings (
-    partner_id TEXT NOT NULL,
-    client_id TEXT NOT NULL,
-    owner TEXT,
-    contact TEXT,
-    changed_at_us BIGINT NOT NULL,
-    event_id TEXT NOT NULL,
-    PRIMARY KEY (partner_id, client_id)
-);
-CREATE TABLE IF NOT EXISTS decision_makers (
-    client_id TEXT PRIMARY KEY,
-    contact TEXT NOT NULL,
-    seen_at_us BIGINT NOT NULL,
-    event_id TEXT NOT NULL
-);
-CREATE TABLE IF NOT EXISTS inbox (
-    event_id TEXT PRIMARY KEY,
-    processed_at_us BIGINT NOT NULL
-);
-CREATE TABLE IF NOT EXISTS reminders (
-    client_id TEXT NOT NULL,
-    renewal_date TEXT NOT NULL,
-    days_until_renewal INTEGER NOT NULL,
-    notification_id TEXT NOT NULL,
-    PRIMARY KEY (client_id, renewal_date, days_until_renewal)
-);
-CREATE TABLE IF NOT EXISTS handling_attempts (
-    message_key TEXT PRIMARY KEY,
-    attempts INTEGER NOT NULL
-);
-CREATE TABLE IF NOT EXISTS outbox (
-    seq BIGINT GENERATED ALWAYS AS IDENTITY PRIMARY KEY,
-    notification_id TEXT NOT NULL,
-    correlation_id TEXT NOT NULL,
-    routing_key TEXT NOT NULL,
-    body BYTEA NOT NULL,
-    created_at_us BIGINT NOT NULL
-);
-"""
+# Any number of workers may migrate at once; this advisory lock lets one of them at a time.
+_SCHEMA_LOCK = 0x72656E657761  # "renewa"
+# Errors that mean "do it again": another transaction was in the way.
+_CONFLICTS = (
+    errors.DeadlockDetected,
+    errors.SerializationFailure,
+    errors.LockNotAvailable,
+    errors.QueryCanceled,
+)
+# Errors that mean "the server is not there for us now", whatever state the connection is in.
+_UNAVAILABLE = (
+    errors.AdminShutdown,
+    errors.CrashShutdown,
+    errors.CannotConnectNow,
+    errors.TooManyConnections,
+    errors.ConnectionException,
+    errors.IdleInTransactionSessionTimeout,
+)
 
 
-def open_postgres(url: str) -> SqlStore:
-    connection = psycopg.connect(url, autocommit=True)
-    connection.execute(SCHEMA)
-    return SqlStore(
-        connection,
-        placeholder="%s",
-        transient_errors=(psycopg.OperationalError,),
-        description=masked(url),
-        # Event ids are compared by code point, as Python does, not by the database's locale.
-        binary_collation='"C"',
-    )
+@dataclass
+class PostgresBackend:
+    url: str
+    lock_timeout: float = 5.0
+    statement_timeout: float = 30.0
+    idle_in_transaction_timeout: float = 60.0
+    connect_timeout: float = 5.0
+    kind: str = "postgresql"
+    placeholder: str = "%s"
+    begin: str = "BEGIN"
+    # Event ids are compared by code point, as Python does, not by the database's locale.
+    binary_collation: str = '"C"'
+    skip_locked: str = " FOR UPDATE SKIP LOCKED"
+
+    @property
+    def description(self) -> str:
+        return masked(self.url)
+
+    def connect(self) -> Connection:
+        connection = psycopg.connect(
+            self.url, autocommit=True, connect_timeout=max(1, int(self.connect_timeout))
+        )
+        for name, seconds in (
+            ("lock_timeout", self.lock_timeout),
+            ("statement_timeout", self.statement_timeout),
+            ("idle_in_transaction_session_timeout", self.idle_in_transaction_timeout),
+        ):
+            connection.execute(f"SET {name} = {int(seconds * 1000)}")
+        return connection
+
+    def lock_schema(self, connection: Connection) -> None:
+        connection.execute("BEGIN")
+        connection.execute("SELECT pg_advisory_xact_lock(%s)", (_SCHEMA_LOCK,))
+
+    def statements(self, migration: Migration) -> tuple[str, ...]:
+        return migration.postgres
+
+    def classify(self, error: Exception, connection: Connection | None) -> type[Exception] | None:
+        if isinstance(error, _CONFLICTS):
+            return StoreConflict
+        if isinstance(error, _UNAVAILABLE):
+            return StoreUnavailable
+        if isinstance(error, (psycopg.OperationalError, psycopg.InterfaceError)):
+            broken = (
+                connection is None
+                or getattr(connection, "closed", True)
+                or getattr(connection, "broken", False)
+            )
+            return StoreUnavailable if broken else None
+        return None
+
+
+def postgres_backend(
+    url: str, *, lock_timeout: float, statement_timeout: float, idle_in_transaction_timeout: float
+) -> PostgresBackend:
+    return PostgresBackend(url, lock_timeout, statement_timeout, idle_in_transaction_timeout)

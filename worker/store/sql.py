@@ -1,15 +1,28 @@
-"""The store over any DB-API connection; backends differ only in DDL and placeholder style."""
+"""The store over a DB-API connection. SQLite and PostgreSQL share every statement; a `Backend`
+says how to connect, which placeholder and collation to use, and what its errors mean.
 
-from collections.abc import Iterator, Sequence
-from contextlib import contextmanager
-from dataclasses import dataclass
+A batch is one transaction (`transaction()`) of a few set-based statements: the inbox insert,
+one read per kind of state, one conditional multi-row write per kind, the outbox insert. Rows
+are always written in key order, so concurrent batches lock in the same order and cannot
+deadlock each other. Last-writer-wins writes are single conditional statements: the database,
+not the worker, decides whether a stamp is newer.
+"""
+
+import time
+from collections.abc import Iterable, Iterator, Mapping, Sequence
+from contextlib import contextmanager, suppress
+from datetime import date
 from typing import Any, Protocol
 
 from events import Contact
 from handlers import OwnerSetting, ReminderKey, SettingKey, Stamp, Versioned
+from worker.store.model import OutboxRow, StoreUnavailable
+from worker.store.schema import LATEST, MIGRATIONS, VERSION_TABLE, Migration, SchemaTooNew, SchemaTooOld
 
 # Partner-wide defaults are stored under this client id; real client ids are never empty.
 _PARTNER_WIDE = ""
+# Rows per multi-row statement (SQLite allows 32766 parameters; PostgreSQL 65535).
+_CHUNK = 500
 
 
 class Connection(Protocol):
@@ -17,197 +30,418 @@ class Connection(Protocol):
     def close(self) -> None: ...
 
 
-@dataclass(frozen=True, slots=True)
-class OutboxRow:
-    """A notification committed but maybe not yet confirmed by the broker."""
+class Backend(Protocol):
+    """What differs between SQLite and PostgreSQL."""
 
-    notification_id: str
-    correlation_id: str
-    routing_key: str
-    body: bytes
+    kind: str
+    placeholder: str
+    begin: str  # starts a batch's transaction
+    binary_collation: str  # compares event ids by code point
+    skip_locked: str  # appended to a SELECT that claims rows other workers may be claiming
+
+    @property
+    def description(self) -> str:
+        """The URL, password masked."""
+        ...
+
+    def connect(self) -> Connection: ...
+
+    def lock_schema(self, connection: Connection) -> None:
+        """Start a transaction that holds the migration lock until it ends."""
+        ...
+
+    def statements(self, migration: Migration) -> tuple[str, ...]: ...
+
+    def classify(self, error: Exception, connection: Connection | None) -> type[Exception] | None:
+        """StoreUnavailable, StoreConflict, or None for any other error."""
+        ...
 
 
 class SqlStore:
-    """One connection, used by one thread. `batch()` is the unit of work."""
+    """One connection, used by one thread; reopened by `reconnect()` after an outage."""
 
-    def __init__(
-        self,
-        connection: Connection,
-        *,
-        placeholder: str,
-        transient_errors: tuple[type[Exception], ...],
-        description: str,
-        begin: str = "BEGIN",
-        binary_collation: str = "BINARY",
-    ) -> None:
-        self.binary_collation = binary_collation
-        self._connection = connection
-        self._begin = begin
-        self._placeholder = placeholder
-        self.transient_errors = transient_errors
-        self.description = description
+    def __init__(self, backend: Backend) -> None:
+        self._backend = backend
+        self.kind = backend.kind
+        self.description = backend.description
+        self._connection: Connection | None = None
+        self._connection = self._connect()
 
-    def sql(self, statement: str) -> str:
-        return statement if self._placeholder == "?" else statement.replace("?", self._placeholder)
+    # --- the connection --------------------------------------------------------------------
 
     def execute(self, statement: str, params: Sequence[Any] = ()) -> Any:
-        return self._connection.execute(self.sql(statement), params)
-
-    @contextmanager
-    def batch(self) -> Iterator["Batch"]:
-        """One transaction: committed when the block ends cleanly, rolled back otherwise."""
-        self._connection.execute(self._begin)
+        if self._connection is None:
+            raise StoreUnavailable("not connected")
+        if self._backend.placeholder != "?":
+            statement = statement.replace("?", self._backend.placeholder)
         try:
-            yield Batch(self)
-        except BaseException:
-            self._connection.execute("ROLLBACK")
-            raise
-        self._connection.execute("COMMIT")
+            return self._connection.execute(statement, params)
+        except Exception as exc:
+            raise self._translated(exc) from exc
 
-    def pending(self, limit: int = 1000) -> list[OutboxRow]:
-        """Outbox rows not yet confirmed, oldest first (what a crash left unsent)."""
-        rows = self.execute(
-            "SELECT notification_id, correlation_id, routing_key, body FROM outbox ORDER BY seq LIMIT ?",
-            (limit,),
-        ).fetchall()
-        return [OutboxRow(row[0], row[1], row[2], bytes(row[3])) for row in rows]
+    def reconnect(self) -> None:
+        """Drop the connection and open a new one (StoreUnavailable if that fails too)."""
+        self._close_quietly()
+        self._connection = self._connect()
 
-    def forget_sent(self, notification_ids: Sequence[str]) -> None:
-        """Drop confirmed rows, in a transaction of their own."""
-        if notification_ids:
-            with self.batch() as batch:
-                batch.forget_sent(notification_ids)
-
-    def forget_attempts(self, message_key: str) -> None:
-        with self.batch() as batch:
-            batch.forget_attempts(message_key)
+    def ping(self) -> None:
+        """Raise StoreUnavailable unless the store answers now."""
+        self.execute("SELECT 1").fetchall()
 
     def close(self) -> None:
-        self._connection.close()
-
-
-class Batch:
-    """The projection port for handlers, plus the inbox and outbox for the worker."""
-
-    def __init__(self, store: SqlStore) -> None:
-        self._store = store
-        self._execute = store.execute
+        self._close_quietly()
 
     @contextmanager
-    def savepoint(self) -> Iterator[None]:
-        """Undo one message's writes if handling it fails, keeping the rest of the batch."""
-        self._execute("SAVEPOINT message")
+    def transaction(self) -> Iterator["SqlTransaction"]:
+        """Committed when the block ends cleanly, rolled back otherwise."""
+        self.execute(self._backend.begin)
         try:
-            yield
+            yield SqlTransaction(self)
         except BaseException:
-            self._execute("ROLLBACK TO SAVEPOINT message")
-            self._execute("RELEASE SAVEPOINT message")
+            self._rollback()
             raise
-        self._execute("RELEASE SAVEPOINT message")
+        self.execute("COMMIT")
 
-    def record_event(self, event_id: str, at_us: int) -> bool:
-        """Add the event to the inbox; False if it was already processed."""
-        cursor = self._execute(
-            "INSERT INTO inbox (event_id, processed_at_us) VALUES (?, ?) ON CONFLICT DO NOTHING",
-            (event_id, at_us),
-        )
-        return bool(cursor.rowcount == 1)
+    # --- the schema ------------------------------------------------------------------------
 
-    def enqueue(self, row: OutboxRow, at_us: int) -> None:
-        self._execute(
-            "INSERT INTO outbox (notification_id, correlation_id, routing_key, body, created_at_us)"
-            " VALUES (?, ?, ?, ?, ?)",
-            (row.notification_id, row.correlation_id, row.routing_key, row.body, at_us),
-        )
+    def schema_version(self) -> int:
+        """The version the store is at (0: empty, or made before versions were recorded)."""
+        try:
+            with self.transaction():
+                row = self.execute("SELECT max(version) FROM schema_version").fetchone()
+        except StoreUnavailable:
+            raise
+        except Exception:  # no version table yet
+            return 0
+        return int(row[0] or 0)
 
-    def forget_sent(self, notification_ids: Sequence[str]) -> None:
-        for start in range(0, len(notification_ids), 500):
-            chunk = notification_ids[start : start + 500]
-            marks = ", ".join("?" * len(chunk))
-            self._execute(f"DELETE FROM outbox WHERE notification_id IN ({marks})", tuple(chunk))
+    def migrate(self) -> tuple[int, int]:
+        """Apply the missing migrations under the schema lock; (version before, version after).
+        Any number of workers may do this at once: one migrates, the others wait and find
+        nothing left to do."""
+        assert self._connection is not None
+        try:
+            self._backend.lock_schema(self._connection)
+        except Exception as exc:
+            raise self._translated(exc) from exc
+        try:
+            self.execute(VERSION_TABLE)
+            found = int(self.execute("SELECT max(version) FROM schema_version").fetchone()[0] or 0)
+            if found > LATEST:
+                raise SchemaTooNew(found)
+            for migration in MIGRATIONS[found:]:
+                for statement in self._backend.statements(migration):
+                    self.execute(statement)
+                self.execute(
+                    "INSERT INTO schema_version (version, description, applied_at_us) VALUES (?, ?, ?)",
+                    (migration.version, migration.description, _now_us()),
+                )
+        except BaseException:
+            self._rollback()
+            raise
+        self.execute("COMMIT")
+        return found, max(found, LATEST)
 
-    def note_attempt(self, message_key: str) -> int:
-        """Count one more start at handling a redelivered message; return the count so far."""
+    def check_schema(self) -> None:
+        """SchemaTooNew or SchemaTooOld unless the store is at this code's version."""
+        found = self.schema_version()
+        if found > LATEST:
+            raise SchemaTooNew(found)
+        if found < LATEST:
+            raise SchemaTooOld(found)
+
+    # --- outbox and housekeeping, each in a short transaction of its own --------------------
+
+    def unsent(self, seqs: Sequence[int]) -> list[OutboxRow]:
+        """These outbox rows, if still there, oldest first."""
+        rows: list[OutboxRow] = []
+        for chunk in _chunks(sorted(seqs)):
+            rows += _outbox_rows(
+                self.execute(
+                    f"SELECT {_OUTBOX_COLUMNS} FROM outbox WHERE seq IN ({_marks(len(chunk))}) ORDER BY seq",
+                    chunk,
+                ).fetchall()
+            )
+        return rows
+
+    def claim_orphans(self, *, now_us: int, grace_us: int, limit: int) -> list[OutboxRow]:
+        """Outbox rows older than the grace period that nobody has claimed within it: left by
+        a worker that died before its broker confirmed them. Claimed for one grace period, so
+        no other worker publishes them meanwhile; rows other workers are claiming right now
+        are skipped, not waited for."""
+        with self.transaction():
+            claimed = self.execute(
+                "UPDATE outbox SET claimed_until_us = ? WHERE seq IN ("
+                " SELECT seq FROM outbox WHERE created_at_us <= ? AND COALESCE(claimed_until_us, 0) <= ?"
+                f" ORDER BY seq LIMIT ?{self._backend.skip_locked}) RETURNING {_OUTBOX_COLUMNS}",
+                (now_us + grace_us, now_us - grace_us, now_us, limit),
+            ).fetchall()
+        return sorted(_outbox_rows(claimed), key=lambda row: row.seq or 0)
+
+    def forget_sent(self, seqs: Sequence[int]) -> None:
+        """Drop confirmed rows, in a transaction of their own."""
+        if seqs:
+            with self.transaction() as transaction:
+                transaction.forget_sent(seqs)
+
+    def forget_attempts(self, message_key: str) -> None:
+        with self.transaction() as transaction:
+            transaction.forget_attempts(message_key)
+
+    def prune(self, *, processed_before_us: int, renewals_before: date, limit: int) -> int:
+        """Delete at most `limit` expired rows of each kind, each kind in its own short
+        transaction; how many went. Inbox entries and crash counts older than the window,
+        reminder keys of renewals before the given date."""
+        deleted = 0
+        for statement, bound in (
+            (
+                "DELETE FROM inbox WHERE event_id IN"
+                " (SELECT event_id FROM inbox WHERE processed_at_us < ? LIMIT ?)",
+                processed_before_us,
+            ),
+            (
+                "DELETE FROM reminders WHERE (client_id, renewal_date, days_until_renewal) IN"
+                " (SELECT client_id, renewal_date, days_until_renewal FROM reminders"
+                " WHERE renewal_date < ? LIMIT ?)",
+                renewals_before.isoformat(),
+            ),
+            (
+                "DELETE FROM handling_attempts WHERE message_key IN"
+                " (SELECT message_key FROM handling_attempts WHERE last_at_us < ? LIMIT ?)",
+                processed_before_us,
+            ),
+        ):
+            with self.transaction():
+                deleted += max(self.execute(statement, (bound, limit)).rowcount, 0)
+        return deleted
+
+    def _connect(self) -> Connection:
+        try:
+            return self._backend.connect()
+        except Exception as exc:
+            raise self._translated(exc) from exc
+
+    def _translated(self, error: Exception) -> Exception:
+        kind = self._backend.classify(error, self._connection)
+        return error if kind is None else kind(f"{type(error).__name__}: {error}".strip())
+
+    def _rollback(self) -> None:
+        with suppress(StoreUnavailable):  # the connection is gone, and the transaction with it
+            self.execute("ROLLBACK")
+
+    def _close_quietly(self) -> None:
+        if self._connection is not None:
+            with suppress(Exception):  # closing a broken connection may fail; it is gone either way
+                self._connection.close()
+            self._connection = None
+
+
+class SqlTransaction:
+    """One batch's reads and writes. Reads implement `working_set.StoredState`."""
+
+    def __init__(self, store: SqlStore) -> None:
+        self._execute = store.execute
+        self._collation = store._backend.binary_collation
+
+    # --- the inbox -------------------------------------------------------------------------
+
+    def record_events(self, event_ids: Iterable[str], at_us: int) -> set[str]:
+        """Add the events to the inbox; the ids that were not there yet."""
+        fresh: set[str] = set()
+        for chunk in _chunks(sorted(set(event_ids))):
+            rows = self._execute(
+                f"INSERT INTO inbox (event_id, processed_at_us) VALUES {_rows(len(chunk), 2)}"
+                " ON CONFLICT DO NOTHING RETURNING event_id",
+                [value for event_id in chunk for value in (event_id, at_us)],
+            ).fetchall()
+            fresh.update(row[0] for row in rows)
+        return fresh
+
+    def forget_events(self, event_ids: Iterable[str]) -> None:
+        """Take events out of the inbox again (they failed, and must be handled when they return)."""
+        for chunk in _chunks(sorted(set(event_ids))):
+            self._execute(f"DELETE FROM inbox WHERE event_id IN ({_marks(len(chunk))})", chunk)
+
+    # --- reads -----------------------------------------------------------------------------
+
+    def settings(self, keys: Iterable[SettingKey]) -> dict[SettingKey, Versioned[OwnerSetting] | None]:
+        found: dict[SettingKey, Versioned[OwnerSetting] | None] = {}
+        for chunk in _chunks(sorted(keys, key=_setting_order)):
+            found.update(dict.fromkeys(chunk))
+            rows = self._execute(
+                "SELECT s.partner_id, s.client_id, s.owner, s.contact, s.changed_at_us, s.event_id"
+                f" FROM (VALUES {_rows(len(chunk), 2)}) AS k JOIN owner_settings AS s"
+                " ON s.partner_id = k.column1 AND s.client_id = k.column2",
+                [value for key in chunk for value in (key.partner_id, key.client_id or _PARTNER_WIDE)],
+            ).fetchall()
+            for partner_id, client_id, owner, contact, at_us, event_id in rows:
+                value = None if owner is None else OwnerSetting(owner, _contact(contact))
+                found[SettingKey(partner_id, client_id or None)] = Versioned(value, Stamp(at_us, event_id))
+        return found
+
+    def decision_makers(self, client_ids: Iterable[str]) -> dict[str, Versioned[Contact] | None]:
+        found: dict[str, Versioned[Contact] | None] = {}
+        for chunk in _chunks(sorted(client_ids)):
+            found.update(dict.fromkeys(chunk))
+            rows = self._execute(
+                "SELECT client_id, contact, seen_at_us, event_id FROM decision_makers"
+                f" WHERE client_id IN ({_marks(len(chunk))})",
+                chunk,
+            ).fetchall()
+            for client_id, contact, at_us, event_id in rows:
+                found[client_id] = Versioned(_contact(contact), Stamp(at_us, event_id))
+        return found
+
+    def reminders(self, keys: Iterable[ReminderKey]) -> dict[ReminderKey, str | None]:
+        found: dict[ReminderKey, str | None] = {}
+        for chunk in _chunks(sorted(keys)):
+            found.update(dict.fromkeys(chunk))
+            rows = self._execute(
+                "SELECT r.client_id, r.renewal_date, r.days_until_renewal, r.notification_id"
+                f" FROM (VALUES {_rows(len(chunk), 3)}) AS k JOIN reminders AS r"
+                " ON r.client_id = k.column1 AND r.renewal_date = k.column2"
+                " AND r.days_until_renewal = k.column3",
+                [value for key in chunk for value in _reminder_values(key)],
+            ).fetchall()
+            for client_id, renewal_date, days, notification_id in rows:
+                found[ReminderKey(client_id, date.fromisoformat(renewal_date), days)] = notification_id
+        return found
+
+    # --- writes ----------------------------------------------------------------------------
+
+    def write_settings(self, settings: Mapping[SettingKey, Versioned[OwnerSetting]]) -> set[SettingKey]:
+        """Write each setting unless the stored one is as new or newer; the keys written."""
+        written: set[SettingKey] = set()
+        for chunk in _chunks(sorted(settings, key=_setting_order)):
+            rows = self._execute(
+                "INSERT INTO owner_settings (partner_id, client_id, owner, contact, changed_at_us, event_id)"
+                f" VALUES {_rows(len(chunk), 6)} ON CONFLICT (partner_id, client_id) DO UPDATE SET"
+                " owner = excluded.owner, contact = excluded.contact,"
+                " changed_at_us = excluded.changed_at_us, event_id = excluded.event_id"
+                f" WHERE {self._newer('owner_settings', 'changed_at_us')} RETURNING partner_id, client_id",
+                [value for key in chunk for value in _setting_values(key, settings[key])],
+            ).fetchall()
+            written.update(SettingKey(partner_id, client_id or None) for partner_id, client_id in rows)
+        return written
+
+    def write_decision_makers(self, contacts: Mapping[str, Versioned[Contact]]) -> None:
+        """Keep, per client, whichever of the stored and the given decision maker is newer."""
+        for chunk in _chunks(sorted(contacts)):
+            self._execute(
+                "INSERT INTO decision_makers (client_id, contact, seen_at_us, event_id)"
+                f" VALUES {_rows(len(chunk), 4)} ON CONFLICT (client_id) DO UPDATE SET"
+                " contact = excluded.contact, seen_at_us = excluded.seen_at_us, event_id = excluded.event_id"
+                f" WHERE {self._newer('decision_makers', 'seen_at_us')}",
+                [value for client_id in chunk for value in _contact_values(client_id, contacts[client_id])],
+            )
+
+    def claim_reminders(self, claims: Mapping[ReminderKey, str]) -> set[ReminderKey]:
+        """Record the reminders as sent; the keys that were not already recorded."""
+        claimed: set[ReminderKey] = set()
+        for chunk in _chunks(sorted(claims)):
+            rows = self._execute(
+                "INSERT INTO reminders (client_id, renewal_date, days_until_renewal, notification_id)"
+                f" VALUES {_rows(len(chunk), 4)} ON CONFLICT DO NOTHING"
+                " RETURNING client_id, renewal_date, days_until_renewal",
+                [value for key in chunk for value in (*_reminder_values(key), claims[key])],
+            ).fetchall()
+            claimed.update(ReminderKey(c, date.fromisoformat(d), n) for c, d, n in rows)
+        return claimed
+
+    def enqueue(self, rows: Sequence[OutboxRow], at_us: int) -> list[OutboxRow]:
+        """Add notifications to the outbox; the same rows, each with its `seq`."""
+        queued: list[OutboxRow] = []
+        for chunk in _chunks(list(rows)):
+            returned = self._execute(
+                "INSERT INTO outbox (notification_id, correlation_id, routing_key, body, created_at_us)"
+                f" VALUES {_rows(len(chunk), 5)} RETURNING seq, notification_id",
+                [
+                    value
+                    for row in chunk
+                    for value in (row.notification_id, row.correlation_id, row.routing_key, row.body, at_us)
+                ],
+            ).fetchall()
+            seqs = {notification_id: seq for seq, notification_id in returned}
+            queued += [row.with_seq(seqs[row.notification_id]) for row in chunk]
+        return queued
+
+    def forget_sent(self, seqs: Iterable[int]) -> None:
+        for chunk in _chunks(sorted(seqs)):
+            self._execute(f"DELETE FROM outbox WHERE seq IN ({_marks(len(chunk))})", chunk)
+
+    # --- crash counts ----------------------------------------------------------------------
+
+    def note_attempt(self, message_key: str, at_us: int) -> int:
+        """Count one more start at handling a redelivered message; the count so far."""
         row = self._execute(
-            "INSERT INTO handling_attempts (message_key, attempts) VALUES (?, 1)"
-            " ON CONFLICT (message_key) DO UPDATE SET attempts = handling_attempts.attempts + 1"
-            " RETURNING attempts",
-            (message_key,),
+            "INSERT INTO handling_attempts (message_key, attempts, last_at_us) VALUES (?, 1, ?)"
+            " ON CONFLICT (message_key) DO UPDATE SET attempts = handling_attempts.attempts + 1,"
+            " last_at_us = excluded.last_at_us RETURNING attempts",
+            (message_key, at_us),
         ).fetchone()
         return int(row[0])
 
     def forget_attempts(self, message_key: str) -> None:
         self._execute("DELETE FROM handling_attempts WHERE message_key = ?", (message_key,))
 
-    def setting(self, key: SettingKey) -> Versioned[OwnerSetting] | None:
-        row = self._execute(
-            "SELECT owner, contact, changed_at_us, event_id FROM owner_settings"
-            " WHERE partner_id = ? AND client_id = ?",
-            (key.partner_id, key.client_id or _PARTNER_WIDE),
-        ).fetchone()
-        return None if row is None else _versioned_setting(row)
-
-    def settings_for(
-        self, partner_id: str, client_id: str
-    ) -> tuple[Versioned[OwnerSetting] | None, Versioned[OwnerSetting] | None]:
-        rows = self._execute(
-            "SELECT client_id, owner, contact, changed_at_us, event_id FROM owner_settings"
-            " WHERE partner_id = ? AND client_id IN (?, ?)",
-            (partner_id, client_id, _PARTNER_WIDE),
-        ).fetchall()
-        found = {row[0]: _versioned_setting(row[1:]) for row in rows}
-        return found.get(client_id), found.get(_PARTNER_WIDE)
-
-    def put_setting(self, key: SettingKey, setting: Versioned[OwnerSetting]) -> None:
-        value = setting.value
-        self._execute(
-            "INSERT INTO owner_settings (partner_id, client_id, owner, contact, changed_at_us, event_id)"
-            " VALUES (?, ?, ?, ?, ?, ?) ON CONFLICT (partner_id, client_id) DO UPDATE SET"
-            " owner = excluded.owner, contact = excluded.contact,"
-            " changed_at_us = excluded.changed_at_us, event_id = excluded.event_id",
-            (
-                key.partner_id,
-                key.client_id or _PARTNER_WIDE,
-                None if value is None else value.owner,
-                None if value is None or value.contact is None else value.contact.model_dump_json(),
-                setting.stamp.at_us,
-                setting.stamp.event_id,
-            ),
+    def _newer(self, table: str, at_column: str) -> str:
+        """SQL: the row being written carries a larger (time, event id) stamp than the stored one."""
+        return (
+            f"(excluded.{at_column} > {table}.{at_column} OR (excluded.{at_column} = {table}.{at_column}"
+            f" AND excluded.event_id > {table}.event_id COLLATE {self._collation}))"
         )
 
-    def decision_maker(self, client_id: str) -> Versioned[Contact] | None:
-        row = self._execute(
-            "SELECT contact, seen_at_us, event_id FROM decision_makers WHERE client_id = ?",
-            (client_id,),
-        ).fetchone()
-        return None if row is None else Versioned(_contact(row[0]), Stamp(row[1], row[2]))
 
-    def remember_decision_maker(self, client_id: str, contact: Versioned[Contact]) -> None:
-        assert contact.value is not None, "a decision maker is never cleared"
-        self._execute(
-            "INSERT INTO decision_makers (client_id, contact, seen_at_us, event_id) VALUES (?, ?, ?, ?)"
-            " ON CONFLICT (client_id) DO UPDATE SET contact = excluded.contact,"
-            " seen_at_us = excluded.seen_at_us, event_id = excluded.event_id"
-            " WHERE excluded.seen_at_us > decision_makers.seen_at_us"
-            " OR (excluded.seen_at_us = decision_makers.seen_at_us"
-            f" AND excluded.event_id > decision_makers.event_id COLLATE {self._store.binary_collation})",
-            (client_id, contact.value.model_dump_json(), contact.stamp.at_us, contact.stamp.event_id),
-        )
-
-    def claim_reminder(self, key: ReminderKey, notification_id: str) -> bool:
-        cursor = self._execute(
-            "INSERT INTO reminders (client_id, renewal_date, days_until_renewal, notification_id)"
-            " VALUES (?, ?, ?, ?) ON CONFLICT DO NOTHING",
-            (key.client_id, key.renewal_date.isoformat(), key.days_until_renewal, notification_id),
-        )
-        return bool(cursor.rowcount == 1)
+_OUTBOX_COLUMNS = "seq, notification_id, correlation_id, routing_key, body"
 
 
-def _versioned_setting(row: Sequence[Any]) -> Versioned[OwnerSetting]:
-    owner, contact, at_us, event_id = row
-    value = None if owner is None else OwnerSetting(owner, _contact(contact))
-    return Versioned(value, Stamp(at_us, event_id))
+def _outbox_rows(rows: Iterable[Sequence[Any]]) -> list[OutboxRow]:
+    return [OutboxRow(row[1], row[2], row[3], bytes(row[4]), row[0]) for row in rows]
+
+
+def _setting_order(key: SettingKey) -> tuple[str, str]:
+    return key.partner_id, key.client_id or _PARTNER_WIDE
+
+
+def _setting_values(key: SettingKey, setting: Versioned[OwnerSetting]) -> tuple[Any, ...]:
+    value = setting.value
+    return (
+        key.partner_id,
+        key.client_id or _PARTNER_WIDE,
+        None if value is None else value.owner,
+        None if value is None or value.contact is None else value.contact.model_dump_json(),
+        setting.stamp.at_us,
+        setting.stamp.event_id,
+    )
+
+
+def _contact_values(client_id: str, contact: Versioned[Contact]) -> tuple[Any, ...]:
+    assert contact.value is not None, "a decision maker is never cleared"
+    return client_id, contact.value.model_dump_json(), contact.stamp.at_us, contact.stamp.event_id
+
+
+def _reminder_values(key: ReminderKey) -> tuple[Any, ...]:
+    return key.client_id, key.renewal_date.isoformat(), key.days_until_renewal
 
 
 def _contact(stored: str | None) -> Contact | None:
     return None if stored is None else Contact.model_validate_json(stored)
+
+
+def _marks(count: int) -> str:
+    return ", ".join("?" * count)
+
+
+def _rows(count: int, width: int) -> str:
+    row = "(" + ", ".join("?" * width) + ")"
+    return ", ".join([row] * count)
+
+
+def _chunks(items: Sequence[Any]) -> Iterator[list[Any]]:
+    items = list(items)
+    for start in range(0, len(items), _CHUNK):
+        yield items[start : start + _CHUNK]
+
+
+def _now_us() -> int:
+    return time.time_ns() // 1000

@@ -1,69 +1,61 @@
 """The embedded default store: one SQLite file in WAL mode."""
 
 import sqlite3
+from dataclasses import dataclass
 from pathlib import Path
 
-from worker.store.sql import SqlStore
+from worker.store.model import StoreUnavailable
+from worker.store.schema import Migration
+from worker.store.sql import Connection
 
-SCHEMA = """
-CREATE TABLE IF NOT EXISTS owner_settings (
-    partner_id TEXT NOT NULL,
-    client_id TEXT NOT NULL,
-    owner TEXT,
-    contact TEXT,
-    changed_at_us INTEGER NOT NULL,
-    event_id TEXT NOT NULL,
-    PRIMARY KEY (partner_id, client_id)
-) WITHOUT ROWID;
-CREATE TABLE IF NOT EXISTS decision_makers (
-    client_id TEXT PRIMARY KEY,
-    contact TEXT NOT NULL,
-    seen_at_us INTEGER NOT NULL,
-    event_id TEXT NOT NULL
-) WITHOUT ROWID;
-CREATE TABLE IF NOT EXISTS inbox (
-    event_id TEXT PRIMARY KEY,
-    processed_at_us INTEGER NOT NULL
-) WITHOUT ROWID;
-CREATE TABLE IF NOT EXISTS reminders (
-    client_id TEXT NOT NULL,
-    renewal_date TEXT NOT NULL,
-    days_until_renewal INTEGER NOT NULL,
-    notification_id TEXT NOT NULL,
-    PRIMARY KEY (client_id, renewal_date, days_until_renewal)
-) WITHOUT ROWID;
-CREATE TABLE IF NOT EXISTS handling_attempts (
-    message_key TEXT PRIMARY KEY,
-    attempts INTEGER NOT NULL
-);
-CREATE TABLE IF NOT EXISTS outbox (
-    seq INTEGER PRIMARY KEY,
-    notification_id TEXT NOT NULL,
-    correlation_id TEXT NOT NULL,
-    routing_key TEXT NOT NULL,
-    body BLOB NOT NULL,
-    created_at_us INTEGER NOT NULL
-);
-"""
+# An operational error with one of these in its message is the file being unavailable (held by
+# another writer past the busy timeout, or the disk refusing): waited out, never a retry.
+_UNAVAILABLE = ("locked", "busy", "disk", "unable to open", "readonly")
 
 
-def open_sqlite(url: str) -> SqlStore:
+@dataclass
+class SqliteBackend:
+    path: str
+    busy_timeout: float = 5.0
+    kind: str = "sqlite"
+    placeholder: str = "?"
+    # Take the write lock up front: a busy file then fails the batch at its start, not midway.
+    begin: str = "BEGIN IMMEDIATE"
+    binary_collation: str = "BINARY"
+    skip_locked: str = ""  # one writer at a time: nothing to skip
+
+    @property
+    def description(self) -> str:
+        return f"sqlite:///{self.path}"
+
+    def connect(self) -> Connection:
+        if self.path != ":memory:":
+            Path(self.path).parent.mkdir(parents=True, exist_ok=True)
+        connection = sqlite3.connect(
+            self.path, isolation_level=None, check_same_thread=False, timeout=self.busy_timeout
+        )
+        connection.execute("PRAGMA journal_mode=WAL")
+        # FULL: a committed batch survives power loss too, since its messages are acked after it.
+        connection.execute("PRAGMA synchronous=FULL")
+        # Checkpoint the WAL every ~40 MB rather than every 4 MB: fewer stalls inside a batch.
+        connection.execute("PRAGMA wal_autocheckpoint=10000")
+        return connection
+
+    def lock_schema(self, connection: Connection) -> None:
+        connection.execute("BEGIN EXCLUSIVE")
+
+    def statements(self, migration: Migration) -> tuple[str, ...]:
+        return migration.sqlite
+
+    def classify(self, error: Exception, connection: Connection | None) -> type[Exception] | None:
+        if isinstance(error, sqlite3.OperationalError) and any(
+            word in str(error).lower() for word in _UNAVAILABLE
+        ):
+            return StoreUnavailable
+        return None
+
+
+def sqlite_backend(url: str, *, busy_timeout: float) -> SqliteBackend:
     """`sqlite:///relative.db`, `sqlite:////absolute.db` or `sqlite:///:memory:`."""
     path = url.removeprefix("sqlite://").removeprefix("/") or ":memory:"
-    if path != ":memory:":
-        Path(path).parent.mkdir(parents=True, exist_ok=True)
-    connection = sqlite3.connect(path, isolation_level=None, check_same_thread=False, timeout=5.0)
-    connection.execute("PRAGMA journal_mode=WAL")
-    # FULL: a committed batch survives power loss too, since its messages are acked after it.
-    connection.execute("PRAGMA synchronous=FULL")
-    # Checkpoint the WAL every ~40 MB rather than every 4 MB: fewer stalls inside a batch.
-    connection.execute("PRAGMA wal_autocheckpoint=10000")
-    connection.executescript(SCHEMA)
-    return SqlStore(
-        connection,
-        placeholder="?",
-        transient_errors=(sqlite3.OperationalError,),
-        description=f"sqlite:///{path}",
-        # Take the write lock up front: a busy file then fails the batch once, not every message.
-        begin="BEGIN IMMEDIATE",
-    )
+    return SqliteBackend(path, busy_timeout)

@@ -1,0 +1,55 @@
+"""The worker's side of the outbox, across its sessions: which committed notifications it has
+not yet seen confirmed, which confirmed rows to delete, and when to look for rows that other
+workers left behind.
+
+A worker republishes its own unconfirmed rows when it reconnects. Rows of a worker that died
+are found by the sweep every worker runs: rows older than the grace period that nobody has
+claimed, claimed for one grace period so that only one worker publishes them. A live
+worker's fresh rows are younger than the grace period and never swept.
+"""
+
+import time
+from collections.abc import Iterable
+
+from worker.store import OutboxRow, SqlStore
+
+
+class Outbox:
+    def __init__(self, store: SqlStore, *, grace_s: float, sweep_every_s: float) -> None:
+        self._store = store
+        self._grace_us = int(grace_s * 1_000_000)
+        self._sweep_every = sweep_every_s
+        self._next_sweep = 0.0  # sweep as soon as the first session starts
+        self.unconfirmed: set[int] = set()
+        self._to_delete: list[int] = []
+
+    def sent(self, seqs: Iterable[int]) -> None:
+        self.unconfirmed.update(seqs)
+
+    def confirmed(self, seqs: Iterable[int]) -> None:
+        """The broker confirmed these rows: delete them with the next transaction."""
+        seqs = list(seqs)
+        self.unconfirmed.difference_update(seqs)
+        self._to_delete += seqs
+
+    def deletions(self) -> list[int]:
+        """Confirmed rows to delete in the transaction being written (taken: see `deleted`)."""
+        return self._to_delete
+
+    def deleted(self) -> None:
+        """The transaction holding `deletions()` committed."""
+        self._to_delete = []
+
+    def leftovers(self) -> list[OutboxRow]:
+        """This worker's rows that a lost connection left unconfirmed, to publish again."""
+        return self._store.unsent(sorted(self.unconfirmed)) if self.unconfirmed else []
+
+    def orphans(self, limit: int = 1000) -> list[OutboxRow]:
+        """If a sweep is due: rows other workers (or this one, before a restart) left behind."""
+        if time.monotonic() < self._next_sweep:
+            return []
+        self._next_sweep = time.monotonic() + self._sweep_every
+        rows = self._store.claim_orphans(now_us=time.time_ns() // 1000, grace_us=self._grace_us, limit=limit)
+        if len(rows) == limit:
+            self._next_sweep = 0.0  # more are waiting: sweep again at the next chance
+        return rows

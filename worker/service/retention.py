@@ -1,0 +1,33 @@
+"""Keeping the store's size level: expired inbox entries, reminder keys and crash counts are
+deleted a few at a time, between batches, so pruning never holds processing up."""
+
+import time
+from datetime import UTC, datetime, timedelta
+
+from worker.settings import Settings
+from worker.store import SqlStore
+
+_SOON = 1.0  # seconds to the next round while a round still finds a full chunk to delete
+
+
+class Retention:
+    def __init__(self, store: SqlStore, settings: Settings, *, chunk: int = 1000) -> None:
+        self._store = store
+        self._inbox_days = settings.inbox_retention_days
+        self._reminder_days = settings.reminder_retention_days
+        self._every = settings.prune_interval
+        self._chunk = chunk
+        self._next = time.monotonic() + min(self._every, 5.0)
+
+    def prune_if_due(self) -> int:
+        """One round if it is time: at most one chunk of each kind; how many rows went."""
+        if time.monotonic() < self._next:
+            return 0
+        now = datetime.now(UTC)
+        deleted = self._store.prune(
+            processed_before_us=int((now - timedelta(days=self._inbox_days)).timestamp() * 1_000_000),
+            renewals_before=(now - timedelta(days=self._reminder_days)).date(),
+            limit=self._chunk,
+        )
+        self._next = time.monotonic() + (_SOON if deleted >= self._chunk else self._every)
+        return deleted

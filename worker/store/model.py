@@ -1,0 +1,29 @@
+"""What the store hands out and what it raises, whatever the backend."""
+
+from dataclasses import dataclass, replace
+
+
+@dataclass(frozen=True, slots=True)
+class OutboxRow:
+    """A notification committed but maybe not yet confirmed by the broker; `seq` is its place
+    in the outbox once stored."""
+
+    notification_id: str
+    correlation_id: str
+    routing_key: str
+    body: bytes
+    seq: int | None = None
+
+    def with_seq(self, seq: int) -> "OutboxRow":
+        return replace(self, seq=seq)
+
+
+class StoreUnavailable(Exception):
+    """The store cannot be used now (connection lost, server restarting or refusing
+    connections, file locked past the busy timeout): wait, reconnect, and do the batch again.
+    Never a reason to spend a message's retry attempts."""
+
+
+class StoreConflict(Exception):
+    """Two transactions got in each other's way (deadlock, serialization failure, lock or
+    statement timeout): do the batch again, in-process."""
