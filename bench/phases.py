@@ -74,8 +74,8 @@ class Phases:
 
     def relays(self) -> dict[str, dict[str, Any]]:
         """Ceiling and naive relay over the same pre-filled messages."""
+        from worker.broker.topology import topology
         from worker.settings import Settings
-        from worker.topology import topology
 
         # pydantic-settings fills the other fields from defaults and the environment
         settings = Settings(queue=RELAY_IN, dead_letter_queue=f"{RELAY_IN}.dlq")  # type: ignore[call-arg]

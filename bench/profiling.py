@@ -22,7 +22,7 @@ _FRAME = re.compile(r"^(?P<function>.*?) \((?P<path>[^:()]+)(?::\d+)?\)$")
 # SQLite, and py-amqp called by the publisher is publishing).
 BUCKETS = (
     ("logging (structlog render + write)", ("structlog/", "/worker/logs.py")),
-    ("AMQP publish + confirm wait", ("/worker/service/publisher.py",)),
+    ("AMQP publish + confirm wait", ("/worker/broker/publisher.py",)),
     ("store (SQLite calls, commit, row mapping)", ("sqlite3", "/worker/store/")),
     ("pydantic (parse, build, dump)", ("pydantic/", "pydantic_core/", "/events/")),
     ("domain rules (handlers/)", ("/handlers/",)),

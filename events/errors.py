@@ -3,6 +3,8 @@
 from typing import Literal
 
 Reason = Literal[
+    "invalid_properties",
+    "unsupported_content_encoding",
     "unsupported_content_type",
     "too_large",
     "invalid_json",

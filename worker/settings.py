@@ -16,7 +16,16 @@ class Settings(BaseSettings):
 
     model_config = SettingsConfigDict(env_prefix="RENEWALS_", frozen=True)
 
-    amqp_url: str = "amqp://guest:guest@localhost:5672/"
+    amqp_url: str = Field(
+        "amqp://guest:guest@localhost:5672/",
+        description="the broker: one URL, or the nodes of a cluster separated by ';' (amqps:// for TLS)",
+    )
+    amqp_ca_file: str | None = Field(None, description="CA bundle for amqps:// (system CAs when unset)")
+    amqp_cert_file: str | None = Field(None, description="client certificate for amqps:// (PEM)")
+    amqp_key_file: str | None = Field(None, description="client certificate's private key (PEM)")
+    amqp_server_name: str | None = Field(
+        None, description="name the broker's certificate must carry (each URL's host when unset)"
+    )
     store_url: str = "sqlite:///renewals.db"
 
     events_exchange: str = "renewals.events"

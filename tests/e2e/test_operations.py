@@ -30,8 +30,8 @@ from tests.e2e.commands import (
     renewals,
     wait_for_dead_letters,
 )
+from worker.broker.topology import topology
 from worker.settings import Settings
-from worker.topology import topology
 
 ALICE = contact("alice")
 BOB = contact("bob")

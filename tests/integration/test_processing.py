@@ -21,7 +21,7 @@ from handlers import (
     on_renewal_approaching,
 )
 from support.messages import contact, owner_changed, renewal
-from worker.service.messages import Delivery
+from worker.broker.messages import Delivery
 from worker.service.processing import BatchProcessor
 from worker.settings import Settings
 from worker.store import SqlStore, StoreUnavailable, open_store

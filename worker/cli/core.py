@@ -102,7 +102,7 @@ def schema(out: str | None) -> None:
 @click.option("--json", "as_json", is_flag=True, help="Machine-readable output.")
 def topology_command(declare_now: bool, as_json: bool) -> None:
     """Print the exchanges, queues and bindings the worker declares (and optionally declare them)."""
-    from worker.topology import declare, topology
+    from worker.broker.topology import declare, topology
 
     settings = load_settings()
     plan = topology(settings)

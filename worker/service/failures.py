@@ -6,14 +6,15 @@ from datetime import UTC, datetime
 from typing import Literal
 
 from events import InvalidInput
-from worker.service.messages import (
+from worker.broker.messages import (
     ATTEMPTS,
     ORIGINAL_EXCHANGE,
     ORIGINAL_ROUTING_KEY,
     Delivery,
     Outgoing,
-    copy_with_headers,
+    safe_copy,
 )
+from worker.broker.publisher import PublishFailed
 from worker.settings import VERSION, Settings
 from worker.store import StoreConflict, StoreUnavailable
 
@@ -21,10 +22,6 @@ MAX_DETAIL = 1024
 MAX_TRACEBACK = 4096
 
 Kind = Literal["invalid", "transient", "bug"]
-
-
-class PublishFailed(Exception):
-    """The broker did not confirm a publish (nack, return or timeout): transient."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -76,11 +73,11 @@ class FailurePolicy:
             return self.dead_letter(delivery, "retries_exhausted", detail, attempts, trace, kind=kind)
         queue, delay = self._settings.retry_queue(attempts)
         exchange, routing_key = delivery.origin
-        retry = copy_with_headers(
+        retry = safe_copy(
             delivery,
             "",
             queue,
-            **{ATTEMPTS: attempts, ORIGINAL_EXCHANGE: exchange, ORIGINAL_ROUTING_KEY: routing_key},
+            {ATTEMPTS: attempts, ORIGINAL_EXCHANGE: exchange, ORIGINAL_ROUTING_KEY: routing_key},
         )
         return Failure("message.retry_scheduled", kind, kind, f"{detail} (retry in {delay:g}s)", retry)
 
@@ -94,7 +91,8 @@ class FailurePolicy:
         *,
         kind: Kind = "invalid",
     ) -> Failure:
-        """The original body and properties, plus the headers DOMAIN.md lists."""
+        """The original body and a safe copy of its properties, plus the headers that say
+        why it failed (docs/domain.md lists them)."""
         exchange, routing_key = delivery.origin
         headers = {
             "x-error-reason": reason,
@@ -108,5 +106,5 @@ class FailurePolicy:
         }
         if trace is not None:
             headers["x-error-traceback"] = trace[-MAX_TRACEBACK:]
-        outgoing = copy_with_headers(delivery, "", self._settings.dead_letter_queue, **headers)
+        outgoing = safe_copy(delivery, "", self._settings.dead_letter_queue, headers)
         return Failure("message.dead_lettered", kind, reason, detail, outgoing)

@@ -10,7 +10,7 @@ from datetime import datetime
 from pydantic import AwareDatetime, TypeAdapter
 
 from events import NOTIFICATION_REQUESTED, NotificationRequestedData, notification_routing_key
-from worker.service.messages import APP_ID, OUTPUT_CONTENT_TYPE, Outgoing
+from worker.broker.messages import APP_ID, OUTPUT_CONTENT_TYPE, Outgoing
 from worker.store import OutboxRow
 
 _TIME: TypeAdapter[datetime] = TypeAdapter(AwareDatetime)

@@ -17,8 +17,8 @@ from typing import Any
 
 from events import InvalidInput, OwnerChanged, RenewalApproaching, parse
 from handlers import HANDLERS, Decision, HandlerMap, ReminderKey, SettingKey, needs_of
+from worker.broker.messages import Delivery, Outgoing
 from worker.service.failures import Failure, FailurePolicy
-from worker.service.messages import Delivery, Outgoing
 from worker.service.notifications import NotificationWriter, time_of
 from worker.service.outbox import Outbox
 from worker.service.outcomes import Outcome
@@ -26,6 +26,9 @@ from worker.settings import Settings
 from worker.store import OutboxRow, SqlStore, SqlTransaction, StoreConflict, StoreUnavailable, WorkingSet
 
 Event = RenewalApproaching | OwnerChanged
+# Content encodings that leave the body as it is ("utf-8" is what kombu's JSON publishers
+# set: a charset, not a transformation).
+_IDENTITY_ENCODINGS = frozenset({"", "identity", "utf-8", "utf8"})
 
 
 @dataclass(frozen=True, slots=True)
@@ -114,6 +117,7 @@ class BatchProcessor:
 
     def _parse(self, delivery: Delivery) -> Result | tuple[Delivery, Event]:
         try:
+            _check_transport(delivery)
             return delivery, parse(delivery.body, delivery.content_type)
         except InvalidInput as exc:
             return self._failed(delivery, self._failures.handle(delivery, exc))
@@ -201,6 +205,19 @@ class BatchProcessor:
         if event is None:
             fields["routing_key"] = delivery.routing_key
         return Result(delivery, failure.outcome, fields, failure.outgoing)
+
+
+def _check_transport(delivery: Delivery) -> None:
+    """What the AMQP envelope must be before the body is looked at: decodable properties,
+    and a body that is the bytes themselves (no compression, no content encoding)."""
+    if delivery.problem is not None:
+        raise InvalidInput("invalid_properties", f"properties could not be decoded: {delivery.problem}")
+    encoding = delivery.properties.get("content_encoding")
+    if encoding is not None and str(encoding).strip().lower() not in _IDENTITY_ENCODINGS:
+        raise InvalidInput("unsupported_content_encoding", f"content encoding {str(encoding)[:100]!r}")
+    compression = delivery.headers.get("compression")
+    if compression is not None:
+        raise InvalidInput("unsupported_content_encoding", f"compression header {str(compression)[:100]!r}")
 
 
 def _fields(event: Event) -> dict[str, Any]:

@@ -1,21 +1,33 @@
-"""The worker's lifecycle: connect, run a session, and reconnect with backoff when the
-broker goes away, until asked to stop."""
+"""The worker's lifecycle: connect, run a session, and reconnect when the broker goes away,
+until asked to stop.
 
-import socket
+Connection attempts rotate through the broker's nodes with jittered exponential backoff
+(tenacity's full jitter), so a fleet of workers does not come back at the same instants.
+"""
+
+import random
 import threading
+from functools import partial
 from typing import Any
 
-import kombu
 from amqp.exceptions import ConnectionError as AmqpConnectionError
 from amqp.exceptions import RecoverableConnectionError
+from tenacity import (
+    RetryCallState,
+    Retrying,
+    retry_if_exception_type,
+    stop_when_event_set,
+    wait_random_exponential,
+)
 
-from worker.redaction import masked
-from worker.service.failures import PublishFailed
+from worker.broker.endpoints import Broker, BrokerUnreachable, from_settings
+from worker.broker.publisher import PublishFailed
+from worker.broker.wire import DeliveryReader
 from worker.service.processing import BatchProcessor
 from worker.service.session import Session, StoppedDuringOutage
 from worker.settings import Settings
 
-_BROKER_TROUBLE = (OSError, PublishFailed, AmqpConnectionError, RecoverableConnectionError)
+BROKER_TROUBLE = (OSError, PublishFailed, AmqpConnectionError, RecoverableConnectionError, BrokerUnreachable)
 
 
 class Worker:
@@ -25,49 +37,73 @@ class Worker:
         self._settings = settings
         self._processor = processor
         self._log = log
+        self._broker: Broker = from_settings(settings)
+        self._node = 0  # the node to try first
 
     def run(self, stop: threading.Event) -> None:
-        delay = 0.5
-
-        def consuming() -> None:
-            nonlocal delay
-            delay = 0.5
-
         while not stop.is_set():
+            session = self._connect(stop)
+            if session is None:
+                return
             try:
-                with self._connect() as consuming_connection, self._connect() as publishing_connection:
-                    session = Session(
-                        self._settings,
-                        self._processor,
-                        self._log,
-                        consuming_connection,
-                        publishing_connection,
-                    )
-                    session.run(stop, on_consuming=consuming)
+                session.run(stop)
                 return
             except StoppedDuringOutage:
                 self._log.warning("worker.stopped", during="store outage", unacknowledged="redelivered")
                 return
-            except _BROKER_TROUBLE as exc:
+            except BROKER_TROUBLE as exc:
                 self._log.warning(
                     "broker.connection_lost",
                     error=f"{type(exc).__name__}: {exc}",
-                    retry_in_s=round(delay, 2),
-                    broker=masked(self._settings.amqp_url),
+                    broker=str(self._broker.endpoints[self._node]),
                     exc_info=self._settings.log_level == "debug",
                 )
-                stop.wait(delay)
-                delay = min(delay * 2, self._settings.reconnect_max_delay)
+                session.close()
+                self._node = (self._node + 1) % len(self._broker.endpoints)
+                stop.wait(random.uniform(0, 1))  # spread a fleet's reconnects after a broker restart
 
-    def _connect(self) -> kombu.Connection:
-        connection = kombu.Connection(
-            self._settings.amqp_url,
-            heartbeat=self._settings.heartbeat,
-            connect_timeout=5,
-            # py-amqp sets TCP_USER_TIMEOUT to 1 s, which kills a connection the broker has
-            # blocked (memory or disk alarm) after one second; heartbeats find dead peers instead.
-            transport_options={"socket_settings": {socket.TCP_USER_TIMEOUT: 0}},
+    def _connect(self, stop: threading.Event) -> Session | None:
+        """A session on the first node that accepts, retrying with backoff; None if stopped."""
+        retrying = Retrying(
+            retry=retry_if_exception_type(BROKER_TROUBLE),
+            wait=wait_random_exponential(multiplier=0.5, max=self._settings.reconnect_max_delay, min=0.1),
+            stop=stop_when_event_set(stop),
+            sleep=partial(_pause, stop),
+            before_sleep=self._log_attempt,
+            reraise=False,
+            retry_error_callback=lambda _state: None,
         )
-        # One attempt: the backoff between attempts is ours (logged), not kombu's silent retry.
-        connection.ensure_connection(max_retries=0, reraise_as_library_errors=False)
-        return connection
+        session: Session | None = retrying(self._open_session)
+        return session
+
+    def _open_session(self) -> Session:
+        reader = DeliveryReader()
+        consuming, node = self._broker.connect(first=self._node, frame_handler=reader.frame_handler)
+        self._node = node
+        try:
+            publishing, _ = self._broker.connect(first=node)
+        except BaseException:
+            consuming.collect()
+            raise
+        try:
+            return Session(self._settings, self._processor, self._log, consuming, publishing, reader)
+        except BaseException:
+            consuming.collect()
+            publishing.collect()
+            raise
+
+    def _log_attempt(self, state: RetryCallState) -> None:
+        error = state.outcome.exception() if state.outcome is not None else None
+        self._log.warning(
+            "broker.connection_lost",
+            error=f"{type(error).__name__}: {error}",
+            retry_in_s=round(state.next_action.sleep, 2) if state.next_action else None,
+            attempt=state.attempt_number,
+            broker=str(self._broker),
+        )
+        self._node = (self._node + 1) % len(self._broker.endpoints)
+
+
+def _pause(stop: threading.Event, seconds: float) -> None:
+    """Wait between connection attempts; a stop request cuts the wait short."""
+    stop.wait(seconds)

@@ -9,27 +9,26 @@ unacknowledged, waits for the store with backoff, and then handles them again: a
 costs no message a retry attempt.
 """
 
-import contextlib
 import random
 import threading
 import time
 from collections.abc import Callable, Sequence
+from contextlib import suppress
 from dataclasses import dataclass
 from functools import partial
 from typing import Any, TypeVar
 
-import kombu
-
 from worker import logs
+from worker.broker.messages import Delivery
+from worker.broker.publisher import ConfirmingPublisher
+from worker.broker.topology import declare, topology
+from worker.broker.wire import Connection, DeliveryReader
 from worker.redaction import masked
-from worker.service.messages import Delivery
 from worker.service.outcomes import WARNINGS
 from worker.service.processing import BatchProcessor, Result
-from worker.service.publisher import ConfirmingPublisher
 from worker.service.retention import Retention
 from worker.settings import Settings
 from worker.store import OutboxRow, StoreUnavailable
-from worker.topology import declare, topology
 
 T = TypeVar("T")
 
@@ -56,8 +55,9 @@ class Session:
         settings: Settings,
         processor: BatchProcessor,
         log: Any,
-        consuming: kombu.Connection,
-        publishing: kombu.Connection,
+        consuming: Connection,
+        publishing: Connection,
+        reader: DeliveryReader,
     ) -> None:
         self._settings = settings
         self._processor = processor
@@ -66,32 +66,21 @@ class Session:
         self._log = log
         self._consuming = consuming
         self._publishing = publishing
-        self._deliveries: list[Delivery] = []
+        self._arrived = reader.arrived
         self._in_flight: _InFlight | None = None
         self._stop = threading.Event()
         self._channel = consuming.channel()
-        self._channel.auto_decode = False
         declare(self._channel, topology(settings))
-        self._publisher = ConfirmingPublisher(
-            publishing.connection, confirm_timeout=settings.confirm_timeout, log=log
-        )
-        publishing.connection.on_blocked = self._publisher.on_blocked
-        publishing.connection.on_unblocked = self._publisher.on_unblocked
-        self._consumer = kombu.Consumer(
-            self._channel,
-            queues=[kombu.Queue(settings.queue, no_declare=True)],
-            on_message=self._receive,
-            no_ack=False,
-            prefetch_count=settings.prefetch,
-        )
+        self._channel.basic_qos(0, settings.prefetch, False)
+        self._consumer_tag: str | None = None
+        self._publisher = ConfirmingPublisher(publishing, confirm_timeout=settings.confirm_timeout, log=log)
 
-    def run(self, stop: threading.Event, on_consuming: Callable[[], None]) -> None:
+    def run(self, stop: threading.Event) -> None:
         """Publish what is left over, then consume until `stop`; stop gracefully."""
         self._stop = stop
         self._republish("outbox.republished", self._store_call(self._outbox.leftovers))
-        self._consumer.consume()
+        self._consume()
         self._log.info("worker.consuming", queue=self._settings.queue, broker=masked(self._settings.amqp_url))
-        on_consuming()
         while not stop.is_set():
             batch = self._collect(first_wait=0.0 if self._in_flight else 1.0)
             if batch:
@@ -100,7 +89,7 @@ class Session:
                 self._settle()
             self._housekeeping()
             self._keep_alive()
-        self._consumer.cancel()
+        self._cancel()
         self._handle(self._collect(first_wait=0.05))
         self._settle()
         try:
@@ -109,42 +98,42 @@ class Session:
             self._log.warning("outbox.not_flushed", error=str(exc))
         self._log.info("worker.stopped", queue=self._settings.queue)
 
-    def _receive(self, message: Any) -> None:
-        info = message.delivery_info
-        body = message.body
-        if isinstance(body, str):  # only if a client library decoded it; undo exactly
-            body = body.encode(message.content_encoding or "utf-8")
-        self._deliveries.append(
-            Delivery(
-                body,
-                message.properties,
-                info["exchange"],
-                info["routing_key"],
-                info["delivery_tag"],
-                bool(info.get("redelivered")),
-            )
-        )
+    def close(self) -> None:
+        """Drop both connections without a closing handshake (after the broker went away)."""
+        for connection in (self._consuming, self._publishing):
+            with suppress(Exception):
+                connection.collect()
+
+    def _consume(self) -> None:
+        self._consumer_tag = self._channel.basic_consume(self._settings.queue, callback=_read_by_the_reader)
+
+    def _cancel(self) -> None:
+        if self._consumer_tag is not None:
+            self._channel.basic_cancel(self._consumer_tag)
+            self._consumer_tag = None
 
     def _collect(self, first_wait: float) -> list[Delivery]:
         """Wait up to `first_wait` for one delivery, then take what has arrived (or arrives
         within BATCH_IDLE_MS), up to BATCH_SIZE and at most BATCH_MAX_WAIT_MS."""
-        settings = self._settings
-        if not self._deliveries:
+        settings, arrived, consuming = self._settings, self._arrived, self._consuming
+        consuming.drain_buffered()
+        if not arrived:
             try:
-                self._consuming.drain_events(timeout=first_wait)
+                consuming.drain_events(timeout=first_wait)
             except TimeoutError:
                 return []
         lull = settings.batch_idle_ms / 1000
         deadline = time.monotonic() + settings.batch_max_wait_ms / 1000
-        while len(self._deliveries) < settings.batch_size and time.monotonic() < deadline:
+        while len(arrived) < settings.batch_size and time.monotonic() < deadline:
+            consuming.drain_buffered()
+            if len(arrived) >= settings.batch_size:
+                break
             try:
-                self._consuming.drain_events(timeout=lull)
+                consuming.drain_events(timeout=lull)
             except TimeoutError:
                 break
-        batch, self._deliveries = (
-            self._deliveries[: settings.batch_size],
-            self._deliveries[settings.batch_size :],
-        )
+        batch = arrived[: settings.batch_size]
+        del arrived[: settings.batch_size]
         return batch
 
     def _handle(self, batch: Sequence[Delivery]) -> None:
@@ -190,9 +179,8 @@ class Session:
         if not rows:
             return
         self._settle()
-        self._publisher.publish(
-            [self._processor.message(row) for row in rows], while_waiting=self._keep_alive
-        )
+        messages = [self._processor.message(row) for row in rows]
+        self._publisher.publish(messages, while_waiting=self._keep_alive)
         self._outbox.confirmed(row.seq for row in rows if row.seq is not None)
         self._log.info(event, count=len(rows))
 
@@ -206,15 +194,16 @@ class Session:
                 if lost_at is None:
                     lost_at = time.monotonic()
                     self._log.warning("store.lost", store=self._processor.store.description, error=str(exc))
-                    self._consumer.cancel()  # take no new deliveries meanwhile; those in hand stay ours
+                    self._cancel()  # take no new deliveries meanwhile; those in hand stay ours
                 self._wait_for_store()
                 continue
             if lost_at is not None:
                 self._log.info("store.recovered", outage_s=round(time.monotonic() - lost_at, 3))
-                self._consumer.consume()
+                self._consume()
             return result
 
     def _wait_for_store(self) -> None:
+        """Back off (jittered, doubling) until the store accepts a new connection."""
         self._settle()  # the batch in flight is committed: let it finish
         delay = 0.2
         while True:
@@ -231,13 +220,13 @@ class Session:
         while (remaining := deadline - time.monotonic()) > 0:
             if self._stop.is_set():
                 raise StoppedDuringOutage("stopped while the store was unavailable")
-            with contextlib.suppress(TimeoutError):
+            with suppress(TimeoutError):
                 self._consuming.drain_events(timeout=min(remaining, 1.0))
             self._keep_alive()
 
     def _keep_alive(self) -> None:
-        self._consuming.heartbeat_check()
-        self._publishing.heartbeat_check()
+        self._consuming.heartbeat_tick()
+        self._publishing.heartbeat_tick()
 
 
 def _chunks(batch: Sequence[Delivery]) -> list[Sequence[Delivery]]:
@@ -254,3 +243,7 @@ def _chunks(batch: Sequence[Delivery]) -> list[Sequence[Delivery]]:
     if start < len(batch):
         chunks.append(batch[start:])
     return chunks
+
+
+def _read_by_the_reader(message: Any) -> None:  # pragma: no cover - never called
+    raise AssertionError("deliveries are read by the DeliveryReader, not by py-amqp's consumer")

@@ -18,9 +18,9 @@ import kombu
 import pika
 
 from worker.app import build_worker
+from worker.broker.topology import declare, topology
 from worker.settings import Settings
 from worker.tools.sending import publish
-from worker.topology import declare, topology
 
 
 @dataclass

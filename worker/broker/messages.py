@@ -1,0 +1,138 @@
+"""AMQP messages as the worker sees them: a delivery in, an outgoing publish out, and the safe
+copy of a delivery that a retry or a dead letter is made of."""
+
+from dataclasses import dataclass, field
+from typing import Any
+
+from amqp.serialization import dumps
+
+ATTEMPTS = "x-attempts"
+ORIGINAL_EXCHANGE = "x-original-exchange"
+ORIGINAL_ROUTING_KEY = "x-original-routing-key"
+OUTPUT_CONTENT_TYPE = "application/cloudevents+json"
+APP_ID = "renewal-routing"
+
+# What a copy keeps of the original's properties. Not `expiration` (the copy would expire from
+# the dead-letter queue), not `user_id` (the broker refuses it from another user), not
+# `delivery_mode` (copies are always persistent), not `cluster_id` (deprecated).
+COPIED_PROPERTIES = (
+    "content_type", "content_encoding", "priority", "correlation_id", "reply_to", "message_id",
+    "timestamp", "type", "app_id",
+)  # fmt: skip
+# Headers that only the worker (or the broker) writes: whatever upstream put there is dropped.
+OWN_HEADER_PREFIXES = ("x-original-", "x-error-", "x-worker-", "x-first-death-", "x-last-death-")
+OWN_HEADERS = frozenset({"x-failed-at", ATTEMPTS, "x-death", "x-delivery-count", "x-headers-dropped"})
+# The original's headers kept on a copy, at most (encoded): the rest are named in
+# `x-headers-dropped`, so that a copy always fits in one frame with the worker's own headers.
+MAX_COPIED_HEADER_BYTES = 16 * 1024
+
+
+@dataclass(frozen=True, slots=True)
+class Delivery:
+    """One message taken from the worker's queue, independent of the client library.
+
+    `problem` says why its properties could not be decoded (then `properties` is empty).
+    """
+
+    body: bytes
+    properties: dict[str, Any]
+    exchange: str
+    routing_key: str
+    delivery_tag: int
+    redelivered: bool = False
+    problem: str | None = None
+
+    @property
+    def content_type(self) -> str | None:
+        value = self.properties.get("content_type")
+        return None if value is None else str(value)
+
+    @property
+    def headers(self) -> dict[str, Any]:
+        headers = self.properties.get("application_headers")
+        return headers if isinstance(headers, dict) else {}
+
+    @property
+    def is_retry(self) -> bool:
+        """Came back through the default exchange: one of the worker's own retry copies (a
+        delay tier dead-letters it there). Only then are its bookkeeping headers the worker's."""
+        return self.exchange == ""
+
+    @property
+    def attempts(self) -> int:
+        """Deliveries that already failed, as counted in the worker's own header."""
+        value = self.headers.get(ATTEMPTS, 0) if self.is_retry else 0
+        return value if isinstance(value, int) and not isinstance(value, bool) and value >= 0 else 0
+
+    @property
+    def origin(self) -> tuple[str, str]:
+        """Where the message was first published: the broker's delivery info, or for a retry
+        copy what the worker recorded when it made the copy."""
+        if self.is_retry:
+            exchange, routing_key = (
+                self.headers.get(ORIGINAL_EXCHANGE),
+                self.headers.get(ORIGINAL_ROUTING_KEY),
+            )
+            if isinstance(exchange, str) and isinstance(routing_key, str):
+                return exchange, routing_key
+        return self.exchange, self.routing_key
+
+
+@dataclass(frozen=True, slots=True)
+class Outgoing:
+    """One publish: exchange, routing key, body bytes and AMQP properties (py-amqp names)."""
+
+    exchange: str
+    routing_key: str
+    body: bytes
+    properties: dict[str, Any] = field(default_factory=dict)
+
+    @property
+    def message_id(self) -> str | None:
+        value = self.properties.get("message_id")
+        return None if value is None else str(value)
+
+
+def safe_copy(delivery: Delivery, exchange: str, routing_key: str, headers: dict[str, Any]) -> Outgoing:
+    """The delivery's body, unchanged, with a safe subset of its properties (always persistent,
+    never expiring), its own headers within a size bound, and `headers` added."""
+    properties = {
+        name: delivery.properties[name] for name in COPIED_PROPERTIES if name in delivery.properties
+    }
+    kept, dropped = _bounded(
+        {
+            name: value
+            for name, value in delivery.headers.items()
+            if name not in OWN_HEADERS and not name.startswith(OWN_HEADER_PREFIXES)
+        }
+    )
+    if dropped:
+        kept["x-headers-dropped"] = ", ".join(sorted(dropped))[:1000]
+    properties["application_headers"] = {**kept, **headers}
+    properties["delivery_mode"] = 2
+    return Outgoing(exchange, routing_key, delivery.body, properties)
+
+
+def _bounded(headers: dict[str, Any]) -> tuple[dict[str, Any], list[str]]:
+    """Keep headers, smallest first, while they fit in MAX_COPIED_HEADER_BYTES; a header
+    that cannot be encoded again is dropped too."""
+    sizes = {}
+    for name, value in headers.items():
+        size = _encoded_size(name, value)
+        if size is not None:
+            sizes[name] = size
+    kept: dict[str, Any] = {}
+    total = 0
+    for name in sorted(sizes, key=lambda name: (sizes[name], name)):
+        if total + sizes[name] > MAX_COPIED_HEADER_BYTES:
+            break
+        kept[name] = headers[name]
+        total += sizes[name]
+    return kept, [name for name in headers if name not in kept]
+
+
+def _encoded_size(name: str, value: Any) -> int | None:
+    try:
+        return len(dumps("F", [{name: value}]))
+    except Exception:  # not encodable as an AMQP field value
+        return None

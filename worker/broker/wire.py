@@ -1,0 +1,234 @@
+"""py-amqp connections with the reading path cut to what the worker needs.
+
+py-amqp stays the client (handshake, channels, methods, heartbeats, writing). Through its two
+documented extension points, the transport class and the frame handler, this module changes
+how bytes come in:
+
+- The socket is read in large chunks, and every frame already buffered is parsed without
+  another system call (py-amqp reads each frame with three exact-size `recv` calls and sets
+  the socket timeout twice around it).
+- Deliveries on a consuming channel (basic.deliver, its content header and body frames)
+  become `Delivery` objects directly. Their properties are decoded defensively: a property
+  or header table that cannot be decoded (a string that is not UTF-8, a timestamp out of
+  range, a malformed table) marks that one delivery with a `problem` instead of raising out
+  of the connection and taking the process down.
+- Bodies are never decompressed or decoded: a `compression` header or a content encoding
+  is the worker's to judge, on the raw bytes.
+"""
+
+import socket
+import ssl
+from collections.abc import Callable
+from struct import pack, unpack_from
+from typing import Any
+
+import amqp
+from amqp.exceptions import UnexpectedFrame
+from amqp.method_framing import frame_handler as default_frame_handler
+from amqp.serialization import decode_properties_basic
+from amqp.transport import SSLTransport, TCPTransport
+
+from worker.broker.messages import Delivery
+
+_CHUNK = 256 * 1024  # bytes asked of the socket per read
+_FRAME_END = 0xCE
+_DELIVER = pack(">HH", 60, 60)  # basic.deliver
+MAX_PROBLEM = 300
+
+Frame = tuple[int, int, bytes]
+FrameHandlerFactory = Callable[[Any, Callable[..., Any]], Callable[[Frame], Any]]
+
+
+class _Buffered:
+    """Frame reading over a buffer of whatever the socket had (mixed into py-amqp's transports)."""
+
+    _buffer: bytearray
+    _quick_recv: Callable[[int], bytes]
+
+    def _start_buffer(self) -> None:
+        self._buffer = bytearray()
+        self._read_buffer = b""  # py-amqp's own buffer: unused from here on
+
+    def frame_ready(self) -> bool:
+        """True if a whole frame is buffered (reading it needs no system call)."""
+        buffer = self._buffer
+        return len(buffer) >= 7 and len(buffer) >= 8 + unpack_from(">I", buffer, 3)[0]
+
+    def read_frame(self, unpack: Any = None) -> Frame:
+        """One frame; on a socket timeout nothing is consumed, so the next call resumes."""
+        self._fill(7)
+        frame_type, channel, size = unpack_from(">BHI", self._buffer, 0)
+        self._fill(8 + size)
+        buffer = self._buffer
+        if buffer[7 + size] != _FRAME_END:
+            raise UnexpectedFrame(f"Received frame_end {buffer[7 + size]:#04x} while expecting 0xce")
+        payload = bytes(buffer[7 : 7 + size])
+        del buffer[: 8 + size]
+        return frame_type, channel, payload
+
+    def _fill(self, wanted: int) -> None:
+        buffer = self._buffer
+        while len(buffer) < wanted:
+            try:
+                chunk = self._quick_recv(max(_CHUNK, wanted - len(buffer)))
+            except ssl.SSLWantReadError:
+                raise TimeoutError("nothing to read yet") from None
+            except InterruptedError:
+                continue
+            except BlockingIOError:  # a zero timeout (py-amqp polls so): nothing there yet
+                raise TimeoutError("nothing to read yet") from None
+            if not chunk:
+                raise OSError("Server unexpectedly closed connection")
+            buffer += chunk
+
+
+class BufferedTCPTransport(_Buffered, TCPTransport):  # type: ignore[misc]  # py-amqp is untyped
+    def _setup_transport(self) -> None:
+        super()._setup_transport()
+        self._start_buffer()
+
+
+class BufferedSSLTransport(_Buffered, SSLTransport):  # type: ignore[misc]  # py-amqp is untyped
+    """TLS through an `ssl.SSLContext` made by `endpoints.Tls` (host name always checked)."""
+
+    def _setup_transport(self) -> None:
+        super()._setup_transport()
+        self._start_buffer()
+
+    def _wrap_socket(self, sock: socket.socket, **options: Any) -> ssl.SSLSocket:
+        context: ssl.SSLContext = options["ssl_context"]
+        return context.wrap_socket(
+            sock, server_hostname=options["server_hostname"], do_handshake_on_connect=False
+        )
+
+
+class Connection(amqp.Connection):  # type: ignore[misc]  # py-amqp is untyped
+    """A py-amqp connection over a buffered transport."""
+
+    def Transport(  # the name py-amqp calls
+        self,
+        host: str,
+        connect_timeout: float,
+        ssl: Any = False,
+        read_timeout: float | None = None,
+        write_timeout: float | None = None,
+        socket_settings: Any = None,
+        **kwargs: Any,
+    ) -> Any:
+        options = {
+            "connect_timeout": connect_timeout,
+            "read_timeout": read_timeout,
+            "write_timeout": write_timeout,
+            "socket_settings": socket_settings,
+            **kwargs,
+        }
+        if ssl:
+            return BufferedSSLTransport(host, ssl=ssl, **options)
+        return BufferedTCPTransport(host, **options)
+
+    def blocking_read(self, timeout: float | None = None) -> Any:
+        transport = self.transport
+        if transport.frame_ready():  # no system call, no socket timeout to set and restore
+            return self.on_inbound_frame(transport.read_frame())
+        with transport.having_timeout(timeout):
+            frame = transport.read_frame()
+        return self.on_inbound_frame(frame)
+
+    def drain_buffered(self) -> None:
+        """Handle every frame already buffered, without waiting."""
+        transport = self.transport
+        while transport.frame_ready():
+            self.on_inbound_frame(transport.read_frame())
+
+
+class DeliveryReader:
+    """Turns the deliveries of every consumer on a connection into `Delivery` objects in
+    `arrived`; every other frame goes to py-amqp as usual. Pass `reader.frame_handler` as the
+    connection's `frame_handler`."""
+
+    def __init__(self) -> None:
+        self.arrived: list[Delivery] = []
+
+    def frame_handler(self, connection: Any, callback: Callable[..., Any]) -> Callable[[Frame], Any]:
+        others = default_frame_handler(connection, callback)
+        partial: dict[int, _Assembling] = {}
+        arrived = self.arrived
+
+        def on_frame(frame: Frame) -> bool:
+            frame_type, channel, payload = frame
+            assembling = partial.get(channel)
+            if assembling is not None:
+                connection.bytes_recv += 1
+                if frame_type == 8:
+                    return False
+                if not assembling.add(frame_type, payload):
+                    return False
+                del partial[channel]
+                arrived.append(assembling.delivery())
+                return True
+            if frame_type == 1 and payload[:4] == _DELIVER:
+                connection.bytes_recv += 1
+                partial[channel] = _Assembling(payload)
+                return False
+            return bool(others(frame))
+
+        return on_frame
+
+
+class _Assembling:
+    """One delivery between its method frame and its last body frame."""
+
+    __slots__ = (
+        "chunks",
+        "exchange",
+        "expect",
+        "problem",
+        "properties",
+        "received",
+        "redelivered",
+        "routing_key",
+        "size",
+        "tag",
+    )  # fmt: skip
+
+    def __init__(self, payload: bytes) -> None:
+        offset = 4
+        offset += 1 + payload[offset]  # consumer tag: the worker has one consumer per channel
+        (self.tag,) = unpack_from(">Q", payload, offset)
+        self.redelivered = bool(payload[offset + 8] & 1)
+        offset += 9
+        self.exchange, offset = _short_string(payload, offset)
+        self.routing_key, offset = _short_string(payload, offset)
+        self.properties: dict[str, Any] = {}
+        self.problem: str | None = None
+        self.chunks: list[bytes] = []
+        self.size = self.received = 0
+        self.expect = 2
+
+    def add(self, frame_type: int, payload: bytes) -> bool:
+        """Take the next frame; True once the delivery is complete."""
+        if frame_type != self.expect:
+            raise UnexpectedFrame(f"Received frame {frame_type} while expecting type: {self.expect}")
+        if frame_type == 2:
+            (self.size,) = unpack_from(">Q", payload, 4)
+            try:
+                self.properties = decode_properties_basic(payload, 12)[0]
+            except Exception as exc:  # any property py-amqp cannot decode: this delivery's problem only
+                self.problem = f"{type(exc).__name__}: {exc}"[:MAX_PROBLEM]
+            self.expect = 3
+        else:
+            self.chunks.append(payload)
+            self.received += len(payload)
+        return self.received >= self.size
+
+    def delivery(self) -> Delivery:
+        body = self.chunks[0] if len(self.chunks) == 1 else b"".join(self.chunks)
+        return Delivery(
+            body, self.properties, self.exchange, self.routing_key, self.tag, self.redelivered, self.problem
+        )
+
+
+def _short_string(payload: bytes, offset: int) -> tuple[str, int]:
+    length = payload[offset]
+    text = payload[offset + 1 : offset + 1 + length].decode("utf-8", "replace")
+    return text, offset + 1 + length
