@@ -15,7 +15,13 @@ from events.models import (
     RenewalApproaching,
     RenewalApproachingData,
 )
-from events.parsing import ACCEPTED_CONTENT_TYPES, MAX_BODY_BYTES, parse, parse_notification
+from events.parsing import (
+    ACCEPTED_CONTENT_TYPES,
+    DEFAULT_MAX_FUTURE,
+    MAX_BODY_BYTES,
+    parse,
+    parse_notification,
+)
 from events.registry import (
     INPUT_ROUTING_KEYS,
     INPUTS,
@@ -28,6 +34,7 @@ from events.schemas import json_schemas
 
 __all__ = [
     "ACCEPTED_CONTENT_TYPES",
+    "DEFAULT_MAX_FUTURE",
     "INPUTS",
     "INPUT_ROUTING_KEYS",
     "MAX_BODY_BYTES",

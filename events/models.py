@@ -5,12 +5,36 @@ from typing import Annotated, Literal
 
 from pydantic import AwareDatetime, BaseModel, ConfigDict, Field, model_validator
 
-# Deliberately loose: one "@", no spaces, a dot in the domain. Deliverability is the
-# notification service's business; this only keeps obvious garbage out of the projection.
-EMAIL_PATTERN = r"^[^@\s]+@[^@\s]+\.[^@\s]+$"
+# C0 controls, DEL and C1 controls, as the inside of a regular-expression class. No id or text
+# of ours has a use for them, PostgreSQL's `text` cannot hold NUL, and an ESC or a CR in an id
+# would reach an operator's terminal. The same class serves the schema, pydantic (in Rust, on
+# the hot path) and `parsing.describe` (which names the character found).
+CONTROL_CHARACTERS = r"\x00-\x1f\x7f-\x9f"
+NO_CONTROL_CHARACTERS = rf"^[^{CONTROL_CHARACTERS}]*$"
 
-NonEmpty = Annotated[str, Field(min_length=1, max_length=256)]
+# Deliberately loose: one "@", no spaces or control characters, a dot in the domain.
+# Deliverability is the notification service's business; this only keeps obvious garbage
+# out of the projection.
+_ADDRESS_PART = rf"[^@\s{CONTROL_CHARACTERS}]+"
+EMAIL_PATTERN = rf"^{_ADDRESS_PART}@{_ADDRESS_PART}\.{_ADDRESS_PART}$"
+
+MAX_IDENTIFIER_CHARS = 256
+MAX_TEXT_CHARS = 1000
+# A century. No subscription renews further ahead, and every figure in 0..36500 fits every
+# store's INTEGER (PostgreSQL's is 32-bit, SQLite's 64-bit): an event that passes the model
+# can always be recorded, instead of failing (and being retried) at the store.
+MAX_DAYS_UNTIL_RENEWAL = 36500
+
+Identifier = Annotated[
+    str, Field(min_length=1, max_length=MAX_IDENTIFIER_CHARS, pattern=NO_CONTROL_CHARACTERS)
+]
+"""An id (event, source, type, partner, client): 1 to 256 characters, no control characters."""
+Text = Annotated[str, Field(max_length=MAX_TEXT_CHARS, pattern=NO_CONTROL_CHARACTERS)]
+"""Free text (a name, a subscription, a subject): at most 1000 characters, no control characters."""
+UserId = Annotated[Text, Field(max_length=MAX_IDENTIFIER_CHARS)]
+"""A contact's user id: bounded like an id, but empty as well as absent was always accepted."""
 Email = Annotated[str, Field(pattern=EMAIL_PATTERN, max_length=254)]
+DaysUntilRenewal = Annotated[int, Field(ge=0, le=MAX_DAYS_UNTIL_RENEWAL, strict=True)]
 
 
 class _Frozen(BaseModel):
@@ -21,28 +45,28 @@ class Contact(_Frozen):
     """A person who can receive a renewal message."""
 
     email: Email
-    name: str | None = None
-    user_id: str | None = None
+    name: Text | None = None
+    user_id: UserId | None = None
 
 
 class Envelope(_Frozen):
     """CloudEvents 1.0 structured mode: the attributes every message carries."""
 
     specversion: Literal["1.0"]
-    id: NonEmpty
-    source: NonEmpty
-    type: str
+    id: Identifier
+    source: Identifier
+    type: Identifier
     time: AwareDatetime
-    subject: str | None = None
+    subject: Text | None = None
 
 
 class RenewalApproachingData(_Frozen):
-    partner_id: NonEmpty | None
-    client_id: NonEmpty
-    client_name: str | None = None
+    partner_id: Identifier | None
+    client_id: Identifier
+    client_name: Text | None = None
     renewal_date: date
-    days_until_renewal: Annotated[int, Field(ge=0, strict=True)] | None = None
-    subscription: str | None = None
+    days_until_renewal: DaysUntilRenewal | None = None
+    subscription: Text | None = None
     decision_maker: Contact | None = None
 
 
@@ -54,8 +78,17 @@ class RenewalApproaching(Envelope):
 
     @model_validator(mode="after")
     def _renewal_not_in_the_past(self) -> "RenewalApproaching":
-        if self.data.days_until_renewal is None and self.days_until_renewal < 0:
-            raise ValueError(f"renewal_date {self.data.renewal_date} is before the event time {self.time}")
+        if self.data.days_until_renewal is None:
+            days = self.days_until_renewal
+            if days < 0:
+                raise ValueError(
+                    f"renewal_date {self.data.renewal_date} is before the event time {self.time}"
+                )
+            if days > MAX_DAYS_UNTIL_RENEWAL:
+                raise ValueError(
+                    f"renewal_date {self.data.renewal_date} is {days} days after the event time,"
+                    f" more than {MAX_DAYS_UNTIL_RENEWAL}"
+                )
         return self
 
     @property
@@ -67,8 +100,8 @@ class RenewalApproaching(Envelope):
 
 
 class OwnerChangedData(_Frozen):
-    partner_id: NonEmpty
-    client_id: NonEmpty | None = None
+    partner_id: Identifier
+    client_id: Identifier | None = None
     owner: Literal["platform", "partner", "default"]
     partner_contact: Contact | None = None
 
@@ -95,20 +128,20 @@ Event = Annotated[RenewalApproaching | OwnerChanged, Field(discriminator="type")
 class Recipient(_Frozen):
     role: Literal["decision_maker", "partner_contact"]
     email: Email
-    name: str | None = None
-    user_id: str | None = None
+    name: Text | None = None
+    user_id: UserId | None = None
 
 
 class NotificationRequestedData(_Frozen):
-    notification_id: str
-    causation_id: str
+    notification_id: Identifier
+    causation_id: Identifier
     kind: Literal["renewal_reminder"] = "renewal_reminder"
-    partner_id: str | None
-    client_id: str
-    client_name: str | None
+    partner_id: Identifier | None
+    client_id: Identifier
+    client_name: Text | None
     renewal_date: date
-    days_until_renewal: int
-    subscription: str | None
+    days_until_renewal: DaysUntilRenewal
+    subscription: Text | None
     owner: Literal["platform", "partner"]
     resolved_from: Literal["client_override", "partner_default", "system_default"]
     audience: Literal["decision_maker", "partner_contact", "both"]

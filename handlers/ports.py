@@ -19,6 +19,9 @@ class Stamp(NamedTuple):
 
     @classmethod
     def of(cls, time: datetime, event_id: str) -> "Stamp":
+        """Microseconds since the epoch. Aware minus aware is exact integer arithmetic, so any
+        time a model holds (year 1 at +14:00, year 9999 at -23:59) works: no conversion to UTC,
+        which would overflow at those edges."""
         return cls((time - _EPOCH) // timedelta(microseconds=1), event_id)
 
 

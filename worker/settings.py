@@ -7,6 +7,8 @@ from typing import Literal
 from pydantic import Field
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
+from events import DEFAULT_MAX_FUTURE
+
 VERSION = version("renewal-routing")
 """The installed package's version: `renewals --version` and `x-worker-version` both read it."""
 
@@ -80,6 +82,11 @@ class Settings(BaseSettings):
     shutdown_grace: float = Field(30.0, gt=0)
     heartbeat: int = Field(30, ge=0)
     reconnect_max_delay: float = Field(30.0, gt=0)
+    max_clock_skew: float = Field(
+        DEFAULT_MAX_FUTURE.total_seconds(),
+        ge=0,
+        description="seconds an event's time may be ahead of our clock before it is invalid_envelope",
+    )
 
     source: str = "urn:renewal-routing:worker"
     log_format: Literal["auto", "json", "console"] = "auto"

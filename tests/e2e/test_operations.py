@@ -120,7 +120,8 @@ def test_show_prints_every_header_and_the_body(client: Client, start_worker, amq
 
 
 def test_a_dry_run_shows_the_plan_and_changes_nothing(client: Client, start_worker, amqp_url: str) -> None:
-    """--dry-run lists exactly the selected letters and their destination; the queue and its order are untouched."""
+    """--dry-run lists exactly the selected letters and their destination (the input exchange by event type; the
+    x-original-* headers only with --to-original); the queue and its order are untouched."""
     produce_mixed_dead_letters(client, start_worker)
     before = dead_letters(amqp_url)
     planned = json.loads(
@@ -131,7 +132,10 @@ def test_a_dry_run_shows_the_plan_and_changes_nothing(client: Client, start_work
         ("nr-2", "replay", "renewals.events / renewal.approaching"),
     ]
     table = ok(renewals(amqp_url, "dlq", "replay", "--all", "--dry-run")).stdout
-    assert "would replay 5, skip 0; nothing was changed" in table
+    assert "would replay 3, skip 2; nothing was changed" in table  # no type (bad JSON), type Mystery
+    assert "type 'Mystery' is not an event the worker consumes (see --to-original)" in table
+    trusting = ok(renewals(amqp_url, "dlq", "replay", "--all", "--dry-run", "--to-original")).stdout
+    assert "would replay 5, skip 0; nothing was changed" in trusting
     assert dead_letters(amqp_url) == before
 
 

@@ -1,14 +1,21 @@
 """Reading dead letters and planning replays, from headers shaped as pika decodes them: no broker."""
 
 import json
-from datetime import UTC, datetime, timedelta
+from dataclasses import replace
+from datetime import UTC, datetime, timedelta, timezone
+from decimal import Decimal
 
 import pytest
+import structlog
 
-from support.messages import encode, renewal
-from worker.tools.dead_letters import DeadLetter, Selection, parse_when, plan
+from support.messages import encode, envelope, renewal
+from worker.cli.dlq_output import LIST_COLUMNS, described, listed, row
+from worker.settings import Settings
+from worker.tools.dead_letters import DeadLetter, Routes, Selection, parse_when, plan, replay
+from worker.tools.tables import render
 
 CLOUDEVENTS = "application/cloudevents+json"
+ROUTES = Routes.of(Settings())
 WORKER_HEADERS = {
     "x-error-reason": "no_recipient",
     "x-error-detail": "owner is 'platform', no decision maker\nis known",
@@ -148,7 +155,210 @@ def test_parse_when_rejects_nonsense() -> None:
 def test_the_replay_guard_skips_often_replayed_letters_unless_forced() -> None:
     """At the limit a dead letter is skipped; --force or a higher limit replays it."""
     dead = letter({**WORKER_HEADERS, "x-replay-count": 3})
-    assert plan(dead).action == "skip"
-    assert plan(dead, force=True).action == "replay"
-    assert plan(dead, max_replays=4).note == "renewals.events / renewal.approaching"
-    assert plan(letter({})).action == "skip"  # nowhere known to send it
+    assert plan(dead, ROUTES).action == "skip"
+    assert plan(dead, ROUTES, force=True).action == "replay"
+    assert plan(dead, ROUTES, max_replays=4).note == "renewals.events / renewal.approaching"
+
+
+# --- hostile headers: reading never fails, printing never lets a control character out ----
+
+ESC = "\x1b"
+FORGED_NOTIFICATION = json.dumps(
+    {"specversion": "1.0", "id": "forged-1", "source": "urn:x", "type": "NotificationRequested",
+     "time": "2026-11-20T09:00:00+00:00", "data": {"to": [{"email": "victim@example.com"}]}}
+).encode()  # fmt: skip
+
+
+@pytest.mark.parametrize(
+    ("stamp", "shown"),
+    [
+        ("9999-12-31T23:59:59-23:59", "9999-12-31 23:59:59-23:59"),
+        ("0001-01-01T00:00:00+14:00", "0001-01-01 00:00:00+14:00"),
+    ],
+)
+def test_a_failure_time_utc_cannot_hold_keeps_its_offset_and_compares_exactly(stamp: str, shown: str) -> None:
+    """x-failed-at at the edges of the calendar reads, prints with its own offset and compares with --since/--until."""
+    dead = letter({**WORKER_HEADERS, "x-failed-at": stamp})
+    failed_at = dead.failed_at
+    assert failed_at is not None and failed_at.isoformat() == stamp
+    assert row(dead.summary())["failed_at"] == shown
+    late = stamp.startswith("9999")
+    assert Selection(since=parse_when("2026-01-01")).matches(dead) is late
+    assert Selection(until=parse_when("2026-01-01")).matches(dead) is not late
+    assert Selection(since=parse_when(stamp)).matches(dead) and not Selection(
+        until=parse_when(stamp)
+    ).matches(dead)
+
+
+def test_parse_when_takes_the_edges_of_the_calendar_and_refuses_ages_before_year_one() -> None:
+    """--since/--until never overflow: edge times keep their offset, ages reaching before year 1 are a clear error."""
+    assert parse_when("9999-12-31T23:59:59-23:59").utcoffset() == -timedelta(hours=23, minutes=59)
+    with pytest.raises(ValueError, match="before the year 1"):
+        parse_when("99999999d")
+    with pytest.raises(ValueError, match="before the year 1"):
+        parse_when("9" * 5000 + "s")
+
+
+AMQP_ODDITIES = {
+    "x-failed-at": 2**70,  # a timestamp some clients hand over as a raw int, here out of range
+    "x-attempts": Decimal("1.5"),
+    "x-delivery-count": 2**64,
+    "x-replay-count": -(10**5000),
+    "x-error-reason": b"no_recipient",
+    "x-error-detail": None,
+    "x-original-exchange": ["renewals.events"],
+    "x-original-routing-key": {"nested": {"deeper": [1, 2.5, float("nan"), b"\xff", None, True]}},
+    "x-death": [
+        {"count": 10**5000, "queue": b"\xff\xfe", "time": "yesterday", "exchange": 7, "routing-keys": "k"}
+    ],
+    "x-huge": 10**5000,
+    "x-when": datetime(9999, 12, 31, 23, 59, tzinfo=timezone(-timedelta(hours=23, minutes=59))),
+    "x-decimal": Decimal("-1E+999999"),
+    "x-bytes": bytearray(b"\x00\x1b"),
+    "x-infinite": float("inf"),
+}
+
+
+def test_header_values_of_any_amqp_type_read_as_sane_values_or_none() -> None:
+    """Raw ints, Decimals, bytes, nested tables, lists, None, bools and huge ints: every property is total."""
+    dead = letter(AMQP_ODDITIES)
+    assert (dead.failed_at, dead.attempts, dead.replay_count, dead.origin) == (None, None, 0, None)
+    assert dead.reason == "no_recipient"  # text sent as UTF-8 bytes still reads
+    assert dead.detail == "dead-lettered by the broker from an unnamed queue (no_recipient, count ?)"
+    record = dead.as_record()
+    json.loads(json.dumps(record, allow_nan=False))  # strict JSON, whatever the headers held
+    assert record["headers"]["x-huge"].startswith("0x") and record["headers"]["x-infinite"] == "inf"
+    assert record["headers"]["x-when"] == "9999-12-31T23:59:00-23:59"
+    assert plan(dead, ROUTES).to == (ROUTES.events_exchange, "renewal.approaching")  # from the body's type
+    assert "x-huge" in described(dead, "renewals.worker.dlq")
+
+
+def test_a_timestamp_sent_as_seconds_reads_as_a_time() -> None:
+    """An x-death time decoded as a plain int by another client is read as seconds since the epoch."""
+    dead = letter({"x-death": [{**BROKER_DEATH["x-death"][0], "time": 1_795_000_000}]})
+    assert dead.failed_at == datetime.fromtimestamp(1_795_000_000, UTC)
+
+
+def test_control_characters_never_reach_the_terminal_in_list_or_show() -> None:
+    """ESC, BEL, CR and NUL in ids, reasons, details and headers are printed as \\x1b-style escapes; spaces stay."""
+    headers = {**WORKER_HEADERS, "x-error-reason": f"no_{ESC}[2Krecipient", "x-error-detail": "a\rb\x07 c\x00",
+               f"x-evil{ESC}[8m": f"{ESC}]0;pwned\x07", "x-original-routing-key": f"renewal.approaching{ESC}[1A"}  # fmt: skip
+    body = encode(renewal("c1", "p1", id=f"evt{ESC}[2J-1"))
+    dead = letter(headers, body.replace(b"p1", b"p\\u001b1"))
+    table = render([row(listed(dead, ROUTES))], LIST_COLUMNS)
+    shown = described(dead, "renewals.worker.dlq")
+    for text in (table, shown):
+        assert not any(char in text for char in (ESC, "\x07", "\r", "\x00"))
+    assert (
+        "evt\\x1b[2J-1" in table and "no_\\x1b[2Krecipient" in table and "a b\\x07 c\\x00" in table
+    )  # line breaks fold to spaces in a row
+    assert "x-evil\\x1b[8m" in shown and "\\x1b]0;pwned\\x07" in shown and '"p\\u001b1"' in shown
+
+
+def test_a_multi_line_header_stays_readable_in_show() -> None:
+    """A traceback keeps its lines, each indented under its header, with other controls escaped."""
+    dead = letter({**WORKER_HEADERS, "x-error-traceback": "Traceback:\n  line 1\r\n  Boom"})
+    lines = described(dead, "renewals.worker.dlq").splitlines()
+    start = next(i for i, line in enumerate(lines) if "x-error-traceback" in line)
+    assert lines[start].endswith("Traceback:") and lines[start + 1].strip() == "line 1\\r"
+
+
+@pytest.mark.parametrize("depth", [900, 5000])
+def test_a_deeply_nested_body_is_shown_without_a_crash(depth: int) -> None:
+    """A body nested as deep as json.loads reads is indented; a deeper one is no JSON to us and is shown as it came."""
+    body = b'{"id": "deep-1", "type": "RenewalApproaching", "x": ' + b"[" * depth + b"]" * depth + b"}"
+    dead = letter(WORKER_HEADERS, body)
+    shown = described(dead, "q")
+    assert shown.endswith("}") and (dead.id == "deep-1") is (depth == 900)
+
+
+# --- where a replay goes: the input exchange by type, never where forged headers say -------
+
+
+def test_a_replay_goes_to_the_input_exchange_under_the_events_type_key() -> None:
+    """The destination is (events exchange, routing key of the body's type), whatever x-original-routing-key says."""
+    dead = letter({**WORKER_HEADERS, "x-original-routing-key": "owner.changed"})
+    assert plan(dead, ROUTES).to == (ROUTES.events_exchange, "renewal.approaching")
+    assert plan(letter({}), ROUTES).to == (ROUTES.events_exchange, "renewal.approaching")  # no headers needed
+
+
+def test_a_forged_notification_is_never_replayed_to_the_notifications_exchange() -> None:
+    """A NotificationRequested body claiming x-original-exchange renewals.notifications is skipped, even with --to-original."""
+    forged = {**WORKER_HEADERS, "x-original-exchange": ROUTES.notifications_exchange,
+              "x-original-routing-key": "notification.requested.both"}  # fmt: skip
+    dead = letter(forged, FORGED_NOTIFICATION)
+    default = plan(dead, ROUTES)
+    assert (default.action, default.to) == ("skip", None)
+    assert (
+        default.note == "type 'NotificationRequested' is not an event the worker consumes (see --to-original)"
+    )
+    trusting = plan(dead, replace(ROUTES, to_original=True))
+    assert (trusting.action, trusting.to) == ("skip", None) and "the worker's output" in trusting.note
+
+
+@pytest.mark.parametrize(
+    "origin",
+    [
+        ("renewals.notifications", "notification.requested.both"),
+        ("renewals.notifications.unrouted", ""),
+        ("", "renewals.notifications.unrouted"),
+    ],
+)
+def test_no_way_into_the_output_is_ever_a_replay_destination(origin: tuple[str, str]) -> None:
+    """The notifications exchange, its alternate exchange and the unrouted queue are refused with and without --to-original."""
+    dead = letter({**WORKER_HEADERS, "x-original-exchange": origin[0], "x-original-routing-key": origin[1]})
+    assert plan(dead, ROUTES).to is None
+    assert plan(dead, replace(ROUTES, to_original=True)).to is None
+
+
+def test_other_origins_and_types_are_replayed_only_with_to_original() -> None:
+    """A non-input exchange in the headers, or a type the worker does not consume, needs --to-original."""
+    elsewhere = letter(
+        {**WORKER_HEADERS, "x-original-exchange": "billing.internal", "x-original-routing-key": "k"}
+    )
+    assert plan(elsewhere, ROUTES).note == (
+        "came from exchange 'billing.internal', not the input exchange 'renewals.events' (see --to-original)"
+    )
+    assert plan(elsewhere, replace(ROUTES, to_original=True)).to == ("billing.internal", "k")
+    mystery = letter(WORKER_HEADERS, encode(envelope("Mystery", {}, id="m-1")))
+    assert plan(mystery, ROUTES).action == "skip"
+    assert plan(mystery, replace(ROUTES, to_original=True)).to == ("renewals.events", "renewal.approaching")
+    assert (
+        plan(letter({}, b"not json"), ROUTES).note
+        == "no event type in the body or the properties (see --to-original)"
+    )
+
+
+class FakeQueue:
+    """A dead-letter queue in memory: what `replay` reads, republishes and removes."""
+
+    name, broker = "renewals.worker.dlq", "amqp://test"
+
+    def __init__(self, *letters: DeadLetter) -> None:
+        self.letters = list(letters)
+        self.published: list[tuple[str, str, bytes]] = []
+        self.removed: list[int] = []
+
+    def count(self) -> int:
+        return len(self.letters)
+
+    def read(self):
+        return ((dead, tag) for tag, dead in enumerate(self.letters, 1))
+
+    def republish(self, exchange: str, routing_key: str, body: bytes, properties: dict) -> None:
+        self.published.append((exchange, routing_key, body))
+
+    def remove(self, tag: int) -> None:
+        self.removed.append(tag)
+
+
+def test_replay_publishes_where_the_plan_says_and_nowhere_else() -> None:
+    """`replay` takes its destination from the plan: the forged notification stays, the renewal goes to the input."""
+    forged = letter(
+        {**WORKER_HEADERS, "x-original-exchange": ROUTES.notifications_exchange}, FORGED_NOTIFICATION, 1
+    )
+    honest = letter({**WORKER_HEADERS, "x-original-exchange": ROUTES.events_exchange}, position=2)
+    queue = FakeQueue(forged, honest)
+    report = replay(queue, Selection(), ROUTES, log=structlog.get_logger())  # type: ignore[arg-type]
+    assert queue.published == [(ROUTES.events_exchange, "renewal.approaching", honest.body)]
+    assert (queue.removed, [step.letter for step in report.skipped]) == ([2], [forged])

@@ -1,9 +1,14 @@
 """`owners show` reads the projection through the domain's own rules: no broker, no database."""
 
+from datetime import timedelta
+
+import pytest
+
 from events import OwnerChanged, RenewalApproaching, parse
 from handlers import on_owner_changed, on_renewal_approaching
 from support.messages import contact, encode, owner_changed, renewal
 from tests.fakes import InMemoryProjection
+from worker.cli.owners import _described
 from worker.tools.owners import ownership
 
 ALICE = contact("alice")
@@ -72,3 +77,31 @@ def test_the_partner_wide_view_shows_both_cases() -> None:
         "decision_maker_missing",
         [BOB["email"]],
     )
+
+
+@pytest.mark.parametrize(
+    ("time", "changed_at"),
+    [
+        ("0001-01-01T00:00:00+14:00", "-62135647200000000 microseconds from 1970-01-01T00:00:00+00:00"),
+        ("0001-01-01T00:00:00+00:00", "0001-01-01T00:00:00+00:00"),
+        ("9999-12-31T23:59:59-23:59", "253402387139000000 microseconds from 1970-01-01T00:00:00+00:00"),
+    ],
+)
+def test_settings_changed_at_the_edges_of_the_calendar_are_stamped_and_shown(
+    time: str, changed_at: str
+) -> None:
+    """Stamp.of and `owners show` take any time a model holds (year 1 at +14:00, year 9999 at -23:59): no OverflowError."""
+    event = parse(encode(owner_changed("partner", "p1", partner_contact=ALICE, time=time)), "application/json",
+                  max_future=timedelta.max)  # fmt: skip
+    assert isinstance(event, OwnerChanged)
+    projection = InMemoryProjection()
+    on_owner_changed(event, projection=projection)
+    found = ownership(projection, "p1", "c1")
+    assert str(found.as_dict()["changed_at"]).startswith(changed_at)
+    assert "partner" in _described(found)
+
+
+def test_owners_output_escapes_control_characters() -> None:
+    """Ids with control characters (typed, or stored before the contract refused them) print escaped, never raw."""
+    shown = _described(ownership(InMemoryProjection(), "p\x1b[2J", "c\r1"))
+    assert "\x1b" not in shown and "\r" not in shown and "p\\x1b[2J" in shown and "c\\r1" in shown

@@ -42,3 +42,15 @@ def test_settings_come_from_renewals_variables(monkeypatch: pytest.MonkeyPatch) 
     assert settings.retry_delays == (0.5, 2.0)
     assert settings.retry_queue(1) == ("other.queue.retry.500ms", 0.5)
     assert settings.retry_queue(9) == ("other.queue.retry.2000ms", 2.0)
+
+
+def test_the_clock_skew_tolerance_defaults_to_the_contracts_and_is_configurable(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """RENEWALS_MAX_CLOCK_SKEW is seconds, 300 by default (events.DEFAULT_MAX_FUTURE), never negative."""
+    assert Settings().max_clock_skew == 300
+    monkeypatch.setenv("RENEWALS_MAX_CLOCK_SKEW", "30")
+    assert Settings().max_clock_skew == 30
+    monkeypatch.setenv("RENEWALS_MAX_CLOCK_SKEW", "-1")
+    with pytest.raises(ValueError):
+        Settings()

@@ -13,12 +13,22 @@ from pika.exceptions import AMQPError  # pika ships no type hints
 
 from worker import logs
 from worker.cli.core import load_settings
-from worker.cli.dlq_output import LIST_COLUMNS, Progress, described, print_plans, print_report, row
+from worker.cli.dlq_output import (
+    LIST_COLUMNS,
+    PURGE_COLUMNS,
+    Progress,
+    described,
+    listed,
+    print_plans,
+    print_report,
+    row,
+)
 from worker.redaction import masked
 from worker.tools.dead_letters import (
     DEFAULT_MAX_REPLAYS,
     DeadLetterError,
     DeadLetterQueue,
+    Routes,
     Selection,
     find,
     parse_when,
@@ -72,6 +82,22 @@ def everything_option(command: Command) -> Command:
     return click.option("--all", "everything", is_flag=True, help="Every dead letter.")(command)
 
 
+def to_original_option(command: Command) -> Command:
+    """`--to-original`, handed to the command as the `routes` replays may take."""
+
+    @functools.wraps(command)
+    def wrapper(to_original: bool, **rest: Any) -> None:
+        command(routes=Routes.of(load_settings(), to_original=to_original), **rest)
+
+    return click.option(
+        "--to-original",
+        is_flag=True,
+        help="Trust the x-original-* (or x-death) headers for where a replay goes, instead of the"
+        " input exchange under the event type's routing key. They can be forged: nothing ever goes"
+        " to the notifications exchange.",
+    )(wrapper)
+
+
 @contextmanager
 def dead_letter_queue() -> Iterator[DeadLetterQueue]:
     """The configured dead-letter queue; any failure becomes one line and exit status 1."""
@@ -91,8 +117,9 @@ def dlq() -> None:
     """Inspect, replay, export and purge dead letters.
 
     Reading never changes the queue, not even its order. Replay republishes each selected
-    message to its original exchange and routing key with publisher confirms, and removes
-    it from the dead-letter queue only after the broker confirmed the copy.
+    message to the worker's input exchange under its event type's routing key (or, with
+    --to-original, where its x-original-* headers say) with publisher confirms, and removes it
+    from the dead-letter queue only after the broker confirmed the copy.
 
     WHEN is an ISO 8601 date or time (UTC unless it says otherwise) or an age: 90s, 15m, 2h, 7d.
     """
@@ -100,11 +127,12 @@ def dlq() -> None:
 
 @dlq.command("list")
 @selection_options
+@to_original_option
 @click.option("--json", "as_json", is_flag=True, help="A JSON array, for scripts.")
-def list_command(selection: Selection, as_json: bool) -> None:
-    """One row per dead letter, in queue order."""
+def list_command(selection: Selection, routes: Routes, as_json: bool) -> None:
+    """One row per dead letter, in queue order, with where a replay would send it."""
     with dead_letter_queue() as queue:
-        summaries = [letter.summary() for letter, _ in selected(queue, selection)]
+        summaries = [listed(letter, routes) for letter, _ in selected(queue, selection)]
     if as_json:
         click.echo(json.dumps(summaries, indent=2))
     elif not summaries:
@@ -133,6 +161,7 @@ def show(event_id: str, as_json: bool) -> None:
 @dlq.command("replay")
 @selection_options
 @everything_option
+@to_original_option
 @click.option("--dry-run", is_flag=True, help="Show what would be replayed; change nothing.")
 @click.option("--force", is_flag=True, help="Replay even those replayed --max-replays times.")
 @click.option(
@@ -145,14 +174,17 @@ def show(event_id: str, as_json: bool) -> None:
 @click.option("--json", "as_json", is_flag=True, help="Machine-readable output.")
 def replay_command(
     selection: Selection,
+    routes: Routes,
     everything: bool,
     dry_run: bool,
     force: bool,
     max_replays: int,
     as_json: bool,
 ) -> None:
-    """Republish the selected dead letters to where they were first published.
+    """Republish the selected dead letters to the worker's input.
 
+    Each goes to the events exchange under the routing key of its event type; a dead letter
+    of another type, or whose headers name another exchange, is skipped unless --to-original.
     The body, message_id and properties are kept; the error headers are dropped and
     x-replay-count goes up by one. Messages not selected stay in the queue, in order.
     """
@@ -160,13 +192,15 @@ def replay_command(
     if dry_run:
         with dead_letter_queue() as queue:
             letters = [letter for letter, _ in selected(queue, selection)]
-        plans = [plan(letter, max_replays=max_replays, force=force) for letter in letters]
+        plans = [plan(letter, routes, max_replays=max_replays, force=force) for letter in letters]
         print_plans(plans, queue.name, as_json)
         return
     progress = Progress(sys.stderr) if sys.stderr.isatty() and not as_json else None
     log = logs.get_logger("renewals.dlq")
     with dead_letter_queue() as queue:
-        report = replay(queue, selection, max_replays=max_replays, force=force, progress=progress, log=log)
+        report = replay(
+            queue, selection, routes, max_replays=max_replays, force=force, progress=progress, log=log
+        )
     print_report(report, queue.name, as_json)
     if report.failed:
         failed = f"{len(report.failed)} dead letters could not be replayed"
@@ -202,7 +236,7 @@ def purge_command(selection: Selection, everything: bool, yes: bool) -> None:
         with dead_letter_queue() as queue:
             rows = [row(letter.summary()) for letter, _ in selected(queue, selection)]
         if rows:
-            click.echo(render(rows, LIST_COLUMNS))
+            click.echo(render(rows, PURGE_COLUMNS))
         raise click.ClickException(f"would purge {len(rows)}; nothing removed without --yes")
     with dead_letter_queue() as queue:
         report = purge(queue, selection, log=logs.get_logger("renewals.dlq"))

@@ -6,11 +6,11 @@ from typing import IO, Any
 
 import click
 
-from worker.tools.dead_letters import DeadLetter, Plan, Report, label
-from worker.tools.tables import render
+from worker.tools.dead_letters import DeadLetter, Plan, Report, Routes, destination, label, target
+from worker.tools.tables import printable, render
 
-LIST_COLUMNS = ["#", "id", "type", "reason", "detail", "failed_at", "attempts", "replays",
-                "routing_key"]  # fmt: skip
+PURGE_COLUMNS = ["#", "id", "type", "reason", "detail", "failed_at", "attempts", "replays"]
+LIST_COLUMNS = [*PURGE_COLUMNS, "replay to"]
 PLAN_COLUMNS = ["#", "id", "type", "reason", "replays", "action", "to / why"]
 
 
@@ -32,21 +32,46 @@ class Progress:
             self._stream.flush()
 
 
+def listed(letter: DeadLetter, routes: Routes) -> dict[str, Any]:
+    """What `list` shows of a dead letter: its summary and where a replay would send it
+    (`replay_to` None: nowhere; `replay --dry-run` says why)."""
+    to = destination(letter, routes)
+    replay_to = None if isinstance(to, str) else {"exchange": to[0], "routing_key": to[1]}
+    return {**letter.summary(), "replay_to": replay_to}
+
+
 def row(summary: dict[str, Any]) -> dict[str, Any]:
     """A summary as a table row: queue position, detail cut to fit, failure time to the second."""
-    detail = summary["detail"]
+    detail = printable(summary["detail"])  # escaped first: the cut is measured on what is printed
     failed_at = summary["failed_at"]
+    replay_to = summary.get("replay_to")
     return {
         **summary,
         "#": summary["position"],
         "detail": detail if len(detail) <= 50 else detail[:49] + "…",
-        "failed_at": None if failed_at is None else failed_at[:19].replace("T", " ") + "Z",
+        "failed_at": None if failed_at is None else _to_the_second(failed_at),
+        "replay to": None if replay_to is None else target((replay_to["exchange"], replay_to["routing_key"])),
     }
+
+
+def _to_the_second(moment: str) -> str:
+    """`2026-11-27 20:48:03Z`; a time UTC cannot hold keeps its own offset."""
+    text = moment[:19].replace("T", " ")
+    offset = moment[-6:] if moment[-6:-5] in ("+", "-") else ""
+    return text + ("Z" if offset in ("", "+00:00") else offset)
 
 
 def print_plans(plans: list[Plan], queue: str, as_json: bool) -> None:
     """What a dry run shows: each selected dead letter and what a replay would do with it."""
-    steps = [{**step.letter.summary(), "action": step.action, "note": step.note} for step in plans]
+    steps = [
+        {
+            **step.letter.summary(),
+            "action": step.action,
+            "note": step.note,
+            "to": None if step.to is None else {"exchange": step.to[0], "routing_key": step.to[1]},
+        }
+        for step in plans
+    ]
     if as_json:
         click.echo(json.dumps(steps, indent=2))
     elif not steps:
@@ -85,31 +110,44 @@ def print_report(report: Report, queue: str, as_json: bool) -> None:
 
 
 def described(letter: DeadLetter, queue: str) -> str:
-    """What `show` prints: properties, headers, then the body (pretty when it is JSON)."""
+    """What `show` prints: properties, headers, then the body (pretty when it is JSON).
+
+    Everything from the message is escaped (`printable`) line by line: a line break shows as
+    one, any other control character as `\\x1b` and the like.
+    """
     record = letter.as_record()
     lines = [
-        f"dead letter {label(letter)}, position {letter.position} in {queue}",
+        printable(f"dead letter {label(letter)}, position {letter.position} in {queue}"),
         "",
         "properties",
     ]
     lines += fields(record["properties"])
     lines += ["", "headers", *fields(record["headers"]), "", f"body ({len(letter.body)} bytes)"]
-    if letter.document is not None:
-        lines.append(json.dumps(letter.document, indent=2))
-    elif record["body_encoding"] == "utf-8":
-        lines.append(record["body"])
-    else:
+    if record["body_encoding"] != "utf-8":
         lines.append(f"(not UTF-8; base64) {record['body']}")
+    else:
+        lines += [printable(line) for line in _pretty(letter.document, record["body"]).split("\n")]
     return "\n".join(lines)
 
 
 def fields(values: dict[str, Any]) -> list[str]:
     """Aligned `name  value` lines; a multi-line value continues indented below its name."""
-    width = max((len(name) for name in values), default=0)
+    names = {name: printable(name) for name in values}
+    width = max((len(shown) for shown in names.values()), default=0)
     lines = []
     for name, value in sorted(values.items()):
         text = value if isinstance(value, str) else json.dumps(value)
-        first, *rest = text.splitlines() or [""]
-        lines.append(f"  {name.ljust(width)}  {first}")
+        first, *rest = [printable(line) for line in text.split("\n")]
+        lines.append(f"  {names[name].ljust(width)}  {first}")
         lines += [f"  {'':{width}}  {line}" for line in rest]
     return lines
+
+
+def _pretty(document: dict[str, Any] | None, body: str) -> str:
+    """The JSON body indented, or as it came when it is not JSON or too deep to indent."""
+    if document is None:
+        return body
+    try:
+        return json.dumps(document, indent=2)
+    except (RecursionError, ValueError):  # json.loads reads deeper than indenting can write
+        return body

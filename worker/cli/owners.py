@@ -11,7 +11,7 @@ from worker.redaction import masked
 from worker.settings import Settings
 from worker.store import WorkingSet, open_store
 from worker.tools.owners import Case, Ownership, ownership, who
-from worker.tools.tables import render
+from worker.tools.tables import printable, render
 
 
 @click.group("owners")
@@ -71,12 +71,12 @@ def _described(found: Ownership) -> str:
     if found.client_id is not None:
         maker = found.decision_maker
         seen = f", seen {facts['decision_maker_seen_at']}"
-        lines.append(f"\ndecision maker: {'none known' if maker is None else maker.email + seen}")
+        lines += ["", printable(f"decision maker: {'none known' if maker is None else maker.email + seen}")]
     lines += ["", render([_case_row(case) for case in found.cases], CASE_COLUMNS)]
     for case in found.cases:
         if case.no_recipient is not None:
             where = "" if found.client_id is not None else f" for {case.situation}"
-            lines.append(f"no recipient{where}: {case.no_recipient}; a reminder is dead-lettered")
+            lines.append(printable(f"no recipient{where}: {case.no_recipient}; a reminder is dead-lettered"))
     return "\n".join(lines)
 
 

@@ -17,8 +17,9 @@ from handlers import (
 )
 
 # The partner-wide view is what a client without an override of its own gets; no real
-# client has this id, so the rules fall through to the partner default.
-_ANY_CLIENT = "\x00any client without an override"
+# client has this id (ids hold no control characters), so the rules fall through to the
+# partner default. Not NUL: PostgreSQL refuses a NUL in any text parameter.
+_ANY_CLIENT = "\x7fany client without an override"
 # Stands for "the client's decision maker" where the partner-wide view has no real one.
 _SOME_DECISION_MAKER = Contact(email="decision.maker@client.invalid", name="the client's decision maker")
 _EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
@@ -127,6 +128,11 @@ def _recipient_dict(recipient: Recipient) -> dict[str, Any]:
 
 
 def _when(stamp: Stamp | None) -> str | None:
+    """The stamp's time in UTC; one just outside what a datetime holds (year 1 at +14:00 is
+    year 0 in UTC) is said in microseconds instead of failing."""
     if stamp is None:
         return None
-    return (_EPOCH + timedelta(microseconds=stamp.at_us)).isoformat(timespec="seconds")
+    try:
+        return (_EPOCH + timedelta(microseconds=stamp.at_us)).isoformat(timespec="seconds")
+    except OverflowError:
+        return f"{stamp.at_us} microseconds from 1970-01-01T00:00:00+00:00 (outside years 1 to 9999 UTC)"

@@ -14,6 +14,7 @@ from worker.tools.dead_letters.operations import (
     selected,
 )
 from worker.tools.dead_letters.queue import DeadLetterError, DeadLetterQueue, ReplayRefused
+from worker.tools.dead_letters.routing import Routes, destination, target
 from worker.tools.dead_letters.selection import Selection, parse_when
 
 __all__ = [
@@ -25,7 +26,9 @@ __all__ = [
     "Plan",
     "ReplayRefused",
     "Report",
+    "Routes",
     "Selection",
+    "destination",
     "find",
     "label",
     "parse_when",
@@ -33,4 +36,5 @@ __all__ = [
     "purge",
     "replay",
     "selected",
+    "target",
 ]

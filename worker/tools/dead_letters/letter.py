@@ -3,16 +3,18 @@
 Two kinds arrive in the dead-letter queue: the worker's own (with `x-error-*` and
 `x-original-*` headers, see worker/failures.py) and the broker's (a quorum delivery limit,
 with RabbitMQ's `x-death` headers). Both read the same way here.
+
+Every header is untrusted (anyone who can publish to the worker's queue shapes what lands
+here), so every property below is total: any header table in, a sane value or None out, never
+an exception. `values` holds the readers.
 """
 
-import base64
-import json
+from collections.abc import Mapping
 from dataclasses import dataclass
-from datetime import UTC, datetime
-from decimal import Decimal
+from datetime import datetime
 from typing import Any
 
-from events import ACCEPTED_CONTENT_TYPES
+from worker.tools.dead_letters import values
 
 REPLAY_COUNT = "x-replay-count"
 DETAIL_WIDTH = 80
@@ -38,77 +40,74 @@ class DeadLetter:
     @classmethod
     def read(cls, position: int, properties: dict[str, Any], body: bytes) -> "DeadLetter":
         """From AMQP properties (pika names, `headers` among them) and the raw body."""
-        headers = dict(properties.get("headers") or {})
+        table = properties.get("headers")
+        headers = dict(table) if isinstance(table, Mapping) else {}
         kept = {name: properties[name] for name in PROPERTY_NAMES if properties.get(name) is not None}
-        return cls(position, body, kept, headers, _json_object(body, kept.get("content_type")))
+        return cls(position, body, kept, headers, values.json_object(body, kept.get("content_type")))
 
     @property
     def id(self) -> str | None:
-        return _text(self._event("id")) or _text(self.properties.get("message_id"))
+        return values.text(self._event("id")) or values.text(self.properties.get("message_id"))
 
     @property
     def type(self) -> str | None:
-        return _text(self._event("type")) or _text(self.properties.get("type"))
+        return values.text(self._event("type")) or values.text(self.properties.get("type"))
 
     @property
     def reason(self) -> str:
         death = self._death()
         return (
-            _text(self.headers.get("x-error-reason"))
-            or _text(death.get("reason"))
-            or _text(self.headers.get("x-first-death-reason"))
+            values.text(self.headers.get("x-error-reason"))
+            or values.text(death.get("reason"))
+            or values.text(self.headers.get("x-first-death-reason"))
             or "unknown"
         )
 
     @property
     def detail(self) -> str:
-        detail = _text(self.headers.get("x-error-detail"))
+        detail = values.text(self.headers.get("x-error-detail"))
         if detail is not None:
             return detail
         death = self._death()
         if death:
-            queue, count = death.get("queue"), death.get("count")
-            return f"dead-lettered by the broker from {queue} ({self.reason}, count {count})"
+            queue = values.text(death.get("queue")) or "an unnamed queue"
+            count = values.count(death.get("count"))
+            times = "?" if count is None else count
+            return f"dead-lettered by the broker from {queue} ({self.reason}, count {times})"
         return "no explanation in the headers"
 
     @property
     def failed_at(self) -> datetime | None:
-        stamp = self.headers.get("x-failed-at")
-        if isinstance(stamp, str):
-            try:
-                return _utc(datetime.fromisoformat(stamp))
-            except ValueError:
-                return None
-        when = self._death().get("time")
-        return _utc(when) if isinstance(when, datetime) else None
+        """The worker's x-failed-at, else the broker's x-death time; in UTC, but a time UTC
+        cannot hold (year 9999 at -23:59) keeps its own offset and still compares exactly."""
+        return values.moment(self.headers.get("x-failed-at")) or values.moment(self._death().get("time"))
 
     @property
     def attempts(self) -> int | None:
         for name in ("x-attempts", "x-delivery-count"):
-            value = self.headers.get(name)
-            if isinstance(value, int) and not isinstance(value, bool):
+            value = values.count(self.headers.get(name))
+            if value is not None:
                 return value
         return None
 
     @property
     def origin(self) -> tuple[str, str] | None:
         """The exchange and routing key the message was first published to, if known."""
-        exchange, routing_key = (
-            self.headers.get("x-original-exchange"),
-            self.headers.get("x-original-routing-key"),
-        )
-        if isinstance(exchange, str) and isinstance(routing_key, str):
+        exchange = values.string(self.headers.get("x-original-exchange"))
+        routing_key = values.string(self.headers.get("x-original-routing-key"))
+        if exchange is not None and routing_key is not None:
             return exchange, routing_key
         death = self._death()
-        keys = death.get("routing-keys")
-        if isinstance(death.get("exchange"), str) and isinstance(keys, list) and keys:
-            return str(death["exchange"]), str(keys[0])
+        exchange, keys = values.string(death.get("exchange")), death.get("routing-keys")
+        first_key = values.string(keys[0]) if isinstance(keys, (list, tuple)) and keys else None
+        if exchange is not None and first_key is not None:
+            return exchange, first_key
         return None
 
     @property
     def replay_count(self) -> int:
-        value = self.headers.get(REPLAY_COUNT, 0)
-        return value if isinstance(value, int) and value >= 0 else 0
+        """How often operations replayed it; 0 where the header is missing or not a count."""
+        return values.count(self.headers.get(REPLAY_COUNT)) or 0
 
     def summary(self) -> dict[str, Any]:
         """The row `dlq list` prints: one line per dead letter."""
@@ -139,11 +138,11 @@ class DeadLetter:
 
     def as_record(self) -> dict[str, Any]:
         """Everything, JSON-safe: what `show --json` prints and `export` writes per line."""
-        encoding, body = body_text(self.body)
+        encoding, body = values.body_text(self.body)
         return {
             **self.summary(),
-            "properties": plain(self.properties),
-            "headers": plain(self.headers),
+            "properties": values.plain(self.properties),
+            "headers": values.plain(self.headers),
             "body_encoding": encoding,
             "body": body,
         }
@@ -151,52 +150,9 @@ class DeadLetter:
     def _event(self, name: str) -> Any:
         return None if self.document is None else self.document.get(name)
 
-    def _death(self) -> dict[str, Any]:
+    def _death(self) -> Mapping[str, Any]:
         """The latest of RabbitMQ's `x-death` entries (it lists the most recent first)."""
         deaths = self.headers.get("x-death")
-        if isinstance(deaths, list) and deaths and isinstance(deaths[0], dict):
+        if isinstance(deaths, (list, tuple)) and deaths and isinstance(deaths[0], Mapping):
             return deaths[0]
         return {}
-
-
-def body_text(body: bytes) -> tuple[str, str]:
-    """The exact body as ("utf-8", text) when it decodes, else ("base64", ascii)."""
-    try:
-        return "utf-8", body.decode("utf-8")
-    except UnicodeDecodeError:
-        return "base64", base64.b64encode(body).decode("ascii")
-
-
-def plain(value: Any) -> Any:
-    """AMQP field values (datetimes, bytes, decimals, nested tables) as JSON-safe values."""
-    if isinstance(value, dict):
-        return {str(key): plain(item) for key, item in value.items()}
-    if isinstance(value, (list, tuple)):
-        return [plain(item) for item in value]
-    if isinstance(value, datetime):
-        return _utc(value).isoformat()
-    if isinstance(value, bytes):
-        return body_text(value)[1]
-    if isinstance(value, Decimal):
-        return str(value)
-    return value
-
-
-def _json_object(body: bytes, content_type: Any) -> dict[str, Any] | None:
-    """Only JSON is ever deserialised, and only when the message says it is JSON."""
-    media_type = str(content_type or "").split(";")[0].strip().lower()
-    if media_type not in ACCEPTED_CONTENT_TYPES:
-        return None
-    try:
-        document = json.loads(body)
-    except (ValueError, RecursionError):
-        return None
-    return document if isinstance(document, dict) else None
-
-
-def _text(value: Any) -> str | None:
-    return value if isinstance(value, str) and value else None
-
-
-def _utc(moment: datetime) -> datetime:
-    return moment.replace(tzinfo=UTC) if moment.tzinfo is None else moment.astimezone(UTC)

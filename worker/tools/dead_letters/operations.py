@@ -10,6 +10,7 @@ from typing import Any, Literal, Protocol
 
 from worker.tools.dead_letters.letter import DeadLetter
 from worker.tools.dead_letters.queue import DeadLetterError, DeadLetterQueue, ReplayRefused
+from worker.tools.dead_letters.routing import Routes, destination, target
 from worker.tools.dead_letters.selection import Selection
 
 DEFAULT_MAX_REPLAYS = 3
@@ -17,11 +18,13 @@ DEFAULT_MAX_REPLAYS = 3
 
 @dataclass(frozen=True, slots=True)
 class Plan:
-    """What a replay does with one selected dead letter: `note` says where to, or why not."""
+    """What a replay does with one selected dead letter: `note` says where to, or why not;
+    `to` is the exchange and routing key it is published to (None: skipped)."""
 
     letter: DeadLetter
     action: Literal["replay", "skip"]
     note: str
+    to: tuple[str, str] | None = None
 
 
 @dataclass(slots=True)
@@ -81,35 +84,41 @@ def find(queue: DeadLetterQueue, event_id: str) -> list[DeadLetter]:
     return letters
 
 
-def plan(letter: DeadLetter, *, max_replays: int = DEFAULT_MAX_REPLAYS, force: bool = False) -> Plan:
-    """Replay to the original exchange and routing key, unless replayed too often already."""
-    if letter.origin is None:
-        return Plan(letter, "skip", "original exchange and routing key unknown")
+def plan(
+    letter: DeadLetter, routes: Routes, *, max_replays: int = DEFAULT_MAX_REPLAYS, force: bool = False
+) -> Plan:
+    """Replay to the destination `routes` allow, unless replayed too often already."""
+    to = destination(letter, routes)
+    if isinstance(to, str):
+        return Plan(letter, "skip", to)
     if letter.replay_count >= max_replays and not force:
         return Plan(letter, "skip", f"replayed {letter.replay_count} times already (see --force)")
-    exchange, routing_key = letter.origin
-    return Plan(letter, "replay", f"{exchange or '(default exchange)'} / {routing_key}")
+    return Plan(letter, "replay", target(to), to)
 
 
 def replay(
     queue: DeadLetterQueue,
     selection: Selection,
+    routes: Routes,
     *,
     max_replays: int = DEFAULT_MAX_REPLAYS,
     force: bool = False,
     progress: Progress | None = None,
     log: Any,
 ) -> Report:
-    """Republish each selected dead letter; remove it only once the broker confirmed the copy.
+    """Republish each selected dead letter where its plan says; remove it only once the
+    broker confirmed the copy.
 
     A kill between the confirm and the removal leaves a duplicate (which the worker's inbox
     absorbs), never a loss: whatever was not removed goes back to the queue, in order.
     """
     report = Report()
-    with _audited(log, "replayed", queue, selection, report, force=force, max_replays=max_replays):
+    context = {"force": force, "max_replays": max_replays, "to_original": routes.to_original}
+    with _audited(log, "replayed", queue, selection, report, **context):
         try:
             for letter, tag in selected(queue, selection, report):
-                _replay_one(queue, letter, tag, report, max_replays=max_replays, force=force)
+                step = plan(letter, routes, max_replays=max_replays, force=force)
+                _replay_one(queue, step, tag, report)
                 if progress is not None:
                     progress(report)
         finally:
@@ -118,13 +127,13 @@ def replay(
     return report
 
 
-def _replay_one(queue: DeadLetterQueue, letter: DeadLetter, tag: int, report: Report, **limits: Any) -> None:
-    step = plan(letter, **limits)
-    if step.action == "skip" or letter.origin is None:
+def _replay_one(queue: DeadLetterQueue, step: Plan, tag: int, report: Report) -> None:
+    letter = step.letter
+    if step.action == "skip" or step.to is None:
         report.skipped.append(step)
         return
     try:
-        queue.republish(*letter.origin, letter.body, letter.replay_properties())
+        queue.republish(*step.to, letter.body, letter.replay_properties())
     except ReplayRefused as exc:
         report.failed.append((letter, str(exc)))
         return

@@ -6,6 +6,7 @@ from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 
 from worker.tools.dead_letters.letter import DeadLetter
+from worker.tools.dead_letters.values import utc
 
 _AGO = re.compile(r"^(\d+)\s*([smhd])$")
 _UNITS = {"s": "seconds", "m": "minutes", "h": "hours", "d": "days"}
@@ -66,13 +67,20 @@ class Selection:
 
 
 def parse_when(text: str, now: datetime | None = None) -> datetime:
-    """An ISO 8601 date or date-time (UTC unless it says otherwise), or an age: 90s, 15m, 2h, 7d."""
+    """An ISO 8601 date or date-time (UTC unless it says otherwise), or an age: 90s, 15m, 2h, 7d.
+
+    A time UTC cannot hold (9999-12-31T23:59:59-23:59) keeps its own offset: comparisons
+    with failure times stay exact. Only ValueError comes out, with a message for the operator.
+    """
     now = now or datetime.now(UTC)
     age = _AGO.match(text.strip())
     if age:
-        return now - timedelta(**{_UNITS[age.group(2)]: int(age.group(1))})
+        try:
+            return now - timedelta(**{_UNITS[age.group(2)]: int(age.group(1))})
+        except (OverflowError, ValueError):
+            raise ValueError(f"{text!r} reaches back before the year 1") from None
     try:
         moment = datetime.fromisoformat(text.strip().replace("Z", "+00:00"))
     except ValueError:
         raise ValueError(f"{text!r} is neither an ISO 8601 time nor an age like 15m, 2h, 7d") from None
-    return moment.replace(tzinfo=UTC) if moment.tzinfo is None else moment.astimezone(UTC)
+    return utc(moment)
