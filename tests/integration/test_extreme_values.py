@@ -2,6 +2,7 @@
 times at both ends of the calendar, through the handlers into SQLite and PostgreSQL and back."""
 
 from collections.abc import Iterator
+from contextlib import contextmanager
 from datetime import date, timedelta
 from pathlib import Path
 
@@ -11,7 +12,7 @@ from events import OwnerChanged, RenewalApproaching, parse
 from events.models import MAX_DAYS_UNTIL_RENEWAL, MAX_IDENTIFIER_CHARS, MAX_TEXT_CHARS
 from handlers import ReminderKey, SettingKey, on_owner_changed, on_renewal_approaching
 from support.messages import contact, encode, owner_changed, renewal
-from worker.store import SqlStore, open_store
+from worker.store import SqlStore, WorkingSet, open_store
 from worker.tools.owners import ownership
 
 LONGEST_ID = "ü😀" * (MAX_IDENTIFIER_CHARS // 2)  # non-ASCII: characters, not bytes, are counted
@@ -26,6 +27,7 @@ def store(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[SqlStore]:
         else request.getfixturevalue("postgres_url")
     )
     opened = open_store(url)
+    opened.migrate()
     yield opened
     opened.close()
 
@@ -37,11 +39,11 @@ def test_the_longest_ids_texts_and_day_counts_are_recorded(store: SqlStore) -> N
     message["data"] |= {"client_name": LONGEST_TEXT, "subscription": LONGEST_TEXT}
     event = parse(encode(message), "application/json")
     assert isinstance(event, RenewalApproaching)
-    with store.batch() as batch:
+    with batch_of(store) as batch:
         on_owner_changed(_owner_change(LONGEST_ID), projection=batch)
         decision = on_renewal_approaching(event, projection=batch)
         assert decision.notification is not None and decision.notification.client_name == LONGEST_TEXT
-    with store.batch() as batch:
+    with batch_of(store) as batch:
         remembered = batch.decision_maker(LONGEST_ID)
         assert remembered is not None and remembered.value == event.data.decision_maker
         assert not batch.claim_reminder(
@@ -56,9 +58,9 @@ def test_times_at_both_ends_of_the_calendar_are_stamped_and_read_back(store: Sql
         encode(owner_changed("platform", "p1", "c1", time=time)), "application/json", max_future=timedelta.max
     )
     assert isinstance(event, OwnerChanged)
-    with store.batch() as batch:
+    with batch_of(store) as batch:
         assert on_owner_changed(event, projection=batch).outcome == "owner.changed"
-    with store.batch() as batch:
+    with batch_of(store) as batch:
         stored = batch.setting(SettingKey("p1", "c1"))
         assert stored is not None and stored.stamp.event_id == event.id
         assert ownership(batch, "p1", "c1").as_dict()["changed_by_event"] == event.id
@@ -66,13 +68,22 @@ def test_times_at_both_ends_of_the_calendar_are_stamped_and_read_back(store: Sql
 
 def test_the_partner_wide_owners_view_reads_every_store(store: SqlStore) -> None:
     """`owners show --partner P` looks up a client id no real client has, and every store accepts it (PostgreSQL refuses NUL)."""
-    with store.batch() as batch:
+    with batch_of(store) as batch:
         on_owner_changed(_owner_change("p1"), projection=batch)
         found = ownership(batch, "p1").as_dict()
     assert (found["resolved_from"], found["partner_contact"]["email"]) == (
         "partner_default",
         contact("alice")["email"],
     )
+
+
+@contextmanager
+def batch_of(store: SqlStore) -> Iterator[WorkingSet]:
+    """One transaction: the handlers work on a working set, whose changes are written back."""
+    with store.transaction() as transaction:
+        work = WorkingSet(transaction)
+        yield work
+        transaction.write(work.changes())
 
 
 def _owner_change(partner_id: str) -> OwnerChanged:

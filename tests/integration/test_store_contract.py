@@ -57,10 +57,7 @@ class Committed:
                 work = WorkingSet(transaction)
                 result = change(work)
                 changes = work.changes()
-                transaction.write_settings(changes.settings)
-                transaction.write_decision_makers(changes.decision_makers)
-                claimed = transaction.claim_reminders(changes.reminders)
-                return result and set(changes.reminders) <= claimed
+                return result and set(changes.reminders) <= transaction.write(changes).reminders
         finally:
             store.close()
 

@@ -12,7 +12,7 @@ import random
 import time
 from collections.abc import Sequence
 from dataclasses import dataclass
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from events import InvalidInput, OwnerChanged, RenewalApproaching, parse
@@ -58,6 +58,7 @@ class BatchProcessor:
         self._store = store
         self._handlers = handlers
         self._failures = FailurePolicy(settings)
+        self._max_future = timedelta(seconds=settings.max_clock_skew)
         self._writer = NotificationWriter(settings.source, settings.notifications_exchange)
         self.outbox = Outbox(
             store, grace_s=settings.outbox_grace, sweep_every_s=settings.outbox_sweep_interval
@@ -75,7 +76,7 @@ class BatchProcessor:
         the caller waits for the store and calls again; nothing was committed.
         """
         now = datetime.now(UTC)
-        parsed = [self._parse(delivery) for delivery in deliveries]
+        parsed = [self._parse(delivery, now) for delivery in deliveries]
         for redo in range(self._settings.store_conflict_redos + 1):
             try:
                 results = self._transaction(parsed, now, settled_key)
@@ -115,10 +116,10 @@ class BatchProcessor:
     def message(self, row: OutboxRow) -> Outgoing:
         return self._writer.message(row)
 
-    def _parse(self, delivery: Delivery) -> Result | tuple[Delivery, Event]:
+    def _parse(self, delivery: Delivery, now: datetime) -> Result | tuple[Delivery, Event]:
         try:
             _check_transport(delivery)
-            return delivery, parse(delivery.body, delivery.content_type)
+            return delivery, parse(delivery.body, delivery.content_type, max_future=self._max_future, now=now)
         except InvalidInput as exc:
             return self._failed(delivery, self._failures.handle(delivery, exc))
 
@@ -166,22 +167,19 @@ class BatchProcessor:
         now_us: int,
     ) -> list[Result]:
         """Write the batch's changes; the database decides which settings and claims stand."""
-        changes = work.changes()
-        written = transaction.write_settings(changes.settings) if changes.settings else set()
-        if changes.decision_makers:
-            transaction.write_decision_makers(changes.decision_makers)
-        claimed = transaction.claim_reminders(changes.reminders) if changes.reminders else set()
+        written = transaction.write(work.changes())
         time_json = time_of(now)
         rows = [
             self._writer.row(item.decision.notification, time_json)
             for item in outcomes
             if isinstance(item, _Decided)
             and item.decision.notification is not None
-            and _reminder(item.decision) in claimed
+            and _reminder(item.decision) in written.reminders
         ]
         queued = {row.notification_id: row for row in transaction.enqueue(rows, now_us)} if rows else {}
         return [
-            item if isinstance(item, Result) else self._settle(item, written, queued) for item in outcomes
+            item if isinstance(item, Result) else self._settle(item, written.settings, queued)
+            for item in outcomes
         ]
 
     def _settle(self, item: _Decided, written: set[SettingKey], queued: dict[str, OutboxRow]) -> Result:

@@ -5,7 +5,7 @@ or `postgresql://...`. A batch is one transaction of a few set-based statements 
 `WorkingSet` that the handlers use as their projection.
 """
 
-from worker.store.model import OutboxRow, StoreConflict, StoreUnavailable
+from worker.store.model import OutboxRow, StoreConflict, StoreUnavailable, Written
 from worker.store.schema import LATEST as SCHEMA_VERSION
 from worker.store.schema import SchemaTooNew, SchemaTooOld
 from worker.store.sql import SqlStore, SqlTransaction
@@ -49,5 +49,6 @@ __all__ = [
     "StoreConflict",
     "StoreUnavailable",
     "WorkingSet",
+    "Written",
     "open_store",
 ]

@@ -2,6 +2,8 @@
 
 from dataclasses import dataclass, replace
 
+from handlers import ReminderKey, SettingKey
+
 
 @dataclass(frozen=True, slots=True)
 class OutboxRow:
@@ -27,3 +29,12 @@ class StoreUnavailable(Exception):
 class StoreConflict(Exception):
     """Two transactions got in each other's way (deadlock, serialization failure, lock or
     statement timeout): do the batch again, in-process."""
+
+
+@dataclass(frozen=True, slots=True)
+class Written:
+    """What a batch's write-back achieved: the settings it wrote (the others were older than
+    the stored ones) and the reminders it claimed (the others were claimed already)."""
+
+    settings: set[SettingKey]
+    reminders: set[ReminderKey]

@@ -8,6 +8,7 @@ deadlock each other. Last-writer-wins writes are single conditional statements: 
 not the worker, decides whether a stamp is newer.
 """
 
+import json
 import time
 from collections.abc import Iterable, Iterator, Mapping, Sequence
 from contextlib import contextmanager, suppress
@@ -16,8 +17,9 @@ from typing import Any, Protocol
 
 from events import Contact
 from handlers import OwnerSetting, ReminderKey, SettingKey, Stamp, Versioned
-from worker.store.model import OutboxRow, StoreUnavailable
+from worker.store.model import OutboxRow, StoreUnavailable, Written
 from worker.store.schema import LATEST, MIGRATIONS, VERSION_TABLE, Migration, SchemaTooNew, SchemaTooOld
+from worker.store.working_set import Changes
 
 # Partner-wide defaults are stored under this client id; real client ids are never empty.
 _PARTNER_WIDE = ""
@@ -309,6 +311,15 @@ class SqlTransaction:
 
     # --- writes ----------------------------------------------------------------------------
 
+    def write(self, changes: Changes) -> Written:
+        """Write back what a working set changed; which settings and reminder claims stood
+        (another worker may have written a newer setting or claimed a reminder meanwhile)."""
+        written = self.write_settings(changes.settings) if changes.settings else set()
+        if changes.decision_makers:
+            self.write_decision_makers(changes.decision_makers)
+        claimed = self.claim_reminders(changes.reminders) if changes.reminders else set()
+        return Written(written, claimed)
+
     def write_settings(self, settings: Mapping[SettingKey, Versioned[OwnerSetting]]) -> set[SettingKey]:
         """Write each setting unless the stored one is as new or newer; the keys written."""
         written: set[SettingKey] = set()
@@ -425,7 +436,9 @@ def _reminder_values(key: ReminderKey) -> tuple[Any, ...]:
 
 
 def _contact(stored: str | None) -> Contact | None:
-    return None if stored is None else Contact.model_validate_json(stored)
+    """A contact the worker itself stored: not validated again (rows written under older,
+    looser rules stay readable, and reading stays cheap)."""
+    return None if stored is None else Contact.model_construct(**json.loads(stored))
 
 
 def _marks(count: int) -> str:
