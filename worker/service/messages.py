@@ -3,10 +3,21 @@
 from dataclasses import dataclass, field
 from typing import Any
 
-ATTEMPTS = "x-attempts"
+# The headers the worker writes on its retry and dead-letter copies; everything that reads or
+# documents them (the dead-letter tools, the AsyncAPI contract) takes the names from here.
+ERROR_REASON = "x-error-reason"
+ERROR_DETAIL = "x-error-detail"
+ERROR_TRACEBACK = "x-error-traceback"
 ORIGINAL_EXCHANGE = "x-original-exchange"
 ORIGINAL_ROUTING_KEY = "x-original-routing-key"
+FAILED_AT = "x-failed-at"
+ATTEMPTS = "x-attempts"
+WORKER_VERSION = "x-worker-version"
+WORKER_HOST = "x-worker-host"
+
 OUTPUT_CONTENT_TYPE = "application/cloudevents+json"
+PERSISTENT = 2
+"""AMQP delivery mode of everything the worker publishes itself."""
 APP_ID = "renewal-routing"
 
 

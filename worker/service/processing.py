@@ -16,7 +16,7 @@ from events import (
 )
 from handlers import HANDLERS, HandlerMap
 from worker.service.failures import Failure, FailurePolicy
-from worker.service.messages import APP_ID, OUTPUT_CONTENT_TYPE, Delivery, Outgoing
+from worker.service.messages import APP_ID, OUTPUT_CONTENT_TYPE, PERSISTENT, Delivery, Outgoing
 from worker.settings import Settings
 from worker.store import Batch, OutboxRow, SqlStore
 
@@ -167,7 +167,7 @@ class BatchProcessor:
             row.body,
             {
                 "content_type": OUTPUT_CONTENT_TYPE,
-                "delivery_mode": 2,
+                "delivery_mode": PERSISTENT,
                 "message_id": row.notification_id,
                 "correlation_id": row.correlation_id,
                 "type": "NotificationRequested",

@@ -1,7 +1,7 @@
 """One dead letter as operations see it: why it failed, where it came from, how to replay it.
 
 Two kinds arrive in the dead-letter queue: the worker's own (with `x-error-*` and
-`x-original-*` headers, see worker/failures.py) and the broker's (a quorum delivery limit,
+`x-original-*` headers, see worker/service/failures.py) and the broker's (a quorum delivery limit,
 with RabbitMQ's `x-death` headers). Both read the same way here.
 """
 
@@ -13,6 +13,14 @@ from decimal import Decimal
 from typing import Any
 
 from events import ACCEPTED_CONTENT_TYPES
+from worker.service.messages import (
+    ATTEMPTS,
+    ERROR_DETAIL,
+    ERROR_REASON,
+    FAILED_AT,
+    ORIGINAL_EXCHANGE,
+    ORIGINAL_ROUTING_KEY,
+)
 
 REPLAY_COUNT = "x-replay-count"
 DETAIL_WIDTH = 80
@@ -22,7 +30,7 @@ PROPERTY_NAMES = (
 )  # fmt: skip
 # What a replay drops: the failure's explanation and the worker's own retry bookkeeping.
 _DROPPED_PREFIXES = ("x-error-", "x-worker-", "x-original-", "x-first-death-", "x-last-death-")
-_DROPPED = frozenset({"x-failed-at", "x-attempts", "x-death", "x-delivery-count", REPLAY_COUNT})
+_DROPPED = frozenset({FAILED_AT, ATTEMPTS, "x-death", "x-delivery-count", REPLAY_COUNT})
 
 
 @dataclass(frozen=True, slots=True)
@@ -54,7 +62,7 @@ class DeadLetter:
     def reason(self) -> str:
         death = self._death()
         return (
-            _text(self.headers.get("x-error-reason"))
+            _text(self.headers.get(ERROR_REASON))
             or _text(death.get("reason"))
             or _text(self.headers.get("x-first-death-reason"))
             or "unknown"
@@ -62,7 +70,7 @@ class DeadLetter:
 
     @property
     def detail(self) -> str:
-        detail = _text(self.headers.get("x-error-detail"))
+        detail = _text(self.headers.get(ERROR_DETAIL))
         if detail is not None:
             return detail
         death = self._death()
@@ -73,7 +81,7 @@ class DeadLetter:
 
     @property
     def failed_at(self) -> datetime | None:
-        stamp = self.headers.get("x-failed-at")
+        stamp = self.headers.get(FAILED_AT)
         if isinstance(stamp, str):
             try:
                 return _utc(datetime.fromisoformat(stamp))
@@ -84,7 +92,7 @@ class DeadLetter:
 
     @property
     def attempts(self) -> int | None:
-        for name in ("x-attempts", "x-delivery-count"):
+        for name in (ATTEMPTS, "x-delivery-count"):
             value = self.headers.get(name)
             if isinstance(value, int) and not isinstance(value, bool):
                 return value
@@ -94,8 +102,8 @@ class DeadLetter:
     def origin(self) -> tuple[str, str] | None:
         """The exchange and routing key the message was first published to, if known."""
         exchange, routing_key = (
-            self.headers.get("x-original-exchange"),
-            self.headers.get("x-original-routing-key"),
+            self.headers.get(ORIGINAL_EXCHANGE),
+            self.headers.get(ORIGINAL_ROUTING_KEY),
         )
         if isinstance(exchange, str) and isinstance(routing_key, str):
             return exchange, routing_key
