@@ -3,7 +3,7 @@
 This package imports nothing of ours; everything else imports it.
 """
 
-from events.errors import InvalidInput
+from events.errors import InvalidInput, Reason
 from events.models import (
     Contact,
     Event,
@@ -47,6 +47,7 @@ __all__ = [
     "NotificationRequestedData",
     "OwnerChanged",
     "OwnerChangedData",
+    "Reason",
     "Recipient",
     "RenewalApproaching",
     "RenewalApproachingData",

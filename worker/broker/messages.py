@@ -6,10 +6,23 @@ from typing import Any
 
 from amqp.serialization import dumps
 
-ATTEMPTS = "x-attempts"
+# The headers the worker writes on its retry and dead-letter copies; everything that reads or
+# documents them (the dead-letter tools, the AsyncAPI contract) takes the names from here.
+ERROR_REASON = "x-error-reason"
+ERROR_DETAIL = "x-error-detail"
+ERROR_TRACEBACK = "x-error-traceback"
 ORIGINAL_EXCHANGE = "x-original-exchange"
 ORIGINAL_ROUTING_KEY = "x-original-routing-key"
+FAILED_AT = "x-failed-at"
+ATTEMPTS = "x-attempts"
+WORKER_VERSION = "x-worker-version"
+WORKER_HOST = "x-worker-host"
+HEADERS_DROPPED = "x-headers-dropped"
+REPLAY_COUNT = "x-replay-count"  # written by `renewals dlq replay`
+
 OUTPUT_CONTENT_TYPE = "application/cloudevents+json"
+PERSISTENT = 2
+"""AMQP delivery mode of everything the worker publishes itself."""
 APP_ID = "renewal-routing"
 
 # What a copy keeps of the original's properties. Not `expiration` (the copy would expire from
@@ -21,7 +34,7 @@ COPIED_PROPERTIES = (
 )  # fmt: skip
 # Headers that only the worker (or the broker) writes: whatever upstream put there is dropped.
 OWN_HEADER_PREFIXES = ("x-original-", "x-error-", "x-worker-", "x-first-death-", "x-last-death-")
-OWN_HEADERS = frozenset({"x-failed-at", ATTEMPTS, "x-death", "x-delivery-count", "x-headers-dropped"})
+OWN_HEADERS = frozenset({FAILED_AT, ATTEMPTS, "x-death", "x-delivery-count", HEADERS_DROPPED})
 # The original's headers kept on a copy, at most (encoded): the rest are named in
 # `x-headers-dropped`, so that a copy always fits in one frame with the worker's own headers.
 MAX_COPIED_HEADER_BYTES = 16 * 1024
@@ -107,9 +120,9 @@ def safe_copy(delivery: Delivery, exchange: str, routing_key: str, headers: dict
         }
     )
     if dropped:
-        kept["x-headers-dropped"] = ", ".join(sorted(dropped))[:1000]
+        kept[HEADERS_DROPPED] = ", ".join(sorted(dropped))[:1000]
     properties["application_headers"] = {**kept, **headers}
-    properties["delivery_mode"] = 2
+    properties["delivery_mode"] = PERSISTENT
     return Outgoing(exchange, routing_key, delivery.body, properties)
 
 

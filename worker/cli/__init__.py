@@ -2,7 +2,7 @@
 
 import click
 
-from worker.cli.core import demo, run, schema, send, topology_command
+from worker.cli.core import asyncapi, demo, run, schema, send, topology_command
 from worker.cli.dlq import dlq
 from worker.cli.owners import owners
 
@@ -17,5 +17,5 @@ def main() -> None:
     """
 
 
-for command in (run, send, demo, schema, topology_command, dlq, owners):
+for command in (run, send, demo, schema, asyncapi, topology_command, dlq, owners):
     main.add_command(command)

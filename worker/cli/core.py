@@ -1,4 +1,4 @@
-"""The worker's own commands: run, send, demo, schema, topology."""
+"""The worker's own commands: run, send, demo, schema, asyncapi, topology."""
 
 import json
 import sys
@@ -95,6 +95,26 @@ def schema(out: str | None) -> None:
             stream.write(text + "\n")
     else:
         click.echo(text)
+
+
+@click.command()
+@click.option(
+    "--out", type=click.Path(dir_okay=False, writable=True), help="Write to this file instead of stdout."
+)
+def asyncapi(out: str | None) -> None:
+    """Print the worker's contract as an AsyncAPI 3.0.0 document (YAML).
+
+    Built from the worker's own topology, message registry and models, with the configured
+    names (RENEWALS_*); docs/asyncapi.yaml, the published contract, is this with the defaults.
+    """
+    from worker.tools.asyncapi import render
+
+    text = render(load_settings())
+    if out:
+        with open(out, "w") as stream:
+            stream.write(text)
+    else:
+        click.echo(text, nl=False)
 
 
 @click.command("topology")

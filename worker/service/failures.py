@@ -5,11 +5,21 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Literal
 
-from events import InvalidInput
+from pydantic import AwareDatetime, BaseModel, ConfigDict, Field
+from pydantic.config import JsonDict
+from pydantic.json_schema import SkipJsonSchema
+
+from events import InvalidInput, Reason
 from worker.broker.messages import (
     ATTEMPTS,
+    ERROR_DETAIL,
+    ERROR_REASON,
+    ERROR_TRACEBACK,
+    FAILED_AT,
     ORIGINAL_EXCHANGE,
     ORIGINAL_ROUTING_KEY,
+    WORKER_HOST,
+    WORKER_VERSION,
     Delivery,
     Outgoing,
     safe_copy,
@@ -22,6 +32,37 @@ MAX_DETAIL = 1024
 MAX_TRACEBACK = 4096
 
 Kind = Literal["invalid", "transient", "bug"]
+DeadLetterReason = Literal[Reason, "retries_exhausted"]
+"""Every `x-error-reason` the worker writes: the contract's reasons, or retries used up."""
+
+
+def _absent_not_null(schema: JsonDict) -> None:
+    """An optional header is left out, never null: the schema shows no `default: null`."""
+    del schema["default"]
+
+
+# What `FailurePolicy.dead_letter` writes, as docs/asyncapi.yaml publishes it; a unit test holds
+# the one to the other. The docstring and descriptions are the contract's text.
+class DeadLetterHeaders(BaseModel):
+    """What the worker adds to the headers of a message it dead-letters; the others stay."""
+
+    model_config = ConfigDict(extra="allow", frozen=True)
+
+    error_reason: DeadLetterReason = Field(alias=ERROR_REASON, description="Why the worker gave up.")
+    error_detail: str = Field(alias=ERROR_DETAIL, max_length=MAX_DETAIL, description="What was wrong.")
+    error_traceback: str | SkipJsonSchema[None] = Field(
+        None,
+        alias=ERROR_TRACEBACK,
+        max_length=MAX_TRACEBACK,
+        description="The end of the Python traceback, when retries_exhausted follows an exception.",
+        json_schema_extra=_absent_not_null,
+    )
+    original_exchange: str = Field(alias=ORIGINAL_EXCHANGE, description="Where it was first published.")
+    original_routing_key: str = Field(alias=ORIGINAL_ROUTING_KEY, description="Its routing key there.")
+    failed_at: AwareDatetime = Field(alias=FAILED_AT, description="When the worker gave up.")
+    attempts: int = Field(alias=ATTEMPTS, ge=1, description="Deliveries that failed, the last included.")
+    worker_version: str = Field(alias=WORKER_VERSION, description="The worker's package version.")
+    worker_host: str = Field(alias=WORKER_HOST, description="The host name of the worker that gave up.")
 
 
 @dataclass(frozen=True, slots=True)
@@ -84,7 +125,7 @@ class FailurePolicy:
     def dead_letter(
         self,
         delivery: Delivery,
-        reason: str,
+        reason: DeadLetterReason,
         detail: str,
         attempts: int,
         trace: str | None = None,
@@ -95,16 +136,16 @@ class FailurePolicy:
         why it failed (docs/domain.md lists them)."""
         exchange, routing_key = delivery.origin
         headers = {
-            "x-error-reason": reason,
-            "x-error-detail": detail[:MAX_DETAIL],
+            ERROR_REASON: reason,
+            ERROR_DETAIL: detail[:MAX_DETAIL],
             ORIGINAL_EXCHANGE: exchange,
             ORIGINAL_ROUTING_KEY: routing_key,
-            "x-failed-at": datetime.now(UTC).isoformat(timespec="milliseconds"),
+            FAILED_AT: datetime.now(UTC).isoformat(timespec="milliseconds"),
             ATTEMPTS: attempts,
-            "x-worker-version": VERSION,
-            "x-worker-host": self._host,
+            WORKER_VERSION: VERSION,
+            WORKER_HOST: self._host,
         }
         if trace is not None:
-            headers["x-error-traceback"] = trace[-MAX_TRACEBACK:]
+            headers[ERROR_TRACEBACK] = trace[-MAX_TRACEBACK:]
         outgoing = safe_copy(delivery, "", self._settings.dead_letter_queue, headers)
         return Failure("message.dead_lettered", kind, reason, detail, outgoing)

@@ -10,7 +10,7 @@ from datetime import datetime
 from pydantic import AwareDatetime, TypeAdapter
 
 from events import NOTIFICATION_REQUESTED, NotificationRequestedData, notification_routing_key
-from worker.broker.messages import APP_ID, OUTPUT_CONTENT_TYPE, Outgoing
+from worker.broker.messages import APP_ID, OUTPUT_CONTENT_TYPE, PERSISTENT, Outgoing
 from worker.store import OutboxRow
 
 _TIME: TypeAdapter[datetime] = TypeAdapter(AwareDatetime)
@@ -59,7 +59,7 @@ class NotificationWriter:
             row.body,
             {
                 "content_type": OUTPUT_CONTENT_TYPE,
-                "delivery_mode": 2,
+                "delivery_mode": PERSISTENT,
                 "message_id": row.notification_id,
                 "correlation_id": row.correlation_id,
                 "type": NOTIFICATION_REQUESTED.type,

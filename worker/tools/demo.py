@@ -18,6 +18,7 @@ import kombu
 import pika
 
 from worker.app import build_worker
+from worker.broker.messages import ERROR_REASON
 from worker.broker.topology import declare, topology
 from worker.settings import Settings
 from worker.tools.sending import publish
@@ -130,7 +131,7 @@ def report(run: DemoRun) -> list[dict[str, Any]]:
                 "fallback": data["fallback"],
             }
         elif event["id"] in failed:
-            row["result"] = f"dead letter: {failed.pop(event['id'])['x-error-reason']}"
+            row["result"] = f"dead letter: {failed.pop(event['id'])[ERROR_REASON]}"
         else:
             row["result"] = "not sent (repeat)"
         rows.append(row)

@@ -1,7 +1,8 @@
 """Dead letters for operations: read them without disturbing the queue, replay them safely,
 export and purge them. Used by `renewals dlq`."""
 
-from worker.tools.dead_letters.letter import REPLAY_COUNT, DeadLetter
+from worker.broker.messages import REPLAY_COUNT
+from worker.tools.dead_letters.letter import DeadLetter
 from worker.tools.dead_letters.operations import (
     DEFAULT_MAX_REPLAYS,
     Plan,

@@ -1,7 +1,7 @@
 """One dead letter as operations see it: why it failed, where it came from, how to replay it.
 
 Two kinds arrive in the dead-letter queue: the worker's own (with `x-error-*` and
-`x-original-*` headers, see worker/failures.py) and the broker's (a quorum delivery limit,
+`x-original-*` headers, see worker/service/failures.py) and the broker's (a quorum delivery limit,
 with RabbitMQ's `x-death` headers). Both read the same way here.
 
 Every header is untrusted (anyone who can publish to the worker's queue shapes what lands
@@ -14,17 +14,28 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
+from worker.broker.messages import (
+    ATTEMPTS,
+    ERROR_DETAIL,
+    ERROR_REASON,
+    FAILED_AT,
+    ORIGINAL_EXCHANGE,
+    ORIGINAL_ROUTING_KEY,
+    OWN_HEADER_PREFIXES,
+    OWN_HEADERS,
+    REPLAY_COUNT,
+)
 from worker.tools.dead_letters import values
 
-REPLAY_COUNT = "x-replay-count"
 DETAIL_WIDTH = 80
 PROPERTY_NAMES = (
     "content_type", "content_encoding", "delivery_mode", "priority", "correlation_id", "reply_to",
     "expiration", "message_id", "timestamp", "type", "user_id", "app_id", "cluster_id",
 )  # fmt: skip
-# What a replay drops: the failure's explanation and the worker's own retry bookkeeping.
-_DROPPED_PREFIXES = ("x-error-", "x-worker-", "x-original-", "x-first-death-", "x-last-death-")
-_DROPPED = frozenset({"x-failed-at", "x-attempts", "x-death", "x-delivery-count", REPLAY_COUNT})
+# What a replay drops: the failure's explanation and the worker's and the broker's bookkeeping
+# (the replay count is then set afresh).
+_DROPPED_PREFIXES = OWN_HEADER_PREFIXES
+_DROPPED = OWN_HEADERS | {REPLAY_COUNT}
 
 
 @dataclass(frozen=True, slots=True)
@@ -57,7 +68,7 @@ class DeadLetter:
     def reason(self) -> str:
         death = self._death()
         return (
-            values.text(self.headers.get("x-error-reason"))
+            values.text(self.headers.get(ERROR_REASON))
             or values.text(death.get("reason"))
             or values.text(self.headers.get("x-first-death-reason"))
             or "unknown"
@@ -65,7 +76,7 @@ class DeadLetter:
 
     @property
     def detail(self) -> str:
-        detail = values.text(self.headers.get("x-error-detail"))
+        detail = values.text(self.headers.get(ERROR_DETAIL))
         if detail is not None:
             return detail
         death = self._death()
@@ -80,11 +91,11 @@ class DeadLetter:
     def failed_at(self) -> datetime | None:
         """The worker's x-failed-at, else the broker's x-death time; in UTC, but a time UTC
         cannot hold (year 9999 at -23:59) keeps its own offset and still compares exactly."""
-        return values.moment(self.headers.get("x-failed-at")) or values.moment(self._death().get("time"))
+        return values.moment(self.headers.get(FAILED_AT)) or values.moment(self._death().get("time"))
 
     @property
     def attempts(self) -> int | None:
-        for name in ("x-attempts", "x-delivery-count"):
+        for name in (ATTEMPTS, "x-delivery-count"):
             value = values.count(self.headers.get(name))
             if value is not None:
                 return value
@@ -93,8 +104,8 @@ class DeadLetter:
     @property
     def origin(self) -> tuple[str, str] | None:
         """The exchange and routing key the message was first published to, if known."""
-        exchange = values.string(self.headers.get("x-original-exchange"))
-        routing_key = values.string(self.headers.get("x-original-routing-key"))
+        exchange = values.string(self.headers.get(ORIGINAL_EXCHANGE))
+        routing_key = values.string(self.headers.get(ORIGINAL_ROUTING_KEY))
         if exchange is not None and routing_key is not None:
             return exchange, routing_key
         death = self._death()
