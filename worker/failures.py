@@ -74,7 +74,7 @@ class FailurePolicy:
     def dead_letter(
         self, delivery: Delivery, reason: str, detail: str, attempts: int, trace: str | None = None
     ) -> Failure:
-        """The original body and properties, plus the headers DOMAIN.md lists."""
+        """The original body and properties, plus the headers docs/domain.md lists."""
         exchange, routing_key = delivery.origin
         headers = {
             "x-error-reason": reason,
