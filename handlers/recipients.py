@@ -26,7 +26,7 @@ class Recipients:
 
 
 def resolve_recipients(setting: OwnerSetting, decision_maker: Contact | None) -> Recipients:
-    """Apply DOMAIN.md's rule table, then drop repeated addresses and name the audience."""
+    """Apply the rule table of docs/domain.md, then drop repeated addresses and name the audience."""
     contact = setting.contact
     fallback: Fallback | None = None
     if setting.owner == "partner":

@@ -69,7 +69,7 @@ def test_a_failing_handler_is_retried_with_growing_delays_then_dead_lettered(
 def test_each_bad_input_gets_its_reason_and_good_events_between_still_flow(
     client: Client, start_worker
 ) -> None:
-    """Every invalid-input reason of DOMAIN.md, interleaved with good events; the worker lives on."""
+    """Every invalid-input reason of docs/domain.md, interleaved with good events; the worker lives on."""
     worker = start_worker()
     out = client.observe()
     bad = [

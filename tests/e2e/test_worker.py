@@ -22,7 +22,7 @@ def by_causation(messages) -> dict:
 
 
 def test_every_rule_table_row_end_to_end(client: Client, start_worker) -> None:
-    """Each row of DOMAIN.md's table yields the right recipients, routing key and properties."""
+    """Each row of the rule table in docs/domain.md yields the right recipients, routing key, properties."""
     start_worker()
     out = client.observe()
     client.publish(
@@ -82,7 +82,7 @@ def test_a_duplicate_delivery_gives_one_notification(client: Client, start_worke
 def test_bad_input_is_dead_lettered_and_the_next_good_event_still_processed(
     client: Client, start_worker
 ) -> None:
-    """Each kind of bad input gets its reason and the DOMAIN.md headers; the worker lives on."""
+    """Each kind of bad input gets its reason and the headers docs/domain.md lists; the worker lives on."""
     worker = start_worker()
     out = client.observe()
     good = renewal("c1", None, decision_maker=DORA)

@@ -130,7 +130,7 @@ def test_unknown_types_are_unknown_event_type() -> None:
     ],
 )
 def test_bad_payloads_are_invalid_payload(document: dict[str, object]) -> None:
-    """Including DOMAIN.md's invalid combinations of owner and contact."""
+    """Including the invalid combinations of owner and contact that docs/domain.md lists."""
     assert reason_of(json.dumps(document).encode()) == "invalid_payload"
 
 

@@ -1,4 +1,4 @@
-"""The domain rules of DOMAIN.md, against an in-memory projection: no broker, no database."""
+"""The domain rules of docs/domain.md, against an in-memory projection: no broker, no database."""
 
 import pytest
 
