@@ -8,9 +8,18 @@ import click
 
 from events import json_schemas
 from worker import logs
+from worker.broker.endpoints import Broker, from_settings
 from worker.redaction import masked
 from worker.settings import Settings
 from worker.tools.tables import render
+
+
+def broker_of(settings: Settings) -> Broker:
+    """The configured broker for a command; a malformed URL is one clear line."""
+    try:
+        return from_settings(settings, heartbeat=0)
+    except ValueError as exc:
+        raise click.ClickException(f"invalid RENEWALS_AMQP_URL: {exc}") from None
 
 
 def load_settings(**overrides: object) -> Settings:

@@ -9,10 +9,10 @@ from datetime import datetime
 from typing import Any
 
 import click
-from pika.exceptions import AMQPError  # pika ships no type hints
+from amqp.exceptions import AMQPError
 
 from worker import logs
-from worker.cli.core import load_settings
+from worker.cli.core import broker_of, load_settings
 from worker.cli.dlq_output import (
     LIST_COLUMNS,
     PURGE_COLUMNS,
@@ -102,14 +102,14 @@ def to_original_option(command: Command) -> Command:
 def dead_letter_queue() -> Iterator[DeadLetterQueue]:
     """The configured dead-letter queue; any failure becomes one line and exit status 1."""
     settings = load_settings()
+    broker = broker_of(settings)
     try:
-        with DeadLetterQueue(settings.amqp_url, settings.dead_letter_queue) as queue:
+        with DeadLetterQueue(broker, settings.dead_letter_queue, log=logs.get_logger("renewals.dlq")) as queue:
             yield queue
     except DeadLetterError as exc:
         raise click.ClickException(str(exc)) from None
-    except AMQPError as exc:
-        where = masked(settings.amqp_url)
-        raise click.ClickException(f"broker error on {where}: {type(exc).__name__}: {exc}") from None
+    except (AMQPError, OSError) as exc:
+        raise click.ClickException(f"broker error on {broker}: {type(exc).__name__}: {masked(str(exc))}") from None
 
 
 @click.group("dlq")

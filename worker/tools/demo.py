@@ -9,15 +9,15 @@ import tempfile
 import threading
 import time
 import uuid
+from contextlib import suppress
 from dataclasses import dataclass
 from importlib import resources
 from pathlib import Path
 from typing import Any
 
-import kombu
-import pika
-
 from worker.app import build_worker
+from worker.broker.endpoints import from_settings
+from worker.broker.wire import Connection, DeliveryReader
 from worker.broker.messages import ERROR_REASON
 from worker.broker.topology import declare, topology
 from worker.settings import Settings
@@ -51,20 +51,23 @@ def run_demo(base: Settings, timeout: float = 20.0) -> DemoRun:
             }
         )
         plan = topology(settings)
-        with kombu.Connection(settings.amqp_url, connect_timeout=5) as connection:
-            declare(connection.channel(), plan)
-        connection = pika.BlockingConnection(pika.URLParameters(settings.amqp_url))
+        broker = from_settings(settings, heartbeat=0)
+        reader = DeliveryReader()
+        connection, _ = broker.connect(frame_handler=reader.frame_handler)
         try:
             channel = connection.channel()
-            watch = channel.queue_declare("", exclusive=True).method.queue
+            declare(channel, plan)
+            watch = channel.queue_declare("", exclusive=True)[0]
             channel.queue_bind(watch, settings.notifications_exchange, "#")
+            for queue in (watch, settings.dead_letter_queue):
+                channel.basic_consume(queue, no_ack=True, callback=_never)
             stop = threading.Event()
             worker = threading.Thread(target=build_worker(settings).run, args=(stop,), daemon=True)
             worker.start()
             events = scenario()
-            publish(settings.amqp_url, settings.events_exchange, events)
+            publish(broker, settings.events_exchange, events)
             expected = [e for e in events if e.get("demoexpect") in ("notification", "no_recipient")]
-            notifications, dead = _collect(channel, watch, settings.dead_letter_queue, len(expected), timeout)
+            notifications, dead = _collect(connection, reader, watch, len(expected), timeout)
             stop.set()
             worker.join(timeout=10)
         finally:
@@ -74,7 +77,7 @@ def run_demo(base: Settings, timeout: float = 20.0) -> DemoRun:
 
 
 def _collect(
-    channel: Any, watch: str, dlq: str, expected: int, timeout: float
+    connection: Connection, reader: DeliveryReader, watch: str, expected: int, timeout: float
 ) -> tuple[list[Any], list[Any]]:
     notifications: list[dict[str, Any]] = []
     dead: list[dict[str, Any]] = []
@@ -83,12 +86,18 @@ def _collect(
     while time.monotonic() < min(deadline, settle or deadline):
         if settle is None and len(notifications) + len(dead) >= expected:
             settle = time.monotonic() + 1.0
-        for queue, sink in ((watch, notifications), (dlq, dead)):
-            method, properties, body = channel.basic_get(queue, auto_ack=True)
-            if method is not None:
-                sink.append({"body": json.loads(body), "headers": properties.headers or {}})
-        time.sleep(0.02)
+        with suppress(TimeoutError):
+            connection.drain_events(timeout=0.05)
+        connection.drain_buffered()
+        for delivery in reader.arrived:
+            sink = notifications if delivery.routing_key.startswith("notification.") else dead
+            sink.append({"body": json.loads(delivery.body), "headers": delivery.headers})
+        reader.arrived.clear()
     return notifications, dead
+
+
+def _never(message: Any) -> None:  # pragma: no cover - deliveries go to the DeliveryReader
+    raise AssertionError("deliveries are read by the DeliveryReader")
 
 
 def _delete(connection: Any, plan: Any) -> None:

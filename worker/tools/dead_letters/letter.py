@@ -47,14 +47,17 @@ class DeadLetter:
     properties: dict[str, Any]
     headers: dict[str, Any]
     document: dict[str, Any] | None
+    problem: str | None = None  # why its properties could not be decoded (then there are none)
 
     @classmethod
-    def read(cls, position: int, properties: dict[str, Any], body: bytes) -> "DeadLetter":
-        """From AMQP properties (pika names, `headers` among them) and the raw body."""
+    def read(
+        cls, position: int, properties: dict[str, Any], body: bytes, problem: str | None = None
+    ) -> "DeadLetter":
+        """From AMQP properties (pika's names, `headers` among them) and the raw body."""
         table = properties.get("headers")
         headers = dict(table) if isinstance(table, Mapping) else {}
         kept = {name: properties[name] for name in PROPERTY_NAMES if properties.get(name) is not None}
-        return cls(position, body, kept, headers, values.json_object(body, kept.get("content_type")))
+        return cls(position, body, kept, headers, values.json_object(body, kept.get("content_type")), problem)
 
     @property
     def id(self) -> str | None:
@@ -71,7 +74,7 @@ class DeadLetter:
             values.text(self.headers.get(ERROR_REASON))
             or values.text(death.get("reason"))
             or values.text(self.headers.get("x-first-death-reason"))
-            or "unknown"
+            or ("invalid_properties" if self.problem else "unknown")
         )
 
     @property
@@ -85,6 +88,8 @@ class DeadLetter:
             count = values.count(death.get("count"))
             times = "?" if count is None else count
             return f"dead-lettered by the broker from {queue} ({self.reason}, count {times})"
+        if self.problem:
+            return f"its properties could not be decoded: {self.problem}"
         return "no explanation in the headers"
 
     @property

@@ -1,29 +1,29 @@
-"""A short-lived, synchronous pika session on the dead-letter queue.
+"""A short-lived, synchronous session on the dead-letter queue, through the worker's own broker
+layer (the same URL lists, TLS settings and defensive reading of properties).
 
 Reading never acknowledges: every message read stays unacknowledged on this session until
 it is removed (acknowledged) on purpose. When the session ends, or the process dies, the
-broker puts every unacknowledged message back where it was (a classic queue keeps the
-original order on requeue), so a read changes nothing and an interrupted replay loses nothing.
+broker puts every unacknowledged message back where it was, so a read changes nothing and an
+interrupted replay loses nothing.
 """
 
+import time
 from collections.abc import Iterator
+from contextlib import suppress
 from types import TracebackType
 from typing import Any
 
-# pika ships no type hints: its names are Any here.
-import pika
-from pika.adapters.blocking_connection import BlockingChannel
-from pika.exceptions import (
-    AMQPConnectionError,
-    ChannelClosedByBroker,
-    NackError,
-    UnroutableError,
-)
+import amqp
+from amqp.exceptions import AMQPError, NotFound
 
-from worker.redaction import masked
+from worker.broker.endpoints import Broker, BrokerUnreachable
+from worker.broker.messages import Delivery, Outgoing
+from worker.broker.publisher import ConfirmingPublisher, PublishFailed
+from worker.broker.wire import Connection, DeliveryReader
 from worker.tools.dead_letters.letter import PROPERTY_NAMES, DeadLetter
 
 MAX_PREFETCH = 65535  # basic.qos counts in 16 bits; 0 means unbounded
+CONFIRM_TIMEOUT = 15.0
 
 
 class DeadLetterError(Exception):
@@ -35,47 +35,46 @@ class ReplayRefused(Exception):
 
 
 class DeadLetterQueue:
-    """`with DeadLetterQueue(url, name) as queue:` connects; leaving the block disconnects."""
+    """`with DeadLetterQueue(broker, name) as queue:` connects; leaving the block disconnects."""
 
-    def __init__(self, amqp_url: str, name: str, *, wait: float = 3.0) -> None:
+    def __init__(self, broker: Broker, name: str, *, wait: float = 3.0, log: Any = None) -> None:
         self.name = name
-        self._url = amqp_url
+        self._broker = broker
         self._wait = wait
-        self._connection: pika.BlockingConnection | None = None
-        self._reading: BlockingChannel | None = None
-        self._publishing: BlockingChannel | None = None
+        self._log = log
+        self._reader = DeliveryReader()
+        self._connection: Connection | None = None
+        self._reading: amqp.Channel | None = None
+        self._publisher: ConfirmingPublisher | None = None
 
     def __enter__(self) -> "DeadLetterQueue":
-        parameters = pika.URLParameters(self._url)
-        parameters.connection_attempts = 1
-        parameters.socket_timeout = 5
-        parameters.blocked_connection_timeout = 60
         try:
-            self._connection = pika.BlockingConnection(parameters)
-        except (AMQPConnectionError, OSError) as exc:
-            raise DeadLetterError(f"cannot reach the broker at {masked(self._url)}: {_why(exc)}") from None
+            self._connection, _ = self._broker.connect(frame_handler=self._reader.frame_handler)
+        except BrokerUnreachable as exc:
+            raise DeadLetterError(f"cannot reach the broker: {exc}") from None
         return self
 
     def __exit__(self, *_: type[BaseException] | BaseException | TracebackType | None) -> None:
         """Close the connection: the broker requeues whatever was read but not removed."""
-        if self._connection is not None and self._connection.is_open:
-            self._connection.close()
+        if self._connection is not None:
+            with suppress(Exception):
+                self._connection.close()
+            with suppress(Exception):
+                self._connection.collect()
 
     @property
     def broker(self) -> str:
-        """The broker URL with its password masked."""
-        return masked(self._url)
+        """The broker's URLs with their passwords masked."""
+        return str(self._broker)
 
     def count(self) -> int:
         """Messages ready in the queue now."""
         try:
-            return int(self._channel().queue_declare(self.name, passive=True).method.message_count)
-        except ChannelClosedByBroker as exc:
+            return int(self._channel().queue_declare(self.name, passive=True)[1])
+        except NotFound:
             self._reading = None
-            if exc.reply_code == 404:
-                where, fix = masked(self._url), "`renewals topology --declare` creates it"
-                raise DeadLetterError(f"queue {self.name} does not exist on {where} ({fix})") from None
-            raise
+            fix = "`renewals topology --declare` creates it"
+            raise DeadLetterError(f"queue {self.name} does not exist on {self.broker} ({fix})") from None
 
     def read(self) -> Iterator[tuple[DeadLetter, int]]:
         """Every message in queue order with its delivery tag, none acknowledged.
@@ -87,16 +86,14 @@ class DeadLetterQueue:
         if total == 0:
             return
         channel = self._channel()
-        channel.basic_qos(prefetch_count=total if total <= MAX_PREFETCH else 0)
-        for position, (method, properties, body) in enumerate(
-            channel.consume(self.name, auto_ack=False, inactivity_timeout=self._wait), 1
-        ):
-            if method is None:  # another reader holds the rest
-                return
-            fields = {name: getattr(properties, name) for name in (*PROPERTY_NAMES, "headers")}
-            yield DeadLetter.read(position, fields, body), method.delivery_tag
-            if position >= total:
-                return
+        channel.basic_qos(0, total if total <= MAX_PREFETCH else 0, False)
+        channel.basic_consume(self.name, callback=_never)
+        arrived = self._reader.arrived
+        for position in range(1, total + 1):
+            if not arrived and not self._next_delivery():
+                return  # another reader holds the rest
+            delivery = arrived.pop(0)
+            yield _letter(position, delivery), delivery.delivery_tag
 
     def remove(self, delivery_tag: int) -> None:
         """Acknowledge one message read: it leaves the queue for good."""
@@ -104,39 +101,52 @@ class DeadLetterQueue:
 
     def republish(self, exchange: str, routing_key: str, body: bytes, properties: dict[str, Any]) -> None:
         """Publish with `mandatory` and wait for the broker's confirm; ReplayRefused otherwise."""
-        channel = self._publishing
-        if channel is None or not channel.is_open:
-            channel = self._publishing = self._open()
-            channel.confirm_delivery()
+        assert self._connection is not None, "use DeadLetterQueue in a with block"
+        if self._publisher is None:
+            self._publisher = ConfirmingPublisher(self._connection, confirm_timeout=CONFIRM_TIMEOUT, log=self._log)
         try:
-            channel.basic_publish(
-                exchange, routing_key, body, pika.BasicProperties(**properties), mandatory=True
-            )
-        except UnroutableError:
-            raise ReplayRefused(
-                f"unroutable: no queue is bound for {routing_key!r} on {exchange!r}"
-            ) from None
-        except NackError:
-            raise ReplayRefused(f"the broker nacked the publish to {exchange!r}") from None
-        except ChannelClosedByBroker as exc:
-            self._publishing = None
-            raise ReplayRefused(f"{exc.reply_code} {exc.reply_text}") from None
+            self._publisher.publish([Outgoing(exchange, routing_key, body, _amqp_names(properties))])
+        except PublishFailed as exc:
+            raise ReplayRefused(str(exc).replace("unroutable: 312 NO_ROUTE", "unroutable: no queue is bound")) from None
+        except AMQPError as exc:  # the channel was closed by the broker (no such exchange, say)
+            self._publisher = None
+            raise ReplayRefused(f"{getattr(exc, 'reply_code', '')} {getattr(exc, 'reply_text', exc)}".strip()) from None
 
-    def _channel(self) -> BlockingChannel:
+    def _next_delivery(self) -> bool:
+        """Wait up to the inactivity timeout for the next delivery."""
+        assert self._connection is not None
+        deadline = time.monotonic() + self._wait
+        while not self._reader.arrived:
+            remaining = deadline - time.monotonic()
+            if remaining <= 0:
+                return False
+            try:
+                self._connection.drain_events(timeout=remaining)
+            except TimeoutError:
+                return False
+            self._connection.drain_buffered()
+        return True
+
+    def _channel(self) -> amqp.Channel:
+        assert self._connection is not None, "use DeadLetterQueue in a with block"
         if self._reading is None or not self._reading.is_open:
-            self._reading = self._open()
+            self._reading = self._connection.channel()
         return self._reading
 
-    def _open(self) -> BlockingChannel:
-        assert self._connection is not None, "use DeadLetterQueue in a with block"
-        return self._connection.channel()
+
+def _letter(position: int, delivery: Delivery) -> DeadLetter:
+    properties = {name: delivery.properties.get(name) for name in PROPERTY_NAMES}
+    properties["headers"] = delivery.properties.get("application_headers")
+    return DeadLetter.read(position, properties, delivery.body, delivery.problem)
 
 
-def _why(exc: BaseException) -> str:
-    """pika wraps the socket error a level or two deep; the innermost text is the useful one."""
-    while exc.args and isinstance(exc.args[0], BaseException):
-        exc = exc.args[0]
-    inner = getattr(exc, "exception", None)  # pika's socket-connect error keeps the OSError here
-    if isinstance(inner, BaseException):
-        exc = inner
-    return str(exc) or type(exc).__name__
+def _amqp_names(properties: dict[str, Any]) -> dict[str, Any]:
+    """pika's property names (what DeadLetter speaks) as py-amqp's."""
+    converted = {name: value for name, value in properties.items() if name != "headers" and value is not None}
+    if properties.get("headers") is not None:
+        converted["application_headers"] = properties["headers"]
+    return converted
+
+
+def _never(message: Any) -> None:  # pragma: no cover - deliveries go to the DeliveryReader
+    raise AssertionError("deliveries are read by the DeliveryReader")
