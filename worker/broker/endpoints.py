@@ -20,7 +20,14 @@ DEFAULT_PORTS = {"amqp": 5672, "amqps": 5671}
 
 
 class BrokerUnreachable(ConnectionError):
-    """No node of the list accepted a connection; the message says why, per node."""
+    """No node of the list accepted a connection; the message says why (per node, if several)."""
+
+    def __init__(self, failures: list[tuple["Endpoint", str]]) -> None:
+        if len(failures) == 1:
+            text = failures[0][1]
+        else:
+            text = "; ".join(f"{endpoint}: {why}" for endpoint, why in failures)
+        super().__init__(text)
 
 
 @dataclass(frozen=True, slots=True)
@@ -100,15 +107,15 @@ class Broker:
     ) -> tuple[Connection, int]:
         """A connection to the first node, from `first` on (wrapping around), that accepts;
         with the index of that node. BrokerUnreachable, naming each node's error, if none does."""
-        errors = []
+        failures = []
         for step in range(len(self.endpoints)):
             index = (first + step) % len(self.endpoints)
             endpoint = self.endpoints[index]
             try:
                 return self._open(endpoint, frame_handler), index
             except Exception as exc:  # whatever went wrong, it went wrong with this node
-                errors.append(f"{endpoint}: {_why(exc)}")
-        raise BrokerUnreachable("; ".join(errors))
+                failures.append((endpoint, _why(exc)))
+        raise BrokerUnreachable(failures)
 
     def _open(self, endpoint: Endpoint, frame_handler: FrameHandlerFactory | None) -> Connection:
         options: dict[str, Any] = {}

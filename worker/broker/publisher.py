@@ -107,10 +107,9 @@ class ConfirmingPublisher:
         self._refused.append(f"broker nacked publish {delivery_tag}")
         self._on_ack(delivery_tag, multiple)
 
-    def _on_return(
-        self, reply_code: int, reply_text: str, exchange: str, routing_key: str, message: Any
-    ) -> None:
-        self._refused.append(f"unroutable: {reply_code} {reply_text} ({exchange!r}, {routing_key!r})")
+    def _on_return(self, error: Exception, exchange: str, routing_key: str, message: Any) -> None:
+        """py-amqp's basic_return event: a `mandatory` publish no queue was bound for."""
+        self._refused.append(f"unroutable: no queue is bound for {routing_key!r} on {exchange!r} ({error})")
 
 
 def _frames(channel: int, frame_max: int, message: Outgoing) -> bytes:

@@ -60,11 +60,12 @@ def send(source: IO[str], no_check: bool) -> None:
     problems = [] if no_check else check(events)
     if problems:
         raise click.ClickException("refusing to send:\n  " + "\n  ".join(problems))
+    broker = broker_of(settings)
     try:
-        count = publish(settings.amqp_url, settings.events_exchange, events)
+        count = publish(broker, settings.events_exchange, events)
     except Exception as exc:
         raise click.ClickException(
-            f"publishing to {masked(settings.amqp_url)} failed: {type(exc).__name__}: {exc}"
+            f"publishing to {broker} failed: {type(exc).__name__}: {masked(str(exc))}"
         ) from None
     click.echo(f"sent {count} events to {settings.events_exchange}")
 
@@ -84,7 +85,7 @@ def demo(timeout: float) -> None:
         result = run_demo(settings, timeout)
     except Exception as exc:
         raise click.ClickException(
-            f"demo failed against {masked(settings.amqp_url)}: {type(exc).__name__}: {exc}"
+            f"demo failed against {masked(settings.amqp_url)}: {type(exc).__name__}: {masked(str(exc))}"
         ) from None
     click.echo(
         render(report(result), ["event", "client", "result", "resolved_from", "to", "cc", "fallback", "note"])
@@ -145,13 +146,15 @@ def topology_command(declare_now: bool, as_json: bool) -> None:
         click.echo()
         click.echo(render(described["bindings"], ["exchange", "queue", "routing_key"]))
     if declare_now:
-        import kombu
-
+        broker = broker_of(settings)
         try:
-            with kombu.Connection(settings.amqp_url, connect_timeout=5) as connection:
+            connection, _ = broker.connect()
+            try:
                 declare(connection.channel(), plan)
+            finally:
+                connection.close()
         except Exception as exc:
             raise click.ClickException(
-                f"declaring on {masked(settings.amqp_url)} failed: {type(exc).__name__}: {exc}"
+                f"declaring on {broker} failed: {type(exc).__name__}: {masked(str(exc))}"
             ) from None
-        click.echo(f"declared on {masked(settings.amqp_url)}", err=sys.stderr.isatty())
+        click.echo(f"declared on {broker}", err=sys.stderr.isatty())

@@ -104,12 +104,16 @@ def dead_letter_queue() -> Iterator[DeadLetterQueue]:
     settings = load_settings()
     broker = broker_of(settings)
     try:
-        with DeadLetterQueue(broker, settings.dead_letter_queue, log=logs.get_logger("renewals.dlq")) as queue:
+        with DeadLetterQueue(
+            broker, settings.dead_letter_queue, log=logs.get_logger("renewals.dlq")
+        ) as queue:
             yield queue
     except DeadLetterError as exc:
         raise click.ClickException(str(exc)) from None
     except (AMQPError, OSError) as exc:
-        raise click.ClickException(f"broker error on {broker}: {type(exc).__name__}: {masked(str(exc))}") from None
+        raise click.ClickException(
+            f"broker error on {broker}: {type(exc).__name__}: {masked(str(exc))}"
+        ) from None
 
 
 @click.group("dlq")

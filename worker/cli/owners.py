@@ -35,7 +35,7 @@ def show(partner_id: str, client_id: str | None, as_json: bool) -> None:
         store = open_store(settings.store_url)
     except Exception as exc:
         raise click.ClickException(
-            f"cannot open the store {masked(settings.store_url)}: {type(exc).__name__}: {exc}"
+            f"cannot open the store {masked(settings.store_url)}: {type(exc).__name__}: {masked(str(exc))}"
         ) from None
     try:
         with store.transaction() as transaction:

@@ -17,9 +17,9 @@ from typing import Any
 
 from worker.app import build_worker
 from worker.broker.endpoints import from_settings
-from worker.broker.wire import Connection, DeliveryReader
 from worker.broker.messages import ERROR_REASON
 from worker.broker.topology import declare, topology
+from worker.broker.wire import Connection, DeliveryReader
 from worker.settings import Settings
 from worker.tools.sending import publish
 

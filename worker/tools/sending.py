@@ -6,9 +6,11 @@ from collections.abc import Iterable, Iterator
 from datetime import UTC, datetime
 from typing import IO, Any
 
-import pika
-
 from events import InvalidInput, input_routing_key, parse
+from worker import logs
+from worker.broker.endpoints import Broker
+from worker.broker.messages import PERSISTENT, Outgoing
+from worker.broker.publisher import ConfirmingPublisher
 
 CONTENT_TYPE = "application/cloudevents+json"
 
@@ -50,30 +52,33 @@ def check(events: Iterable[dict[str, Any]]) -> list[str]:
     return problems
 
 
-def publish(amqp_url: str, exchange: str, events: Iterable[dict[str, Any]]) -> int:
-    """Publish persistently with confirms and `mandatory`; an unroutable event is an error."""
-    connection = pika.BlockingConnection(pika.URLParameters(amqp_url))
+def publish(broker: Broker, exchange: str, events: Iterable[dict[str, Any]], *, batch: int = 500) -> int:
+    """Publish persistently with confirms and `mandatory`, a batch at a time; an unroutable
+    event is an error (PublishFailed)."""
+    connection, _ = broker.connect()
     try:
-        channel = connection.channel()
-        channel.confirm_delivery()
-        count = 0
-        for event in events:
-            channel.basic_publish(
-                exchange,
-                input_routing_key(str(event.get("type"))) or "unknown",
-                json.dumps(event).encode(),
-                pika.BasicProperties(
-                    content_type=CONTENT_TYPE,
-                    delivery_mode=pika.DeliveryMode.Persistent,
-                    message_id=str(event.get("id")),
-                    type=str(event.get("type")),
-                ),
-                mandatory=True,
-            )
-            count += 1
-        return count
+        publisher = ConfirmingPublisher(
+            connection, confirm_timeout=30.0, log=logs.get_logger("renewals.send")
+        )
+        messages = [_message(exchange, event) for event in events]
+        for start in range(0, len(messages), batch):
+            publisher.publish(messages[start : start + batch])
+        return len(messages)
     finally:
         connection.close()
+
+
+def _message(exchange: str, event: dict[str, Any]) -> Outgoing:
+    type_name = str(event.get("type"))
+    properties = {
+        "content_type": CONTENT_TYPE,
+        "delivery_mode": PERSISTENT,
+        "message_id": str(event.get("id")),
+        "type": type_name,
+    }
+    return Outgoing(
+        exchange, input_routing_key(type_name) or "unknown", json.dumps(event).encode(), properties
+    )
 
 
 def _lines(text: str) -> Iterator[tuple[int, str]]:

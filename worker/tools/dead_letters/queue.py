@@ -51,7 +51,7 @@ class DeadLetterQueue:
         try:
             self._connection, _ = self._broker.connect(frame_handler=self._reader.frame_handler)
         except BrokerUnreachable as exc:
-            raise DeadLetterError(f"cannot reach the broker: {exc}") from None
+            raise DeadLetterError(f"cannot reach the broker at {self._broker}: {exc}") from None
         return self
 
     def __exit__(self, *_: type[BaseException] | BaseException | TracebackType | None) -> None:
@@ -103,14 +103,20 @@ class DeadLetterQueue:
         """Publish with `mandatory` and wait for the broker's confirm; ReplayRefused otherwise."""
         assert self._connection is not None, "use DeadLetterQueue in a with block"
         if self._publisher is None:
-            self._publisher = ConfirmingPublisher(self._connection, confirm_timeout=CONFIRM_TIMEOUT, log=self._log)
+            self._publisher = ConfirmingPublisher(
+                self._connection, confirm_timeout=CONFIRM_TIMEOUT, log=self._log
+            )
         try:
             self._publisher.publish([Outgoing(exchange, routing_key, body, _amqp_names(properties))])
         except PublishFailed as exc:
-            raise ReplayRefused(str(exc).replace("unroutable: 312 NO_ROUTE", "unroutable: no queue is bound")) from None
+            raise ReplayRefused(
+                str(exc).replace("unroutable: 312 NO_ROUTE", "unroutable: no queue is bound")
+            ) from None
         except AMQPError as exc:  # the channel was closed by the broker (no such exchange, say)
             self._publisher = None
-            raise ReplayRefused(f"{getattr(exc, 'reply_code', '')} {getattr(exc, 'reply_text', exc)}".strip()) from None
+            raise ReplayRefused(
+                f"{getattr(exc, 'reply_code', '')} {getattr(exc, 'reply_text', exc)}".strip()
+            ) from None
 
     def _next_delivery(self) -> bool:
         """Wait up to the inactivity timeout for the next delivery."""
