@@ -6,13 +6,18 @@ import sys
 import threading
 from typing import Any
 
+from tenacity import Retrying, retry_if_exception_type, stop_when_event_set, wait_random_exponential
+
 from handlers import HANDLERS, HandlerMap
 from worker import logs
+from worker.broker.topology import TopologyMismatch
 from worker.redaction import masked
 from worker.service.processing import BatchProcessor
 from worker.service.runtime import Worker
 from worker.settings import Settings
-from worker.store import SqlStore, open_store
+from worker.store import SchemaTooNew, SchemaTooOld, SqlStore, StoreUnavailable, open_store
+
+EX_CONFIG = 78  # sysexits.h: a configuration error; restarting will not help
 
 
 def build_worker(
@@ -60,7 +65,33 @@ def run_until_signalled(settings: Settings, *, handlers: HandlerMap = HANDLERS) 
     signal.signal(signal.SIGTERM, request_stop)
     signal.signal(signal.SIGINT, request_stop)
     log.info("worker.starting", broker=masked(settings.amqp_url), store=masked(settings.store_url))
-    build_worker(settings, handlers=handlers).run(stop)
+    try:
+        store = _store_when_it_answers(settings, stop, log)
+        if store is not None:
+            build_worker(settings, handlers=handlers, store=store).run(stop)
+    except (SchemaTooNew, SchemaTooOld, TopologyMismatch) as exc:
+        log.error("worker.cannot_start", error=str(exc))
+        sys.stderr.flush()
+        sys.exit(EX_CONFIG)
+
+
+def _store_when_it_answers(settings: Settings, stop: threading.Event, log: Any) -> SqlStore | None:
+    """The store, waited for with jittered backoff if it is not there yet; None if stopped."""
+    retrying = Retrying(
+        retry=retry_if_exception_type(StoreUnavailable),
+        wait=wait_random_exponential(multiplier=0.5, max=settings.reconnect_max_delay, min=0.1),
+        stop=stop_when_event_set(stop),
+        sleep=stop.wait,  # type: ignore[arg-type]  # Event.wait returns a bool nobody reads
+        before_sleep=lambda state: log.warning(
+            "store.unavailable",
+            store=masked(settings.store_url),
+            error=str(state.outcome.exception() if state.outcome else None),
+            retry_in_s=round(state.next_action.sleep, 2) if state.next_action else None,
+        ),
+        retry_error_callback=lambda _state: None,
+    )
+    store: SqlStore | None = retrying(connect_store, settings)
+    return store
 
 
 def _give_up(log: Any) -> None:

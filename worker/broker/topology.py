@@ -4,6 +4,8 @@ declared by the worker at start-up and by `renewals topology --declare`."""
 from dataclasses import dataclass, field
 from typing import Any
 
+from amqp.exceptions import PreconditionFailed
+
 from events import INPUT_ROUTING_KEYS
 from worker.settings import Settings
 
@@ -49,27 +51,37 @@ class Topology:
 
 
 def topology(settings: Settings) -> Topology:
-    """Derived from the settings alone, so every tool declares exactly what the worker does."""
+    """Derived from the settings alone, so every tool declares exactly what the worker does.
+
+    With QUEUE_TYPE quorum (the default) every queue is a replicated quorum queue: the worker's
+    queue, its retry tiers, the dead-letter queue and the unrouted queue all survive the loss
+    of a cluster node. Quorum queues dead-letter at-least-once (and so refuse publishes when
+    full rather than drop the oldest).
+    """
     unrouted_exchange = settings.unrouted_queue
+    kind: dict[str, Any] = {"x-queue-type": settings.queue_type}
+    at_least_once: dict[str, Any] = (
+        {"x-dead-letter-strategy": "at-least-once", "x-overflow": "reject-publish"}
+        if settings.queue_type == "quorum"
+        else {}
+    )
     work_queue_arguments: dict[str, Any] = {
-        "x-queue-type": settings.queue_type,
+        **kind,
         "x-dead-letter-exchange": "",
         "x-dead-letter-routing-key": settings.dead_letter_queue,
+        **at_least_once,
     }
     if settings.queue_type == "quorum":
-        work_queue_arguments |= {
-            "x-delivery-limit": settings.delivery_limit,
-            "x-dead-letter-strategy": "at-least-once",
-            "x-overflow": "reject-publish",
-        }
+        work_queue_arguments["x-delivery-limit"] = settings.delivery_limit
     retry_queues = [
         Queue(
             name,
             {
-                "x-queue-type": "classic",
+                **kind,
                 "x-message-ttl": int(delay * 1000),
                 "x-dead-letter-exchange": "",
                 "x-dead-letter-routing-key": settings.queue,
+                **at_least_once,
             },
         )
         for name, delay in dict(
@@ -84,8 +96,8 @@ def topology(settings: Settings) -> Topology:
         ),
         queues=(
             Queue(settings.queue, work_queue_arguments),
-            Queue(settings.dead_letter_queue, {"x-queue-type": "classic"}),
-            Queue(settings.unrouted_queue, {"x-queue-type": "classic"}),
+            Queue(settings.dead_letter_queue, dict(kind)),
+            Queue(settings.unrouted_queue, dict(kind)),
             *retry_queues,
         ),
         bindings=(
@@ -95,13 +107,26 @@ def topology(settings: Settings) -> Topology:
     )
 
 
+class TopologyMismatch(Exception):
+    """The broker already has an object of this name with other arguments: a configuration
+    problem that no retry can fix."""
+
+
 def declare(channel: Any, plan: Topology) -> None:
-    """Idempotently declare `plan` on a py-amqp channel (what kombu connections give)."""
-    for exchange in plan.exchanges:
-        channel.exchange_declare(
-            exchange.name, exchange.type, durable=True, auto_delete=False, arguments=exchange.arguments
-        )
-    for queue in plan.queues:
-        channel.queue_declare(queue.name, durable=True, auto_delete=False, arguments=queue.arguments)
-    for binding in plan.bindings:
-        channel.queue_bind(binding.queue, binding.exchange, binding.routing_key)
+    """Idempotently declare `plan` on a py-amqp channel. TopologyMismatch if an existing
+    object differs (say, a classic dead-letter queue left by an older release)."""
+    try:
+        for exchange in plan.exchanges:
+            channel.exchange_declare(
+                exchange.name, exchange.type, durable=True, auto_delete=False, arguments=exchange.arguments
+            )
+        for queue in plan.queues:
+            channel.queue_declare(queue.name, durable=True, auto_delete=False, arguments=queue.arguments)
+        for binding in plan.bindings:
+            channel.queue_bind(binding.queue, binding.exchange, binding.routing_key)
+    except PreconditionFailed as exc:
+        raise TopologyMismatch(
+            f"{exc.reply_text}: the broker holds it with other arguments than these settings ask for"
+            " (an older release declared classic queues: move the messages out, delete the queue and"
+            " start again, or set RENEWALS_QUEUE_TYPE=classic)"
+        ) from None

@@ -7,7 +7,6 @@ Connection attempts rotate through the broker's nodes with jittered exponential 
 
 import random
 import threading
-from functools import partial
 from typing import Any
 
 from amqp.exceptions import ConnectionError as AmqpConnectionError
@@ -68,7 +67,7 @@ class Worker:
             retry=retry_if_exception_type(BROKER_TROUBLE),
             wait=wait_random_exponential(multiplier=0.5, max=self._settings.reconnect_max_delay, min=0.1),
             stop=stop_when_event_set(stop),
-            sleep=partial(_pause, stop),
+            sleep=stop.wait,  # type: ignore[arg-type]  # Event.wait returns a bool nobody reads
             before_sleep=self._log_attempt,
             reraise=False,
             retry_error_callback=lambda _state: None,
@@ -102,8 +101,3 @@ class Worker:
             broker=str(self._broker),
         )
         self._node = (self._node + 1) % len(self._broker.endpoints)
-
-
-def _pause(stop: threading.Event, seconds: float) -> None:
-    """Wait between connection attempts; a stop request cuts the wait short."""
-    stop.wait(seconds)

@@ -100,11 +100,9 @@ class DeadLetter:
 
     @property
     def attempts(self) -> int | None:
-        for name in (ATTEMPTS, "x-delivery-count"):
-            value = values.count(self.headers.get(name))
-            if value is not None:
-                return value
-        return None
+        """The worker's count of failed deliveries (not the quorum queue's x-delivery-count,
+        which a quorum dead-letter queue raises each time the letter is read)."""
+        return values.count(self.headers.get(ATTEMPTS))
 
     @property
     def origin(self) -> tuple[str, str] | None:
