@@ -45,7 +45,10 @@ def resolve_recipients(setting: OwnerSetting, decision_maker: Contact | None) ->
 
 
 def _as(role: Literal["decision_maker", "partner_contact"], contact: Contact) -> Recipient:
-    return Recipient(role=role, email=contact.email, name=contact.name, user_id=contact.user_id)
+    # A validated contact's fields: constructed, not validated again.
+    return Recipient.model_construct(
+        role=role, email=contact.email, name=contact.name, user_id=contact.user_id
+    )
 
 
 def _without_repeats(recipients: list[Recipient], seen: set[str] | None = None) -> list[Recipient]:

@@ -1,15 +1,19 @@
 """structlog set-up: JSON lines when not on a TTY, readable when a person is watching.
 
-Lines logged inside `held()` (the worker holds them while it reports a batch) are written
-with one write and one flush at the end of the block, not one system call per line.
+The canonical lines of a batch (one per message) go through `canonical()`: written with one
+write and one flush, and, in JSON, rendered straight with orjson (the same keys as structlog's
+JSON lines, one timestamp for the batch), which costs a quarter of the general pipeline.
 """
 
+import json
 import logging
 import sys
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator
 from contextlib import contextmanager
+from datetime import UTC, datetime
 from typing import Any, TextIO
 
+import orjson
 import structlog
 
 _LEVELS = {"debug": logging.DEBUG, "info": logging.INFO, "warning": logging.WARNING, "error": logging.ERROR}
@@ -31,6 +35,11 @@ class _Lines:
 
     debug = info = warning = error = critical = exception = msg
 
+    def write(self, text: str) -> None:
+        """Already rendered lines, written (and flushed) in one go."""
+        self._stream.write(text)
+        self._stream.flush()
+
     @contextmanager
     def held(self) -> Iterator[None]:
         self._held = []
@@ -44,13 +53,16 @@ class _Lines:
 
 
 _lines = _Lines(sys.stderr)
+_fast_json = False
+_threshold = logging.INFO
 
 
 def configure(level: str = "info", fmt: str = "auto") -> None:
     """Configure structlog once, at start-up."""
-    global _lines
+    global _lines, _fast_json, _threshold
     _lines = _Lines(sys.stderr)
     console = fmt == "console" or (fmt == "auto" and sys.stderr.isatty())
+    _fast_json, _threshold = not console, _LEVELS[level]
     renderer: Any = structlog.dev.ConsoleRenderer() if console else structlog.processors.JSONRenderer()
     structlog.configure(
         processors=[
@@ -69,6 +81,30 @@ def configure(level: str = "info", fmt: str = "auto") -> None:
 def held() -> Any:
     """Hold log lines until the block ends, then write them at once."""
     return _lines.held()
+
+
+def canonical(log: Any, lines: Iterable[tuple[str, str, dict[str, Any]]]) -> None:
+    """Write a batch's lines, each (level, event name, fields), at once."""
+    if not _fast_json:
+        with held():
+            for level, event, fields in lines:
+                getattr(log, level)(event, **fields)
+        return
+    stamp = datetime.now(UTC).isoformat().replace("+00:00", "Z")
+    rendered = [
+        _json_line({**fields, "event": event, "level": level, "timestamp": stamp})
+        for level, event, fields in lines
+        if _LEVELS[level] >= _threshold
+    ]
+    if rendered:
+        _lines.write("\n".join(rendered) + "\n")
+
+
+def _json_line(record: dict[str, Any]) -> str:
+    """One JSON line, ASCII only as structlog's renderer writes it (a raw U+2028 or U+0085 would
+    end the line for many readers); orjson for the common all-ASCII case."""
+    line = orjson.dumps(record, default=str)
+    return line.decode() if line.isascii() else json.dumps(record, default=str)
 
 
 def get_logger(name: str) -> Any:

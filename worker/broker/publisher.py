@@ -124,17 +124,26 @@ def _frames(channel: int, frame_max: int, message: Outgoing) -> bytes:
 
 
 def encode_properties(properties: dict[str, Any]) -> bytes:
-    """Property flags and list of the basic class (py-amqp's names; `application_headers`)."""
+    """Property flags and list of the basic class (py-amqp's names; `application_headers`).
+    Strings, octets and the timestamp are packed here; only a header table goes through
+    py-amqp's table encoder."""
     flags = 0
-    formats, values = [], []
+    parts: list[bytes] = []
     for position, (name, kind) in enumerate(_PROPERTY_FORMATS):
         value = properties.get(name)
-        if value is not None:
-            flags |= 1 << (15 - position)
-            formats.append(kind)
-            values.append(value)
-    encoded: bytes = dumps(b"".join(formats), values)
-    return pack(">H", flags) + encoded
+        if value is None:
+            continue
+        flags |= 1 << (15 - position)
+        if kind == b"s":
+            parts.append(_short(value))
+        elif kind == b"o":
+            parts.append(bytes((value,)))
+        elif kind == b"L":
+            parts.append(pack(">Q", value))
+        else:
+            encoded: bytes = dumps(kind, [value])
+            parts.append(encoded)
+    return pack(">H", flags) + b"".join(parts)
 
 
 def _frame(kind: int, channel: int, payload: bytes) -> bytes:

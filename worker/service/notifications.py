@@ -4,9 +4,9 @@ The envelope is written around the data's own JSON instead of building and dumpi
 model per notification; a unit test holds it equal to `NotificationRequested`'s own output.
 """
 
-import json
 from datetime import datetime
 
+import orjson
 from pydantic import AwareDatetime, TypeAdapter
 
 from events import NOTIFICATION_REQUESTED, NotificationRequestedData, notification_routing_key
@@ -21,8 +21,8 @@ class NotificationWriter:
 
     def __init__(self, source: str, exchange: str) -> None:
         self._head = b'{"specversion":"1.0","id":'
-        self._source = json.dumps(source, separators=(",", ":")).encode()
-        self._type = json.dumps(NOTIFICATION_REQUESTED.type).encode()
+        self._source = _string(source)
+        self._type = _string(NOTIFICATION_REQUESTED.type)
         self._exchange = exchange
 
     def row(self, data: NotificationRequestedData, time_json: bytes) -> OutboxRow:
@@ -74,4 +74,4 @@ def time_of(moment: datetime) -> bytes:
 
 
 def _string(text: str) -> bytes:
-    return json.dumps(text, ensure_ascii=False, separators=(",", ":")).encode()
+    return orjson.dumps(text)

@@ -158,12 +158,10 @@ class Session:
         self._publisher.wait_for(batch.last_publish, while_waiting=self._keep_alive)
         self._outbox.confirmed(batch.outbox_seqs)
         self._channel.basic_ack(batch.last_delivery, multiple=True)
-        with logs.held():
-            for result in batch.results:
-                if result.outcome in WARNINGS:
-                    self._log.warning(result.outcome, **result.fields)
-                else:
-                    self._log.info(result.outcome, **result.fields)
+        logs.canonical(
+            self._log,
+            (("warning" if r.outcome in WARNINGS else "info", r.outcome, r.fields) for r in batch.results),
+        )
 
     def _housekeeping(self) -> None:
         """Between batches: confirmed rows not yet deleted (a quiet queue brings no next

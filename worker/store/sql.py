@@ -15,6 +15,8 @@ from contextlib import contextmanager, suppress
 from datetime import date
 from typing import Any, Protocol
 
+from pydantic import ValidationError
+
 from events import Contact
 from handlers import OwnerSetting, ReminderKey, SettingKey, Stamp, Versioned
 from worker.store.model import OutboxRow, StoreUnavailable, Written
@@ -373,7 +375,16 @@ class SqlTransaction:
                 ],
             ).fetchall()
             seqs = {notification_id: seq for seq, notification_id in returned}
-            queued += [row.with_seq(seqs[row.notification_id]) for row in chunk]
+            queued += [
+                OutboxRow(
+                    row.notification_id,
+                    row.correlation_id,
+                    row.routing_key,
+                    row.body,
+                    seqs[row.notification_id],
+                )
+                for row in chunk
+            ]
         return queued
 
     def forget_sent(self, seqs: Iterable[int]) -> None:
@@ -436,9 +447,14 @@ def _reminder_values(key: ReminderKey) -> tuple[Any, ...]:
 
 
 def _contact(stored: str | None) -> Contact | None:
-    """A contact the worker itself stored: not validated again (rows written under older,
-    looser rules stay readable, and reading stays cheap)."""
-    return None if stored is None else Contact.model_construct(**json.loads(stored))
+    """A contact the worker itself stored. One written under older, looser rules that today's
+    model refuses is still read as it was stored."""
+    if stored is None:
+        return None
+    try:
+        return Contact.model_validate_json(stored)
+    except ValidationError:
+        return Contact.model_construct(**json.loads(stored))
 
 
 def _marks(count: int) -> str:
