@@ -1,7 +1,7 @@
 """What the domain needs from storage, as Protocols; the worker supplies the real ones."""
 
 from dataclasses import dataclass
-from datetime import UTC, date, datetime, timedelta
+from datetime import UTC, date, datetime
 from typing import Generic, Literal, NamedTuple, Protocol, TypeVar
 
 from events import Contact
@@ -22,7 +22,8 @@ class Stamp(NamedTuple):
         """Microseconds since the epoch. Aware minus aware is exact integer arithmetic, so any
         time a model holds (year 1 at +14:00, year 9999 at -23:59) works: no conversion to UTC,
         which would overflow at those edges."""
-        return cls((time - _EPOCH) // timedelta(microseconds=1), event_id)
+        delta = time - _EPOCH
+        return cls((delta.days * 86_400 + delta.seconds) * 1_000_000 + delta.microseconds, event_id)
 
 
 class SettingKey(NamedTuple):

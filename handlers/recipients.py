@@ -45,10 +45,7 @@ def resolve_recipients(setting: OwnerSetting, decision_maker: Contact | None) ->
 
 
 def _as(role: Literal["decision_maker", "partner_contact"], contact: Contact) -> Recipient:
-    # A validated contact's fields: constructed, not validated again.
-    return Recipient.model_construct(
-        role=role, email=contact.email, name=contact.name, user_id=contact.user_id
-    )
+    return Recipient(role=role, email=contact.email, name=contact.name, user_id=contact.user_id)
 
 
 def _without_repeats(recipients: list[Recipient], seen: set[str] | None = None) -> list[Recipient]:

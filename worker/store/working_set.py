@@ -59,9 +59,11 @@ class _Table(Generic[K, V]):
                 self.values[key] = self._read[key] = found.get(key)
 
     def get(self, key: K) -> V | None:
-        if key not in self.values:
+        try:
+            return self.values[key]
+        except KeyError:  # not read up front: fetched now
             self.load((key,))
-        return self.values[key]
+            return self.values[key]
 
     def changed(self) -> dict[K, V]:
         return {
