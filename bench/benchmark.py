@@ -68,7 +68,8 @@ def options(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument(
         "--levels",
         default="info,warning",
-        help="worker log levels to time (default %(default)s); info, the worker's default, is the one judged",
+        help="worker log levels to time (default %(default)s); info, the worker's default, is the one judged;"
+        " 'metrics' is info with the metrics endpoint served (to see what the metrics cost)",
     )
     parser.add_argument(
         "--repeat",

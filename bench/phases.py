@@ -22,10 +22,12 @@ from bench.worker_runs import (
     wait_consuming,
 )
 from support.client import NAMES
+from support.services import free_port
 from support.worker_process import WorkerProcess, stop_all
 
 RELAY_EVENTS, RELAY_IN, RELAY_OUT = "bench.relay.events", "bench.relay.in", "bench.relay.out"
 ROOT = Path(__file__).resolve().parent.parent
+METRICS = "metrics"  # the pseudo log level of a worker run at info with its metrics endpoint on
 
 
 class Phases:
@@ -45,6 +47,8 @@ class Phases:
     def worker(self, name: str, level: str) -> WorkerProcess:
         store = self.o.store_url or f"sqlite:///{self.folder / (name + '.db')}"
         env = {"RENEWALS_LOG_LEVEL": level, **self.o.worker_env}
+        if level == METRICS:  # info, with the metrics and health endpoints served
+            env |= {"RENEWALS_LOG_LEVEL": "info", "RENEWALS_METRICS_PORT": str(free_port())}
         process = WorkerProcess(self.url, self.folder, store_url=store, name=name, env=env)
         self.workers.append(process)
         return process

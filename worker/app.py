@@ -12,6 +12,8 @@ from handlers import HANDLERS, HandlerMap
 from worker import logs
 from worker.broker.topology import TopologyMismatch
 from worker.redaction import masked
+from worker.service.health import Health, serve
+from worker.service.metrics import Metrics
 from worker.service.processing import BatchProcessor
 from worker.service.runtime import Worker
 from worker.settings import Settings
@@ -28,7 +30,14 @@ def build_worker(
     log = logs.get_logger("renewals.worker")
     store = store if store is not None else connect_store(settings)
     log.info("store.opened", store=store.description, schema_version=store.schema_version())
-    return Worker(settings, BatchProcessor(settings, store, handlers), log)
+    metrics, health = Metrics(store.kind), Health(stale_after=settings.health_stale_after)
+    metrics.watch(health)
+    if settings.metrics_port is not None:
+        serve(health, metrics.registry, settings.metrics_host, settings.metrics_port)
+        log.info("metrics.serving", host=settings.metrics_host, port=settings.metrics_port)
+    conflict = metrics.store_errors.labels("conflict").inc
+    processor = BatchProcessor(settings, store, handlers, on_conflict=conflict)
+    return Worker(settings, processor, log, metrics=metrics, health=health)
 
 
 def connect_store(settings: Settings, *, migrate: bool | None = None) -> SqlStore:

@@ -88,6 +88,13 @@ class Settings(BaseSettings):
         description="seconds an event's time may be ahead of our clock before it is invalid_envelope",
     )
 
+    metrics_port: int | None = Field(
+        None, ge=1, le=65535, description="serve /metrics, /healthz and /readyz on this port (off when unset)"
+    )
+    metrics_host: str = Field("0.0.0.0", description="address the metrics and health endpoints listen on")
+    health_stale_after: float = Field(
+        60.0, gt=0, description="seconds without a main-loop tick after which /healthz fails"
+    )
     source: str = "urn:renewal-routing:worker"
     log_format: Literal["auto", "json", "console"] = "auto"
     log_level: Literal["debug", "info", "warning", "error"] = "info"

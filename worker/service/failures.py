@@ -75,6 +75,7 @@ class Failure:
     reason: str
     detail: str
     outgoing: Outgoing
+    delay: float | None = None  # seconds, for a retry: its delay tier
 
 
 TRANSIENT: tuple[type[BaseException], ...] = (
@@ -120,7 +121,7 @@ class FailurePolicy:
             queue,
             {ATTEMPTS: attempts, ORIGINAL_EXCHANGE: exchange, ORIGINAL_ROUTING_KEY: routing_key},
         )
-        return Failure("message.retry_scheduled", kind, kind, f"{detail} (retry in {delay:g}s)", retry)
+        return Failure("message.retry_scheduled", kind, kind, f"{detail} (retry in {delay:g}s)", retry, delay)
 
     def dead_letter(
         self,

@@ -10,12 +10,12 @@ first, the outcome says so.
 import hashlib
 import random
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
-from events import InvalidInput, OwnerChanged, RenewalApproaching, parse
+from events import InvalidInput, NotificationRequestedData, OwnerChanged, RenewalApproaching, parse
 from handlers import HANDLERS, Decision, HandlerMap, ReminderKey, SettingKey, needs_of
 from worker.broker.messages import Delivery, Outgoing
 from worker.service.failures import Failure, FailurePolicy
@@ -33,14 +33,18 @@ _IDENTITY_ENCODINGS = frozenset({"", "identity", "utf-8", "utf8"})
 
 @dataclass(frozen=True, slots=True)
 class Result:
-    """What happened to one delivery: the log line's name and fields, and what to publish
-    (`outbox_seq` when that is a notification kept in the outbox until confirmed)."""
+    """What happened to one delivery: the log line's name and fields, what to publish
+    (`outbox_seq` when that is a notification kept in the outbox until confirmed), and what
+    the metrics count it by (the event, the notification, the failure)."""
 
     delivery: Delivery
     outcome: Outcome
     fields: dict[str, Any]
     outgoing: Outgoing | None = None
     outbox_seq: int | None = None
+    event: "Event | None" = None
+    notification: NotificationRequestedData | None = None
+    failure: Failure | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -53,8 +57,16 @@ class _Decided:
 class BatchProcessor:
     """Turns deliveries into results; the store transaction is the unit of work."""
 
-    def __init__(self, settings: Settings, store: SqlStore, handlers: HandlerMap = HANDLERS) -> None:
+    def __init__(
+        self,
+        settings: Settings,
+        store: SqlStore,
+        handlers: HandlerMap = HANDLERS,
+        *,
+        on_conflict: Callable[[], None] = lambda: None,
+    ) -> None:
         self._settings = settings
+        self._on_conflict = on_conflict
         self._store = store
         self._handlers = handlers
         self._failures = FailurePolicy(settings)
@@ -81,6 +93,7 @@ class BatchProcessor:
             try:
                 results = self._transaction(parsed, now, settled_key)
             except StoreConflict as exc:
+                self._on_conflict()
                 if redo == self._settings.store_conflict_redos:
                     return [self._failed(d, self._failures.handle(d, exc)) for d in deliveries]
                 time.sleep(random.uniform(0, 0.02 * (redo + 1)))  # let the other transaction finish
@@ -143,7 +156,7 @@ class BatchProcessor:
                     continue
                 delivery, event = item
                 if event.id not in fresh:
-                    outcomes.append(Result(delivery, "message.duplicate_event", _fields(event)))
+                    outcomes.append(Result(delivery, "message.duplicate_event", _fields(event), event=event))
                     continue
                 fresh.discard(event.id)  # the same id twice in one batch: the second is a repeat
                 try:
@@ -188,21 +201,22 @@ class BatchProcessor:
         if notification is not None:
             row = queued.get(notification.notification_id)
             if row is None:  # another worker claimed this reminder a moment ago
-                return Result(item.delivery, "renewal.duplicate_reminder", fields)
+                return Result(item.delivery, "renewal.duplicate_reminder", fields, event=item.event)
             fields.update(notification_id=row.notification_id, audience=notification.audience)
-            return Result(item.delivery, decision.outcome, fields, self._writer.message(row), row.seq)
+            message = self._writer.message(row)
+            return Result(item.delivery, decision.outcome, fields, message, row.seq, item.event, notification)
         if decision.outcome in ("owner.changed", "owner.cleared") and isinstance(item.event, OwnerChanged):
             key = SettingKey(item.event.data.partner_id, item.event.data.client_id)
             if key not in written:  # the database holds a newer change, committed meanwhile
-                return Result(item.delivery, "owner.stale_ignored", fields)
-        return Result(item.delivery, decision.outcome, fields)
+                return Result(item.delivery, "owner.stale_ignored", fields, event=item.event)
+        return Result(item.delivery, decision.outcome, fields, event=item.event)
 
     def _failed(self, delivery: Delivery, failure: Failure, event: Event | None = None) -> Result:
         fields = {} if event is None else _fields(event)
         fields |= {"reason": failure.reason, "detail": failure.detail}
         if event is None:
             fields["routing_key"] = delivery.routing_key
-        return Result(delivery, failure.outcome, fields, failure.outgoing)
+        return Result(delivery, failure.outcome, fields, failure.outgoing, event=event, failure=failure)
 
 
 def _check_transport(delivery: Delivery) -> None:

@@ -9,6 +9,7 @@ import random
 import threading
 from typing import Any
 
+from amqp.exceptions import AccessRefused
 from amqp.exceptions import ConnectionError as AmqpConnectionError
 from amqp.exceptions import RecoverableConnectionError
 from tenacity import (
@@ -22,28 +23,46 @@ from tenacity import (
 from worker.broker.endpoints import Broker, BrokerUnreachable, from_settings
 from worker.broker.publisher import PublishFailed
 from worker.broker.wire import DeliveryReader
+from worker.service.health import Health
+from worker.service.metrics import Metrics
 from worker.service.processing import BatchProcessor
 from worker.service.session import Session, StoppedDuringOutage
 from worker.settings import Settings
 
-BROKER_TROUBLE = (OSError, PublishFailed, AmqpConnectionError, RecoverableConnectionError, BrokerUnreachable)
+# What reconnecting (with backoff) can cure. A refused permission counts: an operator can fix
+# it while the worker waits. A mismatched queue (PreconditionFailed) cannot, and stops it.
+BROKER_TROUBLE = (
+    OSError,
+    PublishFailed,
+    AmqpConnectionError,
+    RecoverableConnectionError,
+    BrokerUnreachable,
+    AccessRefused,
+)
 
 
 class Worker:
     """Runs until `stop` is set; reconnects with backoff whenever the broker goes away."""
 
-    def __init__(self, settings: Settings, processor: BatchProcessor, log: Any) -> None:
+    def __init__(
+        self, settings: Settings, processor: BatchProcessor, log: Any, *, metrics: Metrics, health: Health
+    ) -> None:
         self._settings = settings
         self._processor = processor
         self._log = log
+        self._metrics = metrics
+        self._health = health
         self._broker: Broker = from_settings(settings)
         self._node = 0  # the node to try first
 
     def run(self, stop: threading.Event) -> None:
+        lost = False
         while not stop.is_set():
             session = self._connect(stop)
             if session is None:
                 return
+            if lost:
+                self._metrics.reconnects.labels("broker").inc()
             try:
                 session.run(stop)
                 return
@@ -58,6 +77,7 @@ class Worker:
                     exc_info=self._settings.log_level == "debug",
                 )
                 session.close()
+                lost = True
                 self._node = (self._node + 1) % len(self._broker.endpoints)
                 stop.wait(random.uniform(0, 1))  # spread a fleet's reconnects after a broker restart
 
@@ -85,7 +105,16 @@ class Worker:
             consuming.collect()
             raise
         try:
-            return Session(self._settings, self._processor, self._log, consuming, publishing, reader)
+            return Session(
+                self._settings,
+                self._processor,
+                self._log,
+                consuming,
+                publishing,
+                reader,
+                metrics=self._metrics,
+                health=self._health,
+            )
         except BaseException:
             consuming.collect()
             publishing.collect()

@@ -24,6 +24,8 @@ from worker.broker.publisher import ConfirmingPublisher
 from worker.broker.topology import declare, topology
 from worker.broker.wire import Connection, DeliveryReader
 from worker.redaction import masked
+from worker.service.health import Health
+from worker.service.metrics import Metrics
 from worker.service.outcomes import WARNINGS
 from worker.service.processing import BatchProcessor, Result
 from worker.service.retention import Retention
@@ -31,6 +33,7 @@ from worker.settings import Settings
 from worker.store import OutboxRow, StoreUnavailable
 
 T = TypeVar("T")
+_LOOK_EVERY = 5.0  # seconds between looks at the outbox (a gauge) while idle or busy
 
 
 class StoppedDuringOutage(Exception):
@@ -58,8 +61,14 @@ class Session:
         consuming: Connection,
         publishing: Connection,
         reader: DeliveryReader,
+        *,
+        metrics: Metrics,
+        health: Health,
     ) -> None:
         self._settings = settings
+        self._metrics = metrics
+        self._health = health
+        self._next_look = 0.0  # when to look at the outbox and the store again while idle
         self._processor = processor
         self._outbox = processor.outbox
         self._retention = Retention(processor.store, settings)
@@ -100,14 +109,17 @@ class Session:
 
     def close(self) -> None:
         """Drop both connections without a closing handshake (after the broker went away)."""
+        self._health.consuming = False
         for connection in (self._consuming, self._publishing):
             with suppress(Exception):
                 connection.collect()
 
     def _consume(self) -> None:
         self._consumer_tag = self._channel.basic_consume(self._settings.queue, callback=_read_by_the_reader)
+        self._health.consuming = True
 
     def _cancel(self) -> None:
+        self._health.consuming = False
         if self._consumer_tag is not None:
             self._channel.basic_cancel(self._consumer_tag)
             self._consumer_tag = None
@@ -139,11 +151,13 @@ class Session:
     def _handle(self, batch: Sequence[Delivery]) -> None:
         """Commit each chunk, settle the batch before it, then send the chunk's publishes."""
         for chunk in _chunks(batch):
+            started = time.perf_counter()
             if chunk[0].redelivered:
                 self._settle()  # nothing of ours in flight while a suspect message runs
                 results = self._store_call(partial(self._processor.process_redelivered, chunk[0]))
             else:
                 results = self._store_call(partial(self._processor.process, chunk))
+            self._metrics.delivered(len(chunk), time.perf_counter() - started)
             self._settle()
             outgoing = [result.outgoing for result in results if result.outgoing is not None]
             seqs = [result.outbox_seq for result in results if result.outbox_seq is not None]
@@ -155,9 +169,12 @@ class Session:
         batch, self._in_flight = self._in_flight, None
         if batch is None:
             return
+        started = time.perf_counter()
         self._publisher.wait_for(batch.last_publish, while_waiting=self._keep_alive)
+        confirm_seconds = time.perf_counter() - started
         self._outbox.confirmed(batch.outbox_seqs)
         self._channel.basic_ack(batch.last_delivery, multiple=True)
+        self._metrics.settled(batch.results, confirm_seconds)
         logs.canonical(
             self._log,
             (("warning" if r.outcome in WARNINGS else "info", r.outcome, r.fields) for r in batch.results),
@@ -172,6 +189,12 @@ class Session:
         pruned = self._store_call(self._retention.prune_if_due)
         if pruned:
             self._log.info("store.pruned", rows=pruned)
+        if time.monotonic() >= self._next_look:  # also tells readiness the store still answers
+            self._next_look = time.monotonic() + _LOOK_EVERY
+            pending, oldest_us = self._store_call(self._processor.store.outbox_stats)
+            self._metrics.outbox(
+                pending, 0.0 if oldest_us is None else max(0.0, time.time() - oldest_us / 1e6)
+            )
 
     def _republish(self, event: str, rows: list[OutboxRow]) -> None:
         if not rows:
@@ -192,12 +215,16 @@ class Session:
                 if lost_at is None:
                     lost_at = time.monotonic()
                     self._log.warning("store.lost", store=self._processor.store.description, error=str(exc))
+                    self._metrics.store_errors.labels("unavailable").inc()
+                    self._health.store(answers=False)
                     self._cancel()  # take no new deliveries meanwhile; those in hand stay ours
                 self._wait_for_store()
                 continue
             if lost_at is not None:
                 self._log.info("store.recovered", outage_s=round(time.monotonic() - lost_at, 3))
+                self._metrics.reconnects.labels("store").inc()
                 self._consume()
+            self._health.store(answers=True)
             return result
 
     def _wait_for_store(self) -> None:
@@ -223,6 +250,7 @@ class Session:
             self._keep_alive()
 
     def _keep_alive(self) -> None:
+        self._health.tick()
         self._consuming.heartbeat_tick()
         self._publishing.heartbeat_tick()
 

@@ -182,6 +182,11 @@ class SqlStore:
             ).fetchall()
         return sorted(_outbox_rows(claimed), key=lambda row: row.seq or 0)
 
+    def outbox_stats(self) -> tuple[int, int | None]:
+        """Rows in the outbox, and when the oldest was written (µs since the epoch; None: empty)."""
+        count, oldest = self.execute("SELECT count(*), min(created_at_us) FROM outbox").fetchone()
+        return int(count), None if oldest is None else int(oldest)
+
     def forget_sent(self, seqs: Sequence[int]) -> None:
         """Drop confirmed rows, in a transaction of their own."""
         if seqs:
