@@ -6,7 +6,13 @@ COPY handlers ./handlers
 COPY worker ./worker
 RUN pip install --no-cache-dir . && useradd --create-home renewals && mkdir /data && chown renewals /data
 USER renewals
-ENV RENEWALS_STORE_URL=sqlite:////data/renewals.db
+ENV RENEWALS_STORE_URL=sqlite:////data/renewals.db \
+    RENEWALS_METRICS_PORT=9100
+EXPOSE 9100
 VOLUME ["/data"]
+# Healthy means ready: consuming from the broker with the store answering (/readyz). For
+# Kubernetes, probe /healthz for liveness and /readyz for readiness on the same port.
+HEALTHCHECK --interval=10s --timeout=3s --start-period=30s --retries=3 \
+    CMD ["python", "-c", "import sys, urllib.request as u; sys.exit(u.urlopen('http://127.0.0.1:9100/readyz', timeout=2).status != 200)"]
 ENTRYPOINT ["renewals"]
 CMD ["run"]

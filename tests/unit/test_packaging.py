@@ -47,3 +47,16 @@ def test_every_command_has_help() -> None:
     for name in main.commands:  # type: ignore[attr-defined]
         result = runner.invoke(main, [name, "--help"])
         assert result.exit_code == 0, (name, result.output)
+
+
+def test_the_image_health_check_probes_the_readiness_endpoint_it_serves() -> None:
+    """The Dockerfile sets only real settings, serves the endpoints, and its HEALTHCHECK asks /readyz
+    on the port it configured."""
+    import re
+
+    dockerfile = (ROOT / "Dockerfile").read_text()
+    variables = dict(re.findall(r"(RENEWALS_[A-Z_]+)=(\S+)", dockerfile))
+    assert all(name.removeprefix("RENEWALS_").lower() in Settings.model_fields for name in variables)
+    port = variables["RENEWALS_METRICS_PORT"]
+    assert f"EXPOSE {port}" in dockerfile
+    assert re.search(rf"HEALTHCHECK .*\n?.*http://127\.0\.0\.1:{port}/readyz", dockerfile)
