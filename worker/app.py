@@ -11,6 +11,7 @@ from tenacity import Retrying, retry_if_exception_type, stop_when_event_set, wai
 from handlers import HANDLERS, HandlerMap
 from worker import logs
 from worker.broker.topology import TopologyMismatch
+from worker.logs import Logger
 from worker.redaction import masked
 from worker.service.health import Health, serve
 from worker.service.metrics import Metrics
@@ -84,7 +85,7 @@ def run_until_signalled(settings: Settings, *, handlers: HandlerMap = HANDLERS) 
         sys.exit(EX_CONFIG)
 
 
-def _store_when_it_answers(settings: Settings, stop: threading.Event, log: Any) -> SqlStore | None:
+def _store_when_it_answers(settings: Settings, stop: threading.Event, log: Logger) -> SqlStore | None:
     """The store, waited for with jittered backoff if it is not there yet; None if stopped."""
     retrying = Retrying(
         retry=retry_if_exception_type(StoreUnavailable),
@@ -103,7 +104,7 @@ def _store_when_it_answers(settings: Settings, stop: threading.Event, log: Any) 
     return store
 
 
-def _give_up(log: Any) -> None:
+def _give_up(log: Logger) -> None:
     """The grace period ran out: exit now; unacknowledged messages will be redelivered."""
     log.error("worker.grace_period_exceeded")
     sys.stderr.flush()

@@ -9,12 +9,16 @@ import json
 import logging
 import sys
 from collections.abc import Iterable, Iterator
-from contextlib import contextmanager
+from contextlib import AbstractContextManager, contextmanager
 from datetime import UTC, datetime
 from typing import Any, TextIO
 
 import orjson
 import structlog
+from structlog.typing import FilteringBoundLogger
+
+Logger = FilteringBoundLogger
+"""What `get_logger` returns: structlog's bound logger, filtered by the configured level."""
 
 _LEVELS = {"debug": logging.DEBUG, "info": logging.INFO, "warning": logging.WARNING, "error": logging.ERROR}
 
@@ -78,12 +82,12 @@ def configure(level: str = "info", fmt: str = "auto") -> None:
     )
 
 
-def held() -> Any:
+def held() -> AbstractContextManager[None]:
     """Hold log lines until the block ends, then write them at once."""
     return _lines.held()
 
 
-def canonical(log: Any, lines: Iterable[tuple[str, str, dict[str, Any]]]) -> None:
+def canonical(log: Logger, lines: Iterable[tuple[str, str, dict[str, Any]]]) -> None:
     """Write a batch's lines, each (level, event name, fields), at once."""
     if not _fast_json:
         with held():
@@ -107,5 +111,6 @@ def _json_line(record: dict[str, Any]) -> str:
     return line.decode() if line.isascii() else json.dumps(record, default=str)
 
 
-def get_logger(name: str) -> Any:
-    return structlog.get_logger(name)
+def get_logger(name: str) -> Logger:
+    logger: Logger = structlog.get_logger(name)
+    return logger

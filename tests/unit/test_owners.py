@@ -53,9 +53,17 @@ def test_a_client_override_with_a_remembered_decision_maker() -> None:
 def test_no_recipient_is_said_plainly() -> None:
     """Platform owner, no contact, no decision maker: the rule table's dead-letter row."""
     found = ownership(InMemoryProjection(), "p1", "c1").as_dict()
-    assert found["resolved_from"] == "system_default"
-    assert found["recipients"] == [{"case": "now", "no_recipient": found["recipients"][0]["no_recipient"]}]
-    assert "no decision maker" in found["recipients"][0]["no_recipient"]
+    assert (found["owner"], found["resolved_from"], found["partner_contact"]) == (
+        "platform",
+        "system_default",
+        None,
+    )
+    assert found["recipients"] == [
+        {
+            "case": "now",
+            "no_recipient": "owner is 'platform', no decision maker is known and no partner contact is set",
+        }
+    ]
 
 
 def test_the_partner_wide_view_shows_both_cases() -> None:

@@ -41,12 +41,27 @@ def test_readme_documents_every_setting() -> None:
 
 
 def test_every_command_has_help() -> None:
-    """`--help` works on the group and on each command."""
+    """`--help` works on the group and on every command and subcommand, each says what it does,
+    and every option of every command is explained."""
+    import click
+
+    def walk(command: click.Command, path: list[str]) -> list[tuple[list[str], click.Command]]:
+        found = [(path, command)]
+        if isinstance(command, click.Group):
+            for name, sub in command.commands.items():
+                found += walk(sub, [*path, name])
+        return found
+
     runner = CliRunner()
-    assert runner.invoke(main, ["--help"]).exit_code == 0
-    for name in main.commands:  # type: ignore[attr-defined]
-        result = runner.invoke(main, [name, "--help"])
-        assert result.exit_code == 0, (name, result.output)
+    commands = walk(main, [])
+    assert len(commands) >= 15
+    for path, command in commands:
+        result = runner.invoke(main, [*path, "--help"])
+        assert result.exit_code == 0, (path, result.output)
+        assert (command.help or "").strip(), path
+        for parameter in command.params:
+            if isinstance(parameter, click.Option) and parameter.name != "help":
+                assert parameter.help, (path, parameter.name)
 
 
 def test_the_image_health_check_probes_the_readiness_endpoint_it_serves() -> None:

@@ -10,6 +10,7 @@ from amqp.basic_message import Message
 from amqp.serialization import dumps
 
 from worker.broker.messages import Outgoing
+from worker.logs import Logger
 
 
 class PublishFailed(Exception):
@@ -33,7 +34,7 @@ class ConfirmingPublisher:
     so the worker can commit the next batch while the broker confirms this one.
     """
 
-    def __init__(self, connection: amqp.Connection, *, confirm_timeout: float, log: Any) -> None:
+    def __init__(self, connection: amqp.Connection, *, confirm_timeout: float, log: Logger) -> None:
         self._connection = connection
         self._channel = connection.channel()
         self._channel.confirm_select()

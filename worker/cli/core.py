@@ -50,7 +50,7 @@ def send(source: IO[str], no_check: bool) -> None:
     trial file can hold just `type` and `data`. Events that the worker would reject are
     refused, one line each, unless --no-check is given.
     """
-    from worker.tools.sending import check, complete, publish, read_events
+    from worker.tools.event_files import check, complete, publish, read_events
 
     settings = load_settings()
     try:

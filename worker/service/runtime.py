@@ -7,11 +7,9 @@ Connection attempts rotate through the broker's nodes with jittered exponential 
 
 import random
 import threading
-from typing import Any
 
-from amqp.exceptions import AccessRefused
+from amqp.exceptions import AccessRefused, RecoverableConnectionError
 from amqp.exceptions import ConnectionError as AmqpConnectionError
-from amqp.exceptions import RecoverableConnectionError
 from tenacity import (
     RetryCallState,
     Retrying,
@@ -23,6 +21,7 @@ from tenacity import (
 from worker.broker.endpoints import Broker, BrokerUnreachable, from_settings
 from worker.broker.publisher import PublishFailed
 from worker.broker.wire import DeliveryReader
+from worker.logs import Logger
 from worker.service.health import Health
 from worker.service.metrics import Metrics
 from worker.service.processing import BatchProcessor
@@ -45,7 +44,7 @@ class Worker:
     """Runs until `stop` is set; reconnects with backoff whenever the broker goes away."""
 
     def __init__(
-        self, settings: Settings, processor: BatchProcessor, log: Any, *, metrics: Metrics, health: Health
+        self, settings: Settings, processor: BatchProcessor, log: Logger, *, metrics: Metrics, health: Health
     ) -> None:
         self._settings = settings
         self._processor = processor

@@ -23,6 +23,7 @@ from worker.broker.messages import Delivery
 from worker.broker.publisher import ConfirmingPublisher
 from worker.broker.topology import declare, topology
 from worker.broker.wire import Connection, DeliveryReader
+from worker.logs import Logger
 from worker.redaction import masked
 from worker.service.health import Health
 from worker.service.metrics import Metrics
@@ -57,7 +58,7 @@ class Session:
         self,
         settings: Settings,
         processor: BatchProcessor,
-        log: Any,
+        log: Logger,
         consuming: Connection,
         publishing: Connection,
         reader: DeliveryReader,

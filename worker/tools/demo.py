@@ -21,7 +21,7 @@ from worker.broker.messages import ERROR_REASON
 from worker.broker.topology import declare, topology
 from worker.broker.wire import Connection, DeliveryReader
 from worker.settings import Settings
-from worker.tools.sending import publish
+from worker.tools.event_files import publish
 
 
 @dataclass

@@ -8,6 +8,7 @@ from contextlib import contextmanager
 from dataclasses import dataclass, field
 from typing import Any, Literal, Protocol
 
+from worker.logs import Logger
 from worker.tools.dead_letters.letter import DeadLetter
 from worker.tools.dead_letters.queue import DeadLetterError, DeadLetterQueue, ReplayRefused
 from worker.tools.dead_letters.routing import Routes, destination, target
@@ -104,7 +105,7 @@ def replay(
     max_replays: int = DEFAULT_MAX_REPLAYS,
     force: bool = False,
     progress: Progress | None = None,
-    log: Any,
+    log: Logger,
 ) -> Report:
     """Republish each selected dead letter where its plan says; remove it only once the
     broker confirmed the copy.
@@ -141,7 +142,7 @@ def _replay_one(queue: DeadLetterQueue, step: Plan, tag: int, report: Report) ->
     report.done.append(letter)
 
 
-def purge(queue: DeadLetterQueue, selection: Selection, *, log: Any) -> Report:
+def purge(queue: DeadLetterQueue, selection: Selection, *, log: Logger) -> Report:
     """Remove the selected dead letters for good; the others stay, in order."""
     report = Report()
     with _audited(log, "purged", queue, selection, report):
@@ -153,7 +154,7 @@ def purge(queue: DeadLetterQueue, selection: Selection, *, log: Any) -> Report:
 
 @contextmanager
 def _audited(
-    log: Any,
+    log: Logger,
     verb: str,
     queue: DeadLetterQueue,
     selection: Selection,

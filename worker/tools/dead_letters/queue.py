@@ -20,6 +20,7 @@ from worker.broker.endpoints import Broker, BrokerUnreachable
 from worker.broker.messages import Delivery, Outgoing
 from worker.broker.publisher import ConfirmingPublisher, PublishFailed
 from worker.broker.wire import Connection, DeliveryReader
+from worker.logs import Logger
 from worker.tools.dead_letters.letter import PROPERTY_NAMES, DeadLetter
 
 MAX_PREFETCH = 65535  # basic.qos counts in 16 bits; 0 means unbounded
@@ -37,7 +38,7 @@ class ReplayRefused(Exception):
 class DeadLetterQueue:
     """`with DeadLetterQueue(broker, name) as queue:` connects; leaving the block disconnects."""
 
-    def __init__(self, broker: Broker, name: str, *, wait: float = 3.0, log: Any = None) -> None:
+    def __init__(self, broker: Broker, name: str, *, log: Logger, wait: float = 3.0) -> None:
         self.name = name
         self._broker = broker
         self._wait = wait

@@ -4,7 +4,7 @@ import io
 
 import pytest
 
-from worker.tools.sending import check, complete, read_events
+from worker.tools.event_files import check, complete, read_events
 
 
 def test_reads_an_object_an_array_and_ndjson() -> None:

@@ -1,0 +1,126 @@
+"""Pieces of the running service that only end-to-end tests reached before: splitting a batch
+around redelivered messages, the publisher's confirm bookkeeping, choosing a retry tier."""
+
+from typing import Any
+
+import pytest
+
+from worker.broker.messages import Delivery, Outgoing
+from worker.broker.publisher import ConfirmingPublisher, PublishFailed
+from worker.service.failures import FailurePolicy
+from worker.service.session import _chunks
+from worker.settings import Settings
+
+
+def delivery(tag: int, redelivered: bool = False, **headers: Any) -> Delivery:
+    return Delivery(b"{}", {"application_headers": headers}, "", "renewals.worker", tag, redelivered)
+
+
+def test_redelivered_messages_are_handled_alone_and_their_neighbours_together() -> None:
+    """Fresh deliveries stay in runs; each redelivered one is a chunk of its own, in order."""
+    batch = [delivery(1), delivery(2), delivery(3, True), delivery(4), delivery(5, True), delivery(6, True)]
+    assert [[d.delivery_tag for d in chunk] for chunk in _chunks(batch)] == [[1, 2], [3], [4], [5], [6]]
+    assert [[d.delivery_tag for d in chunk] for chunk in _chunks(batch[:2])] == [[1, 2]]
+    assert _chunks([]) == []
+
+
+class FakeConnection:
+    """What ConfirmingPublisher needs of a py-amqp connection; confirms are scripted."""
+
+    frame_max = 131072
+
+    def __init__(self) -> None:
+        self.written: list[bytes] = []
+        self.bytes_sent = 0
+        self.transport = self
+        self.confirms: list[tuple[str, int, bool]] = []
+        self.channel_events: dict[str, set[Any]] = {
+            "basic_ack": set(),
+            "basic_nack": set(),
+            "basic_return": set(),
+        }
+
+    def channel(self) -> "FakeConnection":
+        self.channel_id = 1
+        self.events = self.channel_events
+        return self
+
+    def confirm_select(self) -> None:
+        pass
+
+    def write(self, data: bytes) -> None:
+        self.written.append(data)
+
+    def drain_events(self, timeout: float) -> None:
+        if not self.confirms:
+            raise TimeoutError
+        kind, tag, multiple = self.confirms.pop(0)
+        for callback in self.events[kind]:
+            callback(tag, multiple)
+
+
+def publisher(connection: FakeConnection, timeout: float = 0.05) -> ConfirmingPublisher:
+    return ConfirmingPublisher(connection, confirm_timeout=timeout, log=None)  # type: ignore[arg-type]
+
+
+MESSAGE = Outgoing("x", "k", b"body", {"delivery_mode": 2})
+
+
+def test_a_batch_is_written_in_one_go_and_confirmed_by_a_multiple_ack() -> None:
+    """send() writes all frames with one call and returns the last tag; one multiple ack settles them."""
+    connection = FakeConnection()
+    confirming = publisher(connection)
+    assert confirming.send([MESSAGE] * 3) == 3 and len(connection.written) == 1
+    assert confirming.send([MESSAGE] * 2) == 5
+    connection.confirms = [("basic_ack", 3, True)]
+    confirming.wait_for(3)
+    connection.confirms = [("basic_ack", 5, False), ("basic_ack", 4, False)]
+    confirming.wait_for(5)
+
+
+def test_waiting_for_a_tag_does_not_need_later_confirms() -> None:
+    """Acks out of order: wait_for(2) returns once 1 and 2 are in, while 3 is still out."""
+    connection = FakeConnection()
+    confirming = publisher(connection)
+    confirming.send([MESSAGE] * 3)
+    connection.confirms = [("basic_ack", 2, False), ("basic_ack", 1, False)]
+    confirming.wait_for(2)
+    with pytest.raises(PublishFailed, match="not confirmed"):
+        confirming.wait_for(3)
+
+
+def test_a_nack_fails_the_wait_and_the_next_wait_starts_clean() -> None:
+    """A nacked publish raises PublishFailed once; later publishes are judged on their own."""
+    connection = FakeConnection()
+    confirming = publisher(connection)
+    confirming.send([MESSAGE] * 2)
+    connection.confirms = [("basic_nack", 1, False), ("basic_ack", 2, False)]
+    with pytest.raises(PublishFailed, match="nacked publish 1"):
+        confirming.wait_for(2)
+    tag = confirming.send([MESSAGE])
+    connection.confirms += [("basic_ack", tag, False)]
+    confirming.wait_for(tag)
+
+
+@pytest.mark.parametrize(
+    ("failed_before", "tier"), [(0, "1000ms"), (1, "10000ms"), (2, "60000ms"), (3, "60000ms")]
+)
+def test_each_failure_goes_to_the_next_delay_tier_and_the_last_tier_repeats(
+    failed_before: int, tier: str
+) -> None:
+    """A delivery that failed n times before goes to the (n+1)-th delay queue, the last one repeating."""
+    policy = FailurePolicy(Settings(max_attempts=10))
+    failure = policy.handle(delivery(1, **{"x-attempts": failed_before}), RuntimeError("boom"))
+    assert failure.outcome == "message.retry_scheduled"
+    assert failure.outgoing.routing_key == f"renewals.worker.retry.{tier}"
+    assert failure.outgoing.properties["application_headers"]["x-attempts"] == failed_before + 1
+
+
+def test_upstream_cannot_skip_the_retries_with_a_forged_attempt_count() -> None:
+    """x-attempts on a message from the input exchange is ignored: its first failure is attempt 1."""
+    fresh = Delivery(
+        b"{}", {"application_headers": {"x-attempts": 99}}, "renewals.events", "renewal.approaching", 1
+    )
+    failure = FailurePolicy(Settings()).handle(fresh, RuntimeError("boom"))
+    assert failure.outcome == "message.retry_scheduled"
+    assert failure.outgoing.properties["application_headers"]["x-attempts"] == 1
