@@ -31,7 +31,8 @@ def build_worker(
     log = logs.get_logger("renewals.worker")
     store = store if store is not None else connect_store(settings)
     log.info("store.opened", store=store.description, schema_version=store.schema_version())
-    metrics, health = Metrics(store.kind), Health(stale_after=settings.health_stale_after)
+    metrics = Metrics(store.kind, enabled=settings.metrics_port is not None)
+    health = Health(stale_after=settings.health_stale_after)
     metrics.watch(health)
     if settings.metrics_port is not None:
         serve(health, metrics.registry, settings.metrics_host, settings.metrics_port)

@@ -24,7 +24,8 @@ _AGE_BUCKETS = (0.01, 0.05, 0.1, 0.5, 1, 5, 10, 30, 60, 300, 900, 3600, 4 * 3600
 class Metrics:
     """The worker's metrics, in a registry of its own (so tests can run several)."""
 
-    def __init__(self, store_kind: str) -> None:
+    def __init__(self, store_kind: str, *, enabled: bool = True) -> None:
+        self.enabled = enabled  # off: nothing is counted (nobody scrapes), the hot path pays nothing
         self.registry = registry = CollectorRegistry()
         self.messages = Counter(
             "renewals_messages", "Messages handled, by event type and outcome (the log line's event name).",
@@ -99,11 +100,15 @@ class Metrics:
     def delivered(self, count: int, seconds: float) -> None:
         """A batch arrived and was committed in `seconds`."""
         self._last_delivery = time.monotonic()
+        if not self.enabled:
+            return
         self.batch_size.observe(count)
         self.batch_seconds.observe(seconds)
 
     def settled(self, results: Sequence[Result], confirm_seconds: float) -> None:
         """A batch's results, confirmed and acknowledged: what the log lines say, counted."""
+        if not self.enabled:
+            return
         self.confirm_seconds.observe(confirm_seconds)
         outcomes: Tally[tuple[str, str]] = Tally()
         notifications: Tally[tuple[str, str]] = Tally()
