@@ -44,6 +44,7 @@ class PostgresBackend:
     # Event ids are compared by code point, as Python does, not by the database's locale.
     binary_collation: str = '"C"'
     skip_locked: str = " FOR UPDATE SKIP LOCKED"
+    serialized_writes: bool = False
 
     @property
     def description(self) -> str:

@@ -31,6 +31,7 @@ _CHUNK = 500
 
 class Connection(Protocol):
     def execute(self, sql: str, params: Sequence[Any] = ...) -> Any: ...
+    def cursor(self) -> Any: ...
     def close(self) -> None: ...
 
 
@@ -42,6 +43,10 @@ class Backend(Protocol):
     begin: str  # starts a batch's transaction
     binary_collation: str  # compares event ids by code point
     skip_locked: str  # appended to a SELECT that claims rows other workers may be claiming
+    # True when a transaction keeps every other writer out from its start (SQLite's BEGIN
+    # IMMEDIATE): what the batch read is then what it writes over, so conditional writes need
+    # not report back which rows they changed.
+    serialized_writes: bool
 
     @property
     def description(self) -> str:
@@ -80,6 +85,16 @@ class SqlStore:
             statement = statement.replace("?", self._backend.placeholder)
         try:
             return self._connection.execute(statement, params)
+        except Exception as exc:
+            raise self._translated(exc) from exc
+
+    def execute_many(self, statement: str, rows: Iterable[Sequence[Any]]) -> None:
+        if self._connection is None:
+            raise StoreUnavailable("not connected")
+        if self._backend.placeholder != "?":
+            statement = statement.replace("?", self._backend.placeholder)
+        try:
+            self._connection.cursor().executemany(statement, rows)
         except Exception as exc:
             raise self._translated(exc) from exc
 
@@ -250,7 +265,9 @@ class SqlTransaction:
 
     def __init__(self, store: SqlStore) -> None:
         self._execute = store.execute
+        self._execute_many = store.execute_many
         self._collation = store._backend.binary_collation
+        self._serialized = store._backend.serialized_writes
 
     # --- the inbox -------------------------------------------------------------------------
 
@@ -319,48 +336,84 @@ class SqlTransaction:
     # --- writes ----------------------------------------------------------------------------
 
     def write(self, changes: Changes) -> Written:
-        """Write back what a working set changed; which settings and reminder claims stood
-        (another worker may have written a newer setting or claimed a reminder meanwhile)."""
-        written = self.write_settings(changes.settings) if changes.settings else set()
+        """Write back what a working set, read in this same transaction, changed; which settings
+        and reminder claims stood (another worker may have written a newer setting or claimed a
+        reminder meanwhile). Where the backend keeps every other writer out of the transaction,
+        what was read is what is written over, so all of them stand and no row is reported back."""
+        serialized = self._serialized
+        written = self.write_settings(changes.settings, serialized) if changes.settings else set()
         if changes.decision_makers:
-            self.write_decision_makers(changes.decision_makers)
-        claimed = self.claim_reminders(changes.reminders) if changes.reminders else set()
+            self.write_decision_makers(changes.decision_makers, serialized)
+        claimed = self.claim_reminders(changes.reminders, serialized) if changes.reminders else set()
         return Written(written, claimed)
 
-    def write_settings(self, settings: Mapping[SettingKey, Versioned[OwnerSetting]]) -> set[SettingKey]:
-        """Write each setting unless the stored one is as new or newer; the keys written."""
+    def write_settings(
+        self, settings: Mapping[SettingKey, Versioned[OwnerSetting]], unreported: bool = False
+    ) -> set[SettingKey]:
+        """Write each setting unless the stored one is as new or newer; the keys written (with
+        `unreported`, the keys given: see `write`)."""
+        upsert = (
+            "INSERT INTO owner_settings (partner_id, client_id, owner, contact, changed_at_us, event_id)"
+            " VALUES {values} ON CONFLICT (partner_id, client_id) DO UPDATE SET"
+            " owner = excluded.owner, contact = excluded.contact,"
+            " changed_at_us = excluded.changed_at_us, event_id = excluded.event_id"
+            f" WHERE {self._newer('owner_settings', 'changed_at_us')}"
+        )
+        if unreported:
+            keys = sorted(settings, key=_setting_order)
+            self._execute_many(
+                upsert.format(values=_rows(1, 6)), [_setting_values(k, settings[k]) for k in keys]
+            )
+            return set(keys)
         written: set[SettingKey] = set()
         for chunk in _chunks(sorted(settings, key=_setting_order)):
             rows = self._execute(
-                "INSERT INTO owner_settings (partner_id, client_id, owner, contact, changed_at_us, event_id)"
-                f" VALUES {_rows(len(chunk), 6)} ON CONFLICT (partner_id, client_id) DO UPDATE SET"
-                " owner = excluded.owner, contact = excluded.contact,"
-                " changed_at_us = excluded.changed_at_us, event_id = excluded.event_id"
-                f" WHERE {self._newer('owner_settings', 'changed_at_us')} RETURNING partner_id, client_id",
+                upsert.format(values=_rows(len(chunk), 6)) + " RETURNING partner_id, client_id",
                 [value for key in chunk for value in _setting_values(key, settings[key])],
             ).fetchall()
             written.update(SettingKey(partner_id, client_id or None) for partner_id, client_id in rows)
         return written
 
-    def write_decision_makers(self, contacts: Mapping[str, Versioned[Contact]]) -> None:
+    def write_decision_makers(
+        self, contacts: Mapping[str, Versioned[Contact]], unreported: bool = False
+    ) -> None:
         """Keep, per client, whichever of the stored and the given decision maker is newer."""
+        upsert = (
+            "INSERT INTO decision_makers (client_id, contact, seen_at_us, event_id)"
+            " VALUES {values} ON CONFLICT (client_id) DO UPDATE SET"
+            " contact = excluded.contact, seen_at_us = excluded.seen_at_us, event_id = excluded.event_id"
+            f" WHERE {self._newer('decision_makers', 'seen_at_us')}"
+        )
+        if unreported:
+            rows = [_contact_values(client_id, contacts[client_id]) for client_id in sorted(contacts)]
+            self._execute_many(upsert.format(values=_rows(1, 4)), rows)
+            return
         for chunk in _chunks(sorted(contacts)):
             self._execute(
-                "INSERT INTO decision_makers (client_id, contact, seen_at_us, event_id)"
-                f" VALUES {_rows(len(chunk), 4)} ON CONFLICT (client_id) DO UPDATE SET"
-                " contact = excluded.contact, seen_at_us = excluded.seen_at_us, event_id = excluded.event_id"
-                f" WHERE {self._newer('decision_makers', 'seen_at_us')}",
+                upsert.format(values=_rows(len(chunk), 4)),
                 [value for client_id in chunk for value in _contact_values(client_id, contacts[client_id])],
             )
 
-    def claim_reminders(self, claims: Mapping[ReminderKey, str]) -> set[ReminderKey]:
-        """Record the reminders as sent; the keys that were not already recorded."""
+    def claim_reminders(
+        self, claims: Mapping[ReminderKey, str], unreported: bool = False
+    ) -> set[ReminderKey]:
+        """Record the reminders as sent; the keys that were not already recorded (with
+        `unreported`, the keys given: see `write`)."""
+        insert = (
+            "INSERT INTO reminders (client_id, renewal_date, days_until_renewal, notification_id)"
+            " VALUES {values} ON CONFLICT DO NOTHING"
+        )
+        if unreported:
+            keys = sorted(claims)
+            self._execute_many(
+                insert.format(values=_rows(1, 4)), [(*_reminder_values(k), claims[k]) for k in keys]
+            )
+            return set(keys)
         claimed: set[ReminderKey] = set()
         for chunk in _chunks(sorted(claims)):
             rows = self._execute(
-                "INSERT INTO reminders (client_id, renewal_date, days_until_renewal, notification_id)"
-                f" VALUES {_rows(len(chunk), 4)} ON CONFLICT DO NOTHING"
-                " RETURNING client_id, renewal_date, days_until_renewal",
+                insert.format(values=_rows(len(chunk), 4))
+                + " RETURNING client_id, renewal_date, days_until_renewal",
                 [value for key in chunk for value in (*_reminder_values(key), claims[key])],
             ).fetchall()
             claimed.update(ReminderKey(c, date.fromisoformat(d), n) for c, d, n in rows)

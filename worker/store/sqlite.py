@@ -23,6 +23,7 @@ class SqliteBackend:
     begin: str = "BEGIN IMMEDIATE"
     binary_collation: str = "BINARY"
     skip_locked: str = ""  # one writer at a time: nothing to skip
+    serialized_writes: bool = True
 
     @property
     def description(self) -> str:
