@@ -1,7 +1,9 @@
 """PostgreSQL, for deployments that run several workers: same statements as SQLite, `%s`
 placeholders, and a session that gives up on locks instead of waiting forever."""
 
+from collections.abc import Sequence
 from dataclasses import dataclass
+from typing import Any
 
 import psycopg
 from psycopg import errors
@@ -61,6 +63,21 @@ class PostgresBackend:
         ):
             connection.execute(f"SET {name} = {int(seconds * 1000)}")
         return connection
+
+    def rows(self, types: Sequence[str], rows: Sequence[Sequence[Any]]) -> tuple[str, list[Any]]:
+        """One array parameter per column, unnested, sent in binary: psycopg adapts a column at
+        a time (in C) with nothing to escape, and the server parses a handful of parameters
+        instead of thousands."""
+        arrays = ", ".join(f"%b::{type_}[]" for type_ in types)
+        return f"SELECT * FROM unnest({arrays})", [list(column) for column in zip(*rows, strict=True)]
+
+    def table(self, types: Sequence[str], rows: Sequence[Sequence[Any]]) -> tuple[str, list[Any]]:
+        arrays = ", ".join(f"%b::{type_}[]" for type_ in types)
+        names = ", ".join(f"column{number}" for number in range(1, len(types) + 1))
+        return f"unnest({arrays}) AS k({names})", [list(column) for column in zip(*rows, strict=True)]
+
+    def any_of(self, type_: str, values: Sequence[Any]) -> tuple[str, list[Any]]:
+        return f"= ANY(%b::{type_}[])", [list(values)]
 
     def lock_schema(self, connection: Connection) -> None:
         connection.execute("BEGIN")

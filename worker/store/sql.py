@@ -55,6 +55,18 @@ class Backend(Protocol):
 
     def connect(self) -> Connection: ...
 
+    def rows(self, types: Sequence[str], rows: Sequence[Sequence[Any]]) -> tuple[str, list[Any]]:
+        """A row source for `INSERT INTO t (columns) <source>`, and its parameters."""
+        ...
+
+    def table(self, types: Sequence[str], rows: Sequence[Sequence[Any]]) -> tuple[str, list[Any]]:
+        """The rows as a table `k` with columns `column1`, `column2`... for a FROM clause."""
+        ...
+
+    def any_of(self, type_: str, values: Sequence[Any]) -> tuple[str, list[Any]]:
+        """`<column> <this>`: the column is one of the values."""
+        ...
+
     def lock_schema(self, connection: Connection) -> None:
         """Start a transaction that holds the migration lock until it ends."""
         ...
@@ -175,10 +187,10 @@ class SqlStore:
         """These outbox rows, if still there, oldest first."""
         rows: list[OutboxRow] = []
         for chunk in _chunks(sorted(seqs)):
+            one_of, params = self._backend.any_of("bigint", chunk)
             rows += _outbox_rows(
                 self.execute(
-                    f"SELECT {_OUTBOX_COLUMNS} FROM outbox WHERE seq IN ({_marks(len(chunk))}) ORDER BY seq",
-                    chunk,
+                    f"SELECT {_OUTBOX_COLUMNS} FROM outbox WHERE seq {one_of} ORDER BY seq", params
                 ).fetchall()
             )
         return rows
@@ -264,6 +276,7 @@ class SqlTransaction:
     """One batch's reads and writes. Reads implement `working_set.StoredState`."""
 
     def __init__(self, store: SqlStore) -> None:
+        self._backend = store._backend
         self._execute = store.execute
         self._execute_many = store.execute_many
         self._collation = store._backend.binary_collation
@@ -275,10 +288,11 @@ class SqlTransaction:
         """Add the events to the inbox; the ids that were not there yet."""
         fresh: set[str] = set()
         for chunk in _chunks(sorted(set(event_ids))):
+            source, params = self._backend.rows(("text", "bigint"), [(event_id, at_us) for event_id in chunk])
             rows = self._execute(
-                f"INSERT INTO inbox (event_id, processed_at_us) VALUES {_rows(len(chunk), 2)}"
+                f"INSERT INTO inbox (event_id, processed_at_us) {source}"
                 " ON CONFLICT DO NOTHING RETURNING event_id",
-                [value for event_id in chunk for value in (event_id, at_us)],
+                params,
             ).fetchall()
             fresh.update(row[0] for row in rows)
         return fresh
@@ -286,7 +300,8 @@ class SqlTransaction:
     def forget_events(self, event_ids: Iterable[str]) -> None:
         """Take events out of the inbox again (they failed, and must be handled when they return)."""
         for chunk in _chunks(sorted(set(event_ids))):
-            self._execute(f"DELETE FROM inbox WHERE event_id IN ({_marks(len(chunk))})", chunk)
+            one_of, params = self._backend.any_of("text", chunk)
+            self._execute(f"DELETE FROM inbox WHERE event_id {one_of}", params)
 
     # --- reads -----------------------------------------------------------------------------
 
@@ -294,11 +309,14 @@ class SqlTransaction:
         found: dict[SettingKey, Versioned[OwnerSetting] | None] = {}
         for chunk in _chunks(sorted(keys, key=_setting_order)):
             found.update(dict.fromkeys(chunk))
+            table, params = self._backend.table(
+                ("text", "text"), [(key.partner_id, key.client_id or _PARTNER_WIDE) for key in chunk]
+            )
             rows = self._execute(
                 "SELECT s.partner_id, s.client_id, s.owner, s.contact, s.changed_at_us, s.event_id"
-                f" FROM (VALUES {_rows(len(chunk), 2)}) AS k JOIN owner_settings AS s"
+                f" FROM {table} JOIN owner_settings AS s"
                 " ON s.partner_id = k.column1 AND s.client_id = k.column2",
-                [value for key in chunk for value in (key.partner_id, key.client_id or _PARTNER_WIDE)],
+                params,
             ).fetchall()
             for partner_id, client_id, owner, contact, at_us, event_id in rows:
                 value = None if owner is None else OwnerSetting(owner, _contact(contact))
@@ -309,10 +327,11 @@ class SqlTransaction:
         found: dict[str, Versioned[Contact] | None] = {}
         for chunk in _chunks(sorted(client_ids)):
             found.update(dict.fromkeys(chunk))
+            one_of, params = self._backend.any_of("text", chunk)
             rows = self._execute(
                 "SELECT client_id, contact, seen_at_us, event_id FROM decision_makers"
-                f" WHERE client_id IN ({_marks(len(chunk))})",
-                chunk,
+                f" WHERE client_id {one_of}",
+                params,
             ).fetchall()
             for client_id, contact, at_us, event_id in rows:
                 found[client_id] = Versioned(_contact(contact), Stamp(at_us, event_id))
@@ -322,12 +341,14 @@ class SqlTransaction:
         found: dict[ReminderKey, str | None] = {}
         for chunk in _chunks(sorted(keys)):
             found.update(dict.fromkeys(chunk))
+            table, params = self._backend.table(
+                ("text", "text", "integer"), [_reminder_values(key) for key in chunk]
+            )
             rows = self._execute(
                 "SELECT r.client_id, r.renewal_date, r.days_until_renewal, r.notification_id"
-                f" FROM (VALUES {_rows(len(chunk), 3)}) AS k JOIN reminders AS r"
-                " ON r.client_id = k.column1 AND r.renewal_date = k.column2"
+                f" FROM {table} JOIN reminders AS r ON r.client_id = k.column1 AND r.renewal_date = k.column2"
                 " AND r.days_until_renewal = k.column3",
-                [value for key in chunk for value in _reminder_values(key)],
+                params,
             ).fetchall()
             for client_id, renewal_date, days, notification_id in rows:
                 found[ReminderKey(client_id, date.fromisoformat(renewal_date), days)] = notification_id
@@ -354,7 +375,7 @@ class SqlTransaction:
         `unreported`, the keys given: see `write`)."""
         upsert = (
             "INSERT INTO owner_settings (partner_id, client_id, owner, contact, changed_at_us, event_id)"
-            " VALUES {values} ON CONFLICT (partner_id, client_id) DO UPDATE SET"
+            " {values} ON CONFLICT (partner_id, client_id) DO UPDATE SET"
             " owner = excluded.owner, contact = excluded.contact,"
             " changed_at_us = excluded.changed_at_us, event_id = excluded.event_id"
             f" WHERE {self._newer('owner_settings', 'changed_at_us')}"
@@ -362,14 +383,16 @@ class SqlTransaction:
         if unreported:
             keys = sorted(settings, key=_setting_order)
             self._execute_many(
-                upsert.format(values=_rows(1, 6)), [_setting_values(k, settings[k]) for k in keys]
+                upsert.format(values="VALUES " + _rows(1, 6)), [_setting_values(k, settings[k]) for k in keys]
             )
             return set(keys)
         written: set[SettingKey] = set()
         for chunk in _chunks(sorted(settings, key=_setting_order)):
+            source, params = self._backend.rows(
+                _SETTING_TYPES, [_setting_values(key, settings[key]) for key in chunk]
+            )
             rows = self._execute(
-                upsert.format(values=_rows(len(chunk), 6)) + " RETURNING partner_id, client_id",
-                [value for key in chunk for value in _setting_values(key, settings[key])],
+                upsert.format(values=source) + " RETURNING partner_id, client_id", params
             ).fetchall()
             written.update(SettingKey(partner_id, client_id or None) for partner_id, client_id in rows)
         return written
@@ -380,19 +403,19 @@ class SqlTransaction:
         """Keep, per client, whichever of the stored and the given decision maker is newer."""
         upsert = (
             "INSERT INTO decision_makers (client_id, contact, seen_at_us, event_id)"
-            " VALUES {values} ON CONFLICT (client_id) DO UPDATE SET"
+            " {values} ON CONFLICT (client_id) DO UPDATE SET"
             " contact = excluded.contact, seen_at_us = excluded.seen_at_us, event_id = excluded.event_id"
             f" WHERE {self._newer('decision_makers', 'seen_at_us')}"
         )
         if unreported:
             rows = [_contact_values(client_id, contacts[client_id]) for client_id in sorted(contacts)]
-            self._execute_many(upsert.format(values=_rows(1, 4)), rows)
+            self._execute_many(upsert.format(values="VALUES " + _rows(1, 4)), rows)
             return
         for chunk in _chunks(sorted(contacts)):
-            self._execute(
-                upsert.format(values=_rows(len(chunk), 4)),
-                [value for client_id in chunk for value in _contact_values(client_id, contacts[client_id])],
+            source, params = self._backend.rows(
+                ("text", "text", "bigint", "text"), [_contact_values(c, contacts[c]) for c in chunk]
             )
+            self._execute(upsert.format(values=source), params)
 
     def claim_reminders(
         self, claims: Mapping[ReminderKey, str], unreported: bool = False
@@ -401,20 +424,23 @@ class SqlTransaction:
         `unreported`, the keys given: see `write`)."""
         insert = (
             "INSERT INTO reminders (client_id, renewal_date, days_until_renewal, notification_id)"
-            " VALUES {values} ON CONFLICT DO NOTHING"
+            " {values} ON CONFLICT DO NOTHING"
         )
         if unreported:
             keys = sorted(claims)
             self._execute_many(
-                insert.format(values=_rows(1, 4)), [(*_reminder_values(k), claims[k]) for k in keys]
+                insert.format(values="VALUES " + _rows(1, 4)),
+                [(*_reminder_values(k), claims[k]) for k in keys],
             )
             return set(keys)
         claimed: set[ReminderKey] = set()
         for chunk in _chunks(sorted(claims)):
+            source, params = self._backend.rows(
+                ("text", "text", "integer", "text"), [(*_reminder_values(key), claims[key]) for key in chunk]
+            )
             rows = self._execute(
-                insert.format(values=_rows(len(chunk), 4))
-                + " RETURNING client_id, renewal_date, days_until_renewal",
-                [value for key in chunk for value in (*_reminder_values(key), claims[key])],
+                insert.format(values=source) + " RETURNING client_id, renewal_date, days_until_renewal",
+                params,
             ).fetchall()
             claimed.update(ReminderKey(c, date.fromisoformat(d), n) for c, d, n in rows)
         return claimed
@@ -423,14 +449,17 @@ class SqlTransaction:
         """Add notifications to the outbox; the same rows, each with its `seq`."""
         queued: list[OutboxRow] = []
         for chunk in _chunks(list(rows)):
+            source, params = self._backend.rows(
+                ("text", "text", "text", "bytea", "bigint"),
+                [
+                    (row.notification_id, row.correlation_id, row.routing_key, row.body, at_us)
+                    for row in chunk
+                ],
+            )
             returned = self._execute(
                 "INSERT INTO outbox (notification_id, correlation_id, routing_key, body, created_at_us)"
-                f" VALUES {_rows(len(chunk), 5)} RETURNING seq, notification_id",
-                [
-                    value
-                    for row in chunk
-                    for value in (row.notification_id, row.correlation_id, row.routing_key, row.body, at_us)
-                ],
+                f" {source} RETURNING seq, notification_id",
+                params,
             ).fetchall()
             seqs = {notification_id: seq for seq, notification_id in returned}
             queued += [
@@ -447,7 +476,8 @@ class SqlTransaction:
 
     def forget_sent(self, seqs: Iterable[int]) -> None:
         for chunk in _chunks(sorted(seqs)):
-            self._execute(f"DELETE FROM outbox WHERE seq IN ({_marks(len(chunk))})", chunk)
+            one_of, params = self._backend.any_of("bigint", chunk)
+            self._execute(f"DELETE FROM outbox WHERE seq {one_of}", params)
 
     # --- crash counts ----------------------------------------------------------------------
 
@@ -477,6 +507,9 @@ _OUTBOX_COLUMNS = "seq, notification_id, correlation_id, routing_key, body"
 
 def _outbox_rows(rows: Iterable[Sequence[Any]]) -> list[OutboxRow]:
     return [OutboxRow(row[1], row[2], row[3], bytes(row[4]), row[0]) for row in rows]
+
+
+_SETTING_TYPES = ("text", "text", "text", "text", "bigint", "text")
 
 
 def _setting_order(key: SettingKey) -> tuple[str, str]:
@@ -513,10 +546,6 @@ def _contact(stored: str | None) -> Contact | None:
         return Contact.model_validate_json(stored)
     except ValidationError:
         return Contact.model_construct(**json.loads(stored))
-
-
-def _marks(count: int) -> str:
-    return ", ".join("?" * count)
 
 
 def _rows(count: int, width: int) -> str:

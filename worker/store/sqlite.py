@@ -1,8 +1,10 @@
 """The embedded default store: one SQLite file in WAL mode."""
 
 import sqlite3
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 from worker.store.model import StoreUnavailable
 from worker.store.schema import Migration
@@ -42,6 +44,16 @@ class SqliteBackend:
         connection.execute("PRAGMA wal_autocheckpoint=10000")
         return connection
 
+    def rows(self, types: Sequence[str], rows: Sequence[Sequence[Any]]) -> tuple[str, list[Any]]:
+        return "VALUES " + _marks(len(rows), len(types)), [value for row in rows for value in row]
+
+    def table(self, types: Sequence[str], rows: Sequence[Sequence[Any]]) -> tuple[str, list[Any]]:
+        source, params = self.rows(types, rows)
+        return f"({source}) AS k", params  # SQLite names a VALUES table's columns column1, column2...
+
+    def any_of(self, type_: str, values: Sequence[Any]) -> tuple[str, list[Any]]:
+        return "IN (" + ", ".join("?" * len(values)) + ")", list(values)
+
     def lock_schema(self, connection: Connection) -> None:
         connection.execute("BEGIN EXCLUSIVE")
 
@@ -54,6 +66,11 @@ class SqliteBackend:
         ):
             return StoreUnavailable
         return None
+
+
+def _marks(count: int, width: int) -> str:
+    row = "(" + ", ".join("?" * width) + ")"
+    return ", ".join([row] * count)
 
 
 def sqlite_backend(url: str, *, busy_timeout: float) -> SqliteBackend:
