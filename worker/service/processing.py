@@ -48,6 +48,15 @@ class Result:
 
 
 @dataclass(frozen=True, slots=True)
+class Parsed:
+    """A chunk of deliveries read and parsed (or already failed), ready for its transaction."""
+
+    deliveries: Sequence[Delivery]
+    items: list["Result | tuple[Delivery, Event]"]
+    now: datetime
+
+
+@dataclass(frozen=True, slots=True)
 class _Decided:
     delivery: Delivery
     event: Event
@@ -81,39 +90,57 @@ class BatchProcessor:
         return self._store
 
     def process(self, deliveries: Sequence[Delivery], *, settled_key: str | None = None) -> list[Result]:
-        """Handle every delivery in one transaction; a failing one never spoils the others.
+        """`decide(parse(deliveries))`: the whole of a chunk's handling in one call."""
+        return self.decide(self.parse(deliveries), settled_key=settled_key)
+
+    def parse(self, deliveries: Sequence[Delivery]) -> "Parsed":
+        """Read the deliveries: no store involved (the session does this while the store works
+        on the chunk before)."""
+        now = datetime.now(UTC)
+        return Parsed(deliveries, [self._parse(delivery, now) for delivery in deliveries], now)
+
+    def decide(self, parsed: "Parsed", *, settled_key: str | None = None) -> list[Result]:
+        """Handle every parsed delivery in one transaction; a failing one never spoils the others.
 
         A transaction that ran into another one (deadlock, lock timeout) is done again here, a
         few times, before its deliveries count a failed attempt. StoreUnavailable is raised:
         the caller waits for the store and calls again; nothing was committed.
         """
-        now = datetime.now(UTC)
-        parsed = [self._parse(delivery, now) for delivery in deliveries]
-        for redo in range(self._settings.store_conflict_redos + 1):
-            try:
-                results = self._transaction(parsed, now, settled_key)
-            except StoreConflict as exc:
-                self._on_conflict()
-                if redo == self._settings.store_conflict_redos:
-                    return [self._failed(d, self._failures.handle(d, exc)) for d in deliveries]
-                time.sleep(random.uniform(0, 0.02 * (redo + 1)))  # let the other transaction finish
-                continue
-            except StoreUnavailable:
-                raise
-            except Exception as exc:  # the transaction itself failed: every delivery goes round again
-                return [self._failed(d, self._failures.handle(d, exc)) for d in deliveries]
-            self.outbox.deleted()
-            return results
-        raise AssertionError("unreachable")  # pragma: no cover
+        deletions = self.outbox.take_deletions()
+        committed = False
+        try:
+            for redo in range(self._settings.store_conflict_redos + 1):
+                try:
+                    results = self._transaction(parsed.items, parsed.now, settled_key, deletions)
+                except StoreConflict as exc:
+                    self._on_conflict()
+                    if redo < self._settings.store_conflict_redos:
+                        time.sleep(random.uniform(0, 0.02 * (redo + 1)))  # let the other transaction finish
+                        continue
+                    return [self._failed(d, self._failures.handle(d, exc)) for d in parsed.deliveries]
+                except StoreUnavailable:
+                    raise
+                except Exception as exc:  # the transaction itself failed: every delivery goes round again
+                    return [self._failed(d, self._failures.handle(d, exc)) for d in parsed.deliveries]
+                committed = True
+                return results
+            raise AssertionError("unreachable")  # pragma: no cover
+        finally:
+            if not committed:
+                self.outbox.give_back(deletions)
 
     def process_redelivered(self, delivery: Delivery) -> list[Result]:
         """A delivery that was in hand when a worker died: handle it alone, counting each try
         in the store first, so the one message a worker keeps dying on is dead-lettered."""
         key = hashlib.sha256(delivery.body).hexdigest()
-        with self._store.transaction() as transaction:
-            transaction.forget_sent(self.outbox.deletions())
-            crashes = transaction.note_attempt(key, _micros(datetime.now(UTC))) - 1
-        self.outbox.deleted()
+        deletions = self.outbox.take_deletions()
+        try:
+            with self._store.transaction() as transaction:
+                transaction.forget_sent(deletions)
+                crashes = transaction.note_attempt(key, _micros(datetime.now(UTC))) - 1
+        except BaseException:
+            self.outbox.give_back(deletions)
+            raise
         if crashes < self._settings.max_crashes:
             return self.process([delivery], settled_key=key)
         detail = f"a worker died {crashes} times while handling this message"
@@ -122,9 +149,13 @@ class BatchProcessor:
         return [self._failed(delivery, failure)]
 
     def flush(self) -> None:
-        """Drop confirmed rows now (at shutdown), so a restart republishes nothing."""
-        self._store.forget_sent(self.outbox.deletions())
-        self.outbox.deleted()
+        """Drop confirmed rows now (when idle, and at shutdown), so nobody republishes them."""
+        deletions = self.outbox.take_deletions()
+        try:
+            self._store.forget_sent(deletions)
+        except BaseException:
+            self.outbox.give_back(deletions)
+            raise
 
     def message(self, row: OutboxRow) -> Outgoing:
         return self._writer.message(row)
@@ -137,11 +168,15 @@ class BatchProcessor:
             return self._failed(delivery, self._failures.handle(delivery, exc))
 
     def _transaction(
-        self, parsed: Sequence[Result | tuple[Delivery, Event]], now: datetime, settled_key: str | None
+        self,
+        parsed: Sequence[Result | tuple[Delivery, Event]],
+        now: datetime,
+        settled_key: str | None,
+        deletions: Sequence[int],
     ) -> list[Result]:
         now_us = _micros(now)
         with self._store.transaction() as transaction:
-            transaction.forget_sent(self.outbox.deletions())
+            transaction.forget_sent(deletions)
             if settled_key is not None:
                 transaction.forget_attempts(settled_key)
             events = [item[1] for item in parsed if isinstance(item, tuple)]

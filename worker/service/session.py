@@ -1,8 +1,10 @@
 """One connected run of the worker: consume in batches, commit, publish, acknowledge.
 
-Batches overlap by one: batch N+1 is committed while the broker confirms batch N, and N is
-acknowledged (and its log lines written) once its confirms are in, just before N+1's
-publishes go out. Commit-before-publish and acknowledge-after-confirm hold for every batch.
+Work overlaps in a pipeline, keeping commit-before-publish and acknowledge-after-confirm for
+every batch: while the store thread decides and commits batch N (its transaction), the main
+thread collects and parses batch N+1; while the broker confirms N, N+1 is committed. N is
+acknowledged (and its log lines written) once its confirms are in, just before N+1's publishes
+go out. The store is only ever used by the store thread, one call at a time, in order.
 
 When the store goes away the session stops consuming, keeps the deliveries in hand
 unacknowledged, waits for the store with backoff, and then handles them again: an outage
@@ -13,6 +15,7 @@ import random
 import threading
 import time
 from collections.abc import Callable, Sequence
+from concurrent.futures import Future, ThreadPoolExecutor, wait
 from contextlib import suppress
 from dataclasses import dataclass
 from functools import partial
@@ -28,7 +31,7 @@ from worker.redaction import masked
 from worker.service.health import Health
 from worker.service.metrics import Metrics
 from worker.service.outcomes import WARNINGS
-from worker.service.processing import BatchProcessor, Result
+from worker.service.processing import BatchProcessor, Parsed, Result
 from worker.service.retention import Retention
 from worker.settings import Settings
 from worker.store import OutboxRow, StoreUnavailable
@@ -39,6 +42,15 @@ _LOOK_EVERY = 5.0  # seconds between looks at the outbox (a gauge) while idle or
 
 class StoppedDuringOutage(Exception):
     """Asked to stop while waiting for the store: nothing in hand can be committed."""
+
+
+@dataclass(frozen=True, slots=True)
+class _Deciding:
+    """A parsed chunk whose transaction runs on the store thread."""
+
+    future: "Future[list[Result]]"
+    parsed: Parsed
+    started: float
 
 
 @dataclass(frozen=True, slots=True)
@@ -78,6 +90,8 @@ class Session:
         self._publishing = publishing
         self._arrived = reader.arrived
         self._in_flight: _InFlight | None = None
+        self._deciding: _Deciding | None = None
+        self._store_thread = ThreadPoolExecutor(max_workers=1, thread_name_prefix="renewals-store")
         self._stop = threading.Event()
         self._channel = consuming.channel()
         declare(self._channel, topology(settings))
@@ -92,16 +106,16 @@ class Session:
         self._consume()
         self._log.info("worker.consuming", queue=self._settings.queue, broker=masked(self._settings.amqp_url))
         while not stop.is_set():
-            batch = self._collect(first_wait=0.0 if self._in_flight else 1.0)
+            batch = self._collect(first_wait=0.0 if self._in_flight or self._deciding else 1.0)
             if batch:
                 self._handle(batch)
             else:
-                self._settle()
-            self._housekeeping()
+                self._finish()
+                self._housekeeping()
             self._keep_alive()
         self._cancel()
         self._handle(self._collect(first_wait=0.05))
-        self._settle()
+        self._finish()
         try:
             self._processor.flush()
         except StoreUnavailable as exc:  # the rows stay; a sweep republishes them after the grace
@@ -111,6 +125,11 @@ class Session:
     def close(self) -> None:
         """Drop both connections without a closing handshake (after the broker went away)."""
         self._health.consuming = False
+        deciding = self._deciding
+        self._store_thread.shutdown(wait=True)  # a transaction running finishes (or fails) first
+        if deciding is not None and deciding.future.done() and deciding.future.exception() is None:
+            # Committed but never published: the next session republishes them at its start.
+            self._outbox.sent(r.outbox_seq for r in deciding.future.result() if r.outbox_seq is not None)
         for connection in (self._consuming, self._publishing):
             with suppress(Exception):
                 connection.collect()
@@ -150,20 +169,48 @@ class Session:
         return batch
 
     def _handle(self, batch: Sequence[Delivery]) -> None:
-        """Commit each chunk, settle the batch before it, then send the chunk's publishes."""
+        """Parse each chunk while the chunk before is decided, then hand it to the store thread."""
         for chunk in _chunks(batch):
-            started = time.perf_counter()
             if chunk[0].redelivered:
-                self._settle()  # nothing of ours in flight while a suspect message runs
+                self._finish()  # nothing of ours in flight while a suspect message runs
+                started = time.perf_counter()
                 results = self._store_call(partial(self._processor.process_redelivered, chunk[0]))
-            else:
-                results = self._store_call(partial(self._processor.process, chunk))
-            self._metrics.delivered(len(chunk), time.perf_counter() - started)
-            self._settle()
-            outgoing = [result.outgoing for result in results if result.outgoing is not None]
-            seqs = [result.outbox_seq for result in results if result.outbox_seq is not None]
-            self._outbox.sent(seqs)
-            self._in_flight = _InFlight(chunk[-1].delivery_tag, self._publisher.send(outgoing), results, seqs)
+                self._metrics.delivered(1, time.perf_counter() - started)
+                self._publish(chunk, results)
+                continue
+            parsed = self._processor.parse(chunk)
+            self._finish_deciding()
+            future = self._store_thread.submit(self._processor.decide, parsed)
+            self._deciding = _Deciding(future, parsed, time.perf_counter())
+
+    def _finish_deciding(self) -> None:
+        """Take the deciding chunk's results (waiting out a store outage), settle the batch
+        before it, and send the chunk's publishes."""
+        deciding, self._deciding = self._deciding, None
+        if deciding is None:
+            return
+        while not deciding.future.done():
+            wait([deciding.future], timeout=1.0)
+            self._keep_alive()
+        try:
+            results = deciding.future.result()
+        except StoreUnavailable:
+            results = self._store_call(partial(self._processor.decide, deciding.parsed))
+        self._metrics.delivered(len(deciding.parsed.deliveries), time.perf_counter() - deciding.started)
+        self._publish(deciding.parsed.deliveries, results)
+
+    def _publish(self, chunk: Sequence[Delivery], results: list[Result]) -> None:
+        """Settle the batch in flight, then send this one's publishes: it is in flight now."""
+        self._settle()
+        outgoing = [result.outgoing for result in results if result.outgoing is not None]
+        seqs = [result.outbox_seq for result in results if result.outbox_seq is not None]
+        self._outbox.sent(seqs)
+        self._in_flight = _InFlight(chunk[-1].delivery_tag, self._publisher.send(outgoing), results, seqs)
+
+    def _finish(self) -> None:
+        """Everything in hand decided, published, confirmed and acknowledged."""
+        self._finish_deciding()
+        self._settle()
 
     def _settle(self) -> None:
         """Wait for the in-flight batch's confirms, acknowledge it, write its log lines."""
@@ -184,7 +231,9 @@ class Session:
     def _housekeeping(self) -> None:
         """Between batches: confirmed rows not yet deleted (a quiet queue brings no next
         transaction to take them), rows other workers left in the outbox, expired rows."""
-        if self._outbox.deletions() and self._in_flight is None:
+        if self._deciding is not None:
+            return  # the store thread is busy with a batch: another time
+        if self._outbox.pending_deletions() and self._in_flight is None:
             self._store_call(self._processor.flush)
         self._republish("outbox.orphans_republished", self._store_call(self._outbox.orphans))
         pruned = self._store_call(self._retention.prune_if_due)
@@ -200,18 +249,19 @@ class Session:
     def _republish(self, event: str, rows: list[OutboxRow]) -> None:
         if not rows:
             return
-        self._settle()
+        self._finish()
         messages = [self._processor.message(row) for row in rows]
         self._publisher.publish(messages, while_waiting=self._keep_alive)
         self._outbox.confirmed(row.seq for row in rows if row.seq is not None)
         self._log.info(event, count=len(rows))
 
     def _store_call(self, call: Callable[[], T]) -> T:
-        """`call()`, waiting out any store outage (a call that failed committed nothing)."""
+        """`call()` on the store thread, waiting out any store outage (a call that failed
+        committed nothing)."""
         lost_at: float | None = None
         while True:
             try:
-                result = call()
+                result = self._store_thread.submit(call).result()
             except StoreUnavailable as exc:
                 if lost_at is None:
                     lost_at = time.monotonic()
@@ -235,7 +285,7 @@ class Session:
         while True:
             self._wait(random.uniform(delay / 2, delay))
             try:
-                self._processor.store.reconnect()
+                self._store_thread.submit(self._processor.store.reconnect).result()
                 return
             except StoreUnavailable:
                 delay = min(delay * 2, self._settings.reconnect_max_delay)
