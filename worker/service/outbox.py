@@ -20,7 +20,7 @@ class Outbox:
         self._store = store
         self._grace_us = int(grace_s * 1_000_000)
         self._sweep_every = sweep_every_s
-        self._next_sweep = 0.0  # sweep as soon as the first session starts
+        self.next_sweep = 0.0  # sweep as soon as the first session starts
         self.unconfirmed: set[int] = set()
         self._to_delete: list[int] = []
         self._lock = threading.Lock()  # the store thread takes deletions while the main thread adds
@@ -55,10 +55,10 @@ class Outbox:
 
     def orphans(self, limit: int = 1000) -> list[OutboxRow]:
         """If a sweep is due: rows other workers (or this one, before a restart) left behind."""
-        if time.monotonic() < self._next_sweep:
+        if time.monotonic() < self.next_sweep:
             return []
-        self._next_sweep = time.monotonic() + self._sweep_every
+        self.next_sweep = time.monotonic() + self._sweep_every
         rows = self._store.claim_orphans(now_us=time.time_ns() // 1000, grace_us=self._grace_us, limit=limit)
         if len(rows) == limit:
-            self._next_sweep = 0.0  # more are waiting: sweep again at the next chance
+            self.next_sweep = 0.0  # more are waiting: sweep again at the next chance
         return rows

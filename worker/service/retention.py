@@ -17,11 +17,11 @@ class Retention:
         self._reminder_days = settings.reminder_retention_days
         self._every = settings.prune_interval
         self._chunk = chunk
-        self._next = time.monotonic() + min(self._every, 5.0)
+        self.next_round = time.monotonic() + min(self._every, 5.0)
 
     def prune_if_due(self) -> int:
         """One round if it is time: at most one chunk of each kind; how many rows went."""
-        if time.monotonic() < self._next:
+        if time.monotonic() < self.next_round:
             return 0
         now = datetime.now(UTC)
         deleted = self._store.prune(
@@ -29,5 +29,5 @@ class Retention:
             renewals_before=(now - timedelta(days=self._reminder_days)).date(),
             limit=self._chunk,
         )
-        self._next = time.monotonic() + (_SOON if deleted >= self._chunk else self._every)
+        self.next_round = time.monotonic() + (_SOON if deleted >= self._chunk else self._every)
         return deleted

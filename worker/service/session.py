@@ -11,15 +11,14 @@ unacknowledged, waits for the store with backoff, and then handles them again: a
 costs no message a retry attempt.
 """
 
-import random
 import threading
 import time
-from collections.abc import Callable, Sequence
-from concurrent.futures import Future, ThreadPoolExecutor, wait
+from collections.abc import Sequence
+from concurrent.futures import Future
 from contextlib import suppress
 from dataclasses import dataclass
 from functools import partial
-from typing import Any, TypeVar
+from typing import Any
 
 from worker import logs
 from worker.broker.messages import Delivery
@@ -29,15 +28,13 @@ from worker.broker.wire import Connection, DeliveryReader
 from worker.logs import Logger
 from worker.redaction import masked
 from worker.service.health import Health
+from worker.service.housekeeping import Housekeeping
 from worker.service.metrics import Metrics
 from worker.service.outcomes import WARNINGS
 from worker.service.processing import BatchProcessor, Parsed, Result
-from worker.service.retention import Retention
+from worker.service.store_line import StoreLine
 from worker.settings import Settings
 from worker.store import OutboxRow, StoreUnavailable
-
-T = TypeVar("T")
-_LOOK_EVERY = 5.0  # seconds between looks at the outbox (a gauge) while idle or busy
 
 
 class StoppedDuringOutage(Exception):
@@ -81,28 +78,38 @@ class Session:
         self._settings = settings
         self._metrics = metrics
         self._health = health
-        self._next_look = 0.0  # when to look at the outbox and the store again while idle
         self._processor = processor
         self._outbox = processor.outbox
-        self._retention = Retention(processor.store, settings)
         self._log = log
         self._consuming = consuming
         self._publishing = publishing
         self._arrived = reader.arrived
         self._in_flight: _InFlight | None = None
         self._deciding: _Deciding | None = None
-        self._store_thread = ThreadPoolExecutor(max_workers=1, thread_name_prefix="renewals-store")
+        self._store = StoreLine(
+            processor.store,
+            log=log,
+            metrics=metrics,
+            health=health,
+            max_delay=settings.reconnect_max_delay,
+            pause=self._pause,
+            resume=self._consume,
+            idle=self._wait,
+        )
         self._stop = threading.Event()
         self._channel = consuming.channel()
         declare(self._channel, topology(settings))
         self._channel.basic_qos(0, settings.prefetch, False)
         self._consumer_tag: str | None = None
+        self._housekeeper = Housekeeping(
+            settings, processor, self._store, log=log, metrics=metrics, republish=self._republish
+        )
         self._publisher = ConfirmingPublisher(publishing, confirm_timeout=settings.confirm_timeout, log=log)
 
     def run(self, stop: threading.Event) -> None:
         """Publish what is left over, then consume until `stop`; stop gracefully."""
         self._stop = stop
-        self._republish("outbox.republished", self._store_call(self._outbox.leftovers))
+        self._republish("outbox.republished", self._store.call(self._outbox.leftovers))
         self._consume()
         self._log.info("worker.consuming", queue=self._settings.queue, broker=masked(self._settings.amqp_url))
         while not stop.is_set():
@@ -111,22 +118,25 @@ class Session:
                 self._handle(batch)
             else:
                 self._finish()
-                self._housekeeping()
+            if not batch or self._housekeeper.due():
+                self._finish_deciding()  # under load, a short pause of the pipeline every few seconds
+                self._housekeeper.run(nothing_in_flight=self._in_flight is None)
             self._keep_alive()
         self._cancel()
         self._handle(self._collect(first_wait=0.05))
         self._finish()
         try:
-            self._processor.flush()
+            self._store.submit(self._processor.flush).result()
         except StoreUnavailable as exc:  # the rows stay; a sweep republishes them after the grace
             self._log.warning("outbox.not_flushed", error=str(exc))
+        self._store.close()
         self._log.info("worker.stopped", queue=self._settings.queue)
 
     def close(self) -> None:
         """Drop both connections without a closing handshake (after the broker went away)."""
         self._health.consuming = False
         deciding = self._deciding
-        self._store_thread.shutdown(wait=True)  # a transaction running finishes (or fails) first
+        self._store.close()  # a transaction running finishes (or fails) first
         if deciding is not None and deciding.future.done() and deciding.future.exception() is None:
             # Committed but never published: the next session republishes them at its start.
             self._outbox.sent(r.outbox_seq for r in deciding.future.result() if r.outbox_seq is not None)
@@ -143,6 +153,11 @@ class Session:
         if self._consumer_tag is not None:
             self._channel.basic_cancel(self._consumer_tag)
             self._consumer_tag = None
+
+    def _pause(self) -> None:
+        """The store is away: settle what is committed, and take no new deliveries."""
+        self._settle()
+        self._cancel()
 
     def _collect(self, first_wait: float) -> list[Delivery]:
         """Wait up to `first_wait` for one delivery, then take what has arrived (or arrives
@@ -174,13 +189,13 @@ class Session:
             if chunk[0].redelivered:
                 self._finish()  # nothing of ours in flight while a suspect message runs
                 started = time.perf_counter()
-                results = self._store_call(partial(self._processor.process_redelivered, chunk[0]))
+                results = self._store.call(partial(self._processor.process_redelivered, chunk[0]))
                 self._metrics.delivered(1, time.perf_counter() - started)
                 self._publish(chunk, results)
                 continue
             parsed = self._processor.parse(chunk)
             self._finish_deciding()
-            future = self._store_thread.submit(self._processor.decide, parsed)
+            future = self._store.submit(partial(self._processor.decide, parsed))
             self._deciding = _Deciding(future, parsed, time.perf_counter())
 
     def _finish_deciding(self) -> None:
@@ -189,13 +204,8 @@ class Session:
         deciding, self._deciding = self._deciding, None
         if deciding is None:
             return
-        while not deciding.future.done():
-            wait([deciding.future], timeout=1.0)
-            self._keep_alive()
-        try:
-            results = deciding.future.result()
-        except StoreUnavailable:
-            results = self._store_call(partial(self._processor.decide, deciding.parsed))
+        again = partial(self._processor.decide, deciding.parsed)
+        results = self._store.result(deciding.future, again=again, keep_alive=self._keep_alive)
         self._metrics.delivered(len(deciding.parsed.deliveries), time.perf_counter() - deciding.started)
         self._publish(deciding.parsed.deliveries, results)
 
@@ -228,24 +238,6 @@ class Session:
             (("warning" if r.outcome in WARNINGS else "info", r.outcome, r.fields) for r in batch.results),
         )
 
-    def _housekeeping(self) -> None:
-        """Between batches: confirmed rows not yet deleted (a quiet queue brings no next
-        transaction to take them), rows other workers left in the outbox, expired rows."""
-        if self._deciding is not None:
-            return  # the store thread is busy with a batch: another time
-        if self._outbox.pending_deletions() and self._in_flight is None:
-            self._store_call(self._processor.flush)
-        self._republish("outbox.orphans_republished", self._store_call(self._outbox.orphans))
-        pruned = self._store_call(self._retention.prune_if_due)
-        if pruned:
-            self._log.info("store.pruned", rows=pruned)
-        if time.monotonic() >= self._next_look:  # also tells readiness the store still answers
-            self._next_look = time.monotonic() + _LOOK_EVERY
-            pending, oldest_us = self._store_call(self._processor.store.outbox_stats)
-            self._metrics.outbox(
-                pending, 0.0 if oldest_us is None else max(0.0, time.time() - oldest_us / 1e6)
-            )
-
     def _republish(self, event: str, rows: list[OutboxRow]) -> None:
         if not rows:
             return
@@ -254,41 +246,6 @@ class Session:
         self._publisher.publish(messages, while_waiting=self._keep_alive)
         self._outbox.confirmed(row.seq for row in rows if row.seq is not None)
         self._log.info(event, count=len(rows))
-
-    def _store_call(self, call: Callable[[], T]) -> T:
-        """`call()` on the store thread, waiting out any store outage (a call that failed
-        committed nothing)."""
-        lost_at: float | None = None
-        while True:
-            try:
-                result = self._store_thread.submit(call).result()
-            except StoreUnavailable as exc:
-                if lost_at is None:
-                    lost_at = time.monotonic()
-                    self._log.warning("store.lost", store=self._processor.store.description, error=str(exc))
-                    self._metrics.store_errors.labels("unavailable").inc()
-                    self._health.store(answers=False)
-                    self._cancel()  # take no new deliveries meanwhile; those in hand stay ours
-                self._wait_for_store()
-                continue
-            if lost_at is not None:
-                self._log.info("store.recovered", outage_s=round(time.monotonic() - lost_at, 3))
-                self._metrics.reconnects.labels("store").inc()
-                self._consume()
-            self._health.store(answers=True)
-            return result
-
-    def _wait_for_store(self) -> None:
-        """Back off (jittered, doubling) until the store accepts a new connection."""
-        self._settle()  # the batch in flight is committed: let it finish
-        delay = 0.2
-        while True:
-            self._wait(random.uniform(delay / 2, delay))
-            try:
-                self._store_thread.submit(self._processor.store.reconnect).result()
-                return
-            except StoreUnavailable:
-                delay = min(delay * 2, self._settings.reconnect_max_delay)
 
     def _wait(self, seconds: float) -> None:
         """Keep the broker connections alive for `seconds` (deliveries arriving are kept)."""
