@@ -65,13 +65,19 @@ class Endpoint:
     @classmethod
     def parse(cls, url: str) -> "Endpoint":
         """kombu's reading of an AMQP URL (percent-escapes undone; no vhost means "/")."""
-        parts = url_to_parts(url)
+        try:
+            parts = url_to_parts(url)
+            port = int(parts.port or DEFAULT_PORTS.get(parts.scheme, 0))
+        except ValueError:  # its message quotes what it could not read: part of a password, say
+            raise ValueError(
+                f"{masked(url)}: not a valid URL (percent-encode / ? # @ in a password)"
+            ) from None
         if parts.scheme not in DEFAULT_PORTS:
             raise ValueError(f"{masked(url)}: the scheme must be amqp:// or amqps://")
         return cls(
             url=url,
             host=parts.hostname or "localhost",
-            port=int(parts.port or DEFAULT_PORTS[parts.scheme]),
+            port=port,
             user=parts.username or "guest",
             password=parts.password or "guest",
             vhost=parts.path or "/",

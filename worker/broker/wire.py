@@ -9,8 +9,8 @@ how bytes come in:
   the socket timeout twice around it).
 - Deliveries on a consuming channel (basic.deliver, its content header and body frames)
   become `Delivery` objects directly. Their properties are decoded defensively: a property
-  or header table that cannot be decoded (a string that is not UTF-8, a timestamp out of
-  range, a malformed table) marks that one delivery with a `problem` instead of raising out
+  or header table that cannot be decoded (a string or a header name that is not UTF-8, a
+  timestamp out of range, a malformed table) marks that one delivery with a `problem` instead of raising out
   of the connection and taking the process down.
 - Bodies are never decompressed or decoded: a `compression` header or a content encoding
   is the worker's to judge, on the raw bytes.
@@ -213,7 +213,9 @@ class _Assembling:
             (self.size,) = unpack_from(">Q", payload, 4)
             try:
                 self.properties = decode_properties_basic(payload, 12)[0]
+                _check_names(self.properties.get("application_headers"))
             except Exception as exc:  # any property py-amqp cannot decode: this delivery's problem only
+                self.properties = {}
                 self.problem = f"{type(exc).__name__}: {exc}"[:MAX_PROBLEM]
             self.expect = 3
         else:
@@ -226,6 +228,21 @@ class _Assembling:
         return Delivery(
             body, self.properties, self.exchange, self.routing_key, self.tag, self.redelivered, self.problem
         )
+
+
+def _check_names(headers: Any) -> None:
+    """ValueError if a table, at any depth, has a name that is not UTF-8 (py-amqp leaves such a
+    name as bytes, where every reader of headers expects text)."""
+    pending = [headers]
+    while pending:
+        value = pending.pop()
+        if isinstance(value, dict):
+            for name, item in value.items():
+                if not isinstance(name, str):
+                    raise ValueError(f"header name {name!r} is not UTF-8")
+                pending.append(item)
+        elif isinstance(value, list):
+            pending.extend(value)
 
 
 def _short_string(payload: bytes, offset: int) -> tuple[str, int]:

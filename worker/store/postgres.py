@@ -8,7 +8,7 @@ from typing import Any
 import psycopg
 from psycopg import errors
 
-from worker.redaction import masked
+from worker.redaction import masked, redacted
 from worker.store.model import StoreConflict, StoreUnavailable
 from worker.store.schema import Migration
 from worker.store.sql import Connection
@@ -53,9 +53,12 @@ class PostgresBackend:
         return masked(self.url)
 
     def connect(self) -> Connection:
-        connection = psycopg.connect(
-            self.url, autocommit=True, connect_timeout=max(1, int(self.connect_timeout))
-        )
+        try:
+            connection = psycopg.connect(
+                self.url, autocommit=True, connect_timeout=max(1, int(self.connect_timeout))
+            )
+        except psycopg.Error as exc:  # its message may quote a piece of the URL it could not read
+            raise type(exc)(redacted(str(exc), self.url)) from None
         for name, seconds in (
             ("lock_timeout", self.lock_timeout),
             ("statement_timeout", self.statement_timeout),

@@ -25,6 +25,7 @@ from worker.tools.dead_letters.letter import PROPERTY_NAMES, DeadLetter
 
 MAX_PREFETCH = 65535  # basic.qos counts in 16 bits; 0 means unbounded
 CONFIRM_TIMEOUT = 15.0
+GIVE_BACK_WAIT = 3.0  # seconds to wait, at the end, for the broker to take back what was read
 
 
 class DeadLetterError(Exception):
@@ -47,6 +48,7 @@ class DeadLetterQueue:
         self._connection: Connection | None = None
         self._reading: amqp.Channel | None = None
         self._publisher: ConfirmingPublisher | None = None
+        self._ready = 0  # letters that are in the queue, or will be again once this session ends
 
     def __enter__(self) -> "DeadLetterQueue":
         try:
@@ -58,6 +60,8 @@ class DeadLetterQueue:
     def __exit__(self, *_: type[BaseException] | BaseException | TracebackType | None) -> None:
         """Close the connection: the broker requeues whatever was read but not removed."""
         if self._connection is not None:
+            with suppress(Exception):
+                self._give_back()
             with suppress(Exception):
                 self._connection.close()
             with suppress(Exception):
@@ -83,7 +87,7 @@ class DeadLetterQueue:
         Bounded by the count at the start, so dead letters that arrive meanwhile (a replayed
         message failing again, say) wait for the next run.
         """
-        total = self.count()
+        total = self._ready = self.count()
         if total == 0:
             return
         channel = self._channel()
@@ -99,6 +103,7 @@ class DeadLetterQueue:
     def remove(self, delivery_tag: int) -> None:
         """Acknowledge one message read: it leaves the queue for good."""
         self._channel().basic_ack(delivery_tag)
+        self._ready -= 1
 
     def republish(self, exchange: str, routing_key: str, body: bytes, properties: dict[str, Any]) -> None:
         """Publish with `mandatory` and wait for the broker's confirm; ReplayRefused otherwise."""
@@ -118,6 +123,18 @@ class DeadLetterQueue:
             raise ReplayRefused(
                 f"{getattr(exc, 'reply_code', '')} {getattr(exc, 'reply_text', exc)}".strip()
             ) from None
+
+    def _give_back(self) -> None:
+        """Close the reading channel, so the broker takes back what was read and not removed,
+        and wait (a little) until it has: a quorum queue does so a moment after the channel
+        closed, and a command started in that moment would find the queue short of them."""
+        if self._reading is None:
+            return
+        self._reading.close()
+        self._reading = None
+        deadline = time.monotonic() + GIVE_BACK_WAIT
+        while self.count() < self._ready and time.monotonic() < deadline:
+            time.sleep(0.02)
 
     def _next_delivery(self) -> bool:
         """Wait up to the inactivity timeout for the next delivery."""

@@ -1,0 +1,143 @@
+"""Publishing messages no well-behaved client would send: the content header's property bytes
+are written as given (a string that is not UTF-8, a timestamp of 2^63, a header table near the
+frame limit), over a bare py-amqp connection with publisher confirms.
+
+pika and py-amqp encode properties from Python values and refuse (or cannot express) such
+input; here the basic.publish, content-header and body frames are laid out by hand, as AMQP
+0-9-1 defines them (worker/broker/publisher.py does the same for the worker's own publishes).
+"""
+
+import time
+from collections.abc import Mapping
+from dataclasses import dataclass
+from struct import pack
+from types import TracebackType
+from typing import Any
+
+from amqp.serialization import dumps
+
+from support.amqp import connect, drain
+
+# The basic class's properties in flag order, with their AMQP types (py-amqp's names).
+_PROPERTIES = (
+    ("content_type", "s"), ("content_encoding", "s"), ("application_headers", "F"),
+    ("delivery_mode", "o"), ("priority", "o"), ("correlation_id", "s"), ("reply_to", "s"),
+    ("expiration", "s"), ("message_id", "s"), ("timestamp", "T"), ("type", "s"), ("user_id", "s"),
+    ("app_id", "s"), ("cluster_id", "s"),
+)  # fmt: skip
+_NAMES = frozenset(name for name, _ in _PROPERTIES)
+
+
+@dataclass(frozen=True, slots=True)
+class Field:
+    """A header value written exactly as given: its AMQP type letter and its encoded bytes
+    (`Field(b"T", pack(">Q", 2**63))` is a timestamp no datetime can hold)."""
+
+    kind: bytes
+    payload: bytes
+
+
+def table(entries: Mapping[str | bytes, Any]) -> bytes:
+    """An AMQP field table, length first: `Field` values as given (under a name that may be
+    `bytes`, UTF-8 or not), the others as py-amqp encodes them."""
+    plain = {name: value for name, value in entries.items() if not isinstance(value, Field)}
+    content = bytes(dumps("F", [plain]))[4:]
+    for name, value in entries.items():
+        if isinstance(value, Field):
+            content += _short(name if isinstance(name, bytes) else name.encode()) + value.kind + value.payload
+    return pack(">I", len(content)) + content
+
+
+def properties(**values: Any) -> bytes:
+    """The property flags and list of a content header. Strings may be `bytes` (written as
+    they are, UTF-8 or not); `application_headers` a mapping or the bytes of `table`; a
+    `timestamp` any integer an unsigned 64 bits hold."""
+    unknown = set(values) - _NAMES
+    if unknown:
+        raise ValueError(f"not AMQP basic properties: {sorted(unknown)}")
+    flags, encoded = 0, b""
+    for position, (name, kind) in enumerate(_PROPERTIES):
+        value = values.get(name)
+        if value is None:
+            continue
+        flags |= 1 << (15 - position)
+        if kind == "s":
+            encoded += _short(value if isinstance(value, bytes) else str(value).encode())
+        elif kind == "o":
+            encoded += pack(">B", value)
+        elif kind == "T":
+            encoded += pack(">Q", value)
+        else:
+            encoded += value if isinstance(value, bytes) else table(value)
+    return pack(">H", flags) + encoded
+
+
+class RawPublisher:
+    """`with RawPublisher(url) as raw: raw.publish(exchange, key, body, properties(...))`:
+    each publish is `mandatory` and returns once the broker confirmed it."""
+
+    def __init__(self, amqp_url: str, *, timeout: float = 10.0) -> None:
+        self._connection = connect(amqp_url)
+        self._channel = self._connection.channel()
+        self._channel.confirm_select()
+        self._channel.events["basic_ack"].add(self._on_ack)
+        self._channel.events["basic_nack"].add(self._on_nack)
+        self._channel.events["basic_return"].add(self._on_return)
+        self._timeout = timeout
+        self._sent = 0
+        self._confirmed = 0
+        self._refused: list[str] = []
+
+    def __enter__(self) -> "RawPublisher":
+        return self
+
+    def __exit__(
+        self, kind: type[BaseException] | None, error: BaseException | None, trace: TracebackType | None
+    ) -> None:
+        self.close()
+
+    @property
+    def frame_max(self) -> int:
+        return int(self._connection.frame_max)
+
+    def publish(self, exchange: str, routing_key: str, body: bytes, property_bytes: bytes) -> None:
+        """Write the three kinds of frames; wait for the confirm (AssertionError if refused)."""
+        channel = self._channel.channel_id
+        method = pack(">HHH", 60, 40, 0) + _short(exchange.encode()) + _short(routing_key.encode()) + b"\x01"
+        header = pack(">HHQ", 60, 0, len(body)) + property_bytes
+        frames = [_frame(1, channel, method), _frame(2, channel, header)]
+        chunk = self.frame_max - 8
+        frames += [_frame(3, channel, body[start : start + chunk]) for start in range(0, len(body), chunk)]
+        self._connection.transport.write(b"".join(frames))
+        self._sent += 1
+        deadline = time.monotonic() + self._timeout
+        while self._confirmed < self._sent:
+            if not drain(self._connection, deadline - time.monotonic()) and time.monotonic() >= deadline:
+                raise TimeoutError(f"publish {self._sent} not confirmed within {self._timeout:g}s")
+        if self._refused:
+            refused, self._refused = self._refused, []
+            raise AssertionError(f"the broker refused the publish: {'; '.join(refused)}")
+
+    def close(self) -> None:
+        try:
+            self._connection.close()
+        except Exception:  # already closed by the broker: nothing left to close
+            self._connection.collect()
+
+    def _on_ack(self, tag: int, multiple: bool) -> None:
+        self._confirmed = max(self._confirmed, tag)
+
+    def _on_nack(self, tag: int, multiple: bool) -> None:
+        self._refused.append(f"nacked {tag}")
+        self._on_ack(tag, multiple)
+
+    def _on_return(self, error: Exception, exchange: str, routing_key: str, message: Any) -> None:
+        self._refused.append(f"returned from {exchange!r} / {routing_key!r}: {error}")
+
+
+def _short(encoded: bytes) -> bytes:
+    return bytes((len(encoded),)) + encoded
+
+
+def _frame(kind: int, channel: int, payload: bytes) -> bytes:
+    return pack(">BHI", kind, channel, len(payload)) + payload + b"\xce"
