@@ -110,5 +110,6 @@ def test_publish_properties_are_encoded_as_py_amqp_encodes_them() -> None:
         "type": "NotificationRequested",
         "app_id": "renewal-routing",
     }
-    for subset in (properties, {"delivery_mode": 2}, {}, {"application_headers": {}}):
+    odd = {"message_id": "\ud800 lone surrogate, as py-amqp decodes one", "type": "Ünï"}
+    for subset in (properties, {"delivery_mode": 2}, {}, {"application_headers": {}}, odd):
         assert encode_properties(subset) == Message(b"", **subset)._serialize_properties()

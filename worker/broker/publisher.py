@@ -152,5 +152,5 @@ def _frame(kind: int, channel: int, payload: bytes) -> bytes:
 
 
 def _short(text: str) -> bytes:
-    encoded = text.encode()
+    encoded = text.encode("utf-8", "surrogatepass")  # as py-amqp decoded it: a copy keeps it exactly
     return bytes((len(encoded),)) + encoded
