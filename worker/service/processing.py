@@ -15,10 +15,11 @@ from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
-from events import InvalidInput, NotificationRequestedData, OwnerChanged, RenewalApproaching, parse
+from events import InvalidInput, NotificationRequestedData, OwnerChanged, RenewalApproaching
 from handlers import HANDLERS, Decision, HandlerMap, ReminderKey, SettingKey, needs_of
 from worker.broker.messages import Delivery, Outgoing
 from worker.service.failures import Failure, FailurePolicy
+from worker.service.intake import read
 from worker.service.notifications import NotificationWriter, time_of
 from worker.service.outbox import Outbox
 from worker.service.outcomes import Outcome
@@ -26,9 +27,6 @@ from worker.settings import Settings
 from worker.store import OutboxRow, SqlStore, SqlTransaction, StoreConflict, StoreUnavailable, WorkingSet
 
 Event = RenewalApproaching | OwnerChanged
-# Content encodings that leave the body as it is ("utf-8" is what kombu's JSON publishers
-# set: a charset, not a transformation).
-_IDENTITY_ENCODINGS = frozenset({"", "identity", "utf-8", "utf8"})
 
 
 @dataclass(frozen=True, slots=True)
@@ -162,8 +160,7 @@ class BatchProcessor:
 
     def _parse(self, delivery: Delivery, now: datetime) -> Result | tuple[Delivery, Event]:
         try:
-            _check_transport(delivery)
-            return delivery, parse(delivery.body, delivery.content_type, max_future=self._max_future, now=now)
+            return delivery, read(delivery, now=now, max_future=self._max_future)
         except InvalidInput as exc:
             return self._failed(delivery, self._failures.handle(delivery, exc))
 
@@ -252,19 +249,6 @@ class BatchProcessor:
         if event is None:
             fields["routing_key"] = delivery.routing_key
         return Result(delivery, failure.outcome, fields, failure.outgoing, event=event, failure=failure)
-
-
-def _check_transport(delivery: Delivery) -> None:
-    """What the AMQP envelope must be before the body is looked at: decodable properties,
-    and a body that is the bytes themselves (no compression, no content encoding)."""
-    if delivery.problem is not None:
-        raise InvalidInput("invalid_properties", f"properties could not be decoded: {delivery.problem}")
-    encoding = delivery.properties.get("content_encoding")
-    if encoding is not None and str(encoding).strip().lower() not in _IDENTITY_ENCODINGS:
-        raise InvalidInput("unsupported_content_encoding", f"content encoding {str(encoding)[:100]!r}")
-    compression = delivery.headers.get("compression")
-    if compression is not None:
-        raise InvalidInput("unsupported_content_encoding", f"compression header {str(compression)[:100]!r}")
 
 
 def _fields(event: Event) -> dict[str, Any]:
