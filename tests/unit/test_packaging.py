@@ -2,6 +2,7 @@
 
 from pathlib import Path
 
+import click
 import yaml
 from click.testing import CliRunner
 
@@ -40,10 +41,25 @@ def test_readme_documents_every_setting() -> None:
         ), field
 
 
+def command_paths(group: click.Group, prefix: tuple[str, ...] = ()) -> list[tuple[str, ...]]:
+    """Every command and subcommand under `group`, as the words that invoke it."""
+    paths = []
+    for name, command in group.commands.items():
+        paths.append((*prefix, name))
+        if isinstance(command, click.Group):
+            paths += command_paths(command, (*prefix, name))
+    return paths
+
+
 def test_every_command_has_help() -> None:
-    """`--help` works on the group and on each command."""
+    """`--help` works on the group, on each command and on each subcommand of a group, and says something."""
     runner = CliRunner()
     assert runner.invoke(main, ["--help"]).exit_code == 0
-    for name in main.commands:  # type: ignore[attr-defined]
-        result = runner.invoke(main, [name, "--help"])
-        assert result.exit_code == 0, (name, result.output)
+    paths = command_paths(main)
+    assert {("store", "migrate"), ("store", "status"), ("dlq", "replay"), ("owners", "show")} <= set(paths)
+    for path in paths:
+        result = runner.invoke(main, [*path, "--help"])
+        assert result.exit_code == 0, (path, result.output)
+        assert f" {' '.join(path)} [OPTIONS]" in result.output, (path, result.output)
+        description = result.output.split("\n\n")[1]
+        assert not description.lstrip().startswith("Options:"), f"{path} has no description"
