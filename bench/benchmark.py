@@ -188,6 +188,7 @@ def measure(o: argparse.Namespace, url: str, folder: Path) -> dict[str, Any]:
             "broker_version": phases.watcher.server_version(),
             "cpus": os.cpu_count(),
             "store": masked(o.store_url) if o.store_url else "sqlite (a new temporary file per run)",
+            "store_server": phases.stores.server(),
             "events": o.events,
             "workers": o.workers,
             "retention_days": o.retention_days,

@@ -134,6 +134,13 @@ def table(result: dict[str, Any]) -> str:
         "  ".join(cell.ljust(width) for cell, width in zip(row, widths, strict=True)).rstrip() for row in rows
     ]
     meta = result["meta"]
+    server = meta.get("store_server")
+    if server and server.get("autovacuum") == "off":
+        lines.append("")
+        lines.append(
+            f"PostgreSQL {server.get('server_version')} runs with autovacuum off: pruned rows are never"
+            " vacuumed, so the store's size on disk grows even where its row counts level off."
+        )
     lines.append("")
     lines.append(
         f"commit {meta['commit']}, RabbitMQ {meta['broker_version']}, {meta['cpus']} CPUs, "

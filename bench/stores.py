@@ -36,6 +36,18 @@ class RunStores:
         separator = "&" if urlsplit(self._base).query else "?"
         return f"{self._base}{separator}options={quote(f'-csearch_path={schema}')}"
 
+    def server(self) -> dict[str, str] | None:
+        """What the PostgreSQL server says that bears on the store's size: its version and
+        whether autovacuum runs (without it, the space of pruned rows is never reused)."""
+        if not self.postgres:
+            return None
+        assert self._base is not None
+        with psycopg.connect(self._base) as connection:
+            found = connection.execute(
+                "SELECT name, setting FROM pg_settings WHERE name IN ('server_version', 'autovacuum')"
+            ).fetchall()
+        return {str(name): str(setting) for name, setting in found}
+
     def drop_all(self) -> None:
         """Drop the schemas made for the runs (a SQLite file goes with the run's folder)."""
         if not self._schemas:
