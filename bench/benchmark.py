@@ -2,8 +2,9 @@
 
 Measures, in a fresh vhost of its own and with the same messages, durability and queue type:
 a bare relay with batched confirms and multiple-acks (the ceiling), a relay that waits for
-each confirm (naive), the real worker end to end at log levels info and warning, latency at
-steady offered rates, and peak RSS over a long run. Prints one table; `--json` writes it all.
+each confirm (naive), the real worker end to end at log levels info and warning (one worker,
+or several on one queue and one store: `--workers 1,3`), latency at steady offered rates, and
+peak RSS and the store's size over a long run. Prints one table; `--json` writes it all.
 """
 
 import argparse
@@ -46,6 +47,12 @@ def options(argv: list[str] | None = None) -> argparse.Namespace:
         " default: a new temporary SQLite file per run",
     )
     parser.add_argument(
+        "--workers",
+        default="1",
+        help="worker processes sharing the queue and the store in a throughput run; several counts"
+        " (e.g. 1,3) give one row each against the same ceiling (default %(default)s)",
+    )
+    parser.add_argument(
         "--events", type=int, default=20_000, help="events per throughput run (default %(default)s)"
     )
     parser.add_argument(
@@ -53,6 +60,14 @@ def options(argv: list[str] | None = None) -> argparse.Namespace:
         type=int,
         default=200_000,
         help="events in the memory run (default %(default)s)",
+    )
+    parser.add_argument(
+        "--retention-days",
+        type=float,
+        help="in the long run, keep inbox entries and reminder keys this long (the worker's"
+        " RENEWALS_INBOX_RETENTION_DAYS and RENEWALS_REMINDER_RETENTION_DAYS; e.g. 0.0001, about"
+        " 9 s), prune every quarter of it, and send reminders for past renewal dates: the store"
+        " should level off (default: the worker's own 30 and 7 days, nothing expires)",
     )
     parser.add_argument(
         "--rates",
@@ -117,7 +132,20 @@ def options(argv: list[str] | None = None) -> argparse.Namespace:
     if "info" not in parsed.levels:
         parser.error("--levels must include info (the worker's default, the one the targets judge)")
     parsed.worker_env = dict(item.split("=", 1) for item in parsed.worker_env)
+    try:
+        parsed.workers = [int(count) for count in parsed.workers.split(",") if count.strip()]
+    except ValueError:
+        parser.error("--workers takes counts separated by commas, e.g. 1,3")
+    if not parsed.workers or min(parsed.workers) < 1:
+        parser.error("--workers takes counts of at least 1, e.g. 1,3")
+    if parsed.retention_days is not None and parsed.retention_days <= 0:
+        parser.error("--retention-days must be positive")
     return parsed
+
+
+def label(level: str, workers: int) -> str:
+    """A worker run's name in the results: the log level, and the worker count if not one."""
+    return level if workers == 1 else f"{level}_x{workers}"
 
 
 def measure(o: argparse.Namespace, url: str, folder: Path) -> dict[str, Any]:
@@ -133,26 +161,38 @@ def measure(o: argparse.Namespace, url: str, folder: Path) -> dict[str, Any]:
         for round_ in range(o.repeat):
             for name, run in phases.relays().items():
                 rounds[name].append(run)
-            for level in o.levels:
-                then = latencies if level == "info" and round_ == 0 and o.rates else None
-                rounds.setdefault(level, []).append(phases.worker_throughput(level, round_, then))
+            for count in o.workers:
+                for level in o.levels:
+                    first = level == "info" and round_ == 0 and count == o.workers[0]
+                    then = latencies if first and o.rates else None
+                    run = phases.worker_throughput(level, round_, count, then)
+                    rounds.setdefault(label(level, count), []).append(run)
         relay_latency = phases.relay_latencies()
         memory = phases.long_run()
     finally:
         phases.stop_all()
     median = {name: _median(runs) for name, runs in rounds.items()}
-    worker = {level: median[level] for level in o.levels}
+    worker = {label(level, count): median[label(level, count)] for count in o.workers for level in o.levels}
     ratios = {}
-    for level, run in worker.items():
-        ratios[f"worker_{level}_over_ceiling"] = run["events_per_s"] / median["ceiling"]["events_per_s"]
-        ratios[f"worker_{level}_over_naive"] = run["events_per_s"] / median["naive"]["events_per_s"]
+    for name, run in worker.items():
+        ratios[f"worker_{name}_over_ceiling"] = run["events_per_s"] / median["ceiling"]["events_per_s"]
+        ratios[f"worker_{name}_over_naive"] = run["events_per_s"] / median["naive"]["events_per_s"]
+    scaling = {
+        label(level, count): worker[label(level, count)]["events_per_s"] / worker[level]["events_per_s"]
+        for count in o.workers
+        if count > 1 and 1 in o.workers
+        for level in o.levels
+    }
     result = {
         "meta": {
             "commit": _commit(),
             "broker_version": phases.watcher.server_version(),
             "cpus": os.cpu_count(),
             "store": masked(o.store_url) if o.store_url else "sqlite (a new temporary file per run)",
+            "store_server": phases.stores.server(),
             "events": o.events,
+            "workers": o.workers,
+            "retention_days": o.retention_days,
             "repeat": o.repeat,
             "quick": o.quick,
             "profiled": bool(o.profile),
@@ -164,12 +204,13 @@ def measure(o: argparse.Namespace, url: str, folder: Path) -> dict[str, Any]:
         "naive": median["naive"],
         "worker": worker,
         "ratios": ratios,
+        "scaling": scaling,
         "latency": latency,
         "relay_latency": relay_latency,
         "memory": memory,
         "startup_s": {
             "empty_queue": empty_startup,
-            "backlog": statistics.median(r["startup_s"] for level in o.levels for r in rounds[level]),
+            "backlog": statistics.median(r["startup_s"] for name in worker for r in rounds[name]),
         },
         "rounds": rounds,
     }

@@ -42,6 +42,7 @@ class Mix:
         clients: int = 20_000,
         partners: int = 2_000,
         owner_changed_share: float = 0.10,
+        first_renewal: date = _FIRST_RENEWAL,
     ) -> None:
         if clients % 7919 == 0:
             raise ValueError("clients must not be a multiple of 7919")
@@ -49,6 +50,7 @@ class Mix:
         self._clients = clients
         self._partners = partners
         self._share = owner_changed_share
+        self._first_renewal = first_renewal
         self._reminders = 0  # every reminder is (client, renewal date) unique: see _renewal
         self._events = 0
 
@@ -89,7 +91,7 @@ class Mix:
             "partner_id": self._partner_of(client),
             "client_id": f"client-{client:06d}",
             "client_name": f"Client {client} AB",
-            "renewal_date": (_FIRST_RENEWAL + timedelta(days=round_)).isoformat(),
+            "renewal_date": (self._first_renewal + timedelta(days=round_)).isoformat(),
             "days_until_renewal": self._random.choice(_DAYS),
             "subscription": self._random.choice(_PLANS),
             "decision_maker": {

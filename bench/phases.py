@@ -5,6 +5,7 @@ import sys
 import time
 from collections.abc import Callable
 from dataclasses import asdict
+from datetime import date
 from pathlib import Path
 from typing import Any
 
@@ -12,15 +13,8 @@ from bench import latency, relays
 from bench.broker import Watcher, prefill
 from bench.mix import Mix
 from bench.profiling import Profiler
-from bench.worker_runs import (
-    OBSERVED,
-    WorkerRun,
-    broker_pid,
-    cpu_seconds,
-    store_bytes,
-    timed_run,
-    wait_consuming,
-)
+from bench.stores import RunStores, store_bytes, store_rows
+from bench.worker_runs import OBSERVED, WorkerRun, broker_pid, cpu_seconds, timed_run, wait_consuming
 from support.client import NAMES
 from support.services import free_port
 from support.worker_process import WorkerProcess, stop_all
@@ -28,6 +22,9 @@ from support.worker_process import WorkerProcess, stop_all
 RELAY_EVENTS, RELAY_IN, RELAY_OUT = "bench.relay.events", "bench.relay.in", "bench.relay.out"
 ROOT = Path(__file__).resolve().parent.parent
 METRICS = "metrics"  # the pseudo log level of a worker run at info with its metrics endpoint on
+# With --retention-days, the long run's reminders are for renewals already past (as most are,
+# once a deployment has run for a while), so their keys expire as well as the inbox entries.
+PAST_RENEWALS = date(2020, 1, 6)
 
 
 class Phases:
@@ -43,10 +40,14 @@ class Phases:
         self.output_bytes = 0.0
         self.input_bytes = 0.0
         self.batching = relays.worker_batching(options.worker_env)
+        self.stores = RunStores(options.store_url, folder)
 
-    def worker(self, name: str, level: str) -> WorkerProcess:
-        store = self.o.store_url or f"sqlite:///{self.folder / (name + '.db')}"
-        env = {"RENEWALS_LOG_LEVEL": level, **self.o.worker_env}
+    def worker(
+        self, name: str, level: str, store: str | None = None, env: dict[str, str] | None = None
+    ) -> WorkerProcess:
+        """A worker process (not started) on `store`, or on a new store of its own."""
+        store = store or self.stores.new(name)
+        env = {"RENEWALS_LOG_LEVEL": level, **(env or {}), **self.o.worker_env}
         if level == METRICS:  # info, with the metrics and health endpoints served
             env |= {"RENEWALS_LOG_LEVEL": "info", "RENEWALS_METRICS_PORT": str(free_port())}
         process = WorkerProcess(self.url, self.folder, store_url=store, name=name, env=env)
@@ -56,6 +57,8 @@ class Phases:
     def stop_all(self) -> None:
         stop_all(self.workers)
         self.watcher.close()
+        if not self.o.keep:
+            self.stores.drop_all()
 
     def declare_and_sample(self) -> float:
         """Start the worker once on an empty queue: its topology, its start-up time, and the
@@ -119,17 +122,24 @@ class Phases:
         return results
 
     def worker_throughput(
-        self, level: str, round_: int, then: Callable[[WorkerProcess], None] | None = None
+        self,
+        level: str,
+        round_: int,
+        count: int = 1,
+        then: Callable[[WorkerProcess], None] | None = None,
     ) -> dict[str, Any]:
-        """The worker from a pre-filled queue of the mix until every notification is counted."""
-        worker = self.worker(f"worker-{level}-{round_}", level)
+        """`count` workers on one new store, from a pre-filled queue of the mix, until every
+        notification is counted."""
+        name = f"worker-{level}-{round_}" if count == 1 else f"workers{count}-{level}-{round_}"
+        store = self.stores.new(name)
+        workers = [self.worker(f"{name}-{n}" if count > 1 else name, level, store) for n in range(count)]
         profiler = (
             Profiler(self.o.profile, self.o.profile_idle)
-            if self.o.profile and level == "info" and round_ == 0
+            if self.o.profile and level == "info" and round_ == 0 and count == self.o.workers[0]
             else None
         )
         run = timed_run(
-            worker,
+            workers,
             self.watcher,
             self.url,
             self.mix.take(self.o.events),
@@ -138,10 +148,10 @@ class Phases:
         )
         if profiler:
             profiler.detach()
-        _check(run, worker)
+        _check(run, workers[0])
         if then is not None:
-            then(worker)
-        worker.stop()
+            then(workers[0])
+        stop_all(workers)
         return _plain(run)
 
     def latencies(self, worker: WorkerProcess) -> dict[str, dict[str, Any]]:
@@ -184,16 +194,28 @@ class Phases:
         return results
 
     def long_run(self) -> dict[str, Any]:
-        """At least `long_events` through one worker: RSS as the count grows, peak, store size."""
-        worker = self.worker("long", "info")
+        """At least `long_events` through one worker: RSS and the store's size as the count
+        grows, peak RSS, final store size. With --retention-days the worker prunes as it goes."""
+        retention = self.o.retention_days
+        env, mix = {}, self.mix
+        if retention is not None:
+            env = {
+                "RENEWALS_INBOX_RETENTION_DAYS": str(retention),
+                "RENEWALS_REMINDER_RETENTION_DAYS": str(retention),
+                "RENEWALS_PRUNE_INTERVAL": str(max(1.0, min(60.0, retention * 86400 / 4))),
+            }
+            mix = Mix(seed=self.o.seed + 1, first_renewal=PAST_RENEWALS)
+        store = self.stores.new("long")
+        worker = self.worker("long", "info", store, env)
         count = self.o.long_events
         run = timed_run(
-            worker,
+            [worker],
             self.watcher,
             self.url,
-            self.mix.stream(count),
+            mix.stream(count),
             timeout=count / 100 + 120,
             rss_every=max(1, count // 8),
+            sample=lambda: {"bytes": store_bytes(store), **store_rows(store)},
         )
         _check(run, worker)
         worker.stop()
@@ -204,7 +226,10 @@ class Phases:
             "rss_samples_mb": {str(k): v for k, v in sorted(run.rss_mb.items())},
             "rss_mb_at": at,
             "rss_growth_mb": at[str(marks[-1])] - at[str(marks[0])],
-            "store_bytes": store_bytes(worker.env["RENEWALS_STORE_URL"]),
+            "retention_days": retention,
+            "store_samples": {str(k): v for k, v in sorted(run.samples.items())},
+            "store_at": {str(mark): run.samples[min(k for k in run.samples if k >= mark)] for mark in marks},
+            "store_bytes": store_bytes(store),
         }
 
 
@@ -216,4 +241,5 @@ def _check(run: WorkerRun, worker: WorkerProcess) -> None:
 def _plain(run: WorkerRun) -> dict[str, Any]:
     fields = asdict(run)
     fields.pop("rss_mb")
+    fields.pop("samples")
     return {**fields, "events_per_s": run.events_per_s}

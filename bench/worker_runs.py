@@ -2,9 +2,10 @@
 
 import os
 import time
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 from bench.broker import Watcher, prefill
 from bench.mix import Message
@@ -15,7 +16,7 @@ OBSERVED = "bench.observed"  # a durable quorum queue bound to the notifications
 
 
 def wait_consuming(worker: WorkerProcess, watcher: Watcher, timeout: float = 60.0) -> float:
-    """Seconds from spawn until the broker shows the worker consuming its queue."""
+    """Seconds from spawn until the broker shows the worker (or the first of several) consuming."""
 
     def consuming() -> bool:
         worker.check_alive()
@@ -39,10 +40,12 @@ class WorkerRun:
     startup_s: float
     dead_letters: int
     prefill_s: float
-    cpu_s: float  # the worker's user+system CPU from consume-start to the last notification
+    cpu_s: float  # the workers' user+system CPU from consume-start to the last notification
     broker_cpu_s: float | None
+    workers: int = 1
     rss_mb: dict[int, float] = field(default_factory=dict)
-    peak_rss_mb: float = 0.0
+    peak_rss_mb: float = 0.0  # the largest of the workers' peaks
+    samples: dict[int, dict[str, Any]] = field(default_factory=dict)
 
     @property
     def events_per_s(self) -> float:
@@ -50,27 +53,32 @@ class WorkerRun:
 
 
 def timed_run(
-    worker: WorkerProcess,
+    workers: Sequence[WorkerProcess],
     watcher: Watcher,
     url: str,
     messages: Iterable[Message],
     *,
     timeout: float,
     rss_every: int = 0,
+    sample: Callable[[], dict[str, Any]] | None = None,
     on_consuming: Callable[[WorkerProcess], None] | None = None,
 ) -> WorkerRun:
-    """Pre-fill the (stopped) worker's queue, start it, and time consume-start to the last
-    notification on the observed queue. With `rss_every`, sample its RSS as the count grows
-    and purge the observed queue on the way, so the broker's memory stays flat too."""
+    """Pre-fill the (stopped) workers' queue, start them all at once, and time the first one
+    consuming to the last notification on the observed queue. With `rss_every`, sample their
+    RSS (summed) and `sample()` (the store, say) as the count grows, and purge the observed
+    queue on the way, so the broker's memory stays flat too."""
     filled = prefill(url, NAMES.events_exchange, messages)
-    worker.start(wait=False)
-    startup_s = wait_consuming(worker, watcher)
-    began = worker.started + startup_s
+    for worker in workers:
+        worker.start(wait=False)
+    first = workers[0]
+    startup_s = wait_consuming(first, watcher)
+    began = first.started + startup_s
     if on_consuming is not None:
-        on_consuming(worker)
-    cpu_began, broker_began = cpu_seconds(worker.pid) or 0.0, cpu_seconds(broker_pid())
+        on_consuming(first)
+    cpu_began, broker_began = _cpu(workers), cpu_seconds(broker_pid())
     counted = 0
     rss: dict[int, float] = {}
+    samples: dict[int, dict[str, Any]] = {}
     next_sample = rss_every
     deadline = time.monotonic() + timeout
     while True:
@@ -78,23 +86,28 @@ def timed_run(
         if counted + depth >= filled.notifications:
             ended = time.perf_counter()
             break
-        worker.check_alive()
+        for worker in workers:
+            worker.check_alive()
         if time.monotonic() > deadline:
             raise TimeoutError(
                 f"only {counted + depth} of {filled.notifications} notifications after {timeout:g}s"
             )
         if rss_every and counted + depth >= next_sample:
-            rss[counted + depth] = worker.status_kb("VmRSS") / 1024
+            rss[counted + depth] = _rss_mb(workers)
+            if sample is not None:
+                samples[counted + depth] = sample()
             next_sample += rss_every
         if rss_every and depth > 20_000:
             counted += watcher.purge(OBSERVED)
         time.sleep(0.05 if rss_every else 0.01)
-    cpu_s = (cpu_seconds(worker.pid) or 0.0) - cpu_began
+    cpu_s = _cpu(workers) - cpu_began
     broker_ended = cpu_seconds(broker_pid())
     broker_cpu_s = None if broker_began is None or broker_ended is None else broker_ended - broker_began
     if rss_every:
-        rss[filled.notifications] = worker.status_kb("VmRSS") / 1024
-    peak = worker.status_kb("VmHWM") / 1024
+        rss[filled.notifications] = _rss_mb(workers)
+        if sample is not None:
+            samples[filled.notifications] = sample()
+    peak = max(worker.status_kb("VmHWM") for worker in workers) / 1024
     dead = watcher.depth(NAMES.dead_letter_queue)[0] + watcher.depth(NAMES.unrouted_queue)[0]
     watcher.purge(OBSERVED)
     return WorkerRun(
@@ -104,11 +117,21 @@ def timed_run(
         startup_s,
         dead,
         filled.seconds,
-        cpu_s or 0.0,
+        cpu_s,
         broker_cpu_s,
+        len(workers),
         rss,
         peak,
+        samples,
     )
+
+
+def _cpu(workers: Sequence[WorkerProcess]) -> float:
+    return sum(cpu_seconds(worker.pid) or 0.0 for worker in workers)
+
+
+def _rss_mb(workers: Sequence[WorkerProcess]) -> float:
+    return sum(worker.status_kb("VmRSS") for worker in workers) / 1024
 
 
 def cpu_seconds(pid: int | None) -> float | None:
@@ -130,22 +153,4 @@ def broker_pid() -> int | None:
                 return int(status.parent.name)
         except OSError:
             continue
-    return None
-
-
-def store_bytes(store_url: str) -> int | None:
-    """The store's size on disk: SQLite file plus WAL, or the PostgreSQL tables; None if unknown."""
-    if store_url.startswith("sqlite:"):
-        path = Path(store_url.removeprefix("sqlite://").removeprefix("/"))
-        return sum(p.stat().st_size for p in (path, Path(f"{path}-wal"), Path(f"{path}-shm")) if p.exists())
-    if store_url.startswith(("postgresql:", "postgres:")):
-        import psycopg
-
-        tables = ("owner_settings", "decision_makers", "inbox", "reminders", "outbox")
-        with psycopg.connect(store_url) as connection:
-            row = connection.execute(
-                "SELECT sum(pg_total_relation_size(t::regclass)) FROM unnest(%s::text[]) AS t",
-                (list(tables),),
-            ).fetchone()
-        return int(row[0]) if row and row[0] is not None else None
     return None

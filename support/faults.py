@@ -4,8 +4,8 @@ production worker has no setting that loads code, and no failure switch."""
 import os
 import time
 
-from events import RenewalApproaching
-from handlers import Decision, Projection, on_renewal_approaching
+from events import OwnerChanged, RenewalApproaching
+from handlers import Decision, Projection, on_owner_changed, on_renewal_approaching
 
 
 def fails_for_doomed_clients(event: RenewalApproaching, *, projection: Projection) -> Decision:
@@ -26,3 +26,10 @@ def slow(event: RenewalApproaching, *, projection: Projection) -> Decision:
     """The real handler, a millisecond slower: keeps a stream in flight long enough to disturb it."""
     time.sleep(0.001)
     return on_renewal_approaching(event, projection=projection)
+
+
+def slow_owner_changes(event: OwnerChanged, *, projection: Projection) -> Decision:
+    """The real handler, a millisecond slower: widens the time between a batch's reads and its
+    writes, so that batches of several workers on the same keys overlap."""
+    time.sleep(0.001)
+    return on_owner_changed(event, projection=projection)

@@ -13,7 +13,7 @@ pytestmark = pytest.mark.broker
 
 
 def test_quick_benchmark_reports_every_figure(amqp_url: str, tmp_path: Path) -> None:
-    """A few hundred events through relays, worker, latency and memory runs give a full report."""
+    """A few hundred events through relays, one and two workers, latency and a pruning memory run give a full report."""
     out = tmp_path / "bench.json"
     finished = subprocess.run(
         [
@@ -25,6 +25,10 @@ def test_quick_benchmark_reports_every_figure(amqp_url: str, tmp_path: Path) -> 
             amqp_url,
             "--json",
             str(out),
+            "--workers",
+            "1,2",
+            "--retention-days",
+            "0.00002",
         ],
         cwd=ROOT,
         capture_output=True,
@@ -33,6 +37,9 @@ def test_quick_benchmark_reports_every_figure(amqp_url: str, tmp_path: Path) -> 
     )
     assert finished.returncode == 0, finished.stderr[-3000:]
     assert "worker (info) / ceiling" in finished.stdout
+    assert (
+        "2 workers (info) / ceiling" in finished.stdout and "2 workers / 1 worker (info)" in finished.stdout
+    )
     result = json.loads(out.read_text())
     assert {
         "meta",
@@ -48,7 +55,9 @@ def test_quick_benchmark_reports_every_figure(amqp_url: str, tmp_path: Path) -> 
     } <= result.keys()
     for run in (result["ceiling"], result["naive"], *result["worker"].values()):
         assert run["events"] > 0 and run["events_per_s"] > 0
-    assert set(result["worker"]) == {"info", "warning"}
+    assert set(result["worker"]) == {"info", "warning", "info_x2", "warning_x2"}
+    assert [run["workers"] for run in result["worker"].values()] == [1, 1, 2, 2]
+    assert set(result["scaling"]) == {"info_x2", "warning_x2"}
     assert all(run["dead_letters"] == 0 for run in result["worker"].values())
     assert all(ratio > 0 for ratio in result["ratios"].values())
     for latency in (*result["latency"].values(), *result["relay_latency"].values()):
@@ -57,4 +66,6 @@ def test_quick_benchmark_reports_every_figure(amqp_url: str, tmp_path: Path) -> 
         )
     memory = result["memory"]
     assert memory["peak_rss_mb"] > 0 and memory["store_bytes"] > 0 and len(memory["rss_mb_at"]) == 3
+    assert memory["retention_days"] == 0.00002 and len(memory["store_at"]) == 3
+    assert all(sample["bytes"] > 0 and sample["inbox"] >= 0 for sample in memory["store_at"].values())
     assert result["startup_s"]["empty_queue"] > 0

@@ -42,14 +42,19 @@ def build_worker(
     return Worker(settings, processor, log, metrics=metrics, health=health)
 
 
-def connect_store(settings: Settings, *, migrate: bool | None = None) -> SqlStore:
-    """The configured store, its schema migrated (or checked, with STORE_MIGRATE off)."""
-    store = open_store(
+def open_configured_store(settings: Settings) -> SqlStore:
+    """The configured store with the configured timeouts, its schema untouched."""
+    return open_store(
         settings.store_url,
         lock_timeout=settings.store_lock_timeout,
         statement_timeout=settings.store_statement_timeout,
         idle_in_transaction_timeout=settings.store_idle_in_transaction_timeout,
     )
+
+
+def connect_store(settings: Settings, *, migrate: bool | None = None) -> SqlStore:
+    """The configured store, its schema migrated (or checked, with STORE_MIGRATE off)."""
+    store = open_configured_store(settings)
     if settings.store_migrate if migrate is None else migrate:
         before, after = store.migrate()
         if before != after:

@@ -1,7 +1,9 @@
 """The files a deployment reads agree with the code."""
 
 from pathlib import Path
+from urllib.parse import urlsplit
 
+import click
 import yaml
 from click.testing import CliRunner
 
@@ -15,11 +17,35 @@ def test_compose_sets_only_real_settings() -> None:
     """Every RENEWALS_* variable in docker-compose.yml is a field of Settings."""
     compose = yaml.safe_load((ROOT / "docker-compose.yml").read_text())
     variables = compose["services"]["worker"]["environment"]
-    assert {"rabbitmq", "worker"} <= set(compose["services"])
+    assert {"rabbitmq", "postgres", "worker"} <= set(compose["services"])
     for name in variables:
         assert (
             name.startswith("RENEWALS_") and name.removeprefix("RENEWALS_").lower() in Settings.model_fields
         )
+
+
+def test_compose_runs_scalable_workers_on_postgresql() -> None:
+    """`docker compose up --scale worker=3` works by reading: no fixed name or host port on the
+    worker, every service it needs is healthy first, and its store is the compose PostgreSQL."""
+    compose = yaml.safe_load((ROOT / "docker-compose.yml").read_text())
+    services = compose["services"]
+    worker = services["worker"]
+    assert "container_name" not in worker and "ports" not in worker
+    assert set(worker["depends_on"]) == {"rabbitmq", "postgres"}
+    for name, needed in worker["depends_on"].items():
+        assert needed == {"condition": "service_healthy"} and "healthcheck" in services[name], name
+    store = urlsplit(worker["environment"]["RENEWALS_STORE_URL"])
+    database = services["postgres"]["environment"]
+    assert (store.scheme, store.hostname, store.port) == ("postgresql", "postgres", 5432)
+    assert (store.username, store.password, store.path) == (
+        database["POSTGRES_USER"],
+        database["POSTGRES_PASSWORD"],
+        "/" + database["POSTGRES_DB"],
+    )
+    assert urlsplit(worker["environment"]["RENEWALS_AMQP_URL"]).hostname == "rabbitmq"
+    grace = int(str(worker["stop_grace_period"]).removesuffix("s"))
+    assert grace > Settings().shutdown_grace
+    assert "/readyz" in " ".join(worker["healthcheck"]["test"])
 
 
 def test_dockerfile_copies_every_package() -> None:
@@ -43,7 +69,6 @@ def test_readme_documents_every_setting() -> None:
 def test_every_command_has_help() -> None:
     """`--help` works on the group and on every command and subcommand, each says what it does,
     and every option of every command is explained."""
-    import click
 
     def walk(command: click.Command, path: list[str]) -> list[tuple[list[str], click.Command]]:
         found = [(path, command)]

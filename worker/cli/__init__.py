@@ -5,6 +5,7 @@ import click
 from worker.cli.core import asyncapi, demo, run, schema, send, topology_command
 from worker.cli.dlq import dlq
 from worker.cli.owners import owners
+from worker.cli.store import store
 
 
 @click.group(context_settings={"help_option_names": ["-h", "--help"]})
@@ -17,5 +18,5 @@ def main() -> None:
     """
 
 
-for command in (run, send, demo, schema, asyncapi, topology_command, dlq, owners):
+for command in (run, send, demo, schema, asyncapi, topology_command, dlq, owners, store):
     main.add_command(command)

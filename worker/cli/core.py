@@ -2,6 +2,7 @@
 
 import json
 import sys
+from pathlib import Path
 from typing import IO
 
 import click
@@ -30,6 +31,15 @@ def load_settings(**overrides: object) -> Settings:
         raise click.ClickException(f"invalid configuration: {exc}") from None
     logs.configure(settings.log_level, settings.log_format)
     return settings
+
+
+def require_existing_store(settings: Settings) -> None:
+    """Opening a SQLite URL creates the file: refuse a path with no store, it is a typo."""
+    url = settings.store_url
+    if url.startswith("sqlite:"):
+        path = url.removeprefix("sqlite://").removeprefix("/")
+        if path and path != ":memory:" and not Path(path).exists():
+            raise click.ClickException(f"no store at {path} (set RENEWALS_STORE_URL to the worker's store)")
 
 
 @click.command()

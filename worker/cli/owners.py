@@ -1,14 +1,12 @@
 """`renewals owners show`: who owns renewal communication, read from the projection."""
 
 import json
-from pathlib import Path
 from typing import Any
 
 import click
 
-from worker.cli.core import load_settings
+from worker.cli.core import load_settings, require_existing_store
 from worker.redaction import masked
-from worker.settings import Settings
 from worker.store import WorkingSet, open_store
 from worker.tools.owners import Case, Ownership, ownership, who
 from worker.tools.tables import printable, render
@@ -30,7 +28,7 @@ def show(partner_id: str, client_id: str | None, as_json: bool) -> None:
     one of its own would use that instead).
     """
     settings = load_settings()
-    _require_store(settings)
+    require_existing_store(settings)
     try:
         store = open_store(settings.store_url)
     except Exception as exc:
@@ -43,15 +41,6 @@ def show(partner_id: str, client_id: str | None, as_json: bool) -> None:
     finally:
         store.close()
     click.echo(json.dumps(found.as_dict(), indent=2) if as_json else _described(found))
-
-
-def _require_store(settings: Settings) -> None:
-    """Opening a SQLite URL creates the file: refuse a path with no store, it is a typo."""
-    url = settings.store_url
-    if url.startswith("sqlite:"):
-        path = url.removeprefix("sqlite://").removeprefix("/")
-        if path and path != ":memory:" and not Path(path).exists():
-            raise click.ClickException(f"no store at {path} (set RENEWALS_STORE_URL to the worker's store)")
 
 
 SETTING_COLUMNS = ["partner_id", "client_id", "owner", "resolved_from", "partner_contact"]

@@ -1,0 +1,63 @@
+"""`renewals store migrate` and `renewals store status` against real stores, SQLite and PostgreSQL."""
+
+import json
+from pathlib import Path
+
+import pytest
+from click.testing import CliRunner, Result
+
+from worker.cli import main
+from worker.store import SCHEMA_VERSION, open_store
+
+
+@pytest.fixture(params=["sqlite", "postgresql"])
+def store_url(request: pytest.FixtureRequest, tmp_path: Path) -> str:
+    if request.param == "sqlite":
+        return f"sqlite:///{tmp_path / 'renewals.db'}"
+    url: str = request.getfixturevalue("postgres_url")
+    return url
+
+
+def renewals(store_url: str, *args: str) -> Result:
+    return CliRunner().invoke(main, ["store", *args], env={"RENEWALS_STORE_URL": store_url})
+
+
+def status(store_url: str) -> dict[str, object]:
+    result = renewals(store_url, "status", "--json")
+    assert result.exit_code == 0, result.output
+    found: dict[str, object] = json.loads(result.stdout)
+    return found
+
+
+def test_migrate_brings_an_empty_store_to_the_latest_version_once(store_url: str) -> None:
+    """An empty store says so, is migrated from 0 to the latest, then has nothing left to do."""
+    if store_url.startswith("sqlite:"):
+        open_store(store_url).close()  # status refuses a SQLite path with no file: a typo
+    assert status(store_url) == {"store": store_url, "version": 0, "latest": SCHEMA_VERSION, "state": "empty"}
+    first = renewals(store_url, "migrate")
+    assert first.exit_code == 0 and f"from schema version 0 to {SCHEMA_VERSION}" in first.stdout
+    again = renewals(store_url, "migrate")
+    assert again.exit_code == 0 and "nothing to do" in again.stdout
+    assert status(store_url)["state"] == "current"
+    assert f"schema version {SCHEMA_VERSION}" in renewals(store_url, "status").stdout
+
+
+def test_a_newer_schema_is_reported_and_not_migrated_naming_both_versions(store_url: str) -> None:
+    """A store migrated by a later release: status says `newer`, migrate refuses in one line naming both versions."""
+    store = open_store(store_url)
+    store.migrate()
+    with store.transaction():
+        store.execute("INSERT INTO schema_version VALUES (?, 'from the future', 0)", (SCHEMA_VERSION + 1,))
+    store.close()
+    assert status(store_url)["state"] == "newer"
+    refused = renewals(store_url, "migrate")
+    assert refused.exit_code == 1
+    [line] = refused.output.strip().splitlines()
+    assert f"version {SCHEMA_VERSION + 1}" in line and f"version {SCHEMA_VERSION} " in line
+
+
+def test_status_of_a_missing_sqlite_file_is_an_error_not_a_new_store(tmp_path: Path) -> None:
+    """A mistyped SQLite path is reported, and no file is created."""
+    result = renewals(f"sqlite:///{tmp_path / 'typo.db'}", "status")
+    assert result.exit_code == 1 and "no store at" in result.output
+    assert not (tmp_path / "typo.db").exists()

@@ -1,0 +1,35 @@
+"""When pruning rounds run: often enough to keep up with a fast worker, rarely when there is little to do."""
+
+from datetime import date
+
+from support.polling import wait_until
+from worker.service.retention import Retention
+from worker.settings import Settings
+
+
+class CountingStore:
+    """Answers each pruning round with the next of the given deletion counts."""
+
+    def __init__(self, deletions: list[int]) -> None:
+        self.deletions = deletions
+        self.rounds = 0
+
+    def prune(self, *, processed_before_us: int, renewals_before: date, limit: int) -> int:
+        self.rounds += 1
+        return self.deletions.pop(0)
+
+
+def test_while_rounds_find_full_chunks_the_next_is_due_at_once_then_the_interval_applies() -> None:
+    """A round that deleted a full chunk is behind: the next runs at the next pause between batches, until one finds less."""
+    store = CountingStore([1000, 1500, 10, 0])
+    retention = Retention(store, Settings(prune_interval=0.05), chunk=1000)  # type: ignore[arg-type]
+    assert wait_until(retention.prune_if_due, "the first round", 5) == 1000
+    assert retention.prune_if_due() == 1500
+    assert retention.prune_if_due() == 10
+    assert retention.prune_if_due() == 0 and store.rounds == 3  # caught up: not due for the interval
+
+    def fourth_round() -> bool:
+        retention.prune_if_due()
+        return store.rounds == 4
+
+    wait_until(fourth_round, "the round after the interval", 5)
