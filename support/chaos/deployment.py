@@ -7,9 +7,10 @@ node started), so faults can come in any order.
 
 import json
 import signal
+import subprocess
 import time
 from collections.abc import Iterator
-from contextlib import ExitStack, contextmanager
+from contextlib import ExitStack, contextmanager, suppress
 from dataclasses import dataclass
 from pathlib import Path
 from random import Random
@@ -88,11 +89,20 @@ class Deployment:
                 self._restart(slot)
 
     def stop_workers(self) -> list[int]:
-        """SIGTERM every worker; their exit codes."""
+        """SIGTERM every worker, once (a second one could land after Python restored the default
+        handler on its way out); their exit codes (-9: killed after 40 s)."""
+        running = [w.process for w in self.workers if w.process is not None and w.process.poll() is None]
+        for process in running:
+            process.send_signal(signal.SIGTERM)
+        codes = []
         for worker in self.workers:
-            if worker.process is not None and worker.process.poll() is None:
-                worker.process.send_signal(signal.SIGTERM)
-        return [worker.stop(timeout=40) for worker in self.workers]
+            assert worker.process is not None
+            try:
+                codes.append(worker.process.wait(40))
+            except subprocess.TimeoutExpired:
+                worker.kill()
+                codes.append(-9)
+        return codes
 
     # -- faults ----------------------------------------------------------------------------
 
@@ -113,7 +123,10 @@ class Deployment:
         self.log("kill", f"kill -9 worker{slot} (pid {pid}), restarted")
 
     def _sigterm(self) -> None:
+        """A graceful stop of a worker that is consuming (so it has a batch to finish)."""
         slot = self.rng.randrange(len(self.workers))
+        with suppress(AssertionError):  # still starting after 30 s: stop it all the same
+            self.workers[slot].wait_for("worker.consuming", timeout=30)
         began = time.monotonic()
         code = self.workers[slot].stop(signal.SIGTERM, timeout=40)
         took = time.monotonic() - began

@@ -3,6 +3,7 @@
 import shutil
 import tempfile
 import time
+from collections import Counter
 from dataclasses import dataclass, field
 from pathlib import Path
 from random import Random
@@ -52,6 +53,8 @@ class Report:
     incidents: list[Incident]
     verdict: Verdict
     billing: dict[str, object]
+    seen: dict[str, int]
+    """How often the workers logged what shows a fault took effect (store.lost, retries...)."""
     seconds: float
     folder: Path | None
     """The workers' logs, kept when the run failed."""
@@ -67,6 +70,8 @@ class Report:
             *(f"  {count:7d}  {what}" for what, count in sorted(self.stream.census.items())),
             "billing:",
             *(f"  {value!s:>7}  {what}" for what, value in self.billing.items()),
+            "the workers logged:",
+            *(f"  {count:7d}  {event}" for event, count in self.seen.items()),
             "faults:",
             *(f"  {i.at:7.1f}s  {i.fault:<16} {i.detail}" for i in self.incidents),
             "",
@@ -142,6 +147,7 @@ def run(options: Options) -> Report:
         verdict.examples.insert(0, f"billing failed: {type(billing.error).__name__}: {billing.error}")
     if unclean:
         verdict.examples.insert(0, f"workers' exit codes at the end: {codes}")
+    seen = _seen(deployment)
     kept = folder if not verdict.ok else None
     if kept is None:
         shutil.rmtree(folder, ignore_errors=True)
@@ -153,7 +159,26 @@ def run(options: Options) -> Report:
         "returned unroutable": billing.returned,
         "offered rate (events/s)": round(stream.size / duration),
     }
-    return Report(options, stream, deployment.incidents, verdict, stats, time.monotonic() - began, kept)
+    return Report(options, stream, deployment.incidents, verdict, stats, seen, time.monotonic() - began, kept)
+
+
+SEEN = (
+    "broker.connection_lost",
+    "store.lost",
+    "store.recovered",
+    "message.retry_scheduled",
+    "outbox.republished",
+    "outbox.orphans_republished",
+    "message.duplicate_event",
+    "renewal.duplicate_reminder",
+    "owner.stale_ignored",
+    "owner.duplicate_ignored",
+)
+
+
+def _seen(deployment: Deployment) -> dict[str, int]:
+    counts = Counter(line.get("event") for worker in deployment.every_worker for line in worker.lines())
+    return {event: counts[event] for event in SEEN}
 
 
 def _work_queues(deployment: Deployment) -> list[str]:
