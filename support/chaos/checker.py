@@ -3,9 +3,10 @@
 - `lost`: a reminder without a notification, a bad input without its dead letter;
 - `duplicated`: a reminder notified under two ids, or one notification id with two contents;
 - `unexpected`: a notification for an event that should have none, or with other recipients
-  (or any other field) than the rules give; a dead letter with another reason than expected,
-  for a message that should not be one, or naming a forged origin; a message left in a work
-  queue; a worker that exited by itself or did not stop cleanly.
+  (or any other field) than the rules give, or not persistent; a dead letter with another
+  reason than expected, for a message that should not be one, naming a forged origin, or not
+  persistent; a message left in a work queue; a worker that exited by itself or did not stop
+  cleanly.
 
 `copies` (the same notification, or the same dead letter, delivered again) are counted but
 allowed: delivery is at least once, and consumers deduplicate on `message_id`.
@@ -142,6 +143,8 @@ def _differences(expected: dict[str, Any], data: dict[str, Any], cause: str, mes
         problems.append(f"id {message.message_id}, expected {notification_id(cause)}")
     if message.correlation_id != cause:
         problems.append(f"correlation_id {message.correlation_id!r}")
+    if not message.persistent:
+        problems.append("not persistent")
     if message.routing_key != f"notification.requested.{data.get('audience')}":
         problems.append(f"routing key {message.routing_key}")
     return problems
@@ -168,6 +171,9 @@ def _dead_letters(stream: Stream, received: list[Received], examples: list[str])
         if expected.forged_origin and origin != NAMES.events_exchange:
             row.unexpected += 1
             examples.append(f"dead letter of {expected.label} names the origin {origin!r}")
+        elif not message.persistent:
+            row.unexpected += 1
+            examples.append(f"dead letter of {expected.label} is not persistent")
         found[message.body] += 1
         if found[message.body] == 1:
             row.got += 1

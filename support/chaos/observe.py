@@ -24,6 +24,7 @@ class Received:
     correlation_id: str | None
     headers: dict[str, Any]
     body: bytes
+    persistent: bool = True
 
 
 def bind_observer(url: str) -> None:
@@ -54,6 +55,7 @@ def take_all(url: str, queue: str, idle: float = 2.0) -> list[Received]:
                     properties.correlation_id,
                     dict(properties.headers or {}),
                     bytes(body),
+                    properties.delivery_mode == 2,
                 )
             )
             if len(taken) % 500 == 0:
