@@ -50,7 +50,7 @@ class Rules:
     def notification(self, event: dict[str, Any]) -> dict[str, Any] | None:
         """The `data` a reminder's notification should carry (ids aside); None: no_recipient."""
         data = event["data"]
-        owner, contact, resolved_from = self._effective(data["partner_id"], data["client_id"])
+        owner, contact, resolved_from = self.effective(data["partner_id"], data["client_id"])
         remembered = self.decision_makers.get(data["client_id"])
         maker = data.get("decision_maker") or (remembered[1] if remembered else None)
         fallback = None
@@ -82,7 +82,8 @@ class Rules:
             "fallback": fallback,
         }
 
-    def _effective(self, partner: str | None, client: str) -> tuple[str, Contact | None, str]:
+    def effective(self, partner: str | None, client: str) -> tuple[str, Contact | None, str]:
+        """Owner, partner contact and where they come from, for a reminder about `client`."""
         if partner is None:
             return "platform", None, "system_default"
         for key, source in (((partner, client), "client_override"), ((partner, None), "partner_default")):

@@ -90,8 +90,6 @@ class _Builder:
         bad = max(20, size // 20)
         while len(self.settings) + len(self.seeds) + len(self.later) * 1.08 < size - bad:
             self._client()
-        for event in self.settings:
-            self.rules.owner_changed(event)
         for event in self.seeds:
             self.rules.reminder_seen(event)
         phase1 = [self._message(event) for event in self.settings]
@@ -151,11 +149,11 @@ class _Builder:
                 self.seeds.append(self._reminder(client, None, 200 + n, self._contact("client.example")))
         owner = None if direct else partner
         for _ in range(rng.randint(1, 2)):
-            maker = self._maker(contacts) if policy == "carrying" else None
+            maker = self._maker(owner, client) if policy == "carrying" else None
             self.later.append(self._reminder(client, owner, next(days), maker))
         if not direct and rng.random() < 0.05:  # the same client under another partner
-            other, others = rng.choice(self.partners)
-            maker = self._maker(others) if policy == "carrying" else None
+            other = rng.choice(self.partners)[0]
+            maker = self._maker(other, client) if policy == "carrying" else None
             self.later.append(self._reminder(client, other, next(days), maker))
 
     def _partner(self) -> None:
@@ -178,6 +176,7 @@ class _Builder:
             if owner == "partner" or (owner == "platform" and self.rng.random() < 0.6):
                 data["partner_contact"] = self.rng.choice(contacts)
             self.settings.append(self._event("OwnerChanged", self._id("oc"), moment, data))
+            self.rules.owner_changed(self.settings[-1])
 
     def _reminder(
         self, client: str, partner: str | None, days: int, maker: dict[str, Any] | None
@@ -195,10 +194,13 @@ class _Builder:
             data["decision_maker"] = maker
         return self._event("RenewalApproaching", self._id("ra"), moment, data)
 
-    def _maker(self, contacts: list[dict[str, Any]]) -> dict[str, Any]:
-        """A decision maker; now and then a partner contact's address in other letters."""
-        if self.rng.random() < 0.05:
-            return self.rng.choice(contacts) | {"email": self.rng.choice(contacts)["email"].upper()}
+    def _maker(self, partner: str | None, client: str) -> dict[str, Any]:
+        """A decision maker; now and then the partner contact who applies, in other letters
+        (one person in both roles: one message, no cc). Every setting of the client's keys is
+        made before its reminders, so the contact that applies is known here."""
+        contact = self.rules.effective(partner, client)[1]
+        if contact is not None and self.rng.random() < 0.15:
+            return {"email": contact["email"].upper(), "name": "Both Roles"}
         return self._contact("client.example")
 
     def _contact(self, domain: str) -> dict[str, Any]:
