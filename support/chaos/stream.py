@@ -102,6 +102,7 @@ class _Builder:
             repeats = [m for m in phase if m.body not in stream.dead_letters and rng.random() < 0.03]
             phase += repeats
             stream.census["repeats (same id again)"] += len(repeats)
+        bad = max(bad, size - len(phase1) - len(phase2))  # "at least `size`", exactly
         for n, (kind, marker, poison) in enumerate(poisons(bad, rng.choice, lambda: self._id("bad"))):
             stream.dead_letters[poison.body] = Expected(marker, poison.reason, kind, poison.forged_origin)
             message = Message(marker, poison.routing_key, poison.body, poison.properties, poison.raw_headers)
