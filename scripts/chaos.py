@@ -16,7 +16,8 @@ import argparse
 import shlex
 import sys
 
-from support.chaos.run import FAULTS, Options, run
+from support.chaos.options import FAULTS, Options
+from support.chaos.run import run
 
 
 def parse(argv: list[str]) -> Options:

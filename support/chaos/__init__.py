@@ -6,5 +6,5 @@
 - `deployment`: the spare servers and worker processes, and the faults injected into them;
 - `observe`: what came out (notifications, dead letters, what is left in the queues);
 - `checker`: lost, duplicated and unexpected, compared with the expectation;
-- `run`: all of it, once.
+- `options`, `run`, `report`: what a run is asked to do, doing it once, and what it prints.
 """

@@ -84,17 +84,17 @@ def check(
     notifications: list[Received],
     dead_letters: list[Received],
     left: dict[str, int],
-    worker_failures: int,
+    problems: dict[str, int] | None = None,
 ) -> Verdict:
+    """`left`: messages still in each work queue; `problems`: other things that must not happen
+    (workers exiting by themselves, say), by name, each counted as unexpected."""
     examples: list[str] = []
     rows = [_notifications(stream, notifications, examples)]
     rows += _dead_letters(stream, dead_letters, examples)
     rows.append(Row("messages left in work queues", 0, sum(left.values()), unexpected=sum(left.values())))
     if sum(left.values()):
         examples.append(f"left in queues: {left}")
-    rows.append(
-        Row("worker exits not asked for / unclean stops", 0, worker_failures, unexpected=worker_failures)
-    )
+    rows += [Row(name, 0, count, unexpected=count) for name, count in (problems or {}).items()]
     return Verdict(rows, examples[:20])
 
 

@@ -67,7 +67,7 @@ def take_all(url: str, queue: str, idle: float = 2.0) -> list[Received]:
     return taken
 
 
-def settled(depths: Callable[[], dict[str, int]], work_queues: list[str], what: str) -> Callable[[], bool]:
+def settled(depths: Callable[[], dict[str, int]], work_queues: list[str]) -> Callable[[], bool]:
     """A condition: every work queue empty (ready and unacknowledged), twice in a row, half a
     second apart; False while the broker does not answer."""
 
@@ -83,7 +83,6 @@ def settled(depths: Callable[[], dict[str, int]], work_queues: list[str], what: 
                 time.sleep(0.5)
         return True
 
-    condition.__doc__ = what
     return condition
 
 

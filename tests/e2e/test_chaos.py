@@ -1,7 +1,8 @@
 """The fault runner of scripts/chaos.py, reduced to fit the suite: its checker's verdict on one
 run is the test. The long runs are documented commands (README, "When things break")."""
 
-from support.chaos.run import Options, run
+from support.chaos.options import Options
+from support.chaos.run import run
 
 REDUCED = Options(
     seed=20261128,

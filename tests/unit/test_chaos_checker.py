@@ -61,7 +61,7 @@ def test_the_stream_holds_every_case_the_runner_promises() -> None:
 def test_flawless_outputs_pass_and_copies_are_allowed() -> None:
     """The expected outputs, with one notification and one dead letter delivered twice, pass with two copies counted."""
     notes, dead = perfect(STREAM)
-    verdict = check(STREAM, [*notes, notes[0]], [*dead, dead[0]], {}, 0)
+    verdict = check(STREAM, [*notes, notes[0]], [*dead, dead[0]], {})
     assert verdict.ok, verdict.examples
     assert totals(verdict) == {"lost": 0, "duplicated": 0, "unexpected": 0, "copies": 2}
 
@@ -109,7 +109,7 @@ def test_each_planted_fault_is_counted_in_its_column(plant: str, column: str) ->
         )
     else:
         left = {"renewals.worker": 1}
-    verdict = check(STREAM, notes, dead, left, 0)
+    verdict = check(STREAM, notes, dead, left)
     assert not verdict.ok and verdict.examples
     counted = {name: count for name, count in totals(verdict).items() if name != "copies" and count}
     assert counted == {column: 1}, (plant, verdict.table())
