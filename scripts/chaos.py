@@ -22,7 +22,9 @@ from support.chaos.run import run
 
 def parse(argv: list[str]) -> Options:
     parser = argparse.ArgumentParser(
-        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+        prog="python -m scripts.chaos",
+        description=__doc__,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
     )
     parser.add_argument("--seed", type=int, default=1, help="the stream and the faults' order follow from it")
     parser.add_argument("--events", type=int, default=20_000, help="messages in the stream, at least (20000)")
