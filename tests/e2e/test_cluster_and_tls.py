@@ -4,7 +4,7 @@ ports, so stopping a node or refusing a certificate disturbs nothing else."""
 
 import json
 import signal
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import pytest
@@ -32,6 +32,20 @@ def tls_broker() -> Iterator[SpareTlsBroker]:
         broker.ctl("add_user", "ops", "tls-s3cret")
         broker.ctl("set_permissions", "ops", ".*", ".*", ".*")
         yield broker
+
+
+@pytest.fixture
+def start_worker(tmp_path: Path) -> Iterator[Callable[..., WorkerProcess]]:
+    """Start workers on a spare server (`url`, `env`); each is killed at the end, pass or fail."""
+    started: list[WorkerProcess] = []
+
+    def start(url: str, env: dict[str, str], wait: bool = True) -> WorkerProcess:
+        started.append(WorkerProcess(url, tmp_path, env=env))
+        return started[-1].start(wait)
+
+    yield start
+    for worker in started:
+        worker.kill()
 
 
 def queue_leader(cluster: SpareCluster, queue: str, ask: int) -> int:
@@ -66,10 +80,10 @@ def collect(client: Client, queue: str, expected: set[str], timeout: float = 90.
 
 
 def test_a_cluster_node_stopped_mid_stream_loses_nothing_and_keeps_the_dead_letters(
-    cluster: SpareCluster, tmp_path: Path
+    cluster: SpareCluster, start_worker: Callable[..., WorkerProcess]
 ) -> None:
     """With all three URLs, the worker rides out the stop of the node it is on (which leads the dead-letter queue) during 3,000 events, and `renewals dlq list` reads the earlier dead letters through the list while that node is gone."""
-    worker = WorkerProcess(cluster.url_list, tmp_path, env=FAST_RETRIES).start()
+    worker = start_worker(cluster.url_list, FAST_RETRIES)
     victim = queue_leader(cluster, NAMES.dead_letter_queue, ask=1)
     assert connected_nodes(cluster, 1, "py-amqp") == {victim}, "the worker declared its queues where it is"
     publisher_node = next(i for i in range(3) if i != victim)
@@ -129,11 +143,11 @@ def ops_url(broker: SpareTlsBroker) -> str:
 
 
 def test_the_worker_runs_over_tls_with_our_ca_and_client_certificate(
-    tls_broker: SpareTlsBroker, tmp_path: Path
+    tls_broker: SpareTlsBroker, start_worker: Callable[..., WorkerProcess]
 ) -> None:
     """Over amqps:// with RENEWALS_AMQP_CA_FILE and a client certificate and key, events become notifications and `renewals dlq list` reads the dead letter."""
     env = tls_env(tls_broker)
-    worker = WorkerProcess(ops_url(tls_broker), tmp_path, env=env).start()
+    worker = start_worker(ops_url(tls_broker), env)
     client = Client(tls_broker.tcp_url)
     out = client.observe()
     events = [renewal(f"tls-{n}", None, decision_maker=DORA, id=f"tls-evt-{n}") for n in range(200)]
@@ -166,12 +180,15 @@ def test_the_worker_runs_over_tls_with_our_ca_and_client_certificate(
     ids=["without-our-ca", "wrong-server-name"],
 )
 def test_a_worker_that_cannot_verify_the_broker_does_not_connect_and_says_why(
-    tls_broker: SpareTlsBroker, tmp_path: Path, overrides: dict[str, str | None], why: str
+    tls_broker: SpareTlsBroker,
+    start_worker: Callable[..., WorkerProcess],
+    overrides: dict[str, str | None],
+    why: str,
 ) -> None:
     """Without our CA, or expecting another server name, the worker never consumes, and logs the certificate error with the password masked; `renewals dlq list` fails in one line saying the same."""
     url = ops_url(tls_broker)
     env = tls_env(tls_broker, **overrides)
-    worker = WorkerProcess(url, tmp_path, env=env).start(wait=False)
+    worker = start_worker(url, env, wait=False)
     lost = worker.wait_for("broker.connection_lost")[0]
     assert why in lost["error"] and "SSLCertVerificationError" in lost["error"], lost
     assert lost["broker"] == url.replace("tls-s3cret", "***"), lost
