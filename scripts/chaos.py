@@ -1,160 +1,94 @@
-"""A long run of the crash scenarios: a stream of events while workers are killed (-9),
-stopped (SIGTERM) and the broker is restarted; prints lost / duplicated / unexpected counts.
+"""The fault-injection runner: a seeded stream of events and bad inputs through one or more
+workers, on SQLite or PostgreSQL, on one RabbitMQ node or a 3-node cluster, while workers are
+killed (-9) or stopped (SIGTERM) and restarted, the broker restarts, the broker closes worker
+connections, cluster nodes stop and start, and PostgreSQL restarts or cuts its connections.
 
-Runs on a spare RabbitMQ node of its own (started and removed here), so restarting it
-disturbs nothing else. Usage: python -m scripts.chaos --help
+The checker compares every notification and dead letter that came out with the runner's own
+computation of what should have, and prints lost, duplicated and unexpected counts; the exit
+status is 1 if any is not zero. Every server is a throw-away one the runner starts itself
+(support/), so nothing else is disturbed. The stream, and the order of the faults, follow
+from --seed.
+
+Usage: python -m scripts.chaos --help
 """
 
 import argparse
-import json
-import random
-import signal
+import shlex
 import sys
-import tempfile
-import threading
-import time
-from pathlib import Path
-from typing import Any
 
-import pika
-
-from support.client import Client, audit
-from support.messages import contact, renewal
-from support.spare_broker import SpareBroker, spare_broker
-from support.worker_process import WorkerProcess
-
-RETRIES = {"RENEWALS_RETRY_DELAYS": "[0.2, 0.4, 0.8]"}
+from support.chaos.options import FAULTS, Options
+from support.chaos.run import run
 
 
-class ResilientBilling(threading.Thread):
-    """Publishes every event with confirms, reconnecting through broker restarts;
-    an event whose confirm was lost is published again (same id: the inbox absorbs it)."""
-
-    def __init__(self, url: str, events: list[dict[str, Any]], per_second: float) -> None:
-        super().__init__(daemon=True)
-        self.url, self.events, self.per_second = url, events, per_second
-        self.reconnects = 0
-
-    def run(self) -> None:
-        started, index, client = time.monotonic(), 0, None
-        while index < len(self.events):
-            try:
-                client = client or Client(self.url)
-                client.publish([self.events[index]])
-                index += 1
-                ahead = started + index / self.per_second - time.monotonic()
-                if ahead > 0:
-                    time.sleep(ahead)
-            except (pika.exceptions.AMQPError, OSError):
-                client, self.reconnects = None, self.reconnects + 1
-                time.sleep(0.5)
-
-
-def run(args: argparse.Namespace) -> dict[str, Any]:
-    rng = random.Random(args.seed)
-    events = [
-        renewal(f"chaos-{n}", None, decision_maker=contact("dora", "client.example"), id=f"chaos-evt-{n}")
-        for n in range(args.events)
-    ]
-    expected = {e["id"] for e in events}
-    counts = {"kills": 0, "sigterms": 0, "sigterm_bad_exits": 0, "broker_restarts": 0}
-    with spare_broker() as broker, tempfile.TemporaryDirectory() as folder:
-        worker = WorkerProcess(broker.url, Path(folder), env=RETRIES).start()
-        client = Client(broker.url)
-        client.channel.queue_declare("chaos.observer", durable=True)
-        client.channel.queue_bind("chaos.observer", "renewals.notifications", "#")
-        client.close()
-        billing = ResilientBilling(broker.url, events, args.rate)
-        billing.start()
-        actions = ["kill"] * args.kills + ["sigterm"] * args.sigterms + ["broker"] * args.broker_restarts
-        rng.shuffle(actions)
-        pause = (len(events) / args.rate) / (len(actions) + 1)
-        for action in actions:
-            time.sleep(pause * rng.uniform(0.5, 1.5))
-            worker = _disturb(action, worker, broker, counts, folder)
-        billing.join()
-        outputs = _collect(broker.url, expected, args.timeout)
-        dead_letters = _count(broker.url, "renewals.worker.dlq")
-        worker.stop()
-    return {
-        "events": len(events),
-        **counts,
-        "billing_reconnects": billing.reconnects,
-        **audit(outputs, expected),
-        "dead_letters": dead_letters,
-    }
-
-
-def _disturb(
-    action: str, worker: WorkerProcess, broker: SpareBroker, counts: dict[str, int], folder: str
-) -> WorkerProcess:
-    if action == "broker":
-        broker.restart_app(down_for=2.0)
-        counts["broker_restarts"] += 1
-        return worker
-    if action == "kill":
-        worker.kill()
-        counts["kills"] += 1
-    else:
-        counts["sigterms"] += 1
-        if worker.stop(signal.SIGTERM, timeout=35) != 0:
-            counts["sigterm_bad_exits"] += 1
-    return WorkerProcess(broker.url, Path(folder), env=RETRIES).start(wait=False)
-
-
-def _collect(url: str, expected: set[str], timeout: float) -> list[Any]:
-    outputs: list[Any] = []
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        try:
-            client = Client(url)
-            outputs += client.drain("chaos.observer")
-            client.close()
-        except (pika.exceptions.AMQPError, OSError):
-            pass
-        if expected <= {json.loads(body)["data"]["causation_id"] for _, _, body in outputs}:
-            time.sleep(1.0)  # count late duplicates too
-            client = Client(url)
-            outputs += client.drain("chaos.observer")
-            client.close()
-            return outputs
-        time.sleep(0.5)
-    return outputs
-
-
-def _count(url: str, queue: str) -> int:
-    client = Client(url)
-    try:
-        return client.count(queue)
-    finally:
-        client.close()
+def parse(argv: list[str]) -> Options:
+    parser = argparse.ArgumentParser(
+        prog="python -m scripts.chaos",
+        description=__doc__,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    parser.add_argument("--seed", type=int, default=1, help="the stream and the faults' order follow from it")
+    parser.add_argument("--events", type=int, default=20_000, help="messages in the stream, at least (20000)")
+    parser.add_argument("--rate", type=float, default=1000, help="events per second billing offers at most")
+    parser.add_argument("--workers", type=int, default=1, help="worker processes on the same queue and store")
+    parser.add_argument(
+        "--store",
+        choices=["sqlite", "postgres"],
+        default="sqlite",
+        help="a SQLite file, or a throw-away PostgreSQL the runner starts",
+    )
+    parser.add_argument(
+        "--cluster", action="store_true", help="a 3-node RabbitMQ cluster instead of one node"
+    )
+    for fault, what in {
+        "kills": "kill -9 of a worker, then a restart",
+        "sigterms": "graceful stop (SIGTERM) of a worker, then a restart",
+        "broker-restarts": "rabbitmqctl stop_app / start_app (one node)",
+        "connection-closes": "rabbitmqctl close_connection of a worker connection",
+        "node-stops": "a cluster node (the worker queue's leader) stopped and started (--cluster)",
+        "pg-restarts": "PostgreSQL stopped and started (--store postgres)",
+        "pg-cuts": "every PostgreSQL connection terminated (--store postgres)",
+    }.items():
+        parser.add_argument(f"--{fault}", type=int, default=0, metavar="N", help=what)
+    parser.add_argument("--fault-gap", type=float, default=3.0, help="least seconds between faults")
+    parser.add_argument("--timeout", type=float, default=180, help="seconds to wait for the last outputs")
+    args = parser.parse_args(argv)
+    names = dict(
+        zip(
+            [
+                "kills",
+                "sigterms",
+                "broker_restarts",
+                "connection_closes",
+                "node_stops",
+                "pg_restarts",
+                "pg_cuts",
+            ],
+            FAULTS,
+            strict=True,
+        )
+    )
+    options = Options(
+        seed=args.seed,
+        events=args.events,
+        rate=args.rate,
+        workers=args.workers,
+        store=args.store,
+        cluster=args.cluster,
+        faults={fault: getattr(args, name) for name, fault in names.items()},
+        fault_gap=args.fault_gap,
+        timeout=args.timeout,
+    )
+    if options.problems():
+        parser.error("; ".join(options.problems()))
+    return options
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(
-        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
-    )
-    parser.add_argument("--events", type=int, default=20_000, help="events in the stream (default 20000)")
-    parser.add_argument(
-        "--rate", type=float, default=1500, help="events per second billing publishes (default 1500)"
-    )
-    parser.add_argument(
-        "--kills", type=int, default=8, help="kill -9 of the worker, each followed by a restart"
-    )
-    parser.add_argument("--sigterms", type=int, default=3, help="graceful stops, each followed by a restart")
-    parser.add_argument("--broker-restarts", type=int, default=2, help="rabbitmqctl stop_app/start_app")
-    parser.add_argument(
-        "--timeout", type=float, default=180, help="seconds to wait for the last notifications"
-    )
-    parser.add_argument("--seed", type=int, default=1)
-    result = run(parser.parse_args())
-    width = max(map(len, result))
-    for key, value in result.items():
-        print(f"{key.ljust(width)}  {value}")
-    failed = (
-        result["lost"] or result["unexpected"] or result["events_with_two_ids"] or result["sigterm_bad_exits"]
-    )
-    sys.exit(1 if failed else 0)
+    options = parse(sys.argv[1:])
+    print(f"python -m scripts.chaos {shlex.join(sys.argv[1:])}", flush=True)
+    report = run(options)
+    print(report.render())
+    sys.exit(0 if report.verdict.ok else 1)
 
 
 if __name__ == "__main__":

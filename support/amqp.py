@@ -7,7 +7,8 @@ import amqp  # py-amqp ships no type hints: its objects are Any here
 from amqp import spec
 
 
-def connect(url: str) -> amqp.Connection:
+def connect(url: str, name: str | None = None) -> amqp.Connection:
+    """A connection to the URL's node; `name` shows as its connection_name in rabbitmqctl."""
     parts = urlsplit(url)
     vhost = unquote(parts.path[1:]) if len(parts.path) > 1 else "/"
     connection = amqp.Connection(
@@ -17,6 +18,7 @@ def connect(url: str) -> amqp.Connection:
         virtual_host=vhost,
         heartbeat=0,
         connect_timeout=5,
+        client_properties={"connection_name": name} if name else None,
     )
     connection.connect()
     return connection

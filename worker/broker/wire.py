@@ -96,7 +96,9 @@ class BufferedSSLTransport(_Buffered, SSLTransport):  # type: ignore[misc]  # py
         self._start_buffer()
 
     def _wrap_socket(self, sock: socket.socket, **options: Any) -> ssl.SSLSocket:
-        context: ssl.SSLContext = options["ssl_context"]
+        """`options` is the `ssl` dict `endpoints.Broker` gives the connection: py-amqp passes
+        its items here as keyword arguments (`context`, `server_hostname`)."""
+        context: ssl.SSLContext = options["context"]
         return context.wrap_socket(
             sock, server_hostname=options["server_hostname"], do_handshake_on_connect=False
         )
