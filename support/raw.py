@@ -102,13 +102,10 @@ class RawPublisher:
 
     def publish(self, exchange: str, routing_key: str, body: bytes, property_bytes: bytes) -> None:
         """Write the three kinds of frames; wait for the confirm (AssertionError if refused)."""
-        channel = self._channel.channel_id
-        method = pack(">HHH", 60, 40, 0) + _short(exchange.encode()) + _short(routing_key.encode()) + b"\x01"
-        header = pack(">HHQ", 60, 0, len(body)) + property_bytes
-        frames = [_frame(1, channel, method), _frame(2, channel, header)]
-        chunk = self.frame_max - 8
-        frames += [_frame(3, channel, body[start : start + chunk]) for start in range(0, len(body), chunk)]
-        self._connection.transport.write(b"".join(frames))
+        frames = publish_frames(
+            self._channel.channel_id, self.frame_max, exchange, routing_key, body, property_bytes
+        )
+        self._connection.transport.write(frames)
         self._sent += 1
         deadline = time.monotonic() + self._timeout
         while self._confirmed < self._sent:
@@ -133,6 +130,18 @@ class RawPublisher:
 
     def _on_return(self, error: Exception, exchange: str, routing_key: str, message: Any) -> None:
         self._refused.append(f"returned from {exchange!r} / {routing_key!r}: {error}")
+
+
+def publish_frames(
+    channel: int, frame_max: int, exchange: str, routing_key: str, body: bytes, property_bytes: bytes
+) -> bytes:
+    """basic.publish (`mandatory`), its content header and body frames, ready for the socket."""
+    method = pack(">HHH", 60, 40, 0) + _short(exchange.encode()) + _short(routing_key.encode()) + b"\x01"
+    header = pack(">HHQ", 60, 0, len(body)) + property_bytes
+    frames = [_frame(1, channel, method), _frame(2, channel, header)]
+    room = frame_max - 8
+    frames += [_frame(3, channel, body[start : start + room]) for start in range(0, len(body), room)]
+    return b"".join(frames)
 
 
 def _short(encoded: bytes) -> bytes:

@@ -4,7 +4,7 @@ broker confirmed it; when the connection goes (a broker restart, a node stop, a 
 closed by the broker) billing reconnects and sends every unconfirmed message again, with its
 event id unchanged (the worker's inbox absorbs the repeat).
 
-Frames are written by hand (`support.frames`), so bad AMQP properties go out as they are.
+Frames are written by hand (`support.raw`), so bad AMQP properties go out as they are.
 """
 
 import threading
@@ -15,7 +15,7 @@ from typing import Any
 
 from support.amqp import connect
 from support.chaos.stream import Message
-from support.frames import encode_properties, publish_frames
+from support.raw import properties, publish_frames
 
 BILLING = "chaos-billing"
 """Billing's connection_name: the runner never closes this connection (it closes workers')."""
@@ -84,14 +84,16 @@ class Billing(threading.Thread):
                 self._drop()
 
     def _write(self, message: Message) -> None:
-        properties = encode_properties(message.properties, message.raw_headers)
+        fields = dict(message.properties)
+        if message.raw_headers is not None:
+            fields["application_headers"] = message.raw_headers
         frames = publish_frames(
             self._channel.channel_id,
             self._connection.frame_max,
             self.exchange,
             message.routing_key,
             message.body,
-            properties,
+            properties(**fields),
         )
         self._pending[self._next_tag] = message
         self._next_tag += 1

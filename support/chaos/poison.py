@@ -10,9 +10,10 @@ otherwise notify for, so a bad input let through shows up as an unexpected notif
 import json
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from struct import pack
 from typing import Any
 
-from support.frames import raw_timestamp_header
+from support.raw import Field, table
 
 JSON = "application/json"
 EVENTS = "renewal.approaching"
@@ -62,7 +63,7 @@ MAKERS: dict[str, Callable[[str], Poison]] = {
         "invalid_properties",
         _json(_event(m)),
         {"content_type": JSON, "delivery_mode": 2},
-        raw_headers=raw_timestamp_header("sent-at", 2**63),
+        raw_headers=table({"sent-at": Field(b"T", pack(">Q", 2**63))}),
     ),
     "compression header": lambda m: _with(
         "unsupported_content_encoding", _json(_event(m)), application_headers={"compression": "bzip2"}
