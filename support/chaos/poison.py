@@ -53,8 +53,10 @@ def _json(value: Any) -> bytes:
     return json.dumps(value).encode()
 
 
-def _with(reason: str, body: bytes, **properties: Any) -> Poison:
-    return Poison(reason, body, {"content_type": JSON, "delivery_mode": 2, **properties})
+def _with(reason: str, body: bytes, routing_key: str = EVENTS, **properties: Any) -> Poison:
+    return Poison(
+        reason, body, {"content_type": JSON, "delivery_mode": 2, **properties}, routing_key=routing_key
+    )
 
 
 MAKERS: dict[str, Callable[[str], Poison]] = {
