@@ -1,7 +1,7 @@
-"""What a worker does between batches, when the store thread is free: delete confirmed outbox
-rows a quiet queue brought no transaction for, republish rows other workers left behind,
-prune expired rows, and look at the outbox backlog (which also tells readiness the store still
-answers while idle)."""
+"""What a worker does between batches (when idle, and every few seconds under load): delete
+confirmed outbox rows a quiet queue brought no transaction for, republish rows other workers
+left behind, prune expired rows, and look at the outbox backlog (which also tells readiness
+the store still answers while idle)."""
 
 import time
 from collections.abc import Callable

@@ -8,7 +8,6 @@ claimed, claimed for one grace period so that only one worker publishes them. A 
 worker's fresh rows are younger than the grace period and never swept.
 """
 
-import threading
 import time
 from collections.abc import Iterable
 
@@ -23,7 +22,6 @@ class Outbox:
         self.next_sweep = 0.0  # sweep as soon as the first session starts
         self.unconfirmed: set[int] = set()
         self._to_delete: list[int] = []
-        self._lock = threading.Lock()  # the store thread takes deletions while the main thread adds
 
     def sent(self, seqs: Iterable[int]) -> None:
         self.unconfirmed.update(seqs)
@@ -32,22 +30,19 @@ class Outbox:
         """The broker confirmed these rows: delete them with the next transaction."""
         seqs = list(seqs)
         self.unconfirmed.difference_update(seqs)
-        with self._lock:
-            self._to_delete += seqs
+        self._to_delete += seqs
 
     def pending_deletions(self) -> bool:
         return bool(self._to_delete)
 
     def take_deletions(self) -> list[int]:
         """Confirmed rows for the transaction being written to delete; `give_back` them if it
-        does not commit. (One swap: the main thread may add confirmations meanwhile.)"""
-        with self._lock:
-            taken, self._to_delete = self._to_delete, []
+        does not commit."""
+        taken, self._to_delete = self._to_delete, []
         return taken
 
     def give_back(self, seqs: list[int]) -> None:
-        with self._lock:
-            self._to_delete = seqs + self._to_delete
+        self._to_delete = seqs + self._to_delete
 
     def leftovers(self) -> list[OutboxRow]:
         """This worker's rows that a lost connection left unconfirmed, to publish again."""

@@ -92,8 +92,7 @@ class BatchProcessor:
         return self.decide(self.parse(deliveries), settled_key=settled_key)
 
     def parse(self, deliveries: Sequence[Delivery]) -> "Parsed":
-        """Read the deliveries: no store involved (the session does this while the store works
-        on the chunk before)."""
+        """Read the deliveries (no store involved): what `decide` works on."""
         now = datetime.now(UTC)
         return Parsed(deliveries, [self._parse(delivery, now) for delivery in deliveries], now)
 

@@ -1,10 +1,8 @@
 """One connected run of the worker: consume in batches, commit, publish, acknowledge.
 
-Work overlaps in a pipeline, keeping commit-before-publish and acknowledge-after-confirm for
-every batch: while the store thread decides and commits batch N (its transaction), the main
-thread collects and parses batch N+1; while the broker confirms N, N+1 is committed. N is
-acknowledged (and its log lines written) once its confirms are in, just before N+1's publishes
-go out. The store is only ever used by the store thread, one call at a time, in order.
+Batches overlap by one: batch N+1 is committed while the broker confirms batch N, and N is
+acknowledged (and its log lines written) once its confirms are in, just before N+1's
+publishes go out. Commit-before-publish and acknowledge-after-confirm hold for every batch.
 
 When the store goes away the session stops consuming, keeps the deliveries in hand
 unacknowledged, waits for the store with backoff, and then handles them again: an outage
@@ -14,7 +12,6 @@ costs no message a retry attempt.
 import threading
 import time
 from collections.abc import Sequence
-from concurrent.futures import Future
 from contextlib import suppress
 from dataclasses import dataclass
 from functools import partial
@@ -31,7 +28,7 @@ from worker.service.health import Health
 from worker.service.housekeeping import Housekeeping
 from worker.service.metrics import Metrics
 from worker.service.outcomes import WARNINGS
-from worker.service.processing import BatchProcessor, Parsed, Result
+from worker.service.processing import BatchProcessor, Result
 from worker.service.store_line import StoreLine
 from worker.settings import Settings
 from worker.store import OutboxRow, StoreUnavailable
@@ -39,15 +36,6 @@ from worker.store import OutboxRow, StoreUnavailable
 
 class StoppedDuringOutage(Exception):
     """Asked to stop while waiting for the store: nothing in hand can be committed."""
-
-
-@dataclass(frozen=True, slots=True)
-class _Deciding:
-    """A parsed chunk whose transaction runs on the store thread."""
-
-    future: "Future[list[Result]]"
-    parsed: Parsed
-    started: float
 
 
 @dataclass(frozen=True, slots=True)
@@ -85,7 +73,6 @@ class Session:
         self._publishing = publishing
         self._arrived = reader.arrived
         self._in_flight: _InFlight | None = None
-        self._deciding: _Deciding | None = None
         self._store = StoreLine(
             processor.store,
             log=log,
@@ -113,33 +100,26 @@ class Session:
         self._consume()
         self._log.info("worker.consuming", queue=self._settings.queue, broker=masked(self._settings.amqp_url))
         while not stop.is_set():
-            batch = self._collect(first_wait=0.0 if self._in_flight or self._deciding else 1.0)
+            batch = self._collect(first_wait=0.0 if self._in_flight else 1.0)
             if batch:
                 self._handle(batch)
             else:
-                self._finish()
-            if not batch or self._housekeeper.due():
-                self._finish_deciding()  # under load, a short pause of the pipeline every few seconds
+                self._settle()
+            if not batch or self._housekeeper.due():  # under load too, every few seconds
                 self._housekeeper.run(nothing_in_flight=self._in_flight is None)
             self._keep_alive()
         self._cancel()
         self._handle(self._collect(first_wait=0.05))
-        self._finish()
+        self._settle()
         try:
-            self._store.submit(self._processor.flush).result()
+            self._processor.flush()
         except StoreUnavailable as exc:  # the rows stay; a sweep republishes them after the grace
             self._log.warning("outbox.not_flushed", error=str(exc))
-        self._store.close()
         self._log.info("worker.stopped", queue=self._settings.queue)
 
     def close(self) -> None:
         """Drop both connections without a closing handshake (after the broker went away)."""
         self._health.consuming = False
-        deciding = self._deciding
-        self._store.close()  # a transaction running finishes (or fails) first
-        if deciding is not None and deciding.future.done() and deciding.future.exception() is None:
-            # Committed but never published: the next session republishes them at its start.
-            self._outbox.sent(r.outbox_seq for r in deciding.future.result() if r.outbox_seq is not None)
         for connection in (self._consuming, self._publishing):
             with suppress(Exception):
                 connection.collect()
@@ -184,43 +164,20 @@ class Session:
         return batch
 
     def _handle(self, batch: Sequence[Delivery]) -> None:
-        """Parse each chunk while the chunk before is decided, then hand it to the store thread."""
+        """Commit each chunk, settle the batch before it, then send the chunk's publishes."""
         for chunk in _chunks(batch):
+            started = time.perf_counter()
             if chunk[0].redelivered:
-                self._finish()  # nothing of ours in flight while a suspect message runs
-                started = time.perf_counter()
+                self._settle()  # nothing of ours in flight while a suspect message runs
                 results = self._store.call(partial(self._processor.process_redelivered, chunk[0]))
-                self._metrics.delivered(1, time.perf_counter() - started)
-                self._publish(chunk, results)
-                continue
-            parsed = self._processor.parse(chunk)
-            self._finish_deciding()
-            future = self._store.submit(partial(self._processor.decide, parsed))
-            self._deciding = _Deciding(future, parsed, time.perf_counter())
-
-    def _finish_deciding(self) -> None:
-        """Take the deciding chunk's results (waiting out a store outage), settle the batch
-        before it, and send the chunk's publishes."""
-        deciding, self._deciding = self._deciding, None
-        if deciding is None:
-            return
-        again = partial(self._processor.decide, deciding.parsed)
-        results = self._store.result(deciding.future, again=again, keep_alive=self._keep_alive)
-        self._metrics.delivered(len(deciding.parsed.deliveries), time.perf_counter() - deciding.started)
-        self._publish(deciding.parsed.deliveries, results)
-
-    def _publish(self, chunk: Sequence[Delivery], results: list[Result]) -> None:
-        """Settle the batch in flight, then send this one's publishes: it is in flight now."""
-        self._settle()
-        outgoing = [result.outgoing for result in results if result.outgoing is not None]
-        seqs = [result.outbox_seq for result in results if result.outbox_seq is not None]
-        self._outbox.sent(seqs)
-        self._in_flight = _InFlight(chunk[-1].delivery_tag, self._publisher.send(outgoing), results, seqs)
-
-    def _finish(self) -> None:
-        """Everything in hand decided, published, confirmed and acknowledged."""
-        self._finish_deciding()
-        self._settle()
+            else:
+                results = self._store.call(partial(self._processor.process, chunk))
+            self._metrics.delivered(len(chunk), time.perf_counter() - started)
+            outgoing = [result.outgoing for result in results if result.outgoing is not None]
+            seqs = [result.outbox_seq for result in results if result.outbox_seq is not None]
+            self._outbox.sent(seqs)  # committed: republished at the next session if this one ends now
+            self._settle()
+            self._in_flight = _InFlight(chunk[-1].delivery_tag, self._publisher.send(outgoing), results, seqs)
 
     def _settle(self) -> None:
         """Wait for the in-flight batch's confirms, acknowledge it, write its log lines."""
@@ -241,7 +198,7 @@ class Session:
     def _republish(self, event: str, rows: list[OutboxRow]) -> None:
         if not rows:
             return
-        self._finish()
+        self._settle()
         messages = [self._processor.message(row) for row in rows]
         self._publisher.publish(messages, while_waiting=self._keep_alive)
         self._outbox.confirmed(row.seq for row in rows if row.seq is not None)
