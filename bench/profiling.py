@@ -21,14 +21,19 @@ _FRAME = re.compile(r"^(?P<function>.*?) \((?P<path>[^:()]+)(?::\d+)?\)$")
 # The first bucket with a frame anywhere in the stack wins (so SQLite called by a handler is
 # SQLite, and py-amqp called by the publisher is publishing).
 BUCKETS = (
-    ("logging (structlog render + write)", ("structlog/", "/worker/logs.py")),
-    ("AMQP publish + confirm wait", ("/worker/broker/publisher.py",)),
-    ("store (SQLite calls, commit, row mapping)", ("sqlite3", "/worker/store/")),
-    ("pydantic (parse, build, dump)", ("pydantic/", "pydantic_core/", "/events/")),
-    ("domain rules (handlers/)", ("/handlers/",)),
-    ("AMQP consume (kombu + py-amqp)", ("kombu/", "amqp/", "vine/")),
-    ("worker runtime, other", ("/worker/",)),
+    ("logging (canonical lines, structlog)", ("structlog/", "worker/logs.py", "orjson")),
+    ("AMQP publish + confirm wait", ("publisher.py",)),
+    ("metrics", ("metrics.py", "prometheus_client/")),
+    (
+        "store (SQLite / PostgreSQL, row mapping)",
+        ("sqlite3", "psycopg", "worker/store/", "working_set.py", "sql.py"),
+    ),
+    ("pydantic (parse, build, dump)", ("pydantic/", "pydantic_core/", "events/")),
+    ("domain rules (handlers/)", ("handlers/",)),
+    ("AMQP consume (frames, py-amqp)", ("wire.py", "amqp/", "kombu/", "vine/")),
+    ("worker runtime, other", ("worker/",)),
 )
+"""Paths are matched as py-spy writes them: relative to the checkout, sometimes the bare file name."""
 
 
 class Profiler:
