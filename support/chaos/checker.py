@@ -15,26 +15,17 @@ allowed: delivery is at least once, and consumers deduplicate on `message_id`.
 import json
 from collections import Counter, defaultdict
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, get_args
 
 from support.chaos.observe import Received
 from support.chaos.rules import notification_id
 from support.chaos.stream import Stream
 from support.client import NAMES
+from worker.service.failures import DeadLetterReason
 
-REASONS = (
-    "invalid_properties",
-    "unsupported_content_encoding",
-    "unsupported_content_type",
-    "too_large",
-    "invalid_json",
-    "invalid_envelope",
-    "unknown_event_type",
-    "invalid_payload",
-    "no_recipient",
-    "retries_exhausted",
-    "delivery_limit",
-)
+# Every reason a dead letter can carry: the worker's own, then the broker's (a message that
+# reached the quorum queue's delivery limit).
+REASONS = (*get_args(DeadLetterReason), "delivery_limit")
 
 
 @dataclass
