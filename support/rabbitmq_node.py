@@ -11,7 +11,9 @@ node and every CLI call share that user's Erlang cookie (~rabbitmq/.erlang.cooki
 import os
 import signal
 import subprocess
+import time
 import uuid
+from contextlib import suppress
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -94,7 +96,23 @@ class RabbitNode:
 
     def wait(self, timeout: float = 90.0) -> None:
         """Until the node's RabbitMQ application runs (`rabbitmqctl wait` on its PID file)."""
+        self._wait_for_pid(timeout)
         self.ctl("wait", str(self.pid_file), "--timeout", str(int(timeout)), timeout=timeout + 15)
+
+    def _wait_for_pid(self, timeout: float) -> None:
+        """Until the PID file holds a whole number. `rabbitmqctl wait` reads the file as soon as
+        it exists, and fails with `garbage_in_pid_file` if it meets it created but not yet
+        written, as it did once while a stopped cluster node was started again."""
+        deadline = time.monotonic() + timeout
+        seen = None
+        while time.monotonic() < deadline:
+            with suppress(OSError):
+                text = self.pid_file.read_text().strip()
+                if text.isdigit() and text == seen:  # the same twice: written, not being written
+                    return
+                seen = text
+            time.sleep(0.05)
+        raise NodeFailed(f"{self.name} wrote no PID to {self.pid_file} within {timeout:g}s{self._log_tail()}")
 
     def start(self, timeout: float = 90.0) -> None:
         self.launch()
