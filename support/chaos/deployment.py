@@ -16,6 +16,7 @@ from pathlib import Path
 from random import Random
 
 from support.chaos.billing import BILLING
+from support.client import NAMES
 from support.rabbitmq_node import NodeFailed
 from support.spare_broker import SpareBroker, SpareCluster, spare_broker, spare_cluster
 from support.spare_postgres import SparePostgres, spare_postgres
@@ -156,13 +157,13 @@ class Deployment:
 
     def _node_stop(self) -> None:
         assert self.cluster is not None, "a node stop needs the cluster"
-        victim = self._leader_of("renewals.worker")
+        victim = self._leader_of(NAMES.queue)
         began = time.monotonic()
         self.cluster.stop_node(victim)
         time.sleep(2.0)
         self.cluster.start_node(victim)
         node = self.cluster.nodes[victim]
-        self.log("node-stop", f"{node} (leader of renewals.worker) down {time.monotonic() - began:.1f}s")
+        self.log("node-stop", f"{node} (leader of {NAMES.queue}) down {time.monotonic() - began:.1f}s")
 
     def _pg_restart(self) -> None:
         assert self.postgres is not None, "a PostgreSQL restart needs the spare PostgreSQL"

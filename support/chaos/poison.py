@@ -13,6 +13,7 @@ from dataclasses import dataclass, field
 from struct import pack
 from typing import Any
 
+from support.client import NAMES
 from support.raw import Field, table
 
 JSON = "application/json"
@@ -95,7 +96,7 @@ MAKERS: dict[str, Callable[[str], Poison]] = {
             "message_id": m,
             "app_id": "renewal-routing",
             "application_headers": {
-                "x-original-exchange": "renewals.notifications",
+                "x-original-exchange": NAMES.notifications_exchange,
                 "x-original-routing-key": "notification.requested.both",
                 "x-error-reason": "forged",
                 "x-attempts": 99,

@@ -19,11 +19,12 @@ from typing import Any
 
 from support.chaos.poison import poisons
 from support.chaos.rules import Rules
+from support.client import NAMES
 
 BASE = datetime(2025, 1, 6, tzinfo=UTC)  # event times stay in the past: never "too far ahead"
 ZONES = (UTC, timezone(timedelta(hours=2)), timezone(timedelta(hours=-5, minutes=-30)))
 EVENT_TYPE = "application/cloudevents+json"
-FORGED = {"x-original-exchange": "renewals.notifications", "x-attempts": 99, "x-error-reason": "forged"}
+FORGED = {"x-original-exchange": NAMES.notifications_exchange, "x-attempts": 99, "x-error-reason": "forged"}
 
 
 @dataclass(frozen=True)
