@@ -46,15 +46,6 @@ class Result:
 
 
 @dataclass(frozen=True, slots=True)
-class Parsed:
-    """A chunk of deliveries read and parsed (or already failed), ready for its transaction."""
-
-    deliveries: Sequence[Delivery]
-    items: list["Result | tuple[Delivery, Event]"]
-    now: datetime
-
-
-@dataclass(frozen=True, slots=True)
 class _Decided:
     delivery: Delivery
     event: Event
@@ -88,37 +79,30 @@ class BatchProcessor:
         return self._store
 
     def process(self, deliveries: Sequence[Delivery], *, settled_key: str | None = None) -> list[Result]:
-        """`decide(parse(deliveries))`: the whole of a chunk's handling in one call."""
-        return self.decide(self.parse(deliveries), settled_key=settled_key)
-
-    def parse(self, deliveries: Sequence[Delivery]) -> "Parsed":
-        """Read the deliveries (no store involved): what `decide` works on."""
-        now = datetime.now(UTC)
-        return Parsed(deliveries, [self._parse(delivery, now) for delivery in deliveries], now)
-
-    def decide(self, parsed: "Parsed", *, settled_key: str | None = None) -> list[Result]:
-        """Handle every parsed delivery in one transaction; a failing one never spoils the others.
+        """Handle a chunk of deliveries in one transaction; a failing one never spoils the others.
 
         A transaction that ran into another one (deadlock, lock timeout) is done again here, a
         few times, before its deliveries count a failed attempt. StoreUnavailable is raised:
         the caller waits for the store and calls again; nothing was committed.
         """
+        now = datetime.now(UTC)
+        parsed = [self._parse(delivery, now) for delivery in deliveries]
         deletions = self.outbox.take_deletions()
         committed = False
         try:
             for redo in range(self._settings.store_conflict_redos + 1):
                 try:
-                    results = self._transaction(parsed.items, parsed.now, settled_key, deletions)
+                    results = self._transaction(parsed, now, settled_key, deletions)
                 except StoreConflict as exc:
                     self._on_conflict()
                     if redo < self._settings.store_conflict_redos:
                         time.sleep(random.uniform(0, 0.02 * (redo + 1)))  # let the other transaction finish
                         continue
-                    return [self._failed(d, self._failures.handle(d, exc)) for d in parsed.deliveries]
+                    return [self._failed(d, self._failures.handle(d, exc)) for d in deliveries]
                 except StoreUnavailable:
                     raise
                 except Exception as exc:  # the transaction itself failed: every delivery goes round again
-                    return [self._failed(d, self._failures.handle(d, exc)) for d in parsed.deliveries]
+                    return [self._failed(d, self._failures.handle(d, exc)) for d in deliveries]
                 committed = True
                 return results
             raise AssertionError("unreachable")  # pragma: no cover
