@@ -15,13 +15,12 @@ from collections.abc import Sequence
 from contextlib import suppress
 from dataclasses import dataclass
 from functools import partial
-from typing import Any
 
 from worker import logs
 from worker.broker.messages import Delivery
 from worker.broker.publisher import ConfirmingPublisher
 from worker.broker.topology import declare, topology
-from worker.broker.wire import Connection, DeliveryReader
+from worker.broker.wire import Connection, DeliveryReader, read_by_the_reader
 from worker.logs import Logger
 from worker.redaction import masked
 from worker.service.health import Health
@@ -125,7 +124,7 @@ class Session:
                 connection.collect()
 
     def _consume(self) -> None:
-        self._consumer_tag = self._channel.basic_consume(self._settings.queue, callback=_read_by_the_reader)
+        self._consumer_tag = self._channel.basic_consume(self._settings.queue, callback=read_by_the_reader)
         self._health.consuming = True
 
     def _cancel(self) -> None:
@@ -234,7 +233,3 @@ def _chunks(batch: Sequence[Delivery]) -> list[Sequence[Delivery]]:
     if start < len(batch):
         chunks.append(batch[start:])
     return chunks
-
-
-def _read_by_the_reader(message: Any) -> None:  # pragma: no cover - never called
-    raise AssertionError("deliveries are read by the DeliveryReader, not by py-amqp's consumer")

@@ -19,7 +19,7 @@ from worker.app import build_worker
 from worker.broker.endpoints import from_settings
 from worker.broker.messages import ERROR_REASON
 from worker.broker.topology import declare, topology
-from worker.broker.wire import Connection, DeliveryReader
+from worker.broker.wire import Connection, DeliveryReader, read_by_the_reader
 from worker.settings import Settings
 from worker.tools.event_files import publish
 
@@ -60,7 +60,7 @@ def run_demo(base: Settings, timeout: float = 20.0) -> DemoRun:
             watch = channel.queue_declare("", exclusive=True)[0]
             channel.queue_bind(watch, settings.notifications_exchange, "#")
             for queue in (watch, settings.dead_letter_queue):
-                channel.basic_consume(queue, no_ack=True, callback=_never)
+                channel.basic_consume(queue, no_ack=True, callback=read_by_the_reader)
             stop = threading.Event()
             worker = threading.Thread(target=build_worker(settings).run, args=(stop,), daemon=True)
             worker.start()
@@ -94,10 +94,6 @@ def _collect(
             sink.append({"body": json.loads(delivery.body), "headers": delivery.headers})
         reader.arrived.clear()
     return notifications, dead
-
-
-def _never(message: Any) -> None:  # pragma: no cover - deliveries go to the DeliveryReader
-    raise AssertionError("deliveries are read by the DeliveryReader")
 
 
 def _delete(connection: Any, plan: Any) -> None:

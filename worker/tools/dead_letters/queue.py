@@ -19,7 +19,7 @@ from amqp.exceptions import AMQPError, NotFound
 from worker.broker.endpoints import Broker, BrokerUnreachable
 from worker.broker.messages import Delivery, Outgoing
 from worker.broker.publisher import ConfirmingPublisher, PublishFailed
-from worker.broker.wire import Connection, DeliveryReader
+from worker.broker.wire import Connection, DeliveryReader, read_by_the_reader
 from worker.logs import Logger
 from worker.tools.dead_letters.letter import PROPERTY_NAMES, DeadLetter
 
@@ -92,7 +92,7 @@ class DeadLetterQueue:
             return
         channel = self._channel()
         channel.basic_qos(0, total if total <= MAX_PREFETCH else 0, False)
-        channel.basic_consume(self.name, callback=_never)
+        channel.basic_consume(self.name, callback=read_by_the_reader)
         arrived = self._reader.arrived
         for position in range(1, total + 1):
             if not arrived and not self._next_delivery():
@@ -115,9 +115,7 @@ class DeadLetterQueue:
         try:
             self._publisher.publish([Outgoing(exchange, routing_key, body, _amqp_names(properties))])
         except PublishFailed as exc:
-            raise ReplayRefused(
-                str(exc).replace("unroutable: 312 NO_ROUTE", "unroutable: no queue is bound")
-            ) from None
+            raise ReplayRefused(str(exc)) from None
         except AMQPError as exc:  # the channel was closed by the broker (no such exchange, say)
             self._publisher = None
             raise ReplayRefused(
@@ -170,7 +168,3 @@ def _amqp_names(properties: dict[str, Any]) -> dict[str, Any]:
     if properties.get("headers") is not None:
         converted["application_headers"] = properties["headers"]
     return converted
-
-
-def _never(message: Any) -> None:  # pragma: no cover - deliveries go to the DeliveryReader
-    raise AssertionError("deliveries are read by the DeliveryReader")
