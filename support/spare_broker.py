@@ -4,12 +4,10 @@ removed at the end of its block (even on error); none touches the shared broker 
 
 import json
 import shutil
-import ssl
 import time
 from collections.abc import Callable, Iterator, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from contextlib import contextmanager
-from typing import Any
 
 from support.certificates import Certificates, make_certificates
 from support.owned_folder import give_to, owned_folder
@@ -45,18 +43,6 @@ class SpareTlsBroker(SpareBroker):
         self.tcp_url = node.url
         self.url = f"amqps://guest:guest@localhost:{ssl_port}/"
         self.ca_file, self.client_cert, self.client_key = files.ca_file, files.client_cert, files.client_key
-
-    def ssl_options(self, client_cert: bool = True) -> dict[str, Any]:
-        """kombu's `ssl=` (the keyword arguments of py-amqp's SSLTransport): verify the server
-        against our CA and its name, and present our client certificate unless told not to."""
-        options: dict[str, Any] = {
-            "ca_certs": str(self.ca_file),
-            "cert_reqs": ssl.CERT_REQUIRED,
-            "server_hostname": "localhost",
-        }
-        if client_cert:
-            options |= {"certfile": str(self.client_cert), "keyfile": str(self.client_key)}
-        return options
 
 
 class SpareCluster:

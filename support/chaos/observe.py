@@ -2,7 +2,6 @@
 a durable quorum queue bound to the output exchange before anything is published, and the
 dead letters; plus how many messages each queue still holds."""
 
-import json
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -84,7 +83,3 @@ def settled(depths: Callable[[], dict[str, int]], work_queues: list[str]) -> Cal
         return True
 
     return condition
-
-
-def causes(received: list[Received]) -> set[str]:
-    return {json.loads(message.body)["data"]["causation_id"] for message in received}

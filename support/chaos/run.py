@@ -144,4 +144,4 @@ def _finish(deployment: Deployment, stream: Stream, timeout: float) -> None:
         wait_until(done, "every output", timeout, every=1.0)
     except TimeoutError as exc:
         deployment.log("timeout", str(exc), failed=False)
-    time.sleep(3.0)  # twice the outbox sweep interval: a late republish is counted too
+    time.sleep(3.0)  # past the outbox grace (2 s) and a sweep (every 1 s): a late republish is counted too
