@@ -81,12 +81,13 @@ class Phases:
 
     def relays(self) -> dict[str, dict[str, Any]]:
         """Ceiling and naive relay over the same pre-filled messages."""
-        from worker.broker.topology import topology
+        from worker.broker.topology import BrokerVersion, topology
         from worker.settings import Settings
 
         # pydantic-settings fills the other fields from defaults and the environment
         settings = Settings(queue=RELAY_IN, dead_letter_queue=f"{RELAY_IN}.dlq")  # type: ignore[call-arg]
-        arguments = next(q.arguments for q in topology(settings).queues if q.name == RELAY_IN)
+        plan = topology(settings, BrokerVersion.of(self.watcher.connection))
+        arguments = next(q.arguments for q in plan.queues if q.name == RELAY_IN)
         self.watcher.topic_exchange(RELAY_EVENTS)
         self.watcher.topic_exchange(RELAY_OUT)
         self.watcher.quorum_queue(RELAY_IN, arguments, RELAY_EVENTS, "#")

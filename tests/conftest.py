@@ -1,5 +1,8 @@
 """Fixtures for the real services. Broker tests get a fresh vhost each, store tests a fresh
-PostgreSQL schema each; a missing service fails the test, never skips it."""
+PostgreSQL schema each; a missing service fails the test, never skips it.
+
+Every test that uses the broker runs once per supported RabbitMQ series (3.10, 4.0, 4.3):
+its id names the version, `test_x[rabbitmq-4.3]`."""
 
 import uuid
 from collections.abc import Iterator
@@ -7,27 +10,33 @@ from collections.abc import Iterator
 import psycopg
 import pytest
 
-from support.services import ServiceMissing, create_vhost, delete_vhost, postgres_base_url, rabbitmq_base_url
+from support.services import (
+    BrokerUnderTest,
+    ServiceMissing,
+    brokers_under_test,
+    postgres_base_url,
+)
 
 
-@pytest.fixture(scope="session")
-def rabbitmq() -> Iterator[str]:
+@pytest.fixture(scope="session", params=brokers_under_test(), ids=lambda broker: f"rabbitmq-{broker.version}")
+def rabbitmq(request: pytest.FixtureRequest) -> BrokerUnderTest:
+    """One RabbitMQ of the matrix, running (a 4.x node is built and started if need be)."""
+    broker: BrokerUnderTest = request.param
     try:
-        with rabbitmq_base_url() as url:
-            yield url
+        broker.ensure_running()
     except ServiceMissing as exc:
         pytest.fail(str(exc), pytrace=False)
+    return broker
 
 
 @pytest.fixture
-def amqp_url(rabbitmq: str) -> Iterator[str]:
+def amqp_url(rabbitmq: BrokerUnderTest) -> Iterator[str]:
     """A URL on a vhost of this test's own."""
     try:
-        name, url = create_vhost(rabbitmq, prefix="renewals-test")
+        with rabbitmq.vhost("renewals-test") as url:
+            yield url
     except ServiceMissing as exc:
         pytest.fail(str(exc), pytrace=False)
-    yield url
-    delete_vhost(name)
 
 
 @pytest.fixture(scope="session")

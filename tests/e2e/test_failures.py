@@ -12,6 +12,7 @@ from handlers import notification_id_for
 from support.client import NAMES, Client, PacedPublisher, audit
 from support.messages import contact, encode, envelope, owner_changed, renewal
 from support.polling import wait_until
+from support.services import rabbitmqctl_for
 
 DORA = contact("dora", "client.example")
 POISON = {"RenewalApproaching": "crashes_for_poison_clients"}
@@ -150,7 +151,7 @@ def _settled(vhost_url: str) -> bool:
     vhost = unquote(urlsplit(vhost_url).path[1:])
     listed = subprocess.run(
         [
-            "rabbitmqctl",
+            *rabbitmqctl_for(vhost_url),
             "-q",
             "list_queues",
             "-p",

@@ -34,7 +34,7 @@ from support.client import NAMES, Client
 from support.messages import contact, encode, envelope, owner_changed, renewal
 from support.polling import wait_until
 from support.raw import Field, RawPublisher, properties, table
-from support.services import create_vhost, delete_vhost
+from support.services import BrokerUnderTest, rabbitmqctl_for
 from support.worker_process import WorkerProcess
 from tests.e2e.commands import ok, renewals, wait_for_dead_letters
 from tests.e2e.conftest import FAST_RETRIES
@@ -167,8 +167,12 @@ class Shared:
 
 
 @pytest.fixture(scope="module")
-def shared_worker(rabbitmq: str, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Shared]:
-    name, url = create_vhost(rabbitmq, prefix="renewals-test")
+def shared_worker(rabbitmq: BrokerUnderTest, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Shared]:
+    with rabbitmq.vhost("renewals-test") as url:
+        yield from _shared_worker(url, tmp_path_factory)
+
+
+def _shared_worker(url: str, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Shared]:
     folder = tmp_path_factory.mktemp("hostile")
     worker = WorkerProcess(url, folder, env=FAST_RETRIES).start()
     client = Client(url)
@@ -178,7 +182,6 @@ def shared_worker(rabbitmq: str, tmp_path_factory: pytest.TempPathFactory) -> It
     finally:
         client.close()
         worker.kill()
-        delete_vhost(name)
 
 
 @pytest.fixture
@@ -345,10 +348,11 @@ def test_row3_copies_of_a_message_with_a_user_id_leave_it_out(
     out = client.observe()
     user = f"renewals-hostile-{uuid.uuid4().hex[:8]}"
     vhost = unquote(urlsplit(amqp_url).path[1:])
-    subprocess.run(["rabbitmqctl", "-q", "add_user", user, "hostile-pw"], check=True, capture_output=True)
+    ctl = rabbitmqctl_for(amqp_url)
+    subprocess.run([*ctl, "-q", "add_user", user, "hostile-pw"], check=True, capture_output=True)
     try:
         subprocess.run(
-            ["rabbitmqctl", "-q", "set_permissions", "-p", vhost, user, ".*", ".*", ".*"],
+            [*ctl, "-q", "set_permissions", "-p", vhost, user, ".*", ".*", ".*"],
             check=True,
             capture_output=True,
         )
@@ -388,7 +392,7 @@ def test_row3_copies_of_a_message_with_a_user_id_leave_it_out(
         assert worker.running() and worker.pid == pid
         assert not worker.find("broker.connection_lost")
     finally:
-        subprocess.run(["rabbitmqctl", "-q", "delete_user", user], capture_output=True)
+        subprocess.run([*ctl, "-q", "delete_user", user], capture_output=True)
 
 
 # Row 4 -----------------------------------------------------------------------------------------

@@ -13,7 +13,7 @@ from urllib.parse import unquote, urlsplit
 from support.client import NAMES, Client
 from support.messages import contact, owner_changed, renewal
 from support.polling import wait_until
-from support.services import free_port
+from support.services import free_port, rabbitmqctl_for
 
 DORA = contact("dora", "client.example")
 ALICE = contact("alice")
@@ -104,10 +104,12 @@ def test_readiness_follows_the_consumer_cancelled_by_the_broker(
     worker = start_worker(RENEWALS_METRICS_PORT=str(port))
     assert wait_until(lambda: get(port, "/readyz")[0] == 200, "ready")
     vhost = unquote(urlsplit(amqp_url).path[1:])
-    _permissions(vhost, configure="^$")
+    _permissions(amqp_url, configure="^$")
     try:
         subprocess.run(
-            ["rabbitmqctl", "-q", "delete_queue", "-p", vhost, NAMES.queue], check=True, capture_output=True
+            [*rabbitmqctl_for(amqp_url), "-q", "delete_queue", "-p", vhost, NAMES.queue],
+            check=True,
+            capture_output=True,
         )
         _, body = wait_until(lambda: (r := get(port, "/readyz"))[0] == 503 and r, "not ready")
         assert json.loads(body)["consuming"] is False
@@ -115,7 +117,7 @@ def test_readiness_follows_the_consumer_cancelled_by_the_broker(
         assert "ACCESS_REFUSED" in refused[-1]["error"] and worker.running()
         assert get(port, "/readyz")[0] == 503 and get(port, "/healthz")[0] == 200
     finally:
-        _permissions(vhost, configure=".*")
+        _permissions(amqp_url, configure=".*")
     assert wait_until(lambda: get(port, "/readyz")[0] == 200, "ready again", timeout=30)
 
 
@@ -154,9 +156,10 @@ def test_every_metric_the_dashboard_queries_is_in_a_real_scrape(start_worker) ->
     assert queried and queried <= names, queried - names
 
 
-def _permissions(vhost: str, *, configure: str) -> None:
+def _permissions(amqp_url: str, *, configure: str) -> None:
+    vhost = unquote(urlsplit(amqp_url).path[1:])
     subprocess.run(
-        ["rabbitmqctl", "-q", "set_permissions", "-p", vhost, "guest", configure, ".*", ".*"],
+        [*rabbitmqctl_for(amqp_url), "-q", "set_permissions", "-p", vhost, "guest", configure, ".*", ".*"],
         check=True,
         capture_output=True,
     )

@@ -30,7 +30,7 @@ from tests.e2e.commands import (
     renewals,
     wait_for_dead_letters,
 )
-from worker.broker.topology import topology
+from worker.broker.topology import BrokerVersion, topology
 from worker.settings import Settings
 
 ALICE = contact("alice")
@@ -353,8 +353,8 @@ def test_a_broker_dead_letter_is_read_from_x_death_and_replayed(
 
 def test_topology_declare_creates_the_queues_on_a_fresh_vhost(amqp_url: str) -> None:
     """`renewals topology --declare` creates every exchange and queue the worker uses, with its bindings."""
-    plan = topology(Settings())
     connection = pika.BlockingConnection(pika.URLParameters(amqp_url))
+    plan = topology(Settings(), BrokerVersion.parse(connection._impl.server_properties["version"]))
     try:
         with pytest.raises(ChannelClosedByBroker):
             connection.channel().queue_declare(plan.queues[0].name, passive=True)

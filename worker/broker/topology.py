@@ -1,6 +1,12 @@
 """Everything the worker declares on the broker, as data: printed by `renewals topology`,
-declared by the worker at start-up and by `renewals topology --declare`."""
+declared by the worker at start-up and by `renewals topology --declare`.
 
+The plan depends on the settings and on the broker's series: since RabbitMQ 4.0 a quorum
+queue declared without `x-delivery-limit` drops a message after 20 returns, so on 4.x every
+queue of ours says what its limit is (docs/domain.md, "Deliveries on each RabbitMQ series").
+"""
+
+import re
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -8,6 +14,43 @@ from amqp.exceptions import PreconditionFailed
 
 from events import INPUT_ROUTING_KEYS
 from worker.settings import Settings
+
+
+@dataclass(frozen=True, slots=True, order=True)
+class BrokerVersion:
+    """A RabbitMQ series, as the broker names itself in its connection's server properties."""
+
+    major: int
+    minor: int
+
+    @classmethod
+    def parse(cls, text: str | bytes | None) -> "BrokerVersion":
+        """ "4.0.5" -> 4.0; anything unreadable is taken for the newest series we know."""
+        if isinstance(text, bytes):
+            text = text.decode("ascii", "replace")
+        found = re.match(r"(\d+)\.(\d+)", text or "")
+        return cls(int(found[1]), int(found[2])) if found else NEWEST
+
+    @classmethod
+    def of(cls, connection: Any) -> "BrokerVersion":
+        """The series of the broker a py-amqp connection is open to."""
+        return cls.parse((connection.server_properties or {}).get("version"))
+
+    @property
+    def limits_by_default(self) -> bool:
+        """True from 4.0 on: a quorum queue without `x-delivery-limit` gets a limit of 20."""
+        return self.major >= 4
+
+    def __str__(self) -> str:
+        return f"{self.major}.{self.minor}"
+
+
+NEWEST = BrokerVersion(4, 3)
+"""The newest series the tests cover; what `renewals topology` describes unless told otherwise."""
+
+NO_DELIVERY_LIMIT = -1
+"""`x-delivery-limit` that turns the limit off on 4.x (on 3.10 the same value drops a message at
+its first return, so there the argument is left out: 3.10 has no limit by default)."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -50,16 +93,24 @@ class Topology:
         }
 
 
-def topology(settings: Settings) -> Topology:
-    """Derived from the settings alone, so every tool declares exactly what the worker does.
+def topology(settings: Settings, broker: BrokerVersion) -> Topology:
+    """Derived from the settings and the broker's series, so every tool declares exactly what
+    the worker does.
 
     With QUEUE_TYPE quorum (the default) every queue is a replicated quorum queue: the worker's
     queue, its retry tiers, the dead-letter queue and the unrouted queue all survive the loss
     of a cluster node. Quorum queues dead-letter at-least-once (and so refuse publishes when
     full rather than drop the oldest).
+
+    No queue drops a message on its own. The worker's queue dead-letters what reaches
+    DELIVERY_LIMIT (the last line of defence against a crash loop); every other queue has no
+    limit: none on 3.10, where that is the default, and an explicit "none" on 4.x, where the
+    default would drop a message after 20 returns.
     """
     unrouted_exchange = settings.unrouted_queue
     kind: dict[str, Any] = {"x-queue-type": settings.queue_type}
+    if settings.queue_type == "quorum" and broker.limits_by_default:
+        kind["x-delivery-limit"] = NO_DELIVERY_LIMIT
     at_least_once: dict[str, Any] = (
         {"x-dead-letter-strategy": "at-least-once", "x-overflow": "reject-publish"}
         if settings.queue_type == "quorum"
@@ -125,8 +176,21 @@ def declare(channel: Any, plan: Topology) -> None:
         for binding in plan.bindings:
             channel.queue_bind(binding.queue, binding.exchange, binding.routing_key)
     except PreconditionFailed as exc:
-        raise TopologyMismatch(
-            f"{exc.reply_text}: the broker holds it with other arguments than these settings ask for"
-            " (an older release declared classic queues: move the messages out, delete the queue and"
-            " start again, or set RENEWALS_QUEUE_TYPE=classic)"
-        ) from None
+        raise TopologyMismatch(mismatch_advice(str(exc.reply_text))) from None
+
+
+def mismatch_advice(reply_text: str) -> str:
+    """The broker's PRECONDITION_FAILED text, and what to do about it, in one line."""
+    if "x-queue-type" in reply_text:
+        found = re.search(r"current is (?:the value )?'?([a-z]+)", reply_text)
+        current = found[1] if found else "of another type"
+        return (
+            f"{reply_text}: the queue exists as a {current} queue, not the RENEWALS_QUEUE_TYPE this"
+            " worker has; set RENEWALS_QUEUE_TYPE to match it, or run `renewals topology --migrate`"
+            " with the workers stopped to re-declare it as configured (no message is lost)"
+        )
+    return (
+        f"{reply_text}: the broker holds the queue with other arguments than this release and these"
+        " settings declare (an earlier release, or an upgraded broker); run `renewals topology"
+        " --migrate` with the workers stopped, which re-declares it and keeps every message"
+    )

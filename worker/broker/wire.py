@@ -19,6 +19,7 @@ how bytes come in:
 import socket
 import ssl
 from collections.abc import Callable
+from contextlib import suppress
 from struct import pack, unpack_from
 from typing import Any
 
@@ -141,6 +142,15 @@ class Connection(amqp.Connection):  # type: ignore[misc]  # py-amqp is untyped
         transport = self.transport
         while transport.frame_ready():
             self.on_inbound_frame(transport.read_frame())
+
+    def poll(self) -> None:
+        """Handle whatever the broker has sent, without waiting. A connection that nobody reads
+        while it is idle (the publishing one, between batches) would otherwise look dead to
+        py-amqp's heartbeat check, which counts only what was read, and be dropped after two
+        heartbeat intervals although the broker's heartbeats sit in the socket."""
+        self.drain_buffered()
+        with suppress(TimeoutError):
+            self.drain_events(timeout=0)
 
 
 def read_by_the_reader(message: Any) -> None:  # pragma: no cover - never called

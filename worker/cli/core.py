@@ -3,7 +3,7 @@
 import json
 import sys
 from pathlib import Path
-from typing import IO
+from typing import IO, TYPE_CHECKING
 
 import click
 
@@ -13,6 +13,9 @@ from worker.broker.endpoints import Broker, from_settings
 from worker.redaction import masked
 from worker.settings import Settings
 from worker.tools.tables import render
+
+if TYPE_CHECKING:
+    from worker.broker.topology import BrokerVersion
 
 
 def broker_of(settings: Settings) -> Broker:
@@ -139,24 +142,61 @@ def asyncapi(out: str | None) -> None:
 
 @click.command("topology")
 @click.option("--declare", "declare_now", is_flag=True, help="Declare it on the configured broker.")
+@click.option(
+    "--migrate",
+    is_flag=True,
+    help="Bring queues an earlier release declared with other arguments up to this plan, keeping"
+    " every message (stop the workers first).",
+)
+@click.option(
+    "--broker-version",
+    metavar="X.Y",
+    help="Describe the plan for this RabbitMQ series (default: ask the configured broker).",
+)
 @click.option("--json", "as_json", is_flag=True, help="Machine-readable output.")
-def topology_command(declare_now: bool, as_json: bool) -> None:
-    """Print the exchanges, queues and bindings the worker declares (and optionally declare them)."""
-    from worker.broker.topology import declare, topology
+def topology_command(declare_now: bool, migrate: bool, broker_version: str | None, as_json: bool) -> None:
+    """Print the exchanges, queues and bindings the worker declares (and optionally declare them).
+
+    The plan depends on the broker's series: on RabbitMQ 4.x every queue but the worker's
+    carries `x-delivery-limit: -1` (no limit), which 3.10 does not need (and would misread).
+    """
+    from worker.broker.migration import Migration
+    from worker.broker.topology import BrokerVersion, declare, topology
 
     settings = load_settings()
-    plan = topology(settings)
+    broker = broker_of(settings)
+    if broker_version is not None and not declare_now and not migrate:
+        version = BrokerVersion.parse(broker_version)
+    else:
+        version = _ask_version(broker)
+    plan = topology(settings, version)
     if as_json:
-        click.echo(json.dumps(plan.as_dict(), indent=2))
+        click.echo(json.dumps({"rabbitmq": str(version), **plan.as_dict()}, indent=2))
     else:
         described = plan.as_dict()
+        click.echo(f"for RabbitMQ {version}")
         click.echo(render(described["exchanges"], ["name", "type", "arguments"]))
         click.echo()
         click.echo(render(described["queues"], ["name", "arguments"]))
         click.echo()
         click.echo(render(described["bindings"], ["exchange", "queue", "routing_key"]))
-    if declare_now:
-        broker = broker_of(settings)
+    if migrate:
+        say = lambda line: click.echo(line, err=True)  # noqa: E731
+        try:
+            migrated = Migration(broker, plan, version, log=logs.get_logger("topology"), progress=say).run()
+        except Exception as exc:
+            raise click.ClickException(
+                f"migrating on {broker} failed: {type(exc).__name__}: {masked(str(exc))}"
+                " (run it again: it resumes where it stopped, and loses nothing)"
+            ) from None
+        kept = sum(m.moved for m in migrated)
+        click.echo(
+            f"migrated {len(migrated)} queue(s) on {broker}, {kept} message(s) kept"
+            if migrated
+            else f"nothing to migrate on {broker}: every queue is as this release declares it",
+            err=True,
+        )
+    elif declare_now:
         try:
             connection, _ = broker.connect()
             try:
@@ -168,3 +208,19 @@ def topology_command(declare_now: bool, as_json: bool) -> None:
                 f"declaring on {broker} failed: {type(exc).__name__}: {masked(str(exc))}"
             ) from None
         click.echo(f"declared on {broker}", err=sys.stderr.isatty())
+
+
+def _ask_version(broker: Broker) -> "BrokerVersion":
+    from worker.broker.topology import BrokerVersion
+
+    try:
+        connection, _ = broker.connect()
+    except Exception as exc:
+        raise click.ClickException(
+            f"cannot reach the broker at {broker} to ask its version ({masked(str(exc))});"
+            " give --broker-version X.Y to print the plan without it"
+        ) from None
+    try:
+        return BrokerVersion.of(connection)
+    finally:
+        connection.close()

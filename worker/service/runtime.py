@@ -7,6 +7,7 @@ Connection attempts rotate through the broker's nodes with jittered exponential 
 
 import random
 import threading
+import time
 
 from amqp.exceptions import AccessRefused, RecoverableConnectionError
 from amqp.exceptions import ConnectionError as AmqpConnectionError
@@ -78,7 +79,7 @@ class Worker:
                 session.close()
                 lost = True
                 self._node = (self._node + 1) % len(self._broker.endpoints)
-                stop.wait(random.uniform(0, 1))  # spread a fleet's reconnects after a broker restart
+                self._wait_alive(stop, random.uniform(0, 1))  # spread a fleet's reconnects after a restart
 
     def _connect(self, stop: threading.Event) -> Session | None:
         """A session on the first node that accepts, retrying with backoff; None if stopped."""
@@ -86,7 +87,7 @@ class Worker:
             retry=retry_if_exception_type(BROKER_TROUBLE),
             wait=wait_random_exponential(multiplier=0.5, max=self._settings.reconnect_max_delay, min=0.1),
             stop=stop_when_event_set(stop),
-            sleep=stop.wait,  # type: ignore[arg-type]  # Event.wait returns a bool nobody reads
+            sleep=lambda seconds: self._wait_alive(stop, seconds),
             before_sleep=self._log_attempt,
             reraise=False,
             retry_error_callback=lambda _state: None,
@@ -94,7 +95,17 @@ class Worker:
         session: Session | None = retrying(self._open_session)
         return session
 
+    def _wait_alive(self, stop: threading.Event, seconds: float) -> None:
+        """Wait out a backoff while the broker is away, ticking the loop clock: the worker is
+        alive and doing the right thing (/healthz 200), only not ready (/readyz 503)."""
+        deadline = time.monotonic() + seconds
+        while not stop.is_set() and (remaining := deadline - time.monotonic()) > 0:
+            self._health.tick()
+            stop.wait(min(remaining, 1.0))
+        self._health.tick()
+
     def _open_session(self) -> Session:
+        self._health.tick()
         reader = DeliveryReader()
         consuming, node = self._broker.connect(first=self._node, frame_handler=reader.frame_handler)
         self._node = node

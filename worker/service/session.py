@@ -19,7 +19,7 @@ from functools import partial
 from worker import logs
 from worker.broker.messages import Delivery
 from worker.broker.publisher import ConfirmingPublisher
-from worker.broker.topology import declare, topology
+from worker.broker.topology import BrokerVersion, declare, topology
 from worker.broker.wire import Connection, DeliveryReader, read_by_the_reader
 from worker.logs import Logger
 from worker.redaction import masked
@@ -84,7 +84,7 @@ class Session:
         )
         self._stop = threading.Event()
         self._channel = consuming.channel()
-        declare(self._channel, topology(settings))
+        declare(self._channel, topology(settings, BrokerVersion.of(consuming)))
         self._channel.basic_qos(0, settings.prefetch, False)
         self._consumer_tag: str | None = None
         self._housekeeper = Housekeeping(
@@ -214,7 +214,11 @@ class Session:
             self._keep_alive()
 
     def _keep_alive(self) -> None:
+        """Tell /healthz the loop is alive, and keep both connections' heartbeats going: what
+        the broker sent on the publishing connection is read here, since between batches
+        nothing else reads it."""
         self._health.tick()
+        self._publishing.poll()
         self._consuming.heartbeat_tick()
         self._publishing.heartbeat_tick()
 

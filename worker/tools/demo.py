@@ -18,7 +18,7 @@ from typing import Any
 from worker.app import build_worker
 from worker.broker.endpoints import from_settings
 from worker.broker.messages import ERROR_REASON
-from worker.broker.topology import declare, topology
+from worker.broker.topology import BrokerVersion, declare, topology
 from worker.broker.wire import Connection, DeliveryReader, read_by_the_reader
 from worker.settings import Settings
 from worker.tools.event_files import publish
@@ -50,10 +50,10 @@ def run_demo(base: Settings, timeout: float = 20.0) -> DemoRun:
                 "store_url": f"sqlite:///{Path(folder) / 'demo.db'}",
             }
         )
-        plan = topology(settings)
         broker = from_settings(settings, heartbeat=0)
         reader = DeliveryReader()
         connection, _ = broker.connect(frame_handler=reader.frame_handler)
+        plan = topology(settings, BrokerVersion.of(connection))
         try:
             channel = connection.channel()
             declare(channel, plan)

@@ -17,7 +17,7 @@ from events import ACCEPTED_CONTENT_TYPES
 from events.registry import INPUTS, MessageKind
 from events.registry import NOTIFICATION_REQUESTED as OUT
 from worker.broker.messages import OUTPUT_CONTENT_TYPE, PERSISTENT
-from worker.broker.topology import topology
+from worker.broker.topology import NEWEST, topology
 from worker.service.failures import DeadLetterHeaders
 from worker.settings import VERSION, Settings
 from worker.tools.asyncapi.examples import examples
@@ -57,7 +57,7 @@ def document(settings: Settings) -> dict[str, Any]:
         "asyncapi": "3.0.0",
         "info": {"title": package["Name"], "version": VERSION, "description": _description(package)},
         "defaultContentType": OUTPUT_CONTENT_TYPE,
-        "channels": _channels(settings, topology(settings).as_dict()),
+        "channels": _channels(settings, topology(settings, NEWEST).as_dict()),
         "operations": operations,
         "components": {"messages": _messages(examples(settings)), "schemas": _schemas()},
     }
