@@ -36,6 +36,7 @@ from worker.logs import Logger
 
 HOLDING_SUFFIX = ".migrating"
 BATCH = 500  # messages moved per confirm round
+GIVE_BACK_WAIT = 1.0  # seconds a queue must stay empty after a round before it is deleted
 PROBLEM_HEADER = "x-migration-problem"
 """Set on a moved message whose properties could not be decoded (they cannot be copied; the
 body and this note are)."""
@@ -98,7 +99,10 @@ class Migration:
         self._progress(f"migrating {queue.name}" + (" (resuming)" if left_behind else ""))
         bindings = [b for b in self._plan.bindings if b.queue == queue.name]
         channel = connection.channel()
-        channel.queue_declare(holding, durable=True, auto_delete=False, arguments=self._holding_arguments())
+        if not left_behind:
+            channel.queue_declare(
+                holding, durable=True, auto_delete=False, arguments=self._holding_arguments()
+            )
         for binding in bindings:
             channel.queue_bind(holding, binding.exchange, binding.routing_key)
         moved_out = 0
@@ -135,20 +139,21 @@ class _Mover:
         self._publisher = publisher
 
     def empty(self, source: str, *, into: str) -> int:
-        """Move everything from `source` to `into`, then delete `source` (only once it is empty:
-        what was still on its way to us when we stopped reading goes back there, and is moved
-        in another round)."""
+        """Move everything from `source` to `into`, then delete `source` once it stays empty
+        (what was still on its way to us when we stopped reading goes back there a moment
+        later, and is moved in another round; quorum queues cannot be deleted "if empty")."""
         moved = 0
         while True:
             moved += self.move(source, into)
             channel = self._connection.channel()
-            try:
-                channel.queue_delete(source, if_empty=True)
-            except PreconditionFailed:
-                time.sleep(0.1)  # a message went back to it: another round
-                continue
+            deadline = time.monotonic() + GIVE_BACK_WAIT
+            while _ready(channel, source) == 0 and time.monotonic() < deadline:
+                time.sleep(0.05)
+            if _ready(channel, source) == 0:
+                channel.queue_delete(source)
+                channel.close()
+                return moved
             channel.close()
-            return moved
 
     def move(self, source: str, target: str) -> int:
         moved = 0

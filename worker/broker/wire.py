@@ -18,6 +18,7 @@ how bytes come in:
 
 import socket
 import ssl
+import time
 from collections.abc import Callable
 from contextlib import suppress
 from struct import pack, unpack_from
@@ -108,6 +109,9 @@ class BufferedSSLTransport(_Buffered, SSLTransport):  # type: ignore[misc]  # py
 class Connection(amqp.Connection):  # type: ignore[misc]  # py-amqp is untyped
     """A py-amqp connection over a buffered transport."""
 
+    _sent_seen = -1  # `bytes_sent` (py-amqp counts frames) when we last looked
+    _sent_at = 0.0  # when it last changed, or we last sent a heartbeat
+
     def Transport(  # the name py-amqp calls
         self,
         host: str,
@@ -137,6 +141,20 @@ class Connection(amqp.Connection):  # type: ignore[misc]  # py-amqp is untyped
             frame = transport.read_frame()
         return self.on_inbound_frame(frame)
 
+    def drain_events(self, timeout: float | None = None) -> None:
+        """py-amqp's, except that `timeout` bounds the whole call, not each frame read: a broker
+        sending heartbeats more often than `timeout` would otherwise keep a caller that waits for
+        a delivery from ever getting control back (to send its own heartbeats, for one).
+        TimeoutError once `timeout` has passed without a whole method arriving."""
+        if timeout is None:
+            while not self.blocking_read(None):
+                pass
+            return
+        deadline = time.monotonic() + timeout
+        while not self.blocking_read(max(deadline - time.monotonic(), 0.0)):
+            if time.monotonic() >= deadline:
+                raise TimeoutError(f"no method within {timeout:g}s")
+
     def drain_buffered(self) -> None:
         """Handle every frame already buffered, without waiting."""
         transport = self.transport
@@ -151,6 +169,21 @@ class Connection(amqp.Connection):  # type: ignore[misc]  # py-amqp is untyped
         self.drain_buffered()
         with suppress(TimeoutError):
             self.drain_events(timeout=0)
+
+    def keep_alive(self) -> None:
+        """Call at least once a second, busy or idle: reads what the broker sent (`poll`),
+        sends a heartbeat once nothing was sent for half the interval (as the AMQP spec advises;
+        py-amqp's `heartbeat_tick` waits a whole interval, which a broker with a short timeout
+        already counts as missed), and lets py-amqp check that the broker's heartbeats come."""
+        self.poll()
+        if self.heartbeat:
+            now = time.monotonic()
+            if self.bytes_sent != self._sent_seen:
+                self._sent_seen, self._sent_at = self.bytes_sent, now
+            elif now - self._sent_at >= self.heartbeat / 2:
+                self.send_heartbeat()
+                self._sent_at = now
+        self.heartbeat_tick()
 
 
 def read_by_the_reader(message: Any) -> None:  # pragma: no cover - never called

@@ -218,9 +218,8 @@ class Session:
         the broker sent on the publishing connection is read here, since between batches
         nothing else reads it."""
         self._health.tick()
-        self._publishing.poll()
-        self._consuming.heartbeat_tick()
-        self._publishing.heartbeat_tick()
+        self._consuming.keep_alive()
+        self._publishing.keep_alive()
 
 
 def _chunks(batch: Sequence[Delivery]) -> list[Sequence[Delivery]]:
