@@ -1,6 +1,7 @@
 """Everything the worker declares on the broker, as data: printed by `renewals topology`,
 declared by the worker at start-up and by `renewals topology --declare`."""
 
+import re
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -125,8 +126,38 @@ def declare(channel: Any, plan: Topology) -> None:
         for binding in plan.bindings:
             channel.queue_bind(binding.queue, binding.exchange, binding.routing_key)
     except PreconditionFailed as exc:
-        raise TopologyMismatch(
-            f"{exc.reply_text}: the broker holds it with other arguments than these settings ask for"
-            " (an older release declared classic queues: move the messages out, delete the queue and"
-            " start again, or set RENEWALS_QUEUE_TYPE=classic)"
-        ) from None
+        queue_type = str(plan.queues[0].arguments.get("x-queue-type", "classic")) if plan.queues else ""
+        raise TopologyMismatch(mismatch_message(exc.reply_text, queue_type)) from None
+
+
+_INEQUIVALENT = re.compile(
+    r"inequivalent arg '(?P<arg>[^']+)'.*received (?P<ours>.+) but current is (?P<theirs>.+)$"
+)
+# Arguments the worker gives quorum queues only: a difference in one of them is a difference in
+# queue type, whichever argument the broker happens to compare first.
+_QUORUM_ONLY = ("x-queue-type", "x-dead-letter-strategy", "x-overflow")
+
+
+def mismatch_message(reply_text: str, queue_type: str) -> str:
+    """The one line a mismatch is told in: the broker's words, then what to fix. RabbitMQ names
+    the first argument that differs (`inequivalent arg 'x-dead-letter-strategy' ... received none
+    but current is ...`), so the fix follows from what it holds and what `queue_type` asked."""
+    found = _INEQUIVALENT.search(reply_text)
+    if found is not None and found["arg"] in _QUORUM_ONLY:
+        held = {"x-queue-type": found["theirs"]}.get(found["arg"], "")
+        if "quorum" in held or (queue_type == "classic" and found["theirs"] != "none"):
+            existing = "quorum"
+        elif "classic" in held or (queue_type == "quorum" and found["theirs"] == "none"):
+            existing = "classic"
+        else:
+            existing = ""
+        if existing and existing != queue_type:
+            return (
+                f"{reply_text}: the queue exists as a {existing} queue and these settings ask for"
+                f" {queue_type} (set RENEWALS_QUEUE_TYPE={existing} to use it as it is, or move its"
+                f" messages out and delete it so that it is declared again as {queue_type})"
+            )
+    return (
+        f"{reply_text}: the broker holds it with other arguments than these settings ask for"
+        " (change the settings to match it, or move its messages out, delete it and start again)"
+    )

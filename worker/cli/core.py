@@ -10,8 +10,10 @@ import click
 from events import json_schemas
 from worker import logs
 from worker.broker.endpoints import Broker, from_settings
+from worker.exits import EX_CONFIG
 from worker.redaction import masked
-from worker.settings import Settings
+from worker.settings import ConfigurationError, Settings
+from worker.settings import load_settings as settings_from_environment
 from worker.tools.tables import render
 
 
@@ -23,12 +25,19 @@ def broker_of(settings: Settings) -> Broker:
         raise click.ClickException(f"invalid RENEWALS_AMQP_URL: {exc}") from None
 
 
+class CannotWork(click.ClickException):
+    """A configuration that cannot work: one line, exit status 78 (sysexits' EX_CONFIG)."""
+
+    exit_code = EX_CONFIG
+
+
 def load_settings(**overrides: object) -> Settings:
-    """Settings from the environment; a bad value is one clear line, not a traceback."""
+    """Settings from the environment; a bad value is one line naming the setting and the fix,
+    exit status 78, before anything is opened."""
     try:
-        settings = Settings(**overrides)  # type: ignore[arg-type]  # pydantic-settings kwargs
-    except ValueError as exc:
-        raise click.ClickException(f"invalid configuration: {exc}") from None
+        settings = settings_from_environment(**overrides)
+    except ConfigurationError as exc:
+        raise CannotWork(str(exc)) from None
     logs.configure(settings.log_level, settings.log_format)
     return settings
 
