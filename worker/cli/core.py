@@ -86,7 +86,7 @@ def send(source: IO[str], no_check: bool) -> None:
         raise click.ClickException(
             f"publishing to {broker} failed: {type(exc).__name__}: {masked(str(exc))}"
         ) from None
-    click.echo(f"sent {count} events to {settings.events_exchange}")
+    click.echo(f"sent {count} event{'' if count == 1 else 's'} to {settings.events_exchange}")
 
 
 @click.command()
