@@ -85,7 +85,7 @@ PostgresSeconds = Annotated[float, Field(gt=0, le=INT32_MS_IN_SECONDS)]
 
 
 class Settings(BaseSettings):
-    """Every knob the worker and the CLI have; see the README for the table."""
+    """Every knob the worker and the CLI have; docs/configuration.md has the table."""
 
     model_config = SettingsConfigDict(env_prefix="RENEWALS_", frozen=True)
 

@@ -78,6 +78,20 @@ def test_a_bad_setting_is_one_line_and_exit_78_before_anything_opens(
     assert not (tmp_path / "renewals.db").exists()
 
 
+def test_the_documented_examples_are_what_the_worker_prints(amqp_url: str, tmp_path: Path) -> None:
+    """The error lines quoted in the README and in docs/configuration.md are the worker's own."""
+    root = Path(__file__).resolve().parents[2]
+    readme = " ".join((root / "README.md").read_text().split())
+    configuration = (root / "docs" / "configuration.md").read_text()
+    for setting, value, document in (
+        ("RETRY_DELAYS", "1,10", readme),
+        ("PREFETCH", "70000", configuration),
+    ):
+        finished = run_worker({"RENEWALS_AMQP_URL": amqp_url, f"RENEWALS_{setting}": value}, tmp_path)
+        line = finished.stderr.strip()
+        assert line.startswith("Error: ") and line.removeprefix("Error: ") in document, line
+
+
 def error_lines(stderr: str) -> list[dict[str, object]]:
     """The log lines above info level (every line is JSON)."""
     records = [json.loads(line) for line in stderr.splitlines()]

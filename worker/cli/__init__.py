@@ -4,6 +4,7 @@ import click
 
 from worker.cli.core import asyncapi, demo, run, schema, send, topology_command
 from worker.cli.dlq import dlq
+from worker.cli.notifications import notifications
 from worker.cli.owners import owners
 from worker.cli.store import store
 
@@ -13,10 +14,10 @@ from worker.cli.store import store
 def main() -> None:
     """Route partner clients' renewal reminders to the right people.
 
-    Configuration comes from RENEWALS_* environment variables (see the README);
+    Configuration comes from RENEWALS_* environment variables (docs/configuration.md);
     RENEWALS_AMQP_URL and RENEWALS_STORE_URL are the two most needed.
     """
 
 
-for command in (run, send, demo, schema, asyncapi, topology_command, dlq, owners, store):
+for command in (run, send, demo, notifications, schema, asyncapi, topology_command, dlq, owners, store):
     main.add_command(command)
