@@ -12,7 +12,7 @@ from handlers import HANDLERS, HandlerMap
 from worker import logs
 from worker.broker.endpoints import BrokerRefused
 from worker.broker.topology import TopologyMismatch
-from worker.exits import EX_CONFIG, EX_REFUSED, EX_SOFTWARE
+from worker.exits import EX_CONFIG, EX_REFUSED, EX_SOFTWARE, store_refusal
 from worker.logs import Logger
 from worker.redaction import masked
 from worker.service.health import Health, serve
@@ -98,12 +98,7 @@ def run_until_signalled(settings: Settings, *, handlers: HandlerMap = HANDLERS) 
     except CANNOT_WORK as exc:
         _stop_for_good(log, str(exc), EX_CONFIG)
     except StoreRefused as exc:
-        _stop_for_good(
-            log,
-            f"{masked(settings.store_url)}: {exc}; check the database name, user and password in"
-            " RENEWALS_STORE_URL, or create the database",
-            EX_REFUSED,
-        )
+        _stop_for_good(log, store_refusal(settings.store_url, exc), EX_REFUSED)
     except BrokerRefused as exc:
         _stop_for_good(log, str(exc), EX_REFUSED)
 

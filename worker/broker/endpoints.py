@@ -143,7 +143,7 @@ class Broker:
             except Exception as exc:  # whatever went wrong, it went wrong with this node
                 fix = refusal(exc)
                 if fix is not None:
-                    raise BrokerRefused(f"{endpoint}: {_why(exc)}; {fix}") from None
+                    raise BrokerRefused(f"{endpoint}: {fix} (the broker said {_why(exc)})") from None
                 failures.append((endpoint, _why(exc)))
         raise BrokerUnreachable(failures)
 

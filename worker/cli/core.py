@@ -9,7 +9,7 @@ import click
 
 from events import json_schemas
 from worker import logs
-from worker.broker.endpoints import Broker, from_settings
+from worker.broker.endpoints import Broker, BrokerRefused, from_settings
 from worker.exits import EX_CONFIG
 from worker.redaction import masked
 from worker.settings import ConfigurationError, Settings
@@ -82,6 +82,8 @@ def send(source: IO[str], no_check: bool) -> None:
     broker = broker_of(settings)
     try:
         count = publish(broker, settings.events_exchange, events)
+    except BrokerRefused:
+        raise  # told once, by the command group: exit 77
     except Exception as exc:
         raise click.ClickException(
             f"publishing to {broker} failed: {type(exc).__name__}: {masked(str(exc))}"
@@ -102,6 +104,8 @@ def demo(timeout: float) -> None:
     settings = load_settings(log_level="error")
     try:
         result = run_demo(settings, timeout)
+    except BrokerRefused:
+        raise  # told once, by the command group: exit 77
     except Exception as exc:
         raise click.ClickException(
             f"demo failed against {masked(settings.amqp_url)}: {type(exc).__name__}: {masked(str(exc))}"
@@ -172,6 +176,8 @@ def topology_command(declare_now: bool, as_json: bool) -> None:
                 declare(connection.channel(), plan)
             finally:
                 connection.close()
+        except BrokerRefused:
+            raise  # told once, by the command group: exit 77
         except Exception as exc:
             raise click.ClickException(
                 f"declaring on {broker} failed: {type(exc).__name__}: {masked(str(exc))}"
