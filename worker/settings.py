@@ -11,6 +11,7 @@ from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict, Settin
 from events import DEFAULT_MAX_FUTURE
 from worker.broker.endpoints import Broker
 from worker.redaction import masked
+from worker.tools.tables import printable
 
 VERSION = version("renewal-routing")
 """The installed package's version: `renewals --version` and `x-worker-version` both read it."""
@@ -20,7 +21,7 @@ VERSION = version("renewal-routing")
 INT32_MS_IN_SECONDS = 2_147_483
 LONGEST_WAIT_SECONDS = 366 * 86_400
 LONGEST_RETENTION_DAYS = 36_500  # a hundred years: dates stay well inside what datetime holds
-SHORT_STRING_BYTES = 255  # an AMQP short string: queue and exchange names, prefetch is 16 bits
+SHORT_STRING_BYTES = 255  # an AMQP short string: the longest queue or exchange name
 
 
 class ConfigurationError(ValueError):
@@ -224,7 +225,7 @@ def _one_line(error: ValidationError) -> str:
     first = problems[0]
     field = str(first["loc"][0]) if first["loc"] else ""
     name = f"RENEWALS_{field.upper()}"
-    value = masked(str(first.get("input", "")))
+    value = printable(masked(str(first.get("input", ""))))  # one line, whatever the value holds
     shown = value if len(value) <= 80 else value[:77] + "..."
     message = str(first["msg"]).removeprefix("Value error, ")
     if first["type"] == "value_error":
@@ -234,7 +235,7 @@ def _one_line(error: ValidationError) -> str:
         default = Settings.model_fields[field].default if field in Settings.model_fields else None
         default = json.dumps(list(default)) if isinstance(default, tuple) else default
         fix = f"set {name} to such a value" + (
-            f", or unset it for the default ({default})" if default else ""
+            f", or unset it for the default ({default})" if default is not None else ""
         )
         line = f"{name}={shown}: {message}; {fix}"
     more = len(problems) - 1

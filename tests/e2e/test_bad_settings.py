@@ -51,6 +51,7 @@ BAD_VALUES = [
     ("BATCH_MAX_WAIT_MS", "1e15", ["less than or equal"]),
     ("QUEUE_TYPE", "stream", ["'quorum' or 'classic'"]),
     ("QUEUE", "amq.worker", ["reserved"]),
+    ("QUEUE", "amq.worker\nsecond line", ["reserved", "amq.worker\\nsecond line"]),
     ("QUEUE", "", ["a name is needed"]),
     ("DEAD_LETTER_QUEUE", "d" * 256, ["255 bytes"]),
     ("METRICS_PORT", "70000", ["65535"]),
