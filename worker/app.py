@@ -10,17 +10,20 @@ from tenacity import Retrying, retry_if_exception_type, stop_when_event_set, wai
 
 from handlers import HANDLERS, HandlerMap
 from worker import logs
+from worker.broker.endpoints import BrokerRefused
 from worker.broker.topology import TopologyMismatch
+from worker.exits import EX_CONFIG, EX_REFUSED, EX_SOFTWARE, store_refusal
 from worker.logs import Logger
 from worker.redaction import masked
 from worker.service.health import Health, serve
 from worker.service.metrics import Metrics
 from worker.service.processing import BatchProcessor
 from worker.service.runtime import Worker
-from worker.settings import Settings
-from worker.store import SchemaTooNew, SchemaTooOld, SqlStore, StoreUnavailable, open_store
+from worker.settings import ConfigurationError, Settings
+from worker.store import SchemaTooNew, SchemaTooOld, SqlStore, StoreRefused, StoreUnavailable, open_store
 
-EX_CONFIG = 78  # sysexits.h: a configuration error; restarting will not help
+CANNOT_WORK = (SchemaTooNew, SchemaTooOld, TopologyMismatch, ConfigurationError)
+"""Stops with EX_CONFIG: the configuration must change first."""
 
 
 def build_worker(
@@ -35,7 +38,14 @@ def build_worker(
     health = Health(stale_after=settings.health_stale_after)
     metrics.watch(health)
     if settings.metrics_port is not None:
-        serve(health, metrics.registry, settings.metrics_host, settings.metrics_port)
+        try:
+            serve(health, metrics.registry, settings.metrics_host, settings.metrics_port)
+        except OSError as exc:
+            raise ConfigurationError(
+                f"RENEWALS_METRICS_PORT={settings.metrics_port}: cannot listen on"
+                f" {settings.metrics_host}:{settings.metrics_port} ({exc.strerror or exc}; another worker or"
+                " program may hold the port): choose a free port, or stop what listens there"
+            ) from None
         log.info("metrics.serving", host=settings.metrics_host, port=settings.metrics_port)
     conflict = metrics.store_errors.labels("conflict").inc
     processor = BatchProcessor(settings, store, handlers, on_conflict=conflict)
@@ -85,10 +95,19 @@ def run_until_signalled(settings: Settings, *, handlers: HandlerMap = HANDLERS) 
         store = _store_when_it_answers(settings, stop, log)
         if store is not None:
             build_worker(settings, handlers=handlers, store=store).run(stop)
-    except (SchemaTooNew, SchemaTooOld, TopologyMismatch) as exc:
-        log.error("worker.cannot_start", error=str(exc))
-        sys.stderr.flush()
-        sys.exit(EX_CONFIG)
+    except CANNOT_WORK as exc:
+        _stop_for_good(log, str(exc), EX_CONFIG)
+    except StoreRefused as exc:
+        _stop_for_good(log, store_refusal(settings.store_url, exc), EX_REFUSED)
+    except BrokerRefused as exc:
+        _stop_for_good(log, str(exc), EX_REFUSED)
+
+
+def _stop_for_good(log: Logger, error: str, status: int) -> None:
+    """One error line saying what to fix, and the exit status that tells it from an outage."""
+    log.error("worker.cannot_start", error=error, exit_status=status)
+    sys.stderr.flush()
+    sys.exit(status)
 
 
 def _store_when_it_answers(settings: Settings, stop: threading.Event, log: Logger) -> SqlStore | None:
@@ -114,4 +133,4 @@ def _give_up(log: Logger) -> None:
     """The grace period ran out: exit now; unacknowledged messages will be redelivered."""
     log.error("worker.grace_period_exceeded")
     sys.stderr.flush()
-    os._exit(70)
+    os._exit(EX_SOFTWARE)

@@ -1,24 +1,96 @@
 """All configuration, read once from `RENEWALS_*` environment variables at start-up."""
 
+import json
 import socket
 from importlib.metadata import version
-from typing import Literal
+from typing import Annotated, Any, Literal
 
-from pydantic import Field
-from pydantic_settings import BaseSettings, SettingsConfigDict
+from pydantic import AfterValidator, BeforeValidator, Field, ValidationError, model_validator
+from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict, SettingsError
 
 from events import DEFAULT_MAX_FUTURE
+from worker.broker.endpoints import Broker
+from worker.redaction import masked
+from worker.tools.tables import printable
 
 VERSION = version("renewal-routing")
 """The installed package's version: `renewals --version` and `x-worker-version` both read it."""
 
+# Bounds the code can honour. PostgreSQL holds its timeouts in milliseconds as a 32-bit integer,
+# and so does RabbitMQ a retry tier's x-message-ttl; every other wait is bounded by a year.
+INT32_MS_IN_SECONDS = 2_147_483
+LONGEST_WAIT_SECONDS = 366 * 86_400
+LONGEST_RETENTION_DAYS = 36_500  # a hundred years: dates stay well inside what datetime holds
+SHORT_STRING_BYTES = 255  # an AMQP short string: the longest queue or exchange name
+
+
+class ConfigurationError(ValueError):
+    """A setting that cannot work, in one line: which setting, what is wrong, and the fix."""
+
+
+def _broker_urls(value: str) -> str:
+    try:
+        Broker.from_urls(value)
+    except ValueError as exc:
+        why = str(exc).removeprefix(f"{masked(value)}: ")  # the value is shown once, beside the name
+        raise ValueError(f"{why}; write it as amqp://user:password@host:5672/vhost") from None
+    return value
+
+
+def _store_url(value: str) -> str:
+    if value.startswith(("postgresql://", "postgres://")):
+        return value
+    if value.startswith("sqlite:///") and value.removeprefix("sqlite:///"):
+        return value
+    if value.startswith("sqlite:"):
+        raise ValueError(
+            "the SQLite path is missing (an empty path would be a store in memory, lost at every stop);"
+            " write sqlite:///renewals.db (relative to the working directory) or sqlite:////var/lib/renewals.db"
+        )
+    raise ValueError(
+        "not a store URL; write sqlite:///renewals.db or postgresql://user:password@host/database"
+    )
+
+
+def _amqp_name(value: str) -> str:
+    if not value:
+        raise ValueError("a name is needed (an empty name is the broker's default exchange)")
+    if value.startswith("amq."):
+        raise ValueError("names starting with 'amq.' are reserved by the broker; choose another")
+    if len(value.encode()) > SHORT_STRING_BYTES:
+        raise ValueError(f"longer than the broker's {SHORT_STRING_BYTES} bytes; choose a shorter name")
+    return value
+
+
+def _json_list(value: Any) -> Any:
+    if not isinstance(value, str):
+        return value
+    try:
+        return json.loads(value)
+    except ValueError:
+        raise ValueError("expected a JSON list of seconds, like [1, 10, 60]") from None
+
+
+def _delays(value: tuple[float, ...]) -> tuple[float, ...]:
+    if not all(0.001 <= delay <= INT32_MS_IN_SECONDS for delay in value):
+        raise ValueError(
+            f"every delay must be at least 0.001 and at most {INT32_MS_IN_SECONDS} seconds (a retry"
+            " tier's TTL is a 32-bit count of milliseconds); write a JSON list like [1, 10, 60]"
+        )
+    return value
+
+
+AmqpName = Annotated[str, AfterValidator(_amqp_name)]
+Seconds = Annotated[float, Field(gt=0, le=LONGEST_WAIT_SECONDS)]
+PostgresSeconds = Annotated[float, Field(gt=0, le=INT32_MS_IN_SECONDS)]
+
 
 class Settings(BaseSettings):
-    """Every knob the worker and the CLI have; see the README for the table."""
+    """Every knob the worker and the CLI have; docs/configuration.md has the table."""
 
     model_config = SettingsConfigDict(env_prefix="RENEWALS_", frozen=True)
 
-    amqp_url: str = Field(
+    amqp_url: Annotated[str, AfterValidator(_broker_urls)] = Field(
         "amqp://guest:guest@localhost:5672/",
         description="the broker: one URL, or the nodes of a cluster separated by ';' (amqps:// for TLS)",
     )
@@ -28,63 +100,80 @@ class Settings(BaseSettings):
     amqp_server_name: str | None = Field(
         None, description="name the broker's certificate must carry (each URL's host when unset)"
     )
-    store_url: str = "sqlite:///renewals.db"
+    store_url: Annotated[str, AfterValidator(_store_url)] = "sqlite:///renewals.db"
 
-    events_exchange: str = "renewals.events"
-    queue: str = "renewals.worker"
+    events_exchange: AmqpName = "renewals.events"
+    queue: AmqpName = "renewals.worker"
     queue_type: Literal["quorum", "classic"] = "quorum"
-    delivery_limit: int = Field(20, ge=1, description="quorum redeliveries before the broker dead-letters")
-    notifications_exchange: str = "renewals.notifications"
-    unrouted_queue: str = "renewals.notifications.unrouted"
-    dead_letter_queue: str = "renewals.worker.dlq"
+    delivery_limit: int = Field(
+        20, ge=1, le=2**31 - 1, description="quorum redeliveries before the broker dead-letters"
+    )
+    notifications_exchange: AmqpName = "renewals.notifications"
+    unrouted_queue: AmqpName = "renewals.notifications.unrouted"
+    dead_letter_queue: AmqpName = "renewals.worker.dlq"
 
-    retry_delays: tuple[float, ...] = Field((1.0, 10.0, 60.0), min_length=1)
+    retry_delays: Annotated[
+        tuple[float, ...], NoDecode, BeforeValidator(_json_list), AfterValidator(_delays)
+    ] = Field((1.0, 10.0, 60.0), min_length=1, max_length=20)
     max_attempts: int = Field(
-        5, ge=1, description="deliveries of a failing message before it is dead-lettered"
+        5, ge=1, le=1000, description="deliveries of a failing message before it is dead-lettered"
     )
     max_crashes: int = Field(
-        3, ge=1, description="worker deaths while handling one message before it is dead-lettered"
+        3, ge=1, le=1000, description="worker deaths while handling one message before it is dead-lettered"
     )
 
-    prefetch: int = Field(1000, ge=1)
-    batch_size: int = Field(500, ge=1)
+    prefetch: int = Field(1000, ge=1, le=65_535, description="AMQP's prefetch count is 16 bits")
+    batch_size: int = Field(500, ge=1, le=65_535)
     batch_idle_ms: float = Field(
         0.0,
         ge=0,
+        le=LONGEST_WAIT_SECONDS * 1000,
         description="wait this long for more deliveries before a batch is flushed (0: take what has arrived)",
     )
     batch_max_wait_ms: float = Field(
-        10.0, ge=0, description="flush a batch this long after its first delivery"
+        10.0,
+        ge=0,
+        le=LONGEST_WAIT_SECONDS * 1000,
+        description="flush a batch this long after its first delivery",
     )
-    store_lock_timeout: float = Field(
-        5.0, gt=0, description="seconds a statement waits for a lock (PostgreSQL) or a busy file (SQLite)"
+    store_lock_timeout: PostgresSeconds = Field(
+        5.0, description="seconds a statement waits for a lock (PostgreSQL) or a busy file (SQLite)"
     )
-    store_statement_timeout: float = Field(30.0, gt=0, description="PostgreSQL statement_timeout, seconds")
-    store_idle_in_transaction_timeout: float = Field(
-        60.0, gt=0, description="PostgreSQL idle_in_transaction_session_timeout, seconds"
+    store_statement_timeout: PostgresSeconds = Field(
+        30.0, description="PostgreSQL statement_timeout, seconds"
+    )
+    store_idle_in_transaction_timeout: PostgresSeconds = Field(
+        60.0, description="PostgreSQL idle_in_transaction_session_timeout, seconds"
     )
     store_conflict_redos: int = Field(
-        3, ge=0, description="times a batch is redone in-process after a deadlock or lock timeout"
+        3, ge=0, le=100, description="times a batch is redone in-process after a deadlock or lock timeout"
     )
     store_migrate: bool = Field(True, description="apply missing schema migrations at start")
-    outbox_grace: float = Field(
-        30.0, gt=0, description="seconds before another worker may republish an unconfirmed outbox row"
+    outbox_grace: Seconds = Field(
+        30.0, description="seconds before another worker may republish an unconfirmed outbox row"
     )
-    outbox_sweep_interval: float = Field(10.0, gt=0, description="seconds between sweeps for orphaned rows")
+    outbox_sweep_interval: Seconds = Field(10.0, description="seconds between sweeps for orphaned rows")
     inbox_retention_days: float = Field(
-        30.0, gt=0, description="days a processed event id is remembered (and crash counts kept)"
+        30.0,
+        gt=0,
+        le=LONGEST_RETENTION_DAYS,
+        description="days a processed event id is remembered (and crash counts kept)",
     )
     reminder_retention_days: float = Field(
-        7.0, ge=0, description="days after its renewal date that a reminder key is kept"
+        7.0,
+        ge=0,
+        le=LONGEST_RETENTION_DAYS,
+        description="days after its renewal date that a reminder key is kept",
     )
-    prune_interval: float = Field(60.0, gt=0, description="seconds between pruning rounds")
-    confirm_timeout: float = Field(15.0, gt=0)
-    shutdown_grace: float = Field(30.0, gt=0)
-    heartbeat: int = Field(30, ge=0)
-    reconnect_max_delay: float = Field(30.0, gt=0)
+    prune_interval: Seconds = Field(60.0, description="seconds between pruning rounds")
+    confirm_timeout: Seconds = 15.0
+    shutdown_grace: Seconds = 30.0
+    heartbeat: int = Field(30, ge=0, le=65_535, description="AMQP heartbeat, seconds (16 bits)")
+    reconnect_max_delay: Seconds = 30.0
     max_clock_skew: float = Field(
         DEFAULT_MAX_FUTURE.total_seconds(),
         ge=0,
+        le=LONGEST_WAIT_SECONDS,
         description="seconds an event's time may be ahead of our clock before it is invalid_envelope",
     )
 
@@ -92,12 +181,22 @@ class Settings(BaseSettings):
         None, ge=1, le=65535, description="serve /metrics, /healthz and /readyz on this port (off when unset)"
     )
     metrics_host: str = Field("0.0.0.0", description="address the metrics and health endpoints listen on")
-    health_stale_after: float = Field(
-        60.0, gt=0, description="seconds without a main-loop tick after which /healthz fails"
+    health_stale_after: Seconds = Field(
+        60.0, description="seconds without a main-loop tick after which /healthz fails"
     )
-    source: str = "urn:renewal-routing:worker"
+    source: str = Field("urn:renewal-routing:worker", min_length=1, max_length=1000)
     log_format: Literal["auto", "json", "console"] = "auto"
     log_level: Literal["debug", "info", "warning", "error"] = "info"
+
+    @model_validator(mode="after")
+    def _retry_queue_names_fit(self) -> "Settings":
+        longest = max(self.retry_queue(tier)[0] for tier in range(1, len(self.retry_delays) + 1))
+        if len(longest.encode()) > SHORT_STRING_BYTES:
+            raise ValueError(
+                f"RENEWALS_QUEUE: its retry queue {longest[:40]}... is longer than the broker's"
+                f" {SHORT_STRING_BYTES} bytes; choose a shorter queue name"
+            )
+        return self
 
     @property
     def host(self) -> str:
@@ -107,3 +206,37 @@ class Settings(BaseSettings):
         """The delay tier for the retry after `attempt` failed deliveries (1-based)."""
         delay = self.retry_delays[min(attempt, len(self.retry_delays)) - 1]
         return f"{self.queue}.retry.{int(delay * 1000)}ms", delay
+
+
+def load_settings(**overrides: Any) -> Settings:
+    """Settings from the environment (and `overrides`); ConfigurationError, one line, if a value
+    cannot work."""
+    try:
+        return Settings(**overrides)
+    except ValidationError as exc:
+        raise ConfigurationError(_one_line(exc)) from None
+    except SettingsError as exc:  # a value pydantic-settings could not even decode
+        raise ConfigurationError(f"{exc}; see docs/configuration.md for the accepted values") from None
+
+
+def _one_line(error: ValidationError) -> str:
+    """The first problem: `RENEWALS_X=value: what is wrong; the fix`, and how many more."""
+    problems = error.errors(include_url=False)
+    first = problems[0]
+    field = str(first["loc"][0]) if first["loc"] else ""
+    name = f"RENEWALS_{field.upper()}"
+    value = printable(masked(str(first.get("input", ""))))  # one line, whatever the value holds
+    shown = value if len(value) <= 80 else value[:77] + "..."
+    message = str(first["msg"]).removeprefix("Value error, ")
+    if first["type"] == "value_error":
+        line = f"{name}={shown}: {message}" if field else message
+    else:
+        message = message[0].lower() + message[1:]
+        default = Settings.model_fields[field].default if field in Settings.model_fields else None
+        default = json.dumps(list(default)) if isinstance(default, tuple) else default
+        fix = f"set {name} to such a value" + (
+            f", or unset it for the default ({default})" if default is not None else ""
+        )
+        line = f"{name}={shown}: {message}; {fix}"
+    more = len(problems) - 1
+    return line + (f" (and {more} more problem{'s' if more > 1 else ''})" if more else "")

@@ -1,5 +1,5 @@
 """The fault runner of scripts/chaos.py, reduced to fit the suite: its checker's verdict on one
-run is the test. The long runs are documented commands (README, "When things break")."""
+run is the test. The long runs are documented commands (docs/development.md, "The fault runner")."""
 
 from support.chaos.options import Options
 from support.chaos.run import run

@@ -91,6 +91,9 @@ def test_list_shows_each_dead_letter_and_every_filter_selects(
     assert failed(renewals(amqp_url, "dlq", "list", "--until", "2000-01-01"))
     unnamed = ok(renewals(amqp_url, "dlq", "show", "#2")).stdout  # no id: named by position
     assert "invalid_json" in unnamed and unnamed.rstrip().endswith("{not json")
+    named = ok(renewals(amqp_url, "dlq", "show", "#3", "--json")).stdout  # any letter, by its # in list
+    assert json.loads(named)["id"] == "oc-bad" and json.loads(named)["position"] == 3
+    assert "no dead letter with id #9" in failed(renewals(amqp_url, "dlq", "show", "#9"))
     assert dead_letters(amqp_url) == rows  # listing changed nothing, not even the order
     taken = [
         json.loads(body).get("id") if body.startswith(b'{"') else None for _, _, body in client.take(DLQ, 5)

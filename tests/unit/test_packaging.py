@@ -48,6 +48,16 @@ def test_compose_runs_scalable_workers_on_postgresql() -> None:
     assert "/readyz" in " ".join(worker["healthcheck"]["test"])
 
 
+def test_compose_broker_ports_leave_a_local_broker_alone() -> None:
+    """The compose RabbitMQ is published on 5673 and 15673, as the README says, so it starts
+    beside a local broker on 5672 and 15672."""
+    compose = yaml.safe_load((ROOT / "docker-compose.yml").read_text())
+    published = [str(port).split(":")[0] for port in compose["services"]["rabbitmq"]["ports"]]
+    assert published == ["5673", "15673"]
+    readme = (ROOT / "README.md").read_text()
+    assert "at 5673 (AMQP) and 15673 (management)" in readme
+
+
 def test_dockerfile_copies_every_package() -> None:
     """The image holds events/, handlers/ and worker/."""
     dockerfile = (ROOT / "Dockerfile").read_text()
@@ -55,9 +65,9 @@ def test_dockerfile_copies_every_package() -> None:
         assert f"COPY {package} ./{package}" in dockerfile
 
 
-def test_readme_documents_every_setting() -> None:
-    """The README's configuration table names each Settings field."""
-    readme = (ROOT / "README.md").read_text()
+def test_the_configuration_document_names_every_setting() -> None:
+    """docs/configuration.md's table names each Settings field."""
+    readme = (ROOT / "docs" / "configuration.md").read_text()
     for field in Settings.model_fields:
         assert (
             f"`{field.upper()}`" in readme

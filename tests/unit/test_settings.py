@@ -3,7 +3,7 @@
 import pytest
 
 from worker.redaction import masked
-from worker.settings import Settings
+from worker.settings import ConfigurationError, Settings, load_settings
 
 
 @pytest.mark.parametrize(
@@ -54,3 +54,39 @@ def test_the_clock_skew_tolerance_defaults_to_the_contracts_and_is_configurable(
     monkeypatch.setenv("RENEWALS_MAX_CLOCK_SKEW", "-1")
     with pytest.raises(ValueError):
         Settings()
+
+
+def test_every_number_setting_has_an_upper_bound() -> None:
+    """No number setting is unbounded: each has the largest value the code can honour (a 16-bit
+    AMQP field, PostgreSQL's 32-bit milliseconds, what a datetime holds, a year of waiting)."""
+    unbounded = [
+        name
+        for name, field in Settings.model_fields.items()
+        if field.annotation in (int, float, int | None)
+        and not any(getattr(rule, "le", None) is not None for rule in field.metadata)
+    ]
+    assert unbounded == []
+
+
+def test_a_bad_value_is_one_line_naming_the_setting_the_problem_and_the_fix(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """load_settings turns pydantic's report into one line: the variable, its value (password
+    masked), what is wrong and what to write instead."""
+    monkeypatch.setenv("RENEWALS_AMQP_URL", "http://guest:s3cret@rabbit/")
+    with pytest.raises(ConfigurationError) as caught:
+        load_settings()
+    assert str(caught.value) == (
+        "RENEWALS_AMQP_URL=http://guest:***@rabbit/: the scheme must be amqp:// or amqps://;"
+        " write it as amqp://user:password@host:5672/vhost"
+    )
+    monkeypatch.delenv("RENEWALS_AMQP_URL")
+    monkeypatch.setenv("RENEWALS_PREFETCH", "70000")
+    monkeypatch.setenv("RENEWALS_HEARTBEAT", "-1")
+    with pytest.raises(ConfigurationError) as caught:
+        load_settings()
+    assert "\n" not in str(caught.value)
+    assert str(caught.value).startswith(
+        "RENEWALS_PREFETCH=70000: input should be less than or equal to 65535;"
+    )
+    assert str(caught.value).endswith("(and 1 more problem)")

@@ -11,6 +11,7 @@ from contextlib import suppress
 from dataclasses import dataclass
 from typing import Any
 
+from amqp.exceptions import AccessRefused, NotAllowed
 from kombu.utils.url import url_to_parts
 
 from worker.broker.wire import Connection, FrameHandlerFactory
@@ -28,6 +29,26 @@ class BrokerUnreachable(ConnectionError):
         else:
             text = "; ".join(f"{endpoint}: {why}" for endpoint, why in failures)
         super().__init__(text)
+
+
+class BrokerRefused(Exception):
+    """A node answered and refused us: the login (user or password), or the vhost (missing, or
+    no access to it). The nodes of a cluster share users and vhosts, so no retry and no other
+    node can fix it; the message says what to fix."""
+
+
+def refusal(exc: BaseException) -> str | None:
+    """What to fix, if `exc` is the broker refusing the login or the vhost; None otherwise."""
+    text = str(exc)
+    if isinstance(exc, AccessRefused) and "Login was refused" in text:
+        return "the broker refused the login: check the user and password in RENEWALS_AMQP_URL"
+    if isinstance(exc, NotAllowed) and "vhost" in text and ("not found" in text or "refused" in text):
+        return (
+            "the broker refused the vhost (it does not exist, or this user has no access to it):"
+            " check the vhost in RENEWALS_AMQP_URL, or create it and grant permissions"
+            " (rabbitmqctl add_vhost, set_permissions)"
+        )
+    return None
 
 
 @dataclass(frozen=True, slots=True)
@@ -120,6 +141,9 @@ class Broker:
             try:
                 return self._open(endpoint, frame_handler), index
             except Exception as exc:  # whatever went wrong, it went wrong with this node
+                fix = refusal(exc)
+                if fix is not None:
+                    raise BrokerRefused(f"{endpoint}: {fix} (the broker said {_why(exc)})") from None
                 failures.append((endpoint, _why(exc)))
         raise BrokerUnreachable(failures)
 

@@ -176,21 +176,40 @@ def declare(channel: Any, plan: Topology) -> None:
         for binding in plan.bindings:
             channel.queue_bind(binding.queue, binding.exchange, binding.routing_key)
     except PreconditionFailed as exc:
-        raise TopologyMismatch(mismatch_advice(str(exc.reply_text))) from None
+        queue_type = str(plan.queues[0].arguments.get("x-queue-type", "classic")) if plan.queues else ""
+        raise TopologyMismatch(mismatch_message(exc.reply_text, queue_type)) from None
 
 
-def mismatch_advice(reply_text: str) -> str:
-    """The broker's PRECONDITION_FAILED text, and what to do about it, in one line."""
-    if "x-queue-type" in reply_text:
-        found = re.search(r"current is (?:the value )?'?([a-z]+)", reply_text)
-        current = found[1] if found else "of another type"
-        return (
-            f"{reply_text}: the queue exists as a {current} queue, not the RENEWALS_QUEUE_TYPE this"
-            " worker has; set RENEWALS_QUEUE_TYPE to match it, or run `renewals topology --migrate`"
-            " with the workers stopped to re-declare it as configured (no message is lost)"
-        )
+_INEQUIVALENT = re.compile(
+    r"inequivalent arg '(?P<arg>[^']+)'.*received (?P<ours>.+) but current is (?P<theirs>.+)$"
+)
+# Arguments the worker gives quorum queues only: a difference in one of them is a difference in
+# queue type, whichever argument the broker happens to compare first.
+_QUORUM_ONLY = ("x-queue-type", "x-dead-letter-strategy", "x-overflow")
+
+
+def mismatch_message(reply_text: str, queue_type: str) -> str:
+    """The one line a mismatch is told in: the broker's words, then what to fix. RabbitMQ names
+    the first argument that differs (`inequivalent arg 'x-dead-letter-strategy' ... received none
+    but current is ...`), so the fix follows from what it holds and what `queue_type` asked."""
+    found = _INEQUIVALENT.search(reply_text)
+    if found is not None and found["arg"] in _QUORUM_ONLY:
+        held = {"x-queue-type": found["theirs"]}.get(found["arg"], "")
+        if "quorum" in held or (queue_type == "classic" and found["theirs"] != "none"):
+            existing = "quorum"
+        elif "classic" in held or (queue_type == "quorum" and found["theirs"] == "none"):
+            existing = "classic"
+        else:
+            existing = ""
+        if existing and existing != queue_type:
+            return (
+                f"{reply_text}: the queue exists as a {existing} queue and these settings ask for"
+                f" {queue_type} (set RENEWALS_QUEUE_TYPE={existing} to use it as it is, or stop the"
+                f" workers and run `renewals topology --migrate`, which declares it again as"
+                f" {queue_type} and keeps every message)"
+            )
     return (
-        f"{reply_text}: the broker holds the queue with other arguments than this release and these"
-        " settings declare (an earlier release, or an upgraded broker); run `renewals topology"
-        " --migrate` with the workers stopped, which re-declares it and keeps every message"
+        f"{reply_text}: the broker holds it with other arguments than these settings ask for"
+        " (an earlier release or an upgraded broker; stop the workers and run `renewals topology"
+        " --migrate`, which declares it again and keeps every message, or change the settings to match it)"
     )

@@ -9,9 +9,11 @@ import click
 
 from events import json_schemas
 from worker import logs
-from worker.broker.endpoints import Broker, from_settings
+from worker.broker.endpoints import Broker, BrokerRefused, from_settings
+from worker.exits import EX_CONFIG
 from worker.redaction import masked
-from worker.settings import Settings
+from worker.settings import ConfigurationError, Settings
+from worker.settings import load_settings as settings_from_environment
 from worker.tools.tables import render
 
 if TYPE_CHECKING:
@@ -26,12 +28,19 @@ def broker_of(settings: Settings) -> Broker:
         raise click.ClickException(f"invalid RENEWALS_AMQP_URL: {exc}") from None
 
 
+class CannotWork(click.ClickException):
+    """A configuration that cannot work: one line, exit status 78 (sysexits' EX_CONFIG)."""
+
+    exit_code = EX_CONFIG
+
+
 def load_settings(**overrides: object) -> Settings:
-    """Settings from the environment; a bad value is one clear line, not a traceback."""
+    """Settings from the environment; a bad value is one line naming the setting and the fix,
+    exit status 78, before anything is opened."""
     try:
-        settings = Settings(**overrides)  # type: ignore[arg-type]  # pydantic-settings kwargs
-    except ValueError as exc:
-        raise click.ClickException(f"invalid configuration: {exc}") from None
+        settings = settings_from_environment(**overrides)
+    except ConfigurationError as exc:
+        raise CannotWork(str(exc)) from None
     logs.configure(settings.log_level, settings.log_format)
     return settings
 
@@ -76,11 +85,13 @@ def send(source: IO[str], no_check: bool) -> None:
     broker = broker_of(settings)
     try:
         count = publish(broker, settings.events_exchange, events)
+    except BrokerRefused:
+        raise  # told once, by the command group: exit 77
     except Exception as exc:
         raise click.ClickException(
             f"publishing to {broker} failed: {type(exc).__name__}: {masked(str(exc))}"
         ) from None
-    click.echo(f"sent {count} events to {settings.events_exchange}")
+    click.echo(f"sent {count} event{'' if count == 1 else 's'} to {settings.events_exchange}")
 
 
 @click.command()
@@ -96,6 +107,8 @@ def demo(timeout: float) -> None:
     settings = load_settings(log_level="error")
     try:
         result = run_demo(settings, timeout)
+    except BrokerRefused:
+        raise  # told once, by the command group: exit 77
     except Exception as exc:
         raise click.ClickException(
             f"demo failed against {masked(settings.amqp_url)}: {type(exc).__name__}: {masked(str(exc))}"
@@ -203,6 +216,8 @@ def topology_command(declare_now: bool, migrate: bool, broker_version: str | Non
                 declare(connection.channel(), plan)
             finally:
                 connection.close()
+        except BrokerRefused:
+            raise  # told once, by the command group: exit 77
         except Exception as exc:
             raise click.ClickException(
                 f"declaring on {broker} failed: {type(exc).__name__}: {masked(str(exc))}"

@@ -151,8 +151,8 @@ def list_command(selection: Selection, routes: Routes, as_json: bool) -> None:
 def show(event_id: str, as_json: bool) -> None:
     """Every header and the body of the dead letter with this event id.
 
-    A dead letter without an id (a body that is not JSON, say) is named by its queue
-    position, as `list` shows it: `show '#2'`.
+    Any dead letter can also be named by its queue position, the `#` column of `list`:
+    `show '#2'` (the only way to name one without an id, a body that is not JSON, say).
     """
     with dead_letter_queue() as queue:
         matches = find(queue, event_id)

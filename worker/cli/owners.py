@@ -7,7 +7,7 @@ import click
 
 from worker.cli.core import load_settings, require_existing_store
 from worker.redaction import masked
-from worker.store import WorkingSet, open_store
+from worker.store import StoreRefused, WorkingSet, open_store
 from worker.tools.owners import Case, Ownership, ownership, who
 from worker.tools.tables import printable, render
 
@@ -31,6 +31,8 @@ def show(partner_id: str, client_id: str | None, as_json: bool) -> None:
     require_existing_store(settings)
     try:
         store = open_store(settings.store_url)
+    except StoreRefused:
+        raise  # told once, by the command group: exit 77
     except Exception as exc:
         raise click.ClickException(
             f"cannot open the store {masked(settings.store_url)}: {type(exc).__name__}: {masked(str(exc))}"

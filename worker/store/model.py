@@ -26,6 +26,12 @@ class StoreUnavailable(Exception):
     Never a reason to spend a message's retry attempts."""
 
 
+class StoreRefused(Exception):
+    """The database answered and refused us: it does not exist, or the user or password is
+    wrong, or the server allows this user no access. No retry can fix it; the message says what
+    to fix."""
+
+
 class StoreConflict(Exception):
     """Two transactions got in each other's way (deadlock, serialization failure, lock or
     statement timeout): do the batch again, in-process."""

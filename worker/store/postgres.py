@@ -9,7 +9,7 @@ import psycopg
 from psycopg import errors
 
 from worker.redaction import masked, redacted
-from worker.store.model import StoreConflict, StoreUnavailable
+from worker.store.model import StoreConflict, StoreRefused, StoreUnavailable
 from worker.store.schema import Migration
 from worker.store.sql import Connection
 
@@ -30,6 +30,14 @@ _UNAVAILABLE = (
     errors.TooManyConnections,
     errors.ConnectionException,
     errors.IdleInTransactionSessionTimeout,
+)
+# What the server says when it refuses a new connection for good (libpq gives no SQLSTATE for a
+# failed connection, so its FATAL message is what there is): waiting will not change it.
+_REFUSED = (
+    "does not exist",  # FATAL:  database "x" / role "x" does not exist
+    "password authentication failed",
+    "no pg_hba.conf entry",
+    "permission denied for database",
 )
 
 
@@ -90,6 +98,10 @@ class PostgresBackend:
         return migration.postgres
 
     def classify(self, error: Exception, connection: Connection | None) -> type[Exception] | None:
+        text = str(error)
+        refused = "FATAL" in text and any(words in text for words in _REFUSED)
+        if isinstance(error, psycopg.OperationalError) and refused:
+            return StoreRefused
         if isinstance(error, _CONFLICTS):
             return StoreConflict
         if isinstance(error, _UNAVAILABLE):

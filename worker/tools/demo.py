@@ -16,9 +16,9 @@ from pathlib import Path
 from typing import Any
 
 from worker.app import build_worker
-from worker.broker.endpoints import from_settings
+from worker.broker.endpoints import Broker, from_settings
 from worker.broker.messages import ERROR_REASON
-from worker.broker.topology import BrokerVersion, declare, topology
+from worker.broker.topology import BrokerVersion, Topology, declare, topology
 from worker.broker.wire import Connection, DeliveryReader, read_by_the_reader
 from worker.settings import Settings
 from worker.tools.event_files import publish
@@ -37,6 +37,8 @@ def scenario() -> list[dict[str, Any]]:
 
 
 def run_demo(base: Settings, timeout: float = 20.0) -> DemoRun:
+    """The scenario through a worker thread under fresh names; everything the demo declared is
+    deleted afterwards, whether it succeeded or not."""
     prefix = f"renewals-demo-{uuid.uuid4().hex[:8]}"
     with tempfile.TemporaryDirectory() as folder:
         settings = base.model_copy(
@@ -48,31 +50,36 @@ def run_demo(base: Settings, timeout: float = 20.0) -> DemoRun:
                 "dead_letter_queue": f"{prefix}.dlq",
                 "retry_delays": (1.0,),
                 "store_url": f"sqlite:///{Path(folder) / 'demo.db'}",
+                "metrics_port": None,
             }
         )
         broker = from_settings(settings, heartbeat=0)
         reader = DeliveryReader()
         connection, _ = broker.connect(frame_handler=reader.frame_handler)
         plan = topology(settings, BrokerVersion.of(connection))
+        stop = threading.Event()
+        worker: threading.Thread | None = None
         try:
-            channel = connection.channel()
-            declare(channel, plan)
-            watch = channel.queue_declare("", exclusive=True)[0]
-            channel.queue_bind(watch, settings.notifications_exchange, "#")
+            declare(connection.channel(), plan)
+            listening = connection.channel()
+            watch = listening.queue_declare("", exclusive=True)[0]
+            listening.queue_bind(watch, settings.notifications_exchange, "#")
             for queue in (watch, settings.dead_letter_queue):
-                channel.basic_consume(queue, no_ack=True, callback=read_by_the_reader)
-            stop = threading.Event()
+                listening.basic_consume(queue, no_ack=True, callback=read_by_the_reader)
             worker = threading.Thread(target=build_worker(settings).run, args=(stop,), daemon=True)
             worker.start()
             events = scenario()
             publish(broker, settings.events_exchange, events)
             expected = [e for e in events if e.get("demoexpect") in ("notification", "no_recipient")]
             notifications, dead = _collect(connection, reader, watch, len(expected), timeout)
-            stop.set()
-            worker.join(timeout=10)
+            # Stop listening before the queues go: deleting a queue we consume from would have
+            # the broker cancel our consumer (ConsumerCancelled on the next call).
+            listening.close()
         finally:
-            _delete(connection, plan)
-            connection.close()
+            stop.set()
+            if worker is not None:
+                worker.join(timeout=10)
+            _delete(broker, connection, plan)
     return DemoRun(events, notifications, dead)
 
 
@@ -96,7 +103,23 @@ def _collect(
     return notifications, dead
 
 
-def _delete(connection: Any, plan: Any) -> None:
+def _delete(broker: Broker, connection: Connection, plan: Topology) -> None:
+    """Delete every queue and exchange of the plan, on a fresh connection if ours broke."""
+    try:
+        _delete_on(connection, plan)
+        connection.close()
+        return
+    except Exception:  # a broken connection or channel: the fresh connection below does the work
+        with suppress(Exception):  # it may be half closed already
+            connection.collect()
+    fresh, _ = broker.connect()
+    try:
+        _delete_on(fresh, plan)
+    finally:
+        fresh.close()
+
+
+def _delete_on(connection: Connection, plan: Topology) -> None:
     channel = connection.channel()
     for queue in plan.queues:
         channel.queue_delete(queue.name)

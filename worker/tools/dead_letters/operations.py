@@ -77,9 +77,14 @@ def selected(
 
 
 def find(queue: DeadLetterQueue, event_id: str) -> list[DeadLetter]:
-    """Every dead letter carrying `event_id` (or at position N for "#N", as `label` names
-    letters without an id), in queue order; DeadLetterError if there is none."""
-    letters = [letter for letter, _ in selected(queue, Selection()) if event_id in (letter.id, label(letter))]
+    """Every dead letter carrying `event_id`, or the one at position N for "#N" (the `#` column
+    of `list`), in queue order; DeadLetterError if there is none."""
+    position = int(event_id[1:]) if event_id[:1] == "#" and event_id[1:].isdigit() else None
+    letters = [
+        letter
+        for letter, _ in selected(queue, Selection())
+        if letter.id == event_id or letter.position == position
+    ]
     if not letters:
         raise DeadLetterError(f"no dead letter with id {event_id} in {queue.name}")
     return letters
