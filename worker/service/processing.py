@@ -177,6 +177,8 @@ class BatchProcessor:
                 try:
                     with work.event():
                         decision = self._handlers[type(event)](event, projection=work)
+                        if decision.notification is not None:
+                            self._writer.check(decision.notification)
                 except Exception as exc:
                     failed.append(event.id)
                     outcomes.append(self._failed(delivery, self._failures.handle(delivery, exc), event))
