@@ -13,7 +13,6 @@ the real broker, read back by an independent client (pika), never through the dl
 import json
 import time
 from collections.abc import Iterator
-from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
