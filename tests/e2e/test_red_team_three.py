@@ -11,7 +11,15 @@ the real broker, read back by an independent client (pika), never through the dl
 """
 
 import json
+import os
+import resource
+import socket
+import subprocess
+import threading
 import time
+import urllib.error
+import urllib.parse
+import urllib.request
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -21,6 +29,7 @@ import pytest
 from support.client import NAMES, Client
 from support.messages import contact, encode, owner_changed, renewal
 from support.polling import wait_until
+from support.services import free_port
 from support.worker_process import WorkerProcess
 from tests.e2e.conftest import FAST_RETRIES, StartWorker
 from worker.store import OutboxRow, open_store
@@ -163,3 +172,112 @@ def test_an_outbox_row_that_cannot_be_encoded_is_set_aside_alone_and_no_worker_s
     assert len(first.find("outbox.set_aside")) + len(second.find("outbox.set_aside")) == 1
     assert len(store.set_aside_rows()) == 1
     store.close()
+
+
+# High: the HTTP endpoint survives its clients -----------------------------------------------------
+
+
+def http_get(port: int, path: str, timeout: float = 2.0) -> tuple[int, float]:
+    """Status and seconds taken, on a new connection."""
+    started = time.monotonic()
+    try:
+        with urllib.request.urlopen(f"http://127.0.0.1:{port}{path}", timeout=timeout) as response:
+            return response.status, time.monotonic() - started
+    except urllib.error.HTTPError as error:
+        return error.code, time.monotonic() - started
+
+
+class Slowloris(threading.Thread):
+    """`count` connections, each sending its request head one byte every `every` seconds, and
+    opening again whenever the server closes it."""
+
+    def __init__(self, port: int, count: int, every: float = 0.2) -> None:
+        super().__init__(daemon=True)
+        self.port, self.count, self.every = port, count, every
+        self.stop = threading.Event()
+        self.reopened = 0
+
+    def run(self) -> None:
+        head = b"GET /metrics HTTP/1.1\r\nHost: x\r\nX-Slow: " + b"a" * 10_000
+        socks = [socket.create_connection(("127.0.0.1", self.port), timeout=2) for _ in range(self.count)]
+        sent = [0] * self.count
+        while not self.stop.wait(self.every):
+            for index, sock in enumerate(socks):
+                try:
+                    sock.send(head[sent[index] : sent[index] + 1])
+                    sent[index] = (sent[index] + 1) % len(head)
+                except OSError:
+                    sock.close()
+                    socks[index] = socket.create_connection(("127.0.0.1", self.port), timeout=2)
+                    sent[index] = 0
+                    self.reopened += 1
+        for sock in socks:
+            sock.close()
+
+
+def worker_descriptors(worker: WorkerProcess) -> int:
+    return len(os.listdir(f"/proc/{worker.pid}/fd"))
+
+
+def close_worker_connections(vhost: str) -> int:
+    """rabbitmqctl close_connection on every py-amqp connection of `vhost`; how many."""
+    listed = subprocess.run(
+        ["rabbitmqctl", "list_connections", "pid", "vhost", "client_properties", "--no-table-headers"],
+        capture_output=True, text=True, timeout=60, check=True,
+    ).stdout  # fmt: skip
+    pids = [
+        line.split("\t")[0] for line in listed.splitlines() if f"\t{vhost}\t" in line and "py-amqp" in line
+    ]
+    for pid in pids:
+        subprocess.run(["rabbitmqctl", "close_connection", pid, "closed by the test"], capture_output=True,
+                       timeout=60, check=True)  # fmt: skip
+    return len(pids)
+
+
+def test_2000_idle_connections_and_a_slowloris_slow_neither_readyz_nor_consumption(
+    start_worker: StartWorker, client: Client, amqp_url: str
+) -> None:
+    """With the worker held to 256 file descriptors, 2,000 idle connections and 20 slowloris connections on its endpoint: /readyz answers 200 within a second every time, unknown paths are 404, the worker holds under 150 descriptors, reminders are notified about as fast as without them, and a broker connection closed meanwhile is opened again (it used to fail with EMFILE)."""
+    port = free_port()
+    worker = start_worker(RENEWALS_METRICS_PORT=str(port))
+    resource.prlimit(worker.pid, resource.RLIMIT_NOFILE, (256, 256))
+    out = client.observe()
+    wait_until(lambda: http_get(port, "/readyz")[0] == 200, "ready")
+
+    def notify(prefix: str, count: int) -> float:
+        started = time.monotonic()
+        client.publish(good_reminders(prefix, count))
+        assert len(client.take(out, count, timeout=30)) == count
+        return time.monotonic() - started
+
+    baseline = notify("before", 200)
+    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    resource.setrlimit(resource.RLIMIT_NOFILE, (min(hard, max(soft, 4096)), hard))
+    idle: list[socket.socket] = []
+    slowloris = Slowloris(port, 20)
+    try:
+        for _ in range(2000):
+            idle.append(socket.create_connection(("127.0.0.1", port), timeout=5))
+        slowloris.start()
+        time.sleep(1.0)
+        for _ in range(20):
+            status, took = http_get(port, "/readyz")
+            assert status == 200 and took < 1.0, (status, took)
+        assert http_get(port, "/")[0] == http_get(port, "/nope")[0] == 404
+        assert worker_descriptors(worker) < 150, worker_descriptors(worker)
+        during = notify("during", 200)
+        assert during < max(3 * baseline, baseline + 2.0), (baseline, during)
+        assert close_worker_connections(urllib.parse.unquote(urllib.parse.urlsplit(amqp_url).path[1:])) >= 1
+        worker.wait_for("worker.consuming", count=2, timeout=30)
+        assert notify("reconnected", 10) < 10
+        assert http_get(port, "/readyz")[0] == 200
+        # The server closes slow connections at their deadline (5 s after each was opened).
+        wait_until(lambda: slowloris.reopened >= 20, "the slowloris connections closed by the server", 15)
+    finally:
+        slowloris.stop.set()
+        if slowloris.ident is not None:
+            slowloris.join(5)
+        for sock in idle:
+            sock.close()
+        resource.setrlimit(resource.RLIMIT_NOFILE, (soft, hard))
+    assert worker.running() and not [line for line in worker.lines() if "EMFILE" in json.dumps(line)]
