@@ -2,6 +2,7 @@
 
 import hashlib
 import uuid
+from datetime import datetime
 
 from events import Contact, NotificationRequestedData, RenewalApproaching
 from handlers.decision import Decision
@@ -26,14 +27,17 @@ def notification_id_for(event_id: str) -> str:
     return f"{text[:8]}-{text[8:12]}-{text[12:16]}-{text[16:20]}-{text[20:]}"
 
 
-def on_renewal_approaching(event: RenewalApproaching, *, projection: Projection) -> Decision:
-    """Resolve the recipients (raising NoRecipient before touching state), then claim the reminder."""
+def on_renewal_approaching(
+    event: RenewalApproaching, *, projection: Projection, now: datetime | None = None
+) -> Decision:
+    """Resolve the recipients (raising NoRecipient before touching state), then claim the
+    reminder; `now`, when the worker handles it, caps the stamp of the decision maker it names."""
     data = event.data
     decision_maker = _decision_maker(event, projection)
     effective = effective_setting(data.partner_id, data.client_id, projection=projection)
     recipients = resolve_recipients(effective.setting, decision_maker)
     if data.decision_maker is not None:
-        seen = Versioned(data.decision_maker, Stamp.of(event.time, event.id))
+        seen = Versioned(data.decision_maker, Stamp.of(event.time, event.id, now=now))
         projection.remember_decision_maker(data.client_id, seen)
     notification_id = notification_id_for(event.id)
     key = ReminderKey(data.client_id, data.renewal_date, event.days_until_renewal)

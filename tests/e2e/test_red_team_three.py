@@ -21,6 +21,7 @@ import urllib.error
 import urllib.parse
 import urllib.request
 from collections.abc import Iterator
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
@@ -281,3 +282,33 @@ def test_2000_idle_connections_and_a_slowloris_slow_neither_readyz_nor_consumpti
             sock.close()
         resource.setrlimit(resource.RLIMIT_NOFILE, (soft, hard))
     assert worker.running() and not [line for line in worker.lines() if "EMFILE" in json.dumps(line)]
+
+
+# Medium: a change from a fast clock does not outrank a correct one made after it arrived ---------
+
+
+def test_a_correct_owner_change_is_not_lost_to_one_stamped_from_the_future(
+    start_worker: StartWorker, client: Client
+) -> None:
+    """An OwnerChanged stamped 4 minutes ahead (within MAX_CLOCK_SKEW) makes the partner the owner; a correct change to platform made after it was handled is applied, not ignored as stale, and the next reminder goes to the decision maker under the platform."""
+    worker = start_worker()
+    out = client.observe()
+    ahead = datetime.now(UTC) + timedelta(minutes=4)
+    client.publish(
+        [owner_changed("partner", "p-skew", partner_contact=ALICE, id="fast-clock", time=ahead.isoformat())]
+    )
+    worker.wait_for("owner.changed")
+    correct = datetime.now(UTC)  # after the fast clock's change was handled, before its stamped time
+    assert correct < ahead
+    client.publish([owner_changed("platform", "p-skew", id="correct", time=correct.isoformat())])
+    worker.wait_for("owner.changed", count=2)
+    assert not worker.find("owner.stale_ignored")
+    client.publish([renewal("c-skew", "p-skew", decision_maker=DORA, id="r-skew")])
+    [(_, _, body)] = client.take(out, 1)
+    data = json.loads(body)["data"]
+    assert (data["owner"], data["resolved_from"], data["audience"]) == (
+        "platform",
+        "partner_default",
+        "decision_maker",
+    )
+    assert [r["email"] for r in data["to"]] == [DORA["email"]] and data["cc"] == []
