@@ -45,13 +45,20 @@ def within_identifier_bytes(text: str) -> str:
 _ID_BYTES = AfterValidator(within_identifier_bytes)
 Identifier = Annotated[
     str,
-    Field(min_length=1, max_length=MAX_IDENTIFIER_BYTES, pattern=NO_CONTROL_CHARACTERS),
+    Field(
+        min_length=1,
+        max_length=MAX_IDENTIFIER_BYTES,
+        pattern=NO_CONTROL_CHARACTERS,
+        description="1 to 255 bytes in UTF-8 (an AMQP short string), no control characters",
+    ),
     _ID_BYTES,
 ]
 """An id (event, source, type, partner, client): 1 to 255 bytes in UTF-8, no control characters."""
 Text = Annotated[str, Field(max_length=MAX_TEXT_CHARS, pattern=NO_CONTROL_CHARACTERS)]
 """Free text (a name, a subscription, a subject): at most 1000 characters, no control characters."""
-UserId = Annotated[Text, Field(max_length=MAX_IDENTIFIER_BYTES), _ID_BYTES]
+UserId = Annotated[
+    Text, Field(max_length=MAX_IDENTIFIER_BYTES, description="at most 255 bytes in UTF-8"), _ID_BYTES
+]
 """A contact's user id: bounded like an id, but empty as well as absent was always accepted."""
 Email = Annotated[str, Field(pattern=EMAIL_PATTERN, max_length=254)]
 DaysUntilRenewal = Annotated[int, Field(ge=0, le=MAX_DAYS_UNTIL_RENEWAL, strict=True)]

@@ -312,3 +312,36 @@ def test_a_correct_owner_change_is_not_lost_to_one_stamped_from_the_future(
         "decision_maker",
     )
     assert [r["email"] for r in data["to"]] == [DORA["email"]] and data["cc"] == []
+
+
+# Low: one reminder, one notification id, across event ids and pruning ------------------------------
+
+
+def test_a_backfilled_reminder_keeps_its_notification_id_after_its_key_was_pruned(
+    start_worker: StartWorker, client: Client, tmp_path: Path
+) -> None:
+    """A reminder for a renewal date long past is notified; its key is pruned; the same reminder under another event id (a backfill) is notified again under the same notification id, so consumers deduplicate it; another reminder of the client has another id."""
+    worker = start_worker(RENEWALS_REMINDER_RETENTION_DAYS="0", RENEWALS_PRUNE_INTERVAL="0.3")
+    out = client.observe()
+    past = dict(renewal_date="2026-01-05", days=30)
+    client.publish([renewal("c-back", None, decision_maker=DORA, id="original", **past)])
+    [(_, first, _)] = client.take(out, 1)
+    store = open_store(f"sqlite:///{tmp_path / 'renewals.db'}")
+    try:
+        wait_until(
+            lambda: store.execute("SELECT count(*) FROM reminders").fetchone()[0] == 0, "the key pruned"
+        )
+    finally:
+        store.close()
+    client.publish([renewal("c-back", None, decision_maker=DORA, id="backfill", **past)])
+    client.publish(
+        [renewal("c-back", None, decision_maker=DORA, id="week", renewal_date="2026-01-05", days=7)]
+    )
+    (_, again, _), (_, week, _) = client.take(out, 2)
+    assert (first.correlation_id, again.correlation_id, week.correlation_id) == (
+        "original",
+        "backfill",
+        "week",
+    )
+    assert first.message_id == again.message_id != week.message_id
+    assert not worker.find("renewal.duplicate_reminder")
