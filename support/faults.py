@@ -40,3 +40,15 @@ def slow_owner_changes(
     writes, so that batches of several workers on the same keys overlap."""
     time.sleep(0.001)
     return on_owner_changed(event, projection=projection, now=now)
+
+
+def unencodable_for_long_causes(
+    event: RenewalApproaching, *, projection: Projection, now: datetime | None = None
+) -> Decision:
+    """A handler bug for clients named unencodable-*: its notification names a cause of 300 bytes,
+    which no AMQP correlation_id can hold (the model is bypassed, as only a bug would)."""
+    decision = on_renewal_approaching(event, projection=projection, now=now)
+    if decision.notification is not None and event.data.client_id.startswith("unencodable-"):
+        notification = decision.notification.model_copy(update={"causation_id": "x" * 300})
+        return Decision(decision.outcome, notification)
+    return decision

@@ -345,3 +345,49 @@ def test_a_backfilled_reminder_keeps_its_notification_id_after_its_key_was_prune
     )
     assert first.message_id == again.message_id != week.message_id
     assert not worker.find("renewal.duplicate_reminder")
+
+
+def test_a_notification_that_could_not_be_encoded_fails_its_event_alone_before_the_commit(
+    start_worker: StartWorker, client: Client
+) -> None:
+    """A handler bug makes one notification unencodable (a correlation_id of 300 bytes): that event is retried and then dead-lettered as retries_exhausted naming the cause, nothing of it is committed or published, its neighbours in the same batches are notified, and the worker never stops."""
+    worker = start_worker(faults={"RenewalApproaching": "unencodable_for_long_causes"})
+    out = client.observe()
+    good = good_reminders("enc", 4)
+    client.publish(
+        [good[0], good[1], renewal("unencodable-1", None, decision_maker=DORA, id="bug"), *good[2:]]
+    )
+    notified = client.take(out, len(good))
+    assert sorted(p.correlation_id for _, p, _ in notified) == sorted(e["id"] for e in good)
+    [letter] = client.take(DLQ, 1)
+    headers = headers_of(letter)
+    assert headers["x-error-reason"] == "retries_exhausted" and headers["x-attempts"] == 5
+    assert "Unencodable: correlation_id (the event id) is 300 bytes" in headers["x-error-detail"]
+    assert client.quiet(out) and not worker.find("outbox.set_aside")
+    unshaken(worker, worker.pid)
+
+
+# Low: a body of 40 MB costs its size once ----------------------------------------------------------
+
+
+def test_a_40_mb_body_is_dead_lettered_with_the_worker_s_peak_memory_growing_by_about_its_size(
+    start_worker: StartWorker, client: Client
+) -> None:
+    """A 40 MiB body between two good reminders: dead-lettered as too_large with its bytes intact, the neighbours notified, and the worker's peak resident memory (VmHWM) grows by less than 1.5x the body (it grew by about 3x before)."""
+    worker = start_worker()
+    out = client.observe()
+    body = b"{" + b" " * (40 * MiB - 2) + b"}"
+    good = good_reminders("big", 2)
+    client.publish([good[0]])
+    client.take(out, 1)
+    peak_before = worker.status_kb("VmHWM")
+    client.publish([body], content_type="application/json")
+    client.publish([good[1]])
+    client.take(out, 1)
+    [letter] = client.take(DLQ, 1, timeout=60)
+    grown = (worker.status_kb("VmHWM") - peak_before) * 1024
+    assert headers_of(letter)["x-error-reason"] == "too_large" and letter[2] == body
+    assert grown < 1.5 * len(body), (
+        f"VmHWM grew by {grown / MiB:.0f} MiB for a body of {len(body) / MiB:.0f} MiB"
+    )
+    unshaken(worker, worker.pid)
