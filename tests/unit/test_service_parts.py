@@ -195,3 +195,29 @@ def test_upstream_cannot_skip_the_retries_with_a_forged_attempt_count() -> None:
     failure = FailurePolicy(Settings()).handle(fresh, RuntimeError("boom"))
     assert failure.outcome == "message.retry_scheduled"
     assert failure.outgoing.properties["application_headers"]["x-attempts"] == 1
+
+
+def test_a_bare_copy_keeps_the_body_and_only_the_worker_s_own_headers() -> None:
+    """The fallback for a copy that cannot be encoded: body, persistent, the worker's headers (x-error-*, x-original-*, x-attempts...), nothing of the original's properties; and it encodes."""
+    from worker.broker.messages import bare_copy
+    from worker.broker.publisher import frames
+
+    copy = Outgoing(
+        "",
+        "renewals.worker.dlq",
+        b"body",
+        {
+            "correlation_id": LONG_ID,
+            "message_id": "m",
+            "application_headers": {"x-error-reason": "too_large", "x-attempts": 1, "x-tenant": "eu"},
+        },
+    )
+    with pytest.raises(Unencodable):
+        frames(1, FakeConnection.frame_max, copy)
+    bare = bare_copy(copy)
+    assert (bare.exchange, bare.routing_key, bare.body) == ("", "renewals.worker.dlq", b"body")
+    assert bare.properties == {
+        "delivery_mode": 2,
+        "application_headers": {"x-error-reason": "too_large", "x-attempts": 1},
+    }
+    assert frames(1, FakeConnection.frame_max, bare)
