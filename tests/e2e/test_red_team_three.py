@@ -1,13 +1,14 @@
 """The third red team (issue 18), end to end: each finding through the real worker process and
 the real broker, read back by an independent client (pika), never through the dlq tools.
 
-- an id longer than an AMQP short string (255 bytes) is dead-lettered where it enters, and an
-  outbox row that cannot be encoded (left by an older release) is set aside alone, on every
-  store, while the rows after it are published and no worker stops;
-- a body of 40 MB is dead-lettered within its own size in memory;
-- the HTTP endpoint survives 2,000 idle connections and a slowloris (test_http_endpoint.py);
-- a correct owner change is not lost to one stamped from the future;
-- one reminder keeps one notification id across event ids and pruning.
+- critical: an id longer than an AMQP short string (255 bytes) is dead-lettered where it
+  enters; an outbox row that cannot be encoded (left by an older release) is set aside alone,
+  on SQLite and PostgreSQL, while the rows after it are published and no worker stops; a
+  notification a bug made unencodable fails its event alone, before the commit;
+- high: the HTTP endpoint survives 2,000 idle connections and a slowloris;
+- medium: a correct owner change is not lost to one stamped from the future;
+- low: one reminder keeps one notification id across event ids and pruning; a body of 40 MB
+  is dead-lettered within about its own size in memory.
 """
 
 import json
