@@ -7,7 +7,8 @@ COPY worker ./worker
 RUN pip install --no-cache-dir . && useradd --create-home renewals && mkdir /data && chown renewals /data
 USER renewals
 ENV RENEWALS_STORE_URL=sqlite:////data/renewals.db \
-    RENEWALS_METRICS_PORT=9100
+    RENEWALS_METRICS_PORT=9100 \
+    RENEWALS_METRICS_HOST=0.0.0.0
 EXPOSE 9100
 VOLUME ["/data"]
 # Healthy means ready: consuming from the broker with the store answering (/readyz). For

@@ -3,7 +3,8 @@
 from datetime import date
 from typing import Annotated, Literal
 
-from pydantic import AwareDatetime, BaseModel, ConfigDict, Field, model_validator
+from pydantic import AfterValidator, AwareDatetime, BaseModel, ConfigDict, Field, model_validator
+from pydantic_core import PydanticCustomError
 
 # C0 controls, DEL and C1 controls, as the inside of a regular-expression class. No id or text
 # of ours has a use for them, PostgreSQL's `text` cannot hold NUL, and an ESC or a CR in an id
@@ -18,20 +19,46 @@ NO_CONTROL_CHARACTERS = rf"^[^{CONTROL_CHARACTERS}]*$"
 _ADDRESS_PART = rf"[^@\s{CONTROL_CHARACTERS}]+"
 EMAIL_PATTERN = rf"^{_ADDRESS_PART}@{_ADDRESS_PART}\.{_ADDRESS_PART}$"
 
-MAX_IDENTIFIER_CHARS = 256
+MAX_IDENTIFIER_BYTES = 255
+"""An id's limit in bytes (UTF-8): an AMQP short string's. The event id becomes a notification's
+`correlation_id`, a short string; every id is held to the same bound where it enters, so that no
+value the worker accepted can fail to be encoded later, after its batch has committed."""
 MAX_TEXT_CHARS = 1000
 # A century. No subscription renews further ahead, and every figure in 0..36500 fits every
 # store's INTEGER (PostgreSQL's is 32-bit, SQLite's 64-bit): an event that passes the model
 # can always be recorded, instead of failing (and being retried) at the store.
 MAX_DAYS_UNTIL_RENEWAL = 36500
 
+
+def within_identifier_bytes(text: str) -> str:
+    """The text, if it is at most MAX_IDENTIFIER_BYTES in UTF-8 (pydantic counts characters:
+    86 x "€" is 86 characters and 258 bytes)."""
+    if len(text) * 4 > MAX_IDENTIFIER_BYTES and len(text.encode()) > MAX_IDENTIFIER_BYTES:
+        raise PydanticCustomError(
+            "string_too_many_bytes",
+            "String should have at most {max_bytes} bytes in UTF-8 (an AMQP short string), not {bytes}",
+            {"max_bytes": MAX_IDENTIFIER_BYTES, "bytes": len(text.encode())},
+        )
+    return text
+
+
+_ID_BYTES = AfterValidator(within_identifier_bytes)
 Identifier = Annotated[
-    str, Field(min_length=1, max_length=MAX_IDENTIFIER_CHARS, pattern=NO_CONTROL_CHARACTERS)
+    str,
+    Field(
+        min_length=1,
+        max_length=MAX_IDENTIFIER_BYTES,
+        pattern=NO_CONTROL_CHARACTERS,
+        description="1 to 255 bytes in UTF-8 (an AMQP short string), no control characters",
+    ),
+    _ID_BYTES,
 ]
-"""An id (event, source, type, partner, client): 1 to 256 characters, no control characters."""
+"""An id (event, source, type, partner, client): 1 to 255 bytes in UTF-8, no control characters."""
 Text = Annotated[str, Field(max_length=MAX_TEXT_CHARS, pattern=NO_CONTROL_CHARACTERS)]
 """Free text (a name, a subscription, a subject): at most 1000 characters, no control characters."""
-UserId = Annotated[Text, Field(max_length=MAX_IDENTIFIER_CHARS)]
+UserId = Annotated[
+    Text, Field(max_length=MAX_IDENTIFIER_BYTES, description="at most 255 bytes in UTF-8"), _ID_BYTES
+]
 """A contact's user id: bounded like an id, but empty as well as absent was always accepted."""
 Email = Annotated[str, Field(pattern=EMAIL_PATTERN, max_length=254)]
 DaysUntilRenewal = Annotated[int, Field(ge=0, le=MAX_DAYS_UNTIL_RENEWAL, strict=True)]

@@ -33,7 +33,7 @@ _CONTROL = re.compile(f"[{CONTROL_CHARACTERS}]")
 
 
 def parse(
-    body: bytes,
+    body: bytes | bytearray,
     content_type: str | None,
     *,
     max_future: timedelta = DEFAULT_MAX_FUTURE,
@@ -63,7 +63,7 @@ def parse_notification(body: bytes) -> NotificationRequested:
     return NotificationRequested.model_validate_json(body)
 
 
-def _validated(body: bytes, content_type: str | None) -> RenewalApproaching | OwnerChanged:
+def _validated(body: bytes | bytearray, content_type: str | None) -> RenewalApproaching | OwnerChanged:
     _check_frame(body, content_type)
     try:
         return _EVENT.validate_json(body)
@@ -71,7 +71,7 @@ def _validated(body: bytes, content_type: str | None) -> RenewalApproaching | Ow
         raise _classify(body, exc) from None
 
 
-def _check_frame(body: bytes, content_type: str | None) -> None:
+def _check_frame(body: bytes | bytearray, content_type: str | None) -> None:
     media_type = (content_type if isinstance(content_type, str) else "").split(";", 1)[0]
     if media_type.strip().lower() not in ACCEPTED_CONTENT_TYPES:
         accepted = sorted(ACCEPTED_CONTENT_TYPES)
@@ -91,7 +91,7 @@ def _check_time(event: RenewalApproaching | OwnerChanged, max_future: timedelta,
         )
 
 
-def _classify(body: bytes, exc: ValidationError) -> InvalidInput:
+def _classify(body: bytes | bytearray, exc: ValidationError) -> InvalidInput:
     """The slow path, taken only for bad input: say which layer of the message is wrong."""
     unreadable = [problem for problem in exc.errors(include_url=False) if problem["type"] == "json_invalid"]
     if unreadable:  # too deep, a number out of range, not UTF-8, not JSON at all

@@ -1,6 +1,7 @@
 """The domain: projection rules and the recipient decision, pure code over `ports`."""
 
 from collections.abc import Mapping
+from datetime import datetime
 from typing import Any, Protocol
 
 from events import OwnerChanged, RenewalApproaching
@@ -21,10 +22,11 @@ from handlers.reminders import notification_id_for, on_renewal_approaching
 
 
 class Handler(Protocol):
-    """A handler: the event first, the projection port by keyword; it returns what it decided
-    and leaves the doing (publishing) to the worker."""
+    """A handler: the event first, the projection port and the moment it is handled (`now`,
+    which caps the time of the stamps it writes) by keyword; it returns what it decided and
+    leaves the doing (publishing) to the worker."""
 
-    def __call__(self, event: Any, /, *, projection: Projection) -> Decision: ...
+    def __call__(self, event: Any, /, *, projection: Projection, now: datetime | None = None) -> Decision: ...
 
 
 HandlerMap = Mapping[type[RenewalApproaching | OwnerChanged], Handler]

@@ -18,10 +18,16 @@ class Stamp(NamedTuple):
     event_id: str
 
     @classmethod
-    def of(cls, time: datetime, event_id: str) -> "Stamp":
+    def of(cls, time: datetime, event_id: str, *, now: datetime | None = None) -> "Stamp":
         """Microseconds since the epoch. Aware minus aware is exact integer arithmetic, so any
         time a model holds (year 1 at +14:00, year 9999 at -23:59) works: no conversion to UTC,
-        which would overflow at those edges."""
+        which would overflow at those edges.
+
+        `now` is when the worker handles the event: a time ahead of it counts as `now`, so that
+        an event from a clock running fast cannot outrank a change made after it arrived
+        (docs/domain.md, "Ordering"). None: the event's own time, as it is."""
+        if now is not None and time > now:
+            time = now
         delta = time - _EPOCH
         return cls((delta.days * 86_400 + delta.seconds) * 1_000_000 + delta.microseconds, event_id)
 

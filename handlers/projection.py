@@ -1,6 +1,7 @@
 """Who owns renewal communication: applying OwnerChanged and reading the effective setting."""
 
 from dataclasses import dataclass
+from datetime import datetime
 from typing import Literal
 
 from events import OwnerChanged
@@ -17,14 +18,18 @@ class Effective:
     resolved_from: ResolvedFrom
 
 
-def on_owner_changed(event: OwnerChanged, *, projection: Projection) -> Decision:
-    """Apply the change if it is newer than what the key holds (last writer wins)."""
+def on_owner_changed(event: OwnerChanged, *, projection: Projection, now: datetime | None = None) -> Decision:
+    """Apply the change if it is newer than what the key holds (last writer wins); `now`, when
+    the worker handles it, caps its stamp's time. The same event again is a duplicate, whatever
+    the moment it is handled at."""
     data = event.data
     key = SettingKey(data.partner_id, data.client_id)
-    stamp = Stamp.of(event.time, event.id)
+    stamp = Stamp.of(event.time, event.id, now=now)
     current = projection.setting(key)
+    if current is not None and current.stamp.event_id == event.id:
+        return Decision("owner.duplicate_ignored")
     if current is not None and current.stamp >= stamp:
-        return Decision("owner.duplicate_ignored" if current.stamp == stamp else "owner.stale_ignored")
+        return Decision("owner.stale_ignored")
     value = None if data.owner == "default" else OwnerSetting(data.owner, data.partner_contact)
     projection.put_setting(key, Versioned(value, stamp))
     return Decision("owner.cleared" if value is None else "owner.changed")

@@ -2,6 +2,7 @@
 
 import hashlib
 import uuid
+from datetime import datetime
 
 from events import Contact, NotificationRequestedData, RenewalApproaching
 from handlers.decision import Decision
@@ -15,28 +16,34 @@ NOTIFICATION_NAMESPACE = uuid.UUID("6f1c5a52-4b0e-5d7e-9a0c-3e2b8f4d1a77")
 _NAMESPACE_BYTES = NOTIFICATION_NAMESPACE.bytes
 
 
-def notification_id_for(event_id: str) -> str:
-    """The same event always yields the same notification id, so downstream can deduplicate:
-    UUIDv5 (RFC 4122) of the event id under NOTIFICATION_NAMESPACE, computed as `uuid.uuid5`
-    does, without the intermediate UUID objects (a test holds the two equal)."""
-    digest = bytearray(hashlib.sha1(_NAMESPACE_BYTES + event_id.encode()).digest()[:16])
+def notification_id_for(key: ReminderKey) -> str:
+    """One reminder, one notification id, whatever event ids it arrives under and whatever was
+    pruned: UUIDv5 (RFC 4122), under NOTIFICATION_NAMESPACE, of the reminder key as text
+    (`client_id`, `renewal_date` as YYYY-MM-DD and `days_until_renewal`, joined by line feeds,
+    which no id can hold). Computed as `uuid.uuid5` does, without the intermediate UUID objects
+    (a test holds the two equal)."""
+    name = f"{key.client_id}\n{key.renewal_date.isoformat()}\n{key.days_until_renewal}"
+    digest = bytearray(hashlib.sha1(_NAMESPACE_BYTES + name.encode()).digest()[:16])
     digest[6] = (digest[6] & 0x0F) | 0x50  # version 5
     digest[8] = (digest[8] & 0x3F) | 0x80  # RFC 4122 variant
     text = digest.hex()
     return f"{text[:8]}-{text[8:12]}-{text[12:16]}-{text[16:20]}-{text[20:]}"
 
 
-def on_renewal_approaching(event: RenewalApproaching, *, projection: Projection) -> Decision:
-    """Resolve the recipients (raising NoRecipient before touching state), then claim the reminder."""
+def on_renewal_approaching(
+    event: RenewalApproaching, *, projection: Projection, now: datetime | None = None
+) -> Decision:
+    """Resolve the recipients (raising NoRecipient before touching state), then claim the
+    reminder; `now`, when the worker handles it, caps the stamp of the decision maker it names."""
     data = event.data
     decision_maker = _decision_maker(event, projection)
     effective = effective_setting(data.partner_id, data.client_id, projection=projection)
     recipients = resolve_recipients(effective.setting, decision_maker)
     if data.decision_maker is not None:
-        seen = Versioned(data.decision_maker, Stamp.of(event.time, event.id))
+        seen = Versioned(data.decision_maker, Stamp.of(event.time, event.id, now=now))
         projection.remember_decision_maker(data.client_id, seen)
-    notification_id = notification_id_for(event.id)
     key = ReminderKey(data.client_id, data.renewal_date, event.days_until_renewal)
+    notification_id = notification_id_for(key)
     if not projection.claim_reminder(key, notification_id):
         return Decision("renewal.duplicate_reminder", None)
     notification = NotificationRequestedData(

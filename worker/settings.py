@@ -180,7 +180,10 @@ class Settings(BaseSettings):
     metrics_port: int | None = Field(
         None, ge=1, le=65535, description="serve /metrics, /healthz and /readyz on this port (off when unset)"
     )
-    metrics_host: str = Field("0.0.0.0", description="address the metrics and health endpoints listen on")
+    metrics_host: str = Field(
+        "127.0.0.1",
+        description="address the endpoints listen on (0.0.0.0: every interface, as the image sets)",
+    )
     health_stale_after: Seconds = Field(
         60.0, description="seconds without a main-loop tick after which /healthz fails"
     )

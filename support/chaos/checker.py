@@ -130,8 +130,9 @@ def _differences(expected: dict[str, Any], data: dict[str, Any], cause: str, mes
         for name, value in expected.items()
         if data.get(name) != value
     ]
-    if data.get("notification_id") != notification_id(cause) or message.message_id != notification_id(cause):
-        problems.append(f"id {message.message_id}, expected {notification_id(cause)}")
+    wanted = notification_id(expected["client_id"], expected["renewal_date"], expected["days_until_renewal"])
+    if data.get("notification_id") != wanted or message.message_id != wanted:
+        problems.append(f"id {message.message_id}, expected {wanted}")
     if message.correlation_id != cause:
         problems.append(f"correlation_id {message.correlation_id!r}")
     if not message.persistent:

@@ -12,14 +12,15 @@ from datetime import datetime
 from typing import Any
 
 NOTIFICATION_NAMESPACE = uuid.UUID("6f1c5a52-4b0e-5d7e-9a0c-3e2b8f4d1a77")
-"""docs/domain.md, "Once per reminder": a notification's id is the UUIDv5 of its event id."""
+"""docs/domain.md, "Once per reminder": a notification's id is the UUIDv5 of its reminder key."""
 
 Stamp = tuple[datetime, str]
 Contact = dict[str, Any]  # {"email", "name"?, "user_id"?} as on the wire
 
 
-def notification_id(event_id: str) -> str:
-    return str(uuid.uuid5(NOTIFICATION_NAMESPACE, event_id))
+def notification_id(client_id: str, renewal_date: str, days_until_renewal: int) -> str:
+    """The reminder's id: client, renewal date and days before, joined by line feeds."""
+    return str(uuid.uuid5(NOTIFICATION_NAMESPACE, f"{client_id}\n{renewal_date}\n{days_until_renewal}"))
 
 
 @dataclass

@@ -97,6 +97,7 @@ SEEN = (
     "message.retry_scheduled",
     "outbox.republished",
     "outbox.orphans_republished",
+    "outbox.set_aside",
     "message.duplicate_event",
     "renewal.duplicate_reminder",
     "owner.stale_ignored",

@@ -6,9 +6,11 @@ import random
 import signal
 import subprocess
 import time
+from datetime import date
+from typing import Any
 from urllib.parse import unquote, urlsplit
 
-from handlers import notification_id_for
+from handlers import ReminderKey, notification_id_for
 from support.client import NAMES, Client, PacedPublisher, audit
 from support.messages import contact, encode, envelope, owner_changed, renewal
 from support.polling import wait_until
@@ -193,10 +195,7 @@ def test_kill_9_during_a_stream_loses_nothing_and_never_changes_an_id(
     outputs = _until(client, out, {e["id"] for e in events})
     result = audit(outputs, {e["id"] for e in events})
     assert result["lost"] == 0 and result["unexpected"] == 0 and result["events_with_two_ids"] == 0, result
-    assert all(
-        props.message_id == notification_id_for(json.loads(body)["data"]["causation_id"])
-        for _, props, body in outputs
-    )
+    assert all(props.message_id == reminder_id(json.loads(body)["data"]) for _, props, body in outputs)
 
 
 def test_sigterm_finishes_the_batch_and_exits_0_with_nothing_redelivered(
@@ -253,3 +252,10 @@ def _seconds(timestamp: str) -> float:
     from datetime import datetime
 
     return datetime.fromisoformat(timestamp.replace("Z", "+00:00")).timestamp()
+
+
+def reminder_id(data: dict[str, Any]) -> str:
+    """The notification id of the reminder a notification's data describes."""
+    return notification_id_for(
+        ReminderKey(data["client_id"], date.fromisoformat(data["renewal_date"]), data["days_until_renewal"])
+    )

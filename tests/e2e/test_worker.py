@@ -2,8 +2,9 @@
 
 import json
 import uuid
+from datetime import date
 
-from handlers import notification_id_for
+from handlers import ReminderKey, notification_id_for
 from support.client import NAMES, Client
 from support.messages import contact, owner_changed, renewal
 
@@ -52,7 +53,10 @@ def test_every_rule_table_row_end_to_end(client: Client, start_worker) -> None:
             data["fallback"],
         ) == (audience, to, cc, fallback)
         assert method.routing_key == f"notification.requested.{audience}"
-        assert props.message_id == data["notification_id"] == notification_id_for(event_id) == body["id"]
+        reminder = ReminderKey(
+            data["client_id"], date.fromisoformat(data["renewal_date"]), data["days_until_renewal"]
+        )
+        assert props.message_id == data["notification_id"] == notification_id_for(reminder) == body["id"]
         assert props.correlation_id == event_id
         assert props.delivery_mode == 2
         assert props.content_type == "application/cloudevents+json"

@@ -9,13 +9,14 @@ from pathlib import Path
 import pytest
 
 from events import OwnerChanged, RenewalApproaching, parse
-from events.models import MAX_DAYS_UNTIL_RENEWAL, MAX_IDENTIFIER_CHARS, MAX_TEXT_CHARS
+from events.models import MAX_DAYS_UNTIL_RENEWAL, MAX_IDENTIFIER_BYTES, MAX_TEXT_CHARS
 from handlers import ReminderKey, SettingKey, on_owner_changed, on_renewal_approaching
 from support.messages import contact, encode, owner_changed, renewal
 from worker.store import SqlStore, WorkingSet, open_store
 from worker.tools.owners import ownership
 
-LONGEST_ID = "ü😀" * (MAX_IDENTIFIER_CHARS // 2)  # non-ASCII: characters, not bytes, are counted
+LONGEST_ID = "ü😀" * (MAX_IDENTIFIER_BYTES // 6) + "abc"  # non-ASCII, exactly the limit in bytes
+assert len(LONGEST_ID.encode()) == MAX_IDENTIFIER_BYTES
 LONGEST_TEXT = "名" * MAX_TEXT_CHARS
 
 
@@ -33,7 +34,7 @@ def store(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[SqlStore]:
 
 
 def test_the_longest_ids_texts_and_day_counts_are_recorded(store: SqlStore) -> None:
-    """A 256-character id, 1000-character names and a century of days go into the store and come back intact."""
+    """A 255-byte id (2- and 4-byte characters), 1000-character names and a century of days go into the store and come back intact."""
     message = renewal(LONGEST_ID, LONGEST_ID, id=LONGEST_ID, days=MAX_DAYS_UNTIL_RENEWAL,
                       decision_maker={**contact("dora"), "name": LONGEST_TEXT, "user_id": LONGEST_ID})  # fmt: skip
     message["data"] |= {"client_name": LONGEST_TEXT, "subscription": LONGEST_TEXT}

@@ -4,7 +4,7 @@ processors on two connections where concurrency matters."""
 import json
 import sqlite3
 import threading
-from datetime import date
+from datetime import date, datetime
 from pathlib import Path
 from typing import Any
 
@@ -31,8 +31,10 @@ ALICE = contact("alice")
 BOB = contact("bob")
 
 
-def failing_for_doomed(event: RenewalApproaching, *, projection: Projection) -> Decision:
-    decision = on_renewal_approaching(event, projection=projection)  # writes first, then fails
+def failing_for_doomed(
+    event: RenewalApproaching, *, projection: Projection, now: datetime | None = None
+) -> Decision:
+    decision = on_renewal_approaching(event, projection=projection, now=now)  # writes first, then fails
     if event.data.client_id.startswith("doomed"):
         raise RuntimeError("bug after writing")
     return decision
@@ -152,8 +154,10 @@ class Paused:
     def __init__(self) -> None:
         self.decided, self.release = threading.Event(), threading.Event()
 
-    def __call__(self, event: OwnerChanged, *, projection: Projection) -> Decision:
-        decision = on_owner_changed(event, projection=projection)
+    def __call__(
+        self, event: OwnerChanged, *, projection: Projection, now: datetime | None = None
+    ) -> Decision:
+        decision = on_owner_changed(event, projection=projection, now=now)
         self.decided.set()
         assert self.release.wait(10)
         return decision

@@ -255,6 +255,21 @@ class StoreContract:
         assert [row.notification_id for row in queued] == ["n-0", "n-1", "n-2"]
         assert store.unsent([row.seq or 0 for row in reversed(queued)]) == queued
 
+    def test_a_row_set_aside_is_kept_with_its_reason_and_never_handed_out_again(self) -> None:
+        """set_aside keeps the row and its reason; unsent, claim_orphans and outbox_stats no longer see it, the rows around it are untouched."""
+        store = self.open()
+        rows = [OutboxRow(f"n-{i}", f"e-{i}", "notification.requested.both", b"{}") for i in range(3)]
+        with store.transaction() as transaction:
+            queued = transaction.enqueue(rows, 1)
+        seqs = [row.seq or 0 for row in queued]
+        store.set_aside(seqs[1], "correlation_id is 258 bytes")
+        assert store.set_aside_rows() == [(queued[1], "correlation_id is 258 bytes")]
+        assert store.unsent(seqs) == [queued[0], queued[2]]
+        assert store.outbox_stats() == (2, 1)
+        assert store.claim_orphans(now_us=10**6, grace_us=0, limit=10) == [queued[0], queued[2]]
+        store.forget_sent([seqs[0], seqs[2]])
+        assert store.outbox_stats() == (0, None) and len(store.set_aside_rows()) == 1
+
     def test_crash_counts_accumulate_and_can_be_forgotten(self) -> None:
         """note_attempt counts each start at a suspect message, across transactions."""
         store = self.open()

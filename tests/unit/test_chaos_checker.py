@@ -16,7 +16,7 @@ STREAM = build(seed=11, size=400)
 
 
 def notification(event_id: str, data: dict[str, Any]) -> Received:
-    nid = notification_id(event_id)
+    nid = notification_id(data["client_id"], data["renewal_date"], data["days_until_renewal"])
     body = {
         "id": nid,
         "type": "NotificationRequested",
@@ -101,7 +101,9 @@ def test_each_planted_fault_is_counted_in_its_column(plant: str, column: str) ->
     elif plant == "notify a reminder for nobody":
         body, _ = next((b, e) for b, e in STREAM.dead_letters.items() if e.reason == "no_recipient")
         event = json.loads(body)
-        notes.append(notification(event["id"], STREAM.reminders[0].data))
+        notes.append(
+            notification(event["id"], STREAM.reminders[0].data | {"client_id": event["data"]["client_id"]})
+        )
     elif plant == "trust a forged origin":
         index = next(i for i, d in enumerate(dead) if STREAM.dead_letters[d.body].forged_origin)
         dead[index] = replace(

@@ -1,13 +1,13 @@
 """The shortcuts the hot path takes produce exactly what the slow, obvious code would."""
 
 import uuid
-from datetime import UTC, datetime
+from datetime import UTC, date, datetime
 
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from events import NotificationRequested, NotificationRequestedData, RenewalApproaching, parse
-from handlers import notification_id_for, on_owner_changed, on_renewal_approaching
+from handlers import ReminderKey, notification_id_for, on_owner_changed, on_renewal_approaching
 from handlers.reminders import NOTIFICATION_NAMESPACE
 from support.messages import contact, encode, owner_changed, renewal
 from tests.fakes import InMemoryProjection
@@ -15,10 +15,13 @@ from worker.service.notifications import NotificationWriter, time_of
 
 
 @settings(max_examples=300, deadline=None)
-@given(st.text())
-def test_notification_ids_are_the_standard_uuid5(event_id: str) -> None:
-    """The hand-rolled UUIDv5 equals uuid.uuid5 under the namespace, for any event id."""
-    assert notification_id_for(event_id) == str(uuid.uuid5(NOTIFICATION_NAMESPACE, event_id))
+@given(st.text(), st.dates(), st.integers(min_value=0, max_value=36500))
+def test_notification_ids_are_the_standard_uuid5(client_id: str, renewal_date: date, days: int) -> None:
+    """The hand-rolled UUIDv5 equals uuid.uuid5 under the namespace, of the reminder key as docs/domain.md writes it, for any key."""
+    name = f"{client_id}\n{renewal_date.isoformat()}\n{days}"
+    assert notification_id_for(ReminderKey(client_id, renewal_date, days)) == str(
+        uuid.uuid5(NOTIFICATION_NAMESPACE, name)
+    )
 
 
 def decided(*messages: dict) -> NotificationRequestedData:

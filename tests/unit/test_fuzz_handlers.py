@@ -23,7 +23,16 @@ OUTCOMES = {
 # surrogates (Cs), which are no Unicode text.
 printable = st.characters(exclude_categories=["Cc", "Cs"])
 texts = st.text(printable, max_size=1000) | st.text(printable, max_size=5)
-ids = st.sampled_from(["p1", "p2", "c1", "c2"]) | st.text(printable, min_size=1, max_size=256)
+
+
+def _within_255_bytes(text: str) -> str:
+    return text.encode()[:255].decode(errors="ignore")
+
+
+# Ids up to the contract's limit of 255 bytes in UTF-8.
+ids = st.sampled_from(["p1", "p2", "c1", "c2"]) | st.text(printable, min_size=1, max_size=255).map(
+    _within_255_bytes
+).filter(bool)
 address_part = st.text(st.characters(exclude_categories=["Cc", "Cs", "Zs", "Zl", "Zp"], exclude_characters="@"),
                        min_size=1, max_size=20)  # fmt: skip
 emails = st.builds(
@@ -31,7 +40,10 @@ emails = st.builds(
 )
 contacts = st.fixed_dictionaries(
     {"email": emails},
-    optional={"name": st.none() | texts, "user_id": st.none() | st.text(printable, max_size=256)},
+    optional={
+        "name": st.none() | texts,
+        "user_id": st.none() | st.text(printable, max_size=255).map(_within_255_bytes),
+    },
 )
 offsets = st.integers(min_value=-(23 * 60 + 59), max_value=23 * 60 + 59).map(
     lambda m: timezone(timedelta(minutes=m))

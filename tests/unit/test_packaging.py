@@ -109,4 +109,6 @@ def test_the_image_health_check_probes_the_readiness_endpoint_it_serves() -> Non
     assert all(name.removeprefix("RENEWALS_").lower() in Settings.model_fields for name in variables)
     port = variables["RENEWALS_METRICS_PORT"]
     assert f"EXPOSE {port}" in dockerfile
+    # The worker listens on 127.0.0.1 unless told otherwise; in a container a scrape comes from outside.
+    assert variables["RENEWALS_METRICS_HOST"] == "0.0.0.0" != Settings().metrics_host
     assert re.search(rf"HEALTHCHECK .*\n?.*http://127\.0\.0\.1:{port}/readyz", dockerfile)

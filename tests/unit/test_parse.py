@@ -245,13 +245,43 @@ def test_an_email_with_control_characters_fails_the_email_check(address: str) ->
 
 
 def test_over_long_ids_and_texts_are_invalid() -> None:
-    """Ids hold at most 256 characters and free text at most 1000."""
-    assert invalid(encode(renewal("c" * 257))).reason == "invalid_payload"
+    """Ids hold at most 255 bytes in UTF-8 (an AMQP short string) and free text at most 1000 characters."""
+    assert invalid(encode(renewal("c" * 256))).reason == "invalid_payload"
     message = renewal()
     message["data"]["client_name"] = "n" * 1001
     assert invalid(encode(message)).reason == "invalid_payload"
     message["data"]["client_name"] = "n" * 1000
-    assert parse(encode({**message, "id": "e" * 256}), JSON).data.client_name == "n" * 1000  # type: ignore[union-attr]
+    assert parse(encode({**message, "id": "e" * 255}), JSON).data.client_name == "n" * 1000  # type: ignore[union-attr]
+
+
+@pytest.mark.parametrize(
+    ("field", "value"),
+    [
+        (("id",), "e" * 256),
+        (("id",), "€" * 86),  # 86 characters, 258 bytes
+        (("source",), "😀" * 64),  # 64 characters, 256 bytes
+        (("data", "client_id"), "ü" * 128),
+        (("data", "partner_id"), "€" * 86),
+        (("data", "decision_maker", "user_id"), "€" * 86),
+    ],
+)
+def test_ids_are_bounded_in_bytes_not_characters(field: tuple[str, ...], value: str) -> None:
+    """An id of at most 255 characters but more than 255 bytes is invalid at once, saying how many bytes it has; one byte less is accepted."""
+    message = renewal(decision_maker=contact("dora"))
+    where = message
+    for step in field[:-1]:
+        where = where[step]
+    where[field[-1]] = value
+    problem = invalid(encode(message))
+    assert problem.reason == ("invalid_envelope" if len(field) == 1 else "invalid_payload")
+    assert ".".join(field) in problem.detail
+    encoded = len(value.encode())
+    assert f"at most 255 bytes in UTF-8 (an AMQP short string), not {encoded}" in problem.detail or (
+        len(value) > 255 and "at most 255 characters" in problem.detail
+    )
+    fitting = value.encode()[:255].decode(errors="ignore")
+    where[field[-1]] = fitting
+    assert parse(encode(message), JSON, now=NOW)
 
 
 def test_an_event_time_beyond_the_tolerance_is_invalid_envelope() -> None:

@@ -1,9 +1,18 @@
 """The domain rules of docs/domain.md, against an in-memory projection: no broker, no database."""
 
+from datetime import date
+
 import pytest
 
 from events import OwnerChanged, RenewalApproaching, parse
-from handlers import NoRecipient, SettingKey, notification_id_for, on_owner_changed, on_renewal_approaching
+from handlers import (
+    NoRecipient,
+    ReminderKey,
+    SettingKey,
+    notification_id_for,
+    on_owner_changed,
+    on_renewal_approaching,
+)
 from support.messages import contact, encode, owner_changed, renewal
 from tests.fakes import InMemoryProjection
 
@@ -236,11 +245,23 @@ def test_a_different_day_count_is_a_different_reminder() -> None:
     ]
 
 
-def test_the_notification_id_is_derived_from_the_event_id() -> None:
-    """UUIDv5 of the event id: the same on every worker and after every crash."""
-    n = notify(InMemoryProjection(), renewal(decision_maker=DORA, id="billing-42"))
-    assert n.notification_id == notification_id_for("billing-42") != notification_id_for("billing-43")
-    assert n.causation_id == "billing-42"
+def test_the_notification_id_is_derived_from_the_reminder_not_the_event_id() -> None:
+    """UUIDv5 of the reminder key (client, renewal date, days before): the same on every worker, after every crash, and under any event id; another reminder of the same client has another id."""
+    n = notify(InMemoryProjection(), renewal("c1", decision_maker=DORA, id="billing-42", days=30))
+    again = notify(InMemoryProjection(), renewal("c1", "p2", decision_maker=DORA, id="billing-43", days=30))
+    week = notify(InMemoryProjection(), renewal("c1", decision_maker=DORA, id="billing-44", days=7))
+    key = ReminderKey("c1", date(2026, 12, 20), 30)
+    assert n.notification_id == again.notification_id == notification_id_for(key) != week.notification_id
+    assert (n.causation_id, again.causation_id) == ("billing-42", "billing-43")
+
+
+def test_a_reminder_pruned_and_sent_again_under_another_event_id_keeps_its_notification_id() -> None:
+    """A backfill after the reminder key was pruned: the reminder is notified again, under the same notification id, so consumers deduplicate it."""
+    projection = InMemoryProjection()
+    first = notify(projection, renewal("c1", decision_maker=DORA, id="original", renewal_date="2026-01-05"))
+    projection.reminders.clear()  # retention pruned the key (renewal date more than 7 days past)
+    second = notify(projection, renewal("c1", decision_maker=DORA, id="backfill", renewal_date="2026-01-05"))
+    assert first.notification_id == second.notification_id
 
 
 # --- addresses ------------------------------------------------------------------------

@@ -1,12 +1,14 @@
 """Pieces of the running service that only end-to-end tests reached before: splitting a batch
 around redelivered messages, the publisher's confirm bookkeeping, choosing a retry tier."""
 
+import hashlib
 from typing import Any
 
 import pytest
 
+from support.raw import publish_frames
 from worker.broker.messages import Delivery, Outgoing
-from worker.broker.publisher import ConfirmingPublisher, PublishFailed
+from worker.broker.publisher import ConfirmingPublisher, PublishFailed, Unencodable, encode_properties
 from worker.service.failures import FailurePolicy
 from worker.service.session import _chunks
 from worker.settings import Settings
@@ -70,8 +72,8 @@ def test_a_batch_is_written_in_one_go_and_confirmed_by_a_multiple_ack() -> None:
     """send() writes all frames with one call and returns the last tag; one multiple ack settles them."""
     connection = FakeConnection()
     confirming = publisher(connection)
-    assert confirming.send([MESSAGE] * 3) == 3 and len(connection.written) == 1
-    assert confirming.send([MESSAGE] * 2) == 5
+    assert confirming.send([MESSAGE] * 3).tag == 3 and len(connection.written) == 1
+    assert confirming.send([MESSAGE] * 2).tag == 5
     connection.confirms = [("basic_ack", 3, True)]
     confirming.wait_for(3)
     connection.confirms = [("basic_ack", 5, False), ("basic_ack", 4, False)]
@@ -97,9 +99,78 @@ def test_a_nack_fails_the_wait_and_the_next_wait_starts_clean() -> None:
     connection.confirms = [("basic_nack", 1, False), ("basic_ack", 2, False)]
     with pytest.raises(PublishFailed, match="nacked publish 1"):
         confirming.wait_for(2)
-    tag = confirming.send([MESSAGE])
+    tag = confirming.send([MESSAGE]).tag
     connection.confirms += [("basic_ack", tag, False)]
     confirming.wait_for(tag)
+
+
+LONG_ID = "€" * 86  # 86 characters, 258 bytes
+UNENCODABLE = [
+    Outgoing("x", "k", b"body", {"correlation_id": LONG_ID}),
+    Outgoing("x", "k" * 256, b"body", {}),
+    Outgoing("x" * 300, "k", b"body", {}),
+    Outgoing("x", "k", b"body", {"application_headers": {"h": object()}}),
+    Outgoing("x", "k", b"body", {"priority": 256}),
+    Outgoing("x", "k", b"body", {"timestamp": 2**64}),
+    Outgoing("x", "k", b"body", {"application_headers": {"h": "v" * 200_000}}),  # no frame holds it
+]
+
+
+def test_a_message_that_cannot_be_encoded_is_left_out_alone_and_named() -> None:
+    """Between good messages, each unencodable one (a short string over 255 bytes, a header AMQP has no type for, an octet over 255, properties larger than a frame) is reported by position with the reason, is not written, takes no tag, and the others go out numbered 1..n."""
+    connection = FakeConnection()
+    confirming = publisher(connection)
+    batch = [MESSAGE]
+    for bad in UNENCODABLE:
+        batch += [bad, MESSAGE]
+    sent = confirming.send(batch)
+    assert sent.tag == len(UNENCODABLE) + 1
+    assert sorted(sent.unencodable) == [2 * n + 1 for n in range(len(UNENCODABLE))]
+    assert "correlation_id is 258 bytes, more than an AMQP short string's 255" in sent.unencodable[1]
+    assert (
+        "routing key is 256 bytes" in sent.unencodable[3] and "exchange is 300 bytes" in sent.unencodable[5]
+    )
+    assert b"".join(connection.written).count(b"body") == len(UNENCODABLE) + 1
+    connection.confirms = [("basic_ack", sent.tag, True)]
+    confirming.wait_for(sent.tag)
+
+
+def test_publish_refuses_a_batch_with_an_unencodable_message_before_writing_anything() -> None:
+    """publish() (the tools' way) raises Unencodable naming the value, and writes nothing."""
+    connection = FakeConnection()
+    with pytest.raises(Unencodable, match="correlation_id is 258 bytes"):
+        publisher(connection).publish([MESSAGE, UNENCODABLE[0]])
+    assert connection.written == []
+
+
+def test_a_large_body_is_written_from_views_without_a_copy_of_its_size() -> None:
+    """A 40 MB body goes out in writes of about a megabyte, framed exactly, and laying it out allocates a small fraction of its size (tracemalloc)."""
+    import tracemalloc
+
+    body = bytes(range(256)) * (40 * 1024 * 1024 // 256)
+    connection = FakeConnection()
+    written, sizes = hashlib.sha256(), []
+
+    def write(data: bytes) -> None:  # keeps nothing: a socket does not either
+        written.update(data)
+        sizes.append(len(data))
+
+    connection.write = write  # type: ignore[method-assign]
+    confirming = publisher(connection)
+    tracemalloc.start()
+    try:
+        confirming.send([Outgoing("x", "k", body, {"delivery_mode": 2})])
+        peak = tracemalloc.get_traced_memory()[1]
+    finally:
+        tracemalloc.stop()
+    assert max(sizes) < 2 * 1024 * 1024 and len(sizes) >= 40
+    expected = publish_frames(
+        1, FakeConnection.frame_max, "x", "k", body, encode_properties({"delivery_mode": 2})
+    )
+    assert written.digest() == hashlib.sha256(expected).digest()  # an independent framer (support/raw.py)
+    # Each write is joined from views, about a megabyte at a time: never the body's size again
+    # (it was twice the body before: 80 MB for 40).
+    assert peak < 3 * 1024 * 1024, f"peak {peak} bytes for a body of {len(body)}"
 
 
 @pytest.mark.parametrize(
@@ -124,3 +195,29 @@ def test_upstream_cannot_skip_the_retries_with_a_forged_attempt_count() -> None:
     failure = FailurePolicy(Settings()).handle(fresh, RuntimeError("boom"))
     assert failure.outcome == "message.retry_scheduled"
     assert failure.outgoing.properties["application_headers"]["x-attempts"] == 1
+
+
+def test_a_bare_copy_keeps_the_body_and_only_the_worker_s_own_headers() -> None:
+    """The fallback for a copy that cannot be encoded: body, persistent, the worker's headers (x-error-*, x-original-*, x-attempts...), nothing of the original's properties; and it encodes."""
+    from worker.broker.messages import bare_copy
+    from worker.broker.publisher import frames
+
+    copy = Outgoing(
+        "",
+        "renewals.worker.dlq",
+        b"body",
+        {
+            "correlation_id": LONG_ID,
+            "message_id": "m",
+            "application_headers": {"x-error-reason": "too_large", "x-attempts": 1, "x-tenant": "eu"},
+        },
+    )
+    with pytest.raises(Unencodable):
+        frames(1, FakeConnection.frame_max, copy)
+    bare = bare_copy(copy)
+    assert (bare.exchange, bare.routing_key, bare.body) == ("", "renewals.worker.dlq", b"body")
+    assert bare.properties == {
+        "delivery_mode": 2,
+        "application_headers": {"x-error-reason": "too_large", "x-attempts": 1},
+    }
+    assert frames(1, FakeConnection.frame_max, bare)

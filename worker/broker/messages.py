@@ -45,9 +45,11 @@ class Delivery:
     """One message taken from the worker's queue, independent of the client library.
 
     `problem` says why its properties could not be decoded (then `properties` is empty).
+    A body that came in several frames is the bytearray it was assembled in (not copied
+    again into bytes); nothing writes to it.
     """
 
-    body: bytes
+    body: bytes | bytearray
     properties: dict[str, Any]
     exchange: str
     routing_key: str
@@ -97,7 +99,7 @@ class Outgoing:
 
     exchange: str
     routing_key: str
-    body: bytes
+    body: bytes | bytearray
     properties: dict[str, Any] = field(default_factory=dict)
 
     @property
@@ -124,6 +126,24 @@ def safe_copy(delivery: Delivery, exchange: str, routing_key: str, headers: dict
     properties["application_headers"] = {**kept, **headers}
     properties["delivery_mode"] = PERSISTENT
     return Outgoing(exchange, routing_key, delivery.body, properties)
+
+
+def bare_copy(message: Outgoing) -> Outgoing:
+    """A retry or dead-letter copy that could not be encoded, made again with nothing of the
+    original's properties: its body, persistent, and the worker's own headers only (as a dead
+    letter of undecodable properties is)."""
+    headers = message.properties.get("application_headers")
+    own = {
+        name: value
+        for name, value in (headers if isinstance(headers, dict) else {}).items()
+        if name in OWN_HEADERS or name.startswith(OWN_HEADER_PREFIXES)
+    }
+    return Outgoing(
+        message.exchange,
+        message.routing_key,
+        message.body,
+        {"delivery_mode": PERSISTENT, "application_headers": own},
+    )
 
 
 def _bounded(headers: dict[str, Any]) -> tuple[dict[str, Any], list[str]]:

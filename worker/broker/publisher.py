@@ -1,7 +1,14 @@
-"""Publishing with publisher confirms: write a batch in one go, wait for its confirms once, later."""
+"""Publishing with publisher confirms: write a batch in one go, wait for its confirms once, later.
+
+Each message is laid out as frames on its own: one that cannot be encoded (a short string over
+255 bytes, a header value AMQP has no type for) is left out and reported back, never written,
+and never stops the messages after it. A large body is written from views of its own bytes,
+a megabyte at a time: publishing it costs no copy of its size.
+"""
 
 import time
 from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
 from struct import pack
 from typing import Any
 
@@ -17,6 +24,19 @@ class PublishFailed(Exception):
     """The broker did not confirm a publish (nack, return or timeout): transient."""
 
 
+class Unencodable(ValueError):
+    """A message that cannot be laid out as AMQP frames; the text says which value and why."""
+
+
+@dataclass(frozen=True, slots=True)
+class Sent:
+    """What `send` did: the last publish tag to `wait_for`, and the messages it left out, by
+    their position in the batch, with the reason."""
+
+    tag: int
+    unencodable: dict[int, str] = field(default_factory=dict)
+
+
 def _nothing() -> None:
     pass
 
@@ -24,6 +44,8 @@ def _nothing() -> None:
 _PUBLISH = pack(">HHH", 60, 40, 0)  # basic.publish, ticket 0
 _HEADER = pack(">HH", 60, 0)  # basic class, weight 0
 _PROPERTY_FORMATS = tuple((name, kind.encode()) for name, kind in Message.PROPERTIES)
+MAX_SHORT_STRING = 255
+_WRITE_CHUNK = 1024 * 1024  # bytes joined per socket write once a batch is larger than this
 
 
 class ConfirmingPublisher:
@@ -60,17 +82,41 @@ class ConfirmingPublisher:
         self._log.info("broker.unblocked")
 
     def publish(self, messages: Sequence[Outgoing], *, while_waiting: Callable[[], None] = _nothing) -> None:
-        """Send and wait: return once the broker has confirmed every message."""
-        self.wait_for(self.send(messages), while_waiting=while_waiting)
+        """Send and wait: return once the broker has confirmed every message. Unencodable if
+        one of them cannot be encoded; then nothing is sent."""
+        laid_out = [self._frames(message) for message in messages]
+        self.wait_for(self._write(laid_out), while_waiting=while_waiting)
 
-    def send(self, messages: Sequence[Outgoing]) -> int:
-        """Publish with `mandatory`, without waiting; the tag to `wait_for`."""
+    def send(self, messages: Sequence[Outgoing]) -> Sent:
+        """Publish with `mandatory`, without waiting: the tag to `wait_for`, and the messages
+        that could not be encoded (those are not sent and take no tag)."""
+        laid_out: list[list[bytes | memoryview]] = []
+        unencodable: dict[int, str] = {}
+        for index, message in enumerate(messages):
+            try:
+                laid_out.append(self._frames(message))
+            except Unencodable as exc:
+                unencodable[index] = str(exc)
+        return Sent(self._write(laid_out), unencodable)
+
+    def _frames(self, message: Outgoing) -> list[bytes | memoryview]:
+        return frames(self._channel.channel_id, self._connection.frame_max, message)
+
+    def _write(self, messages: list[list[bytes | memoryview]]) -> int:
+        """Write the messages' frames, small batches in one system call, and number them."""
         if messages:
-            frames = bytearray()
-            channel, frame_max = self._channel.channel_id, self._connection.frame_max
-            for message in messages:
-                frames += _frames(channel, frame_max, message)
-            self._connection.transport.write(bytes(frames))
+            write = self._connection.transport.write
+            pending: list[bytes | memoryview] = []
+            size = 0
+            for parts in messages:
+                for part in parts:
+                    pending.append(part)
+                    size += len(part)
+                    if size >= _WRITE_CHUNK:
+                        write(b"".join(pending))
+                        pending, size = [], 0
+            if pending:
+                write(b"".join(pending))
             self._connection.bytes_sent += 1
         first = self._next_tag
         self._next_tag += len(messages)
@@ -113,21 +159,27 @@ class ConfirmingPublisher:
         self._refused.append(f"unroutable: no queue is bound for {routing_key!r} on {exchange!r} ({error})")
 
 
-def _frames(channel: int, frame_max: int, message: Outgoing) -> bytes:
-    """basic.publish (mandatory), its content header and body frames, as AMQP 0-9-1 lays them out."""
-    method = b"".join((_PUBLISH, _short(message.exchange), _short(message.routing_key), b"\x01"))
-    body = message.body
+def frames(channel: int, frame_max: int, message: Outgoing) -> list[bytes | memoryview]:
+    """basic.publish (mandatory), its content header and body frames, as AMQP 0-9-1 lays them
+    out; the body's frames are views of the body, not copies. Unencodable if a value does not fit."""
+    method = b"".join((_PUBLISH, short_string(message.exchange, "exchange"),
+                       short_string(message.routing_key, "routing key"), b"\x01"))  # fmt: skip
+    body = memoryview(message.body)
     header = b"".join((_HEADER, pack(">Q", len(body)), encode_properties(message.properties)))
-    parts = [_frame(1, channel, method), _frame(2, channel, header)]
+    if len(header) > frame_max - 8:
+        raise Unencodable(f"properties of {len(header)} bytes do not fit in a frame of {frame_max}")
+    parts: list[bytes | memoryview] = [_frame(1, channel, method), _frame(2, channel, header)]
     chunk = frame_max - 8
-    parts += [_frame(3, channel, body[start : start + chunk]) for start in range(0, len(body), chunk)]
-    return b"".join(parts)
+    for start in range(0, len(body), chunk):
+        piece = body[start : start + chunk]
+        parts += (pack(">BHI", 3, channel, len(piece)), piece, b"\xce")
+    return parts
 
 
 def encode_properties(properties: dict[str, Any]) -> bytes:
     """Property flags and list of the basic class (py-amqp's names; `application_headers`).
     Strings, octets and the timestamp are packed here; only a header table goes through
-    py-amqp's table encoder."""
+    py-amqp's table encoder. Unencodable if a value does not fit its AMQP type."""
     flags = 0
     parts: list[bytes] = []
     for position, (name, kind) in enumerate(_PROPERTY_FORMATS):
@@ -135,15 +187,20 @@ def encode_properties(properties: dict[str, Any]) -> bytes:
         if value is None:
             continue
         flags |= 1 << (15 - position)
-        if kind == b"s":
-            parts.append(_short(value))
-        elif kind == b"o":
-            parts.append(bytes((value,)))
-        elif kind == b"L":
-            parts.append(pack(">Q", value))
-        else:
-            encoded: bytes = dumps(kind, [value])
-            parts.append(encoded)
+        try:
+            if kind == b"s":
+                parts.append(short_string(value, name))
+            elif kind == b"o":
+                parts.append(bytes((value,)))
+            elif kind == b"L":
+                parts.append(pack(">Q", value))
+            else:
+                encoded: bytes = dumps(kind, [value])
+                parts.append(encoded)
+        except Unencodable:
+            raise
+        except Exception as exc:  # struct.error, OverflowError, py-amqp's FrameSyntaxError...
+            raise Unencodable(f"{name}: {type(exc).__name__}: {exc}"[:300]) from None
     return pack(">H", flags) + b"".join(parts)
 
 
@@ -151,6 +208,13 @@ def _frame(kind: int, channel: int, payload: bytes) -> bytes:
     return b"".join((pack(">BHI", kind, channel, len(payload)), payload, b"\xce"))
 
 
-def _short(text: str) -> bytes:
+def short_string(text: str, what: str) -> bytes:
+    """An AMQP short string: at most 255 bytes, or Unencodable naming `what`."""
+    if not isinstance(text, str):
+        raise Unencodable(f"{what}: {type(text).__name__} is not a string")
     encoded = text.encode("utf-8", "surrogatepass")  # as py-amqp decoded it: a copy keeps it exactly
+    if len(encoded) > MAX_SHORT_STRING:
+        raise Unencodable(
+            f"{what} is {len(encoded)} bytes, more than an AMQP short string's {MAX_SHORT_STRING}"
+        )
     return bytes((len(encoded),)) + encoded

@@ -7,14 +7,12 @@ store answering, loop fresh. `/metrics` is Prometheus' text format.
 """
 
 import json
-import threading
 import time
-from collections.abc import Callable, Iterable
 from typing import Any
-from wsgiref.simple_server import WSGIRequestHandler, WSGIServer, make_server
 
-from prometheus_client import CollectorRegistry, make_wsgi_app
-from prometheus_client.exposition import ThreadingWSGIServer
+from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, generate_latest
+
+from worker.service.endpoint import Endpoint, Response
 
 
 class Health:
@@ -44,26 +42,21 @@ class Health:
         return live and self.consuming and self.store_answers, facts
 
 
-class _Quiet(WSGIRequestHandler):
-    def log_message(self, format: str, *args: Any) -> None:  # the stdlib's name
-        """Probes every few seconds are not worth a log line."""
+def serve(health: Health, registry: CollectorRegistry, host: str, port: int) -> Endpoint:
+    """Start the endpoints on a daemon thread (see `endpoint`: bounded connections, each with a
+    deadline); OSError at once if the address cannot be bound. Any other path is 404."""
 
+    def probe(check: Any) -> Response:
+        ok, facts = check()
+        body = json.dumps({"status": "ok" if ok else "unavailable", **facts}).encode()
+        return Response(200 if ok else 503, "application/json", body)
 
-def serve(health: Health, registry: CollectorRegistry, host: str, port: int) -> WSGIServer:
-    """Start the endpoints on a daemon thread; the server is returned so it can be shut down."""
-    metrics = make_wsgi_app(registry)
-
-    def app(environ: dict[str, Any], start_response: Callable[..., Any]) -> Iterable[bytes]:
-        path = environ.get("PATH_INFO", "/")
-        if path in ("/healthz", "/readyz"):
-            ok, facts = health.live() if path == "/healthz" else health.ready()
-            body = json.dumps({"status": "ok" if ok else "unavailable", **facts}).encode()
-            status = "200 OK" if ok else "503 Service Unavailable"
-            start_response(status, [("Content-Type", "application/json"), ("Content-Length", str(len(body)))])
-            return [body]
-        result: Iterable[bytes] = metrics(environ, start_response)
-        return result
-
-    server = make_server(host, port, app, ThreadingWSGIServer, handler_class=_Quiet)
-    threading.Thread(target=server.serve_forever, name="renewals-http", daemon=True).start()
-    return server
+    return Endpoint(
+        {
+            "/metrics": lambda: Response(200, CONTENT_TYPE_LATEST, generate_latest(registry)),
+            "/healthz": lambda: probe(health.live),
+            "/readyz": lambda: probe(health.ready),
+        },
+        host,
+        port,
+    ).start()

@@ -69,6 +69,10 @@ class Metrics:
             "renewals_outbox_oldest_age_seconds", "Age of the oldest unconfirmed notification (0: none).",
             registry=registry,
         )  # fmt: skip
+        self.outbox_set_aside = Counter(
+            "renewals_outbox_set_aside", "Notifications set aside in the outbox: they cannot be encoded.",
+            registry=registry,
+        )  # fmt: skip
         self.store_errors = Counter(
             "renewals_store_errors", "Store errors, by kind (unavailable: outage; conflict: redone).",
             ["kind"], registry=registry,

@@ -11,6 +11,7 @@ from pydantic import AwareDatetime, TypeAdapter
 
 from events import NOTIFICATION_REQUESTED, NotificationRequestedData, notification_routing_key
 from worker.broker.messages import APP_ID, OUTPUT_CONTENT_TYPE, PERSISTENT, Outgoing
+from worker.broker.publisher import short_string
 from worker.store import OutboxRow
 
 _TIME: TypeAdapter[datetime] = TypeAdapter(AwareDatetime)
@@ -50,6 +51,13 @@ class NotificationWriter:
             routing_key=notification_routing_key(data.audience),
             body=body,
         )
+
+    @staticmethod
+    def check(data: NotificationRequestedData) -> None:
+        """Unencodable if the notification's AMQP properties could not be written: checked before
+        its batch commits, so that such a notification fails alone, as its event's failure."""
+        short_string(data.notification_id, "message_id (the notification id)")
+        short_string(data.causation_id, "correlation_id (the event id)")
 
     def message(self, row: OutboxRow) -> Outgoing:
         """The publish for an outbox row: persistent, ids in the AMQP properties."""

@@ -26,6 +26,10 @@ class Outbox:
     def sent(self, seqs: Iterable[int]) -> None:
         self.unconfirmed.update(seqs)
 
+    def set_aside(self, seqs: Iterable[int]) -> None:
+        """These rows will never be published (the store keeps them aside): stop tracking them."""
+        self.unconfirmed.difference_update(seqs)
+
     def confirmed(self, seqs: Iterable[int]) -> None:
         """The broker confirmed these rows: delete them with the next transaction."""
         seqs = list(seqs)

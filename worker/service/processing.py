@@ -176,7 +176,9 @@ class BatchProcessor:
                 fresh.discard(event.id)  # the same id twice in one batch: the second is a repeat
                 try:
                     with work.event():
-                        decision = self._handlers[type(event)](event, projection=work)
+                        decision = self._handlers[type(event)](event, projection=work, now=now)
+                        if decision.notification is not None:
+                            self._writer.check(decision.notification)
                 except Exception as exc:
                     failed.append(event.id)
                     outcomes.append(self._failed(delivery, self._failures.handle(delivery, exc), event))

@@ -17,8 +17,8 @@ from dataclasses import dataclass
 from functools import partial
 
 from worker import logs
-from worker.broker.messages import Delivery
-from worker.broker.publisher import ConfirmingPublisher
+from worker.broker.messages import Delivery, Outgoing, bare_copy
+from worker.broker.publisher import ConfirmingPublisher, Unencodable
 from worker.broker.topology import BrokerVersion, declare, topology
 from worker.broker.wire import Connection, DeliveryReader, read_by_the_reader
 from worker.logs import Logger
@@ -172,11 +172,47 @@ class Session:
             else:
                 results = self._store.call(partial(self._processor.process, chunk))
             self._metrics.delivered(len(chunk), time.perf_counter() - started)
-            outgoing = [result.outgoing for result in results if result.outgoing is not None]
+            publishing = [result for result in results if result.outgoing is not None]
             seqs = [result.outbox_seq for result in results if result.outbox_seq is not None]
             self._outbox.sent(seqs)  # committed: republished at the next session if this one ends now
             self._settle()
-            self._in_flight = _InFlight(chunk[-1].delivery_tag, self._publisher.send(outgoing), results, seqs)
+            sent = self._publisher.send([result.outgoing for result in publishing if result.outgoing])
+            tag, aside = sent.tag, set[int]()
+            if sent.unencodable:
+                tag, aside = self._left_out(publishing, sent.unencodable, tag)
+            kept = [seq for seq in seqs if seq not in aside]
+            self._in_flight = _InFlight(chunk[-1].delivery_tag, tag, results, kept)
+
+    def _left_out(
+        self, publishing: list[Result], unencodable: dict[int, str], tag: int
+    ) -> tuple[int, set[int]]:
+        """What the publisher could not encode fails alone: a notification's outbox row is set
+        aside in the store with the reason; a retry or dead-letter copy goes out bare (its body
+        and the worker's headers). The new last tag, and the rows set aside."""
+        aside: set[int] = set()
+        bare: list[Outgoing] = []
+        for index, reason in unencodable.items():
+            result = publishing[index]
+            if result.outbox_seq is not None:
+                self._set_aside(result.outbox_seq, reason, result.fields.get("event_id"))
+                aside.add(result.outbox_seq)
+            elif result.outgoing is not None:
+                self._log.error(
+                    "message.copy_stripped", reason=reason, routing_key=result.outgoing.routing_key
+                )
+                bare.append(bare_copy(result.outgoing))
+        if bare:
+            sent = self._publisher.send(bare)
+            if sent.unencodable:  # the worker's own names and headers: a configuration no broker takes
+                raise Unencodable("; ".join(sent.unencodable.values()))
+            tag = sent.tag
+        return tag, aside
+
+    def _set_aside(self, seq: int, reason: str, event_id: object) -> None:
+        self._store.call(partial(self._processor.store.set_aside, seq, reason))
+        self._outbox.set_aside([seq])
+        self._metrics.outbox_set_aside.inc()
+        self._log.error("outbox.set_aside", seq=seq, event_id=event_id, reason=reason)
 
     def _settle(self) -> None:
         """Wait for the in-flight batch's confirms, acknowledge it, write its log lines."""
@@ -198,10 +234,15 @@ class Session:
         if not rows:
             return
         self._settle()
-        messages = [self._processor.message(row) for row in rows]
-        self._publisher.publish(messages, while_waiting=self._keep_alive)
-        self._outbox.confirmed(row.seq for row in rows if row.seq is not None)
-        self._log.info(event, count=len(rows))
+        sent = self._publisher.send([self._processor.message(row) for row in rows])
+        aside = {rows[index].seq for index in sent.unencodable}
+        for index, reason in sent.unencodable.items():
+            row = rows[index]
+            if row.seq is not None:
+                self._set_aside(row.seq, reason, row.correlation_id)
+        self._publisher.wait_for(sent.tag, while_waiting=self._keep_alive)
+        self._outbox.confirmed(row.seq for row in rows if row.seq is not None and row.seq not in aside)
+        self._log.info(event, count=len(rows) - len(aside))
 
     def _wait(self, seconds: float) -> None:
         """Keep the broker connections alive for `seconds` (deliveries arriving are kept)."""

@@ -84,6 +84,12 @@ MIGRATIONS = (
             "ALTER TABLE outbox ADD COLUMN claimed_until_us BIGINT",
         ),
     ),
+    Migration(
+        3,
+        "outbox rows set aside (a notification that cannot be encoded, with the reason)",
+        _same("ALTER TABLE outbox ADD COLUMN set_aside TEXT"),
+        _same("ALTER TABLE outbox ADD COLUMN set_aside TEXT"),
+    ),
 )
 
 LATEST = MIGRATIONS[-1].version

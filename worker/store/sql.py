@@ -190,7 +190,9 @@ class SqlStore:
             one_of, params = self._backend.any_of("bigint", chunk)
             rows += _outbox_rows(
                 self.execute(
-                    f"SELECT {_OUTBOX_COLUMNS} FROM outbox WHERE seq {one_of} ORDER BY seq", params
+                    f"SELECT {_OUTBOX_COLUMNS} FROM outbox WHERE seq {one_of} AND set_aside IS NULL"
+                    " ORDER BY seq",
+                    params,
                 ).fetchall()
             )
         return rows
@@ -204,15 +206,32 @@ class SqlStore:
             claimed = self.execute(
                 "UPDATE outbox SET claimed_until_us = ? WHERE seq IN ("
                 " SELECT seq FROM outbox WHERE created_at_us <= ? AND COALESCE(claimed_until_us, 0) <= ?"
+                " AND set_aside IS NULL"
                 f" ORDER BY seq LIMIT ?{self._backend.skip_locked}) RETURNING {_OUTBOX_COLUMNS}",
                 (now_us + grace_us, now_us - grace_us, now_us, limit),
             ).fetchall()
         return sorted(_outbox_rows(claimed), key=lambda row: row.seq or 0)
 
     def outbox_stats(self) -> tuple[int, int | None]:
-        """Rows in the outbox, and when the oldest was written (µs since the epoch; None: empty)."""
-        count, oldest = self.execute("SELECT count(*), min(created_at_us) FROM outbox").fetchone()
+        """Rows in the outbox to publish, and when the oldest was written (µs since the epoch;
+        None: empty). Rows set aside are not counted."""
+        count, oldest = self.execute(
+            "SELECT count(*), min(created_at_us) FROM outbox WHERE set_aside IS NULL"
+        ).fetchone()
         return int(count), None if oldest is None else int(oldest)
+
+    def set_aside(self, seq: int, reason: str) -> None:
+        """Keep an outbox row that can never be published, with the reason, and never publish
+        it again (nor count it as pending): it stays for an operator to read."""
+        with self.transaction():
+            self.execute("UPDATE outbox SET set_aside = ? WHERE seq = ?", (reason[:1000], seq))
+
+    def set_aside_rows(self) -> list[tuple[OutboxRow, str]]:
+        """The rows set aside, oldest first, each with its reason."""
+        rows = self.execute(
+            f"SELECT {_OUTBOX_COLUMNS}, set_aside FROM outbox WHERE set_aside IS NOT NULL ORDER BY seq"
+        ).fetchall()
+        return [(row, str(found[-1])) for row, found in zip(_outbox_rows(rows), rows, strict=True)]
 
     def forget_sent(self, seqs: Sequence[int]) -> None:
         """Drop confirmed rows, in a transaction of their own."""

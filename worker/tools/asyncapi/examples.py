@@ -9,11 +9,12 @@ headers with `DeadLetterHeaders`, and raises (InvalidInput, ValidationError) on 
 """
 
 import json
+from datetime import timedelta
 from typing import Any
 
-from events import parse, parse_notification
+from events import RenewalApproaching, parse, parse_notification
 from events.registry import RENEWAL_APPROACHING
-from handlers import notification_id_for
+from handlers import ReminderKey, notification_id_for
 from worker.broker import messages as wire
 from worker.service.failures import DeadLetterHeaders
 from worker.settings import VERSION, Settings
@@ -37,7 +38,11 @@ def examples(settings: Settings) -> dict[str, dict[str, Any]]:
     owner = envelope(
         "OwnerChanged", "evt-2", {"partner_id": "p1", "owner": "platform", "partner_contact": ALICE}
     )
-    notification_id = notification_id_for(renewal["id"])
+    reminder = parse(json.dumps(renewal).encode(), "application/json", max_future=timedelta.max)
+    assert isinstance(reminder, RenewalApproaching)
+    notification_id = notification_id_for(
+        ReminderKey(reminder.data.client_id, reminder.data.renewal_date, reminder.days_until_renewal)
+    )
     notification = envelope(
         "NotificationRequested",
         notification_id,

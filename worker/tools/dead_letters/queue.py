@@ -159,7 +159,7 @@ class DeadLetterQueue:
 def _letter(position: int, delivery: Delivery) -> DeadLetter:
     properties = {name: delivery.properties.get(name) for name in PROPERTY_NAMES}
     properties["headers"] = delivery.properties.get("application_headers")
-    return DeadLetter.read(position, properties, delivery.body, delivery.problem)
+    return DeadLetter.read(position, properties, bytes(delivery.body), delivery.problem)
 
 
 def _amqp_names(properties: dict[str, Any]) -> dict[str, Any]:
