@@ -133,9 +133,10 @@ def test_a_queue_of_the_other_type_names_the_setting_that_would_match(
 ) -> None:
     """QUEUE_TYPE=classic where quorum queues exist (or the reverse): exit 78 and one line naming
     the setting that would match what the broker holds, never the one already set."""
-    from worker.broker.topology import topology
+    from worker.broker.topology import BrokerVersion, topology
 
-    for queue in topology(Settings(queue_type=existing)).queues:
+    version = BrokerVersion.parse(client.connection._impl.server_properties["version"])
+    for queue in topology(Settings(queue_type=existing), version).queues:
         client.channel.queue_declare(queue.name, durable=True, arguments=queue.arguments)
     finished = run_worker(
         {

@@ -228,8 +228,12 @@ def topology_command(declare_now: bool, migrate: bool, broker_version: str | Non
 def _ask_version(broker: Broker) -> "BrokerVersion":
     from worker.broker.topology import BrokerVersion
 
+    from worker.broker.endpoints import BrokerRefused
+
     try:
         connection, _ = broker.connect()
+    except BrokerRefused:
+        raise  # told once, with its fix and exit status 77, by the command group
     except Exception as exc:
         raise click.ClickException(
             f"cannot reach the broker at {broker} to ask its version ({masked(str(exc))});"
