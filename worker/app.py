@@ -15,10 +15,10 @@ from worker.logs import Logger
 from worker.redaction import masked
 from worker.service.health import Health, serve
 from worker.service.metrics import Metrics
-from worker.service.processing import BatchProcessor
 from worker.service.runtime import Worker
 from worker.settings import Settings
 from worker.store import SchemaTooNew, SchemaTooOld, SqlStore, StoreUnavailable, open_store
+from worker.tracing import TracingMisconfigured, processor_for
 
 EX_CONFIG = 78  # sysexits.h: a configuration error; restarting will not help
 
@@ -38,7 +38,7 @@ def build_worker(
         serve(health, metrics.registry, settings.metrics_host, settings.metrics_port)
         log.info("metrics.serving", host=settings.metrics_host, port=settings.metrics_port)
     conflict = metrics.store_errors.labels("conflict").inc
-    processor = BatchProcessor(settings, store, handlers, on_conflict=conflict)
+    processor = processor_for(settings, store, handlers, on_conflict=conflict)  # traced if OTEL_* say so
     return Worker(settings, processor, log, metrics=metrics, health=health)
 
 
@@ -85,7 +85,7 @@ def run_until_signalled(settings: Settings, *, handlers: HandlerMap = HANDLERS) 
         store = _store_when_it_answers(settings, stop, log)
         if store is not None:
             build_worker(settings, handlers=handlers, store=store).run(stop)
-    except (SchemaTooNew, SchemaTooOld, TopologyMismatch) as exc:
+    except (SchemaTooNew, SchemaTooOld, TopologyMismatch, TracingMisconfigured) as exc:
         log.error("worker.cannot_start", error=str(exc))
         sys.stderr.flush()
         sys.exit(EX_CONFIG)

@@ -4,7 +4,7 @@ import socket
 from importlib.metadata import version
 from typing import Literal
 
-from pydantic import Field
+from pydantic import AliasChoices, Field
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from events import DEFAULT_MAX_FUTURE
@@ -98,6 +98,25 @@ class Settings(BaseSettings):
     source: str = "urn:renewal-routing:worker"
     log_format: Literal["auto", "json", "console"] = "auto"
     log_level: Literal["debug", "info", "warning", "error"] = "info"
+
+    # Tracing (docs/tracing.md) reads OpenTelemetry's own variables, not RENEWALS_* ones; the
+    # SDK reads the rest (OTEL_SERVICE_NAME, OTEL_TRACES_SAMPLER...) itself, once it is loaded.
+    otel_sdk_disabled: bool = Field(False, validation_alias="OTEL_SDK_DISABLED")
+    otel_traces_exporter: str | None = Field(None, validation_alias="OTEL_TRACES_EXPORTER")
+    otel_exporter_otlp_endpoint: str | None = Field(
+        None,
+        validation_alias=AliasChoices("OTEL_EXPORTER_OTLP_TRACES_ENDPOINT", "OTEL_EXPORTER_OTLP_ENDPOINT"),
+    )
+
+    @property
+    def tracing(self) -> bool:
+        """On when an exporter is named (other than `none`) or an OTLP endpoint is set, unless
+        OTEL_SDK_DISABLED is true."""
+        if self.otel_sdk_disabled:
+            return False
+        if self.otel_traces_exporter is not None:
+            return self.otel_traces_exporter.strip().lower() not in ("", "none")
+        return bool(self.otel_exporter_otlp_endpoint)
 
     @property
     def host(self) -> str:
