@@ -1,6 +1,7 @@
 """Tracing end to end (docs/tracing.md): the real worker and broker, exporting over OTLP/HTTP to
 a receiver this test runs, and `renewals dlq` commands replaying in the same trace's wake."""
 
+import itertools
 import json
 import re
 from collections.abc import Iterator
@@ -105,7 +106,7 @@ def test_a_retried_event_continues_its_trace_and_its_dead_letter_keeps_it(
     assert {s.status for s in attempts} == {"ERROR"}
     assert attempts[0].parent_span_id == BILLING_SPAN
     sends = {s.span_id: s for s in in_trace(spans, BILLING_TRACE) if s.kind == "PRODUCER"}
-    for before, after in zip(attempts, attempts[1:], strict=False):
+    for before, after in itertools.pairwise(attempts):
         retry = sends[after.parent_span_id]
         assert retry.name.startswith("send renewals.worker.retry.") and retry.parent_span_id == before.span_id
     [to_dlq] = in_trace(spans, BILLING_TRACE, "send renewals.worker.dlq")
