@@ -38,12 +38,14 @@ class ReceivedSpan:
 
 class OtlpReceiver:
     """`with OtlpReceiver() as receiver:` serves `receiver.endpoint` (OTEL_EXPORTER_OTLP_ENDPOINT)
-    and keeps what arrives in `receiver.spans` (or only counts it, with `keep=False`)."""
+    and keeps what arrives in `receiver.spans`; with `keep=False` it only counts requests and
+    bytes, without decoding them (the benchmark's, which should not compete with the worker)."""
 
     def __init__(self, keep: bool = True) -> None:
         self.spans: list[ReceivedSpan] = []
         self.count = 0
         self.requests = 0
+        self.bytes = 0
         self._keep = keep
         self._lock = threading.Lock()
         self._server = ThreadingHTTPServer(("127.0.0.1", 0), self._handler())
@@ -71,6 +73,11 @@ class OtlpReceiver:
         return wait_until(lambda: condition(spans := self.received()) and spans, what, timeout)
 
     def _take(self, body: bytes) -> None:
+        if not self._keep:
+            with self._lock:
+                self.requests += 1
+                self.bytes += len(body)
+            return
         request = ExportTraceServiceRequest()
         request.ParseFromString(body)
         spans = [
@@ -82,9 +89,9 @@ class OtlpReceiver:
         ]
         with self._lock:
             self.requests += 1
+            self.bytes += len(body)
             self.count += len(spans)
-            if self._keep:
-                self.spans += spans
+            self.spans += spans
 
     def _handler(self) -> type[BaseHTTPRequestHandler]:
         receiver = self
