@@ -23,7 +23,13 @@ TRACESTATE_PATTERN = r"^[\x20-\x7e]*$"
 
 # Version, trace id, parent (span) id, flags; a later version may carry more after a "-".
 _TRACEPARENT = re.compile(r"([0-9a-f]{2})-([0-9a-f]{32})-([0-9a-f]{16})-([0-9a-f]{2})(-[\x21-\x7e]*)?")
-_TRACESTATE = re.compile(TRACESTATE_PATTERN)
+# W3C's list member: a key (simple, or tenant@system) "=" a value of printable ASCII without
+# "," or "=", not ending in a space.
+_MEMBER = re.compile(
+    r"(?:[a-z][_0-9a-z\-*/]{0,255}|[a-z0-9][_0-9a-z\-*/]{0,240}@[a-z][_0-9a-z\-*/]{0,13})"
+    r"=[\x20-\x2b\x2d-\x3c\x3e-\x7e]{0,255}[\x21-\x2b\x2d-\x3c\x3e-\x7e]"
+)
+MAX_TRACESTATE_MEMBERS = 32
 
 
 @dataclass(frozen=True, slots=True)
@@ -58,11 +64,19 @@ def read_traceparent(value: object) -> TraceParent | str:
 
 
 def read_tracestate(value: object) -> str | None:
-    """`value` if it can be a tracestate (a bounded printable string), else None."""
-    if isinstance(value, str) and len(value) <= MAX_TRACESTATE_CHARS and _TRACESTATE.match(value):
-        return value
-    return None
+    """`value` if it is a valid tracestate (W3C's grammar: at most 32 `key=value` members, each
+    key once) within MAX_TRACESTATE_CHARS, else None."""
+    if not isinstance(value, str) or len(value) > MAX_TRACESTATE_CHARS:
+        return None
+    members = [member.strip(" \t") for member in value.split(",")]
+    members = [member for member in members if member]
+    keys = {member.split("=", 1)[0] for member in members}
+    if not members or len(members) > MAX_TRACESTATE_MEMBERS or len(keys) != len(members):
+        return None
+    if not all(_MEMBER.fullmatch(member) for member in members):
+        return None
+    return value
 
 
 def format_traceparent(trace_id: int, span_id: int, flags: int) -> str:
-    return f"00-{trace_id:032x}-{span_id:016x}-{flags:02x}"
+    return "00-%032x-%016x-%02x" % (trace_id, span_id, flags)  # noqa: UP031 - the fastest spelling

@@ -19,7 +19,7 @@ from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanE
 from opentelemetry.trace import SpanKind, StatusCode
 
 from events import parse, parse_notification
-from events.trace_context import read_traceparent
+from events.trace_context import read_traceparent, read_tracestate
 from handlers import HANDLERS
 from support.faults import fails_for_doomed_clients
 from support.messages import contact, renewal
@@ -28,8 +28,9 @@ from worker.service.processing import Result
 from worker.settings import Settings
 from worker.store import OutboxRow, open_store
 from worker.tools.dead_letters import DeadLetter
+from worker.tracing import TracingMisconfigured
 from worker.tracing.replay import ReplayTracing
-from worker.tracing.sdk import trace_ids
+from worker.tracing.sdk import exporters, trace_ids
 from worker.tracing.spans import TracedProcessor
 from worker.tracing.store import traced
 
@@ -427,3 +428,51 @@ def test_with_tracing_off_building_the_worker_loads_nothing_of_opentelemetry(
     kind, loaded = result.stdout.split()
     assert kind == expected
     assert (int(loaded) == 0) is (expected == "BatchProcessor"), result.stdout
+
+
+def test_a_sampled_out_event_still_passes_its_context_on_and_exports_nothing(tmp_path: Path) -> None:
+    """Billing did not sample its trace (flags 00): with the parent-based sampler nothing of
+    that trace is exported (the batch, a trace of its own, is sampled on its own), yet the
+    notification's header and envelope carry the trace on, unsampled."""
+    provider = TracerProvider()  # parentbased_always_on, as the SDK's default
+    exporter = InMemorySpanExporter()
+    provider.add_span_processor(SimpleSpanProcessor(exporter))
+    unsampled = f"00-{BILLING_TRACE}-{BILLING_SPAN}-00"
+    (result,) = processor(tmp_path, provider).process(
+        [delivery(traced_renewal("c1", decision_maker=DORA), traceparent=unsampled)]
+    )
+    exported = exporter.get_finished_spans()
+    assert [span for span in exported if hex_ids(span)[0] == BILLING_TRACE] == []
+    assert {span.name for span in exported if span.kind is not SpanKind.CLIENT} == {"process renewals.worker"}
+    header = headers_of(result)["traceparent"]
+    assert header.startswith(f"00-{BILLING_TRACE}-") and header.endswith("-00") and BILLING_SPAN not in header
+    assert result.outgoing is not None and orjson.loads(result.outgoing.body)["traceparent"] == header
+    assert (result.fields["trace_id"], result.fields["span_id"]) == (BILLING_TRACE, header[36:52])
+
+
+@pytest.mark.parametrize(
+    "value, valid",
+    [
+        ("billing=1", True),
+        ("tenant@vendor=x, other=y", True),
+        ("", False),
+        ("a=1,a=2", False),
+        ("Upper=1", False),
+        ("k=\x1b[31m", False),
+        (",".join(f"k{n}=v" for n in range(33)), False),
+        ("k=" + "v" * 600, False),
+    ],
+)
+def test_a_tracestate_is_kept_only_when_it_follows_w3cs_grammar(value: str, valid: bool) -> None:
+    """At most 32 distinct lowercase keys, printable values, 512 characters; otherwise dropped."""
+    assert (read_tracestate(value) == value) is valid
+
+
+def test_an_exporter_this_worker_cannot_use_is_one_line_naming_the_fix(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """OTEL_TRACES_EXPORTER=zipkin stops the worker's set-up with TracingMisconfigured, which
+    the worker and the CLI print as one line."""
+    monkeypatch.setenv("OTEL_TRACES_EXPORTER", "otlp,zipkin")
+    with pytest.raises(TracingMisconfigured, match=r"zipkin is not one of otlp, console \(or none\)"):
+        exporters(Settings())

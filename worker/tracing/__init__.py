@@ -6,7 +6,8 @@ module imports none of it: `worker.tracing.spans` and the modules it imports are
 through the functions below, once tracing is on.
 """
 
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from typing import TYPE_CHECKING
 
 from handlers import HANDLERS, HandlerMap
@@ -32,9 +33,10 @@ def processor_for(
     """The batch processor: traced (its store calls too) when tracing is on, the plain one otherwise."""
     if not settings.tracing:
         return BatchProcessor(settings, store, handlers, on_conflict=on_conflict)
-    from worker.tracing.sdk import tracer
-    from worker.tracing.spans import TracedProcessor
-    from worker.tracing.store import traced
+    with _sdk_installed():
+        from worker.tracing.sdk import tracer
+        from worker.tracing.spans import TracedProcessor
+        from worker.tracing.store import traced
 
     spans = tracer(settings)
     return TracedProcessor(settings, traced(store, spans), handlers, on_conflict=on_conflict, tracer=spans)
@@ -44,7 +46,20 @@ def replay_tracing(settings: Settings) -> "ReplayTracing | None":
     """What `renewals dlq replay` wraps each republish in when tracing is on (else None)."""
     if not settings.tracing:
         return None
-    from worker.tracing.replay import ReplayTracing
-    from worker.tracing.sdk import provider
+    with _sdk_installed():
+        from worker.tracing.replay import ReplayTracing
+        from worker.tracing.sdk import provider
 
     return ReplayTracing(provider(settings))
+
+
+@contextmanager
+def _sdk_installed() -> Iterator[None]:
+    try:
+        yield
+    except ImportError as exc:
+        raise TracingMisconfigured(
+            f"OTEL_* variables turn tracing on, but OpenTelemetry is not installed ({exc.name} is"
+            " missing): pip install 'renewal-routing[otel]', or unset OTEL_TRACES_EXPORTER and"
+            " OTEL_EXPORTER_OTLP_ENDPOINT (or set OTEL_SDK_DISABLED=true)"
+        ) from None

@@ -14,6 +14,7 @@ import orjson
 
 from events import MAX_BODY_BYTES
 from events.trace_context import (
+    MAX_TRACESTATE_CHARS,
     TRACEPARENT,
     TRACESTATE,
     TraceParent,
@@ -69,7 +70,10 @@ def _context(
     state = carrier.get(TRACESTATE)
     valid_state = read_tracestate(state)
     if state is not None and valid_state is None:
-        problems.append(f"{where} tracestate ignored: not a printable string of at most 512 characters")
+        problems.append(
+            f"{where} tracestate ignored: not W3C's list of at most 32 key=value members"
+            f" in at most {MAX_TRACESTATE_CHARS} characters"
+        )
     return parent, valid_state
 
 

@@ -17,6 +17,7 @@ Spans end when the batch is committed and its messages are handed to the publish
 broker's confirms are awaited for the whole batch afterwards (`renewals_confirm_wait_seconds`).
 """
 
+import functools
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import replace
@@ -100,30 +101,32 @@ class TracedProcessor(BatchProcessor):
             },
         )
         to_batch = Link(batch.get_span_context())
-        spans: dict[int, Span] = {}
-        created: dict[str, SpanContext] = {}
+        spans: dict[int, tuple[Span, dict[str, str]]] = {}
+        created: dict[str, dict[str, str]] = {}
         for delivery in deliveries:
             span, event_id = self._start(delivery, to_batch, started)
-            batch.add_link(span.get_span_context())
-            spans[id(delivery)] = span
+            context = span.get_span_context()
+            batch.add_link(context)
+            spans[id(delivery)] = span, carrier(context)
             if event_id is not None:
-                created.setdefault(event_id, span.get_span_context())
-        self._writer.contexts, self._in_batch = created, True
+                created.setdefault(event_id, spans[id(delivery)][1])
+        self._writer.carriers, self._in_batch = created, True
         try:
             with trace.use_span(batch, record_exception=False, set_status_on_exception=False):
                 results = run()
         except BaseException as exc:  # the store went away (the batch is done again), or worse
-            for span in (*spans.values(), batch):
+            for span in (*(span for span, _ in spans.values()), batch):
                 failed(span, type(exc).__qualname__, str(exc))
                 span.end()
             raise
         finally:
-            self._writer.contexts, self._in_batch = {}, False
-        finished = [self._finish(result, spans.get(id(result.delivery))) for result in results]
+            self._writer.carriers, self._in_batch = {}, False
+        finished = [self._finish(result, *spans[id(result.delivery)]) for result in results]
         batch.end()
         return finished
 
     def _start(self, delivery: Delivery, to_batch: Link, started: int) -> tuple[Span, str | None]:
+        """The event's span: what a sampler may look at given at once, the rest only if it records."""
         found = carried(delivery)
         for problem in found.problems:  # never the event's fault: it is handled as usual
             self._log.warning("trace.context_ignored", problem=problem, event_id=found.event_id)
@@ -131,39 +134,48 @@ class TracedProcessor(BatchProcessor):
         if found.header is not None and found.envelope is not None and found.envelope != found.header:
             links.append(Link(remote(found.envelope), {"renewals.trace_context": "envelope"}))
         parent = found.parent
-        exchange, routing_key = delivery.origin
-        attributes = {
-            **operation("process"),
-            **_destination(exchange, routing_key, self._queue),
-            "messaging.rabbitmq.message.delivery_tag": delivery.delivery_tag,
-            "messaging.message.body.size": len(delivery.body),
-            "renewals.attempt": delivery.attempts + 1,
-            **_ids(delivery.properties),
-        }
+        name, attributes = self._process_span(*delivery.origin)
         span = self._tracer.start_span(
-            f"process {attributes['messaging.destination.name']}",
+            name,
             context=Context() if parent is None else _in(parent),
             kind=SpanKind.CONSUMER,
             links=links,
             start_time=started,
             attributes=attributes,
         )
+        if span.is_recording():
+            span.set_attributes(
+                {
+                    "messaging.rabbitmq.message.delivery_tag": delivery.delivery_tag,
+                    "messaging.message.body.size": len(delivery.body),
+                    "renewals.attempt": delivery.attempts + 1,
+                    **_ids(delivery.properties),
+                }
+            )
         return span, found.event_id
 
-    def _finish(self, result: Result, span: Span | None) -> Result:
-        if span is None:  # pragma: no cover - every result is one of the batch's deliveries
+    @functools.lru_cache(maxsize=64)  # noqa: B019 - one processor per worker; a handful of origins
+    def _process_span(self, exchange: str, routing_key: str) -> tuple[str, dict[str, Any]]:
+        where = _destination(exchange, routing_key, self._queue)
+        return f"process {where['messaging.destination.name']}", {**operation("process"), **where}
+
+    def _finish(self, result: Result, span: Span, written: dict[str, str]) -> Result:
+        traceparent = written[TRACEPARENT]
+        result.fields["trace_id"], result.fields["span_id"] = traceparent[3:35], traceparent[36:52]
+        if not span.is_recording():  # sampled out: its context is propagated, nothing more
+            if result.outgoing is not None:
+                result = replace(result, outgoing=_carrying(result.outgoing, written))
+            span.end()
             return result
+        attributes: dict[str, Any] = {"renewals.outcome": result.outcome}
         if result.event is not None:
-            span.set_attribute("cloudevents.event_id", result.event.id)
-            span.set_attribute("cloudevents.event_type", result.event.type)
+            attributes["cloudevents.event_id"] = result.event.id
+            attributes["cloudevents.event_type"] = result.event.type
             if "message_id" not in result.delivery.properties:
-                span.set_attribute("messaging.message.id", result.event.id)
-        span.set_attribute("renewals.outcome", result.outcome)
+                attributes["messaging.message.id"] = result.event.id
+        span.set_attributes(attributes)
         if result.failure is not None:
             failed(span, result.failure.reason, result.failure.detail)
-        context = span.get_span_context()
-        result.fields["trace_id"] = f"{context.trace_id:032x}"
-        result.fields["span_id"] = f"{context.span_id:016x}"
         if result.outgoing is not None:
             outgoing = published(self._tracer, result.outgoing, trace.set_span_in_context(span))
             result = replace(result, outgoing=outgoing)
@@ -174,14 +186,14 @@ class TracedProcessor(BatchProcessor):
 class _TracedWriter(NotificationWriter):
     """Writes into each notification's envelope the context of the event span it was created in."""
 
-    contexts: dict[str, SpanContext] = {}  # noqa: RUF012 - replaced per batch, never mutated
+    carriers: dict[str, dict[str, str]] = {}  # noqa: RUF012 - replaced per batch, never mutated
 
     def row(self, data: NotificationRequestedData, time_json: bytes) -> OutboxRow:
         row = super().row(data, time_json)
-        context = self.contexts.get(data.causation_id)
-        if context is None:
+        written = self.carriers.get(data.causation_id)
+        if written is None:
             return row
-        extension = orjson.dumps(carrier(context))[:-1] + b","  # `{"traceparent":"…",` then the envelope
+        extension = orjson.dumps(written)[:-1] + b","  # `{"traceparent":"…",` then the envelope
         return replace(row, body=extension + row.body[1:])
 
 
@@ -199,10 +211,15 @@ def published(tracer: trace.Tracer, outgoing: Outgoing, parent: Context) -> Outg
             **_ids(outgoing.properties),
         },
     )
+    span.end()
+    return _carrying(outgoing, carrier(span.get_span_context()))
+
+
+def _carrying(outgoing: Outgoing, written: dict[str, str]) -> Outgoing:
+    """`outgoing` with `written` as its trace context headers."""
     headers = dict(outgoing.properties.get("application_headers") or {})
     headers.pop(TRACESTATE, None)  # an upstream one, copied; the span's own (if any) replaces it
-    headers.update(carrier(span.get_span_context()))
-    span.end()
+    headers.update(written)
     properties = {**outgoing.properties, "application_headers": headers}
     return Outgoing(outgoing.exchange, outgoing.routing_key, outgoing.body, properties)
 
