@@ -6,6 +6,7 @@ import json
 import os
 import subprocess
 import sys
+import tomllib
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -25,12 +26,12 @@ from support.faults import fails_for_doomed_clients
 from support.messages import contact, renewal
 from worker.broker.messages import Delivery
 from worker.service.processing import Result
-from worker.settings import Settings
+from worker.settings import VERSION, Settings
 from worker.store import OutboxRow, open_store
 from worker.tools.dead_letters import DeadLetter
 from worker.tracing import TracingMisconfigured
 from worker.tracing.replay import ReplayTracing
-from worker.tracing.sdk import exporters, trace_ids
+from worker.tracing.sdk import exporters, resource, trace_ids
 from worker.tracing.spans import TracedProcessor
 from worker.tracing.store import traced
 
@@ -401,7 +402,7 @@ BUILD = """
 import sys
 from worker import logs
 from worker.app import build_worker
-from worker.settings import Settings
+from worker.settings import VERSION, Settings
 logs.configure("info", "json")
 worker = build_worker(Settings(store_url=sys.argv[1]))
 loaded = sorted(name for name in sys.modules if name.split(".")[0] == "opentelemetry")
@@ -476,3 +477,28 @@ def test_an_exporter_this_worker_cannot_use_is_one_line_naming_the_fix(
     monkeypatch.setenv("OTEL_TRACES_EXPORTER", "otlp,zipkin")
     with pytest.raises(TracingMisconfigured, match=r"zipkin is not one of otlp, console \(or none\)"):
         exporters(Settings())
+
+
+def test_the_service_is_renewal_routing_unless_otel_service_name_says_otherwise(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """service.name defaults to the app's name, OTEL_SERVICE_NAME wins; service.version is the package's."""
+    monkeypatch.delenv("OTEL_SERVICE_NAME", raising=False)
+    monkeypatch.delenv("OTEL_RESOURCE_ATTRIBUTES", raising=False)
+    assert resource().attributes["service.name"] == "renewal-routing"
+    assert resource().attributes["service.version"] == VERSION
+    monkeypatch.setenv("OTEL_SERVICE_NAME", "renewals-eu")
+    assert resource().attributes["service.name"] == "renewals-eu"
+
+
+def test_the_image_and_the_test_extra_install_the_otel_extra() -> None:
+    """The Docker image can trace when OTEL_* say so, and the README's test command installs the SDK."""
+    root = Path(__file__).resolve().parents[2]
+    assert "pip install --no-cache-dir '.[otel]'" in (root / "Dockerfile").read_text()
+    extras = tomllib.loads((root / "pyproject.toml").read_text())["project"]["optional-dependencies"]
+    assert "renewal-routing[otel]" in extras["test"]
+    assert {requirement.split(">=")[0] for requirement in extras["otel"]} == {
+        "opentelemetry-api",
+        "opentelemetry-sdk",
+        "opentelemetry-exporter-otlp-proto-http",
+    }

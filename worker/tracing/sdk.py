@@ -33,7 +33,7 @@ def tracer(settings: Settings) -> trace.Tracer:
 def provider(settings: Settings) -> TracerProvider:
     """Set up once per process: a provider exporting in the background (what is left flushed
     at exit), and trace ids on every log line."""
-    made = TracerProvider(resource=_resource())  # the sampler: OTEL_TRACES_SAMPLER(_ARG)
+    made = TracerProvider(resource=resource())  # the sampler: OTEL_TRACES_SAMPLER(_ARG)
     for exporter in exporters(settings):
         made.add_span_processor(BatchSpanProcessor(exporter))
     logs.include(trace_ids)
@@ -58,11 +58,12 @@ def exporters(settings: Settings) -> list[SpanExporter]:
     return chosen
 
 
-def _resource() -> Resource:
-    resource = Resource.create({SERVICE_VERSION: VERSION})
-    if str(resource.attributes.get(SERVICE_NAME, "")).startswith("unknown_service"):
-        resource = resource.merge(Resource({SERVICE_NAME: APP_ID}))  # OTEL_SERVICE_NAME unset
-    return resource
+def resource() -> Resource:
+    """The SDK's resource (OTEL_SERVICE_NAME, OTEL_RESOURCE_ATTRIBUTES), `renewal-routing` by default."""
+    detected = Resource.create({SERVICE_VERSION: VERSION})
+    if str(detected.attributes.get(SERVICE_NAME, "")).startswith("unknown_service"):
+        return detected.merge(Resource({SERVICE_NAME: APP_ID}))  # OTEL_SERVICE_NAME unset
+    return detected
 
 
 def trace_ids(_logger: Any, _method: str, event: MutableMapping[str, Any]) -> MutableMapping[str, Any]:

@@ -4,7 +4,6 @@ Only a statement run inside a recording span gets a span of its own: housekeepin
 batches (pruning, the outbox sweep) and batches the sampler left out cost nothing more.
 """
 
-import functools
 import re
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from contextlib import contextmanager
@@ -16,7 +15,12 @@ from opentelemetry.trace import SpanKind
 from worker.store import SqlStore
 from worker.tracing.spans import failed
 
-_TARGET = re.compile(r"\b(?:INTO|FROM|UPDATE|TABLE)\s+(\w+)", re.IGNORECASE)
+# The table a statement works on: the one it writes, else the one it joins a VALUES list to,
+# else the one it reads.
+_TARGETS = tuple(
+    re.compile(pattern, re.IGNORECASE)
+    for pattern in (r"\b(?:INTO|UPDATE|TABLE)\s+(\w+)", r"\bJOIN\s+(\w+)", r"\bFROM\s+(\w+)")
+)
 
 
 def traced(store: SqlStore, tracer: trace.Tracer) -> SqlStore:
@@ -47,7 +51,7 @@ def traced(store: SqlStore, tracer: trace.Tracer) -> SqlStore:
 
 @contextmanager
 def _span(tracer: trace.Tracer, system: str, statement: str) -> Iterator[None]:
-    operation, collection = summary(statement[:300])
+    operation, collection = summary(statement)
     attributes = {"db.system.name": system, "db.operation.name": operation}
     if collection:
         attributes["db.collection.name"] = collection
@@ -63,9 +67,12 @@ def _span(tracer: trace.Tracer, system: str, statement: str) -> Iterator[None]:
         span.end()
 
 
-@functools.lru_cache(maxsize=256)
 def summary(statement: str) -> tuple[str, str | None]:
     """The statement's operation (its first word) and the table it works on, if one is named."""
     words = statement.split(None, 1)
-    target = _TARGET.search(statement)
-    return (words[0].upper() if words else "SQL"), (target.group(1) if target else None)
+    operation = words[0].upper() if words else "SQL"
+    for target in _TARGETS:
+        found = target.search(statement)
+        if found is not None:
+            return operation, found.group(1)
+    return operation, None
