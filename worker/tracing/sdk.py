@@ -8,6 +8,7 @@ span's ids on every log line.
 """
 
 import functools
+import logging
 from collections.abc import MutableMapping
 from typing import Any
 
@@ -18,6 +19,7 @@ from opentelemetry.sdk.trace.export import BatchSpanProcessor, ConsoleSpanExport
 
 from worker import logs
 from worker.broker.messages import APP_ID
+from worker.redaction import masked
 from worker.settings import VERSION, Settings
 from worker.tracing import TracingMisconfigured
 
@@ -37,6 +39,9 @@ def provider(settings: Settings) -> TracerProvider:
     for exporter in exporters(settings):
         made.add_span_processor(BatchSpanProcessor(exporter))
     logs.include(trace_ids)
+    sdk_log = logging.getLogger("opentelemetry")
+    sdk_log.addHandler(_SdkLines(logging.WARNING))  # an unreachable collector, a full span queue...
+    sdk_log.propagate = False
     return made
 
 
@@ -64,6 +69,15 @@ def resource() -> Resource:
     if str(detected.attributes.get(SERVICE_NAME, "")).startswith("unknown_service"):
         return detected.merge(Resource({SERVICE_NAME: APP_ID}))  # OTEL_SERVICE_NAME unset
     return detected
+
+
+class _SdkLines(logging.Handler):
+    """The SDK's own warnings (it logs with `logging`) as the worker's log lines, not raw text."""
+
+    def emit(self, record: logging.LogRecord) -> None:
+        logs.get_logger("renewals.tracing").warning(
+            "tracing.sdk_problem", source=record.name, problem=masked(record.getMessage())[:500]
+        )
 
 
 def trace_ids(_logger: Any, _method: str, event: MutableMapping[str, Any]) -> MutableMapping[str, Any]:

@@ -121,7 +121,10 @@ class TracedProcessor(BatchProcessor):
             raise
         finally:
             self._writer.carriers, self._in_batch = {}, False
-        finished = [self._finish(result, *spans[id(result.delivery)]) for result in results]
+        finished = [
+            self._finish(result, *spans[id(result.delivery)]) if id(result.delivery) in spans else result
+            for result in results
+        ]
         batch.end()
         return finished
 
