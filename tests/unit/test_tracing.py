@@ -3,6 +3,7 @@ RabbitMQ with the SDK's in-memory exporter, the trace context read and written, 
 OpenTelemetry loaded while tracing is off."""
 
 import json
+import logging
 import os
 import subprocess
 import sys
@@ -31,7 +32,7 @@ from worker.store import OutboxRow, open_store
 from worker.tools.dead_letters import DeadLetter
 from worker.tracing import TracingMisconfigured
 from worker.tracing.replay import ReplayTracing
-from worker.tracing.sdk import exporters, resource, trace_ids
+from worker.tracing.sdk import SdkLines, exporters, resource, trace_ids
 from worker.tracing.spans import TracedProcessor
 from worker.tracing.store import traced
 
@@ -502,3 +503,27 @@ def test_the_image_and_the_test_extra_install_the_otel_extra() -> None:
         "opentelemetry-sdk",
         "opentelemetry-exporter-otlp-proto-http",
     }
+
+
+def test_the_sdks_own_warnings_become_log_lines_with_passwords_masked() -> None:
+    """An exporter that cannot reach its collector warns through `logging`; the worker writes
+    it as one `tracing.sdk_problem` line, a password in a URL masked."""
+    record = logging.LogRecord(
+        "opentelemetry.exporter",
+        logging.WARNING,
+        __file__,
+        1,
+        "cannot reach %s",
+        ("http://u:s3cret@c:4318",),
+        None,
+    )
+    with structlog.testing.capture_logs() as lines:
+        SdkLines(logging.WARNING).emit(record)
+    assert lines == [
+        {
+            "event": "tracing.sdk_problem",
+            "log_level": "warning",
+            "source": "opentelemetry.exporter",
+            "problem": "cannot reach http://u:***@c:4318",
+        }
+    ]

@@ -40,7 +40,7 @@ def provider(settings: Settings) -> TracerProvider:
         made.add_span_processor(BatchSpanProcessor(exporter))
     logs.include(trace_ids)
     sdk_log = logging.getLogger("opentelemetry")
-    sdk_log.addHandler(_SdkLines(logging.WARNING))  # an unreachable collector, a full span queue...
+    sdk_log.addHandler(SdkLines(logging.WARNING))  # an unreachable collector, a full span queue...
     sdk_log.propagate = False
     return made
 
@@ -71,7 +71,7 @@ def resource() -> Resource:
     return detected
 
 
-class _SdkLines(logging.Handler):
+class SdkLines(logging.Handler):
     """The SDK's own warnings (it logs with `logging`) as the worker's log lines, not raw text."""
 
     def emit(self, record: logging.LogRecord) -> None:
