@@ -4,6 +4,8 @@ a receiver this test runs, and `renewals dlq` commands replaying in the same tra
 import itertools
 import json
 import re
+import subprocess
+import sys
 from collections.abc import Iterator
 from typing import Any
 
@@ -148,3 +150,27 @@ def test_a_dead_letter_once_replayed_is_a_new_trace_linked_back_to_its_original_
     assert process.parent_span_id == replay.span_id
     assert process.attributes["renewals.outcome"] == "renewal.notification_requested"
     assert client.count(DLQ) == 0
+
+
+def test_the_trace_tree_tool_prints_a_reminders_trace_as_the_readme_shows_it(rabbitmq: str) -> None:
+    """`python -m support.trace_tree`: billing's trace with the process and send spans, then the
+    batch's own trace with its store calls, linked to the process span."""
+    result = subprocess.run(
+        [sys.executable, "-m", "support.trace_tree", "--broker", rabbitmq],
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=True,
+    )
+    lines = result.stdout.splitlines()
+    canonical = next(line for line in lines if line.startswith("canonical log line"))
+    process_id = canonical.rsplit("span_id ", 1)[1]
+    tree = lines[lines.index("") + 1 :]
+    assert tree[0] == f"trace {BILLING_TRACE} (parent: {BILLING_SPAN}, not exported here)"
+    assert tree[1].startswith(f"{PROCESS}  CONSUMER  span {process_id}")
+    assert tree[2].startswith(
+        "└─ send renewals.notifications:notification.requested.decision_maker  PRODUCER"
+    )
+    assert tree[3].startswith("trace ") and tree[4].startswith("process renewals.worker  CONSUMER")
+    assert tree[4].endswith(f"links: {BILLING_TRACE[:8]}…/{process_id}")
+    assert "├─ INSERT inbox  CLIENT" in "\n".join(tree[5:]) and tree[-1].startswith("└─ COMMIT  CLIENT")
