@@ -527,3 +527,53 @@ def test_the_sdks_own_warnings_become_log_lines_with_passwords_masked() -> None:
             "problem": "cannot reach http://u:***@c:4318",
         }
     ]
+
+
+def test_a_worker_that_cannot_trace_as_told_exits_78_with_one_line(tmp_path: Path) -> None:
+    """`renewals run` with OTEL_TRACES_EXPORTER=zipkin stops before connecting anywhere: one
+    `worker.cannot_start` line naming the fix, exit status 78."""
+    clean = {name: value for name, value in os.environ.items() if not name.startswith("OTEL_")}
+    result = subprocess.run(
+        [sys.executable, "-m", "worker", "run"],
+        env={
+            **clean,
+            "OTEL_TRACES_EXPORTER": "zipkin",
+            "RENEWALS_STORE_URL": f"sqlite:///{tmp_path / 'renewals.db'}",
+            "RENEWALS_LOG_FORMAT": "json",
+        },
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert result.returncode == 78, result.stderr
+    [line] = [json.loads(text) for text in result.stderr.splitlines() if '"worker.cannot_start"' in text]
+    assert "zipkin is not one of otlp, console (or none); set it to otlp, or unset it" in line["error"]
+    assert "Traceback" not in result.stderr
+
+
+MISSING_SDK = """
+import sys
+sys.modules["opentelemetry"] = None  # as if the otel extra were not installed
+from worker.settings import Settings
+from worker.store import open_store
+from worker.tracing import TracingMisconfigured, processor_for
+settings = Settings()
+try:
+    processor_for(settings, open_store(sys.argv[1]))
+except TracingMisconfigured as exc:
+    print(exc)
+"""
+
+
+def test_tracing_turned_on_without_the_otel_extra_says_what_to_install(tmp_path: Path) -> None:
+    """No traceback: TracingMisconfigured, naming `pip install 'renewal-routing[otel]'` and how to turn it off."""
+    clean = {name: value for name, value in os.environ.items() if not name.startswith("OTEL_")}
+    result = subprocess.run(
+        [sys.executable, "-c", MISSING_SDK, f"sqlite:///{tmp_path / 'renewals.db'}"],
+        env={**clean, "OTEL_EXPORTER_OTLP_ENDPOINT": "http://127.0.0.1:4318"},
+        capture_output=True,
+        text=True,
+        check=True,
+    )
+    assert "OpenTelemetry is not installed (opentelemetry is missing)" in result.stdout
+    assert "pip install 'renewal-routing[otel]'" in result.stdout
