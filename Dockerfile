@@ -4,7 +4,8 @@ COPY pyproject.toml README.md ./
 COPY events ./events
 COPY handlers ./handlers
 COPY worker ./worker
-RUN pip install --no-cache-dir . && useradd --create-home renewals && mkdir /data && chown renewals /data
+# The otel extra is loaded only when OTEL_* variables turn tracing on (docs/tracing.md).
+RUN pip install --no-cache-dir '.[otel]' && useradd --create-home renewals && mkdir /data && chown renewals /data
 USER renewals
 ENV RENEWALS_STORE_URL=sqlite:////data/renewals.db \
     RENEWALS_METRICS_PORT=9100 \

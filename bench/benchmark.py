@@ -84,7 +84,9 @@ def options(argv: list[str] | None = None) -> argparse.Namespace:
         "--levels",
         default="info,warning",
         help="worker log levels to time (default %(default)s); info, the worker's default, is the one judged;"
-        " 'metrics' is info with the metrics endpoint served (to see what the metrics cost)",
+        " 'metrics' is info with the metrics endpoint served (to see what the metrics cost);"
+        " 'traced' and 'traced-1pct' are info with tracing on (sampler always_on, or"
+        " parentbased_traceidratio at 0.01), exporting over OTLP/HTTP to a local receiver",
     )
     parser.add_argument(
         "--repeat",
@@ -197,6 +199,9 @@ def measure(o: argparse.Namespace, url: str, folder: Path) -> dict[str, Any]:
             "quick": o.quick,
             "profiled": bool(o.profile),
             "worker_env": o.worker_env,
+            "otlp_received": None
+            if phases.receiver is None
+            else {"requests": phases.receiver.requests, "bytes": phases.receiver.bytes},
             "input_bytes": phases.input_bytes,
             "output_bytes": phases.output_bytes,
         },

@@ -22,6 +22,12 @@ from support.worker_process import WorkerProcess, stop_all
 RELAY_EVENTS, RELAY_IN, RELAY_OUT = "bench.relay.events", "bench.relay.in", "bench.relay.out"
 ROOT = Path(__file__).resolve().parent.parent
 METRICS = "metrics"  # the pseudo log level of a worker run at info with its metrics endpoint on
+# Pseudo log levels of worker runs at info with tracing on, exporting over OTLP/HTTP to a receiver
+# the benchmark runs (it answers without decoding): every span sampled, or 1% of the traces.
+TRACED = {
+    "traced": {"OTEL_TRACES_SAMPLER": "always_on"},
+    "traced-1pct": {"OTEL_TRACES_SAMPLER": "parentbased_traceidratio", "OTEL_TRACES_SAMPLER_ARG": "0.01"},
+}
 # With --retention-days, the long run's reminders are for renewals already past (as most are,
 # once a deployment has run for a while), so their keys expire as well as the inbox entries.
 PAST_RENEWALS = date(2020, 1, 6)
@@ -41,6 +47,7 @@ class Phases:
         self.input_bytes = 0.0
         self.batching = relays.worker_batching(options.worker_env)
         self.stores = RunStores(options.store_url, folder)
+        self.receiver: Any = None  # an OtlpReceiver, once a traced run needs one
 
     def worker(
         self, name: str, level: str, store: str | None = None, env: dict[str, str] | None = None
@@ -50,13 +57,26 @@ class Phases:
         env = {"RENEWALS_LOG_LEVEL": level, **(env or {}), **self.o.worker_env}
         if level == METRICS:  # info, with the metrics and health endpoints served
             env |= {"RENEWALS_LOG_LEVEL": "info", "RENEWALS_METRICS_PORT": str(free_port())}
+        if level in TRACED:
+            env |= {"RENEWALS_LOG_LEVEL": "info", **TRACED[level], "OTEL_EXPORTER_OTLP_ENDPOINT": self.otlp()}
         process = WorkerProcess(self.url, self.folder, store_url=store, name=name, env=env)
         self.workers.append(process)
         return process
 
+    def otlp(self) -> str:
+        """The endpoint of the benchmark's OTLP receiver (started on first use)."""
+        if self.receiver is None:
+            from support.otlp_receiver import OtlpReceiver  # needs opentelemetry-proto: traced runs only
+
+            self.receiver = OtlpReceiver(keep=False).__enter__()
+        endpoint: str = self.receiver.endpoint
+        return endpoint
+
     def stop_all(self) -> None:
         stop_all(self.workers)
         self.watcher.close()
+        if self.receiver is not None:
+            self.receiver.__exit__(None, None, None)
         if not self.o.keep:
             self.stores.drop_all()
 

@@ -182,7 +182,12 @@ def _who(run: dict[str, Any]) -> str:
 def _level(name: str) -> str:
     """The log level in a run's name (`info`, `info_x3`; `metrics` is info with the endpoint on)."""
     level = name.split("_x", 1)[0]
-    return "info + metrics endpoint" if level == "metrics" else level
+    described = {
+        "metrics": "info + metrics endpoint",
+        "traced": "info + tracing, always_on",
+        "traced-1pct": "info + tracing, parentbased_traceidratio 0.01",
+    }
+    return described.get(level, level)
 
 
 def _verdict(value: bool | None) -> str:

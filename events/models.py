@@ -3,8 +3,25 @@
 from datetime import date
 from typing import Annotated, Literal
 
-from pydantic import AfterValidator, AwareDatetime, BaseModel, ConfigDict, Field, model_validator
+from pydantic import (
+    AfterValidator,
+    AwareDatetime,
+    BaseModel,
+    ConfigDict,
+    Field,
+    ValidationError,
+    ValidatorFunctionWrapHandler,
+    WrapValidator,
+    model_validator,
+)
 from pydantic_core import PydanticCustomError
+
+from events.trace_context import (
+    MAX_TRACEPARENT_CHARS,
+    MAX_TRACESTATE_CHARS,
+    TRACEPARENT_PATTERN,
+    TRACESTATE_PATTERN,
+)
 
 # C0 controls, DEL and C1 controls, as the inside of a regular-expression class. No id or text
 # of ours has a use for them, PostgreSQL's `text` cannot hold NUL, and an ESC or a CR in an id
@@ -64,6 +81,53 @@ Email = Annotated[str, Field(pattern=EMAIL_PATTERN, max_length=254)]
 DaysUntilRenewal = Annotated[int, Field(ge=0, le=MAX_DAYS_UNTIL_RENEWAL, strict=True)]
 
 
+def _dropped_if_invalid(value: object, handler: ValidatorFunctionWrapHandler) -> str | None:
+    """A trace context attribute never fails an event: one that is not well formed is None."""
+    try:
+        valid: str = handler(value)
+    except ValidationError:
+        return None
+    return valid
+
+
+def _absent_when_none(value: object) -> bool:
+    return value is None
+
+
+TraceParentAttribute = Annotated[
+    str | None,
+    Field(
+        default=None,
+        max_length=MAX_TRACEPARENT_CHARS,
+        pattern=TRACEPARENT_PATTERN,
+        exclude_if=_absent_when_none,
+        description="W3C traceparent (CloudEvents distributed tracing extension); ignored if malformed",
+    ),
+    WrapValidator(_dropped_if_invalid),
+]
+TraceStateAttribute = Annotated[
+    str | None,
+    Field(
+        default=None,
+        max_length=MAX_TRACESTATE_CHARS,
+        pattern=TRACESTATE_PATTERN,
+        exclude_if=_absent_when_none,
+        description="W3C tracestate (CloudEvents distributed tracing extension); ignored if malformed",
+    ),
+    WrapValidator(_dropped_if_invalid),
+]
+
+
+class TraceContextHeaders(BaseModel):
+    """AMQP headers a message may carry: W3C Trace Context. On input they win over the
+    envelope's attributes; the worker writes them on everything it publishes while tracing is on."""
+
+    model_config = ConfigDict(extra="allow", frozen=True)
+
+    traceparent: TraceParentAttribute = None
+    tracestate: TraceStateAttribute = None
+
+
 class _Frozen(BaseModel):
     model_config = ConfigDict(frozen=True, extra="ignore")
 
@@ -85,6 +149,8 @@ class Envelope(_Frozen):
     type: Identifier
     time: AwareDatetime
     subject: Text | None = None
+    traceparent: TraceParentAttribute = None
+    tracestate: TraceStateAttribute = None
 
 
 class RenewalApproachingData(_Frozen):

@@ -154,3 +154,13 @@ def create_vhost(base_url: str, prefix: str, ctl: tuple[str, ...] = ("rabbitmqct
 
 def delete_vhost(name: str, ctl: tuple[str, ...] = ("rabbitmqctl",)) -> None:
     subprocess.run([*ctl, "-q", "delete_vhost", name], capture_output=True)
+
+
+@contextmanager
+def fresh_vhost(base_url: str, prefix: str) -> Iterator[str]:
+    """A vhost on the host's broker for the length of the block; deleted afterwards."""
+    name, url = create_vhost(base_url, prefix)
+    try:
+        yield url
+    finally:
+        delete_vhost(name)

@@ -17,12 +17,12 @@ from worker.logs import Logger
 from worker.redaction import masked
 from worker.service.health import Health, serve
 from worker.service.metrics import Metrics
-from worker.service.processing import BatchProcessor
 from worker.service.runtime import Worker
 from worker.settings import ConfigurationError, Settings
 from worker.store import SchemaTooNew, SchemaTooOld, SqlStore, StoreRefused, StoreUnavailable, open_store
+from worker.tracing import TracingMisconfigured, processor_for
 
-CANNOT_WORK = (SchemaTooNew, SchemaTooOld, TopologyMismatch, ConfigurationError)
+CANNOT_WORK = (SchemaTooNew, SchemaTooOld, TopologyMismatch, ConfigurationError, TracingMisconfigured)
 """Stops with EX_CONFIG: the configuration must change first."""
 
 
@@ -48,7 +48,7 @@ def build_worker(
             ) from None
         log.info("metrics.serving", host=settings.metrics_host, port=settings.metrics_port)
     conflict = metrics.store_errors.labels("conflict").inc
-    processor = BatchProcessor(settings, store, handlers, on_conflict=conflict)
+    processor = processor_for(settings, store, handlers, on_conflict=conflict)  # traced if OTEL_* say so
     return Worker(settings, processor, log, metrics=metrics, health=health)
 
 

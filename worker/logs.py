@@ -15,7 +15,7 @@ from typing import Any, TextIO
 
 import orjson
 import structlog
-from structlog.typing import FilteringBoundLogger
+from structlog.typing import FilteringBoundLogger, Processor
 
 Logger = FilteringBoundLogger
 """What `get_logger` returns: structlog's bound logger, filtered by the configured level."""
@@ -59,27 +59,40 @@ class _Lines:
 _lines = _Lines(sys.stderr)
 _fast_json = False
 _threshold = logging.INFO
+_processors: list[Processor] = []
+_extra: list[Processor] = []
 
 
 def configure(level: str = "info", fmt: str = "auto") -> None:
     """Configure structlog once, at start-up."""
-    global _lines, _fast_json, _threshold
+    global _lines, _fast_json, _threshold, _processors
     _lines = _Lines(sys.stderr)
     console = fmt == "console" or (fmt == "auto" and sys.stderr.isatty())
     _fast_json, _threshold = not console, _LEVELS[level]
     renderer: Any = structlog.dev.ConsoleRenderer() if console else structlog.processors.JSONRenderer()
+    _processors = [
+        structlog.contextvars.merge_contextvars,
+        *_extra,
+        structlog.processors.add_log_level,
+        structlog.processors.TimeStamper(fmt="iso", utc=True),
+        structlog.processors.format_exc_info,
+        renderer,
+    ]
     structlog.configure(
-        processors=[
-            structlog.contextvars.merge_contextvars,
-            structlog.processors.add_log_level,
-            structlog.processors.TimeStamper(fmt="iso", utc=True),
-            structlog.processors.format_exc_info,
-            renderer,
-        ],
+        processors=_processors,
         wrapper_class=structlog.make_filtering_bound_logger(_LEVELS[level]),
         logger_factory=lambda *_: _lines,
         cache_logger_on_first_use=True,
     )
+
+
+def include(processor: Processor) -> None:
+    """Add a processor to every line from now on, loggers already in use included (tracing
+    adds the current span's `trace_id` and `span_id` so)."""
+    if processor in _extra:
+        return
+    _extra.append(processor)
+    _processors.insert(1, processor)  # the list structlog's loggers hold: they see it at once
 
 
 def held() -> AbstractContextManager[None]:

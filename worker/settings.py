@@ -5,7 +5,7 @@ import socket
 from importlib.metadata import version
 from typing import Annotated, Any, Literal
 
-from pydantic import AfterValidator, BeforeValidator, Field, ValidationError, model_validator
+from pydantic import AfterValidator, AliasChoices, BeforeValidator, Field, ValidationError, model_validator
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict, SettingsError
 
 from events import DEFAULT_MAX_FUTURE
@@ -190,6 +190,25 @@ class Settings(BaseSettings):
     source: str = Field("urn:renewal-routing:worker", min_length=1, max_length=1000)
     log_format: Literal["auto", "json", "console"] = "auto"
     log_level: Literal["debug", "info", "warning", "error"] = "info"
+
+    # Tracing (docs/tracing.md) reads OpenTelemetry's own variables, not RENEWALS_* ones; the
+    # SDK reads the rest (OTEL_SERVICE_NAME, OTEL_TRACES_SAMPLER...) itself, once it is loaded.
+    otel_sdk_disabled: bool = Field(False, validation_alias="OTEL_SDK_DISABLED")
+    otel_traces_exporter: str | None = Field(None, validation_alias="OTEL_TRACES_EXPORTER")
+    otel_exporter_otlp_endpoint: str | None = Field(
+        None,
+        validation_alias=AliasChoices("OTEL_EXPORTER_OTLP_TRACES_ENDPOINT", "OTEL_EXPORTER_OTLP_ENDPOINT"),
+    )
+
+    @property
+    def tracing(self) -> bool:
+        """On when an exporter is named (other than `none`) or an OTLP endpoint is set, unless
+        OTEL_SDK_DISABLED is true."""
+        if self.otel_sdk_disabled:
+            return False
+        if self.otel_traces_exporter is not None:
+            return self.otel_traces_exporter.strip().lower() not in ("", "none")
+        return bool(self.otel_exporter_otlp_endpoint)
 
     @model_validator(mode="after")
     def _retry_queue_names_fit(self) -> "Settings":

@@ -226,9 +226,8 @@ def topology_command(declare_now: bool, migrate: bool, broker_version: str | Non
 
 
 def _ask_version(broker: Broker) -> "BrokerVersion":
-    from worker.broker.topology import BrokerVersion
-
     from worker.broker.endpoints import BrokerRefused
+    from worker.broker.topology import BrokerVersion
 
     try:
         connection, _ = broker.connect()

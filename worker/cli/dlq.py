@@ -6,7 +6,7 @@ import sys
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from datetime import datetime
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import click
 from amqp.exceptions import AMQPError
@@ -38,6 +38,10 @@ from worker.tools.dead_letters import (
     selected,
 )
 from worker.tools.tables import render
+from worker.tracing import TracingMisconfigured, replay_tracing
+
+if TYPE_CHECKING:
+    from worker.tracing.replay import ReplayTracing
 
 Command = Callable[..., None]
 
@@ -96,6 +100,14 @@ def to_original_option(command: Command) -> Command:
         " input exchange under the event type's routing key. They can be forged: nothing ever goes"
         " to the notifications exchange.",
     )(wrapper)
+
+
+def _replay_tracing() -> "ReplayTracing | None":
+    """Spans for the replay when OTEL_* turn tracing on (docs/tracing.md)."""
+    try:
+        return replay_tracing(load_settings())
+    except TracingMisconfigured as exc:
+        raise click.ClickException(str(exc)) from None
 
 
 @contextmanager
@@ -201,10 +213,14 @@ def replay_command(
         return
     progress = Progress(sys.stderr) if sys.stderr.isatty() and not as_json else None
     log = logs.get_logger("renewals.dlq")
+    traced = _replay_tracing()
     with dead_letter_queue() as queue:
         report = replay(
-            queue, selection, routes, max_replays=max_replays, force=force, progress=progress, log=log
-        )
+            queue, selection, routes, max_replays=max_replays, force=force, progress=progress, log=log,
+            traced=traced,
+        )  # fmt: skip
+    if traced is not None:
+        traced.flush()
     print_report(report, queue.name, as_json)
     if report.failed:
         failed = f"{len(report.failed)} dead letters could not be replayed"

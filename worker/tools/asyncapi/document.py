@@ -14,6 +14,7 @@ import yaml
 from pydantic import BaseModel
 
 from events import ACCEPTED_CONTENT_TYPES
+from events.models import TraceContextHeaders
 from events.registry import INPUTS, MessageKind
 from events.registry import NOTIFICATION_REQUESTED as OUT
 from worker.broker.messages import OUTPUT_CONTENT_TYPE, PERSISTENT
@@ -181,6 +182,7 @@ def _message(kind: MessageKind, example: dict[str, Any]) -> dict[str, Any]:
         "name": kind.type,
         "summary": (kind.model.__doc__ or "").strip(),
         "contentType": OUTPUT_CONTENT_TYPE,
+        "headers": {"$ref": SCHEMA_REF.format(model=TraceContextHeaders.__name__)},
         "payload": {"$ref": SCHEMA_REF.format(model=kind.model.__name__)},
         "bindings": {"amqp": {"messageType": kind.type} | AMQP},
         "examples": [example],
@@ -190,7 +192,9 @@ def _message(kind: MessageKind, example: dict[str, Any]) -> dict[str, Any]:
 def _schemas() -> dict[str, Any]:
     """Each model's JSON Schema, its `$defs` lifted beside it (and its `$ref`s pointing there)."""
     schemas: dict[str, Any] = {}
-    models: list[type[BaseModel]] = [*(kind.model for kind in (*INPUTS, OUT)), DeadLetterHeaders]
+    models: list[type[BaseModel]] = [
+        *(kind.model for kind in (*INPUTS, OUT)), DeadLetterHeaders, TraceContextHeaders,
+    ]  # fmt: skip
     for model in models:
         schema = model.model_json_schema(ref_template=SCHEMA_REF)
         for name, definition in {**schema.pop("$defs", {}), model.__name__: schema}.items():

@@ -3,8 +3,8 @@ apart from doing, so a dry run shows exactly what a replay would do."""
 
 import getpass
 import os
-from collections.abc import Iterator
-from contextlib import contextmanager
+from collections.abc import Callable, Iterator
+from contextlib import AbstractContextManager, contextmanager, nullcontext
 from dataclasses import dataclass, field
 from typing import Any, Literal, Protocol
 
@@ -40,6 +40,11 @@ class Report:
 
     def counts(self) -> dict[str, int]:
         return {"done": len(self.done), "skipped": len(self.skipped), "failed": len(self.failed)}
+
+
+Traced = Callable[[DeadLetter, tuple[str, str], dict[str, Any]], AbstractContextManager[dict[str, Any]]]
+"""Wraps one republish (a span, when tracing is on: worker.tracing.replay), yielding the
+properties to publish with."""
 
 
 class Progress(Protocol):
@@ -111,6 +116,7 @@ def replay(
     force: bool = False,
     progress: Progress | None = None,
     log: Logger,
+    traced: Traced | None = None,
 ) -> Report:
     """Republish each selected dead letter where its plan says; remove it only once the
     broker confirmed the copy.
@@ -124,7 +130,7 @@ def replay(
         try:
             for letter, tag in selected(queue, selection, report):
                 step = plan(letter, routes, max_replays=max_replays, force=force)
-                _replay_one(queue, step, tag, report)
+                _replay_one(queue, step, tag, report, traced)
                 if progress is not None:
                     progress(report)
         finally:
@@ -133,13 +139,17 @@ def replay(
     return report
 
 
-def _replay_one(queue: DeadLetterQueue, step: Plan, tag: int, report: Report) -> None:
+def _replay_one(
+    queue: DeadLetterQueue, step: Plan, tag: int, report: Report, traced: Traced | None = None
+) -> None:
     letter = step.letter
     if step.action == "skip" or step.to is None:
         report.skipped.append(step)
         return
+    properties = letter.replay_properties()
     try:
-        queue.republish(*step.to, letter.body, letter.replay_properties())
+        with nullcontext(properties) if traced is None else traced(letter, step.to, properties) as sent:
+            queue.republish(*step.to, letter.body, sent)
     except ReplayRefused as exc:
         report.failed.append((letter, str(exc)))
         return
