@@ -65,6 +65,7 @@ def new_letter(delivery: Delivery) -> NewLetter:
         trace_parent=text(headers.get("traceparent")),
         body_size=size,
         body_sha256=digest,
+        problem=delivery.problem,
     )
 
 
