@@ -79,12 +79,16 @@ def test_ten_thousand_letters_at_a_set_rate_with_progress_a_cancel_and_a_resume(
                 )
                 done = int(progress[-1][1]) if progress else 0
         process.send_signal(signal.SIGINT)
-        assert process.wait(20) == 130
-        while select.select([terminal], [], [], 0.2)[0]:
-            try:
-                shown += os.read(terminal, 65536)
-            except OSError:
+        stopping = time.monotonic()
+        while time.monotonic() - stopping < 20:  # read on: the command writes its report and audit line
+            if select.select([terminal], [], [], 0.2)[0]:
+                try:
+                    shown += os.read(terminal, 65536)
+                except OSError:  # the command ended and closed its end
+                    break
+            elif process.poll() is not None:
                 break
+        assert process.wait(5) == 130
     finally:
         os.close(terminal)
     text = shown.decode(errors="replace")
