@@ -98,11 +98,17 @@ def to_us(moment: datetime) -> int:
 
 
 def from_us(us: int | None) -> datetime | None:
-    return None if us is None else _EPOCH + timedelta(microseconds=int(us))
+    return None if us is None else at(us)
 
 
 def at(us: int) -> datetime:
-    return _EPOCH + timedelta(microseconds=int(us))
+    """The moment `us` microseconds after the epoch. A failure time UTC cannot hold (a header
+    saying 9999-12-31T23:59:59-23:59) is stored exactly but handed out as the last (or first)
+    moment a datetime holds; its header still says it as it came."""
+    try:
+        return _EPOCH + timedelta(microseconds=int(us))
+    except OverflowError:
+        return datetime.max.replace(tzinfo=UTC) if us > 0 else datetime.min.replace(tzinfo=UTC)
 
 
 def now_us() -> int:
