@@ -49,6 +49,10 @@ def _clauses(selection: LetterFilter, backend: Backend) -> tuple[list[str], list
     params: list[Any] = []
 
     def one_of(column: str, type_: str, values: Sequence[Any]) -> None:
+        if len(values) == 1:  # an equality the planner can match to an index's order
+            clauses.append(f"{column} = ?")
+            params.extend(values)
+            return
         sql, more = backend.any_of(type_, sorted(values))
         clauses.append(f"{column} {sql}")
         params.extend(more)
