@@ -15,11 +15,13 @@ from worker.broker.topology import TopologyMismatch
 from worker.exits import EX_CONFIG, EX_REFUSED, EX_SOFTWARE, store_refusal
 from worker.logs import Logger
 from worker.redaction import masked
+from worker.service.dead_letters import Records
 from worker.service.health import Health, serve
 from worker.service.metrics import Metrics
 from worker.service.runtime import Worker
 from worker.settings import ConfigurationError, Settings
 from worker.store import SchemaTooNew, SchemaTooOld, SqlStore, StoreRefused, StoreUnavailable, open_store
+from worker.store.dead_letters import DeadLetterRecords
 from worker.tracing import TracingMisconfigured, processor_for
 
 CANNOT_WORK = (SchemaTooNew, SchemaTooOld, TopologyMismatch, ConfigurationError, TracingMisconfigured)
@@ -27,10 +29,15 @@ CANNOT_WORK = (SchemaTooNew, SchemaTooOld, TopologyMismatch, ConfigurationError,
 
 
 def build_worker(
-    settings: Settings, *, handlers: HandlerMap = HANDLERS, store: SqlStore | None = None
+    settings: Settings,
+    *,
+    handlers: HandlerMap = HANDLERS,
+    store: SqlStore | None = None,
+    records: Records = DeadLetterRecords,
 ) -> Worker:
-    """The worker with its store and handlers; tests pass their own (as cosmicpython's
-    `bootstrap` does), production takes the built-in handlers and the configured store."""
+    """The worker with its store, handlers and dead-letter records; tests pass their own (as
+    cosmicpython's `bootstrap` does), production takes the built-in ones and the configured
+    store."""
     log = logs.get_logger("renewals.worker")
     store = store if store is not None else connect_store(settings)
     log.info("store.opened", store=store.description, schema_version=store.schema_version())
@@ -49,7 +56,7 @@ def build_worker(
         log.info("metrics.serving", host=settings.metrics_host, port=settings.metrics_port)
     conflict = metrics.store_errors.labels("conflict").inc
     processor = processor_for(settings, store, handlers, on_conflict=conflict)  # traced if OTEL_* say so
-    return Worker(settings, processor, log, metrics=metrics, health=health)
+    return Worker(settings, processor, log, metrics=metrics, health=health, records=records)
 
 
 def open_configured_store(settings: Settings) -> SqlStore:
@@ -74,7 +81,9 @@ def connect_store(settings: Settings, *, migrate: bool | None = None) -> SqlStor
     return store
 
 
-def run_until_signalled(settings: Settings, *, handlers: HandlerMap = HANDLERS) -> None:
+def run_until_signalled(
+    settings: Settings, *, handlers: HandlerMap = HANDLERS, records: Records = DeadLetterRecords
+) -> None:
     """Run the worker; SIGTERM/SIGINT stop it gracefully within `shutdown_grace` seconds."""
     log = logs.get_logger("renewals.worker")
     stop = threading.Event()
@@ -94,7 +103,7 @@ def run_until_signalled(settings: Settings, *, handlers: HandlerMap = HANDLERS) 
     try:
         store = _store_when_it_answers(settings, stop, log)
         if store is not None:
-            build_worker(settings, handlers=handlers, store=store).run(stop)
+            build_worker(settings, handlers=handlers, store=store, records=records).run(stop)
     except CANNOT_WORK as exc:
         _stop_for_good(log, str(exc), EX_CONFIG)
     except StoreRefused as exc:

@@ -166,6 +166,18 @@ class Settings(BaseSettings):
         description="days after its renewal date that a reminder key is kept",
     )
     prune_interval: Seconds = Field(60.0, description="seconds between pruning rounds")
+    dead_letter_retention_days: float = Field(
+        30.0,
+        gt=0,
+        le=LONGEST_RETENTION_DAYS,
+        description="days a resolved dead letter (replayed, purged, archived) is kept",
+    )
+    replay_rate: float = Field(
+        50.0,
+        gt=0,
+        le=100_000,
+        description="dead letters a replay publishes per second unless --rate says otherwise",
+    )
     confirm_timeout: Seconds = 15.0
     shutdown_grace: Seconds = 30.0
     heartbeat: int = Field(30, ge=0, le=65_535, description="AMQP heartbeat, seconds (16 bits)")

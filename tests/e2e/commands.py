@@ -8,6 +8,7 @@ from click.testing import CliRunner, Result
 
 from support.client import NAMES, Client
 from support.polling import wait_until
+from support.records import stored_letters
 from worker.cli import main
 
 
@@ -30,9 +31,10 @@ def failed(result: Result) -> str:
     return lines[0]
 
 
-def dead_letters(amqp_url: str, *filters: str) -> list[dict[str, Any]]:
+def dead_letters(amqp_url: str, *filters: str, **env: str) -> list[dict[str, Any]]:
     """`renewals dlq list --json`, parsed."""
-    rows: list[dict[str, Any]] = json.loads(ok(renewals(amqp_url, "dlq", "list", "--json", *filters)).stdout)
+    result = ok(renewals(amqp_url, "dlq", "list", "--json", *filters, **env))
+    rows: list[dict[str, Any]] = json.loads(result.stdout)
     return rows
 
 
@@ -45,16 +47,21 @@ def audit_lines(result: Result, event: str) -> list[dict[str, Any]]:
     return [line for line in lines if line.get("event") == event]
 
 
-def wait_for_dead_letters(client: Client, count: int) -> None:
-    """Until the dead-letter queue holds `count` messages (counted without reading them)."""
+def wait_for_dead_letters(client: Client, count: int, store_url: str) -> None:
+    """Until the worker has recorded `count` dead letters (any state) and the dead-letter queue,
+    their transport, is empty again."""
 
     def enough() -> bool:
-        return (
-            int(client.channel.queue_declare(NAMES.dead_letter_queue, passive=True).method.message_count)
-            >= count
-        )
+        return client.count(NAMES.dead_letter_queue) == 0 and len(_recorded(store_url)) >= count
 
-    wait_until(enough, f"{count} dead letters")
+    wait_until(enough, f"{count} dead letters recorded")
+
+
+def _recorded(store_url: str) -> list[Any]:
+    try:
+        return stored_letters(store_url)
+    except Exception:  # the worker has not created its store yet
+        return []
 
 
 def drain(client: Client, queue: str, settle: float = 1.0, timeout: float = 60.0) -> list[dict[str, Any]]:

@@ -34,11 +34,13 @@ from support.client import NAMES, Client
 from support.messages import contact, encode, envelope, owner_changed, renewal
 from support.polling import wait_until
 from support.raw import Field, RawPublisher, properties, table
+from support.records import as_message, recorded, stored_letters
 from support.services import BrokerUnderTest, rabbitmqctl_for
 from support.worker_process import WorkerProcess
-from tests.e2e.commands import ok, renewals, wait_for_dead_letters
+from tests.e2e.commands import ok, renewals
 from tests.e2e.conftest import FAST_RETRIES
 from worker.exits import EX_CONFIG
+from worker.store.letters import LetterFilter
 
 ALICE = contact("alice")
 BOB = contact("bob")
@@ -62,21 +64,26 @@ def printable_result(result: Result) -> Result:
 
 @dataclass
 class DeadLetterTools:
-    """`renewals dlq` on a test's vhost, which holds `expected` dead letters."""
+    """`renewals dlq` on a test's vhost and store, which holds `expected` unresolved dead letters."""
 
     url: str
     client: Client
     folder: Path
+    store_url: str
     expected: int = 0
 
     def expect(self, count: int) -> None:
-        """From now on the queue holds `count` letters; wait until it does."""
+        """From now on the store holds `count` unresolved letters (and the queue none); wait
+        until it does."""
         self.expected = count
-        wait_until(lambda: self.client.count(DLQ) == count, f"{count} dead letters ready")
+        wait_until(
+            lambda: self.client.count(DLQ) == 0 and len(self.rows()) == count,
+            f"{count} dead letters recorded",
+        )
 
     def __call__(self, *args: str, **env: str) -> Result:
         """`renewals dlq ARGS`: exit 0, and no raw control character printed."""
-        return printable_result(renewals(self.url, "dlq", *args, **env))
+        return printable_result(renewals(self.url, "dlq", *args, RENEWALS_STORE_URL=self.store_url, **env))
 
     def rows(self, *filters: str) -> list[dict[str, Any]]:
         listed: list[dict[str, Any]] = json.loads(self("list", "--json", *filters).stdout)
@@ -108,7 +115,7 @@ class DeadLetterTools:
             assert len(plans) == count
             assert "nothing was changed" in self("replay", "--all", "--dry-run", *routing).stdout
         purged = self("purge", "--all", "--yes")
-        assert purged.stdout.strip() == f"purged {count} dead letters from {DLQ}"
+        assert purged.stdout.strip() == f"purged {count} dead letters"
         self.expect(0)
         return rows
 
@@ -134,6 +141,8 @@ class Shared:
 
     def begin(self) -> None:
         self.client.channel.queue_purge(DLQ)
+        if self.dlq.rows():
+            self.dlq("purge", "--all", "--yes")
         self.dlq.expect(0)
         self.client.drain(self.out)
         self.notified = []
@@ -178,7 +187,7 @@ def _shared_worker(url: str, tmp_path_factory: pytest.TempPathFactory) -> Iterat
     worker = WorkerProcess(url, folder, env=FAST_RETRIES).start()
     client = Client(url)
     try:
-        tools = DeadLetterTools(url, client, folder)
+        tools = DeadLetterTools(url, client, folder, worker.env["RENEWALS_STORE_URL"])
         yield Shared(url, folder, worker, worker.pid, client, client.observe(), tools)
     finally:
         client.close()
@@ -339,7 +348,7 @@ def test_row2_compressed_bodies_are_never_inflated(shared: Shared) -> None:
 
 
 def test_row3_copies_of_a_message_with_a_user_id_leave_it_out(
-    client: Client, start_worker: Any, amqp_url: str
+    client: Client, start_worker: Any, amqp_url: str, store_url: str
 ) -> None:
     """A message carrying another user's user_id (the broker would refuse it from the worker): its retry copies and dead letters leave user_id out, so the broker takes them and the worker never crashes."""
     worker = start_worker(
@@ -378,8 +387,7 @@ def test_row3_copies_of_a_message_with_a_user_id_leave_it_out(
         client.publish([good[2]])
         upstream.close()
 
-        wait_for_dead_letters(client, 2)
-        taken = client.take(DLQ, 2)
+        taken = recorded(store_url, 2)
         by_id = {props.message_id or json.loads(body)["id"]: props for _, props, body in taken}
         assert by_id["r3-bad"].headers["x-error-reason"] == "invalid_json"
         assert by_id["r3-doomed"].headers["x-error-reason"] == "retries_exhausted"
@@ -649,10 +657,10 @@ def test_row8_a_dead_letter_is_persistent_and_never_expires(shared: Shared) -> N
         assert letter["properties"]["delivery_mode"] == 2 and "expiration" not in letter["properties"]
     shared.assert_unshaken()
     shared.dlq.exercise()
-    # The same, published afresh, read by an independent client.
+    # The same, published afresh, read from the store by an independent connection.
     publish_between(shared, [], poisons, send)
     shared.dlq.expect(2)
-    copies = shared.client.take(DLQ, 2)
+    copies = [as_message(letter) for letter in stored_letters(shared.dlq.store_url, LetterFilter())]
     assert [props.headers["x-error-reason"] for _, props, _ in copies] == ["invalid_json", "no_recipient"]
     for _, props, _ in copies:
         assert (props.delivery_mode, props.expiration) == (2, None)
@@ -883,7 +891,7 @@ def test_row11_values_beyond_the_store_are_invalid_at_once_on_postgresql(
 
         wait_until(all_there, "the neighbours' notifications")
 
-    dlq = DeadLetterTools(amqp_url, client, tmp_path)
+    dlq = DeadLetterTools(amqp_url, client, tmp_path, postgres_url)
     assert_store_range_is_invalid_at_once(
         client, dlq, notified, lambda: worker.find("message.retry_scheduled")
     )

@@ -10,7 +10,8 @@ from amqp.exceptions import AMQPError
 from worker import logs
 from worker.cli.core import broker_of, load_settings
 from worker.redaction import masked
-from worker.tools.dead_letters import DeadLetter, DeadLetterError, DeadLetterQueue
+from worker.tools.dead_letters import DeadLetter
+from worker.tools.peek import PeekError, QueuePeek
 from worker.tools.tables import printable, render
 
 COLUMNS = ["#", "notification", "event", "client", "audience", "to", "cc"]
@@ -28,9 +29,9 @@ def notifications(as_json: bool) -> None:
     broker = broker_of(settings)
     log = logs.get_logger("renewals.notifications")
     try:
-        with DeadLetterQueue(broker, settings.unrouted_queue, log=log) as queue:
+        with QueuePeek(broker, settings.unrouted_queue, log=log) as queue:
             waiting = [letter for letter, _ in queue.read()]
-    except DeadLetterError as exc:
+    except PeekError as exc:
         raise click.ClickException(str(exc)) from None
     except (AMQPError, OSError) as exc:
         raise click.ClickException(

@@ -40,7 +40,8 @@ _DROPPED = OWN_HEADERS | {REPLAY_COUNT}
 
 @dataclass(frozen=True, slots=True)
 class DeadLetter:
-    """A message read from the dead-letter queue; `position` is 1-based, in queue order."""
+    """A dead letter as operations read it; `position` is its record number in the store (1-based,
+    in arrival order)."""
 
     position: int
     body: bytes
