@@ -4,7 +4,7 @@ import socket
 from importlib.metadata import version
 from typing import Literal
 
-from pydantic import Field
+from pydantic import Field, SecretStr
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from events import DEFAULT_MAX_FUTURE
@@ -95,6 +95,29 @@ class Settings(BaseSettings):
     health_stale_after: float = Field(
         60.0, gt=0, description="seconds without a main-loop tick after which /healthz fails"
     )
+    # The operations console (`renewals console`); closed unless a way in is configured.
+    console_users: str | None = Field(
+        None, description="the console's users file (argon2 hashes, a role each); one way in"
+    )
+    console_proxy_addresses: tuple[str, ...] = Field(
+        (), description="addresses (or CIDR networks) of the trusted reverse proxy; the other way in"
+    )
+    console_proxy_user_header: str = Field("X-Forwarded-User", description="the proxy's user header")
+    console_proxy_groups_header: str = Field(
+        "X-Forwarded-Groups", description="the proxy's groups header (comma-separated)"
+    )
+    console_proxy_roles: dict[str, Literal["viewer", "operator"]] = Field(
+        {}, description="proxy group to console role, as JSON: {\"sre\": \"operator\"}"
+    )
+    console_secret: SecretStr | None = Field(None, description="key that signs console sessions")
+    console_secret_file: str | None = Field(
+        None, description="file holding that key (mode 0600; created when missing)"
+    )
+    console_session_hours: float = Field(8.0, gt=0, description="hours a console sign-in lasts")
+    console_secure_cookies: bool = Field(
+        False, description="mark the session cookie Secure (set it when TLS ends at a proxy in front)"
+    )
+
     source: str = "urn:renewal-routing:worker"
     log_format: Literal["auto", "json", "console"] = "auto"
     log_level: Literal["debug", "info", "warning", "error"] = "info"

@@ -1,0 +1,83 @@
+"""The console as an ASGI application: pages, the JSON API under /api/, the vendored static
+files, and what every response carries (security headers, the session cookie)."""
+
+from collections.abc import Awaitable, Callable
+from pathlib import Path
+
+from fastapi import FastAPI, Request, Response
+from fastapi.responses import JSONResponse, RedirectResponse
+from fastapi.staticfiles import StaticFiles
+
+from worker.console import api, pages
+from worker.console.guard import Denied
+from worker.console.render import render
+from worker.console.sessions import COOKIE
+from worker.console.state import Console
+from worker.settings import VERSION
+
+HERE = Path(__file__).parent
+
+SECURITY_HEADERS = {
+    # Scripts only from our own files (htmx and nothing else), no inline script, no eval; no
+    # framing by anyone; nothing leaks in Referer.
+    "Content-Security-Policy": "default-src 'none'; script-src 'self'; style-src 'self'; img-src 'self';"
+    " connect-src 'self'; form-action 'self'; base-uri 'none'; frame-ancestors 'none'",
+    "X-Content-Type-Options": "nosniff",
+    "X-Frame-Options": "DENY",
+    "Referrer-Policy": "no-referrer",
+    "Cross-Origin-Opener-Policy": "same-origin",
+    "Cross-Origin-Resource-Policy": "same-origin",
+    "Permissions-Policy": "camera=(), microphone=(), geolocation=()",
+    "Cache-Control": "no-store",
+}
+
+
+def create_app(console: Console) -> FastAPI:
+    app = FastAPI(
+        title="renewal routing console",
+        version=VERSION,
+        description="Dead letters, replays, owners and health of the renewal routing worker. "
+        "Scripts authenticate with HTTP Basic as a console user: viewers read, operators act.",
+        openapi_url="/api/openapi.json",
+        docs_url=None,  # the interactive docs load scripts from a CDN
+        redoc_url=None,
+    )
+    app.state.console = console
+    app.include_router(api.router)
+    app.include_router(pages.router)
+    app.mount("/static", StaticFiles(directory=HERE / "static"), name="static")
+
+    @app.middleware("http")
+    async def every_response(
+        request: Request, call_next: Callable[[Request], Awaitable[Response]]
+    ) -> Response:
+        """Give the browser a session (for its CSRF token) and set the security headers."""
+        sessions = console.sessions
+        session = sessions.read(request.cookies.get(COOKIE))
+        request.state.session = session or sessions.fresh()
+        request.state.session_changed = session is None
+        response = await call_next(request)
+        if request.state.session_changed:
+            response.set_cookie(
+                COOKIE,
+                sessions.dump(request.state.session),
+                max_age=sessions.max_age,
+                httponly=True,
+                samesite="strict",
+                secure=sessions.secure,
+                path="/",
+            )
+        for name, value in SECURITY_HEADERS.items():
+            response.headers.setdefault(name, value)
+        return response
+
+    @app.exception_handler(Denied)
+    async def denied(request: Request, exc: Denied) -> Response:
+        if request.url.path.startswith("/api/"):
+            headers = {"WWW-Authenticate": 'Basic realm="renewals console"'} if exc.status == 401 else None
+            return JSONResponse({"detail": exc.reason}, status_code=exc.status, headers=headers)
+        if exc.status == 401 and console.access.users is not None:
+            return RedirectResponse("/login", status_code=303)
+        return render(request, "refused.html", {"reason": exc.reason}, status_code=exc.status)
+
+    return app
