@@ -107,7 +107,7 @@ class Settings(BaseSettings):
         "X-Forwarded-Groups", description="the proxy's groups header (comma-separated)"
     )
     console_proxy_roles: dict[str, Literal["viewer", "operator"]] = Field(
-        {}, description="proxy group to console role, as JSON: {\"sre\": \"operator\"}"
+        {}, description='proxy group to console role, as JSON: {"sre": "operator"}'
     )
     console_secret: SecretStr | None = Field(None, description="key that signs console sessions")
     console_secret_file: str | None = Field(

@@ -2,6 +2,7 @@
 
 import click
 
+from worker.cli.console import console
 from worker.cli.core import asyncapi, demo, run, schema, send, topology_command
 from worker.cli.dlq import dlq
 from worker.cli.owners import owners
@@ -18,5 +19,5 @@ def main() -> None:
     """
 
 
-for command in (run, send, demo, schema, asyncapi, topology_command, dlq, owners, store):
+for command in (run, send, demo, schema, asyncapi, topology_command, dlq, owners, store, console):
     main.add_command(command)

@@ -63,7 +63,9 @@ class Sessions:
         return hmac.new(self._key, f"csrf:{session.sid}".encode(), hashlib.sha256).hexdigest()
 
     def csrf_valid(self, session: Session | None, token: str | None) -> bool:
-        return bool(session and token) and hmac.compare_digest(self.csrf_token(session), token or "")
+        if session is None or not token:
+            return False
+        return hmac.compare_digest(self.csrf_token(session), token)
 
 
 def session_key(settings: Settings) -> bytes:

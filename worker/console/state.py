@@ -1,13 +1,15 @@
-"""What the console holds while it runs: its settings, the ways in, the session key, and one
-store connection per server thread."""
+"""What the console holds while it runs: its settings, the ways in, the session key, the
+replays it runs, and one store connection per server thread."""
 
 import threading
 from dataclasses import dataclass, field
 
 from worker.console.access import Access
+from worker.console.runner import Runner
 from worker.console.sessions import Sessions
 from worker.settings import Settings
 from worker.store import SqlStore, open_store
+from worker.store.dead_letters import DeadLetterRecords
 
 
 @dataclass
@@ -15,18 +17,27 @@ class Console:
     settings: Settings
     access: Access
     sessions: Sessions
+    runner: Runner = field(init=False)
     _local: threading.local = field(default_factory=threading.local)
+
+    def __post_init__(self) -> None:
+        self.runner = Runner(self.settings, self.open_store)
+
+    def open_store(self) -> SqlStore:
+        settings = self.settings
+        return open_store(
+            settings.store_url,
+            lock_timeout=settings.store_lock_timeout,
+            statement_timeout=settings.store_statement_timeout,
+            idle_in_transaction_timeout=settings.store_idle_in_transaction_timeout,
+        )
 
     def store(self) -> SqlStore:
         """This thread's connection to the worker's store (opened on first use)."""
         store: SqlStore | None = getattr(self._local, "store", None)
         if store is None:
-            settings = self.settings
-            store = open_store(
-                settings.store_url,
-                lock_timeout=settings.store_lock_timeout,
-                statement_timeout=settings.store_statement_timeout,
-                idle_in_transaction_timeout=settings.store_idle_in_transaction_timeout,
-            )
-            self._local.store = store
+            store = self._local.store = self.open_store()
         return store
+
+    def records(self) -> DeadLetterRecords:
+        return DeadLetterRecords(self.store())

@@ -1,0 +1,36 @@
+"""One console process: check the configuration (closed by default), build the app, serve it
+with uvicorn until SIGTERM/SIGINT, then stop the replays it runs."""
+
+import uvicorn
+
+from worker.console.access import access_of
+from worker.console.app import create_app
+from worker.console.sessions import Sessions, session_key
+from worker.console.state import Console
+from worker.logs import get_logger
+from worker.settings import Settings
+
+log = get_logger("worker.console")
+
+
+def console_of_settings(settings: Settings) -> Console:
+    """The console as configured; ConsoleRefused (one line naming the fix) if it may not start."""
+    access = access_of(settings)
+    sessions = Sessions(
+        session_key(settings), settings.console_session_hours * 3600, settings.console_secure_cookies
+    )
+    return Console(settings, access, sessions)
+
+
+def serve(settings: Settings, host: str, port: int) -> None:
+    console = console_of_settings(settings)
+    console.store().check_schema()
+    app = create_app(console)
+    ways = [w for w, on in (("users file", console.access.users), ("proxy", console.access.proxy)) if on]
+    log.info("console.started", url=f"http://{host}:{port}/", ways_in=ways)
+    try:
+        # proxy_headers off: X-Forwarded-For must never change who the client is, or anyone
+        # could claim to be the trusted proxy.
+        uvicorn.run(app, host=host, port=port, proxy_headers=False, server_header=False, log_level="warning")
+    finally:
+        console.runner.stop()
