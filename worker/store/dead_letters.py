@@ -8,37 +8,50 @@ serialises), and cancelling a replay is a flag on its row that the running repla
 """
 
 from collections.abc import Iterator, Sequence
+from dataclasses import replace
 from datetime import datetime
+from typing import Literal
 
+from worker.store import amqp_json
+from worker.store.letter_sql import (
+    AUDIT_COLUMNS,
+    FULL_COLUMNS,
+    HISTORY_COLUMNS,
+    SUMMARY_COLUMNS,
+    at,
+    audit_entry,
+    clean,
+    history_entry,
+    maybe,
+    now_us,
+    stored,
+    summary,
+    to_us,
+    where,
+)
 from worker.store.letters import (
     AuditEntry,
-    Claimed,
     Group,
     HistoryEntry,
     LetterFilter,
     NewLetter,
     Page,
-    ReplayOperation,
+    Status,
     StoredLetter,
+    fingerprint,
+    normalised_detail,
 )
-from worker.store.sql import SqlStore
+from worker.store.replay_book import OperationBusy, ReplayBook, UnknownOperation
 
 UNRESOLVED = LetterFilter()  # every letter nobody has acted on yet
+_HOUR_US = 3_600_000_000
+_SEARCHED_BODY = 1024  # bytes of the body that the text search looks into
+
+__all__ = ["UNRESOLVED", "DeadLetterRecords", "OperationBusy", "UnknownOperation"]
 
 
-class UnknownOperation(Exception):
-    """No replay operation has this id."""
-
-
-class OperationBusy(Exception):
-    """The replay operation is running in another process (its heartbeat is fresh)."""
-
-
-class DeadLetterRecords:
+class DeadLetterRecords(ReplayBook):
     """The dead letters of one store. Build it over an open (migrated) `SqlStore`."""
-
-    def __init__(self, store: SqlStore) -> None:
-        self._store = store
 
     # --- arriving ----------------------------------------------------------------------------
 
@@ -48,7 +61,57 @@ class DeadLetterRecords:
         Idempotent: a letter already recorded (same `NewLetter.key`) is left as it is, so a
         redelivery after a kill between this commit and the ack leaves one row.
         """
-        raise NotImplementedError
+        received_us = now_us() if at is None else to_us(at)
+        fresh = 0
+        with self._store.transaction():
+            for letter in letters:
+                fresh += self._insert_one(letter, received_us)
+        return fresh
+
+    def _insert_one(self, letter: NewLetter, received_us: int) -> int:
+        group = fingerprint(letter.reason, letter.event_type, letter.detail)
+        failed_us = None if letter.failed_at is None else to_us(letter.failed_at)
+        origin = letter.origin or (None, None)
+        properties = {name: value for name, value in letter.properties.items() if name != "headers"}
+        row = self._store.execute(
+            "INSERT INTO dead_letters (letter_key, status, received_at_us, failed_at_us, seen_at_us,"
+            " reason, detail, fingerprint, event_id, event_type, message_id, origin_exchange,"
+            " origin_routing_key, attempts, replays, trace_parent, search_text, body, body_size,"
+            " body_sha256, properties, headers)"
+            " VALUES (?, 'new', ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)"
+            " ON CONFLICT (letter_key) DO NOTHING RETURNING id",
+            (
+                letter.key,
+                received_us,
+                failed_us,
+                received_us if failed_us is None else failed_us,
+                clean(letter.reason),
+                clean(letter.detail),
+                group,
+                maybe(letter.event_id),
+                maybe(letter.event_type),
+                maybe(letter.message_id),
+                maybe(origin[0]),
+                maybe(origin[1]),
+                letter.attempts,
+                letter.replays,
+                maybe(letter.trace_parent),
+                _search_text(letter),
+                letter.body,
+                letter.body_size if letter.body_size is not None else len(letter.body),
+                letter.body_sha256,
+                amqp_json.dumps(properties),
+                amqp_json.dumps(letter.headers),
+            ),
+        ).fetchone()
+        if row is None:
+            return 0
+        self._store.execute(
+            "INSERT INTO dead_letter_groups (fingerprint, reason, event_type, pattern) VALUES (?, ?, ?, ?)"
+            " ON CONFLICT (fingerprint) DO NOTHING",
+            (group, clean(letter.reason), maybe(letter.event_type), clean(normalised_detail(letter.detail))),
+        )
+        return 1
 
     # --- reading -----------------------------------------------------------------------------
 
@@ -62,24 +125,54 @@ class DeadLetterRecords:
     ) -> Page:
         """A keyset page of letters matching `selection`, in arrival order (or newest first);
         `after` is the `next_after` of the previous page."""
-        raise NotImplementedError
+        sql, params = where(selection, self._backend)
+        if after is not None:
+            sql += " AND id < ?" if newest_first else " AND id > ?"
+            params.append(after)
+        order = "DESC" if newest_first else ""
+        rows = self._store.execute(
+            f"SELECT {SUMMARY_COLUMNS} FROM dead_letters WHERE {sql} ORDER BY id {order} LIMIT ?",
+            [*params, limit + 1],
+        ).fetchall()
+        letters = [summary(row) for row in rows[:limit]]
+        return Page(letters, letters[-1].id if len(rows) > limit else None)
 
     def count(self, selection: LetterFilter = UNRESOLVED) -> int:
         """How many letters match (the selection's `limit` caps it)."""
-        raise NotImplementedError
+        sql, params = where(selection, self._backend)
+        return int(
+            self._store.execute(f"SELECT count(*) FROM dead_letters WHERE {sql}", params).fetchone()[0]
+        )
 
     def get(self, letter_id: int) -> StoredLetter | None:
         """One letter in full, with its history and notes; None if there is none (or it was
         pruned)."""
-        raise NotImplementedError
+        row = self._store.execute(
+            f"SELECT {FULL_COLUMNS} FROM dead_letters WHERE id = ?", (letter_id,)
+        ).fetchone()
+        return None if row is None else stored(row, self.history(letter_id))
 
     def find(self, event_id: str) -> list[StoredLetter]:
         """Every letter of this event id (any status), oldest first."""
-        raise NotImplementedError
+        rows = self._store.execute(
+            f"SELECT {FULL_COLUMNS} FROM dead_letters WHERE event_id = ? ORDER BY id", (clean(event_id),)
+        ).fetchall()
+        return [stored(row, self.history(int(row[0]))) for row in rows]
 
     def letters(self, selection: LetterFilter, *, batch: int = 500) -> Iterator[StoredLetter]:
         """Every letter matching, in full, in arrival order, read a batch at a time (export)."""
-        raise NotImplementedError
+        sql, params = where(selection, self._backend)
+        after = 0
+        while True:
+            rows = self._store.execute(
+                f"SELECT {FULL_COLUMNS} FROM dead_letters WHERE {sql} AND id > ? ORDER BY id LIMIT ?",
+                [*params, after, batch],
+            ).fetchall()
+            for row in rows:
+                yield stored(row, [])
+            if len(rows) < batch:
+                return
+            after = int(rows[-1][0])
 
     def groups(
         self,
@@ -91,93 +184,127 @@ class DeadLetterRecords:
     ) -> list[Group]:
         """The groups of the letters matching, largest first, each with its count, first and
         last seen, and a per-hour trend over the last `hours`."""
-        raise NotImplementedError
+        sql, params = where(selection, self._backend)
+        rows = self._store.execute(
+            "SELECT fingerprint, count(*), min(seen_at_us), max(seen_at_us) FROM dead_letters"
+            f" WHERE {sql} GROUP BY fingerprint ORDER BY count(*) DESC, fingerprint LIMIT ?",
+            [*params, limit],
+        ).fetchall()
+        if not rows:
+            return []
+        prints = [row[0] for row in rows]
+        one_of, more = self._backend.any_of("text", prints)
+        names = {
+            row[0]: row[1:]
+            for row in self._store.execute(
+                "SELECT fingerprint, reason, event_type, pattern FROM dead_letter_groups"
+                f" WHERE fingerprint {one_of}",
+                more,
+            ).fetchall()
+        }
+        end_us = (now_us() if now is None else to_us(now)) // _HOUR_US * _HOUR_US + _HOUR_US
+        start_us = end_us - hours * _HOUR_US
+        trends = {name: [0] * hours for name in prints}
+        for name, hour, count in self._store.execute(
+            "SELECT fingerprint, hour, count(*) FROM ("
+            f" SELECT fingerprint, (seen_at_us - ?) / {_HOUR_US} AS hour FROM dead_letters"
+            f" WHERE {sql} AND seen_at_us >= ? AND seen_at_us < ? AND fingerprint {one_of}"
+            ") AS recent GROUP BY fingerprint, hour",
+            [start_us, *params, start_us, end_us, *more],
+        ).fetchall():
+            trends[name][int(hour)] = int(count)
+        return [
+            Group(
+                fingerprint=name,
+                reason=names.get(name, ("?", None, ""))[0],
+                event_type=names.get(name, ("?", None, ""))[1],
+                pattern=names.get(name, ("?", None, ""))[2],
+                count=int(count),
+                first_seen=at(first),
+                last_seen=at(last),
+                trend=trends[name],
+            )
+            for name, count, first, last in rows
+        ]
 
     def history(self, letter_id: int) -> list[HistoryEntry]:
         """What happened to a letter, oldest first; [] for an unknown id."""
-        raise NotImplementedError
+        rows = self._store.execute(
+            f"SELECT {HISTORY_COLUMNS} FROM dead_letter_history WHERE letter_id = ? ORDER BY seq",
+            (letter_id,),
+        ).fetchall()
+        return [history_entry(row) for row in rows]
 
     # --- acting --------------------------------------------------------------------------------
 
     def add_note(self, letter_id: int, text: str, *, actor: str) -> HistoryEntry:
-        """Add a triage note; KeyError if there is no such letter."""
-        raise NotImplementedError
+        """Add a triage note; KeyError if there is no such letter. Audited."""
+        entry = HistoryEntry(at=at(now_us()), kind="note", actor=actor, text=text)
+        with self._store.transaction():
+            if (
+                self._store.execute("SELECT 1 FROM dead_letters WHERE id = ?", (letter_id,)).fetchone()
+                is None
+            ):
+                raise KeyError(f"no dead letter #{letter_id}")
+            self.add_history([letter_id], entry, to_us(entry.at))
+            self._audit_row("note", actor, None, f"#{letter_id}", {"noted": 1}, "added")
+        return entry
 
     def archive(self, selection: LetterFilter, *, actor: str, operation_id: str | None = None) -> int:
         """Mark the matching unresolved letters archived; how many. Audited."""
-        raise NotImplementedError
+        return self._resolve(selection, "archived", ("new",), actor, operation_id)
 
     def purge(self, selection: LetterFilter, *, actor: str, operation_id: str | None = None) -> int:
-        """Mark the matching unresolved letters purged (their rows go at the next retention
-        round past the retention period, their history with them); how many. Audited."""
-        raise NotImplementedError
+        """Mark the matching new or archived letters purged (their rows go at the first
+        retention round past the retention period, their history with them); how many.
+        Audited."""
+        return self._resolve(selection, "purged", ("new", "archived"), actor, operation_id)
+
+    def _resolve(
+        self,
+        selection: LetterFilter,
+        status: Literal["archived", "purged"],
+        from_statuses: tuple[Status, ...],
+        actor: str,
+        operation_id: str | None,
+    ) -> int:
+        allowed = frozenset(from_statuses) & selection.statuses
+        verb = "archive" if status == "archived" else "purge"
+        at_us = now_us()
+        with self._store.transaction():
+            ids: list[int] = []
+            if allowed:
+                sql, params = where(replace(selection, statuses=allowed), self._backend)
+                ids = sorted(
+                    int(row[0])
+                    for row in self._store.execute(
+                        "UPDATE dead_letters SET status = ?, resolved_at_us = ? WHERE id IN ("
+                        f" SELECT id FROM dead_letters WHERE {sql}"
+                        " AND (claimed_by IS NULL OR claimed_until_us < ?)) RETURNING id",
+                        [status, at_us, *params, at_us],
+                    ).fetchall()
+                )
+                self.add_history(ids, HistoryEntry(at=at(at_us), kind=status, actor=actor), at_us)
+            self._audit_row(verb, actor, operation_id, selection.describe(), {status: len(ids)}, "completed")
+        return len(ids)
 
     def prune_resolved(self, *, resolved_before: datetime, limit: int) -> int:
         """Delete at most `limit` letters resolved before the time, with their history; how
         many. Unresolved letters are never pruned."""
-        raise NotImplementedError
-
-    # --- replays -------------------------------------------------------------------------------
-
-    def start_replay(
-        self,
-        selection: LetterFilter,
-        *,
-        actor: str,
-        rate: float | None,
-        to_original: bool = False,
-        force: bool = False,
-        max_replays: int = 3,
-        dry_run: bool = False,
-        operation_id: str | None = None,
-    ) -> ReplayOperation:
-        """Record a new replay operation over the letters matching now (frozen: letters
-        arriving later are not in it); status running."""
-        raise NotImplementedError
-
-    def operation(self, operation_id: str) -> ReplayOperation:
-        """UnknownOperation if there is none."""
-        raise NotImplementedError
-
-    def operations(self, *, limit: int = 20) -> list[ReplayOperation]:
-        """The latest replay operations, newest first."""
-        raise NotImplementedError
-
-    def resume(self, operation_id: str, *, actor: str, stale_after: float = 30.0) -> ReplayOperation:
-        """Take up a cancelled or interrupted operation again (status running again).
-        OperationBusy if it is running in a process that showed life within `stale_after`
-        seconds; a finished one comes back unchanged."""
-        raise NotImplementedError
-
-    def request_cancel(self, operation_id: str, *, actor: str) -> ReplayOperation:
-        """Ask a running replay to stop (from any process): it stops after the letter in
-        hand, releases its claims and ends `cancelled`. Audited."""
-        raise NotImplementedError
-
-    def claim(self, operation_id: str, *, limit: int, lease: float = 60.0) -> list[Claimed]:
-        """Claim up to `limit` letters of the operation's selection that are still new, not
-        claimed by anyone (or whose claim's lease ran out) and not yet tried by this
-        operation; in arrival order. Also the operation's heartbeat."""
-        raise NotImplementedError
-
-    def settle(
-        self,
-        claimed: Claimed,
-        *,
-        outcome: HistoryEntry,
-    ) -> None:
-        """Record what the replay did with one claimed letter and release it: `replayed`
-        (the letter becomes replayed), `replay_failed` or `replay_skipped` (it stays new).
-        Counts toward the operation's progress."""
-        raise NotImplementedError
-
-    def release(self, claimed: Sequence[Claimed]) -> None:
-        """Give claimed letters back untried (a cancel, Ctrl-C)."""
-        raise NotImplementedError
-
-    def finish(self, operation_id: str, *, cancelled: bool = False) -> ReplayOperation:
-        """End the operation (finished or cancelled) and write its audit entry."""
-        raise NotImplementedError
+        with self._store.transaction():
+            ids = [
+                int(row[0])
+                for row in self._store.execute(
+                    "SELECT id FROM dead_letters WHERE resolved_at_us < ? ORDER BY resolved_at_us LIMIT ?",
+                    (to_us(resolved_before), limit),
+                ).fetchall()
+            ]
+            if not ids:
+                return 0
+            one_of, params = self._backend.any_of("bigint", ids)
+            self._store.execute(f"DELETE FROM dead_letter_history WHERE letter_id {one_of}", params)
+            self._store.execute(f"DELETE FROM dead_letters WHERE id {one_of}", params)
+        return len(ids)
 
     # --- audit ---------------------------------------------------------------------------------
 
@@ -192,8 +319,29 @@ class DeadLetterRecords:
         operation_id: str | None = None,
     ) -> AuditEntry:
         """Record an action that changed nothing in the store itself (an export, say)."""
-        raise NotImplementedError
+        with self._store.transaction():
+            self._audit_row(action, actor, operation_id, selection, counts, result)
+        return self.audit_log(limit=1)[0]
 
     def audit_log(self, *, limit: int = 100, operation_id: str | None = None) -> list[AuditEntry]:
         """The latest audit entries, newest first."""
-        raise NotImplementedError
+        condition, params = ("WHERE operation_id = ?", [operation_id]) if operation_id else ("", [])
+        rows = self._store.execute(
+            f"SELECT {AUDIT_COLUMNS} FROM dead_letter_audit {condition} ORDER BY seq DESC LIMIT ?",
+            [*params, limit],
+        ).fetchall()
+        return [audit_entry(row) for row in rows]
+
+
+def _search_text(letter: NewLetter) -> str:
+    """What `--text` searches, lower-cased: ids, type, reason, detail, origin, the body's start."""
+    parts = [
+        letter.event_id,
+        letter.event_type,
+        letter.reason,
+        letter.detail,
+        letter.message_id,
+        *(letter.origin or ()),
+        letter.body[:_SEARCHED_BODY].decode("utf-8", "replace"),
+    ]
+    return clean("\n".join(part for part in parts if part)).lower()

@@ -18,22 +18,19 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any, Literal
 
+from worker.store import amqp_json
+
 Status = Literal["new", "replayed", "purged", "archived"]
 STATUSES: tuple[Status, ...] = ("new", "replayed", "purged", "archived")
 RESOLVED: frozenset[Status] = frozenset({"replayed", "purged", "archived"})
 
-HistoryKind = Literal["received", "replayed", "replay_failed", "replay_skipped", "purged", "archived", "note"]
+HistoryKind = Literal["replayed", "replay_failed", "replay_skipped", "purged", "archived", "note"]
 
 OperationStatus = Literal["running", "cancelled", "finished"]
 
 # Headers the broker changes each time it hands the same letter out again: left out of the
 # letter's identity, so a redelivery after a kill between insert and ack is the same letter.
 VOLATILE_HEADERS = frozenset({"x-delivery-count", "x-acquired-count"})
-
-# How long a body the store keeps whole; a longer one (only a foreign publisher can put one in
-# the dead-letter queue: the worker's own letters are bounded by MAX_BODY_BYTES) keeps this
-# many bytes, its full size and its SHA-256, and can be read but not replayed.
-DEFAULT_MAX_STORED_BODY = 1024 * 1024
 
 
 @dataclass(frozen=True, slots=True)
@@ -58,7 +55,7 @@ class NewLetter:
     message_id: str | None
     origin: tuple[str, str] | None  # (exchange, routing key) it was first published to, if known
     trace_parent: str | None = None  # W3C traceparent, if the letter carried one
-    body_size: int | None = None  # the full size when `body` was cut (see DEFAULT_MAX_STORED_BODY)
+    body_size: int | None = None  # the full size when `body` was cut (see worker/service/dead_letters.py)
     body_sha256: str | None = None  # of the full body, when cut
 
     @property
@@ -66,7 +63,13 @@ class NewLetter:
         """The letter's identity: a digest of its body, properties and headers (without the
         broker's delivery counters). The same letter delivered twice has one key; the store
         keeps one row per key."""
-        raise NotImplementedError
+        properties = {name: value for name, value in self.properties.items() if name != "headers"}
+        headers = {name: value for name, value in self.headers.items() if name not in VOLATILE_HEADERS}
+        digest = hashlib.sha256(amqp_json.dumps([properties, headers]).encode("utf-8", "surrogatepass"))
+        digest.update(b"\x00")
+        digest.update(self.body)
+        digest.update((self.body_sha256 or "").encode("ascii"))
+        return digest.hexdigest()
 
 
 @dataclass(frozen=True, slots=True)
@@ -110,15 +113,57 @@ class LetterFilter:
 
     def describe(self) -> str:
         """The filters as the command line spells them, for messages and the audit."""
-        raise NotImplementedError
+        words = [f"--reason {value}" for value in sorted(self.reasons)]
+        words += [f"--type {value}" for value in sorted(self.types)]
+        words += [f"--id {value}" for value in sorted(self.event_ids)]
+        words += [f"--group {value}" for value in sorted(self.groups)]
+        words += [f"#{value}" for value in sorted(self.letter_ids)]
+        words += [f"--text {self.text!r}"] if self.text else []
+        words += [
+            f"--{name} {moment.isoformat()}"
+            for name, moment in (("since", self.since), ("until", self.until))
+            if moment
+        ]
+        words += [f"--limit {self.limit}"] if self.limit is not None else []
+        if self.statuses != {"new"}:
+            words += [f"--status {status}" for status in STATUSES if status in self.statuses]
+        return " ".join(words) or "all"
 
     def as_json(self) -> dict[str, Any]:
         """JSON-safe, for an operation's stored selection; `from_json` reads it back."""
-        raise NotImplementedError
+        return {
+            "reasons": sorted(self.reasons),
+            "types": sorted(self.types),
+            "event_ids": sorted(self.event_ids),
+            "groups": sorted(self.groups),
+            "statuses": sorted(self.statuses),
+            "letter_ids": sorted(self.letter_ids),
+            "text": self.text,
+            "since": None if self.since is None else self.since.isoformat(),
+            "until": None if self.until is None else self.until.isoformat(),
+            "limit": self.limit,
+            "up_to": self.up_to,
+        }
 
     @classmethod
     def from_json(cls, document: dict[str, Any]) -> "LetterFilter":
-        raise NotImplementedError
+        def moment(name: str) -> datetime | None:
+            value = document.get(name)
+            return None if value is None else datetime.fromisoformat(value)
+
+        return cls(
+            reasons=frozenset(document.get("reasons", ())),
+            types=frozenset(document.get("types", ())),
+            event_ids=frozenset(document.get("event_ids", ())),
+            groups=frozenset(document.get("groups", ())),
+            statuses=frozenset(document.get("statuses", ("new",))),
+            letter_ids=frozenset(document.get("letter_ids", ())),
+            text=document.get("text"),
+            since=moment("since"),
+            until=moment("until"),
+            limit=document.get("limit"),
+            up_to=document.get("up_to"),
+        )
 
 
 @dataclass(frozen=True, slots=True)

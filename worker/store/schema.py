@@ -64,6 +64,51 @@ INITIAL_POSTGRES = (
         created_at_us BIGINT NOT NULL)""",
 )
 
+
+def _dead_letters(ints: str, blob: str, real: str, identity: str) -> tuple[str, ...]:
+    """Migration 3 for one backend: dead letters as records (worker/store/dead_letters.py)."""
+    return (
+        f"""CREATE TABLE IF NOT EXISTS dead_letters (
+            id {identity}, letter_key TEXT NOT NULL UNIQUE, status TEXT NOT NULL,
+            received_at_us {ints} NOT NULL, failed_at_us {ints}, seen_at_us {ints} NOT NULL,
+            resolved_at_us {ints}, reason TEXT NOT NULL, detail TEXT NOT NULL, fingerprint TEXT NOT NULL,
+            event_id TEXT, event_type TEXT, message_id TEXT, origin_exchange TEXT, origin_routing_key TEXT,
+            attempts {ints}, replays {ints} NOT NULL, trace_parent TEXT, search_text TEXT NOT NULL,
+            body {blob} NOT NULL, body_size {ints} NOT NULL, body_sha256 TEXT,
+            properties TEXT NOT NULL, headers TEXT NOT NULL,
+            claimed_by TEXT, claimed_until_us {ints})""",
+        "CREATE INDEX IF NOT EXISTS dead_letters_status ON dead_letters (status, id)",
+        "CREATE INDEX IF NOT EXISTS dead_letters_reason ON dead_letters (reason, id)",
+        "CREATE INDEX IF NOT EXISTS dead_letters_type ON dead_letters (event_type, id)",
+        "CREATE INDEX IF NOT EXISTS dead_letters_event_id ON dead_letters (event_id)",
+        "CREATE INDEX IF NOT EXISTS dead_letters_fingerprint"
+        " ON dead_letters (fingerprint, status, seen_at_us)",
+        "CREATE INDEX IF NOT EXISTS dead_letters_failed_at ON dead_letters (failed_at_us)",
+        "CREATE INDEX IF NOT EXISTS dead_letters_seen_at ON dead_letters (seen_at_us)",
+        "CREATE INDEX IF NOT EXISTS dead_letters_resolved_at ON dead_letters (resolved_at_us)"
+        " WHERE resolved_at_us IS NOT NULL",
+        """CREATE TABLE IF NOT EXISTS dead_letter_groups (
+            fingerprint TEXT PRIMARY KEY, reason TEXT NOT NULL, event_type TEXT, pattern TEXT NOT NULL)""",
+        f"""CREATE TABLE IF NOT EXISTS dead_letter_history (
+            seq {identity}, letter_id {ints} NOT NULL, at_us {ints} NOT NULL, kind TEXT NOT NULL,
+            actor TEXT NOT NULL, operation_id TEXT, to_exchange TEXT, to_routing_key TEXT,
+            outcome TEXT, message_id TEXT, text TEXT)""",
+        "CREATE INDEX IF NOT EXISTS dead_letter_history_letter ON dead_letter_history (letter_id, seq)",
+        "CREATE INDEX IF NOT EXISTS dead_letter_history_operation"
+        " ON dead_letter_history (operation_id, letter_id) WHERE operation_id IS NOT NULL",
+        f"""CREATE TABLE IF NOT EXISTS dead_letter_replays (
+            id TEXT PRIMARY KEY, actor TEXT NOT NULL, selection TEXT NOT NULL, status TEXT NOT NULL,
+            rate {real}, to_original INTEGER NOT NULL, force INTEGER NOT NULL, max_replays INTEGER NOT NULL,
+            dry_run INTEGER NOT NULL, started_at_us {ints} NOT NULL, updated_at_us {ints} NOT NULL,
+            total {ints} NOT NULL, replayed {ints} NOT NULL DEFAULT 0, skipped {ints} NOT NULL DEFAULT 0,
+            failed {ints} NOT NULL DEFAULT 0, cancel_requested INTEGER NOT NULL DEFAULT 0)""",
+        "CREATE INDEX IF NOT EXISTS dead_letter_replays_started ON dead_letter_replays (started_at_us)",
+        f"""CREATE TABLE IF NOT EXISTS dead_letter_audit (
+            seq {identity}, at_us {ints} NOT NULL, actor TEXT NOT NULL, action TEXT NOT NULL,
+            operation_id TEXT, selection TEXT NOT NULL, counts TEXT NOT NULL, result TEXT NOT NULL)""",
+    )
+
+
 MIGRATIONS = (
     # Version 1 is the schema the first release created without a version table; IF NOT
     # EXISTS makes it a no-op on such a store, which is thereby adopted.
@@ -82,6 +127,14 @@ MIGRATIONS = (
             "CREATE INDEX IF NOT EXISTS reminders_renewal_date ON reminders (renewal_date)",
             "ALTER TABLE handling_attempts ADD COLUMN last_at_us BIGINT NOT NULL DEFAULT 0",
             "ALTER TABLE outbox ADD COLUMN claimed_until_us BIGINT",
+        ),
+    ),
+    Migration(
+        3,
+        "dead letters as records: letters, groups, history, replay operations, audit",
+        _dead_letters("INTEGER", "BLOB", "REAL", "INTEGER PRIMARY KEY"),
+        _dead_letters(
+            "BIGINT", "BYTEA", "DOUBLE PRECISION", "BIGINT GENERATED ALWAYS AS IDENTITY PRIMARY KEY"
         ),
     ),
 )

@@ -1,0 +1,73 @@
+"""Dead-letter records built directly, for the store's contract tests, the replay tests and the
+benchmark (which put thousands of letters in a store without a broker)."""
+
+import itertools
+import json
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+from worker.store.letters import NewLetter
+
+_numbers = itertools.count(1)
+T0 = datetime(2026, 11, 20, 9, 0, tzinfo=UTC)
+
+
+def new_letter(
+    *,
+    event_id: str | None = None,
+    event_type: str = "RenewalApproaching",
+    reason: str = "no_recipient",
+    detail: str = "owner is 'platform', no decision maker is known and no partner contact is set",
+    failed_at: datetime | None = T0,
+    replays: int = 0,
+    headers: dict[str, Any] | None = None,
+    body: bytes | None = None,
+) -> NewLetter:
+    """One letter as the worker's drain reads it; each call a different letter unless the
+    same event id and failure time are given."""
+    number = next(_numbers)
+    event_id = event_id or f"evt-{number}"
+    body = body if body is not None else json.dumps({"id": event_id, "type": event_type, "data": {}}).encode()
+    failed = None if failed_at is None else failed_at.isoformat(timespec="milliseconds")
+    return NewLetter(
+        body=body,
+        properties={"content_type": "application/json", "message_id": event_id, "delivery_mode": 2},
+        headers={
+            "x-error-reason": reason,
+            "x-error-detail": detail,
+            **({"x-failed-at": failed} if failed else {}),
+            "x-replay-count": replays,
+            **(headers or {}),
+        },
+        reason=reason,
+        detail=detail,
+        failed_at=failed_at,
+        attempts=1,
+        replays=replays,
+        event_id=event_id,
+        event_type=event_type,
+        message_id=event_id,
+        origin=("renewals.events", "renewal.approaching"),
+    )
+
+
+def spread(count: int, *, start: datetime = T0, every: timedelta = timedelta(seconds=1)) -> list[NewLetter]:
+    """`count` letters of three reasons and varied details, one `every` apart."""
+    kinds = [
+        ("no_recipient", "RenewalApproaching", "owner is 'platform', no decision maker for client 'c-{n}'"),
+        ("invalid_payload", "OwnerChanged", "data.owner: Input should be 'platform' or 'partner' (got {n})"),
+        ("retries_exhausted", "RenewalApproaching", "bug: KeyError: 'c-{n}' at handlers/rules.py:{n}"),
+    ]
+    letters = []
+    for number in range(count):
+        reason, event_type, detail = kinds[number % len(kinds)]
+        letters.append(
+            new_letter(
+                event_id=f"evt-{number:06d}",
+                event_type=event_type,
+                reason=reason,
+                detail=detail.format(n=number),
+                failed_at=start + every * number,
+            )
+        )
+    return letters
