@@ -61,7 +61,7 @@ def test_the_body_is_shown_as_indented_json(tmp_path: Path) -> None:
 
 def test_groups_show_counts_and_link_to_their_letters(tmp_path: Path) -> None:
     """Three kinds of failure make three groups, each with its count; a group's link lists its letters."""
-    client, records = in_process(tmp_path, spread(30))
+    client, _ = in_process(tmp_path, spread(30))
     sign_in(client, VIEWER)
     api = client.get("/api/groups").json()["groups"]
     assert sorted(g["count"] for g in api) == [10, 10, 10]
@@ -69,7 +69,7 @@ def test_groups_show_counts_and_link_to_their_letters(tmp_path: Path) -> None:
     for group in api:
         assert f'data-fingerprint="{group["fingerprint"]}"' in page
     letters = client.get("/api/dead-letters", params={"group": api[0]["fingerprint"], "limit": 500}).json()
-    assert len(letters["letters"]) == 10 and {l["group"] for l in letters["letters"]} == {
+    assert len(letters["letters"]) == 10 and {letter["group"] for letter in letters["letters"]} == {
         api[0]["fingerprint"]
     }
 
@@ -84,13 +84,13 @@ def test_search_filters_and_keyset_pages_cover_every_letter_once(tmp_path: Path)
         page = client.get(
             "/api/dead-letters", params={"limit": 50, **({"after": after} if after else {})}, headers=auth
         ).json()
-        seen += [l["event_id"] for l in page["letters"]]
+        seen += [letter["event_id"] for letter in page["letters"]]
         after = page["next_after"]
         if after is None:
             break
     assert len(seen) == 120 and len(set(seen)) == 120 and seen[0] == "evt-000119"
     found = client.get("/api/dead-letters", params={"text": "evt-000042"}, headers=auth).json()["letters"]
-    assert [l["event_id"] for l in found] == ["evt-000042"]
+    assert [letter["event_id"] for letter in found] == ["evt-000042"]
     by_reason = client.get(
         "/api/dead-letters", params={"reason": "invalid_payload", "limit": 500}, headers=auth
     ).json()

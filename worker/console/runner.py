@@ -48,7 +48,7 @@ class Runner:
             max_replays=max_replays,
         )
         thread = threading.Thread(
-            target=self._run, args=(operation.id,), name=f"replay-{operation.id}", daemon=True
+            target=self._run, args=(operation.id, identity.name), name=f"replay-{operation.id}", daemon=True
         )
         self._threads[operation.id] = thread
         thread.start()
@@ -64,7 +64,7 @@ class Runner:
         for thread in list(self._threads.values()):
             thread.join(timeout)
 
-    def _run(self, operation_id: str) -> None:
+    def _run(self, operation_id: str, actor: str) -> None:
         store = self._open_store()
         try:
             records = DeadLetterRecords(store)
@@ -77,7 +77,7 @@ class Runner:
         except Exception as exc:  # the thread must say why it ended, and end the operation
             log.error("console.replay_failed", operation_id=operation_id, error=masked(str(exc)))
             try:
-                DeadLetterRecords(store).finish(operation_id, cancelled=True)
+                DeadLetterRecords(store).finish(operation_id, cancelled=True, actor=actor)
             except Exception as again:  # the store is gone too: the operation can be resumed
                 log.error("console.replay_unfinished", operation_id=operation_id, error=masked(str(again)))
         finally:
