@@ -13,21 +13,28 @@ from worker import logs
 from worker.broker.topology import TopologyMismatch
 from worker.logs import Logger
 from worker.redaction import masked
+from worker.service.dead_letters import Records
 from worker.service.health import Health, serve
 from worker.service.metrics import Metrics
 from worker.service.processing import BatchProcessor
 from worker.service.runtime import Worker
 from worker.settings import Settings
 from worker.store import SchemaTooNew, SchemaTooOld, SqlStore, StoreUnavailable, open_store
+from worker.store.dead_letters import DeadLetterRecords
 
 EX_CONFIG = 78  # sysexits.h: a configuration error; restarting will not help
 
 
 def build_worker(
-    settings: Settings, *, handlers: HandlerMap = HANDLERS, store: SqlStore | None = None
+    settings: Settings,
+    *,
+    handlers: HandlerMap = HANDLERS,
+    store: SqlStore | None = None,
+    records: Records = DeadLetterRecords,
 ) -> Worker:
-    """The worker with its store and handlers; tests pass their own (as cosmicpython's
-    `bootstrap` does), production takes the built-in handlers and the configured store."""
+    """The worker with its store, handlers and dead-letter records; tests pass their own (as
+    cosmicpython's `bootstrap` does), production takes the built-in ones and the configured
+    store."""
     log = logs.get_logger("renewals.worker")
     store = store if store is not None else connect_store(settings)
     log.info("store.opened", store=store.description, schema_version=store.schema_version())
@@ -39,7 +46,7 @@ def build_worker(
         log.info("metrics.serving", host=settings.metrics_host, port=settings.metrics_port)
     conflict = metrics.store_errors.labels("conflict").inc
     processor = BatchProcessor(settings, store, handlers, on_conflict=conflict)
-    return Worker(settings, processor, log, metrics=metrics, health=health)
+    return Worker(settings, processor, log, metrics=metrics, health=health, records=records)
 
 
 def open_configured_store(settings: Settings) -> SqlStore:
@@ -64,7 +71,9 @@ def connect_store(settings: Settings, *, migrate: bool | None = None) -> SqlStor
     return store
 
 
-def run_until_signalled(settings: Settings, *, handlers: HandlerMap = HANDLERS) -> None:
+def run_until_signalled(
+    settings: Settings, *, handlers: HandlerMap = HANDLERS, records: Records = DeadLetterRecords
+) -> None:
     """Run the worker; SIGTERM/SIGINT stop it gracefully within `shutdown_grace` seconds."""
     log = logs.get_logger("renewals.worker")
     stop = threading.Event()
@@ -84,7 +93,7 @@ def run_until_signalled(settings: Settings, *, handlers: HandlerMap = HANDLERS) 
     try:
         store = _store_when_it_answers(settings, stop, log)
         if store is not None:
-            build_worker(settings, handlers=handlers, store=store).run(stop)
+            build_worker(settings, handlers=handlers, store=store, records=records).run(stop)
     except (SchemaTooNew, SchemaTooOld, TopologyMismatch) as exc:
         log.error("worker.cannot_start", error=str(exc))
         sys.stderr.flush()

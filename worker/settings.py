@@ -78,6 +78,12 @@ class Settings(BaseSettings):
         7.0, ge=0, description="days after its renewal date that a reminder key is kept"
     )
     prune_interval: float = Field(60.0, gt=0, description="seconds between pruning rounds")
+    dead_letter_retention_days: float = Field(
+        30.0, gt=0, description="days a resolved dead letter (replayed, purged, archived) is kept"
+    )
+    replay_rate: float = Field(
+        50.0, gt=0, description="dead letters a replay publishes per second unless --rate says otherwise"
+    )
     confirm_timeout: float = Field(15.0, gt=0)
     shutdown_grace: float = Field(30.0, gt=0)
     heartbeat: int = Field(30, ge=0)

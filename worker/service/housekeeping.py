@@ -1,7 +1,7 @@
 """What a worker does between batches (when idle, and every few seconds under load): delete
 confirmed outbox rows a quiet queue brought no transaction for, republish rows other workers
-left behind, prune expired rows, and look at the outbox backlog (which also tells readiness
-the store still answers while idle)."""
+left behind, prune expired rows (resolved dead letters among them), and look at the outbox
+backlog (which also tells readiness the store still answers while idle)."""
 
 import time
 from collections.abc import Callable
@@ -14,6 +14,7 @@ from worker.service.retention import Retention
 from worker.service.store_line import StoreLine
 from worker.settings import Settings
 from worker.store import OutboxRow
+from worker.store.dead_letters import DeadLetterRecords
 
 LOOK_EVERY = 5.0  # seconds between looks at the outbox backlog
 
@@ -31,7 +32,7 @@ class Housekeeping:
     ) -> None:
         self._processor = processor
         self._outbox: Outbox = processor.outbox
-        self._retention = Retention(processor.store, settings)
+        self._retention = Retention(processor.store, settings, letters=DeadLetterRecords(processor.store))
         self._store = store
         self._log = log
         self._metrics = metrics

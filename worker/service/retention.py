@@ -1,11 +1,13 @@
-"""Keeping the store's size level: expired inbox entries, reminder keys and crash counts are
-deleted a few at a time, between batches, so pruning never holds processing up."""
+"""Keeping the store's size level: expired inbox entries, reminder keys, crash counts and
+resolved dead letters (with their history) are deleted a few at a time, between batches, so
+pruning never holds processing up."""
 
 import time
 from datetime import UTC, datetime, timedelta
 
 from worker.settings import Settings
 from worker.store import SqlStore
+from worker.store.dead_letters import DeadLetterRecords
 
 # Seconds to the next round while a round still finds a full chunk to delete: none, so that
 # a worker working through a backlog prunes after every batch (up to a chunk of each kind per
@@ -14,10 +16,19 @@ _SOON = 0.0
 
 
 class Retention:
-    def __init__(self, store: SqlStore, settings: Settings, *, chunk: int = 1000) -> None:
+    def __init__(
+        self,
+        store: SqlStore,
+        settings: Settings,
+        *,
+        letters: DeadLetterRecords | None = None,
+        chunk: int = 1000,
+    ) -> None:
         self._store = store
         self._inbox_days = settings.inbox_retention_days
         self._reminder_days = settings.reminder_retention_days
+        self._letter_days = settings.dead_letter_retention_days
+        self._letters = letters
         self._every = settings.prune_interval
         self._chunk = chunk
         self.next_round = time.monotonic() + min(self._every, 5.0)
@@ -32,5 +43,9 @@ class Retention:
             renewals_before=(now - timedelta(days=self._reminder_days)).date(),
             limit=self._chunk,
         )
+        if self._letters is not None:
+            deleted += self._letters.prune_resolved(
+                resolved_before=now - timedelta(days=self._letter_days), limit=self._chunk
+            )
         self.next_round = time.monotonic() + (_SOON if deleted >= self._chunk else self._every)
         return deleted

@@ -22,11 +22,13 @@ from worker.broker.endpoints import Broker, BrokerUnreachable, from_settings
 from worker.broker.publisher import PublishFailed
 from worker.broker.wire import DeliveryReader
 from worker.logs import Logger
+from worker.service.dead_letters import DeadLetterDrain, Records
 from worker.service.health import Health
 from worker.service.metrics import Metrics
 from worker.service.processing import BatchProcessor
 from worker.service.session import Session, StoppedDuringOutage
 from worker.settings import Settings
+from worker.store.dead_letters import DeadLetterRecords
 
 # What reconnecting (with backoff) can cure. A refused permission counts: an operator can fix
 # it while the worker waits. A mismatched queue (PreconditionFailed) cannot, and stops it.
@@ -44,9 +46,17 @@ class Worker:
     """Runs until `stop` is set; reconnects with backoff whenever the broker goes away."""
 
     def __init__(
-        self, settings: Settings, processor: BatchProcessor, log: Logger, *, metrics: Metrics, health: Health
+        self,
+        settings: Settings,
+        processor: BatchProcessor,
+        log: Logger,
+        *,
+        metrics: Metrics,
+        health: Health,
+        records: Records = DeadLetterRecords,
     ) -> None:
         self._settings = settings
+        self._records = records
         self._processor = processor
         self._log = log
         self._metrics = metrics
@@ -98,12 +108,17 @@ class Worker:
         reader = DeliveryReader()
         consuming, node = self._broker.connect(first=self._node, frame_handler=reader.frame_handler)
         self._node = node
+        opened = [consuming]
         try:
             publishing, _ = self._broker.connect(first=node)
-        except BaseException:
-            consuming.collect()
-            raise
-        try:
+            opened.append(publishing)
+            letters = DeliveryReader()
+            draining, _ = self._broker.connect(first=node, frame_handler=letters.frame_handler)
+            opened.append(draining)
+            records = self._records(self._processor.store)
+            drain = DeadLetterDrain(
+                draining, letters, records, self._settings.dead_letter_queue, log=self._log
+            )
             return Session(
                 self._settings,
                 self._processor,
@@ -113,10 +128,11 @@ class Worker:
                 reader,
                 metrics=self._metrics,
                 health=self._health,
+                drain=drain,
             )
         except BaseException:
-            consuming.collect()
-            publishing.collect()
+            for connection in opened:
+                connection.collect()
             raise
 
     def _log_attempt(self, state: RetryCallState) -> None:

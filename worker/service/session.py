@@ -23,6 +23,7 @@ from worker.broker.topology import declare, topology
 from worker.broker.wire import Connection, DeliveryReader, read_by_the_reader
 from worker.logs import Logger
 from worker.redaction import masked
+from worker.service.dead_letters import DeadLetterDrain
 from worker.service.health import Health
 from worker.service.housekeeping import Housekeeping
 from worker.service.metrics import Metrics
@@ -61,8 +62,10 @@ class Session:
         *,
         metrics: Metrics,
         health: Health,
+        drain: DeadLetterDrain,
     ) -> None:
         self._settings = settings
+        self._drain = drain
         self._metrics = metrics
         self._health = health
         self._processor = processor
@@ -97,6 +100,7 @@ class Session:
         self._stop = stop
         self._republish("outbox.republished", self._store.call(self._outbox.leftovers))
         self._consume()
+        self._drain_letters()
         self._log.info("worker.consuming", queue=self._settings.queue, broker=masked(self._settings.amqp_url))
         while not stop.is_set():
             batch = self._collect(first_wait=0.0 if self._in_flight else 1.0)
@@ -106,10 +110,13 @@ class Session:
                 self._settle()
             if not batch or self._housekeeper.due():  # under load too, every few seconds
                 self._housekeeper.run(nothing_in_flight=self._in_flight is None)
+            if self._drain.due():
+                self._drain_letters()
             self._keep_alive()
         self._cancel()
         self._handle(self._collect(first_wait=0.05))
         self._settle()
+        self._drain_letters()
         try:
             self._processor.flush()
         except StoreUnavailable as exc:  # the rows stay; a sweep republishes them after the grace
@@ -119,24 +126,34 @@ class Session:
     def close(self) -> None:
         """Drop both connections without a closing handshake (after the broker went away)."""
         self._health.consuming = False
-        for connection in (self._consuming, self._publishing):
+        for connection in (self._consuming, self._publishing, self._drain.connection):
             with suppress(Exception):
                 connection.collect()
 
     def _consume(self) -> None:
         self._consumer_tag = self._channel.basic_consume(self._settings.queue, callback=read_by_the_reader)
+        self._drain.resume()
         self._health.consuming = True
 
     def _cancel(self) -> None:
         self._health.consuming = False
+        self._drain.pause()
         if self._consumer_tag is not None:
             self._channel.basic_cancel(self._consumer_tag)
             self._consumer_tag = None
 
     def _pause(self) -> None:
-        """The store is away: settle what is committed, and take no new deliveries."""
+        """The store is away: settle what is committed, and take no new deliveries (nor
+        dead letters: they wait in their queue)."""
         self._settle()
         self._cancel()
+
+    def _drain_letters(self) -> None:
+        """Record the dead letters that have arrived, then acknowledge them."""
+        letters = self._drain.take()
+        if letters:
+            fresh = self._store.call(partial(self._drain.record, letters))
+            self._drain.acknowledge(letters, fresh)
 
     def _collect(self, first_wait: float) -> list[Delivery]:
         """Wait up to `first_wait` for one delivery, then take what has arrived (or arrives
@@ -217,6 +234,7 @@ class Session:
         self._health.tick()
         self._consuming.heartbeat_tick()
         self._publishing.heartbeat_tick()
+        self._drain.tick()
 
 
 def _chunks(batch: Sequence[Delivery]) -> list[Sequence[Delivery]]:

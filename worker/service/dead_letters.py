@@ -1,0 +1,132 @@
+"""The worker drains the dead-letter queue into its store: consume, insert, commit, then ack.
+
+The queue stays the transport (the worker's failure path and the broker's delivery limit both
+dead-letter into it), and is normally empty: every letter in it, whoever put it there and
+whichever release, becomes a row of `DeadLetterRecords` once.
+
+- Letters are consumed on a connection of their own (its deliveries read by a
+  `DeliveryReader` of their own), taken a batch at a time from the session's loop, recorded in
+  one transaction, and acknowledged (one `multiple` ack) after the commit. Nothing is published
+  or acknowledged from a callback inside `drain_events`.
+- Killed between the commit and the ack, the same letters come back and insert nothing: a
+  letter's identity is its body, properties and headers (`NewLetter.key`).
+- While the store is away the drain stops consuming (`pause`): letters wait in the queue, and
+  those in hand stay unacknowledged, never rejected or requeued (on RabbitMQ 4.0-4.2 each
+  return counts toward the queue's delivery limit).
+- A body over MAX_BODY_BYTES (the most the worker accepts, so the most a replay could bring
+  back to it) is kept as its first MAX_BODY_BYTES bytes with its full size and SHA-256; such a
+  letter is shown and exported but never replayed. Memory is bounded by the prefetch.
+"""
+
+import hashlib
+import time
+from collections.abc import Callable
+from contextlib import suppress
+
+from events import MAX_BODY_BYTES
+from worker.broker.messages import Delivery
+from worker.broker.wire import Connection, DeliveryReader, read_by_the_reader
+from worker.logs import Logger
+from worker.store import SqlStore
+from worker.store.dead_letters import DeadLetterRecords
+from worker.store.letters import NewLetter
+from worker.tools.dead_letters.letter import PROPERTY_NAMES, DeadLetter
+from worker.tools.dead_letters.values import text
+
+PREFETCH = 100  # letters in hand at most (each at most the broker's largest message)
+PUMP_EVERY = 0.1  # seconds between looks at the dead-letter connection while busy
+
+Records = Callable[[SqlStore], DeadLetterRecords]
+
+
+def new_letter(delivery: Delivery) -> NewLetter:
+    """A delivery from the dead-letter queue as the store records it."""
+    properties = {name: delivery.properties[name] for name in PROPERTY_NAMES if name in delivery.properties}
+    headers = dict(delivery.headers)
+    letter = DeadLetter.read(0, {**properties, "headers": headers}, delivery.body, delivery.problem)
+    body, size, digest = delivery.body, None, None
+    if len(body) > MAX_BODY_BYTES:
+        body, size, digest = body[:MAX_BODY_BYTES], len(body), hashlib.sha256(body).hexdigest()
+    return NewLetter(
+        body=body,
+        properties=properties,
+        headers=headers,
+        reason=letter.reason,
+        detail=letter.detail,
+        failed_at=letter.failed_at,
+        attempts=letter.attempts,
+        replays=letter.replay_count,
+        event_id=letter.id,
+        event_type=letter.type,
+        message_id=text(properties.get("message_id")),
+        origin=letter.origin,
+        trace_parent=text(headers.get("traceparent")),
+        body_size=size,
+        body_sha256=digest,
+    )
+
+
+class DeadLetterDrain:
+    """Moves letters from the dead-letter queue into the store, from the session's loop."""
+
+    def __init__(
+        self,
+        connection: Connection,
+        reader: DeliveryReader,
+        records: DeadLetterRecords,
+        queue: str,
+        *,
+        log: Logger,
+    ) -> None:
+        self.connection = self._connection = connection
+        self._arrived = reader.arrived
+        self._records = records
+        self._queue = queue
+        self._log = log
+        self._channel = connection.channel()
+        self._channel.basic_qos(0, PREFETCH, False)
+        self._consumer_tag: str | None = None
+        self._next_pump = 0.0
+
+    def resume(self) -> None:
+        """Consume the dead-letter queue (again)."""
+        if self._consumer_tag is None:
+            self._consumer_tag = self._channel.basic_consume(self._queue, callback=read_by_the_reader)
+
+    def pause(self) -> None:
+        """Take no more letters; those in hand stay unacknowledged until they are recorded."""
+        if self._consumer_tag is not None:
+            self._channel.basic_cancel(self._consumer_tag)
+            self._consumer_tag = None
+
+    def due(self) -> bool:
+        return time.monotonic() >= self._next_pump
+
+    def take(self) -> list[Delivery]:
+        """The letters that have arrived (reading the connection without waiting)."""
+        self._next_pump = time.monotonic() + PUMP_EVERY
+        self._read()
+        letters = list(self._arrived)
+        del self._arrived[:]
+        return letters
+
+    def record(self, letters: list[Delivery]) -> int:
+        """Insert the letters in one transaction; how many were new. Raises StoreUnavailable
+        (nothing committed) for the session's store line to wait out and call again."""
+        return self._records.insert([new_letter(delivery) for delivery in letters])
+
+    def acknowledge(self, letters: list[Delivery], fresh: int) -> None:
+        """After the commit: the letters leave the queue."""
+        self._channel.basic_ack(letters[-1].delivery_tag, multiple=True)
+        self._log.info("dead_letter.recorded", count=len(letters), new=fresh, queue=self._queue)
+
+    def tick(self) -> None:
+        """Read what the broker sent (its heartbeats among it) and send ours."""
+        self._read()
+        self._connection.heartbeat_tick()
+
+    def _read(self) -> None:
+        self._connection.drain_buffered()
+        with suppress(TimeoutError):  # nothing there
+            self._connection.drain_events(timeout=0)
+        self._connection.drain_buffered()
