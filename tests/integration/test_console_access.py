@@ -171,8 +171,15 @@ def test_every_state_change_from_the_browser_needs_the_csrf_token(tmp_path: Path
     assert (
         client.post("/api/archive", json={"all": True}).status_code == 403
     )  # the session on the API, no token
+    cross_site = {"Sec-Fetch-Site": "cross-site"}
+    assert (
+        client.post("/actions/confirm", data={**form, "csrf_token": token}, headers=cross_site).status_code
+        == 403
+    )
     assert records.count() == 1
-    done = client.post("/actions/confirm", data={**form, "csrf_token": token})
+    # What Chromium sends for a same-origin form under Referrer-Policy: no-referrer.
+    browser_like = {"Origin": "null", "Sec-Fetch-Site": "same-origin"}
+    done = client.post("/actions/confirm", data={**form, "csrf_token": token}, headers=browser_like)
     assert done.status_code == 200 and records.count() == 0
 
 

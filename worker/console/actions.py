@@ -72,7 +72,7 @@ class Selection(BaseModel):
 class ReplayRequest(BaseModel):
     selection: Selection
     dry_run: bool = Field(False, description="only say what a replay would do; change nothing")
-    rate: float | None = Field(None, gt=0, description="letters per second (default: as fast as confirmed)")
+    rate: float | None = Field(None, gt=0, description="letters per second (default: RENEWALS_REPLAY_RATE)")
     force: bool = Field(False, description="replay letters replayed max_replays times already")
     to_original: bool = Field(False, description="trust the letters' headers about where they came from")
 

@@ -97,7 +97,7 @@ def replay(
             records,
             who,
             body.selection.for_action(),
-            rate=body.rate,
+            rate=body.rate or console.settings.replay_rate,
             force=body.force,
             to_original=body.to_original,
             max_replays=actions.DEFAULT_MAX_REPLAYS,

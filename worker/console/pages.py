@@ -121,7 +121,13 @@ async def preview(request: Request, _: Operator) -> Response:
             count, plans = records.count(selection.letter_filter()), []
     except actions.RefusedAction as exc:
         return render(request, "refused.html", {"reason": str(exc)}, status_code=422)
-    context = {"action": action, "selection": selection, "rate": rate, "count": count, "plans": plans}
+    context = {
+        "action": action,
+        "selection": selection,
+        "rate": rate or console_of(request).settings.replay_rate,
+        "count": count,
+        "plans": plans,
+    }
     return render(request, "preview.html", context)
 
 
@@ -137,7 +143,7 @@ async def confirm(request: Request, who: Operator) -> Response:
                 records,
                 who,
                 selection.for_action(),
-                rate=rate,
+                rate=rate or console.settings.replay_rate,
                 force=False,
                 to_original=False,
                 max_replays=actions.DEFAULT_MAX_REPLAYS,
