@@ -37,6 +37,7 @@ def new_letter(
             "x-error-detail": detail,
             **({"x-failed-at": failed} if failed else {}),
             "x-replay-count": replays,
+            "x-attempts": 1,
             **(headers or {}),
         },
         reason=reason,

@@ -1,131 +1,56 @@
-"""`renewals dlq`: list, show, replay, export and purge dead letters."""
+"""`renewals dlq`: the dead letters the worker recorded in its store: list, show, groups,
+history, notes, replay, archive, export and purge."""
 
-import functools
 import json
+import os
 import sys
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Iterator
 from contextlib import contextmanager
 from datetime import datetime
-from typing import Any
+from typing import IO, Any
 
 import click
-from amqp.exceptions import AMQPError
 
 from worker import logs
-from worker.cli.core import broker_of, load_settings
+from worker.cli.dlq_options import (
+    dead_letter_records,
+    everything_option,
+    find_one,
+    matching,
+    require_choice,
+    selection_options,
+    to_original_option,
+    when,
+)
 from worker.cli.dlq_output import (
+    GROUP_COLUMNS,
+    HISTORY_COLUMNS,
     LIST_COLUMNS,
     PURGE_COLUMNS,
-    Progress,
     described,
+    group_row,
+    history_row,
     listed,
-    print_plans,
-    print_report,
     row,
 )
-from worker.redaction import masked
-from worker.tools.dead_letters import (
-    DEFAULT_MAX_REPLAYS,
-    DeadLetterError,
-    DeadLetterQueue,
-    Routes,
-    Selection,
-    find,
-    parse_when,
-    plan,
-    purge,
-    replay,
-    selected,
-)
+from worker.cli.dlq_replay import replay_command
+from worker.store.letters import LetterFilter, StoredLetter
+from worker.tools.dead_letters import Routes, as_dead_letter, audit, user
 from worker.tools.tables import render
-
-Command = Callable[..., None]
-
-
-def _when(_ctx: click.Context, _param: click.Parameter, value: str | None) -> datetime | None:
-    try:
-        return None if value is None else parse_when(value)
-    except ValueError as exc:
-        raise click.BadParameter(str(exc)) from None
-
-
-def selection_options(command: Command) -> Command:
-    """The shared filters, handed to the command as one `selection` argument."""
-
-    @functools.wraps(command)
-    def wrapper(
-        reason: Sequence[str],
-        type_: Sequence[str],
-        id_: Sequence[str],
-        since: datetime | None,
-        until: datetime | None,
-        limit: int | None,
-        **rest: Any,
-    ) -> None:
-        filters = Selection(frozenset(reason), frozenset(type_), frozenset(id_), since, until, limit)
-        command(selection=filters, **rest)
-
-    options = [
-        click.option("--reason", multiple=True, help="Only this reason (repeatable)."),
-        click.option("--type", "type_", multiple=True, help="Only this event type (repeatable)."),
-        click.option("--id", "id_", multiple=True, help="Only this event id (repeatable)."),
-        click.option("--since", metavar="WHEN", callback=_when, help="Failed at or after WHEN."),
-        click.option("--until", metavar="WHEN", callback=_when, help="Failed before WHEN."),
-        click.option("--limit", type=click.IntRange(min=1), help="At most N, in queue order."),
-    ]
-    for option in reversed(options):
-        wrapper = option(wrapper)
-    return wrapper
-
-
-def everything_option(command: Command) -> Command:
-    return click.option("--all", "everything", is_flag=True, help="Every dead letter.")(command)
-
-
-def to_original_option(command: Command) -> Command:
-    """`--to-original`, handed to the command as the `routes` replays may take."""
-
-    @functools.wraps(command)
-    def wrapper(to_original: bool, **rest: Any) -> None:
-        command(routes=Routes.of(load_settings(), to_original=to_original), **rest)
-
-    return click.option(
-        "--to-original",
-        is_flag=True,
-        help="Trust the x-original-* (or x-death) headers for where a replay goes, instead of the"
-        " input exchange under the event type's routing key. They can be forged: nothing ever goes"
-        " to the notifications exchange.",
-    )(wrapper)
-
-
-@contextmanager
-def dead_letter_queue() -> Iterator[DeadLetterQueue]:
-    """The configured dead-letter queue; any failure becomes one line and exit status 1."""
-    settings = load_settings()
-    broker = broker_of(settings)
-    try:
-        with DeadLetterQueue(
-            broker, settings.dead_letter_queue, log=logs.get_logger("renewals.dlq")
-        ) as queue:
-            yield queue
-    except DeadLetterError as exc:
-        raise click.ClickException(str(exc)) from None
-    except (AMQPError, OSError) as exc:
-        raise click.ClickException(
-            f"broker error on {broker}: {type(exc).__name__}: {masked(str(exc))}"
-        ) from None
 
 
 @click.group("dlq")
 def dlq() -> None:
-    """Inspect, replay, export and purge dead letters.
+    """Dead letters, as the worker records them in its store (RENEWALS_STORE_URL).
 
-    Reading never changes the queue, not even its order. Replay republishes each selected
-    message to the worker's input exchange under its event type's routing key (or, with
-    --to-original, where its x-original-* headers say) with publisher confirms, and removes it
-    from the dead-letter queue only after the broker confirmed the copy.
+    The worker moves every letter that reaches the dead-letter queue into its store, so the
+    queue is normally empty and reading changes nothing. A letter is new until someone acts:
+    replayed, purged or archived; every action is in its history and in the audit. Replay
+    republishes to the worker's input exchange under the event type's routing key (or, with
+    --to-original, where its x-original-* headers say) with publisher confirms.
 
-    WHEN is an ISO 8601 date or time (UTC unless it says otherwise) or an age: 90s, 15m, 2h, 7d.
+    ID is an event id, or #N, the record number `list` shows. WHEN is an ISO 8601 date or time
+    (UTC unless it says otherwise) or an age: 90s, 15m, 2h, 7d.
     """
 
 
@@ -133,14 +58,14 @@ def dlq() -> None:
 @selection_options
 @to_original_option
 @click.option("--json", "as_json", is_flag=True, help="A JSON array, for scripts.")
-def list_command(selection: Selection, routes: Routes, as_json: bool) -> None:
-    """One row per dead letter, in queue order, with where a replay would send it."""
-    with dead_letter_queue() as queue:
-        summaries = [listed(letter, routes) for letter, _ in selected(queue, selection)]
+def list_command(selection: LetterFilter, routes: Routes, as_json: bool) -> None:
+    """One row per dead letter, oldest first, with where a replay would send it."""
+    with dead_letter_records() as records:
+        summaries = [listed(letter, routes) for letter in matching(records, selection)]
     if as_json:
         click.echo(json.dumps(summaries, indent=2))
     elif not summaries:
-        click.echo(f"{queue.name} is empty")
+        click.echo("no dead letters" if selection.statuses == {"new"} else "no dead letters in that state")
     else:
         click.echo(render([row(summary) for summary in summaries], LIST_COLUMNS))
 
@@ -149,66 +74,111 @@ def list_command(selection: Selection, routes: Routes, as_json: bool) -> None:
 @click.argument("event_id", metavar="ID")
 @click.option("--json", "as_json", is_flag=True, help="One JSON object, for scripts.")
 def show(event_id: str, as_json: bool) -> None:
-    """Every header and the body of the dead letter with this event id.
-
-    A dead letter without an id (a body that is not JSON, say) is named by its queue
-    position, as `list` shows it: `show '#2'`.
-    """
-    with dead_letter_queue() as queue:
-        matches = find(queue, event_id)
+    """Every header, the body, the history and the notes of one dead letter."""
+    with dead_letter_records() as records:
+        matches = find_one(records, event_id)
     letter = matches[0]
     if len(matches) > 1:
-        click.echo(f"note: {len(matches)} dead letters have id {event_id}; the first:", err=True)
-    click.echo(json.dumps(letter.as_record(), indent=2) if as_json else described(letter, queue.name))
+        numbers = ", ".join(f"#{match.summary.id}" for match in matches)
+        click.echo(f"note: {len(matches)} dead letters have id {event_id} ({numbers}); the first:", err=True)
+    if as_json:
+        record = {
+            **as_dead_letter(letter).as_record(),
+            **_record_fields(letter),
+            "history": [history_row(entry) for entry in letter.history],
+        }
+        click.echo(json.dumps(record, indent=2))
+    else:
+        click.echo(described(letter))
 
 
-@dlq.command("replay")
+def _record_fields(letter: StoredLetter) -> dict[str, Any]:
+    summary = letter.summary
+    return {
+        "status": summary.status,
+        "group": summary.group,
+        "received_at": summary.received_at.isoformat(timespec="milliseconds"),
+        "body_size": summary.body_size,
+        "body_cut": letter.body_truncated,
+    }
+
+
+@dlq.command()
+@selection_options
+@click.option("--hours", default=24, show_default=True, type=click.IntRange(1, 24 * 31), help="Trend window.")
+@click.option("--json", "as_json", is_flag=True, help="A JSON array, for scripts.")
+def groups(selection: LetterFilter, hours: int, as_json: bool) -> None:
+    """Dead letters grouped by reason, event type and what their detail says without its
+    values, largest first, with first and last seen and letters per hour."""
+    with dead_letter_records() as records:
+        found = records.groups(selection, hours=hours)
+    rows = [group_row(group) for group in found]
+    if as_json:
+        click.echo(json.dumps(rows, indent=2))
+    elif not rows:
+        click.echo("no dead letters")
+    else:
+        click.echo(render(rows, GROUP_COLUMNS))
+
+
+@dlq.command()
+@click.argument("event_id", metavar="ID")
+@click.option("--json", "as_json", is_flag=True, help="A JSON array, for scripts.")
+def history(event_id: str, as_json: bool) -> None:
+    """What happened to a dead letter: replays (when, by whom, where to, outcome), notes,
+    archive and purge, oldest first."""
+    with dead_letter_records() as records:
+        letters = find_one(records, event_id)
+    rows = [{"#": letter.summary.id, **history_row(entry)} for letter in letters for entry in letter.history]
+    if as_json:
+        click.echo(json.dumps(rows, indent=2))
+    elif not rows:
+        click.echo(f"nothing happened to {event_id} yet: it is {letters[-1].summary.status}")
+    else:
+        click.echo(render(rows, ["#", *HISTORY_COLUMNS]))
+
+
+@dlq.command()
+@click.argument("event_id", metavar="ID")
+@click.argument("text")
+def note(event_id: str, text: str) -> None:
+    """Add a triage note to a dead letter (all letters of the event id, or #N)."""
+    with dead_letter_records() as records:
+        letters = find_one(records, event_id)
+        for letter in letters:
+            records.add_note(letter.summary.id, text, actor=user())
+    audit(logs.get_logger("renewals.dlq"), "noted", result="added", ids=[f"#{x.summary.id}" for x in letters])
+    click.echo(f"noted on {', '.join(f'#{letter.summary.id}' for letter in letters)}")
+
+
+dlq.add_command(replay_command)
+
+
+@dlq.command()
 @selection_options
 @everything_option
-@to_original_option
-@click.option("--dry-run", is_flag=True, help="Show what would be replayed; change nothing.")
-@click.option("--force", is_flag=True, help="Replay even those replayed --max-replays times.")
-@click.option(
-    "--max-replays",
-    default=DEFAULT_MAX_REPLAYS,
-    show_default=True,
-    type=click.IntRange(min=1),
-    help="Replays after which a dead letter is skipped unless --force.",
-)
-@click.option("--json", "as_json", is_flag=True, help="Machine-readable output.")
-def replay_command(
-    selection: Selection,
-    routes: Routes,
-    everything: bool,
-    dry_run: bool,
-    force: bool,
-    max_replays: int,
-    as_json: bool,
-) -> None:
-    """Republish the selected dead letters to the worker's input.
+@click.option("--older-than", metavar="AGE", callback=when, help="Failed before this age ago (7d, 12h...).")
+def archive(selection: LetterFilter, everything: bool, older_than: datetime | None) -> None:
+    """Mark the selected unresolved dead letters archived: out of the way, kept with their
+    history until DEAD_LETTER_RETENTION_DAYS have passed."""
+    if older_than is not None:
+        until = older_than if selection.until is None else min(older_than, selection.until)
+        selection = LetterFilter(**{**_fields(selection), "until": until})
+    require_choice(selection, everything, "archive")
+    with dead_letter_records() as records:
+        count = records.archive(selection, actor=user())
+    audit(
+        logs.get_logger("renewals.dlq"),
+        "archived",
+        result="completed",
+        selection=selection.describe(),
+        archived=count,
+    )
+    click.echo(f"archived {count} dead letters")
 
-    Each goes to the events exchange under the routing key of its event type; a dead letter
-    of another type, or whose headers name another exchange, is skipped unless --to-original.
-    The body, message_id and properties are kept; the error headers are dropped and
-    x-replay-count goes up by one. Messages not selected stay in the queue, in order.
-    """
-    _require_choice(selection, everything, "replay")
-    if dry_run:
-        with dead_letter_queue() as queue:
-            letters = [letter for letter, _ in selected(queue, selection)]
-        plans = [plan(letter, routes, max_replays=max_replays, force=force) for letter in letters]
-        print_plans(plans, queue.name, as_json)
-        return
-    progress = Progress(sys.stderr) if sys.stderr.isatty() and not as_json else None
-    log = logs.get_logger("renewals.dlq")
-    with dead_letter_queue() as queue:
-        report = replay(
-            queue, selection, routes, max_replays=max_replays, force=force, progress=progress, log=log
-        )
-    print_report(report, queue.name, as_json)
-    if report.failed:
-        failed = f"{len(report.failed)} dead letters could not be replayed"
-        raise click.ClickException(f"{failed}; they stay in {queue.name}")
+
+def _fields(selection: LetterFilter) -> dict[str, Any]:
+    return {name: getattr(selection, name) for name in LetterFilter.__dataclass_fields__}
 
 
 @dlq.command()
@@ -217,38 +187,98 @@ def replay_command(
     "--out",
     required=True,
     type=click.Path(dir_okay=False, allow_dash=True),
-    help="JSON lines file (- for stdout).",
+    help="JSON lines file (- for stdout); created 0600, never over an existing file unless --force.",
 )
-def export(selection: Selection, out: str) -> None:
-    """Write the selected dead letters (headers, properties, body) as JSON lines; remove none."""
-    with dead_letter_queue() as queue:
-        letters = [letter for letter, _ in selected(queue, selection)]
-    with click.open_file(out, "w") as stream:
-        for letter in letters:
-            stream.write(json.dumps(letter.as_record()) + "\n")
-    click.echo(f"exported {len(letters)} dead letters to {out} (none removed)", err=out == "-")
+@click.option("--force", is_flag=True, help="Replace an existing file (never through a symlink).")
+def export(selection: LetterFilter, out: str, force: bool) -> None:
+    """Write the selected dead letters (headers, properties, body, status) as JSON lines."""
+    with dead_letter_records() as records:
+        letters = matching(records, selection)
+        with _output(out, force) as stream:
+            for letter in letters:
+                stream.write(
+                    json.dumps({**as_dead_letter(letter).as_record(), **_record_fields(letter)}) + "\n"
+                )
+        records.audit(
+            "export",
+            actor=user(),
+            selection=selection.describe(),
+            counts={"exported": len(letters)},
+            result=out,
+        )
+    click.echo(f"exported {len(letters)} dead letters to {out} (none changed)", err=out == "-")
+
+
+@contextmanager
+def _output(path: str, force: bool) -> Iterator[IO[str]]:
+    """A new file only the owner can read (0600): never over an existing one unless `force`,
+    never through a symlink (O_NOFOLLOW), whatever the umask."""
+    if path == "-":
+        yield sys.stdout
+        return
+    flags = os.O_WRONLY | os.O_CREAT | os.O_NOFOLLOW | (os.O_TRUNC if force else os.O_EXCL)
+    try:
+        descriptor = os.open(path, flags, 0o600)
+    except FileExistsError:
+        raise click.ClickException(f"{path} exists: choose another file, or --force to replace it") from None
+    except OSError as exc:
+        raise click.ClickException(f"cannot write {path}: {exc.strerror or exc}") from None
+    os.fchmod(descriptor, 0o600)
+    with os.fdopen(descriptor, "w") as stream:
+        yield stream
 
 
 @dlq.command("purge")
 @selection_options
 @everything_option
-@click.option("--yes", is_flag=True, help="Really remove them.")
-def purge_command(selection: Selection, everything: bool, yes: bool) -> None:
-    """Remove the selected dead letters for good (only with --yes) and say how many."""
-    _require_choice(selection, everything, "purge")
-    if not yes:
-        with dead_letter_queue() as queue:
-            rows = [row(letter.summary()) for letter, _ in selected(queue, selection)]
-        if rows:
-            click.echo(render(rows, PURGE_COLUMNS))
-        raise click.ClickException(f"would purge {len(rows)}; nothing removed without --yes")
-    with dead_letter_queue() as queue:
-        report = purge(queue, selection, log=logs.get_logger("renewals.dlq"))
-    click.echo(f"purged {len(report.done)} dead letters from {queue.name}")
+@click.option("--yes", is_flag=True, help="Really purge them.")
+def purge_command(selection: LetterFilter, everything: bool, yes: bool) -> None:
+    """Purge the selected dead letters (only with --yes) and say how many: they leave every
+    list and are deleted, history and all, after DEAD_LETTER_RETENTION_DAYS."""
+    require_choice(selection, everything, "purge")
+    with dead_letter_records() as records:
+        if not yes:
+            rows = [row(listed(letter, None)) for letter in matching(records, selection)]
+            if rows:
+                click.echo(render(rows, PURGE_COLUMNS))
+            raise click.ClickException(f"would purge {len(rows)}; nothing purged without --yes")
+        count = records.purge(selection, actor=user())
+    audit(
+        logs.get_logger("renewals.dlq"),
+        "purged",
+        result="completed",
+        selection=selection.describe(),
+        purged=count,
+    )
+    click.echo(f"purged {count} dead letters")
 
 
-def _require_choice(selection: Selection, everything: bool, verb: str) -> None:
-    if not selection.filtered and not everything:
-        raise click.ClickException(f"say which to {verb}: give a filter (--reason, --id, ...) or --all")
-    if selection.filtered and everything:
-        raise click.ClickException("--all cannot be combined with filters")
+@dlq.command()
+@click.option("--limit", default=20, show_default=True, type=click.IntRange(min=1))
+@click.option("--json", "as_json", is_flag=True, help="A JSON array, for scripts.")
+def replays(limit: int, as_json: bool) -> None:
+    """The latest replay operations, newest first, with their progress."""
+    from worker.cli.dlq_output import OPERATION_COLUMNS, operation_row
+
+    with dead_letter_records() as records:
+        rows = [operation_row(found) for found in records.operations(limit=limit)]
+    if as_json:
+        click.echo(json.dumps(rows, indent=2))
+    else:
+        click.echo(render(rows, OPERATION_COLUMNS) if rows else "no replays yet")
+
+
+@dlq.command()
+@click.argument("operation_id", metavar="OP_ID")
+def cancel(operation_id: str) -> None:
+    """Ask a running replay to stop, from anywhere: it stops after the letter in hand."""
+    from worker.store.dead_letters import UnknownOperation
+
+    with dead_letter_records() as records:
+        try:
+            found = records.request_cancel(operation_id, actor=user())
+        except UnknownOperation as exc:
+            raise click.ClickException(str(exc)) from None
+    click.echo(
+        f"replay {operation_id}: {found.status}" + (", cancel requested" if found.cancel_requested else "")
+    )

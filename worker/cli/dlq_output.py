@@ -6,38 +6,77 @@ from typing import IO, Any
 
 import click
 
-from worker.tools.dead_letters import DeadLetter, Plan, Report, Routes, destination, label, target
+from worker.store.letters import Group, HistoryEntry, ReplayOperation, StoredLetter
+from worker.tools.dead_letters import (
+    Plan,
+    Report,
+    Routes,
+    as_dead_letter,
+    cut,
+    destination,
+    label,
+    target,
+)
 from worker.tools.tables import printable, render
 
 PURGE_COLUMNS = ["#", "id", "type", "reason", "detail", "failed_at", "attempts", "replays"]
 LIST_COLUMNS = [*PURGE_COLUMNS, "replay to"]
 PLAN_COLUMNS = ["#", "id", "type", "reason", "replays", "action", "to / why"]
+GROUP_COLUMNS = ["group", "count", "reason", "type", "first_seen", "last_seen", "per hour", "detail"]
+HISTORY_COLUMNS = ["at", "what", "by", "operation", "to", "outcome"]
+OPERATION_COLUMNS = [
+    "operation",
+    "status",
+    "by",
+    "started",
+    "total",
+    "replayed",
+    "skipped",
+    "failed",
+    "rate",
+    "selection",
+]
+_BARS = " ▁▂▃▄▅▆▇█"
 
 
 class Progress:
     """A one-line progress report on a terminal, redrawn at most ten times a second."""
 
-    def __init__(self, stream: IO[str]) -> None:
+    def __init__(self, stream: IO[str], operation_id: str) -> None:
         self._stream = stream
+        self._operation = operation_id
         self._shown = 0.0
+        self._started = time.monotonic()
+        self._first: int | None = None
 
     def __call__(self, report: Report, *, finished: bool = False) -> None:
+        if self._first is None:
+            self._first = report.scanned - 1
         if finished or time.monotonic() - self._shown >= 0.1:
             self._shown = time.monotonic()
             counts = report.counts()
+            elapsed = max(time.monotonic() - self._started, 1e-3)
+            rate = (report.scanned - (self._first or 0)) / elapsed
             self._stream.write(
-                f"\rreplaying: read {report.scanned}/{report.total}, replayed {counts['done']},"
-                f" skipped {counts['skipped']}, failed {counts['failed']}" + ("\n" if finished else "")
+                f"\rreplay {self._operation}: {report.scanned}/{report.total}, replayed {counts['done']},"
+                f" skipped {counts['skipped']}, failed {counts['failed']}, {rate:.1f}/s"
+                + ("\n" if finished else "")
             )
             self._stream.flush()
 
 
-def listed(letter: DeadLetter, routes: Routes) -> dict[str, Any]:
-    """What `list` shows of a dead letter: its summary and where a replay would send it
-    (`replay_to` None: nowhere; `replay --dry-run` says why)."""
-    to = destination(letter, routes)
+def listed(stored: StoredLetter, routes: Routes | None) -> dict[str, Any]:
+    """What `list` shows of a dead letter: its summary, state and group, and where a replay
+    would send it (`replay_to` None: nowhere; `replay --dry-run` says why)."""
+    letter = as_dead_letter(stored)
+    to = "" if routes is None or cut(stored) else destination(letter, routes)
     replay_to = None if isinstance(to, str) else {"exchange": to[0], "routing_key": to[1]}
-    return {**letter.summary(), "replay_to": replay_to}
+    return {
+        **letter.summary(),
+        "status": stored.summary.status,
+        "group": stored.summary.group,
+        "replay_to": replay_to,
+    }
 
 
 def row(summary: dict[str, Any]) -> dict[str, Any]:
@@ -61,7 +100,7 @@ def _to_the_second(moment: str) -> str:
     return text + ("Z" if offset in ("", "+00:00") else offset)
 
 
-def print_plans(plans: list[Plan], queue: str, as_json: bool) -> None:
+def print_plans(plans: list[Plan], as_json: bool) -> None:
     """What a dry run shows: each selected dead letter and what a replay would do with it."""
     steps = [
         {
@@ -75,7 +114,7 @@ def print_plans(plans: list[Plan], queue: str, as_json: bool) -> None:
     if as_json:
         click.echo(json.dumps(steps, indent=2))
     elif not steps:
-        click.echo(f"{queue} is empty: nothing to replay")
+        click.echo("no dead letters: nothing to replay")
     else:
         click.echo(render([{**row(step), "to / why": step["note"]} for step in steps], PLAN_COLUMNS))
         replays = sum(step.action == "replay" for step in plans)
@@ -83,17 +122,19 @@ def print_plans(plans: list[Plan], queue: str, as_json: bool) -> None:
         click.echo(f"\ndry run: would replay {replays}, skip {skips}; nothing was changed")
 
 
-def print_report(report: Report, queue: str, as_json: bool) -> None:
+def print_report(report: Report, as_json: bool, operation: ReplayOperation) -> None:
     """After a replay: what was skipped or failed and why, then the counts."""
     if as_json:
         click.echo(json.dumps({
+            "operation": operation.id,
+            "status": operation.status,
             "replayed": [label(letter) for letter in report.done],
             "skipped": [{"id": label(step.letter), "why": step.note} for step in report.skipped],
             "failed": [{"id": label(letter), "error": error} for letter, error in report.failed],
         }, indent=2))  # fmt: skip
         return
     if report.total == 0:
-        click.echo(f"{queue} is empty: nothing to replay")
+        click.echo("no dead letters: nothing to replay")
         return
     problems = [
         {"#": step.letter.position, "id": label(step.letter), "result": "skipped", "why": step.note}
@@ -109,25 +150,85 @@ def print_report(report: Report, queue: str, as_json: bool) -> None:
     click.echo(f"replayed {counts['done']}, skipped {counts['skipped']}, failed {counts['failed']}")
 
 
-def described(letter: DeadLetter, queue: str) -> str:
-    """What `show` prints: properties, headers, then the body (pretty when it is JSON).
+def described(stored: StoredLetter) -> str:
+    """What `show` prints: state, properties, headers, the body (pretty when it is JSON),
+    then the history and notes.
 
     Everything from the message is escaped (`printable`) line by line: a line break shows as
     one, any other control character as `\\x1b` and the like.
     """
+    letter = as_dead_letter(stored)
     record = letter.as_record()
+    summary = stored.summary
     lines = [
-        printable(f"dead letter {label(letter)}, position {letter.position} in {queue}"),
+        printable(f"dead letter {label(letter)}, #{summary.id}, {summary.status}, group {summary.group}"),
         "",
         "properties",
     ]
     lines += fields(record["properties"])
-    lines += ["", "headers", *fields(record["headers"]), "", f"body ({len(letter.body)} bytes)"]
+    size = (
+        f"{len(letter.body)} bytes"
+        if not stored.body_truncated
+        else f"first {len(letter.body)} of {summary.body_size} bytes, sha256 {stored.body_sha256}"
+    )
+    lines += ["", "headers", *fields(record["headers"]), "", f"body ({size})"]
     if record["body_encoding"] != "utf-8":
         lines.append(f"(not UTF-8; base64) {record['body']}")
     else:
         lines += [printable(line) for line in _pretty(letter.document, record["body"]).split("\n")]
+    if stored.history:
+        lines += ["", "history"]
+        lines += [
+            printable("  " + "  ".join(str(value) for value in history_row(entry).values() if value))
+            for entry in stored.history
+        ]
     return "\n".join(lines)
+
+
+def history_row(entry: HistoryEntry) -> dict[str, Any]:
+    """One entry of a letter's history as `history` shows it."""
+    return {
+        "at": entry.at.isoformat(timespec="seconds"),
+        "what": entry.kind,
+        "by": entry.actor,
+        "operation": entry.operation_id,
+        "to": None if entry.to is None else target(entry.to),
+        "outcome": entry.text if entry.kind == "note" else entry.outcome,
+        "message_id": entry.message_id,
+    }
+
+
+def group_row(group: Group) -> dict[str, Any]:
+    """One group as `groups` shows it, with its letters per hour as a sparkline."""
+    top = max(group.trend, default=0)
+    bars = "".join(_BARS[0 if not count else 1 + (count * 7) // max(top, 1)] for count in group.trend)
+    return {
+        "group": group.fingerprint,
+        "count": group.count,
+        "reason": group.reason,
+        "type": group.event_type,
+        "first_seen": group.first_seen.isoformat(timespec="seconds"),
+        "last_seen": group.last_seen.isoformat(timespec="seconds"),
+        "per hour": bars,
+        "trend": group.trend,
+        "detail": group.pattern,
+    }
+
+
+def operation_row(operation: ReplayOperation) -> dict[str, Any]:
+    return {
+        "operation": operation.id,
+        "status": operation.status
+        + (" (cancel requested)" if operation.cancel_requested and operation.status == "running" else ""),
+        "by": operation.actor,
+        "started": operation.started_at.isoformat(timespec="seconds"),
+        "total": operation.total,
+        "replayed": operation.replayed,
+        "skipped": operation.skipped,
+        "failed": operation.failed,
+        "rate": operation.rate,
+        "selection": operation.selection.describe(),
+    }
 
 
 def fields(values: dict[str, Any]) -> list[str]:

@@ -191,27 +191,37 @@ class ReplayBook:
         """Record what the replay did with one claimed letter and release it: `replayed`
         (the letter becomes replayed), `replay_failed` or `replay_skipped` (it stays new).
         Counts toward the operation's progress."""
+        self.settle_all([(claimed, outcome)])
+
+    def settle_all(self, outcomes: Sequence[tuple[Claimed, HistoryEntry]]) -> None:
+        """`settle` for several letters, in one transaction."""
+        if not outcomes:
+            return
+        with self._store.transaction():
+            for claimed, outcome in outcomes:
+                self._settle_one(claimed, outcome)
+
+    def _settle_one(self, claimed: Claimed, outcome: HistoryEntry) -> None:
         counter = _COUNTERS[outcome.kind]
         letter_id = claimed.letter.summary.id
         at_us = now_us()
-        with self._store.transaction():
-            if outcome.kind == "replayed":
-                self._store.execute(
-                    "UPDATE dead_letters SET status = 'replayed', resolved_at_us = ?, claimed_by = NULL,"
-                    " claimed_until_us = NULL WHERE id = ?",
-                    (at_us, letter_id),
-                )
-            else:
-                self._store.execute(
-                    "UPDATE dead_letters SET claimed_by = NULL, claimed_until_us = NULL"
-                    " WHERE id = ? AND claimed_by = ?",
-                    (letter_id, claimed.operation_id),
-                )
-            self.add_history([letter_id], replace(outcome, operation_id=claimed.operation_id), at_us)
+        if outcome.kind == "replayed":
             self._store.execute(
-                f"UPDATE dead_letter_replays SET {counter} = {counter} + 1, updated_at_us = ? WHERE id = ?",
-                (at_us, claimed.operation_id),
+                "UPDATE dead_letters SET status = 'replayed', resolved_at_us = ?, claimed_by = NULL,"
+                " claimed_until_us = NULL WHERE id = ?",
+                (at_us, letter_id),
             )
+        else:
+            self._store.execute(
+                "UPDATE dead_letters SET claimed_by = NULL, claimed_until_us = NULL"
+                " WHERE id = ? AND claimed_by = ?",
+                (letter_id, claimed.operation_id),
+            )
+        self.add_history([letter_id], replace(outcome, operation_id=claimed.operation_id), at_us)
+        self._store.execute(
+            f"UPDATE dead_letter_replays SET {counter} = {counter} + 1, updated_at_us = ? WHERE id = ?",
+            (at_us, claimed.operation_id),
+        )
 
     def release(self, claimed: Sequence[Claimed]) -> None:
         """Give claimed letters back untried (a cancel, Ctrl-C)."""

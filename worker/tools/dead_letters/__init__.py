@@ -1,41 +1,35 @@
-"""Dead letters for operations: read them without disturbing the queue, replay them safely,
-export and purge them. Used by `renewals dlq`."""
+"""Dead letters for operations, over the records in the worker's store: read them, plan and run
+replays (throttled, cancellable, resumable), archive, purge, export. Used by `renewals dlq` and
+the console."""
 
 from worker.broker.messages import REPLAY_COUNT
 from worker.tools.dead_letters.letter import DeadLetter
-from worker.tools.dead_letters.operations import (
-    DEFAULT_MAX_REPLAYS,
-    Plan,
-    Report,
-    find,
-    label,
-    plan,
-    purge,
-    replay,
-    selected,
-)
-from worker.tools.dead_letters.queue import DeadLetterError, DeadLetterQueue, ReplayRefused
+from worker.tools.dead_letters.operations import DEFAULT_MAX_REPLAYS, Plan, Report, audit, label, plan, user
+from worker.tools.dead_letters.queue import DeadLetterError, ReplayPublisher, ReplayRefused
+from worker.tools.dead_letters.replays import Republisher, as_dead_letter, cut, preview, run
 from worker.tools.dead_letters.routing import Routes, destination, target
-from worker.tools.dead_letters.selection import Selection, parse_when
+from worker.tools.dead_letters.selection import parse_when
 
 __all__ = [
     "DEFAULT_MAX_REPLAYS",
     "REPLAY_COUNT",
     "DeadLetter",
     "DeadLetterError",
-    "DeadLetterQueue",
     "Plan",
+    "ReplayPublisher",
     "ReplayRefused",
     "Report",
+    "Republisher",
     "Routes",
-    "Selection",
+    "as_dead_letter",
+    "audit",
+    "cut",
     "destination",
-    "find",
     "label",
     "parse_when",
     "plan",
-    "purge",
-    "replay",
-    "selected",
+    "preview",
+    "run",
     "target",
+    "user",
 ]

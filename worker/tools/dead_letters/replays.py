@@ -3,16 +3,25 @@ claimed letters through the worker's broker layer with confirms and records each
 
 The CLI runs one in the foreground (Ctrl-C cancels cleanly); the console runs one in a
 background thread and cancels it with `DeadLetterRecords.request_cancel` from any process.
+Outcomes are recorded a few at a time (`SETTLE_EVERY`): a process killed between a confirm and
+its record leaves those letters claimed until the lease runs out; a resume then publishes
+them again, a duplicate the worker's inbox absorbs, never a loss.
 """
 
+import time
 from collections.abc import Callable
+from datetime import UTC, datetime
 from typing import Any, Protocol
 
 from worker.store.dead_letters import DeadLetterRecords
-from worker.store.letters import LetterFilter, ReplayOperation, StoredLetter
+from worker.store.letters import Claimed, HistoryEntry, LetterFilter, ReplayOperation, StoredLetter
 from worker.tools.dead_letters.letter import DeadLetter
-from worker.tools.dead_letters.operations import Plan
+from worker.tools.dead_letters.operations import Plan, Report, plan
+from worker.tools.dead_letters.queue import ReplayRefused
 from worker.tools.dead_letters.routing import Routes
+
+SETTLE_EVERY = 0.5  # seconds between records of outcomes (and looks at the cancel flag)
+LEASE = 120.0  # seconds a claim holds without a new claim by its operation
 
 
 class Republisher(Protocol):
@@ -25,12 +34,22 @@ class Republisher(Protocol):
 class ProgressListener(Protocol):
     """Told after each letter (and once with `finished`)."""
 
-    def __call__(self, operation: ReplayOperation, *, finished: bool = False) -> None: ...
+    def __call__(self, report: Report, *, finished: bool = False) -> None: ...
 
 
 def as_dead_letter(letter: StoredLetter) -> DeadLetter:
-    """The stored letter as the tools read one (its row id as its position)."""
-    raise NotImplementedError
+    """The stored letter as the tools read one (its record number as its position)."""
+    return DeadLetter.read(letter.summary.id, {**letter.properties, "headers": letter.headers}, letter.body)
+
+
+def cut(letter: StoredLetter) -> str | None:
+    """Why the letter cannot be replayed as it came, if its body was cut when recorded."""
+    if not letter.body_truncated:
+        return None
+    return (
+        f"body cut to {len(letter.body)} of {letter.summary.body_size} bytes when recorded"
+        f" (sha256 {letter.body_sha256}): never replayed"
+    )
 
 
 def preview(
@@ -43,7 +62,14 @@ def preview(
     limit: int | None = None,
 ) -> list[Plan]:
     """What a replay of the selection would do with each letter (a dry run), changing nothing."""
-    raise NotImplementedError
+    plans = []
+    for letter in records.letters(selection):
+        plans.append(
+            plan(as_dead_letter(letter), routes, max_replays=max_replays, force=force, cut=cut(letter))
+        )
+        if limit is not None and len(plans) >= limit:
+            break
+    return plans
 
 
 def run(
@@ -55,9 +81,99 @@ def run(
     progress: ProgressListener | None = None,
     stop: Callable[[], bool] = lambda: False,
     batch: int = 50,
-) -> ReplayOperation:
+    actor: str,
+) -> tuple[ReplayOperation, Report]:
     """Replay the operation's letters until none are left, it is cancelled (its row's flag,
     or `stop()` true), or the process is interrupted (KeyboardInterrupt: claims released,
-    the operation ends cancelled, then the interrupt goes on). Holds the operation's rate.
-    Returns the operation as it ended."""
-    raise NotImplementedError
+    outcomes so far recorded, the operation ends cancelled, then the interrupt goes on).
+    Holds the operation's rate. Returns the operation as it ended and what this run did."""
+    operation = records.operation(operation_id)
+    report = Report(total=operation.total, scanned=operation.done)
+    pace = _Pace(operation.rate)
+    held: list[Claimed] = []
+    outcomes: list[tuple[Claimed, HistoryEntry]] = []
+    cancelled = False
+    try:
+        next_look = time.monotonic() + SETTLE_EVERY
+        while not cancelled:
+            held = records.claim(operation_id, limit=batch, lease=LEASE)
+            if not held:
+                break
+            while held:
+                if time.monotonic() >= next_look:
+                    records.settle_all(outcomes)
+                    outcomes = []
+                    next_look = time.monotonic() + SETTLE_EVERY
+                    cancelled = records.operation(operation_id).cancel_requested
+                if cancelled or stop():
+                    cancelled = True
+                    break
+                pace.wait()
+                claimed = held.pop(0)
+                outcomes.append((claimed, _replay_one(claimed, publisher, routes, operation, report, actor)))
+                report.scanned += 1
+                if progress is not None:
+                    progress(report)
+            records.settle_all(outcomes)
+            outcomes = []
+            records.release(held)
+            held = []
+    except BaseException:
+        records.settle_all(outcomes)
+        records.release(held)
+        records.finish(operation_id, actor=actor, cancelled=True)
+        if progress is not None:
+            progress(report, finished=True)
+        raise
+    if progress is not None:
+        progress(report, finished=True)
+    return records.finish(operation_id, actor=actor, cancelled=cancelled), report
+
+
+def _replay_one(
+    claimed: Claimed,
+    publisher: Republisher,
+    routes: Routes,
+    operation: ReplayOperation,
+    report: Report,
+    actor: str,
+) -> HistoryEntry:
+    letter = as_dead_letter(claimed.letter)
+    now = datetime.now(UTC)
+    step = plan(
+        letter, routes, max_replays=operation.max_replays, force=operation.force, cut=cut(claimed.letter)
+    )
+    if step.action == "skip" or step.to is None:
+        report.skipped.append(step)
+        return HistoryEntry(at=now, kind="replay_skipped", actor=actor, outcome=step.note)
+    properties = letter.replay_properties()
+    try:
+        publisher.republish(*step.to, letter.body, properties)
+    except ReplayRefused as exc:
+        report.failed.append((letter, str(exc)))
+        return HistoryEntry(at=now, kind="replay_failed", actor=actor, to=step.to, outcome=str(exc))
+    report.done.append(letter)
+    message_id = properties.get("message_id")
+    return HistoryEntry(
+        at=now,
+        kind="replayed",
+        actor=actor,
+        to=step.to,
+        outcome="published",
+        message_id=message_id if isinstance(message_id, str) else None,
+    )
+
+
+class _Pace:
+    """At most `rate` letters a second, evenly spaced (None: no limit)."""
+
+    def __init__(self, rate: float | None) -> None:
+        self._gap = 0.0 if not rate else 1.0 / rate
+        self._next = time.monotonic()
+
+    def wait(self) -> None:
+        if self._gap:
+            delay = self._next - time.monotonic()
+            if delay > 0:
+                time.sleep(delay)
+            self._next = max(self._next, time.monotonic() - self._gap) + self._gap

@@ -18,8 +18,9 @@ class Routes:
 
     The x-original-* and x-death headers are only a claim: whoever can publish to the worker's
     queue can write them. `to_original` is the operator choosing to trust them; even then
-    nothing goes to the worker's output (the notifications exchange, its alternate exchange,
-    or the queue that fills).
+    nothing goes anywhere the worker publishes: the notifications exchange, its alternate
+    exchange, or the default exchange (the worker's retries and dead letters go through it,
+    and through it any queue can be named, the unrouted queue among them).
     """
 
     events_exchange: str
@@ -34,10 +35,9 @@ class Routes:
         )
 
     def is_output(self, exchange: str, routing_key: str) -> bool:
-        """True for anywhere notifications go: a replay never publishes there."""
-        return exchange in (self.notifications_exchange, self.unrouted) or (
-            exchange == "" and routing_key == self.unrouted
-        )
+        """True for anywhere the worker publishes (notifications, retries, dead letters): a
+        replay never publishes there."""
+        return exchange in ("", self.notifications_exchange, self.unrouted)
 
 
 def destination(letter: DeadLetter, routes: Routes) -> tuple[str, str] | str:
@@ -47,7 +47,10 @@ def destination(letter: DeadLetter, routes: Routes) -> tuple[str, str] | str:
         if origin is None:
             return "original exchange and routing key unknown"
         if routes.is_output(*origin):
-            return f"x-original destination {target(origin)} is the worker's output: never replayed there"
+            return (
+                f"x-original destination {target(origin)} is the worker's output"
+                " (where it publishes): never replayed there"
+            )
         return origin
     routing_key = None if letter.type is None else input_routing_key(letter.type)
     if letter.type is None:

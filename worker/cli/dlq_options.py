@@ -1,0 +1,162 @@
+"""What every `renewals dlq` command shares: the filters, the store's records, and how an ID
+names letters."""
+
+import functools
+from collections.abc import Callable, Iterator, Sequence
+from contextlib import contextmanager
+from datetime import datetime
+from typing import Any
+
+import click
+
+from worker.app import open_configured_store
+from worker.cli.core import load_settings, require_existing_store
+from worker.redaction import masked
+from worker.store import SchemaTooNew, SchemaTooOld, StoreUnavailable
+from worker.store.dead_letters import DeadLetterRecords
+from worker.store.letters import STATUSES, LetterFilter, Status, StoredLetter
+from worker.tools.dead_letters import Routes, parse_when
+
+Command = Callable[..., None]
+
+
+def when(_ctx: click.Context, _param: click.Parameter, value: str | None) -> datetime | None:
+    try:
+        return None if value is None else parse_when(value)
+    except ValueError as exc:
+        raise click.BadParameter(str(exc)) from None
+
+
+def _statuses(values: Sequence[str]) -> frozenset[Status]:
+    if not values:
+        return frozenset({"new"})
+    if "all" in values:
+        return frozenset(STATUSES)
+    return frozenset(status for status in STATUSES if status in values)
+
+
+def selection_options(command: Command) -> Command:
+    """The shared filters, handed to the command as one `selection` argument."""
+
+    @functools.wraps(command)
+    def wrapper(
+        reason: Sequence[str],
+        type_: Sequence[str],
+        id_: Sequence[str],
+        group: Sequence[str],
+        text: str | None,
+        status: Sequence[str],
+        since: datetime | None,
+        until: datetime | None,
+        limit: int | None,
+        **rest: Any,
+    ) -> None:
+        filters = LetterFilter(
+            reasons=frozenset(reason),
+            types=frozenset(type_),
+            event_ids=frozenset(id_),
+            groups=frozenset(group),
+            statuses=_statuses(status),
+            text=text or None,
+            since=since,
+            until=until,
+            limit=limit,
+        )
+        command(selection=filters, **rest)
+
+    options = [
+        click.option("--reason", multiple=True, help="Only this reason (repeatable)."),
+        click.option("--type", "type_", multiple=True, help="Only this event type (repeatable)."),
+        click.option("--id", "id_", multiple=True, help="Only this event id (repeatable)."),
+        click.option(
+            "--group", multiple=True, help="Only this group, as `dlq groups` names it (repeatable)."
+        ),
+        click.option(
+            "--text", help="Only letters whose ids, type, reason, detail or body start contain TEXT."
+        ),
+        click.option(
+            "--status",
+            multiple=True,
+            type=click.Choice([*STATUSES, "all"]),
+            help="Only letters in this state (repeatable; default: new).",
+        ),
+        click.option("--since", metavar="WHEN", callback=when, help="Failed at or after WHEN."),
+        click.option("--until", metavar="WHEN", callback=when, help="Failed before WHEN."),
+        click.option("--limit", type=click.IntRange(min=1), help="At most N, oldest first."),
+    ]
+    for option in reversed(options):
+        wrapper = option(wrapper)
+    return wrapper
+
+
+def everything_option(command: Command) -> Command:
+    return click.option("--all", "everything", is_flag=True, help="Every dead letter.")(command)
+
+
+def to_original_option(command: Command) -> Command:
+    """`--to-original`, handed to the command as the `routes` replays may take."""
+
+    @functools.wraps(command)
+    def wrapper(to_original: bool, **rest: Any) -> None:
+        command(routes=Routes.of(load_settings(), to_original=to_original), **rest)
+
+    return click.option(
+        "--to-original",
+        is_flag=True,
+        help="Trust the x-original-* (or x-death) headers for where a replay goes, instead of the"
+        " input exchange under the event type's routing key. They can be forged: nothing ever goes"
+        " where the worker publishes (the notifications exchange, the default exchange).",
+    )(wrapper)
+
+
+@contextmanager
+def dead_letter_records() -> Iterator[DeadLetterRecords]:
+    """The configured store's dead letters; any failure becomes one line and exit status 1."""
+    settings = load_settings()
+    require_existing_store(settings)
+    where = masked(settings.store_url)
+    try:
+        store = open_configured_store(settings)
+        store.check_schema()
+    except (SchemaTooOld, SchemaTooNew) as exc:
+        raise click.ClickException(str(exc)) from None
+    except Exception as exc:
+        raise click.ClickException(
+            f"cannot open the store {where}: {type(exc).__name__}: {masked(str(exc))}"
+        ) from None
+    try:
+        yield DeadLetterRecords(store)
+    except StoreUnavailable as exc:
+        raise click.ClickException(f"the store {where} is unavailable: {masked(str(exc))}") from None
+    finally:
+        store.close()
+
+
+def require_choice(selection: LetterFilter, everything: bool, verb: str) -> None:
+    if not selection.filtered and not everything:
+        raise click.ClickException(f"say which to {verb}: give a filter (--reason, --id, ...) or --all")
+    if selection.filtered and everything:
+        raise click.ClickException("--all cannot be combined with filters")
+
+
+def matching(records: DeadLetterRecords, selection: LetterFilter) -> list[StoredLetter]:
+    """The selected letters in full, oldest first; an error if filters were given and none match."""
+    letters = list(records.letters(selection))
+    if not letters and selection.filtered:
+        raise click.ClickException(
+            f"no dead letter matches {selection.describe()} ({records.count()} unresolved in the store)"
+        )
+    return letters
+
+
+def find_one(records: DeadLetterRecords, name: str) -> list[StoredLetter]:
+    """The letters an ID names: `#N` is the record number `list` shows, anything else an event
+    id (every letter of it, oldest first); an error if there is none."""
+    if name.startswith("#") and name[1:].isdigit():
+        letter = records.get(int(name[1:]))
+        found = [] if letter is None else [letter]
+    else:
+        found = records.find(name)
+    if not found:
+        raise click.ClickException(f"no dead letter with id {name} (see `renewals dlq list --status all`)")
+    return found

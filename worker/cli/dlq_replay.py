@@ -1,0 +1,162 @@
+"""`renewals dlq replay`: a replay operation over the records, throttled, with progress on a
+terminal, cancelled cleanly by Ctrl-C, resumed by `--resume OP_ID`."""
+
+import sys
+
+import click
+
+from worker import logs
+from worker.cli.core import broker_of, load_settings
+from worker.cli.dlq_options import (
+    dead_letter_records,
+    everything_option,
+    matching,
+    require_choice,
+    selection_options,
+    to_original_option,
+)
+from worker.cli.dlq_output import Progress, print_plans, print_report
+from worker.redaction import masked
+from worker.store.dead_letters import OperationBusy, UnknownOperation
+from worker.store.letters import LetterFilter, ReplayOperation
+from worker.tools.dead_letters import (
+    DEFAULT_MAX_REPLAYS,
+    DeadLetterError,
+    ReplayPublisher,
+    Report,
+    Routes,
+    as_dead_letter,
+    audit,
+    cut,
+    label,
+    plan,
+    run,
+    user,
+)
+
+EXIT_INTERRUPTED = 130  # 128 + SIGINT, as shells report a command ended by Ctrl-C
+
+
+@click.command("replay")
+@selection_options
+@everything_option
+@to_original_option
+@click.option("--dry-run", is_flag=True, help="Show what would be replayed; change nothing.")
+@click.option("--force", is_flag=True, help="Replay even those replayed --max-replays times.")
+@click.option(
+    "--max-replays",
+    default=DEFAULT_MAX_REPLAYS,
+    show_default=True,
+    type=click.IntRange(min=1),
+    help="Replays after which a dead letter is skipped unless --force.",
+)
+@click.option("--rate", type=click.FloatRange(min=0, min_open=True), help="Letters per second (REPLAY_RATE).")
+@click.option("--resume", "resume_id", metavar="OP_ID", help="Take up a cancelled or interrupted replay.")
+@click.option("--json", "as_json", is_flag=True, help="Machine-readable output.")
+def replay_command(
+    selection: LetterFilter,
+    routes: Routes,
+    everything: bool,
+    dry_run: bool,
+    force: bool,
+    max_replays: int,
+    rate: float | None,
+    resume_id: str | None,
+    as_json: bool,
+) -> None:
+    """Republish the selected dead letters to the worker's input, at most --rate a second.
+
+    Each goes to the events exchange under the routing key of its event type; a dead letter
+    of another type, or whose headers name another exchange, is skipped unless --to-original.
+    The body, message_id and properties are kept; the error headers are dropped and
+    x-replay-count goes up by one. Each letter's outcome is in its history. Ctrl-C stops
+    cleanly after the letter in hand; `--resume OP_ID` takes up what is left. Two replays
+    running at once never publish the same letter.
+    """
+    settings = load_settings()
+    if resume_id is None:
+        require_choice(selection, everything, "replay")
+    log = logs.get_logger("renewals.dlq")
+    with dead_letter_records() as records:
+        if dry_run:
+            letters = matching(records, selection)
+            plans = [
+                plan(as_dead_letter(x), routes, max_replays=max_replays, force=force, cut=cut(x))
+                for x in letters
+            ]
+            print_plans(plans, as_json)
+            return
+        try:
+            if resume_id is not None:
+                operation = records.resume(resume_id, actor=user())
+                routes = Routes.of(settings, to_original=operation.to_original)
+            else:
+                matching(records, selection)  # an error if filters match nothing
+                operation = records.start_replay(
+                    selection,
+                    actor=user(),
+                    rate=rate or settings.replay_rate,
+                    to_original=routes.to_original,
+                    force=force,
+                    max_replays=max_replays,
+                )
+        except (UnknownOperation, OperationBusy) as exc:
+            raise click.ClickException(str(exc)) from None
+        progress = Progress(sys.stderr, operation.id) if sys.stderr.isatty() and not as_json else None
+        broker = broker_of(settings)
+        report = Report(total=operation.total)
+        try:
+            with ReplayPublisher(broker, log=log) as publisher:
+                operation, report = run(
+                    records, operation.id, publisher, routes, progress=progress, actor=user()
+                )
+        except KeyboardInterrupt:
+            interrupted = records.operation(operation.id)
+            _audit(log, interrupted, report, "interrupted")
+            print_report(report, as_json, interrupted)
+            click.echo(
+                f"Error: interrupted: replay {operation.id} cancelled after {interrupted.done} of"
+                f" {interrupted.total}; resume with `renewals dlq replay --resume {operation.id}`",
+                err=True,
+            )
+            sys.exit(EXIT_INTERRUPTED)
+        except DeadLetterError as exc:
+            records.finish(operation.id, actor=user(), cancelled=True)
+            raise click.ClickException(
+                f"{exc}; resume with `renewals dlq replay --resume {operation.id}`"
+            ) from None
+        except OSError as exc:
+            raise click.ClickException(
+                f"broker error on {broker}: {type(exc).__name__}: {masked(str(exc))};"
+                f" resume with `renewals dlq replay --resume {operation.id}`"
+            ) from None
+    _audit(log, operation, report, "cancelled" if operation.status == "cancelled" else "completed")
+    print_report(report, as_json, operation)
+    if operation.status == "cancelled":
+        raise click.ClickException(
+            f"replay {operation.id} was cancelled after {operation.done} of {operation.total};"
+            f" resume with `renewals dlq replay --resume {operation.id}`"
+        )
+    if report.failed:
+        raise click.ClickException(f"{len(report.failed)} dead letters could not be replayed; they stay new")
+
+
+def _audit(log: logs.Logger, operation: ReplayOperation, report: Report, result: str) -> None:
+    audit(
+        log,
+        "replayed",
+        result=result + (" with failures" if report.failed else ""),
+        warn=bool(report.failed) or result != "completed",
+        operation=operation.id,
+        selection=operation.selection.describe(),
+        force=operation.force,
+        max_replays=operation.max_replays,
+        to_original=operation.to_original,
+        rate=operation.rate,
+        replayed=len(report.done),
+        skipped=len(report.skipped),
+        failed=len(report.failed),
+        ids=[label(letter) for letter in report.done],
+        skipped_ids=[label(step.letter) for step in report.skipped],
+        failed_ids=[label(letter) for letter, _ in report.failed],
+    )
