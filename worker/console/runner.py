@@ -13,8 +13,9 @@ from worker.settings import Settings
 from worker.store import SqlStore
 from worker.store.dead_letters import DeadLetterRecords
 from worker.store.letters import LetterFilter, ReplayOperation
-from worker.tools.dead_letters import DeadLetterQueue, Routes
+from worker.tools.dead_letters import Routes
 from worker.tools.dead_letters import replays as replay_runs
+from worker.tools.dead_letters.queue import ReplayPublisher
 
 log = get_logger("worker.console.replays")
 
@@ -71,9 +72,11 @@ class Runner:
             operation = records.operation(operation_id)
             routes = Routes.of(self._settings, to_original=operation.to_original)
             broker = from_settings(self._settings, heartbeat=0)
-            with DeadLetterQueue(broker, self._settings.dead_letter_queue, log=log) as queue:
-                ended = replay_runs.run(records, operation_id, queue, routes, stop=self._stopping.is_set)
-            log.info("console.replay_ended", operation_id=operation_id, status=ended.status)
+            with ReplayPublisher(broker, log=log) as publisher:
+                ended, _ = replay_runs.run(
+                    records, operation_id, publisher, routes, stop=self._stopping.is_set, actor=actor
+                )
+            log.info("console.replay_ended", operation_id=operation_id, status=ended.status, done=ended.done)
         except Exception as exc:  # the thread must say why it ended, and end the operation
             log.error("console.replay_failed", operation_id=operation_id, error=masked(str(exc)))
             try:
