@@ -13,6 +13,7 @@ import click
 
 from worker.cli.core import load_settings
 from worker.redaction import masked
+from worker.store import SchemaTooNew, SchemaTooOld, StoreUnavailable
 
 INSTALL_HINT = "the console needs its extra: pip install 'renewal-routing[console]'"
 
@@ -45,10 +46,8 @@ def console(ctx: click.Context, host: str, port: int) -> None:
         raise click.ClickException(str(exc)) from None
     except OSError as exc:
         raise click.ClickException(f"cannot listen on {host}:{port}: {exc.strerror or exc}") from None
-    except Exception as exc:
-        if type(exc).__name__ in ("SchemaTooOld", "SchemaTooNew", "StoreUnavailable"):
-            raise click.ClickException(f"store {masked(settings.store_url)}: {masked(str(exc))}") from None
-        raise
+    except (SchemaTooOld, SchemaTooNew, StoreUnavailable) as exc:
+        raise click.ClickException(f"store {masked(settings.store_url)}: {masked(str(exc))}") from None
 
 
 @console.group("user")

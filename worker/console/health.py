@@ -7,6 +7,8 @@ from contextlib import suppress
 from dataclasses import asdict, dataclass, replace
 from typing import Any
 
+from amqp.exceptions import NotFound
+
 from worker.broker.endpoints import from_settings
 from worker.redaction import masked
 from worker.settings import Settings
@@ -23,6 +25,7 @@ class Health:
     last_processed_seconds_ago: float | None = None
     outbox_rows: int | None = None
     outbox_oldest_seconds: float | None = None
+    queues_missing: str | None = None
 
     @property
     def ready(self) -> bool:
@@ -62,10 +65,24 @@ def health(settings: Settings, store: SqlStore) -> Health:
 def _queue_figures(settings: Settings) -> dict[str, Any]:
     broker = replace(from_settings(settings, heartbeat=0), connect_timeout=3.0)
     connection, _ = broker.connect()
+    figures: dict[str, Any] = {}
+    missing = []
     try:
-        channel = connection.channel()
-        _, depth, consumers = channel.queue_declare(settings.queue, passive=True)
-        _, dead, _ = channel.queue_declare(settings.dead_letter_queue, passive=True)
+        for name, depth, consumers in (
+            (settings.queue, "queue_depth", "queue_consumers"),
+            (settings.dead_letter_queue, "dead_letter_queue_depth", None),
+        ):
+            try:
+                _, figures[depth], count = connection.channel().queue_declare(name, passive=True)
+            except NotFound:  # the channel is closed by the broker; the next gets a new one
+                missing.append(name)
+                continue
+            if consumers:
+                figures[consumers] = count
     finally:
         connection.close()
-    return {"queue_depth": depth, "queue_consumers": consumers, "dead_letter_queue_depth": dead}
+    if missing:
+        figures["queues_missing"] = (
+            f"{', '.join(missing)} (`renewals topology --declare` or a worker creates them)"
+        )
+    return figures

@@ -3,6 +3,7 @@ with uvicorn until SIGTERM/SIGINT, then stop the replays it runs."""
 
 import uvicorn
 
+from worker.app import connect_store
 from worker.console.access import access_of
 from worker.console.app import create_app
 from worker.console.sessions import Sessions, session_key
@@ -24,7 +25,7 @@ def console_of_settings(settings: Settings) -> Console:
 
 def serve(settings: Settings, host: str, port: int) -> None:
     console = console_of_settings(settings)
-    console.store().check_schema()
+    connect_store(settings).close()  # migrated like the worker does (or checked: STORE_MIGRATE=false)
     app = create_app(console)
     ways = [w for w, on in (("users file", console.access.users), ("proxy", console.access.proxy)) if on]
     log.info("console.started", url=f"http://{host}:{port}/", ways_in=ways)

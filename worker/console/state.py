@@ -4,11 +4,12 @@ replays it runs, and one store connection per server thread."""
 import threading
 from dataclasses import dataclass, field
 
+from worker.app import open_configured_store
 from worker.console.access import Access
 from worker.console.runner import Runner
 from worker.console.sessions import Sessions
 from worker.settings import Settings
-from worker.store import SqlStore, open_store
+from worker.store import SqlStore
 from worker.store.dead_letters import DeadLetterRecords
 
 
@@ -24,13 +25,7 @@ class Console:
         self.runner = Runner(self.settings, self.open_store)
 
     def open_store(self) -> SqlStore:
-        settings = self.settings
-        return open_store(
-            settings.store_url,
-            lock_timeout=settings.store_lock_timeout,
-            statement_timeout=settings.store_statement_timeout,
-            idle_in_transaction_timeout=settings.store_idle_in_transaction_timeout,
-        )
+        return open_configured_store(self.settings)
 
     def store(self) -> SqlStore:
         """This thread's connection to the worker's store (opened on first use)."""
