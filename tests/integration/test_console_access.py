@@ -95,6 +95,7 @@ def test_a_viewer_reads_but_every_action_is_403(tmp_path: Path) -> None:
     for method, path, body in attempts:
         response = client.request(method, path, json=body, headers=auth)
         assert response.status_code == 403, (method, path, response.text)
+        assert response.json()["detail"] == "this needs the operator role; vera is a viewer"
     assert records.count() == 1 and records.audit_log() == []
 
 
@@ -232,9 +233,16 @@ def test_proxy_headers_count_only_from_the_proxys_address(tmp_path: Path) -> Non
     assert elsewhere.get("/api/groups", headers=proxied).status_code == 401
     unmapped = {"X-Forwarded-User": "eve", "X-Forwarded-Groups": "marketing"}
     assert from_proxy.get("/api/groups", headers=unmapped).status_code == 403
-    viewer = {"X-Forwarded-User": "sam", "X-Forwarded-Groups": "support"}
-    assert from_proxy.post("/api/archive", json={"all": True}, headers=viewer).status_code == 403
+    token = csrf_token(from_proxy, "/")  # the proxy signs people in; the console's cookie still binds CSRF
+    viewer = {"X-Forwarded-User": "sam", "X-Forwarded-Groups": "support", "X-CSRF-Token": token}
+    refused = from_proxy.post("/api/archive", json={"all": True}, headers=viewer)
+    assert refused.status_code == 403 and "needs the operator role" in refused.json()["detail"]
+    unforged = from_proxy.post("/api/archive", json={"all": True}, headers=proxied)
+    assert unforged.status_code == 403 and "CSRF" in unforged.json()["detail"]
     assert records.count() == 1
+    done = from_proxy.post("/api/archive", json={"all": True}, headers={**proxied, "X-CSRF-Token": token})
+    assert done.status_code == 200 and records.count() == 0
+    assert records.audit_log()[0].actor == "pat@corp.example"
 
 
 def test_the_openapi_document_describes_the_api(tmp_path: Path) -> None:

@@ -3,6 +3,7 @@ letter with its history and notes, dry runs, archive and purge, the owner lookup
 strip; and nothing a message carries ever becomes markup in the page."""
 
 import json
+from datetime import timedelta
 from pathlib import Path
 
 from markupsafe import escape
@@ -10,6 +11,7 @@ from markupsafe import escape
 from support.console import OPERATOR, VIEWER, basic, in_process, sign_in
 from support.letters import new_letter, spread
 from worker.console.actions import owner
+from worker.store.letters import LetterFilter
 from worker.tools.owners import described
 
 
@@ -163,3 +165,17 @@ def test_the_health_strip_says_the_broker_is_unreachable_without_its_password(tm
     sign_in(client, VIEWER)
     strip = client.get("/health").text
     assert "NOT READY" in strip and "s3cret-pw" not in strip
+
+
+def test_archive_by_age_from_the_letters_filters(tmp_path: Path) -> None:
+    """ "Failed before" (a datetime-local field, UTC) selects the old letters; archiving takes only those."""
+    client, records = in_process(tmp_path, spread(10, every=timedelta(hours=1)))  # 09:00 to 18:00
+    token = sign_in(client, OPERATOR)
+    listed = client.get("/letters", params={"until": "2026-11-20T12:00"}).text
+    assert listed.count('class="letter"') == 3 and 'value="2026-11-20T12:00"' in listed
+    form = {"action": "archive", "until": "2026-11-20T12:00", "scope": "matching", "csrf_token": token}
+    preview = client.post("/actions/preview", data=form).text
+    assert "Selected: <strong>3</strong>" in preview and "--until 2026-11-20" in preview
+    assert client.post("/actions/confirm", data=form).status_code == 200
+    assert records.count() == 7
+    assert records.count(LetterFilter(statuses=frozenset({"archived"}))) == 3

@@ -6,7 +6,7 @@ import uuid
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
-from pydantic import BaseModel, Field
+from pydantic import BaseModel, Field, field_validator
 
 from worker.console.access import Identity
 from worker.logs import get_logger
@@ -46,6 +46,12 @@ class Selection(BaseModel):
     status: list[Status] = Field(default_factory=_unresolved, description="statuses (default: new)")
     limit: int | None = Field(None, ge=1, description="at most this many, oldest first")
     all: bool = Field(False, description="select every letter of the statuses (needed without filters)")
+
+    @field_validator("since", "until")
+    @classmethod
+    def _utc(cls, value: datetime | None) -> datetime | None:
+        """A time without a zone (a browser's datetime-local field) is UTC."""
+        return value.replace(tzinfo=UTC) if value is not None and value.tzinfo is None else value
 
     def letter_filter(self) -> LetterFilter:
         return LetterFilter(

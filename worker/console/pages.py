@@ -2,6 +2,7 @@
 archive and purge, the owner lookup, the audit and the health strip. Roles are checked by the
 same dependencies as the API; forms carry the CSRF token."""
 
+from datetime import UTC, datetime
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Depends, Form, HTTPException, Request, Response
@@ -86,6 +87,7 @@ def letters_page(request: Request, _: Viewer) -> Response:
             "next_after": page.next_after,
             "query": _query(selection),
             "statuses": STATUSES,
+            "local": lambda value: "" if value is None else _local(value),
         },
     )
 
@@ -229,6 +231,8 @@ def _selection(values: ImmutableMultiDict[str, Any]) -> actions.Selection:
             "group": many("group"),
             "letter": [int(v) for v in many("letter") if v.isdigit()],
             "text": next(iter(many("text")), None),
+            "since": next(iter(many("since")), None),
+            "until": next(iter(many("until")), None),
             "status": statuses,
             "all": values.get("all") == "true",
         }
@@ -252,6 +256,11 @@ def _action(form: ImmutableMultiDict[str, Any]) -> tuple[str, actions.Selection,
     return str(action), selection, rate if rate is None or rate > 0 else None
 
 
+def _local(value: datetime) -> str:
+    """A time as a datetime-local field shows it (UTC, to the minute)."""
+    return value.astimezone(UTC).strftime("%Y-%m-%dT%H:%M")
+
+
 def _query(selection: actions.Selection) -> list[tuple[str, str]]:
     """The selection as query pairs, for the next page's link."""
     pairs: list[tuple[str, str]] = [("status", s) for s in selection.status]
@@ -259,4 +268,7 @@ def _query(selection: actions.Selection) -> list[tuple[str, str]]:
         pairs += [(name, v) for v in getattr(selection, name)]
     if selection.text:
         pairs.append(("text", selection.text))
+    pairs += [
+        (name, _local(getattr(selection, name))) for name in ("since", "until") if getattr(selection, name)
+    ]
     return pairs
