@@ -202,9 +202,9 @@ def test_an_operator_replays_a_group_after_a_dry_run_and_the_notifications_arriv
     shot(browser, "audit")
 
 
-def test_an_operator_cancels_a_long_replay(scene: Scene, browsers: OpenBrowser) -> None:
+def test_an_operator_cancels_a_long_replay_and_resumes_it(scene: Scene, browsers: OpenBrowser) -> None:
     """A replay of 30 letters at 2 a second is cancelled from its page after a few: it ends
-    cancelled with the rest untried."""
+    cancelled with the rest untried; resumed, it replays the rest and none twice."""
     scene.client.publish([renewal(f"c-{n}", "p-beta", id=f"evt-b{n:03d}") for n in range(30)])
     letters_arrive(scene, 30)
     browser = browsers()
@@ -222,6 +222,12 @@ def test_an_operator_cancels_a_long_replay(scene: Scene, browsers: OpenBrowser) 
     [operation] = scene.records.operations()
     assert operation.status == "cancelled" and 2 <= operation.done < operation.total == 30
     assert scene.records.count(operation.selection) == 30 - operation.replayed  # the rest still new
+
+    browser.find_element(By.ID, "resume-replay").click()
+    until(browser, lambda b: status(b) == "finished", "the resumed replay to finish", timeout=60)
+    [resumed] = scene.records.operations()
+    assert (resumed.id, resumed.replayed, resumed.total) == (operation.id, 30, 30)
+    assert scene.records.count(operation.selection) == 0
 
 
 def status(browser: Chrome) -> str:

@@ -125,6 +125,10 @@ def started(identity: Identity, operation: ReplayOperation) -> None:
     _done(identity, "replay", operation.id, operation.selection, {"selected": operation.total})
 
 
+def resumed(identity: Identity, operation: ReplayOperation) -> None:
+    _done(identity, "resume", operation.id, operation.selection, {"done": operation.done})
+
+
 def cancelled(identity: Identity, operation: ReplayOperation) -> None:
     _done(identity, "cancel", operation.id, operation.selection, {"done": operation.done})
 

@@ -10,7 +10,7 @@ from worker.console import actions, shapes
 from worker.console.access import Identity
 from worker.console.guard import console_of, require
 from worker.console.health import health
-from worker.store.dead_letters import UnknownOperation
+from worker.store.dead_letters import OperationBusy, UnknownOperation
 from worker.store.letters import Status
 from worker.tools.dead_letters import Routes
 
@@ -129,6 +129,19 @@ def cancel_replay(request: Request, who: Operator, operation_id: str) -> dict[st
     except UnknownOperation:
         raise HTTPException(404, f"no replay {operation_id}") from None
     actions.cancelled(who, operation)
+    return shapes.operation(operation)
+
+
+@router.post("/replays/{operation_id}/resume", summary="Resume a cancelled or interrupted replay")
+def resume_replay(request: Request, who: Operator, operation_id: str) -> dict[str, Any]:
+    console = console_of(request)
+    try:
+        operation = console.runner.resume(console.records(), who, operation_id)
+    except UnknownOperation:
+        raise HTTPException(404, f"no replay {operation_id}") from None
+    except OperationBusy as exc:
+        raise HTTPException(409, str(exc)) from None
+    actions.resumed(who, operation)
     return shapes.operation(operation)
 
 

@@ -15,7 +15,7 @@ from worker.console.guard import Denied, authenticate, check_not_forged, console
 from worker.console.health import health
 from worker.console.render import pretty_body, render
 from worker.logs import get_logger
-from worker.store.dead_letters import UnknownOperation
+from worker.store.dead_letters import OperationBusy, UnknownOperation
 from worker.store.letters import STATUSES
 from worker.tools.dead_letters import Routes
 from worker.tools.owners import described
@@ -180,6 +180,19 @@ def cancel_replay(request: Request, who: Operator, operation_id: str) -> Respons
     except UnknownOperation:
         raise HTTPException(404, f"no replay {operation_id}") from None
     actions.cancelled(who, operation)
+    return RedirectResponse(f"/replays/{operation_id}", status_code=303)
+
+
+@router.post("/replays/{operation_id}/resume")
+def resume_replay(request: Request, who: Operator, operation_id: str) -> Response:
+    console = console_of(request)
+    try:
+        operation = console.runner.resume(console.records(), who, operation_id)
+    except UnknownOperation:
+        raise HTTPException(404, f"no replay {operation_id}") from None
+    except OperationBusy as exc:
+        return render(request, "refused.html", {"reason": str(exc)}, status_code=409)
+    actions.resumed(who, operation)
     return RedirectResponse(f"/replays/{operation_id}", status_code=303)
 
 

@@ -48,12 +48,23 @@ class Runner:
             force=force,
             max_replays=max_replays,
         )
+        self._spawn(operation, identity)
+        return operation
+
+    def resume(self, records: DeadLetterRecords, identity: Identity, operation_id: str) -> ReplayOperation:
+        """Take up a cancelled or interrupted replay where it stopped (UnknownOperation,
+        OperationBusy if another process runs it); a finished one comes back as it is."""
+        operation = records.resume(operation_id, actor=identity.name)
+        if operation.status == "running":
+            self._spawn(operation, identity)
+        return operation
+
+    def _spawn(self, operation: ReplayOperation, identity: Identity) -> None:
         thread = threading.Thread(
             target=self._run, args=(operation.id, identity.name), name=f"replay-{operation.id}", daemon=True
         )
         self._threads[operation.id] = thread
         thread.start()
-        return operation
 
     def running(self, operation_id: str) -> bool:
         thread = self._threads.get(operation_id)
