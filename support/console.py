@@ -103,11 +103,18 @@ def console_env(store_url: str, amqp_url: str, users: Path, **extra: Any) -> dic
 
 
 def in_process(
-    folder: Path, letters: list[NewLetter], *, amqp_url: str = UNREACHABLE_BROKER, **settings: Any
+    folder: Path,
+    letters: list[NewLetter],
+    *,
+    amqp_url: str = UNREACHABLE_BROKER,
+    store_url: str | None = None,
+    **settings: Any,
 ) -> tuple[TestClient, DeadLetterRecords]:
-    """The console app over a fresh SQLite store holding `letters`, and the store's records.
-    The broker is unreachable unless given (the health strip says so; nothing else needs it)."""
-    store_url = f"sqlite:///{folder / 'renewals.db'}"
+    """The console app over a fresh store (SQLite in `folder` unless given) holding `letters`,
+    and the store's records. The broker is unreachable unless given (the health strip says so;
+    nothing else needs it)."""
+    folder.mkdir(parents=True, exist_ok=True)
+    store_url = store_url or f"sqlite:///{folder / 'renewals.db'}"
     store = open_store(store_url)
     store.migrate()
     records = DeadLetterRecords(store)

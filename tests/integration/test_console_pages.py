@@ -179,3 +179,31 @@ def test_archive_by_age_from_the_letters_filters(tmp_path: Path) -> None:
     assert client.post("/actions/confirm", data=form).status_code == 200
     assert records.count() == 7
     assert records.count(LetterFilter(statuses=frozenset({"archived"}))) == 3
+
+
+def test_the_pages_and_api_work_the_same_on_postgresql(tmp_path: Path, postgres_url: str) -> None:
+    """Groups, search, paging, a letter's page (escaped), a note and an archive over PostgreSQL."""
+    letters = [*spread(60), new_letter(event_id=SCRIPT_ID, body=HOSTILE_BODY)]
+    client, records = in_process(tmp_path, letters, store_url=postgres_url)
+    auth = basic(VIEWER)
+    assert sorted(g["count"] for g in client.get("/api/groups", headers=auth).json()["groups"]) == [
+        1,
+        20,
+        20,
+        20,
+    ]
+    first = client.get("/api/dead-letters", params={"limit": 50}, headers=auth).json()
+    second = client.get(
+        "/api/dead-letters", params={"limit": 50, "after": first["next_after"]}, headers=auth
+    ).json()
+    assert len(first["letters"]) + len(second["letters"]) == 61 and second["next_after"] is None
+    [hostile] = client.get("/api/dead-letters", params={"text": "<script>"}, headers=auth).json()["letters"]
+    token = sign_in(client, OPERATOR)
+    page = client.get(f"/letters/{hostile['id']}").text
+    assert escape_(SCRIPT_ID) in page and "<script>alert" not in page
+    client.post(f"/letters/{hostile['id']}/notes", data={"text": "looked at", "csrf_token": token})
+    archived = client.post(
+        "/api/archive", json={"reason": ["invalid_payload"]}, headers=basic(OPERATOR)
+    ).json()
+    assert archived["archived"] == 20 and records.count() == 41
+    assert [e.action for e in records.audit_log()] == ["archive", "note"]
