@@ -8,6 +8,7 @@ from click.testing import CliRunner, Result
 
 from support.client import NAMES, Client
 from support.polling import wait_until
+from support.records import stored_letters
 from worker.cli import main
 
 
@@ -45,16 +46,21 @@ def audit_lines(result: Result, event: str) -> list[dict[str, Any]]:
     return [line for line in lines if line.get("event") == event]
 
 
-def wait_for_dead_letters(client: Client, count: int) -> None:
-    """Until the dead-letter queue holds `count` messages (counted without reading them)."""
+def wait_for_dead_letters(client: Client, count: int, store_url: str) -> None:
+    """Until the worker has recorded `count` dead letters (any state) and the dead-letter queue,
+    their transport, is empty again."""
 
     def enough() -> bool:
-        return (
-            int(client.channel.queue_declare(NAMES.dead_letter_queue, passive=True).method.message_count)
-            >= count
-        )
+        return client.count(NAMES.dead_letter_queue) == 0 and len(_recorded(store_url)) >= count
 
-    wait_until(enough, f"{count} dead letters")
+    wait_until(enough, f"{count} dead letters recorded")
+
+
+def _recorded(store_url: str) -> list[Any]:
+    try:
+        return stored_letters(store_url)
+    except Exception:  # the worker has not created its store yet
+        return []
 
 
 def drain(client: Client, queue: str, settle: float = 1.0, timeout: float = 60.0) -> list[dict[str, Any]]:

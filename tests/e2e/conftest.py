@@ -24,6 +24,12 @@ def client(amqp_url: str) -> Iterator[Client]:
 
 
 @pytest.fixture
+def store_url(tmp_path: Path) -> str:
+    """The store the test's workers share (`start_worker`'s default): where dead letters are recorded."""
+    return f"sqlite:///{tmp_path / 'renewals.db'}"
+
+
+@pytest.fixture
 def start_worker(amqp_url: str, tmp_path: Path) -> Iterator[StartWorker]:
     """Start worker processes on this test's vhost and store (`faults` swaps in fault-injecting
     handlers, `env` adds RENEWALS_* settings); every one is stopped at the end."""

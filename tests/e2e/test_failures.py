@@ -12,6 +12,7 @@ from handlers import notification_id_for
 from support.client import NAMES, Client, PacedPublisher, audit
 from support.messages import contact, encode, envelope, owner_changed, renewal
 from support.polling import wait_until
+from support.records import recorded
 
 DORA = contact("dora", "client.example")
 POISON = {"RenewalApproaching": "crashes_for_poison_clients"}
@@ -25,7 +26,7 @@ def stream(count: int, prefix: str) -> list[dict]:
 
 
 def test_a_failing_handler_is_retried_with_growing_delays_then_dead_lettered(
-    client: Client, start_worker
+    client: Client, start_worker, store_url: str
 ) -> None:
     """A handler bug: retried through the delay tiers, then retries_exhausted with type, message and traceback."""
     worker = start_worker(
@@ -37,7 +38,7 @@ def test_a_failing_handler_is_retried_with_growing_delays_then_dead_lettered(
     doomed = renewal("doomed-1", None, decision_maker=DORA)
     client.publish([doomed], message_id="billing-msg-1", app_id="billing", headers={"x-tenant": "eu"})
     client.publish([renewal("fine-1", None, decision_maker=DORA)])
-    [(_method, props, body)] = client.take(DLQ, 1, timeout=15)
+    [(_method, props, body)] = recorded(store_url, 1, timeout=15)
     headers = props.headers
     assert headers["x-error-reason"] == "retries_exhausted"
     assert (
@@ -67,7 +68,7 @@ def test_a_failing_handler_is_retried_with_growing_delays_then_dead_lettered(
 
 
 def test_each_bad_input_gets_its_reason_and_good_events_between_still_flow(
-    client: Client, start_worker
+    client: Client, start_worker, store_url: str
 ) -> None:
     """Every invalid-input reason of docs/domain.md, interleaved with good events; the worker lives on."""
     worker = start_worker()
@@ -85,7 +86,7 @@ def test_each_bad_input_gets_its_reason_and_good_events_between_still_flow(
     for (_, body, content_type), event in zip(bad, good, strict=True):
         client.publish([body], content_type=content_type)
         client.publish([event])
-    dead = client.take(DLQ, len(bad))
+    dead = recorded(store_url, len(bad))
     assert [props.headers["x-error-reason"] for _, props, _ in dead] == [reason for reason, _, _ in bad]
     assert [body for _, _, body in dead] == [body for _, body, _ in bad]
     got = client.take(out, len(good))
@@ -94,7 +95,7 @@ def test_each_bad_input_gets_its_reason_and_good_events_between_still_flow(
 
 
 def test_a_message_the_worker_keeps_dying_on_is_dead_lettered_alone(
-    client: Client, start_worker, amqp_url: str
+    client: Client, start_worker, amqp_url: str, store_url: str
 ) -> None:
     """Redelivered messages are handled one by one and their tries counted in the store: the
     poison message is dead-lettered after MAX_CRASHES deaths, and its neighbours are processed."""
@@ -106,24 +107,24 @@ def test_a_message_the_worker_keeps_dying_on_is_dead_lettered_alone(
     client.publish([renewal("after-poison", None, decision_maker=DORA, id="after-evt")])
     exits = _crash_loop(start_worker, amqp_url, crashing)
     assert exits == [3, 3, 3], exits  # the batch, then two tries of the poison message alone
-    [(_, props, body)] = client.take(DLQ, 1)
+    [(_, props, body)] = recorded(store_url, 1)
     assert json.loads(body)["id"] == "poison-evt"
     assert props.headers["x-error-reason"] == "retries_exhausted"
     assert "died 2 times" in props.headers["x-error-detail"]
     result = audit(_until(client, out, {"before-evt", "after-evt"}), {"before-evt", "after-evt"})
     assert (result["lost"], result["unexpected"], result["events_with_two_ids"]) == (0, 0, 0), result
-    assert client.quiet(DLQ)
+    assert client.quiet(DLQ) and len(recorded(store_url, 1)) == 1  # the queue is a transport: one row
 
 
 def test_the_quorum_delivery_limit_is_the_last_line_of_defence(
-    client: Client, start_worker, amqp_url: str
+    client: Client, start_worker, amqp_url: str, store_url: str
 ) -> None:
     """With the worker's own crash count set high, the broker's delivery limit dead-letters the message."""
     crashing = {"faults": POISON, "RENEWALS_DELIVERY_LIMIT": "1", "RENEWALS_MAX_CRASHES": "100"}
     start_worker(**crashing).stop()
     client.publish([renewal("poison-1", None, decision_maker=DORA, id="poison-evt")])
     assert _crash_loop(start_worker, amqp_url, crashing) == [3, 3]
-    [(_, props, body)] = client.take(DLQ, 1)
+    [(_, props, body)] = recorded(store_url, 1)
     assert json.loads(body)["id"] == "poison-evt"
     assert props.headers.get("x-first-death-reason") == "delivery_limit"
 

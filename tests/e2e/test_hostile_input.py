@@ -34,9 +34,10 @@ from support.client import NAMES, Client
 from support.messages import contact, encode, envelope, owner_changed, renewal
 from support.polling import wait_until
 from support.raw import Field, RawPublisher, properties, table
+from support.records import recorded
 from support.services import create_vhost, delete_vhost
 from support.worker_process import WorkerProcess
-from tests.e2e.commands import ok, renewals, wait_for_dead_letters
+from tests.e2e.commands import ok, renewals
 from tests.e2e.conftest import FAST_RETRIES
 
 ALICE = contact("alice")
@@ -61,21 +62,26 @@ def printable_result(result: Result) -> Result:
 
 @dataclass
 class DeadLetterTools:
-    """`renewals dlq` on a test's vhost, which holds `expected` dead letters."""
+    """`renewals dlq` on a test's vhost and store, which holds `expected` unresolved dead letters."""
 
     url: str
     client: Client
     folder: Path
+    store_url: str
     expected: int = 0
 
     def expect(self, count: int) -> None:
-        """From now on the queue holds `count` letters; wait until it does."""
+        """From now on the store holds `count` unresolved letters (and the queue none); wait
+        until it does."""
         self.expected = count
-        wait_until(lambda: self.client.count(DLQ) == count, f"{count} dead letters ready")
+        wait_until(
+            lambda: self.client.count(DLQ) == 0 and len(self.rows()) == count,
+            f"{count} dead letters recorded",
+        )
 
     def __call__(self, *args: str, **env: str) -> Result:
         """`renewals dlq ARGS`: exit 0, and no raw control character printed."""
-        return printable_result(renewals(self.url, "dlq", *args, **env))
+        return printable_result(renewals(self.url, "dlq", *args, RENEWALS_STORE_URL=self.store_url, **env))
 
     def rows(self, *filters: str) -> list[dict[str, Any]]:
         listed: list[dict[str, Any]] = json.loads(self("list", "--json", *filters).stdout)
@@ -107,7 +113,7 @@ class DeadLetterTools:
             assert len(plans) == count
             assert "nothing was changed" in self("replay", "--all", "--dry-run", *routing).stdout
         purged = self("purge", "--all", "--yes")
-        assert purged.stdout.strip() == f"purged {count} dead letters from {DLQ}"
+        assert purged.stdout.strip() == f"purged {count} dead letters"
         self.expect(0)
         return rows
 
@@ -133,6 +139,8 @@ class Shared:
 
     def begin(self) -> None:
         self.client.channel.queue_purge(DLQ)
+        if self.dlq.rows():
+            self.dlq("purge", "--all", "--yes")
         self.dlq.expect(0)
         self.client.drain(self.out)
         self.notified = []
@@ -173,7 +181,7 @@ def shared_worker(rabbitmq: str, tmp_path_factory: pytest.TempPathFactory) -> It
     worker = WorkerProcess(url, folder, env=FAST_RETRIES).start()
     client = Client(url)
     try:
-        tools = DeadLetterTools(url, client, folder)
+        tools = DeadLetterTools(url, client, folder, worker.env["RENEWALS_STORE_URL"])
         yield Shared(url, folder, worker, worker.pid, client, client.observe(), tools)
     finally:
         client.close()
@@ -335,7 +343,7 @@ def test_row2_compressed_bodies_are_never_inflated(shared: Shared) -> None:
 
 
 def test_row3_copies_of_a_message_with_a_user_id_leave_it_out(
-    client: Client, start_worker: Any, amqp_url: str
+    client: Client, start_worker: Any, amqp_url: str, store_url: str
 ) -> None:
     """A message carrying another user's user_id (the broker would refuse it from the worker): its retry copies and dead letters leave user_id out, so the broker takes them and the worker never crashes."""
     worker = start_worker(
@@ -373,8 +381,7 @@ def test_row3_copies_of_a_message_with_a_user_id_leave_it_out(
         client.publish([good[2]])
         upstream.close()
 
-        wait_for_dead_letters(client, 2)
-        taken = client.take(DLQ, 2)
+        taken = recorded(store_url, 2)
         by_id = {props.message_id or json.loads(body)["id"]: props for _, props, body in taken}
         assert by_id["r3-bad"].headers["x-error-reason"] == "invalid_json"
         assert by_id["r3-doomed"].headers["x-error-reason"] == "retries_exhausted"

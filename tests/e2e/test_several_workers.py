@@ -21,6 +21,7 @@ from support.amqp import Confirms, connect
 from support.client import NAMES, Client, PacedPublisher, audit
 from support.messages import contact, owner_changed, renewal
 from support.polling import wait_until
+from support.records import stored_letters
 from support.spare_postgres import SparePostgres, spare_postgres
 from support.worker_process import WorkerProcess
 from tests.e2e.conftest import FAST_RETRIES
@@ -145,7 +146,7 @@ def test_a_database_restart_and_cut_connections_lose_nothing_across_three_worker
     )
     assert cut >= 1
     assert (result["lost"], result["unexpected"], result["events_with_two_ids"]) == (0, 0, 0), result
-    assert client.count(DLQ) == 0
+    assert client.count(DLQ) == 0 and stored_letters(database.url) == []
     assert not logged(workers, "message.retry_scheduled") and not logged(workers, "message.dead_lettered")
     for worker in workers:
         assert worker.running(), worker.tail()
@@ -307,7 +308,7 @@ def test_conflicting_owner_changes_across_three_workers_end_as_one_worker_comput
     }
     assert set(ids_by_reminder) == expected
     assert all(len(ids) == 1 for ids in ids_by_reminder.values()), ids_by_reminder
-    assert client.count(DLQ) == 0
+    assert client.count(DLQ) == 0 and stored_letters(database.url) == []
 
 
 def outbox_row(event_id: str, created_at_us: int) -> tuple[Any, ...]:

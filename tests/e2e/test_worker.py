@@ -4,14 +4,13 @@ import json
 import uuid
 
 from handlers import notification_id_for
-from support.client import NAMES, Client
+from support.client import Client
 from support.messages import contact, owner_changed, renewal
+from support.records import recorded
 
 DORA = contact("dora", "client.example")
 ALICE = contact("alice")
 BOB = contact("bob")
-
-DLQ = NAMES.dead_letter_queue
 
 
 def by_causation(messages) -> dict:
@@ -60,11 +59,11 @@ def test_every_rule_table_row_end_to_end(client: Client, start_worker) -> None:
     assert client.quiet(out)
 
 
-def test_no_recipient_is_dead_lettered_with_its_reason(client: Client, start_worker) -> None:
+def test_no_recipient_is_dead_lettered_with_its_reason(client: Client, start_worker, store_url: str) -> None:
     """Row 4 (nobody to address) lands in the dead-letter queue, explained."""
     start_worker()
     client.publish([renewal("c4", "p-beta", id="row4")])
-    [(_method, props, body)] = client.take(DLQ, 1)
+    [(_method, props, body)] = recorded(store_url, 1)
     assert props.headers["x-error-reason"] == "no_recipient"
     assert json.loads(body)["id"] == "row4"
 
@@ -80,7 +79,7 @@ def test_a_duplicate_delivery_gives_one_notification(client: Client, start_worke
 
 
 def test_bad_input_is_dead_lettered_and_the_next_good_event_still_processed(
-    client: Client, start_worker
+    client: Client, start_worker, store_url: str
 ) -> None:
     """Each kind of bad input gets its reason and the headers docs/domain.md lists; the worker lives on."""
     worker = start_worker()
@@ -88,7 +87,7 @@ def test_bad_input_is_dead_lettered_and_the_next_good_event_still_processed(
     good = renewal("c1", None, decision_maker=DORA)
     client.publish([b"{not json"], content_type="application/json")
     client.publish([good])
-    [(_, props, _)] = client.take(DLQ, 1)
+    [(_, props, _)] = recorded(store_url, 1)
     headers = props.headers
     assert headers["x-error-reason"] == "invalid_json"
     assert headers["x-original-exchange"] == "renewals.events"

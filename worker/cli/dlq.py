@@ -35,7 +35,7 @@ from worker.cli.dlq_output import (
 )
 from worker.cli.dlq_replay import replay_command
 from worker.store.letters import LetterFilter, StoredLetter
-from worker.tools.dead_letters import Routes, as_dead_letter, audit, user
+from worker.tools.dead_letters import Routes, as_dead_letter, audit, label, user
 from worker.tools.tables import render
 
 
@@ -237,18 +237,24 @@ def purge_command(selection: LetterFilter, everything: bool, yes: bool) -> None:
     list and are deleted, history and all, after DEAD_LETTER_RETENTION_DAYS."""
     require_choice(selection, everything, "purge")
     with dead_letter_records() as records:
+        letters = matching(records, selection)
         if not yes:
-            rows = [row(listed(letter, None)) for letter in matching(records, selection)]
+            rows = [row(listed(letter, None)) for letter in letters]
             if rows:
                 click.echo(render(rows, PURGE_COLUMNS))
             raise click.ClickException(f"would purge {len(rows)}; nothing purged without --yes")
-        count = records.purge(selection, actor=user())
+        numbers = [letter.summary.id for letter in letters]
+        count = 0
+        for start in range(0, len(numbers), 500):  # what was shown, not what arrived since
+            shown = frozenset(numbers[start : start + 500])
+            count += records.purge(LetterFilter(letter_ids=shown, statuses=selection.statuses), actor=user())
     audit(
         logs.get_logger("renewals.dlq"),
         "purged",
         result="completed",
         selection=selection.describe(),
         purged=count,
+        ids=[label(as_dead_letter(letter)) for letter in letters],
     )
     click.echo(f"purged {count} dead letters")
 

@@ -107,7 +107,7 @@ class ReplayBook:
         ).fetchall()
         return [operation(row) for row in rows]
 
-    def resume(self, operation_id: str, *, actor: str, stale_after: float = 30.0) -> ReplayOperation:
+    def resume(self, operation_id: str, *, actor: str, stale_after: float = 10.0) -> ReplayOperation:
         """Take up a cancelled or interrupted operation again (status running again).
         OperationBusy if it is running in a process that showed life within `stale_after`
         seconds; a finished one comes back unchanged."""
@@ -128,7 +128,7 @@ class ReplayBook:
             )
         return self.operation(operation_id)
 
-    def request_cancel(self, operation_id: str, *, actor: str, stale_after: float = 30.0) -> ReplayOperation:
+    def request_cancel(self, operation_id: str, *, actor: str, stale_after: float = 10.0) -> ReplayOperation:
         """Ask a running replay to stop (from any process): it stops after the letter in
         hand, releases its claims and ends `cancelled`. One that no process has run within
         `stale_after` seconds ends `cancelled` at once. Audited."""

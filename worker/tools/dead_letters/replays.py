@@ -3,9 +3,9 @@ claimed letters through the worker's broker layer with confirms and records each
 
 The CLI runs one in the foreground (Ctrl-C cancels cleanly); the console runs one in a
 background thread and cancels it with `DeadLetterRecords.request_cancel` from any process.
-Outcomes are recorded a few at a time (`SETTLE_EVERY`): a process killed between a confirm and
-its record leaves those letters claimed until the lease runs out; a resume then publishes
-them again, a duplicate the worker's inbox absorbs, never a loss.
+Each outcome is committed right after the broker's confirm: a process killed at any moment
+leaves at most the one letter in hand both published and still new (claimed until its lease
+runs out); a resume publishes it again, a duplicate the worker's inbox absorbs, never a loss.
 """
 
 import time
@@ -20,8 +20,10 @@ from worker.tools.dead_letters.operations import Plan, Report, plan
 from worker.tools.dead_letters.queue import ReplayRefused
 from worker.tools.dead_letters.routing import Routes
 
-SETTLE_EVERY = 0.5  # seconds between records of outcomes (and looks at the cancel flag)
-LEASE = 120.0  # seconds a claim holds without a new claim by its operation
+LOOK_EVERY = 0.5  # seconds between looks at the operation's cancel flag
+BATCH = 50  # letters claimed at a time (fewer at low rates: two seconds' worth)
+LEASE = 10.0  # seconds a claim holds at least; a replay killed holding letters frees them then
+STALE_AFTER = LEASE  # seconds without a sign of life after which a running replay may be resumed
 
 
 class Republisher(Protocol):
@@ -80,46 +82,45 @@ def run(
     *,
     progress: ProgressListener | None = None,
     stop: Callable[[], bool] = lambda: False,
-    batch: int = 50,
     actor: str,
 ) -> tuple[ReplayOperation, Report]:
     """Replay the operation's letters until none are left, it is cancelled (its row's flag,
-    or `stop()` true), or the process is interrupted (KeyboardInterrupt: claims released,
-    outcomes so far recorded, the operation ends cancelled, then the interrupt goes on).
-    Holds the operation's rate. Returns the operation as it ended and what this run did."""
+    or `stop()` true), or the process is interrupted (KeyboardInterrupt: claims released, the
+    operation ends cancelled, then the interrupt goes on). Holds the operation's rate. Each
+    letter's outcome is committed right after the broker's confirm. Returns the operation as
+    it ended and what this run did."""
     operation = records.operation(operation_id)
     report = Report(total=operation.total, scanned=operation.done)
     pace = _Pace(operation.rate)
+    batch = max(1, min(BATCH, int((operation.rate or BATCH) * 2)))
+    lease = max(LEASE, 3 * batch / (operation.rate or batch))
     held: list[Claimed] = []
-    outcomes: list[tuple[Claimed, HistoryEntry]] = []
     cancelled = False
     try:
-        next_look = time.monotonic() + SETTLE_EVERY
+        next_look = time.monotonic() + LOOK_EVERY
         while not cancelled:
-            held = records.claim(operation_id, limit=batch, lease=LEASE)
+            held = records.claim(operation_id, limit=batch, lease=lease)
             if not held:
                 break
             while held:
                 if time.monotonic() >= next_look:
-                    records.settle_all(outcomes)
-                    outcomes = []
-                    next_look = time.monotonic() + SETTLE_EVERY
+                    next_look = time.monotonic() + LOOK_EVERY
                     cancelled = records.operation(operation_id).cancel_requested
                 if cancelled or stop():
                     cancelled = True
                     break
                 pace.wait()
-                claimed = held.pop(0)
-                outcomes.append((claimed, _replay_one(claimed, publisher, routes, operation, report, actor)))
+                claimed = held[0]
+                records.settle(
+                    claimed, outcome=_replay_one(claimed, publisher, routes, operation, report, actor)
+                )
+                held.pop(0)
                 report.scanned += 1
                 if progress is not None:
                     progress(report)
-            records.settle_all(outcomes)
-            outcomes = []
             records.release(held)
             held = []
     except BaseException:
-        records.settle_all(outcomes)
         records.release(held)
         records.finish(operation_id, actor=actor, cancelled=True)
         if progress is not None:
