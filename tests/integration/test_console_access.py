@@ -264,3 +264,24 @@ def test_the_openapi_document_describes_the_api(tmp_path: Path) -> None:
         assert path in paths, path
     assert "delete" in paths["/api/replays/{operation_id}"]
     assert not any(not p.startswith("/api/") for p in paths)
+
+
+def test_changes_to_the_users_file_count_while_the_console_runs(tmp_path: Path) -> None:
+    """A user removed is signed out, a new role counts at once, a new password replaces the old."""
+    client, _ = in_process(tmp_path, [])
+    sign_in(client, OPERATOR)
+    assert client.get("/api/groups", headers=basic(VIEWER)).status_code == 200
+    users = Users.load(tmp_path / "console-users.json")
+    users.add(OPERATOR[0], "viewer", OPERATOR[1])
+    assert (
+        client.post(
+            "/api/archive", json={"all": True}, headers={"X-CSRF-Token": csrf_token(client, "/")}
+        ).status_code
+        == 403
+    )
+    users.add(VIEWER[0], "viewer", "a brand new password")
+    assert client.get("/api/groups", headers=basic(VIEWER)).status_code == 401
+    assert client.get("/api/groups", headers=basic((VIEWER[0], "a brand new password"))).status_code == 200
+    del users.users[OPERATOR[0]]
+    users.add(VIEWER[0], "viewer", "a brand new password")  # writes the file without the operator
+    assert client.get("/").status_code == 303

@@ -1,11 +1,15 @@
 """Who may use the console, and as what: the users file (argon2 hashes, a role each) and the
 trusted reverse proxy's headers. Closed by default: with neither configured nothing starts."""
 
+import hashlib
+import hmac
 import ipaddress
 import json
 import os
 import secrets
 import stat
+import threading
+import time
 from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
@@ -51,8 +55,22 @@ class User:
 class Users:
     """The users file: JSON `{"users": {NAME: {"role": ROLE, "hash": ARGON2}}}`, mode 0600."""
 
-    def __init__(self, path: Path, users: Mapping[str, User]) -> None:
-        self.path, self.users = path, dict(users)
+    def __init__(self, path: Path, users: Mapping[str, User], stamp: float | None = None) -> None:
+        self.path, self.users, self._stamp = path, dict(users), stamp
+
+    def refresh(self) -> "Users":
+        """Read the file again if it changed since (a user added, removed, given a new role or
+        password while the console runs); an unreadable file keeps the users as they were."""
+        try:
+            stamp = self.path.stat().st_mtime
+            if stamp != self._stamp:
+                again = Users.load(self.path)
+                self.users, self._stamp = again.users, stamp
+        except ConsoleRefused:
+            pass  # half-written, say: the next request reads it again
+        except OSError:
+            pass
+        return self
 
     @classmethod
     def load(cls, path: Path, *, missing_ok: bool = False) -> "Users":
@@ -71,7 +89,7 @@ class Users:
             raise ConsoleRefused(f"cannot read the console users file {path}: {exc}") from None
         if mode & (stat.S_IRWXG | stat.S_IRWXO):
             raise ConsoleRefused(f"the console users file {path} is open to others: chmod 600 {path}")
-        return cls(path, users)
+        return cls(path, users, path.stat().st_mtime)
 
     def add(self, name: str, role: Role, password: str) -> None:
         """Add (or replace) a user and write the file again, readable by its owner only."""
@@ -96,6 +114,36 @@ class Users:
         except (VerificationError, InvalidHashError):
             return None
         return Identity(user.name, user.role, "basic") if user else None
+
+
+class BasicChecks:
+    """Scripts send their password with every request; argon2 makes each check slow on purpose.
+    A password that was right is remembered for a minute, as an HMAC under the session key
+    (never the password itself) bound to the user's stored hash and role, so a script's next
+    requests are fast and a changed password or role counts at once; a wrong one never is."""
+
+    def __init__(self, key: bytes, *, remember: float = 60.0, size: int = 1000) -> None:
+        self._key, self._remember, self._size = key, remember, size
+        self._known: dict[bytes, tuple[Identity, float]] = {}
+        self._lock = threading.Lock()
+
+    def verify(self, users: Users, name: str, password: str) -> Identity | None:
+        user = users.users.get(name)
+        stored = user.password_hash if user else ""  # a new password or role: a new digest
+        source = f"{name}\x00{user and user.role}\x00{stored}\x00{password}"
+        digest = hmac.new(self._key, source.encode(), hashlib.sha256).digest()
+        now = time.monotonic()
+        with self._lock:
+            known = self._known.get(digest)
+        if known is not None and known[1] > now:
+            return known[0]
+        identity = users.verify(name, password)
+        if identity is not None:
+            with self._lock:
+                if len(self._known) >= self._size:
+                    self._known.clear()
+                self._known[digest] = (identity, now + self._remember)
+        return identity
 
 
 @dataclass(frozen=True, slots=True)

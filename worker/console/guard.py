@@ -10,6 +10,7 @@ from typing import Literal
 from urllib.parse import urlsplit
 
 from fastapi import Request
+from starlette.concurrency import run_in_threadpool
 
 from worker.console.access import Identity, Role
 from worker.console.state import Console
@@ -32,6 +33,11 @@ def console_of(request: Request) -> Console:
     return console
 
 
+async def authenticate_async(request: Request) -> Identity | None:
+    """`authenticate`, with a password check (argon2: slow on purpose) off the event loop."""
+    return await run_in_threadpool(authenticate, request)
+
+
 def authenticate(request: Request) -> Identity | None:
     """Who sent the request, or None if nobody says."""
     console = console_of(request)
@@ -46,7 +52,12 @@ def authenticate(request: Request) -> Identity | None:
     if authorization is not None:
         return _basic(console, authorization)
     session = console.sessions.read(request.cookies.get("renewals_console"))
-    return session.identity() if session else None
+    signed_in = session.identity() if session else None
+    if signed_in is None or console.access.users is None:
+        return None
+    user = console.access.users.refresh().users.get(signed_in.name)
+    # Removed from the file: signed out; given another role: that role, from now on.
+    return None if user is None else Identity(user.name, user.role, "session")
 
 
 def require(role: Role) -> Callable[[Request], Awaitable[Identity]]:
@@ -54,7 +65,7 @@ def require(role: Role) -> Callable[[Request], Awaitable[Identity]]:
     state-changing request is not forged."""
 
     async def check(request: Request) -> Identity:
-        identity = authenticate(request)
+        identity = await authenticate_async(request)
         if identity is None:
             raise Denied(401, "sign in first")
         if request.method not in SAFE_METHODS:
@@ -97,7 +108,7 @@ def _basic(console: Console, authorization: str) -> Identity:
         name, _, password = base64.b64decode(value, validate=True).decode().partition(":")
     except (binascii.Error, UnicodeDecodeError):
         raise Denied(401, "malformed HTTP Basic credentials") from None
-    identity = console.access.users.verify(name, password)
+    identity = console.basic_checks.verify(console.access.users.refresh(), name, password)
     if identity is None:
         raise Denied(401, "wrong user name or password")
     return identity

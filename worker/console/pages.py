@@ -7,11 +7,12 @@ from typing import Annotated, Any
 
 from fastapi import APIRouter, Depends, Form, HTTPException, Request, Response
 from fastapi.responses import RedirectResponse
+from starlette.concurrency import run_in_threadpool
 from starlette.datastructures import ImmutableMultiDict
 
 from worker.console import actions, shapes
 from worker.console.access import Identity
-from worker.console.guard import Denied, authenticate, check_not_forged, console_of, require
+from worker.console.guard import Denied, authenticate_async, check_not_forged, console_of, require
 from worker.console.health import health
 from worker.console.render import pretty_body, render
 from worker.logs import get_logger
@@ -39,7 +40,7 @@ async def login(
 ) -> Response:
     await check_not_forged(request, None)
     users = console_of(request).access.users
-    identity = users.verify(username, password) if users is not None else None
+    identity = await run_in_threadpool(users.refresh().verify, username, password) if users else None
     if identity is None:
         log.warning("console.sign_in_refused", user=username)
         return render(request, "login.html", {"error": "wrong user name or password"}, status_code=401)
@@ -51,7 +52,7 @@ async def login(
 
 @router.post("/logout")
 async def logout(request: Request) -> Response:
-    await check_not_forged(request, authenticate(request))
+    await check_not_forged(request, await authenticate_async(request))
     request.state.session = console_of(request).sessions.fresh()
     request.state.session_changed = True
     return RedirectResponse("/login", status_code=303)

@@ -38,7 +38,7 @@ class Session:
 
 class Sessions:
     def __init__(self, key: bytes, max_age_seconds: float, secure: bool) -> None:
-        self._key = key
+        self.key = key
         self._serializer = URLSafeTimedSerializer(key, salt="renewals-console-session")
         self.max_age = int(max_age_seconds)
         self.secure = secure
@@ -60,7 +60,7 @@ class Sessions:
         return self._serializer.dumps({"sid": session.sid, "user": session.user, "role": session.role})
 
     def csrf_token(self, session: Session) -> str:
-        return hmac.new(self._key, f"csrf:{session.sid}".encode(), hashlib.sha256).hexdigest()
+        return hmac.new(self.key, f"csrf:{session.sid}".encode(), hashlib.sha256).hexdigest()
 
     def csrf_valid(self, session: Session | None, token: str | None) -> bool:
         if session is None or not token:

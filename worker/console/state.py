@@ -5,7 +5,7 @@ import threading
 from dataclasses import dataclass, field
 
 from worker.app import open_configured_store
-from worker.console.access import Access
+from worker.console.access import Access, BasicChecks
 from worker.console.runner import Runner
 from worker.console.sessions import Sessions
 from worker.settings import Settings
@@ -19,10 +19,12 @@ class Console:
     access: Access
     sessions: Sessions
     runner: Runner = field(init=False)
+    basic_checks: "BasicChecks" = field(init=False)
     _local: threading.local = field(default_factory=threading.local)
 
     def __post_init__(self) -> None:
         self.runner = Runner(self.settings, self.open_store)
+        self.basic_checks = BasicChecks(self.sessions.key)
 
     def open_store(self) -> SqlStore:
         return open_configured_store(self.settings)
