@@ -204,12 +204,8 @@ def test_security_headers_on_pages_api_and_refusals(tmp_path: Path) -> None:
     """CSP without inline script and no framing, nosniff and no referrer, on every response."""
     client, _ = in_process(tmp_path, [])
     sign_in(client, VIEWER)
-    for response in (
-        client.get("/"),
-        client.get("/login"),
-        client.get("/api/groups"),
-        client.get("/static/htmx.min.js"),
-    ):
+    pages = ("/", "/login", "/api/groups", "/static/htmx.min.js", "/letters/999", "/api/nothing", "/nothing")
+    for response in (client.get(path) for path in pages):
         csp = response.headers["content-security-policy"]
         assert "script-src 'self'" in csp and "unsafe-inline" not in csp and "unsafe-eval" not in csp
         assert "frame-ancestors 'none'" in csp
@@ -246,9 +242,10 @@ def test_proxy_headers_count_only_from_the_proxys_address(tmp_path: Path) -> Non
 
 
 def test_the_openapi_document_describes_the_api(tmp_path: Path) -> None:
-    """/api/openapi.json lists the API's operations (and no page)."""
+    """/api/openapi.json lists the API's operations (and no page), to console users only."""
     client, _ = in_process(tmp_path, [])
-    document = client.get("/api/openapi.json").json()
+    assert client.get("/api/openapi.json").status_code == 401
+    document = client.get("/api/openapi.json", headers=basic(VIEWER)).json()
     paths = document["paths"]
     for path in (
         "/api/dead-letters",

@@ -207,3 +207,14 @@ def test_the_pages_and_api_work_the_same_on_postgresql(tmp_path: Path, postgres_
     ).json()
     assert archived["archived"] == 20 and records.count() == 41
     assert [e.action for e in records.audit_log()] == ["archive", "note"]
+
+
+def test_an_unknown_letter_is_a_404_page_and_a_404_in_the_api(tmp_path: Path) -> None:
+    """A letter id nobody has: the page says so in HTML, the API in JSON."""
+    client, _ = in_process(tmp_path, [])
+    assert client.get("/api/dead-letters/999", headers=basic(VIEWER)).json() == {
+        "detail": "no dead letter 999"
+    }
+    sign_in(client, VIEWER)
+    page = client.get("/letters/999")
+    assert page.status_code == 404 and "no dead letter 999" in page.text and "<h1>Not found</h1>" in page.text

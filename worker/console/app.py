@@ -3,13 +3,17 @@ files, and what every response carries (security headers, the session cookie).""
 
 from collections.abc import Awaitable, Callable
 from pathlib import Path
+from typing import Annotated, Any
 
-from fastapi import FastAPI, Request, Response
+from fastapi import Depends, FastAPI, Request, Response
+from fastapi.exception_handlers import http_exception_handler
 from fastapi.responses import JSONResponse, RedirectResponse
 from fastapi.staticfiles import StaticFiles
+from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from worker.console import api, pages
-from worker.console.guard import Denied
+from worker.console.access import Identity
+from worker.console.guard import Denied, require
 from worker.console.render import render
 from worker.console.sessions import COOKIE
 from worker.console.state import Console
@@ -38,11 +42,16 @@ def create_app(console: Console) -> FastAPI:
         version=VERSION,
         description="Dead letters, replays, owners and health of the renewal routing worker. "
         "Scripts authenticate with HTTP Basic as a console user: viewers read, operators act.",
-        openapi_url="/api/openapi.json",
+        openapi_url=None,  # served below, to signed-in users only (closed by default)
         docs_url=None,  # the interactive docs load scripts from a CDN
         redoc_url=None,
     )
     app.state.console = console
+
+    @app.get("/api/openapi.json", include_in_schema=False)
+    def openapi(_: Annotated[Identity, Depends(require("viewer"))]) -> dict[str, Any]:
+        return app.openapi()
+
     app.include_router(api.router)
     app.include_router(pages.router)
     app.mount("/static", StaticFiles(directory=HERE / "static"), name="static")
@@ -57,7 +66,9 @@ def create_app(console: Console) -> FastAPI:
         request.state.session = session or sessions.fresh()
         request.state.session_changed = session is None
         response = await call_next(request)
-        if request.state.session_changed:
+        # Pages get a session (for their CSRF token); scripts on /api/ and static files need none.
+        page = not request.url.path.startswith(("/api/", "/static/"))
+        if request.state.session_changed and (page or session is not None):
             response.set_cookie(
                 COOKIE,
                 sessions.dump(request.state.session),
@@ -79,5 +90,11 @@ def create_app(console: Console) -> FastAPI:
         if exc.status == 401 and console.access.users is not None:
             return RedirectResponse("/login", status_code=303)
         return render(request, "refused.html", {"reason": exc.reason}, status_code=exc.status)
+
+    @app.exception_handler(StarletteHTTPException)
+    async def problem(request: Request, exc: StarletteHTTPException) -> Response:
+        if request.url.path.startswith(("/api/", "/static/")):
+            return await http_exception_handler(request, exc)
+        return render(request, "refused.html", {"reason": str(exc.detail)}, status_code=exc.status_code)
 
     return app

@@ -29,6 +29,12 @@ def serve(settings: Settings, host: str, port: int) -> None:
     app = create_app(console)
     ways = [w for w, on in (("users file", console.access.users), ("proxy", console.access.proxy)) if on]
     log.info("console.started", url=f"http://{host}:{port}/", ways_in=ways)
+    if host not in ("127.0.0.1", "::1", "localhost") and not settings.console_secure_cookies:
+        log.warning(
+            "console.exposed_without_tls",
+            host=host,
+            fix="serve it behind a TLS proxy and set RENEWALS_CONSOLE_SECURE_COOKIES=true",
+        )
     try:
         # proxy_headers off: X-Forwarded-For must never change who the client is, or anyone
         # could claim to be the trusted proxy.
