@@ -10,6 +10,7 @@ from typing import Any
 from bench.broker import Watcher, prefill
 from bench.mix import Message
 from support.client import NAMES
+from support.records import stored_letters
 from support.worker_process import WorkerProcess
 
 OBSERVED = "bench.observed"  # a durable quorum queue bound to the notifications exchange with "#"
@@ -108,7 +109,8 @@ def timed_run(
         if sample is not None:
             samples[filled.notifications] = sample()
     peak = max(worker.status_kb("VmHWM") for worker in workers) / 1024
-    dead = watcher.depth(NAMES.dead_letter_queue)[0] + watcher.depth(NAMES.unrouted_queue)[0]
+    recorded = len(stored_letters(workers[0].env["RENEWALS_STORE_URL"]))  # the queue is their transport
+    dead = recorded + watcher.depth(NAMES.dead_letter_queue)[0] + watcher.depth(NAMES.unrouted_queue)[0]
     watcher.purge(OBSERVED)
     return WorkerRun(
         filled.events,

@@ -3,9 +3,15 @@ production worker has no setting that loads code, and no failure switch."""
 
 import os
 import time
+from collections.abc import Sequence
+from datetime import datetime
 
 from events import OwnerChanged, RenewalApproaching
 from handlers import Decision, Projection, on_owner_changed, on_renewal_approaching
+from worker.store.dead_letters import DeadLetterRecords
+from worker.store.letters import NewLetter
+
+KILLED_AFTER_RECORDING = 9  # the exit status of a worker that died between a commit and its ack
 
 
 def fails_for_doomed_clients(event: RenewalApproaching, *, projection: Projection) -> Decision:
@@ -33,3 +39,18 @@ def slow_owner_changes(event: OwnerChanged, *, projection: Projection) -> Decisi
     writes, so that batches of several workers on the same keys overlap."""
     time.sleep(0.001)
     return on_owner_changed(event, projection=projection)
+
+
+class DiesAfterRecording(DeadLetterRecords):
+    """The real records; the process dies (as on SIGKILL) right after committing a dead letter
+    whose body mentions `die-after-recording`, before the drain acknowledges it. The redelivered
+    letter is already recorded, so the next worker records nothing new and lives."""
+
+    def insert(self, letters: Sequence[NewLetter], *, at: datetime | None = None) -> int:
+        fresh = super().insert(letters, at=at)
+        if fresh and any(b"die-after-recording" in letter.body for letter in letters):
+            os._exit(KILLED_AFTER_RECORDING)
+        return fresh
+
+
+RECORDS = {"dies_after_recording": DiesAfterRecording}

@@ -1,5 +1,6 @@
 """The real worker with some handlers replaced by fault injectors, for tests and the chaos
-runner: `python -m support.faulty_worker RenewalApproaching=crashes_for_poison_clients`.
+runner: `python -m support.faulty_worker RenewalApproaching=crashes_for_poison_clients`, and
+`records=dies_after_recording` for dead-letter records that die between commit and ack.
 
 Everything else is the production composition root (`worker.app`), configured from the same
 RENEWALS_* environment: only the handler map differs, passed in as cosmicpython's bootstrap
@@ -13,6 +14,8 @@ from handlers import HANDLERS, Handler
 from support import faults
 from worker.app import run_until_signalled
 from worker.cli.core import load_settings
+from worker.service.dead_letters import Records
+from worker.store.dead_letters import DeadLetterRecords
 
 
 def handlers_with(replacements: list[str]) -> dict[type, Handler]:
@@ -27,5 +30,18 @@ def handlers_with(replacements: list[str]) -> dict[type, Handler]:
     return table
 
 
+def records_with(replacements: list[str]) -> Records:
+    """The dead-letter records a `records=fault` replacement names, else the real ones."""
+    for replacement in replacements:
+        name, _, fault = replacement.partition("=")
+        if name == "records":
+            if fault not in faults.RECORDS:
+                raise SystemExit(f"unknown records fault {fault!r}: use one of {sorted(faults.RECORDS)}")
+            return faults.RECORDS[fault]
+    return DeadLetterRecords
+
+
 if __name__ == "__main__":
-    run_until_signalled(load_settings(), handlers=handlers_with(sys.argv[1:]))
+    replacements = sys.argv[1:]
+    handlers = handlers_with([r for r in replacements if not r.startswith("records=")])
+    run_until_signalled(load_settings(), handlers=handlers, records=records_with(replacements))

@@ -6,7 +6,7 @@ import json
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
-from worker.store.letters import NewLetter
+from worker.store.letters import LetterSummary, NewLetter, StoredLetter
 
 _numbers = itertools.count(1)
 T0 = datetime(2026, 11, 20, 9, 0, tzinfo=UTC)
@@ -72,3 +72,35 @@ def spread(count: int, *, start: datetime = T0, every: timedelta = timedelta(sec
             )
         )
     return letters
+
+
+def stored(
+    body: bytes, properties: dict[str, Any], headers: dict[str, Any], *, number: int = 1
+) -> StoredLetter:
+    """A letter as the store hands it out, built from a message's parts (for the output's unit
+    tests, which need no store)."""
+    return StoredLetter(
+        summary=LetterSummary(
+            id=number,
+            status="new",
+            event_id=None,
+            event_type=None,
+            reason="unknown",
+            detail="",
+            group="0" * 16,
+            failed_at=None,
+            received_at=T0,
+            attempts=None,
+            replays=0,
+            message_id=None,
+            origin=None,
+            resolved_at=None,
+            body_size=len(body),
+        ),
+        body=body,
+        properties=properties,
+        headers=headers,
+        trace_parent=None,
+        body_truncated=False,
+        body_sha256=None,
+    )

@@ -83,3 +83,25 @@ def settled(depths: Callable[[], dict[str, int]], work_queues: list[str]) -> Cal
         return True
 
     return condition
+
+
+def recorded(store_url: str) -> list[Received]:
+    """The dead letters the workers recorded in their store (the dead-letter queue is only
+    their transport), as if received from the queue."""
+    from support.records import stored_letters
+
+    try:
+        letters = stored_letters(store_url)
+    except Exception:  # no worker has created the tables yet
+        return []
+    return [
+        Received(
+            NAMES.dead_letter_queue,
+            letter.properties.get("message_id"),
+            letter.properties.get("correlation_id"),
+            dict(letter.headers),
+            letter.body,
+            letter.properties.get("delivery_mode") == 2,
+        )
+        for letter in letters
+    ]

@@ -10,7 +10,7 @@ from random import Random
 from support.chaos.billing import Billing
 from support.chaos.checker import check
 from support.chaos.deployment import Deployment, deployed
-from support.chaos.observe import OBSERVER, bind_observer, settled, take_all
+from support.chaos.observe import OBSERVER, bind_observer, recorded, settled, take_all
 from support.chaos.options import Options
 from support.chaos.report import Report
 from support.chaos.stream import Stream, build
@@ -63,7 +63,7 @@ def run(options: Options) -> Report:
             if q in [*_work_queues(deployment), NAMES.unrouted_queue] and n
         }
         notifications = take_all(deployment.urls[-1], OBSERVER)
-        dead_letters = take_all(deployment.urls[-1], NAMES.dead_letter_queue)
+        dead_letters = recorded(deployment.store_url)
     unclean = sum(1 for code in codes if code != 0)
     problems = {
         "worker exits not asked for / unclean stops": unclean
@@ -130,7 +130,6 @@ def _finish(deployment: Deployment, stream: Stream, timeout: float) -> None:
     then a little longer, for late copies (an outbox sweep, say)."""
     queues = _work_queues(deployment)
     empty = settled(deployment.queue_depths, queues)
-    expected = {OBSERVER: len(stream.reminders), NAMES.dead_letter_queue: len(stream.dead_letters)}
 
     def done() -> bool:
         deployment.check_workers()
@@ -138,7 +137,8 @@ def _finish(deployment: Deployment, stream: Stream, timeout: float) -> None:
             depths = deployment.queue_depths()
         except Exception:
             return False
-        return all(depths.get(queue, 0) >= count for queue, count in expected.items()) and empty()
+        notified = depths.get(OBSERVER, 0) >= len(stream.reminders)
+        return notified and len(recorded(deployment.store_url)) >= len(stream.dead_letters) and empty()
 
     try:
         wait_until(done, "every output", timeout, every=1.0)

@@ -34,11 +34,12 @@ from support.client import NAMES, Client
 from support.messages import contact, encode, envelope, owner_changed, renewal
 from support.polling import wait_until
 from support.raw import Field, RawPublisher, properties, table
-from support.records import recorded
+from support.records import as_message, recorded, stored_letters
 from support.services import create_vhost, delete_vhost
 from support.worker_process import WorkerProcess
 from tests.e2e.commands import ok, renewals
 from tests.e2e.conftest import FAST_RETRIES
+from worker.store.letters import LetterFilter
 
 ALICE = contact("alice")
 BOB = contact("bob")
@@ -651,10 +652,10 @@ def test_row8_a_dead_letter_is_persistent_and_never_expires(shared: Shared) -> N
         assert letter["properties"]["delivery_mode"] == 2 and "expiration" not in letter["properties"]
     shared.assert_unshaken()
     shared.dlq.exercise()
-    # The same, published afresh, read by an independent client.
+    # The same, published afresh, read from the store by an independent connection.
     publish_between(shared, [], poisons, send)
     shared.dlq.expect(2)
-    copies = shared.client.take(DLQ, 2)
+    copies = [as_message(letter) for letter in stored_letters(shared.dlq.store_url, LetterFilter())]
     assert [props.headers["x-error-reason"] for _, props, _ in copies] == ["invalid_json", "no_recipient"]
     for _, props, _ in copies:
         assert (props.delivery_mode, props.expiration) == (2, None)

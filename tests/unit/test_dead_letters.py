@@ -6,12 +6,17 @@ from datetime import UTC, datetime, timedelta, timezone
 from decimal import Decimal
 
 import pytest
-import structlog
 
+from support.letters import stored
 from support.messages import encode, envelope, renewal
 from worker.cli.dlq_output import LIST_COLUMNS, described, listed, row
 from worker.settings import Settings
-from worker.tools.dead_letters import DeadLetter, Routes, Selection, parse_when, plan, replay
+from worker.store import open_store
+from worker.store.dead_letters import DeadLetterRecords
+from worker.store.letter_sql import to_us
+from worker.store.letters import LetterFilter, NewLetter, StoredLetter
+from worker.tools.dead_letters import DeadLetter, Routes, parse_when, plan
+from worker.tools.dead_letters.replays import run
 from worker.tools.tables import render
 
 CLOUDEVENTS = "application/cloudevents+json"
@@ -48,6 +53,11 @@ def letter(headers: dict, body: bytes | None = None, position: int = 1, **proper
     body = encode(renewal("c1", "p1", id="evt-1")) if body is None else body
     fields = {"content_type": CLOUDEVENTS, "delivery_mode": 2, "headers": headers, **properties}
     return DeadLetter.read(position, fields, body)
+
+
+def kept(dead: DeadLetter) -> StoredLetter:
+    """The letter as the store would hand it back."""
+    return stored(dead.body, dict(dead.properties), dict(dead.headers), number=dead.position)
 
 
 def test_a_worker_dead_letter_reads_from_its_own_headers() -> None:
@@ -121,18 +131,6 @@ def test_a_binary_body_is_exported_as_base64() -> None:
     json.dumps(record)
 
 
-def test_selection_combines_filters() -> None:
-    """Reasons, types, ids and the failure-time window all have to match."""
-    dead = letter(WORKER_HEADERS)
-    at = dead.failed_at
-    assert at is not None
-    assert Selection(reasons=frozenset({"no_recipient", "too_large"})).matches(dead)
-    assert not Selection(reasons=frozenset({"no_recipient"}), types=frozenset({"OwnerChanged"})).matches(dead)
-    assert Selection(ids=frozenset({"evt-1"}), since=at, until=at + timedelta(milliseconds=1)).matches(dead)
-    assert not Selection(until=at).matches(dead)
-    assert not Selection(since=at).matches(letter({}))  # no failure time: outside every window
-
-
 @pytest.mark.parametrize(
     ("text", "expected"),
     [
@@ -185,11 +183,17 @@ def test_a_failure_time_utc_cannot_hold_keeps_its_offset_and_compares_exactly(st
     assert failed_at is not None and failed_at.isoformat() == stamp
     assert row(dead.summary())["failed_at"] == shown
     late = stamp.startswith("9999")
-    assert Selection(since=parse_when("2026-01-01")).matches(dead) is late
-    assert Selection(until=parse_when("2026-01-01")).matches(dead) is not late
-    assert Selection(since=parse_when(stamp)).matches(dead) and not Selection(
-        until=parse_when(stamp)
-    ).matches(dead)
+    assert within(dead, since=parse_when("2026-01-01")) is late
+    assert within(dead, until=parse_when("2026-01-01")) is not late
+    assert within(dead, since=parse_when(stamp)) and not within(dead, until=parse_when(stamp))
+
+
+def within(dead: DeadLetter, *, since: datetime | None = None, until: datetime | None = None) -> bool:
+    """The store's own test of --since/--until: failure times compared as its microsecond keys."""
+    failed_at = dead.failed_at
+    assert failed_at is not None
+    key = to_us(failed_at)
+    return (since is None or key >= to_us(since)) and (until is None or key < to_us(until))
 
 
 def test_parse_when_takes_the_edges_of_the_calendar_and_refuses_ages_before_year_one() -> None:
@@ -232,7 +236,7 @@ def test_header_values_of_any_amqp_type_read_as_sane_values_or_none() -> None:
     assert record["headers"]["x-huge"].startswith("0x") and record["headers"]["x-infinite"] == "inf"
     assert record["headers"]["x-when"] == "9999-12-31T23:59:00-23:59"
     assert plan(dead, ROUTES).to == (ROUTES.events_exchange, "renewal.approaching")  # from the body's type
-    assert "x-huge" in described(dead, "renewals.worker.dlq")
+    assert "x-huge" in described(kept(dead))
 
 
 def test_a_timestamp_sent_as_seconds_reads_as_a_time() -> None:
@@ -247,8 +251,8 @@ def test_control_characters_never_reach_the_terminal_in_list_or_show() -> None:
                f"x-evil{ESC}[8m": f"{ESC}]0;pwned\x07", "x-original-routing-key": f"renewal.approaching{ESC}[1A"}  # fmt: skip
     body = encode(renewal("c1", "p1", id=f"evt{ESC}[2J-1"))
     dead = letter(headers, body.replace(b"p1", b"p\\u001b1"))
-    table = render([row(listed(dead, ROUTES))], LIST_COLUMNS)
-    shown = described(dead, "renewals.worker.dlq")
+    table = render([row(listed(kept(dead), ROUTES))], LIST_COLUMNS)
+    shown = described(kept(dead))
     for text in (table, shown):
         assert not any(char in text for char in (ESC, "\x07", "\r", "\x00"))
     assert (
@@ -260,7 +264,7 @@ def test_control_characters_never_reach_the_terminal_in_list_or_show() -> None:
 def test_a_multi_line_header_stays_readable_in_show() -> None:
     """A traceback keeps its lines, each indented under its header, with other controls escaped."""
     dead = letter({**WORKER_HEADERS, "x-error-traceback": "Traceback:\n  line 1\r\n  Boom"})
-    lines = described(dead, "renewals.worker.dlq").splitlines()
+    lines = described(kept(dead)).splitlines()
     start = next(i for i, line in enumerate(lines) if "x-error-traceback" in line)
     assert lines[start].endswith("Traceback:") and lines[start + 1].strip() == "line 1\\r"
 
@@ -270,7 +274,7 @@ def test_a_deeply_nested_body_is_shown_without_a_crash(depth: int) -> None:
     """A body nested as deep as json.loads reads is indented; a deeper one is no JSON to us and is shown as it came."""
     body = b'{"id": "deep-1", "type": "RenewalApproaching", "x": ' + b"[" * depth + b"]" * depth + b"}"
     dead = letter(WORKER_HEADERS, body)
-    shown = described(dead, "q")
+    shown = described(kept(dead))
     assert shown.endswith("}") and (dead.id == "deep-1") is (depth == 900)
 
 
@@ -331,36 +335,42 @@ def test_other_origins_and_types_are_replayed_only_with_to_original() -> None:
     )
 
 
-class FakeQueue:
-    """A dead-letter queue in memory: what `replay` reads, republishes and removes."""
+class FakePublisher:
+    """The broker side of a replay, in memory: what was published where."""
 
-    name, broker = "renewals.worker.dlq", "amqp://test"
-
-    def __init__(self, *letters: DeadLetter) -> None:
-        self.letters = list(letters)
+    def __init__(self) -> None:
         self.published: list[tuple[str, str, bytes]] = []
-        self.removed: list[int] = []
-
-    def count(self) -> int:
-        return len(self.letters)
-
-    def read(self):
-        return ((dead, tag) for tag, dead in enumerate(self.letters, 1))
 
     def republish(self, exchange: str, routing_key: str, body: bytes, properties: dict) -> None:
         self.published.append((exchange, routing_key, body))
 
-    def remove(self, tag: int) -> None:
-        self.removed.append(tag)
 
-
-def test_replay_publishes_where_the_plan_says_and_nowhere_else() -> None:
-    """`replay` takes its destination from the plan: the forged notification stays, the renewal goes to the input."""
+def test_replay_publishes_where_the_plan_says_and_nowhere_else(tmp_path) -> None:
+    """A replay operation takes each letter's destination from its plan: the forged notification
+    stays new (skipped, with why in its history), the renewal goes to the input and is replayed."""
     forged = letter(
-        {**WORKER_HEADERS, "x-original-exchange": ROUTES.notifications_exchange}, FORGED_NOTIFICATION, 1
+        {**WORKER_HEADERS, "x-original-exchange": ROUTES.notifications_exchange}, FORGED_NOTIFICATION
     )
-    honest = letter({**WORKER_HEADERS, "x-original-exchange": ROUTES.events_exchange}, position=2)
-    queue = FakeQueue(forged, honest)
-    report = replay(queue, Selection(), ROUTES, log=structlog.get_logger())  # type: ignore[arg-type]
-    assert queue.published == [(ROUTES.events_exchange, "renewal.approaching", honest.body)]
-    assert (queue.removed, [step.letter for step in report.skipped]) == ([2], [forged])
+    honest = letter({**WORKER_HEADERS, "x-original-exchange": ROUTES.events_exchange})
+    store = open_store(f"sqlite:///{tmp_path / 'renewals.db'}")
+    store.migrate()
+    records = DeadLetterRecords(store)
+    records.insert([drained(forged), drained(honest)])
+    publisher = FakePublisher()
+    operation = records.start_replay(LetterFilter(), actor="test", rate=None)
+    ended, report = run(records, operation.id, publisher, ROUTES, actor="test")
+    assert publisher.published == [(ROUTES.events_exchange, "renewal.approaching", honest.body)]
+    assert [step.letter.body for step in report.skipped] == [forged.body]
+    assert (ended.status, ended.replayed, ended.skipped) == ("finished", 1, 1)
+    assert [x.event_type for x in records.page().letters] == ["NotificationRequested"]
+    [skipped] = records.page().letters
+    assert "not an event the worker consumes" in (records.history(skipped.id)[0].outcome or "")
+
+
+def drained(dead: DeadLetter) -> NewLetter:
+    """The letter as the worker's drain records it."""
+    return NewLetter(
+        body=dead.body, properties=dict(dead.properties), headers=dict(dead.headers), reason=dead.reason,
+        detail=dead.detail, failed_at=dead.failed_at, attempts=dead.attempts, replays=dead.replay_count,
+        event_id=dead.id, event_type=dead.type, message_id=None, origin=dead.origin,
+    )  # fmt: skip

@@ -260,7 +260,9 @@ def purge_command(selection: LetterFilter, everything: bool, yes: bool) -> None:
 
 
 @dlq.command()
-@click.option("--limit", default=20, show_default=True, type=click.IntRange(min=1))
+@click.option(
+    "--limit", default=20, show_default=True, type=click.IntRange(min=1), help="At most N, newest first."
+)
 @click.option("--json", "as_json", is_flag=True, help="A JSON array, for scripts.")
 def replays(limit: int, as_json: bool) -> None:
     """The latest replay operations, newest first, with their progress."""

@@ -1,7 +1,12 @@
 """`renewals dlq replay`: a replay operation over the records, throttled, with progress on a
 terminal, cancelled cleanly by Ctrl-C, resumed by `--resume OP_ID`."""
 
+import signal
 import sys
+import threading
+from collections.abc import Iterator
+from contextlib import contextmanager
+from typing import Any
 
 import click
 
@@ -105,31 +110,34 @@ def replay_command(
         progress = Progress(sys.stderr, operation.id) if sys.stderr.isatty() and not as_json else None
         broker = broker_of(settings)
         report = Report(total=operation.total)
+        resume = f"resume with `renewals dlq replay --resume {operation.id}`"
         try:
-            with ReplayPublisher(broker, log=log) as publisher:
+            with ReplayPublisher(broker, log=log) as publisher, _interruptible() as interrupted:
                 operation, report = run(
-                    records, operation.id, publisher, routes, progress=progress, actor=user()
+                    records,
+                    operation.id,
+                    publisher,
+                    routes,
+                    progress=progress,
+                    stop=interrupted.is_set,
+                    actor=user(),
                 )
-        except KeyboardInterrupt:
-            interrupted = records.operation(operation.id)
-            _audit(log, interrupted, report, "interrupted")
-            print_report(report, as_json, interrupted)
-            click.echo(
-                f"Error: interrupted: replay {operation.id} cancelled after {interrupted.done} of"
-                f" {interrupted.total}; resume with `renewals dlq replay --resume {operation.id}`",
-                err=True,
-            )
-            sys.exit(EXIT_INTERRUPTED)
         except DeadLetterError as exc:
             records.finish(operation.id, actor=user(), cancelled=True)
-            raise click.ClickException(
-                f"{exc}; resume with `renewals dlq replay --resume {operation.id}`"
-            ) from None
+            raise click.ClickException(f"{exc}; {resume}") from None
         except OSError as exc:
             raise click.ClickException(
-                f"broker error on {broker}: {type(exc).__name__}: {masked(str(exc))};"
-                f" resume with `renewals dlq replay --resume {operation.id}`"
+                f"broker error on {broker}: {type(exc).__name__}: {masked(str(exc))}; {resume}"
             ) from None
+    if interrupted.is_set():
+        _audit(log, operation, report, "interrupted")
+        print_report(report, as_json, operation)
+        click.echo(
+            f"Error: interrupted: replay {operation.id} cancelled after {operation.done}"
+            f" of {operation.total}; {resume}",
+            err=True,
+        )
+        sys.exit(EXIT_INTERRUPTED)
     _audit(log, operation, report, "cancelled" if operation.status == "cancelled" else "completed")
     print_report(report, as_json, operation)
     if operation.status == "cancelled":
@@ -139,6 +147,24 @@ def replay_command(
         )
     if report.failed:
         raise click.ClickException(f"{len(report.failed)} dead letters could not be replayed; they stay new")
+
+
+@contextmanager
+def _interruptible() -> Iterator[threading.Event]:
+    """Ctrl-C sets the event (the replay stops after the letter in hand, its outcomes
+    committed); a second Ctrl-C interrupts at once."""
+    interrupted = threading.Event()
+
+    def on_interrupt(_signum: int, _frame: Any) -> None:
+        if interrupted.is_set():
+            raise KeyboardInterrupt
+        interrupted.set()
+
+    previous = signal.signal(signal.SIGINT, on_interrupt)
+    try:
+        yield interrupted
+    finally:
+        signal.signal(signal.SIGINT, previous)
 
 
 def _audit(log: logs.Logger, operation: ReplayOperation, report: Report, result: str) -> None:

@@ -13,9 +13,11 @@ whichever release, becomes a row of `DeadLetterRecords` once.
 - While the store is away the drain stops consuming (`pause`): letters wait in the queue, and
   those in hand stay unacknowledged, never rejected or requeued (on RabbitMQ 4.0-4.2 each
   return counts toward the queue's delivery limit).
-- A body over MAX_BODY_BYTES (the most the worker accepts, so the most a replay could bring
-  back to it) is kept as its first MAX_BODY_BYTES bytes with its full size and SHA-256; such a
-  letter is shown and exported but never replayed. Memory is bounded by the prefetch.
+- Bodies are stored whole up to MAX_STORED_BODY (16 MiB, RabbitMQ 4.x's own default largest
+  message), a `too_large` letter among them: what an operator needs to mend and re-send it. A
+  longer body (only a broker configured for larger messages lets one through) keeps its first
+  MAX_STORED_BODY bytes, its full size and its SHA-256, and is shown and exported but never
+  replayed. Memory is bounded by the prefetch: at most PREFETCH letters in hand.
 """
 
 import hashlib
@@ -23,7 +25,6 @@ import time
 from collections.abc import Callable
 from contextlib import suppress
 
-from events import MAX_BODY_BYTES
 from worker.broker.messages import Delivery
 from worker.broker.wire import Connection, DeliveryReader, read_by_the_reader
 from worker.logs import Logger
@@ -33,7 +34,8 @@ from worker.store.letters import NewLetter
 from worker.tools.dead_letters.letter import PROPERTY_NAMES, DeadLetter
 from worker.tools.dead_letters.values import text
 
-PREFETCH = 100  # letters in hand at most (each at most the broker's largest message)
+PREFETCH = 10  # letters in hand at most (each at most the broker's largest message)
+MAX_STORED_BODY = 16 * 1024 * 1024
 PUMP_EVERY = 0.1  # seconds between looks at the dead-letter connection while busy
 
 Records = Callable[[SqlStore], DeadLetterRecords]
@@ -45,8 +47,8 @@ def new_letter(delivery: Delivery) -> NewLetter:
     headers = dict(delivery.headers)
     letter = DeadLetter.read(0, {**properties, "headers": headers}, delivery.body, delivery.problem)
     body, size, digest = delivery.body, None, None
-    if len(body) > MAX_BODY_BYTES:
-        body, size, digest = body[:MAX_BODY_BYTES], len(body), hashlib.sha256(body).hexdigest()
+    if len(body) > MAX_STORED_BODY:
+        body, size, digest = body[:MAX_STORED_BODY], len(body), hashlib.sha256(body).hexdigest()
     return NewLetter(
         body=body,
         properties=properties,
@@ -63,6 +65,7 @@ def new_letter(delivery: Delivery) -> NewLetter:
         trace_parent=text(headers.get("traceparent")),
         body_size=size,
         body_sha256=digest,
+        problem=delivery.problem,
     )
 
 

@@ -77,8 +77,8 @@ class DeadLetterRecords(ReplayBook):
             "INSERT INTO dead_letters (letter_key, status, received_at_us, failed_at_us, seen_at_us,"
             " reason, detail, fingerprint, event_id, event_type, message_id, origin_exchange,"
             " origin_routing_key, attempts, replays, trace_parent, search_text, body, body_size,"
-            " body_sha256, properties, headers)"
-            " VALUES (?, 'new', ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)"
+            " body_sha256, properties, headers, problem)"
+            " VALUES (?, 'new', ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)"
             " ON CONFLICT (letter_key) DO NOTHING RETURNING id",
             (
                 letter.key,
@@ -102,6 +102,7 @@ class DeadLetterRecords(ReplayBook):
                 letter.body_sha256,
                 amqp_json.dumps(properties),
                 amqp_json.dumps(letter.headers),
+                maybe(letter.problem),
             ),
         ).fetchone()
         if row is None:

@@ -25,7 +25,7 @@ SUMMARY_COLUMNS = (
     "id, status, event_id, event_type, reason, detail, fingerprint, failed_at_us, received_at_us,"
     " attempts, replays, message_id, origin_exchange, origin_routing_key, resolved_at_us, body_size"
 )
-FULL_COLUMNS = SUMMARY_COLUMNS + ", body, properties, headers, trace_parent, body_sha256"
+FULL_COLUMNS = SUMMARY_COLUMNS + ", body, properties, headers, trace_parent, body_sha256, problem"
 HISTORY_COLUMNS = "at_us, kind, actor, operation_id, to_exchange, to_routing_key, outcome, message_id, text"
 OPERATION_COLUMNS = (
     "id, actor, selection, status, rate, to_original, force, max_replays, dry_run, started_at_us,"
@@ -139,6 +139,7 @@ def stored(row: Sequence[Any], history: list[HistoryEntry]) -> StoredLetter:
         trace_parent=row[19],
         body_truncated=row[20] is not None,
         body_sha256=row[20],
+        problem=row[21],
         history=history,
     )
 

@@ -55,8 +55,9 @@ class NewLetter:
     message_id: str | None
     origin: tuple[str, str] | None  # (exchange, routing key) it was first published to, if known
     trace_parent: str | None = None  # W3C traceparent, if the letter carried one
-    body_size: int | None = None  # the full size when `body` was cut (see worker/service/dead_letters.py)
+    body_size: int | None = None  # the full size when `body` was cut (worker/service/dead_letters.py)
     body_sha256: str | None = None  # of the full body, when cut
+    problem: str | None = None  # why its properties could not be decoded (then there are none)
 
     @property
     def key(self) -> str:
@@ -215,6 +216,7 @@ class StoredLetter:
     trace_parent: str | None
     body_truncated: bool
     body_sha256: str | None
+    problem: str | None = None  # why its properties could not be decoded (then there are none)
     history: list[HistoryEntry] = field(default_factory=list)
 
     @property

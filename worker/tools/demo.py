@@ -21,6 +21,9 @@ from worker.broker.messages import ERROR_REASON
 from worker.broker.topology import declare, topology
 from worker.broker.wire import Connection, DeliveryReader, read_by_the_reader
 from worker.settings import Settings
+from worker.store import StoreUnavailable, open_store
+from worker.store.dead_letters import DeadLetterRecords
+from worker.store.letters import LetterFilter
 from worker.tools.event_files import publish
 
 
@@ -59,15 +62,14 @@ def run_demo(base: Settings, timeout: float = 20.0) -> DemoRun:
             declare(channel, plan)
             watch = channel.queue_declare("", exclusive=True)[0]
             channel.queue_bind(watch, settings.notifications_exchange, "#")
-            for queue in (watch, settings.dead_letter_queue):
-                channel.basic_consume(queue, no_ack=True, callback=read_by_the_reader)
+            channel.basic_consume(watch, no_ack=True, callback=read_by_the_reader)
             stop = threading.Event()
             worker = threading.Thread(target=build_worker(settings).run, args=(stop,), daemon=True)
             worker.start()
             events = scenario()
             publish(broker, settings.events_exchange, events)
             expected = [e for e in events if e.get("demoexpect") in ("notification", "no_recipient")]
-            notifications, dead = _collect(connection, reader, watch, len(expected), timeout)
+            notifications, dead = _collect(connection, reader, settings.store_url, len(expected), timeout)
             stop.set()
             worker.join(timeout=10)
         finally:
@@ -77,8 +79,9 @@ def run_demo(base: Settings, timeout: float = 20.0) -> DemoRun:
 
 
 def _collect(
-    connection: Connection, reader: DeliveryReader, watch: str, expected: int, timeout: float
+    connection: Connection, reader: DeliveryReader, store_url: str, expected: int, timeout: float
 ) -> tuple[list[Any], list[Any]]:
+    """The notifications as they arrive, and the dead letters as the worker records them."""
     notifications: list[dict[str, Any]] = []
     dead: list[dict[str, Any]] = []
     deadline = time.monotonic() + timeout
@@ -89,11 +92,27 @@ def _collect(
         with suppress(TimeoutError):
             connection.drain_events(timeout=0.05)
         connection.drain_buffered()
-        for delivery in reader.arrived:
-            sink = notifications if delivery.routing_key.startswith("notification.") else dead
-            sink.append({"body": json.loads(delivery.body), "headers": delivery.headers})
+        notifications += [
+            {"body": json.loads(delivery.body), "headers": delivery.headers} for delivery in reader.arrived
+        ]
         reader.arrived.clear()
+        dead = _recorded(store_url)
     return notifications, dead
+
+
+def _recorded(store_url: str) -> list[dict[str, Any]]:
+    """The dead letters the demo's worker has recorded so far."""
+    try:
+        store = open_store(store_url)
+    except StoreUnavailable:
+        return []
+    try:
+        letters = DeadLetterRecords(store).letters(LetterFilter())
+        return [{"body": json.loads(letter.body), "headers": letter.headers} for letter in letters]
+    except Exception:  # its tables are not there yet
+        return []
+    finally:
+        store.close()
 
 
 def _delete(connection: Any, plan: Any) -> None:

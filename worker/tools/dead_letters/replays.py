@@ -3,9 +3,10 @@ claimed letters through the worker's broker layer with confirms and records each
 
 The CLI runs one in the foreground (Ctrl-C cancels cleanly); the console runs one in a
 background thread and cancels it with `DeadLetterRecords.request_cancel` from any process.
-Each outcome is committed right after the broker's confirm: a process killed at any moment
-leaves at most the one letter in hand both published and still new (claimed until its lease
-runs out); a resume publishes it again, a duplicate the worker's inbox absorbs, never a loss.
+Outcomes are committed after the broker's confirms, one letter at a time at the default rate
+(up to MAX_GROUP at a time at high rates): a process killed at any moment leaves at most that
+group both published and still new (claimed until its lease runs out); a resume publishes
+them again, duplicates the worker's inbox absorbs, never a loss.
 """
 
 import time
@@ -24,6 +25,7 @@ LOOK_EVERY = 0.5  # seconds between looks at the operation's cancel flag
 BATCH = 50  # letters claimed at a time (fewer at low rates: two seconds' worth)
 LEASE = 10.0  # seconds a claim holds at least; a replay killed holding letters frees them then
 STALE_AFTER = LEASE  # seconds without a sign of life after which a running replay may be resumed
+MAX_GROUP = 10  # at most this many letters are both published and still new after a kill
 
 
 class Republisher(Protocol):
@@ -41,7 +43,8 @@ class ProgressListener(Protocol):
 
 def as_dead_letter(letter: StoredLetter) -> DeadLetter:
     """The stored letter as the tools read one (its record number as its position)."""
-    return DeadLetter.read(letter.summary.id, {**letter.properties, "headers": letter.headers}, letter.body)
+    properties = {**letter.properties, "headers": letter.headers}
+    return DeadLetter.read(letter.summary.id, properties, letter.body, letter.problem)
 
 
 def cut(letter: StoredLetter) -> str | None:
@@ -85,16 +88,18 @@ def run(
     actor: str,
 ) -> tuple[ReplayOperation, Report]:
     """Replay the operation's letters until none are left, it is cancelled (its row's flag,
-    or `stop()` true), or the process is interrupted (KeyboardInterrupt: claims released, the
-    operation ends cancelled, then the interrupt goes on). Holds the operation's rate. Each
-    letter's outcome is committed right after the broker's confirm. Returns the operation as
-    it ended and what this run did."""
+    or `stop()` true), or the process is interrupted (KeyboardInterrupt: outcomes so far
+    committed, claims released, the operation ends cancelled, then the interrupt goes on).
+    Holds the operation's rate. Outcomes are committed after the broker's confirms, a group at
+    a time (`group_size`). Returns the operation as it ended and what this run did."""
     operation = records.operation(operation_id)
     report = Report(total=operation.total, scanned=operation.done)
     pace = _Pace(operation.rate)
     batch = max(1, min(BATCH, int((operation.rate or BATCH) * 2)))
     lease = max(LEASE, 3 * batch / (operation.rate or batch))
+    group = group_size(operation.rate)
     held: list[Claimed] = []
+    done: list[tuple[Claimed, HistoryEntry]] = []
     cancelled = False
     try:
         next_look = time.monotonic() + LOOK_EVERY
@@ -110,17 +115,20 @@ def run(
                     cancelled = True
                     break
                 pace.wait()
-                claimed = held[0]
-                records.settle(
-                    claimed, outcome=_replay_one(claimed, publisher, routes, operation, report, actor)
-                )
-                held.pop(0)
+                claimed = held.pop(0)
+                done.append((claimed, _replay_one(claimed, publisher, routes, operation, report, actor)))
                 report.scanned += 1
+                if len(done) >= group:
+                    records.settle_all(done)
+                    done = []
                 if progress is not None:
                     progress(report)
+            records.settle_all(done)
+            done = []
             records.release(held)
             held = []
     except BaseException:
+        records.settle_all(done)
         records.release(held)
         records.finish(operation_id, actor=actor, cancelled=True)
         if progress is not None:
@@ -129,6 +137,12 @@ def run(
     if progress is not None:
         progress(report, finished=True)
     return records.finish(operation_id, actor=actor, cancelled=cancelled), report
+
+
+def group_size(rate: float | None) -> int:
+    """Letters whose outcomes are committed together: one at a time up to 50 a second (the
+    default), up to MAX_GROUP at higher rates, where a commit per letter would cap the rate."""
+    return MAX_GROUP if rate is None else max(1, min(MAX_GROUP, int(rate / 50)))
 
 
 def _replay_one(
