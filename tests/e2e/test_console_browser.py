@@ -9,6 +9,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
+from selenium.common.exceptions import StaleElementReferenceException, TimeoutException
 from selenium.webdriver import Chrome
 from selenium.webdriver.common.by import By
 from selenium.webdriver.support.ui import WebDriverWait
@@ -64,6 +65,10 @@ def scene(amqp_url: str, tmp_path: Path, start_worker: StartWorker, client: Clie
     records = DeadLetterRecords(open_store(store_url))
     yield Scene(console, records, client)
     console.stop()
+    errors = [
+        line for line in console.log().splitlines() if '"level": "error"' in line or "Traceback" in line
+    ]
+    assert not errors, "the console logged errors:\n" + "\n".join(errors)
 
 
 def letters_arrive(scene: Scene, count: int) -> None:
@@ -79,7 +84,17 @@ def sign_in(browser: Chrome, scene: Scene, user: tuple[str, str]) -> None:
 
 
 def until(browser: Chrome, condition: Callable[[Chrome], object], what: str, timeout: float = 30) -> None:
-    WebDriverWait(browser, timeout, poll_frequency=0.1).until(condition, message=f"waiting for {what}")
+    """Wait for `condition`; on a timeout say what the page shows instead."""
+    try:
+        # htmx swaps the progress every second: an element read as it goes is simply read again.
+        WebDriverWait(
+            browser, timeout, poll_frequency=0.1, ignored_exceptions=(StaleElementReferenceException,)
+        ).until(condition)
+    except TimeoutException:
+        shown = browser.find_element(By.TAG_NAME, "body").text[:2000]
+        raise AssertionError(
+            f"timed out after {timeout}s waiting for {what}; {browser.current_url} shows:\n{shown}"
+        ) from None
 
 
 def text(browser: Chrome, element_id: str) -> str:
@@ -216,18 +231,23 @@ def test_an_operator_cancels_a_long_replay_and_resumes_it(scene: Scene, browsers
     rate.send_keys("2")
     browser.find_element(By.ID, "confirm").click()
     until(browser, lambda b: done(b) >= 2, "a few letters replayed")
-    browser.find_element(By.ID, "cancel-replay").click()
+    press(browser, "cancel-replay")
     until(browser, lambda b: status(b) == "cancelled", "the replay cancelled")
     shot(browser, "replay-cancelled")
     [operation] = scene.records.operations()
     assert operation.status == "cancelled" and 2 <= operation.done < operation.total == 30
     assert scene.records.count(operation.selection) == 30 - operation.replayed  # the rest still new
 
-    browser.find_element(By.ID, "resume-replay").click()
+    press(browser, "resume-replay")
     until(browser, lambda b: status(b) == "finished", "the resumed replay to finish", timeout=60)
     [resumed] = scene.records.operations()
     assert (resumed.id, resumed.replayed, resumed.total) == (operation.id, 30, 30)
     assert scene.records.count(operation.selection) == 0
+
+
+def press(browser: Chrome, button_id: str) -> None:
+    """Click a button inside the progress, which htmx may swap between finding and clicking."""
+    until(browser, lambda b: b.find_element(By.ID, button_id).click() or True, f"a click on {button_id}")
 
 
 def status(browser: Chrome) -> str:
