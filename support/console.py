@@ -15,9 +15,9 @@ from typing import Any
 from starlette.testclient import TestClient
 
 from support.polling import wait_until
-from worker.console.access import Users
 from worker.console.app import create_app
 from worker.console.serve import console_of_settings
+from worker.console.users import Users
 from worker.settings import Settings
 from worker.store import open_store
 from worker.store.dead_letters import DeadLetterRecords

@@ -13,7 +13,9 @@ from click.testing import CliRunner
 from support.console import OPERATOR, VIEWER, basic, csrf_token, in_process, sign_in
 from support.letters import new_letter
 from worker.cli import main
-from worker.console.access import ConsoleRefused, Users, access_of
+from worker.console.access import access_of
+from worker.console.identity import ConsoleRefused
+from worker.console.users import Users
 from worker.settings import Settings
 
 

@@ -5,7 +5,9 @@ Needs the `console` extra; `worker.cli.console` imports this package only when a
 so the worker runs without it.
 """
 
-from worker.console.access import ConsoleRefused, Users, access_of
+from worker.console.access import access_of
+from worker.console.identity import ConsoleRefused
 from worker.console.serve import console_of_settings, serve
+from worker.console.users import Users
 
 __all__ = ["ConsoleRefused", "Users", "access_of", "console_of_settings", "serve"]

@@ -8,7 +8,7 @@ from typing import Any
 
 from pydantic import BaseModel, Field, field_validator
 
-from worker.console.access import Identity
+from worker.console.identity import Identity
 from worker.logs import get_logger
 from worker.store import SqlStore, WorkingSet
 from worker.store.dead_letters import DeadLetterRecords

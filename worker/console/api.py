@@ -7,9 +7,9 @@ from typing import Annotated, Any, Literal
 from fastapi import APIRouter, Depends, HTTPException, Query, Request, Response
 
 from worker.console import actions, shapes
-from worker.console.access import Identity
 from worker.console.guard import console_of, require
 from worker.console.health import health
+from worker.console.identity import Identity
 from worker.store.dead_letters import OperationBusy, UnknownOperation
 from worker.store.letters import Status
 from worker.tools.dead_letters import Routes

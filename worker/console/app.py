@@ -11,9 +11,9 @@ from fastapi.responses import JSONResponse, RedirectResponse
 from fastapi.staticfiles import StaticFiles
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
-from worker.console import api, pages
-from worker.console.access import Identity
+from worker.console import api, forms, pages
 from worker.console.guard import Denied, require
+from worker.console.identity import Identity
 from worker.console.render import render
 from worker.console.sessions import COOKIE
 from worker.console.state import Console
@@ -54,6 +54,7 @@ def create_app(console: Console) -> FastAPI:
 
     app.include_router(api.router)
     app.include_router(pages.router)
+    app.include_router(forms.router)
     app.mount("/static", StaticFiles(directory=HERE / "static"), name="static")
 
     @app.middleware("http")

@@ -12,7 +12,7 @@ from urllib.parse import urlsplit
 from fastapi import Request
 from starlette.concurrency import run_in_threadpool
 
-from worker.console.access import Identity, Role
+from worker.console.identity import Identity, Role
 from worker.console.state import Console
 
 SAFE_METHODS = frozenset({"GET", "HEAD", "OPTIONS"})

@@ -6,7 +6,7 @@ import threading
 from collections.abc import Callable
 
 from worker.broker.endpoints import from_settings
-from worker.console.access import Identity
+from worker.console.identity import Identity
 from worker.logs import get_logger
 from worker.redaction import masked
 from worker.settings import Settings

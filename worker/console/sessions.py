@@ -17,7 +17,7 @@ from typing import Any
 
 from itsdangerous import BadSignature, URLSafeTimedSerializer
 
-from worker.console.access import ROLES, ConsoleRefused, Identity
+from worker.console.identity import ROLES, ConsoleRefused, Identity
 from worker.settings import Settings
 
 COOKIE = "renewals_console"

@@ -5,9 +5,10 @@ import threading
 from dataclasses import dataclass, field
 
 from worker.app import open_configured_store
-from worker.console.access import Access, BasicChecks
+from worker.console.access import Access
 from worker.console.runner import Runner
 from worker.console.sessions import Sessions
+from worker.console.users import BasicChecks
 from worker.settings import Settings
 from worker.store import SqlStore
 from worker.store.dead_letters import DeadLetterRecords
