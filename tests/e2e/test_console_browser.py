@@ -163,9 +163,37 @@ def test_a_viewer_sees_the_groups_searches_opens_a_letter_and_is_refused_an_acti
         }
         document.body.appendChild(form); form.submit();
     """
+    assert_no_browser_errors(browser)
     browser.execute_script(forged)
     until(browser, lambda b: "needs the operator role" in text(b, "refused"), "the refusal")
     assert scene.records.count() == 4
+
+
+def test_a_letter_carrying_script_shows_it_as_text_in_the_browser(
+    scene: Scene, browsers: OpenBrowser
+) -> None:
+    """Script in a letter's id, message id, headers and body, through the worker into the store:
+    the browser shows it as text, runs none of it, and the CSP had nothing to block."""
+    hostile = renewal("c-1", "p-acme", id='<script>alert("id")</script>')
+    hostile["data"]["note"] = '</pre><script>alert("body")</script><img src=x onerror=alert("img")>'
+    scene.client.publish(
+        [hostile],
+        message_id="<img src=x onerror=alert('mid')>",
+        headers={"x-evil": "<svg onload=alert('h')>"},
+    )
+    letters_arrive(scene, 1)
+    browser = browsers()
+    sign_in(browser, scene, OPERATOR)
+    for path in ("/", "/letters?text=script", f"/letters/{scene.records.page().letters[0].id}"):
+        browser.get(scene.console.url + path)
+        health_shown(browser)
+        assert browser.execute_script("return document.scripts.length") == 1  # htmx, nothing else
+        assert browser.find_elements(By.CSS_SELECTOR, "main img, main svg") == []
+    assert '<script>alert("id")</script>' in text(browser, "event-id")
+    assert '</pre><script>alert(\\"body\\")</script>' in text(browser, "body")
+    assert "<svg onload=alert('h')>" in text(browser, "headers")
+    assert_no_browser_errors(browser)  # an alert() would have failed every call above, a blocked script here
+    shot(browser, "hostile-letter")
 
 
 def test_an_operator_replays_a_group_after_a_dry_run_and_the_notifications_arrive(
@@ -212,6 +240,7 @@ def test_an_operator_replays_a_group_after_a_dry_run_and_the_notifications_arriv
     assert sorted(_causation(body) for _, _, body in sent) == ["evt-7f31", "evt-7f32", "evt-7f33"]
     assert scene.records.count() == 1  # the invalid OwnerChanged is left
 
+    assert_no_browser_errors(browser)  # htmx polled the progress under the CSP
     browser.get(scene.console.url + "/audit")
     assert "replay" in text(browser, "audit") and OPERATOR[0] in text(browser, "audit")
     shot(browser, "audit")
@@ -243,6 +272,12 @@ def test_an_operator_cancels_a_long_replay_and_resumes_it(scene: Scene, browsers
     [resumed] = scene.records.operations()
     assert (resumed.id, resumed.replayed, resumed.total) == (operation.id, 30, 30)
     assert scene.records.count(operation.selection) == 0
+
+
+def assert_no_browser_errors(browser: Chrome) -> None:
+    """Nothing the browser refused or failed on: no CSP violation, no failed request, no script error."""
+    errors = [entry["message"] for entry in browser.get_log("browser") if entry["level"] == "SEVERE"]
+    assert not errors, errors
 
 
 def press(browser: Chrome, button_id: str) -> None:

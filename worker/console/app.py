@@ -52,6 +52,10 @@ def create_app(console: Console) -> FastAPI:
     def openapi(_: Annotated[Identity, Depends(require("viewer"))]) -> dict[str, Any]:
         return app.openapi()
 
+    @app.get("/favicon.ico", include_in_schema=False)
+    def favicon() -> Response:
+        return Response(status_code=204)  # none; said so, rather than a 404 in every browser log
+
     app.include_router(api.router)
     app.include_router(pages.router)
     app.include_router(forms.router)
