@@ -7,10 +7,14 @@ from datetime import timedelta
 from pathlib import Path
 
 from markupsafe import escape
+from starlette.testclient import TestClient
 
-from support.console import OPERATOR, VIEWER, basic, in_process, sign_in
+from support.console import OPERATOR, VIEWER, basic, in_process, sign_in, users_file
 from support.letters import new_letter, spread
 from worker.console.actions import owner
+from worker.console.app import create_app
+from worker.console.serve import console_of_settings
+from worker.settings import Settings
 from worker.store.letters import LetterFilter
 from worker.tools.owners import described
 
@@ -218,3 +222,21 @@ def test_an_unknown_letter_is_a_404_page_and_a_404_in_the_api(tmp_path: Path) ->
     sign_in(client, VIEWER)
     page = client.get("/letters/999")
     assert page.status_code == 404 and "no dead letter 999" in page.text and "<h1>Not found</h1>" in page.text
+
+
+def test_a_store_that_does_not_answer_is_a_503_saying_so_without_its_password(tmp_path: Path) -> None:
+    """PostgreSQL down: the API says 503 and why in one line, the page too, the password masked;
+    the health strip says not ready."""
+    down = "postgresql://postgres:pg-s3cret@127.0.0.1:1/test"
+    console = console_of_settings(Settings(store_url=down, console_users=str(users_file(tmp_path))))
+    client = TestClient(create_app(console), base_url="http://console.test", follow_redirects=False)
+    response = client.get("/api/groups", headers=basic(VIEWER))
+    assert response.status_code == 503 and response.json()["detail"].startswith("the store does not answer")
+    assert "pg-s3cret" not in response.text
+    health = client.get("/api/health", headers=basic(VIEWER)).json()
+    assert health["ready"] is False and "pg-s3cret" not in json.dumps(health)
+    sign_in(client, VIEWER)
+    page = client.get("/")
+    assert (
+        page.status_code == 503 and "the store does not answer" in page.text and "pg-s3cret" not in page.text
+    )

@@ -3,6 +3,7 @@ done through the records, and audited (user, operation id, selection, counts) in
 audit records and in one log line."""
 
 import uuid
+from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
@@ -139,11 +140,11 @@ def owner(store: SqlStore, partner_id: str, client_id: str | None) -> Ownership:
         return ownership(WorkingSet(transaction), partner_id, client_id or None)
 
 
-def last_hour(records: DeadLetterRecords) -> int | None:
+def last_hour(records: Callable[[], DeadLetterRecords]) -> int | None:
     """Letters that failed in the last hour, whatever became of them (None: store down)."""
     since = datetime.now(UTC) - timedelta(hours=1)
     try:
-        return records.count(LetterFilter(statuses=frozenset(STATUSES), since=since))
+        return records().count(LetterFilter(statuses=frozenset(STATUSES), since=since))
     except Exception:  # the health strip says the store is down; this figure is just unknown
         return None
 

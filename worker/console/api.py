@@ -25,7 +25,7 @@ Strings = Annotated[list[str], Query()]
 def get_health(request: Request, _: Viewer) -> dict[str, Any]:
     console = console_of(request)
     return {
-        **health(console.settings, console.store()).as_dict(),
+        **health(console.settings, console.store).as_dict(),
         "dead_letters_last_hour": _last_hour(request),
     }
 
@@ -172,4 +172,4 @@ def owners(request: Request, _: Viewer, partner: str, client: str | None = None)
 
 
 def _last_hour(request: Request) -> int | None:
-    return actions.last_hour(console_of(request).records())
+    return actions.last_hour(console_of(request).records)

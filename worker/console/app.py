@@ -2,6 +2,7 @@
 files, and what every response carries (security headers, the session cookie)."""
 
 from collections.abc import Awaitable, Callable
+from contextlib import suppress
 from pathlib import Path
 from typing import Annotated, Any
 
@@ -17,7 +18,9 @@ from worker.console.identity import Identity
 from worker.console.render import render
 from worker.console.sessions import COOKIE
 from worker.console.state import Console
+from worker.redaction import masked
 from worker.settings import VERSION
+from worker.store import StoreUnavailable
 
 HERE = Path(__file__).parent
 
@@ -95,6 +98,15 @@ def create_app(console: Console) -> FastAPI:
         if exc.status == 401 and console.access.users is not None:
             return RedirectResponse("/login", status_code=303)
         return render(request, "refused.html", {"reason": exc.reason}, status_code=exc.status)
+
+    @app.exception_handler(StoreUnavailable)
+    async def store_down(request: Request, exc: StoreUnavailable) -> Response:
+        reason = f"the store does not answer: {masked(str(exc).splitlines()[0] if str(exc) else repr(exc))}"
+        with suppress(Exception):  # a new connection next time, when it is back
+            console.store().reconnect()
+        if request.url.path.startswith("/api/"):
+            return JSONResponse({"detail": reason}, status_code=503)
+        return render(request, "refused.html", {"reason": reason}, status_code=503)
 
     @app.exception_handler(StarletteHTTPException)
     async def problem(request: Request, exc: StarletteHTTPException) -> Response:

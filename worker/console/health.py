@@ -3,6 +3,7 @@ operator watches (queue depths, dead letters in the last hour, how long since th
 last processed an event, the outbox's backlog)."""
 
 import time
+from collections.abc import Callable
 from contextlib import suppress
 from dataclasses import asdict, dataclass, replace
 from typing import Any
@@ -35,12 +36,14 @@ class Health:
         return {"ready": self.ready, **asdict(self)}
 
 
-def health(settings: Settings, store: SqlStore) -> Health:
-    """Ask the store and the broker now; an unreachable one is said in one line, not raised."""
+def health(settings: Settings, connected: Callable[[], SqlStore]) -> Health:
+    """Ask the store (`connected()` gives this thread's connection) and the broker now; an
+    unreachable one is said in one line, not raised."""
     now_us = time.time_ns() // 1000
     store_figures: dict[str, Any] = {}
     store_error = None
     try:
+        store = connected()
         store.ping()
         (last,) = store.execute("SELECT max(processed_at_us) FROM inbox").fetchone()
         rows, oldest = store.outbox_stats()
@@ -51,8 +54,8 @@ def health(settings: Settings, store: SqlStore) -> Health:
         }
     except Exception as exc:  # whatever it is, the strip says it and the page goes on
         store_error = masked(f"{type(exc).__name__}: {exc}")
-        with suppress(Exception):
-            store.reconnect()
+        with suppress(Exception):  # a new connection next time, when it is back
+            connected().reconnect()
     broker_figures: dict[str, Any] = {}
     broker_error = None
     try:

@@ -88,12 +88,8 @@ def replay_progress(request: Request, _: Viewer, operation_id: str) -> Response:
 def owners_page(
     request: Request, _: Viewer, partner: str | None = None, client: str | None = None
 ) -> Response:
-    context: dict[str, Any] = {"partner": partner, "client": client, "described": None, "error": None}
-    if partner:
-        try:
-            context["described"] = described(actions.owner(console_of(request).store(), partner, client))
-        except Exception as exc:  # the store is down, say: one line on the page
-            context["error"] = f"cannot read the store: {type(exc).__name__}"
+    found = actions.owner(console_of(request).store(), partner, client) if partner else None
+    context = {"partner": partner, "client": client, "described": found and described(found)}
     return render(request, "owners.html", context)
 
 
@@ -105,8 +101,8 @@ def audit_page(request: Request, _: Viewer) -> Response:
 @router.get("/health")
 def health_strip(request: Request, _: Viewer) -> Response:
     console = console_of(request)
-    found = health(console.settings, console.store())
-    last_hour = actions.last_hour(console.records()) if found.store_error is None else None
+    found = health(console.settings, console.store)
+    last_hour = actions.last_hour(console.records) if found.store_error is None else None
     return render(request, "health.html", {"health": found, "dead_letters_last_hour": last_hour})
 
 

@@ -10,7 +10,7 @@ import jinja2
 from fastapi import Request
 from fastapi.responses import HTMLResponse
 
-from worker.console.guard import authenticate, console_of
+from worker.console.guard import Denied, authenticate, console_of
 
 _ENVIRONMENT = jinja2.Environment(
     loader=jinja2.FileSystemLoader(Path(__file__).parent / "templates"),
@@ -27,7 +27,7 @@ def render(
     if identity is None:
         try:
             identity = authenticate(request)
-        except Exception:  # a refused identity: the page renders as nobody
+        except Denied:  # a refused identity: the page renders as nobody
             identity = None
     page = {
         "identity": identity,
