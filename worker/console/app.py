@@ -1,8 +1,8 @@
 """The console as an ASGI application: pages, the JSON API under /api/, the vendored static
 files, and what every response carries (security headers, the session cookie)."""
 
-from collections.abc import Awaitable, Callable
-from contextlib import suppress
+from collections.abc import AsyncIterator, Awaitable, Callable
+from contextlib import asynccontextmanager, suppress
 from pathlib import Path
 from typing import Annotated, Any
 
@@ -10,6 +10,7 @@ from fastapi import Depends, FastAPI, Request, Response
 from fastapi.exception_handlers import http_exception_handler
 from fastapi.responses import JSONResponse, RedirectResponse
 from fastapi.staticfiles import StaticFiles
+from starlette.concurrency import run_in_threadpool
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from worker.console import api, forms, pages
@@ -40,7 +41,15 @@ SECURITY_HEADERS = {
 
 
 def create_app(console: Console) -> FastAPI:
+    @asynccontextmanager
+    async def lifespan(_: FastAPI) -> AsyncIterator[None]:
+        yield
+        # Stopping (SIGTERM, Ctrl-C): each replay this process runs stops after the letter in
+        # hand and ends cancelled, resumable from any console or `renewals dlq replay --resume`.
+        await run_in_threadpool(console.runner.stop)
+
     app = FastAPI(
+        lifespan=lifespan,
         title="renewal routing console",
         version=VERSION,
         description="Dead letters, replays, owners and health of the renewal routing worker. "

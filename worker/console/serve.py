@@ -35,9 +35,6 @@ def serve(settings: Settings, host: str, port: int) -> None:
             host=host,
             fix="serve it behind a TLS proxy and set RENEWALS_CONSOLE_SECURE_COOKIES=true",
         )
-    try:
-        # proxy_headers off: X-Forwarded-For must never change who the client is, or anyone
-        # could claim to be the trusted proxy.
-        uvicorn.run(app, host=host, port=port, proxy_headers=False, server_header=False, log_level="warning")
-    finally:
-        console.runner.stop()
+    # proxy_headers off: X-Forwarded-For must never change who the client is, or anyone could
+    # claim to be the trusted proxy. Replays are stopped in the app's lifespan, on shutdown.
+    uvicorn.run(app, host=host, port=port, proxy_headers=False, server_header=False, log_level="warning")
