@@ -111,6 +111,13 @@ def options(argv: list[str] | None = None) -> argparse.Namespace:
         action="store_true",
         help="with --profile: also sample waiting threads (wall-clock profile)",
     )
+    parser.add_argument(
+        "--dead-letters",
+        type=int,
+        metavar="N",
+        help="instead of the worker: time listing, filtering, searching and grouping N dead-letter"
+        " records on SQLite and PostgreSQL (--store-url's, or a throw-away server); no broker",
+    )
     parser.add_argument("--json", metavar="FILE", help="also write every figure as JSON")
     parser.add_argument(
         "--keep",
@@ -234,6 +241,8 @@ def _commit() -> str:
 
 def main(argv: list[str] | None = None) -> int:
     o = options(argv)
+    if o.dead_letters:
+        return _dead_letters(o)
     vhost = None
     url = o.amqp_url
     if url is None:
@@ -247,6 +256,17 @@ def main(argv: list[str] | None = None) -> int:
         if vhost is not None:
             delete_vhost(vhost)
     print(table(result))
+    if o.json:
+        Path(o.json).write_text(json.dumps(result, indent=2) + "\n")
+    return 0
+
+
+def _dead_letters(o: argparse.Namespace) -> int:
+    from bench import dead_letters
+
+    with tempfile.TemporaryDirectory(prefix="renewals-bench-") as temporary:
+        result = dead_letters.measure(o.dead_letters, Path(o.keep or temporary), o.store_url)
+    print(dead_letters.table(result))
     if o.json:
         Path(o.json).write_text(json.dumps(result, indent=2) + "\n")
     return 0

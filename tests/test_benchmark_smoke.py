@@ -69,3 +69,34 @@ def test_quick_benchmark_reports_every_figure(amqp_url: str, tmp_path: Path) -> 
     assert memory["retention_days"] == 0.00002 and len(memory["store_at"]) == 3
     assert all(sample["bytes"] > 0 and sample["inbox"] >= 0 for sample in memory["store_at"].values())
     assert result["startup_s"]["empty_queue"] > 0
+
+
+def test_dead_letter_benchmark_reports_every_query_on_both_backends(
+    postgres_url: str, tmp_path: Path
+) -> None:
+    """`--dead-letters` on a few hundred letters: every query timed on SQLite and PostgreSQL (none judged)."""
+    out = tmp_path / "dead-letters.json"
+    finished = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "bench",
+            "--dead-letters",
+            "300",
+            "--store-url",
+            postgres_url,
+            "--json",
+            str(out),
+        ],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
+    assert finished.returncode == 0, finished.stderr[-3000:]
+    result = json.loads(out.read_text())
+    assert set(result["backends"]) == {"sqlite", "postgresql"}
+    sqlite, postgresql = (result["backends"][name]["ms"] for name in ("sqlite", "postgresql"))
+    assert set(sqlite) == set(postgresql) and "groups with 24 h trend" in sqlite
+    assert all(ms >= 0 for ms in [*sqlite.values(), *postgresql.values()])
+    assert "dead-letter records at 300 letters" in finished.stdout

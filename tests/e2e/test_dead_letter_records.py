@@ -12,12 +12,15 @@ import pika
 
 from support.client import NAMES, Client
 from support.faults import KILLED_AFTER_RECORDING
+from support.letters import new_letter
 from support.messages import contact, encode, envelope, renewal
 from support.polling import wait_until
 from support.records import stored_letters
 from support.spare_postgres import spare_postgres
 from support.worker_process import WorkerProcess
 from tests.e2e.commands import ok, renewals
+from worker.store import open_store
+from worker.store.dead_letters import DeadLetterRecords
 
 DLQ = NAMES.dead_letter_queue
 DORA = contact("dora", "client.example")
@@ -159,3 +162,28 @@ def test_letters_wait_in_the_queue_while_postgresql_is_down(
             assert ids == ["before-0", *(f"during-{number}" for number in range(4))]
         finally:
             worker.kill()
+
+
+def test_a_forged_routing_key_too_long_for_amqp_fails_that_letter_only(
+    client: Client, amqp_url: str, store_url: str
+) -> None:
+    """Issue 18: with --to-original, a letter whose x-original-routing-key is 300 bytes fails
+    alone, with the reason; the honest letter beside it is replayed, and the command exits 1."""
+    ok(renewals(amqp_url, "topology", "--declare"))
+    store = open_store(store_url)
+    store.migrate()
+    forged = new_letter(event_id="forged-1", headers={"x-original-exchange": NAMES.events_exchange,
+                                                      "x-original-routing-key": "k" * 300})  # fmt: skip
+    honest = new_letter(event_id="honest-1", headers={"x-original-exchange": NAMES.events_exchange,
+                                                      "x-original-routing-key": "renewal.approaching"})  # fmt: skip
+    DeadLetterRecords(store).insert([forged, honest])
+    result = renewals(amqp_url, "dlq", "replay", "--all", "--to-original", RENEWALS_STORE_URL=store_url)
+    assert result.exit_code == 1, result.output
+    assert "routing key is 300 bytes, over AMQP's 255" in result.stdout
+    assert "replayed 1, skipped 0, failed 1" in result.stdout
+    assert (
+        result.stderr.strip().splitlines()[-1] == "Error: 1 dead letters could not be replayed; they stay new"
+    )
+    wait_until(lambda: client.count(NAMES.queue) == 1, "the honest letter in the worker's queue")
+    left = [letter.summary.event_id for letter in stored_letters(store_url) if letter.summary.status == "new"]
+    assert left == ["forged-1"]

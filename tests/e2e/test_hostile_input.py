@@ -883,7 +883,7 @@ def test_row11_values_beyond_the_store_are_invalid_at_once_on_postgresql(
 
         wait_until(all_there, "the neighbours' notifications")
 
-    dlq = DeadLetterTools(amqp_url, client, tmp_path)
+    dlq = DeadLetterTools(amqp_url, client, tmp_path, postgres_url)
     assert_store_range_is_invalid_at_once(
         client, dlq, notified, lambda: worker.find("message.retry_scheduled")
     )

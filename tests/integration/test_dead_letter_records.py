@@ -63,6 +63,20 @@ class RecordsContract:
         [summary] = records.page().letters
         assert summary.detail == "bad \ufffd detail"
 
+    def test_failure_times_utc_cannot_hold_are_stored_and_compared_exactly(self) -> None:
+        """A header at the calendar's edges (9999-12-31T23:59:59-23:59) is stored, filtered and
+        grouped without an overflow; it is handed out as the last moment a datetime holds."""
+        records = self.records()
+        late = datetime.fromisoformat("9999-12-31T23:59:59.999-23:59")
+        early = datetime.fromisoformat("0001-01-01T00:00:00+23:59")
+        records.insert([new_letter(failed_at=late), new_letter(failed_at=early)])
+        assert records.count(LetterFilter(since=datetime(9999, 12, 31, tzinfo=UTC))) == 1
+        assert records.count(LetterFilter(until=datetime(1, 1, 2, tzinfo=UTC))) == 1
+        first, last = records.page().letters
+        assert first.failed_at == datetime.max.replace(tzinfo=UTC)
+        assert last.failed_at == datetime.min.replace(tzinfo=UTC)
+        assert sum(group.count for group in records.groups()) == 2
+
     def test_filters_combine_and_pages_are_keyset_pages(self) -> None:
         """Reason, type, id, time and text filters; pages follow one another without overlap."""
         records = self.records()

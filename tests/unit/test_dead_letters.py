@@ -308,6 +308,8 @@ def test_a_forged_notification_is_never_replayed_to_the_notifications_exchange()
         ("renewals.notifications", "notification.requested.both"),
         ("renewals.notifications.unrouted", ""),
         ("", "renewals.notifications.unrouted"),
+        ("", "renewals.worker"),  # the default exchange reaches any queue: never, whatever the key
+        ("", "renewals.worker.dlq"),
     ],
 )
 def test_no_way_into_the_output_is_ever_a_replay_destination(origin: tuple[str, str]) -> None:

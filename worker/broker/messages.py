@@ -18,6 +18,7 @@ ATTEMPTS = "x-attempts"
 WORKER_VERSION = "x-worker-version"
 WORKER_HOST = "x-worker-host"
 HEADERS_DROPPED = "x-headers-dropped"
+DEAD_LETTER_ID = "x-dead-letter-id"  # this dead letter's own identity: the store keeps one row per letter
 REPLAY_COUNT = "x-replay-count"  # written by `renewals dlq replay`
 
 OUTPUT_CONTENT_TYPE = "application/cloudevents+json"
@@ -34,7 +35,7 @@ COPIED_PROPERTIES = (
 )  # fmt: skip
 # Headers that only the worker (or the broker) writes: whatever upstream put there is dropped.
 OWN_HEADER_PREFIXES = ("x-original-", "x-error-", "x-worker-", "x-first-death-", "x-last-death-")
-OWN_HEADERS = frozenset({FAILED_AT, ATTEMPTS, "x-death", "x-delivery-count", HEADERS_DROPPED})
+OWN_HEADERS = frozenset({FAILED_AT, ATTEMPTS, "x-death", "x-delivery-count", HEADERS_DROPPED, DEAD_LETTER_ID})
 # The original's headers kept on a copy, at most (encoded): the rest are named in
 # `x-headers-dropped`, so that a copy always fits in one frame with the worker's own headers.
 MAX_COPIED_HEADER_BYTES = 16 * 1024

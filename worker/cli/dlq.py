@@ -67,7 +67,8 @@ def list_command(selection: LetterFilter, routes: Routes, as_json: bool) -> None
     elif not summaries:
         click.echo("no dead letters" if selection.statuses == {"new"} else "no dead letters in that state")
     else:
-        click.echo(render([row(summary) for summary in summaries], LIST_COLUMNS))
+        columns = LIST_COLUMNS if selection.statuses == {"new"} else ["#", "status", *LIST_COLUMNS[1:]]
+        click.echo(render([row(summary) for summary in summaries], columns))
 
 
 @dlq.command()

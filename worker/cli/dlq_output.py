@@ -40,7 +40,8 @@ _BARS = " ▁▂▃▄▅▆▇█"
 
 
 class Progress:
-    """A one-line progress report on a terminal, redrawn at most ten times a second."""
+    """A one-line progress report on a terminal, redrawn at most ten times a second; the rate
+    achieved shows once a second has passed."""
 
     def __init__(self, stream: IO[str], operation_id: str) -> None:
         self._stream = stream
@@ -55,12 +56,11 @@ class Progress:
         if finished or time.monotonic() - self._shown >= 0.1:
             self._shown = time.monotonic()
             counts = report.counts()
-            elapsed = max(time.monotonic() - self._started, 1e-3)
-            rate = (report.scanned - (self._first or 0)) / elapsed
+            elapsed = time.monotonic() - self._started
+            rate = f", {(report.scanned - self._first) / elapsed:.1f}/s" if elapsed >= 1.0 else ""
             self._stream.write(
                 f"\rreplay {self._operation}: {report.scanned}/{report.total}, replayed {counts['done']},"
-                f" skipped {counts['skipped']}, failed {counts['failed']}, {rate:.1f}/s"
-                + ("\n" if finished else "")
+                f" skipped {counts['skipped']}, failed {counts['failed']}{rate}" + ("\n" if finished else "")
             )
             self._stream.flush()
 

@@ -90,6 +90,7 @@ class DeadLetterDrain:
         self._channel.basic_qos(0, PREFETCH, False)
         self._consumer_tag: str | None = None
         self._next_pump = 0.0
+        self._next_read = 0.0
 
     def resume(self) -> None:
         """Consume the dead-letter queue (again)."""
@@ -124,8 +125,11 @@ class DeadLetterDrain:
         self._log.info("dead_letter.recorded", count=len(letters), new=fresh, queue=self._queue)
 
     def tick(self) -> None:
-        """Read what the broker sent (its heartbeats among it) and send ours."""
-        self._read()
+        """Read what the broker sent (its heartbeats among it), at most every PUMP_EVERY
+        seconds, and send ours."""
+        if time.monotonic() >= self._next_read:
+            self._next_read = time.monotonic() + PUMP_EVERY
+            self._read()
         self._connection.heartbeat_tick()
 
     def _read(self) -> None:

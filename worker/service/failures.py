@@ -1,6 +1,7 @@
 """Errors are classified here and nowhere else: dead-letter now, or retry and then dead-letter."""
 
 import traceback
+import uuid
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Literal
@@ -12,6 +13,7 @@ from pydantic.json_schema import SkipJsonSchema
 from events import InvalidInput, Reason
 from worker.broker.messages import (
     ATTEMPTS,
+    DEAD_LETTER_ID,
     ERROR_DETAIL,
     ERROR_REASON,
     ERROR_TRACEBACK,
@@ -63,6 +65,10 @@ class DeadLetterHeaders(BaseModel):
     attempts: int = Field(alias=ATTEMPTS, ge=1, description="Deliveries that failed, the last included.")
     worker_version: str = Field(alias=WORKER_VERSION, description="The worker's package version.")
     worker_host: str = Field(alias=WORKER_HOST, description="The host name of the worker that gave up.")
+    dead_letter_id: str = Field(
+        alias=DEAD_LETTER_ID,
+        description="This dead letter's own id: the worker's store records each dead letter once by it.",
+    )
 
 
 @dataclass(frozen=True, slots=True)
@@ -145,6 +151,7 @@ class FailurePolicy:
             ATTEMPTS: attempts,
             WORKER_VERSION: VERSION,
             WORKER_HOST: self._host,
+            DEAD_LETTER_ID: uuid.uuid4().hex,
         }
         if trace is not None:
             headers[ERROR_TRACEBACK] = trace[-MAX_TRACEBACK:]

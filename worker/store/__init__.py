@@ -1,4 +1,5 @@
-"""Stores: the projection, the inbox, reminder keys, crash counts and the outbox.
+"""Stores: the projection, the inbox, reminder keys, crash counts, the outbox, and the dead-letter
+records (`worker.store.dead_letters`).
 
 `open_store(url)` picks the backend by URL scheme: `sqlite:///path` (the embedded default)
 or `postgresql://...`. A batch is one transaction of a few set-based statements over a

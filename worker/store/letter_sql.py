@@ -49,6 +49,10 @@ def _clauses(selection: LetterFilter, backend: Backend) -> tuple[list[str], list
     params: list[Any] = []
 
     def one_of(column: str, type_: str, values: Sequence[Any]) -> None:
+        if len(values) == 1:  # an equality the planner can match to an index's order
+            clauses.append(f"{column} = ?")
+            params.extend(values)
+            return
         sql, more = backend.any_of(type_, sorted(values))
         clauses.append(f"{column} {sql}")
         params.extend(more)
@@ -98,11 +102,17 @@ def to_us(moment: datetime) -> int:
 
 
 def from_us(us: int | None) -> datetime | None:
-    return None if us is None else _EPOCH + timedelta(microseconds=int(us))
+    return None if us is None else at(us)
 
 
 def at(us: int) -> datetime:
-    return _EPOCH + timedelta(microseconds=int(us))
+    """The moment `us` microseconds after the epoch. A failure time UTC cannot hold (a header
+    saying 9999-12-31T23:59:59-23:59) is stored exactly but handed out as the last (or first)
+    moment a datetime holds; its header still says it as it came."""
+    try:
+        return _EPOCH + timedelta(microseconds=int(us))
+    except OverflowError:
+        return datetime.max.replace(tzinfo=UTC) if us > 0 else datetime.min.replace(tzinfo=UTC)
 
 
 def now_us() -> int:

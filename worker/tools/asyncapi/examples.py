@@ -68,6 +68,7 @@ def examples(settings: Settings) -> dict[str, dict[str, Any]]:
         wire.ATTEMPTS: 1,
         wire.WORKER_VERSION: VERSION,
         wire.WORKER_HOST: "worker-1",
+        wire.DEAD_LETTER_ID: "3f2a9c1e5b7d4e0f8a6b2c4d1e3f5a7b",
     }
     for event in (renewal, owner, unaddressable):
         parse(json.dumps(event).encode(), wire.OUTPUT_CONTENT_TYPE)
