@@ -1,5 +1,6 @@
-"""`renewals console` as a process: stopping it (SIGTERM) while it replays ends the replay
-cancelled, not left running, and another console resumes it to the end."""
+"""`renewals console` as a process, driven through its API like a script: a replay cancelled
+and resumed; stopping the console (SIGTERM) ends its replay cancelled, not left running, and
+another console resumes it to the end."""
 
 import base64
 import json
@@ -28,11 +29,11 @@ def call(console: ConsoleProcess, method: str, path: str, body: dict[str, Any] |
         return json.load(response)
 
 
-def test_a_console_stopped_mid_replay_ends_it_cancelled_and_another_resumes_it(
+def test_a_replay_cancelled_resumed_and_stopped_with_its_console_is_resumed_by_another(
     amqp_url: str, tmp_path: Path, start_worker: StartWorker
 ) -> None:
-    """SIGTERM during a replay at 4 letters a second: the operation ends cancelled with some
-    done; a new console resumes it and every letter is replayed once."""
+    """Through the API at 4 letters a second: cancel, resume; SIGTERM to the console ends the
+    replay cancelled; a new console resumes it and every letter is replayed exactly once."""
     start_worker()  # declares the topology the replays publish to, and migrates the store
     store_url = f"sqlite:///{tmp_path / 'renewals.db'}"
     records = DeadLetterRecords(open_store(store_url))
@@ -40,15 +41,19 @@ def test_a_console_stopped_mid_replay_ends_it_cancelled_and_another_resumes_it(
     env = console_env(store_url, amqp_url, users_file(tmp_path))
     first = ConsoleProcess(env, tmp_path / "console-1.log").start()
     operation = call(first, "POST", "/api/replays", {"selection": {"all": True}, "rate": 4})
-    wait_until(
-        lambda: call(first, "GET", f"/api/replays/{operation['id']}")["done"] >= 3, what="a few replayed"
-    )
+    path = f"/api/replays/{operation['id']}"
+    wait_until(lambda: call(first, "GET", path)["done"] >= 2, what="a few replayed")
+    call(first, "DELETE", path)  # cancelled through the API
+    wait_until(lambda: call(first, "GET", path)["status"] == "cancelled", what="the cancel")
+    cancelled = call(first, "GET", path)["done"]
+    call(first, "POST", path + "/resume")
+    wait_until(lambda: call(first, "GET", path)["done"] >= cancelled + 2, what="the resumed replay going on")
     first.stop()
     # uvicorn ends the process with the signal it was stopped by, after shutting down.
     assert first.process is not None and first.process.returncode in (0, -15), first.log()
     assert "console.replay_ended" in first.log()
     stopped = records.operation(operation["id"])
-    assert stopped.status == "cancelled" and 3 <= stopped.done < 20, stopped
+    assert stopped.status == "cancelled" and 4 <= stopped.done < 20, stopped
 
     second = ConsoleProcess(env, tmp_path / "console-2.log").start()
     try:

@@ -11,6 +11,7 @@ from starlette.testclient import TestClient
 
 from support.console import OPERATOR, VIEWER, basic, in_process, sign_in, users_file
 from support.letters import new_letter, spread
+from support.polling import wait_until
 from worker.console.actions import owner
 from worker.console.app import create_app
 from worker.console.serve import console_of_settings
@@ -240,3 +241,21 @@ def test_a_store_that_does_not_answer_is_a_503_saying_so_without_its_password(tm
     assert (
         page.status_code == 503 and "the store does not answer" in page.text and "pg-s3cret" not in page.text
     )
+
+
+def test_a_replay_that_cannot_reach_the_broker_ends_cancelled_with_every_letter_still_new(
+    tmp_path: Path,
+) -> None:
+    """The background replay fails to connect: the operation ends cancelled (resumable), nothing lost."""
+    client, records = in_process(tmp_path, [new_letter(), new_letter()])
+    started = client.post("/api/replays", json={"selection": {"all": True}}, headers=basic(OPERATOR))
+    assert started.status_code == 202, started.text
+    path = f"/api/replays/{started.json()['id']}"
+    wait_until(
+        lambda: client.get(path, headers=basic(VIEWER)).json()["status"] != "running",
+        what="the replay to end",
+    )
+    ended = client.get(path, headers=basic(VIEWER)).json()
+    assert (ended["status"], ended["done"]) == ("cancelled", 0)
+    assert records.count() == 2
+    assert [e.action for e in records.audit_log()] == ["replay"]
