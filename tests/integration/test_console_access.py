@@ -4,13 +4,14 @@ answered with the security headers."""
 
 import json
 import os
+import socket
 import stat
 from pathlib import Path
 
 import pytest
 from click.testing import CliRunner
 
-from support.console import OPERATOR, VIEWER, basic, csrf_token, in_process, sign_in
+from support.console import OPERATOR, VIEWER, basic, csrf_token, in_process, sign_in, users_file
 from support.letters import new_letter
 from worker.cli import main
 from worker.console.access import access_of
@@ -284,3 +285,18 @@ def test_changes_to_the_users_file_count_while_the_console_runs(tmp_path: Path) 
     del users.users[OPERATOR[0]]
     users.add(VIEWER[0], "viewer", "a brand new password")  # writes the file without the operator
     assert client.get("/").status_code == 303
+
+
+def test_a_port_in_use_is_one_line_naming_the_fix(tmp_path: Path) -> None:
+    """`renewals console --port P` with P taken: exit 1, one line saying to choose another port."""
+    users = users_file(tmp_path)
+    with socket.create_server(("127.0.0.1", 0)) as taken:
+        port = taken.getsockname()[1]
+        result = CliRunner().invoke(
+            main,
+            ["console", "--port", str(port)],
+            env={"RENEWALS_STORE_URL": f"sqlite:///{tmp_path}/s.db", "RENEWALS_CONSOLE_USERS": str(users)},
+        )
+    assert result.exit_code == 1
+    assert result.output.count("\n") == 1 and f"cannot listen on 127.0.0.1:{port}" in result.output
+    assert "choose another --host or --port" in result.output

@@ -44,8 +44,6 @@ def console(ctx: click.Context, host: str, port: int) -> None:
         package.serve(settings, host, port)
     except package.ConsoleRefused as exc:
         raise click.ClickException(str(exc)) from None
-    except OSError as exc:
-        raise click.ClickException(f"cannot listen on {host}:{port}: {exc.strerror or exc}") from None
     except (SchemaTooOld, SchemaTooNew, StoreUnavailable) as exc:
         raise click.ClickException(f"store {masked(settings.store_url)}: {masked(str(exc))}") from None
 

@@ -1,11 +1,14 @@
 """One console process: check the configuration (closed by default), build the app, serve it
 with uvicorn until SIGTERM/SIGINT, then stop the replays it runs."""
 
+import socket
+
 import uvicorn
 
 from worker.app import connect_store
 from worker.console.access import access_of
 from worker.console.app import create_app
+from worker.console.identity import ConsoleRefused
 from worker.console.sessions import Sessions, session_key
 from worker.console.state import Console
 from worker.logs import get_logger
@@ -25,7 +28,12 @@ def console_of_settings(settings: Settings) -> Console:
 
 def serve(settings: Settings, host: str, port: int) -> None:
     console = console_of_settings(settings)
-    connect_store(settings).close()  # migrated like the worker does (or checked: STORE_MIGRATE=false)
+    listening = _listen(host, port)
+    try:
+        connect_store(settings).close()  # migrated like the worker does (or checked: STORE_MIGRATE=false)
+    except BaseException:
+        listening.close()
+        raise
     app = create_app(console)
     ways = [w for w, on in (("users file", console.access.users), ("proxy", console.access.proxy)) if on]
     log.info("console.started", url=f"http://{host}:{port}/", ways_in=ways)
@@ -37,4 +45,16 @@ def serve(settings: Settings, host: str, port: int) -> None:
         )
     # proxy_headers off: X-Forwarded-For must never change who the client is, or anyone could
     # claim to be the trusted proxy. Replays are stopped in the app's lifespan, on shutdown.
-    uvicorn.run(app, host=host, port=port, proxy_headers=False, server_header=False, log_level="warning")
+    config = uvicorn.Config(app, proxy_headers=False, server_header=False, log_level="warning")
+    uvicorn.Server(config).run(sockets=[listening])
+
+
+def _listen(host: str, port: int) -> socket.socket:
+    """The listening socket, bound here so that a port in use is one line, not uvicorn's exit."""
+    try:
+        family = socket.getaddrinfo(host, port, type=socket.SOCK_STREAM)[0][0]
+        return socket.create_server((host, port), family=family, backlog=128)
+    except OSError as exc:
+        raise ConsoleRefused(
+            f"cannot listen on {host}:{port}: {exc.strerror or exc} (choose another --host or --port)"
+        ) from None
