@@ -31,9 +31,10 @@ def failed(result: Result) -> str:
     return lines[0]
 
 
-def dead_letters(amqp_url: str, *filters: str) -> list[dict[str, Any]]:
+def dead_letters(amqp_url: str, *filters: str, **env: str) -> list[dict[str, Any]]:
     """`renewals dlq list --json`, parsed."""
-    rows: list[dict[str, Any]] = json.loads(ok(renewals(amqp_url, "dlq", "list", "--json", *filters)).stdout)
+    result = ok(renewals(amqp_url, "dlq", "list", "--json", *filters, **env))
+    rows: list[dict[str, Any]] = json.loads(result.stdout)
     return rows
 
 

@@ -82,8 +82,9 @@ def collect(client: Client, queue: str, expected: set[str], timeout: float = 90.
 def test_a_cluster_node_stopped_mid_stream_loses_nothing_and_keeps_the_dead_letters(
     cluster: SpareCluster, start_worker: Callable[..., WorkerProcess]
 ) -> None:
-    """With all three URLs, the worker rides out the stop of the node it is on (which leads the dead-letter queue) during 3,000 events, and `renewals dlq list` reads the earlier dead letters through the list while that node is gone."""
+    """With all three URLs, the worker rides out the stop of the node it is on (which leads the dead-letter queue) during 3,000 events, and `renewals dlq list` reads the earlier dead letters, recorded in the store, while that node is gone."""
     worker = start_worker(cluster.url_list, FAST_RETRIES)
+    store = {"RENEWALS_STORE_URL": worker.env["RENEWALS_STORE_URL"]}
     victim = queue_leader(cluster, NAMES.dead_letter_queue, ask=1)
     assert connected_nodes(cluster, 1, "py-amqp") == {victim}, "the worker declared its queues where it is"
     publisher_node = next(i for i in range(3) if i != victim)
@@ -95,7 +96,9 @@ def test_a_cluster_node_stopped_mid_stream_loses_nothing_and_keeps_the_dead_lett
     client.publish(bad)
     client.publish([encode(owner_changed("partner", "p-none", id="oc-bad"))], content_type="application/json")
     before = {*(event["id"] for event in bad), "oc-bad"}
-    wait_until(lambda: {row["id"] for row in dead_letters(cluster.url_list)} == before, "4 dead letters")
+    wait_until(
+        lambda: {row["id"] for row in dead_letters(cluster.url_list, **store)} == before, "4 dead letters"
+    )
 
     events = [renewal(f"cl-{n}", None, decision_maker=DORA, id=f"cl-evt-{n}") for n in range(3000)]
     billing = PacedPublisher(cluster.urls[publisher_node], events, per_second=600)
@@ -104,7 +107,7 @@ def test_a_cluster_node_stopped_mid_stream_loses_nothing_and_keeps_the_dead_lett
     cluster.stop_node(victim)
     assert sorted(cluster.running_nodes()) == sorted(n for i, n in enumerate(cluster.nodes) if i != victim)
     wait_until(
-        lambda: sorted(row["id"] for row in dead_letters(cluster.url_list)) == sorted(before),
+        lambda: sorted(row["id"] for row in dead_letters(cluster.url_list, **store)) == sorted(before),
         "the dead letters, read through the list with their node gone",
         timeout=30,
     )
@@ -117,9 +120,9 @@ def test_a_cluster_node_stopped_mid_stream_loses_nothing_and_keeps_the_dead_lett
     expected = {event["id"] for event in events}
     result = audit(collect(client, "observer", expected), expected)
     assert (result["lost"], result["unexpected"], result["events_with_two_ids"]) == (0, 0, 0), result
-    table = ok(renewals(cluster.url_list, "dlq", "list")).stdout
+    table = ok(renewals(cluster.url_list, "dlq", "list", **store)).stdout
     assert all(event_id in table for event_id in before), table
-    assert sorted(row["id"] for row in dead_letters(cluster.url_list)) == sorted(before)
+    assert sorted(row["id"] for row in dead_letters(cluster.url_list, **store)) == sorted(before)
     assert worker.wait_for("broker.connection_lost") and worker.running()
     assert client.quiet(NAMES.queue, 0.1) and client.quiet(NAMES.unrouted_queue, 0.0)
     client.close()
@@ -160,12 +163,21 @@ def test_the_worker_runs_over_tls_with_our_ca_and_client_certificate(
         tls_broker.ctl("list_connections", "user", "ssl", "peer_cert_subject", "--formatter", "json")
     )
     worker_connections = [row for row in listed if row["user"] == "ops"]
-    assert len(worker_connections) == 2, listed  # consuming and publishing
+    assert len(worker_connections) == 3, listed  # consuming, publishing, recording dead letters
     assert all(
         row["ssl"] and "renewals-test-client" in row["peer_cert_subject"] for row in worker_connections
     )
-    listing = ok(renewals(ops_url(tls_broker), "dlq", "list", "--json", **env))
-    assert [row["id"] for row in json.loads(listing.stdout)] == ["tls-nobody"]
+    store = {"RENEWALS_STORE_URL": worker.env["RENEWALS_STORE_URL"]}
+    listing = wait_until(
+        lambda: [
+            row["id"]
+            for row in json.loads(
+                ok(renewals(ops_url(tls_broker), "dlq", "list", "--json", **env, **store)).stdout
+            )
+        ],
+        "the dead letter recorded",
+    )
+    assert listing == ["tls-nobody"]
     assert "tls-s3cret" not in worker.log_path.read_text()
     client.close()
     assert worker.stop() == 0
@@ -185,7 +197,7 @@ def test_a_worker_that_cannot_verify_the_broker_does_not_connect_and_says_why(
     overrides: dict[str, str | None],
     why: str,
 ) -> None:
-    """Without our CA, or expecting another server name, the worker never consumes, and logs the certificate error with the password masked; `renewals dlq list` fails in one line saying the same."""
+    """Without our CA, or expecting another server name, the worker never consumes, and logs the certificate error with the password masked; `renewals topology --declare` fails in one line saying the same."""
     url = ops_url(tls_broker)
     env = tls_env(tls_broker, **overrides)
     worker = start_worker(url, env, wait=False)
@@ -196,5 +208,5 @@ def test_a_worker_that_cannot_verify_the_broker_does_not_connect_and_says_why(
     assert worker.stop(signal.SIGTERM, timeout=10) == 0
     assert "tls-s3cret" not in worker.log_path.read_text()
 
-    result = renewals(url, "dlq", "list", **env)
+    result = renewals(url, "topology", "--declare", **env)
     assert result.exit_code == 1 and why in result.stderr and "tls-s3cret" not in result.output, result.output

@@ -319,7 +319,7 @@ def test_a_replay_killed_half_way_loses_nothing(
 ) -> None:
     """SIGKILL in the middle of a replay: every event is either notified or still new, at most one
     both; resuming the operation (once its claims' lease ran out) finishes it, each notified once."""
-    count = 600
+    count = 300
     worker = start_worker()
     out = client.observe()
     event_ids = [f"kill-{n:03}" for n in range(count)]
@@ -332,7 +332,9 @@ def test_a_replay_killed_half_way_loses_nothing(
     notified = causes(drain(client, out))
     waiting = ids(amqp_url)
     assert set(notified) | set(waiting) == set(event_ids)  # nothing lost
-    assert len(set(notified) & set(waiting)) <= 1  # at worst the one in hand: published, not yet recorded
+    # At the default rate outcomes are committed one at a time: at worst the one in hand is
+    # both published and still new.
+    assert len(set(notified) & set(waiting)) <= 1
     assert waiting == sorted(waiting) and len(notified) >= replayed_when_killed
     resumed = _resume_when_free(amqp_url, operation)
     assert json.loads(resumed.stdout)["operation"] == operation
@@ -369,7 +371,7 @@ def replay_and_kill(amqp_url: str, store_url: str, after: int) -> tuple[str, int
         "RENEWALS_LOG_FORMAT": "json",
     }
     process = subprocess.Popen(
-        [sys.executable, "-m", "worker", "dlq", "replay", "--all", "--rate", "200"],
+        [sys.executable, "-m", "worker", "dlq", "replay", "--all", "--rate", "50"],
         env=env, stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=child_end,
     )  # fmt: skip
     os.close(child_end)

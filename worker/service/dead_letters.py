@@ -37,6 +37,8 @@ from worker.tools.dead_letters.values import text
 PREFETCH = 10  # letters in hand at most (each at most the broker's largest message)
 MAX_STORED_BODY = 16 * 1024 * 1024
 PUMP_EVERY = 0.1  # seconds between looks at the dead-letter connection while busy
+PUMP_FOR = 0.2  # seconds a look may go on recording while letters keep coming (a backlog)
+NEXT_WAIT = 0.05  # seconds to wait for the next letters after an ack, within PUMP_FOR
 
 Records = Callable[[SqlStore], DeadLetterRecords]
 
@@ -106,10 +108,11 @@ class DeadLetterDrain:
     def due(self) -> bool:
         return time.monotonic() >= self._next_pump
 
-    def take(self) -> list[Delivery]:
-        """The letters that have arrived (reading the connection without waiting)."""
+    def take(self, wait: float = 0.0) -> list[Delivery]:
+        """The letters that have arrived (reading the connection, waiting up to `wait` for
+        the first)."""
         self._next_pump = time.monotonic() + PUMP_EVERY
-        self._read()
+        self._read(wait)
         letters = list(self._arrived)
         del self._arrived[:]
         return letters
@@ -132,8 +135,8 @@ class DeadLetterDrain:
             self._read()
         self._connection.heartbeat_tick()
 
-    def _read(self) -> None:
+    def _read(self, wait: float = 0.0) -> None:
         self._connection.drain_buffered()
         with suppress(TimeoutError):  # nothing there
-            self._connection.drain_events(timeout=0)
+            self._connection.drain_events(timeout=wait)
         self._connection.drain_buffered()

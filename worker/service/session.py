@@ -23,7 +23,7 @@ from worker.broker.topology import declare, topology
 from worker.broker.wire import Connection, DeliveryReader, read_by_the_reader
 from worker.logs import Logger
 from worker.redaction import masked
-from worker.service.dead_letters import DeadLetterDrain
+from worker.service.dead_letters import NEXT_WAIT, PUMP_FOR, DeadLetterDrain
 from worker.service.health import Health
 from worker.service.housekeeping import Housekeeping
 from worker.service.metrics import Metrics
@@ -149,11 +149,16 @@ class Session:
         self._cancel()
 
     def _drain_letters(self) -> None:
-        """Record the dead letters that have arrived, then acknowledge them."""
+        """Record the dead letters that have arrived, then acknowledge them; while more keep
+        coming (a backlog), go on for up to PUMP_FOR seconds."""
+        until = time.monotonic() + PUMP_FOR
         letters = self._drain.take()
-        if letters:
+        while letters:
             fresh = self._store.call(partial(self._drain.record, letters))
             self._drain.acknowledge(letters, fresh)
+            if time.monotonic() >= until:
+                return
+            letters = self._drain.take(wait=NEXT_WAIT)
 
     def _collect(self, first_wait: float) -> list[Delivery]:
         """Wait up to `first_wait` for one delivery, then take what has arrived (or arrives
