@@ -64,7 +64,11 @@ def add_note(request: Request, who: Operator, letter_id: int, text: Annotated[st
 
 @router.post("/actions/preview")
 async def preview(request: Request, _: Operator) -> Response:
-    form = await request.form()
+    # The form is read here, on the event loop; the store is asked in a worker thread.
+    return await run_in_threadpool(_preview, request, await request.form())
+
+
+def _preview(request: Request, form: ImmutableMultiDict[str, Any]) -> Response:
     action, selection, rate = _action(form)
     records = console_of(request).records()
     try:
@@ -88,7 +92,10 @@ async def preview(request: Request, _: Operator) -> Response:
 
 @router.post("/actions/confirm")
 async def confirm(request: Request, who: Operator) -> Response:
-    form = await request.form()
+    return await run_in_threadpool(_confirm, request, who, await request.form())
+
+
+def _confirm(request: Request, who: Identity, form: ImmutableMultiDict[str, Any]) -> Response:
     action, selection, rate = _action(form)
     console = console_of(request)
     records = console.records()
