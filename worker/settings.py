@@ -5,7 +5,15 @@ import socket
 from importlib.metadata import version
 from typing import Annotated, Any, Literal
 
-from pydantic import AfterValidator, AliasChoices, BeforeValidator, Field, ValidationError, model_validator
+from pydantic import (
+    AfterValidator,
+    AliasChoices,
+    BeforeValidator,
+    Field,
+    SecretStr,
+    ValidationError,
+    model_validator,
+)
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict, SettingsError
 
 from events import DEFAULT_MAX_FUTURE
@@ -83,6 +91,11 @@ def _delays(value: tuple[float, ...]) -> tuple[float, ...]:
 AmqpName = Annotated[str, AfterValidator(_amqp_name)]
 Seconds = Annotated[float, Field(gt=0, le=LONGEST_WAIT_SECONDS)]
 PostgresSeconds = Annotated[float, Field(gt=0, le=INT32_MS_IN_SECONDS)]
+
+
+def _pairs(value: Any) -> Any:
+    """A JSON object as (key, value) pairs: a mapping would make the frozen settings unhashable."""
+    return tuple(sorted(value.items())) if isinstance(value, dict) else value
 
 
 class Settings(BaseSettings):
@@ -199,6 +212,29 @@ class Settings(BaseSettings):
     health_stale_after: Seconds = Field(
         60.0, description="seconds without a main-loop tick after which /healthz fails"
     )
+    # The operations console (`renewals console`); closed unless a way in is configured.
+    console_users: str | None = Field(
+        None, description="the console's users file (argon2 hashes, a role each); one way in"
+    )
+    console_proxy_addresses: tuple[str, ...] = Field(
+        (), description="addresses (or CIDR networks) of the trusted reverse proxy; the other way in"
+    )
+    console_proxy_user_header: str = Field("X-Forwarded-User", description="the proxy's user header")
+    console_proxy_groups_header: str = Field(
+        "X-Forwarded-Groups", description="the proxy's groups header (comma-separated)"
+    )
+    console_proxy_roles: Annotated[
+        tuple[tuple[str, Literal["viewer", "operator"]], ...], BeforeValidator(_pairs)
+    ] = Field((), description='proxy group to console role, as JSON: {"sre": "operator"}')
+    console_secret: SecretStr | None = Field(None, description="key that signs console sessions")
+    console_secret_file: str | None = Field(
+        None, description="file holding that key (mode 0600; created when missing)"
+    )
+    console_session_hours: float = Field(8.0, gt=0, le=24 * 366, description="hours a console sign-in lasts")
+    console_secure_cookies: bool = Field(
+        False, description="mark the session cookie Secure (set it when TLS ends at a proxy in front)"
+    )
+
     source: str = Field("urn:renewal-routing:worker", min_length=1, max_length=1000)
     log_format: Literal["auto", "json", "console"] = "auto"
     log_level: Literal["debug", "info", "warning", "error"] = "info"

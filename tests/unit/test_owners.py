@@ -8,8 +8,7 @@ from events import OwnerChanged, RenewalApproaching, parse
 from handlers import on_owner_changed, on_renewal_approaching
 from support.messages import contact, encode, owner_changed, renewal
 from tests.fakes import InMemoryProjection
-from worker.cli.owners import _described
-from worker.tools.owners import ownership
+from worker.tools.owners import described, ownership
 
 ALICE = contact("alice")
 BOB = contact("bob")
@@ -106,10 +105,10 @@ def test_settings_changed_at_the_edges_of_the_calendar_are_stamped_and_shown(
     on_owner_changed(event, projection=projection)
     found = ownership(projection, "p1", "c1")
     assert str(found.as_dict()["changed_at"]).startswith(changed_at)
-    assert "partner" in _described(found)
+    assert "partner" in described(found)
 
 
 def test_owners_output_escapes_control_characters() -> None:
     """Ids with control characters (typed, or stored before the contract refused them) print escaped, never raw."""
-    shown = _described(ownership(InMemoryProjection(), "p\x1b[2J", "c\r1"))
+    shown = described(ownership(InMemoryProjection(), "p\x1b[2J", "c\r1"))
     assert "\x1b" not in shown and "\r" not in shown and "p\\x1b[2J" in shown and "c\\r1" in shown

@@ -4,6 +4,7 @@ from typing import Any
 
 import click
 
+from worker.cli.console import console
 from worker.cli.core import asyncapi, demo, run, schema, send, topology_command
 from worker.cli.dlq import dlq
 from worker.cli.notifications import notifications
@@ -46,5 +47,17 @@ def main() -> None:
     """
 
 
-for command in (run, send, demo, notifications, schema, asyncapi, topology_command, dlq, owners, store):
+for command in (
+    run,
+    send,
+    demo,
+    notifications,
+    schema,
+    asyncapi,
+    topology_command,
+    dlq,
+    owners,
+    store,
+    console,
+):
     main.add_command(command)

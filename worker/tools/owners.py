@@ -15,6 +15,7 @@ from handlers import (
     effective_setting,
     resolve_recipients,
 )
+from worker.tools.tables import printable, render
 
 # The partner-wide view is what a client without an override of its own gets; no real
 # client has this id (ids hold no control characters), so the rules fall through to the
@@ -94,6 +95,51 @@ def who(recipient: Recipient) -> str:
     if recipient.email == _SOME_DECISION_MAKER.email:
         return f"({_SOME_DECISION_MAKER.name})"
     return str(recipient.email)
+
+
+SETTING_COLUMNS = ["partner_id", "client_id", "owner", "resolved_from", "partner_contact"]
+CASE_COLUMNS = ["reminder for", "to", "cc", "audience", "fallback"]
+
+
+def described(found: Ownership) -> str:
+    """What `renewals owners show` prints: the setting, the decision maker, and who a reminder
+    would reach (control characters escaped)."""
+    facts = found.as_dict()
+    changed = found.changed and f"{facts['changed_at']} by event {found.changed.event_id}"
+    contact = found.contact and found.contact.email
+    setting = {
+        **facts,
+        "client_id": found.client_id or "(partner-wide)",
+        "partner_contact": contact,
+    }
+    lines = [render([{**setting, "changed": changed}], [*SETTING_COLUMNS, "changed"])]
+    if found.client_id is not None:
+        maker = found.decision_maker
+        seen = f", seen {facts['decision_maker_seen_at']}"
+        lines += ["", printable(f"decision maker: {'none known' if maker is None else maker.email + seen}")]
+    lines += ["", render([_case_row(case) for case in found.cases], CASE_COLUMNS)]
+    for case in found.cases:
+        if case.no_recipient is not None:
+            where = "" if found.client_id is not None else f" for {case.situation}"
+            lines.append(printable(f"no recipient{where}: {case.no_recipient}; a reminder is dead-lettered"))
+    return "\n".join(lines)
+
+
+def _case_row(case: Case) -> dict[str, Any]:
+    recipients = case.recipients
+    if recipients is None:
+        return {
+            "reminder for": case.situation,
+            "to": "NO RECIPIENT",
+            "audience": "(dead letter: no_recipient)",
+        }
+    return {
+        "reminder for": case.situation,
+        "to": [who(r) for r in recipients.to],
+        "cc": [who(r) for r in recipients.cc],
+        "audience": recipients.audience,
+        "fallback": recipients.fallback,
+    }
 
 
 def _case(situation: str, setting: Any, decision_maker: Contact | None) -> Case:

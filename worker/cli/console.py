@@ -1,0 +1,75 @@
+"""`renewals console`: serve the operations console, and manage its users file.
+
+The console's libraries are an optional extra: they are imported only when a console command
+runs, so `renewals run` works without them.
+"""
+
+import sys
+from pathlib import Path
+from types import ModuleType
+from typing import Literal
+
+import click
+
+from worker.cli.core import load_settings
+from worker.redaction import masked
+from worker.store import SchemaTooNew, SchemaTooOld, StoreUnavailable
+
+INSTALL_HINT = "the console needs its extra: pip install 'renewal-routing[console]'"
+
+
+def _console_package() -> ModuleType:
+    try:
+        import worker.console
+    except ModuleNotFoundError as exc:
+        raise click.ClickException(f"{INSTALL_HINT} (missing {exc.name})") from None
+    return worker.console
+
+
+@click.group("console", invoke_without_command=True)
+@click.option("--host", default="127.0.0.1", show_default=True, help="Address to listen on.")
+@click.option("--port", default=8400, show_default=True, type=click.IntRange(1, 65535), help="Port.")
+@click.pass_context
+def console(ctx: click.Context, host: str, port: int) -> None:
+    """Serve the operations console (dead letters, replays, owners, health) in the browser.
+
+    Closed by default: configure a users file (RENEWALS_CONSOLE_USERS, see `console user add`)
+    or a trusted sign-in proxy (RENEWALS_CONSOLE_PROXY_*); docs/console.md has the details.
+    """
+    if ctx.invoked_subcommand is not None:
+        return
+    package = _console_package()
+    settings = load_settings()
+    try:
+        package.serve(settings, host, port)
+    except package.ConsoleRefused as exc:
+        raise click.ClickException(str(exc)) from None
+    except (SchemaTooOld, SchemaTooNew, StoreUnavailable) as exc:
+        raise click.ClickException(f"store {masked(settings.store_url)}: {masked(str(exc))}") from None
+
+
+@console.group("user")
+def user() -> None:
+    """Manage the console's users file (RENEWALS_CONSOLE_USERS)."""
+
+
+@user.command("add")
+@click.argument("name")
+@click.option("--role", type=click.Choice(["viewer", "operator"]), required=True, help="What they may do.")
+@click.option("--password-stdin", is_flag=True, required=True, help="Read the password from standard input.")
+def add(name: str, role: Literal["viewer", "operator"], password_stdin: bool) -> None:
+    """Add NAME (or set a new password and role), with an argon2 hash of the password.
+
+    The file is written readable by its owner only (0600).
+    """
+    package = _console_package()
+    settings = load_settings()
+    if not settings.console_users:
+        raise click.ClickException("set RENEWALS_CONSOLE_USERS to the users file to manage")
+    password = sys.stdin.readline().rstrip("\r\n")
+    try:
+        users = package.Users.load(Path(settings.console_users), missing_ok=True)
+        users.add(name, role, password)
+    except package.ConsoleRefused as exc:
+        raise click.ClickException(str(exc)) from None
+    click.echo(f"{name} is a console {role} in {settings.console_users}")

@@ -1,0 +1,169 @@
+"""What the console does to dead letters, for pages and API alike: each action is checked,
+done through the records, and audited (user, operation id, selection, counts) in the store's
+audit records and in one log line."""
+
+import uuid
+from collections.abc import Callable
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+from pydantic import BaseModel, Field, field_validator
+
+from worker.console.identity import Identity
+from worker.logs import get_logger
+from worker.store import SqlStore, WorkingSet
+from worker.store.dead_letters import DeadLetterRecords
+from worker.store.letters import STATUSES, LetterFilter, ReplayOperation, Status
+from worker.tools.dead_letters import Plan, Routes
+from worker.tools.dead_letters import replays as replay_runs
+from worker.tools.owners import Ownership, ownership
+
+log = get_logger("worker.console")
+
+DEFAULT_MAX_REPLAYS = 3
+PREVIEW_LIMIT = 200
+
+
+class RefusedAction(ValueError):
+    """The request makes no sense as given; the message says what to change."""
+
+
+def _unresolved() -> list[Status]:
+    return ["new"]
+
+
+class Selection(BaseModel):
+    """Which dead letters: filters combine with AND, values of one filter with OR. An action
+    on every letter needs `all`, so an empty form never selects everything by accident."""
+
+    reason: list[str] = Field(default_factory=list, description="failure reasons")
+    type: list[str] = Field(default_factory=list, description="event types")
+    id: list[str] = Field(default_factory=list, description="event ids")
+    group: list[str] = Field(default_factory=list, description="group fingerprints")
+    letter: list[int] = Field(default_factory=list, description="letter (row) ids")
+    text: str | None = Field(None, description="case-insensitive text in id, type, reason, detail or body")
+    since: datetime | None = Field(None, description="failed at or after")
+    until: datetime | None = Field(None, description="failed before")
+    status: list[Status] = Field(default_factory=_unresolved, description="statuses (default: new)")
+    limit: int | None = Field(None, ge=1, description="at most this many, oldest first")
+    all: bool = Field(False, description="select every letter of the statuses (needed without filters)")
+
+    @field_validator("since", "until")
+    @classmethod
+    def _utc(cls, value: datetime | None) -> datetime | None:
+        """A time without a zone (a browser's datetime-local field) is UTC."""
+        return value.replace(tzinfo=UTC) if value is not None and value.tzinfo is None else value
+
+    def letter_filter(self) -> LetterFilter:
+        return LetterFilter(
+            reasons=frozenset(self.reason),
+            types=frozenset(self.type),
+            event_ids=frozenset(self.id),
+            groups=frozenset(self.group),
+            statuses=frozenset(self.status or ["new"]),
+            letter_ids=frozenset(self.letter),
+            text=self.text or None,
+            since=self.since,
+            until=self.until,
+            limit=self.limit,
+        )
+
+    def for_action(self) -> LetterFilter:
+        """The filter an action may use: filtered, or all asked for in so many words."""
+        chosen = self.letter_filter()
+        if not chosen.filtered and not self.all:
+            raise RefusedAction("select letters (a filter, a group or letter ids) or ask for all")
+        return chosen
+
+
+class ReplayRequest(BaseModel):
+    selection: Selection
+    dry_run: bool = Field(False, description="only say what a replay would do; change nothing")
+    rate: float | None = Field(None, gt=0, description="letters per second (default: RENEWALS_REPLAY_RATE)")
+    force: bool = Field(False, description="replay letters replayed max_replays times already")
+    to_original: bool = Field(False, description="trust the letters' headers about where they came from")
+
+
+class NoteRequest(BaseModel):
+    text: str = Field(min_length=1, max_length=4000)
+
+
+def preview(records: DeadLetterRecords, request: ReplayRequest, routes: Routes) -> tuple[int, list[Plan]]:
+    """How many letters a replay would take, and what it would do with the first ones."""
+    chosen = request.selection.for_action()
+    plans = replay_runs.preview(
+        records,
+        chosen,
+        routes,
+        max_replays=DEFAULT_MAX_REPLAYS,
+        force=request.force,
+        limit=PREVIEW_LIMIT,
+    )
+    return records.count(chosen), plans
+
+
+def archive(records: DeadLetterRecords, identity: Identity, selection: Selection) -> dict[str, Any]:
+    chosen = selection.for_action()
+    operation_id = _operation_id()
+    count = records.archive(chosen, actor=identity.name, operation_id=operation_id)
+    return _done(identity, "archive", operation_id, chosen, {"archived": count})
+
+
+def purge(records: DeadLetterRecords, identity: Identity, selection: Selection) -> dict[str, Any]:
+    chosen = selection.for_action()
+    operation_id = _operation_id()
+    count = records.purge(chosen, actor=identity.name, operation_id=operation_id)
+    return _done(identity, "purge", operation_id, chosen, {"purged": count})
+
+
+def note(records: DeadLetterRecords, identity: Identity, letter_id: int, text: str) -> dict[str, Any]:
+    records.add_note(letter_id, text, actor=identity.name)
+    chosen = LetterFilter(letter_ids=frozenset({letter_id}))
+    return _done(identity, "note", None, chosen, {"notes": 1})
+
+
+def started(identity: Identity, operation: ReplayOperation) -> None:
+    _done(identity, "replay", operation.id, operation.selection, {"selected": operation.total})
+
+
+def resumed(identity: Identity, operation: ReplayOperation) -> None:
+    _done(identity, "resume", operation.id, operation.selection, {"done": operation.done})
+
+
+def cancelled(identity: Identity, operation: ReplayOperation) -> None:
+    _done(identity, "cancel", operation.id, operation.selection, {"done": operation.done})
+
+
+def owner(store: SqlStore, partner_id: str, client_id: str | None) -> Ownership:
+    """What `renewals owners show` looks up, read in one transaction."""
+    with store.transaction() as transaction:
+        return ownership(WorkingSet(transaction), partner_id, client_id or None)
+
+
+def last_hour(records: Callable[[], DeadLetterRecords]) -> int | None:
+    """Letters that failed in the last hour, whatever became of them (None: store down)."""
+    since = datetime.now(UTC) - timedelta(hours=1)
+    try:
+        return records().count(LetterFilter(statuses=frozenset(STATUSES), since=since))
+    except Exception:  # the health strip says the store is down; this figure is just unknown
+        return None
+
+
+def _done(
+    identity: Identity, action: str, operation_id: str | None, chosen: LetterFilter, counts: dict[str, int]
+) -> dict[str, Any]:
+    log.info(
+        "console.action",
+        action=action,
+        user=identity.name,
+        role=identity.role,
+        via=identity.via,
+        operation_id=operation_id,
+        selection=chosen.describe(),
+        **counts,
+    )
+    return {"operation_id": operation_id, "selection": chosen.describe(), **counts}
+
+
+def _operation_id() -> str:
+    return uuid.uuid4().hex[:12]

@@ -1,0 +1,175 @@
+"""The JSON API under /api/: every action the pages offer, for scripts. HTTP Basic as a console
+user (or the session, for the pages' own calls); viewers read, operators act."""
+
+from datetime import datetime
+from typing import Annotated, Any, Literal
+
+from fastapi import APIRouter, Depends, HTTPException, Query, Request, Response
+
+from worker.console import actions, shapes
+from worker.console.guard import console_of, require
+from worker.console.health import health
+from worker.console.identity import Identity
+from worker.store.dead_letters import OperationBusy, UnknownOperation
+from worker.store.letters import Status
+from worker.tools.dead_letters import Routes
+
+router = APIRouter(prefix="/api", tags=["api"])
+
+Viewer = Annotated[Identity, Depends(require("viewer"))]
+Operator = Annotated[Identity, Depends(require("operator"))]
+Strings = Annotated[list[str], Query()]
+
+
+@router.get("/health", summary="Readiness and the figures an operator watches")
+def get_health(request: Request, _: Viewer) -> dict[str, Any]:
+    console = console_of(request)
+    return {
+        **health(console.settings, console.store).as_dict(),
+        "dead_letters_last_hour": _last_hour(request),
+    }
+
+
+@router.get("/dead-letters", summary="A page of dead letters matching the filters")
+def list_letters(
+    request: Request,
+    _: Viewer,
+    reason: Strings = [],  # noqa: B006  # FastAPI copies query defaults
+    type: Strings = [],  # noqa: B006  # the API's parameter names
+    id: Strings = [],  # noqa: B006
+    group: Strings = [],  # noqa: B006
+    status: Annotated[list[Status], Query()] = ["new"],  # noqa: B006
+    text: str | None = None,
+    since: datetime | None = None,
+    until: datetime | None = None,
+    limit: Annotated[int, Query(ge=1, le=500)] = 50,
+    after: int | None = Query(None, description="the previous page's next_after"),
+    order: Literal["newest", "oldest"] = "newest",
+) -> dict[str, Any]:
+    selection = actions.Selection(
+        reason=reason, type=type, id=id, group=group, status=status, text=text, since=since, until=until
+    )
+    records = console_of(request).records()
+    page = records.page(selection.letter_filter(), after=after, limit=limit, newest_first=order == "newest")
+    return {"letters": [shapes.summary(s) for s in page.letters], "next_after": page.next_after}
+
+
+@router.get("/dead-letters/{letter_id}", summary="One dead letter in full, with history and notes")
+def get_letter(request: Request, _: Viewer, letter_id: int) -> dict[str, Any]:
+    stored = console_of(request).records().get(letter_id)
+    if stored is None:
+        raise HTTPException(404, f"no dead letter {letter_id}")
+    return shapes.letter(stored)
+
+
+@router.post("/dead-letters/{letter_id}/notes", summary="Add a triage note", status_code=201)
+def add_note(request: Request, who: Operator, letter_id: int, body: actions.NoteRequest) -> dict[str, Any]:
+    try:
+        return actions.note(console_of(request).records(), who, letter_id, body.text)
+    except KeyError:
+        raise HTTPException(404, f"no dead letter {letter_id}") from None
+
+
+@router.get("/groups", summary="Groups of letters by fingerprint, largest first, with trends")
+def list_groups(
+    request: Request,
+    _: Viewer,
+    status: Annotated[list[Status], Query()] = ["new"],  # noqa: B006
+    hours: Annotated[int, Query(ge=1, le=24 * 14)] = 24,
+) -> dict[str, Any]:
+    selection = actions.Selection(status=status).letter_filter()
+    groups = console_of(request).records().groups(selection, hours=hours)
+    return {"groups": [shapes.group(g) for g in groups]}
+
+
+@router.post("/replays", summary="Replay a selection (or, with dry_run, say what would happen)")
+def replay(
+    request: Request, who: Operator, body: actions.ReplayRequest, response: Response
+) -> dict[str, Any]:
+    console = console_of(request)
+    records = console.records()
+    routes = Routes.of(console.settings, to_original=body.to_original)
+    try:
+        if body.dry_run:
+            count, plans = actions.preview(records, body, routes)
+            return {"dry_run": True, "selected": count, "plans": [shapes.plan(p) for p in plans]}
+        operation = console.runner.start(
+            records,
+            who,
+            body.selection.for_action(),
+            rate=body.rate or console.settings.replay_rate,
+            force=body.force,
+            to_original=body.to_original,
+            max_replays=actions.DEFAULT_MAX_REPLAYS,
+        )
+    except actions.RefusedAction as exc:
+        raise HTTPException(422, str(exc)) from None
+    actions.started(who, operation)
+    response.status_code = 202
+    return shapes.operation(operation)
+
+
+@router.get("/replays", summary="The latest replay operations")
+def list_replays(request: Request, _: Viewer) -> dict[str, Any]:
+    return {"replays": [shapes.operation(o) for o in console_of(request).records().operations()]}
+
+
+@router.get("/replays/{operation_id}", summary="A replay's progress")
+def get_replay(request: Request, _: Viewer, operation_id: str) -> dict[str, Any]:
+    try:
+        return shapes.operation(console_of(request).records().operation(operation_id))
+    except UnknownOperation:
+        raise HTTPException(404, f"no replay {operation_id}") from None
+
+
+@router.delete("/replays/{operation_id}", summary="Cancel a running replay")
+def cancel_replay(request: Request, who: Operator, operation_id: str) -> dict[str, Any]:
+    try:
+        operation = console_of(request).records().request_cancel(operation_id, actor=who.name)
+    except UnknownOperation:
+        raise HTTPException(404, f"no replay {operation_id}") from None
+    actions.cancelled(who, operation)
+    return shapes.operation(operation)
+
+
+@router.post("/replays/{operation_id}/resume", summary="Resume a cancelled or interrupted replay")
+def resume_replay(request: Request, who: Operator, operation_id: str) -> dict[str, Any]:
+    console = console_of(request)
+    try:
+        operation = console.runner.resume(console.records(), who, operation_id)
+    except UnknownOperation:
+        raise HTTPException(404, f"no replay {operation_id}") from None
+    except OperationBusy as exc:
+        raise HTTPException(409, str(exc)) from None
+    actions.resumed(who, operation)
+    return shapes.operation(operation)
+
+
+@router.post("/archive", summary="Archive the selected unresolved letters")
+def archive(request: Request, who: Operator, selection: actions.Selection) -> dict[str, Any]:
+    try:
+        return actions.archive(console_of(request).records(), who, selection)
+    except actions.RefusedAction as exc:
+        raise HTTPException(422, str(exc)) from None
+
+
+@router.post("/purge", summary="Purge the selected unresolved letters")
+def purge(request: Request, who: Operator, selection: actions.Selection) -> dict[str, Any]:
+    try:
+        return actions.purge(console_of(request).records(), who, selection)
+    except actions.RefusedAction as exc:
+        raise HTTPException(422, str(exc)) from None
+
+
+@router.get("/audit", summary="The latest audited actions, newest first")
+def audit(request: Request, _: Viewer, limit: Annotated[int, Query(ge=1, le=1000)] = 100) -> dict[str, Any]:
+    return {"audit": [shapes.audit(e) for e in console_of(request).records().audit_log(limit=limit)]}
+
+
+@router.get("/owners", summary="Who owns renewal communication: what `renewals owners show` says")
+def owners(request: Request, _: Viewer, partner: str, client: str | None = None) -> dict[str, Any]:
+    return actions.owner(console_of(request).store(), partner, client).as_dict()
+
+
+def _last_hour(request: Request) -> int | None:
+    return actions.last_hour(console_of(request).records)

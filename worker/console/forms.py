@@ -1,0 +1,158 @@
+"""The console's forms: sign in and out, notes, the preview and confirmation of a replay,
+archive or purge, and cancelling or resuming a replay. Each needs the operator role (signing in
+excepted) and the CSRF token, checked on the server."""
+
+from typing import Annotated, Any
+
+from fastapi import APIRouter, Depends, Form, HTTPException, Request, Response
+from fastapi.responses import RedirectResponse
+from starlette.concurrency import run_in_threadpool
+from starlette.datastructures import ImmutableMultiDict
+
+from worker.console import actions
+from worker.console.guard import Denied, authenticate_async, check_not_forged, console_of, require
+from worker.console.identity import Identity
+from worker.console.pages import selection_of
+from worker.console.render import render
+from worker.logs import get_logger
+from worker.store.dead_letters import OperationBusy, UnknownOperation
+from worker.tools.dead_letters import Routes
+
+router = APIRouter(include_in_schema=False)
+log = get_logger("worker.console")
+
+Operator = Annotated[Identity, Depends(require("operator"))]
+
+
+@router.get("/login")
+def login_page(request: Request) -> Response:
+    return render(request, "login.html", {"error": None})
+
+
+@router.post("/login")
+async def login(
+    request: Request, username: Annotated[str, Form()], password: Annotated[str, Form()]
+) -> Response:
+    await check_not_forged(request, None)
+    users = console_of(request).access.users
+    identity = await run_in_threadpool(users.refresh().verify, username, password) if users else None
+    if identity is None:
+        log.warning("console.sign_in_refused", user=username)
+        return render(request, "login.html", {"error": "wrong user name or password"}, status_code=401)
+    log.info("console.signed_in", user=identity.name, role=identity.role)
+    request.state.session = console_of(request).sessions.fresh(identity)  # a new id: no fixation
+    request.state.session_changed = True
+    return RedirectResponse("/", status_code=303)
+
+
+@router.post("/logout")
+async def logout(request: Request) -> Response:
+    await check_not_forged(request, await authenticate_async(request))
+    request.state.session = console_of(request).sessions.fresh()
+    request.state.session_changed = True
+    return RedirectResponse("/login", status_code=303)
+
+
+@router.post("/letters/{letter_id}/notes")
+def add_note(request: Request, who: Operator, letter_id: int, text: Annotated[str, Form()]) -> Response:
+    try:
+        actions.note(console_of(request).records(), who, letter_id, actions.NoteRequest(text=text).text)
+    except KeyError:
+        raise HTTPException(404, f"no dead letter {letter_id}") from None
+    return RedirectResponse(f"/letters/{letter_id}", status_code=303)
+
+
+@router.post("/actions/preview")
+async def preview(request: Request, _: Operator) -> Response:
+    # The form is read here, on the event loop; the store is asked in a worker thread.
+    return await run_in_threadpool(_preview, request, await request.form())
+
+
+def _preview(request: Request, form: ImmutableMultiDict[str, Any]) -> Response:
+    action, selection, rate = _action(form)
+    records = console_of(request).records()
+    try:
+        selection.for_action()
+        if action == "replay":
+            replay = actions.ReplayRequest(selection=selection, dry_run=True, rate=rate)
+            count, plans = actions.preview(records, replay, Routes.of(console_of(request).settings))
+        else:
+            count, plans = records.count(selection.letter_filter()), []
+    except actions.RefusedAction as exc:
+        return render(request, "refused.html", {"reason": str(exc)}, status_code=422)
+    context = {
+        "action": action,
+        "selection": selection,
+        "rate": rate or console_of(request).settings.replay_rate,
+        "count": count,
+        "plans": plans,
+    }
+    return render(request, "preview.html", context)
+
+
+@router.post("/actions/confirm")
+async def confirm(request: Request, who: Operator) -> Response:
+    return await run_in_threadpool(_confirm, request, who, await request.form())
+
+
+def _confirm(request: Request, who: Identity, form: ImmutableMultiDict[str, Any]) -> Response:
+    action, selection, rate = _action(form)
+    console = console_of(request)
+    records = console.records()
+    try:
+        if action == "replay":
+            operation = console.runner.start(
+                records,
+                who,
+                selection.for_action(),
+                rate=rate or console.settings.replay_rate,
+                force=False,
+                to_original=False,
+                max_replays=actions.DEFAULT_MAX_REPLAYS,
+            )
+            actions.started(who, operation)
+            return RedirectResponse(f"/replays/{operation.id}", status_code=303)
+        done = (actions.archive if action == "archive" else actions.purge)(records, who, selection)
+    except actions.RefusedAction as exc:
+        return render(request, "refused.html", {"reason": str(exc)}, status_code=422)
+    return render(request, "done.html", {"action": action, "done": done})
+
+
+@router.post("/replays/{operation_id}/cancel")
+def cancel_replay(request: Request, who: Operator, operation_id: str) -> Response:
+    try:
+        operation = console_of(request).records().request_cancel(operation_id, actor=who.name)
+    except UnknownOperation:
+        raise HTTPException(404, f"no replay {operation_id}") from None
+    actions.cancelled(who, operation)
+    return RedirectResponse(f"/replays/{operation_id}", status_code=303)
+
+
+@router.post("/replays/{operation_id}/resume")
+def resume_replay(request: Request, who: Operator, operation_id: str) -> Response:
+    console = console_of(request)
+    try:
+        operation = console.runner.resume(console.records(), who, operation_id)
+    except UnknownOperation:
+        raise HTTPException(404, f"no replay {operation_id}") from None
+    except OperationBusy as exc:
+        return render(request, "refused.html", {"reason": str(exc)}, status_code=409)
+    actions.resumed(who, operation)
+    return RedirectResponse(f"/replays/{operation_id}", status_code=303)
+
+
+def _action(form: ImmutableMultiDict[str, Any]) -> tuple[str, actions.Selection, float | None]:
+    action = form.get("action")
+    if action not in ("replay", "archive", "purge"):
+        raise Denied(403, "unknown action")
+    selection = selection_of(form)
+    if form.get("scope") == "checked":
+        selection = actions.Selection(letter=selection.letter, status=selection.status)
+    elif form.get("scope") == "matching":
+        selection = selection.model_copy(update={"letter": []})
+    rate_text = str(form.get("rate") or "").strip()
+    try:
+        rate = float(rate_text) if rate_text else None
+    except ValueError:
+        rate = None
+    return str(action), selection, rate if rate is None or rate > 0 else None

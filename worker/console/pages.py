@@ -1,0 +1,154 @@
+"""The console's pages that read: groups, letters, a letter, replays and their progress, the
+owner lookup, the audit and the health strip. Roles are checked by the same dependencies as the
+API."""
+
+from datetime import UTC, datetime
+from typing import Annotated, Any
+
+from fastapi import APIRouter, Depends, HTTPException, Request, Response
+from starlette.datastructures import ImmutableMultiDict
+
+from worker.console import actions, shapes
+from worker.console.guard import console_of, require
+from worker.console.health import health
+from worker.console.identity import Identity
+from worker.console.render import pretty_body, render
+from worker.logs import get_logger
+from worker.store.dead_letters import UnknownOperation
+from worker.store.letters import STATUSES
+from worker.tools.owners import described
+
+router = APIRouter(include_in_schema=False)
+log = get_logger("worker.console")
+
+Viewer = Annotated[Identity, Depends(require("viewer"))]
+Operator = Annotated[Identity, Depends(require("operator"))]
+PAGE_SIZE = 50
+
+
+@router.get("/")
+def groups_page(request: Request, _: Viewer) -> Response:
+    groups = console_of(request).records().groups(hours=24)
+    rows = [{"group": g, "trend": shapes.trend(g.trend)} for g in groups]
+    return render(request, "groups.html", {"rows": rows})
+
+
+@router.get("/letters")
+def letters_page(request: Request, _: Viewer) -> Response:
+    selection = selection_of(request.query_params)
+    after = request.query_params.get("after")
+    page = (
+        console_of(request)
+        .records()
+        .page(
+            selection.letter_filter(),
+            after=int(after) if after and after.isdigit() else None,
+            limit=PAGE_SIZE,
+            newest_first=True,
+        )
+    )
+    return render(
+        request,
+        "letters.html",
+        {
+            "selection": selection,
+            "letters": page.letters,
+            "next_after": page.next_after,
+            "query": _query(selection),
+            "statuses": STATUSES,
+            "local": lambda value: "" if value is None else _local(value),
+        },
+    )
+
+
+@router.get("/letters/{letter_id}")
+def letter_page(request: Request, _: Viewer, letter_id: int) -> Response:
+    stored = console_of(request).records().get(letter_id)
+    if stored is None:
+        raise HTTPException(404, f"no dead letter {letter_id}")
+    return render(request, "letter.html", {"letter": stored, "body": pretty_body(stored.body)})
+
+
+@router.get("/replays")
+def replays_page(request: Request, _: Viewer) -> Response:
+    return render(request, "replays.html", {"operations": console_of(request).records().operations()})
+
+
+@router.get("/replays/{operation_id}")
+def replay_page(request: Request, _: Viewer, operation_id: str) -> Response:
+    return render(request, "replay.html", {"operation": _operation(request, operation_id)})
+
+
+@router.get("/replays/{operation_id}/progress")
+def replay_progress(request: Request, _: Viewer, operation_id: str) -> Response:
+    return render(request, "progress.html", {"operation": _operation(request, operation_id)})
+
+
+@router.get("/owners")
+def owners_page(
+    request: Request, _: Viewer, partner: str | None = None, client: str | None = None
+) -> Response:
+    found = actions.owner(console_of(request).store(), partner, client) if partner else None
+    context = {"partner": partner, "client": client, "described": found and described(found)}
+    return render(request, "owners.html", context)
+
+
+@router.get("/audit")
+def audit_page(request: Request, _: Viewer) -> Response:
+    return render(request, "audit.html", {"entries": console_of(request).records().audit_log(limit=200)})
+
+
+@router.get("/health")
+def health_strip(request: Request, _: Viewer) -> Response:
+    console = console_of(request)
+    found = health(console.settings, console.store)
+    last_hour = actions.last_hour(console.records) if found.store_error is None else None
+    return render(request, "health.html", {"health": found, "dead_letters_last_hour": last_hour})
+
+
+def _operation(request: Request, operation_id: str) -> Any:
+    try:
+        return console_of(request).records().operation(operation_id)
+    except UnknownOperation:
+        raise HTTPException(404, f"no replay {operation_id}") from None
+
+
+def selection_of(values: ImmutableMultiDict[str, Any]) -> actions.Selection:
+    """Filters from a query string or form: repeatable fields, blanks ignored."""
+
+    def many(name: str) -> list[str]:
+        return [v.strip() for v in values.getlist(name) if isinstance(v, str) and v.strip()]
+
+    statuses = [s for s in many("status") if s in STATUSES] or ["new"]
+    return actions.Selection.model_validate(
+        {
+            "reason": many("reason"),
+            "type": many("type"),
+            "id": many("id"),
+            "group": many("group"),
+            "letter": [int(v) for v in many("letter") if v.isdigit()],
+            "text": next(iter(many("text")), None),
+            "since": next(iter(many("since")), None),
+            "until": next(iter(many("until")), None),
+            "status": statuses,
+            "all": values.get("all") == "true",
+        }
+    )
+
+
+def _local(value: datetime) -> str:
+    """A time as a datetime-local field shows it (UTC, to the minute)."""
+    return value.astimezone(UTC).strftime("%Y-%m-%dT%H:%M")
+
+
+def _query(selection: actions.Selection) -> list[tuple[str, str]]:
+    """The selection as query pairs, for the next page's link."""
+    pairs: list[tuple[str, str]] = [("status", s) for s in selection.status]
+    for name in ("reason", "type", "id", "group"):
+        pairs += [(name, v) for v in getattr(selection, name)]
+    if selection.text:
+        pairs.append(("text", selection.text))
+    pairs += [
+        (name, _local(getattr(selection, name))) for name in ("since", "until") if getattr(selection, name)
+    ]
+    return pairs

@@ -1,0 +1,81 @@
+"""The records as JSON for the API (and as rows for the pages): plain values only; bytes are
+text with undecodable bytes escaped, AMQP values of other types their string form."""
+
+from dataclasses import asdict
+from datetime import datetime
+from decimal import Decimal
+from typing import Any
+
+from worker.store.letters import AuditEntry, Group, HistoryEntry, LetterSummary, ReplayOperation, StoredLetter
+from worker.tools.dead_letters import Plan, label
+
+
+def plain(value: Any) -> Any:
+    """Any AMQP value (or dataclass field) as JSON: bytes escaped, times ISO 8601."""
+    if isinstance(value, bytes):
+        return value.decode("utf-8", "backslashreplace")
+    if isinstance(value, datetime):
+        return value.isoformat()
+    if isinstance(value, Decimal):
+        return str(value)
+    if isinstance(value, dict):
+        return {str(k): plain(v) for k, v in value.items()}
+    if isinstance(value, list | tuple | set | frozenset):
+        return [plain(v) for v in (sorted(value) if isinstance(value, set | frozenset) else value)]
+    return value
+
+
+def summary(letter: LetterSummary) -> dict[str, Any]:
+    return plain(asdict(letter))  # type: ignore[no-any-return]  # plain() of a dict is a dict
+
+
+def history(entry: HistoryEntry) -> dict[str, Any]:
+    return plain(asdict(entry))  # type: ignore[no-any-return]  # as above
+
+
+def letter(stored: StoredLetter) -> dict[str, Any]:
+    return {
+        **summary(stored.summary),
+        "body": plain(stored.body),
+        "body_truncated": stored.body_truncated,
+        "body_sha256": stored.body_sha256,
+        "properties": plain(stored.properties),
+        "headers": plain(stored.headers),
+        "trace_parent": stored.trace_parent,
+        "history": [history(entry) for entry in stored.history],
+    }
+
+
+def group(found: Group) -> dict[str, Any]:
+    return plain(asdict(found))  # type: ignore[no-any-return]  # as above
+
+
+def operation(found: ReplayOperation) -> dict[str, Any]:
+    shaped: dict[str, Any] = plain({k: v for k, v in asdict(found).items() if k != "selection"})
+    return {**shaped, "selection": found.selection.describe(), "done": found.done}
+
+
+def audit(entry: AuditEntry) -> dict[str, Any]:
+    return plain(asdict(entry))  # type: ignore[no-any-return]  # as above
+
+
+def plan(found: Plan) -> dict[str, Any]:
+    return {
+        "letter": found.letter.position,
+        "id": label(found.letter),
+        "type": found.letter.type,
+        "reason": found.letter.reason,
+        "replays": found.letter.replay_count,
+        "action": found.action,
+        "to": None if found.to is None else list(found.to),
+        "note": found.note,
+    }
+
+
+def trend(counts: list[int]) -> str:
+    """A per-hour trend as a text sparkline (no inline styles: the CSP forbids them)."""
+    if not counts:
+        return ""
+    bars = "▁▂▃▄▅▆▇█"
+    top = max(counts) or 1
+    return "".join(" " if n == 0 else bars[min(len(bars) - 1, (n * len(bars) - 1) // top)] for n in counts)
