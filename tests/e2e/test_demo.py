@@ -7,18 +7,15 @@ import sys
 from pathlib import Path
 from urllib.parse import unquote, urlsplit
 
+from support.services import rabbitmqctl_for
 from worker.tools.demo import scenario
 
 ROOT = Path(__file__).resolve().parents[2]
-BROKERS_4 = {5690: "4.0", 5691: "4.3"}  # support/brokers/rabbitmq4.sh: each 4.x node's AMQP port
 
 
 def rabbitmqctl(amqp_url: str) -> list[str]:
     """The rabbitmqctl that manages the broker behind `amqp_url`: the host's, or a 4.x chroot's."""
-    port = urlsplit(amqp_url).port or 5672
-    if port in BROKERS_4:
-        return [str(ROOT / "support" / "brokers" / "rabbitmq4.sh"), "ctl", BROKERS_4[port]]
-    return ["rabbitmqctl"]
+    return list(rabbitmqctl_for(amqp_url))
 
 
 def names_on(amqp_url: str, kind: str) -> list[str]:

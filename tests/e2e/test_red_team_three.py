@@ -31,7 +31,7 @@ import pytest
 from support.client import NAMES, Client
 from support.messages import contact, encode, owner_changed, renewal
 from support.polling import wait_until
-from support.services import free_port
+from support.services import free_port, rabbitmqctl_for
 from support.worker_process import WorkerProcess
 from tests.e2e.conftest import FAST_RETRIES, StartWorker
 from worker.store import OutboxRow, open_store
@@ -221,17 +221,18 @@ def worker_descriptors(worker: WorkerProcess) -> int:
     return len(os.listdir(f"/proc/{worker.pid}/fd"))
 
 
-def close_worker_connections(vhost: str) -> int:
+def close_worker_connections(amqp_url: str, vhost: str) -> int:
     """rabbitmqctl close_connection on every py-amqp connection of `vhost`; how many."""
+    ctl = rabbitmqctl_for(amqp_url)
     listed = subprocess.run(
-        ["rabbitmqctl", "list_connections", "pid", "vhost", "client_properties", "--no-table-headers"],
+        [*ctl, "list_connections", "pid", "vhost", "client_properties", "--no-table-headers"],
         capture_output=True, text=True, timeout=60, check=True,
     ).stdout  # fmt: skip
     pids = [
         line.split("\t")[0] for line in listed.splitlines() if f"\t{vhost}\t" in line and "py-amqp" in line
     ]
     for pid in pids:
-        subprocess.run(["rabbitmqctl", "close_connection", pid, "closed by the test"], capture_output=True,
+        subprocess.run([*ctl, "close_connection", pid, "closed by the test"], capture_output=True,
                        timeout=60, check=True)  # fmt: skip
     return len(pids)
 
@@ -269,7 +270,10 @@ def test_2000_idle_connections_and_a_slowloris_slow_neither_readyz_nor_consumpti
         assert worker_descriptors(worker) < 150, worker_descriptors(worker)
         during = notify("during", 200)
         assert during < max(3 * baseline, baseline + 2.0), (baseline, during)
-        assert close_worker_connections(urllib.parse.unquote(urllib.parse.urlsplit(amqp_url).path[1:])) >= 1
+        assert (
+            close_worker_connections(amqp_url, urllib.parse.unquote(urllib.parse.urlsplit(amqp_url).path[1:]))
+            >= 1
+        )
         worker.wait_for("worker.consuming", count=2, timeout=30)
         assert notify("reconnected", 10) < 10
         assert http_get(port, "/readyz")[0] == 200
