@@ -18,6 +18,25 @@ from support.services import (
 )
 
 
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    """A test marked `any_broker` proves something the broker's version has no part in (a bad
+    setting, the README's commands, the console's pages): it runs on the first broker of the
+    matrix only, and its other versions are deselected (reported as such, never as skipped)."""
+    first = brokers_under_test()[0].version
+    keep: list[pytest.Item] = []
+    dropped: list[pytest.Item] = []
+    for item in items:
+        callspec = getattr(item, "callspec", None)
+        broker = callspec.params.get("rabbitmq") if callspec is not None else None
+        if broker is not None and item.get_closest_marker("any_broker") and broker.version != first:
+            dropped.append(item)
+        else:
+            keep.append(item)
+    if dropped:
+        config.hook.pytest_deselected(items=dropped)
+        items[:] = keep
+
+
 @pytest.fixture(scope="session", params=brokers_under_test(), ids=lambda broker: f"rabbitmq-{broker.version}")
 def rabbitmq(request: pytest.FixtureRequest) -> BrokerUnderTest:
     """One RabbitMQ of the matrix, running (a 4.x node is built and started if need be)."""

@@ -9,7 +9,7 @@ import pytest
 
 ROOT = Path(__file__).resolve().parent.parent
 
-pytestmark = pytest.mark.broker
+pytestmark = [pytest.mark.broker, pytest.mark.any_broker]
 
 
 def test_quick_benchmark_reports_every_figure(amqp_url: str, tmp_path: Path) -> None:

@@ -16,6 +16,8 @@ from support.client import Client
 from worker.exits import EX_CONFIG, EX_REFUSED
 from worker.settings import Settings
 
+pytestmark = pytest.mark.any_broker  # the broker's version plays no part here
+
 
 def run_worker(env: dict[str, str], folder: Path, timeout: float = 30.0) -> subprocess.CompletedProcess[str]:
     """`renewals run` with these settings (JSON logs), which must end by itself."""

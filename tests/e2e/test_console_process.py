@@ -8,12 +8,16 @@ import urllib.request
 from pathlib import Path
 from typing import Any
 
+import pytest
+
 from support.console import OPERATOR, ConsoleProcess, console_env, users_file
 from support.letters import new_letter
 from support.polling import wait_until
 from tests.e2e.conftest import StartWorker
 from worker.store import open_store
 from worker.store.dead_letters import DeadLetterRecords
+
+pytestmark = pytest.mark.any_broker  # the broker's version plays no part here
 
 
 def call(console: ConsoleProcess, method: str, path: str, body: dict[str, Any] | None = None) -> Any:

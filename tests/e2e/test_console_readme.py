@@ -10,7 +10,11 @@ import urllib.error
 import urllib.request
 from pathlib import Path
 
+import pytest
+
 from support.console import ConsoleProcess
+
+pytestmark = pytest.mark.any_broker  # the broker's version plays no part here
 
 ROOT = Path(__file__).resolve().parents[2]
 RENEWALS = str(Path(sys.executable).parent / "renewals")

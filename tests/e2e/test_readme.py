@@ -20,11 +20,15 @@ import time
 from dataclasses import dataclass
 from pathlib import Path
 
+import pytest
+
 from support.client import NAMES, Client
 from support.messages import contact, renewal
 from support.polling import wait_until
 from tests.e2e.commands import failed, ok, renewals
 from tests.e2e.conftest import StartWorker
+
+pytestmark = pytest.mark.any_broker  # the broker's version plays no part here
 
 DORA = contact("dora", "client.example")
 ROOT = Path(__file__).resolve().parents[2]
