@@ -13,9 +13,8 @@ from struct import pack
 from typing import Any
 
 import amqp
-from amqp.basic_message import Message
-from amqp.serialization import dumps
 
+from worker.broker.amqp_private import Message, dumps
 from worker.broker.messages import Outgoing
 from worker.logs import Logger
 
