@@ -14,13 +14,14 @@ from urllib.parse import unquote, urlparse, urlsplit
 
 from amqp.exceptions import AccessRefused, NotAllowed
 
+from worker.broker.errors import BrokerError
 from worker.broker.wire import Connection, FrameHandlerFactory
 from worker.redaction import masked
 
 DEFAULT_PORTS = {"amqp": 5672, "amqps": 5671}
 
 
-class BrokerUnreachable(ConnectionError):
+class BrokerUnreachable(BrokerError, ConnectionError):
     """No node of the list accepted a connection; the message says why (per node, if several)."""
 
     def __init__(self, failures: list[tuple["Endpoint", str]]) -> None:
@@ -31,7 +32,7 @@ class BrokerUnreachable(ConnectionError):
         super().__init__(text)
 
 
-class BrokerRefused(Exception):
+class BrokerRefused(BrokerError):
     """A node answered and refused us: the login (user or password), or the vhost (missing, or
     no access to it). The nodes of a cluster share users and vhosts, so no retry and no other
     node can fix it; the message says what to fix."""
