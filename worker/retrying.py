@@ -15,8 +15,11 @@ from tenacity import (
     Retrying,
     retry_if_exception_type,
     stop_when_event_set,
+    wait_chain,
     wait_exponential,
+    wait_fixed,
     wait_none,
+    wait_random,
     wait_random_exponential,
 )
 from tenacity.wait import wait_base
@@ -30,9 +33,11 @@ def full_jitter(max_delay: float) -> wait_base:
 
 
 def half_jitter(first: float, max_delay: float) -> wait_base:
-    """A wait drawn between half and all of a delay that doubles from `first` up to `max_delay`."""
+    """A wait drawn between half and all of a delay that is `first`, then doubles up to
+    `max_delay` (a maximum below `first` caps the later waits only, never the first)."""
     half = wait_exponential(multiplier=first / 2, max=max_delay / 2)
-    return half + wait_random_exponential(multiplier=first / 2, max=max_delay / 2)
+    doubling = half + wait_random_exponential(multiplier=first / 2, max=max_delay / 2)
+    return wait_chain(wait_fixed(first / 2) + wait_random(0, first / 2), doubling)
 
 
 def until_stopped(

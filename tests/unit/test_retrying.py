@@ -15,10 +15,11 @@ def _state(attempt: int) -> RetryCallState:
     return state
 
 
-@pytest.mark.parametrize("max_delay", [0.5, 3.0, 30.0])
+@pytest.mark.parametrize("max_delay", [0.05, 0.3, 0.5, 3.0, 30.0])
 def test_half_jitter_draws_between_half_and_all_of_a_doubling_delay(max_delay: float) -> None:
     """Attempt n waits between d/2 and d, where d doubles from 0.2s and stops at the maximum,
-    as the store line's hand-written loop did (`uniform(delay / 2, delay)`, `delay * 2`)."""
+    as the store line's hand-written loop did (`uniform(delay / 2, delay)`, `delay * 2`), whose
+    first delay was 0.2s whatever the maximum."""
     wait = half_jitter(0.2, max_delay)
     delay = 0.2
     for attempt in range(1, 12):
