@@ -30,7 +30,7 @@ BUCKETS = (
     ),
     ("pydantic (parse, build, dump)", ("pydantic/", "pydantic_core/", "events/")),
     ("domain rules (handlers/)", ("handlers/",)),
-    ("AMQP consume (frames, py-amqp)", ("wire.py", "amqp/", "kombu/", "vine/")),
+    ("AMQP consume (frames, py-amqp)", ("wire.py", "amqp/", "vine/")),
     ("worker runtime, other", ("worker/",)),
 )
 """Paths are matched as py-spy writes them: relative to the checkout, sometimes the bare file name."""

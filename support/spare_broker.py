@@ -55,7 +55,7 @@ class SpareCluster:
         self.nodes = tuple(node.name for node in nodes)
         self.urls = tuple(node.url for node in nodes)
         self.url_list = ";".join(self.urls)
-        """Every node's URL in the form kombu takes for failover."""
+        """Every node's URL in the failover form RENEWALS_AMQP_URL takes (`;` between nodes)."""
 
     def ctl(self, i: int, *args: str) -> str:
         """`rabbitmqctl -n NODE ARGS...` against node `i`; its output."""

@@ -6,8 +6,6 @@ import sys
 import threading
 from typing import Any
 
-from tenacity import Retrying, retry_if_exception_type, stop_when_event_set, wait_random_exponential
-
 from handlers import HANDLERS, HandlerMap
 from worker import logs
 from worker.broker.endpoints import BrokerRefused
@@ -15,6 +13,7 @@ from worker.broker.topology import TopologyMismatch
 from worker.exits import EX_CONFIG, EX_REFUSED, EX_SOFTWARE, store_refusal
 from worker.logs import Logger
 from worker.redaction import masked
+from worker.retrying import until_stopped
 from worker.service.dead_letters import Records
 from worker.service.health import Health, serve
 from worker.service.metrics import Metrics
@@ -121,18 +120,17 @@ def _stop_for_good(log: Logger, error: str, status: int) -> None:
 
 def _store_when_it_answers(settings: Settings, stop: threading.Event, log: Logger) -> SqlStore | None:
     """The store, waited for with jittered backoff if it is not there yet; None if stopped."""
-    retrying = Retrying(
-        retry=retry_if_exception_type(StoreUnavailable),
-        wait=wait_random_exponential(multiplier=0.5, max=settings.reconnect_max_delay, min=0.1),
-        stop=stop_when_event_set(stop),
-        sleep=stop.wait,  # type: ignore[arg-type]  # Event.wait returns a bool nobody reads
+    retrying = until_stopped(
+        StoreUnavailable,
+        max_delay=settings.reconnect_max_delay,
+        stop=stop,
+        sleep=stop.wait,
         before_sleep=lambda state: log.warning(
             "store.unavailable",
             store=masked(settings.store_url),
             error=str(state.outcome.exception() if state.outcome else None),
             retry_in_s=round(state.next_action.sleep, 2) if state.next_action else None,
         ),
-        retry_error_callback=lambda _state: None,
     )
     store: SqlStore | None = retrying(connect_store, settings)
     return store

@@ -1,4 +1,4 @@
-"""The fault-injection runner and its checker (`python -m scripts.chaos` is its command line).
+"""The fault-injection runner and its checker; `python -m support.chaos` is its command line:
 
 - `stream`: a seeded stream of events and bad inputs, in two phases, with what each should give;
 - `rules`: the runner's own small model of docs/domain.md (never the worker's handlers);

@@ -1,4 +1,4 @@
-"""The fault runner of scripts/chaos.py, reduced to fit the suite: its checker's verdict on one
+"""The fault runner (`python -m support.chaos`), reduced to fit the suite: its checker's verdict on one
 run is the test. The long runs are documented commands (docs/development.md, "The fault runner")."""
 
 from support.chaos.options import Options

@@ -243,7 +243,7 @@ class StoreContract:
         assert claimed == ROW.with_seq(claimed.seq or 0)
         assert two.claim_orphans(now_us=2500, grace_us=1000, limit=10) == []  # claimed for a grace period
         assert two.unsent([claimed.seq or 0]) == [claimed]
-        two.forget_sent([claimed.seq or 0])
+        two.delete_confirmed([claimed.seq or 0])
         assert one.unsent([claimed.seq or 0]) == []
 
     def test_enqueued_rows_get_their_place_in_the_outbox(self) -> None:
@@ -267,7 +267,7 @@ class StoreContract:
         assert store.unsent(seqs) == [queued[0], queued[2]]
         assert store.outbox_stats() == (2, 1)
         assert store.claim_orphans(now_us=10**6, grace_us=0, limit=10) == [queued[0], queued[2]]
-        store.forget_sent([seqs[0], seqs[2]])
+        store.delete_confirmed([seqs[0], seqs[2]])
         assert store.outbox_stats() == (0, None) and len(store.set_aside_rows()) == 1
 
     def test_crash_counts_accumulate_and_can_be_forgotten(self) -> None:

@@ -19,7 +19,7 @@ from worker.tools.asyncapi import examples
 
 ROOT = Path(__file__).resolve().parents[2]
 CONTRACT = ROOT / "docs" / "asyncapi.yaml"
-VALIDATOR = ROOT / "tools" / "asyncapi"
+VALIDATOR = ROOT / "contract" / "asyncapi-validator"
 NPM_CI_TIMEOUT = 300  # seconds; a fresh `npm ci` (168 packages, 54 MB) took 8-10 s here
 
 
@@ -30,7 +30,7 @@ def _defaults_only() -> dict[str, str]:
 
 @pytest.fixture(scope="session")
 def asyncapi_validator() -> Path:
-    """tools/asyncapi/validate.mjs, its npm dependencies installed (once) if missing or older than the lock."""
+    """contract/asyncapi-validator/validate.mjs, its npm dependencies installed (once) if missing or older than the lock."""
     for tool in ("node", "npm"):
         if shutil.which(tool) is None:
             pytest.fail(f"{tool} not found: the contract test needs Node.js (20+) and npm", pytrace=False)

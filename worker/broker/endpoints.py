@@ -10,17 +10,18 @@ import ssl
 from contextlib import suppress
 from dataclasses import dataclass
 from typing import Any
+from urllib.parse import unquote, urlparse, urlsplit
 
 from amqp.exceptions import AccessRefused, NotAllowed
-from kombu.utils.url import url_to_parts
 
+from worker.broker.errors import BrokerError
 from worker.broker.wire import Connection, FrameHandlerFactory
 from worker.redaction import masked
 
 DEFAULT_PORTS = {"amqp": 5672, "amqps": 5671}
 
 
-class BrokerUnreachable(ConnectionError):
+class BrokerUnreachable(BrokerError, ConnectionError):
     """No node of the list accepted a connection; the message says why (per node, if several)."""
 
     def __init__(self, failures: list[tuple["Endpoint", str]]) -> None:
@@ -31,7 +32,7 @@ class BrokerUnreachable(ConnectionError):
         super().__init__(text)
 
 
-class BrokerRefused(Exception):
+class BrokerRefused(BrokerError):
     """A node answered and refused us: the login (user or password), or the vhost (missing, or
     no access to it). The nodes of a cluster share users and vhosts, so no retry and no other
     node can fix it; the message says what to fix."""
@@ -85,24 +86,27 @@ class Endpoint:
 
     @classmethod
     def parse(cls, url: str) -> "Endpoint":
-        """kombu's reading of an AMQP URL (percent-escapes undone; no vhost means "/")."""
+        """An AMQP URL as kombu reads one (percent-escapes undone; no vhost means "/"): the part
+        after `scheme://` is read with HTTP URL rules, and the path without its first `/` is the
+        vhost, so `amqp://h//` is the vhost "/" and `amqp://h/%2F` too."""
+        scheme = urlsplit(url).scheme
         try:
-            parts = url_to_parts(url)
-            port = int(parts.port or DEFAULT_PORTS.get(parts.scheme, 0))
+            parts = urlparse("http://" + url[len(scheme) + 3 :])
+            port = int(parts.port or DEFAULT_PORTS.get(scheme, 0))
         except ValueError:  # its message quotes what it could not read: part of a password, say
             raise ValueError(
                 f"{masked(url)}: not a valid URL (percent-encode / ? # @ in a password)"
             ) from None
-        if parts.scheme not in DEFAULT_PORTS:
+        if scheme not in DEFAULT_PORTS:
             raise ValueError(f"{masked(url)}: the scheme must be amqp:// or amqps://")
         return cls(
             url=url,
-            host=parts.hostname or "localhost",
+            host=unquote(parts.hostname or "") or "localhost",
             port=port,
-            user=parts.username or "guest",
-            password=parts.password or "guest",
-            vhost=parts.path or "/",
-            tls=parts.scheme == "amqps",
+            user=unquote(parts.username or "") or "guest",
+            password=unquote(parts.password or "") or "guest",
+            vhost=unquote(parts.path.removeprefix("/")) or "/",
+            tls=scheme == "amqps",
         )
 
     def __str__(self) -> str:

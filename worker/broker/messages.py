@@ -4,7 +4,7 @@ copy of a delivery that a retry or a dead letter is made of."""
 from dataclasses import dataclass, field
 from typing import Any
 
-from amqp.serialization import dumps
+from worker.broker.amqp_private import dumps
 
 # The headers the worker writes on its retry and dead-letter copies; everything that reads or
 # documents them (the dead-letter tools, the AsyncAPI contract) takes the names from here.

@@ -13,18 +13,18 @@ from struct import pack
 from typing import Any
 
 import amqp
-from amqp.basic_message import Message
-from amqp.serialization import dumps
 
+from worker.broker.amqp_private import Message, dumps
+from worker.broker.errors import BrokerError
 from worker.broker.messages import Outgoing
 from worker.logs import Logger
 
 
-class PublishFailed(Exception):
+class PublishFailed(BrokerError):
     """The broker did not confirm a publish (nack, return or timeout): transient."""
 
 
-class Unencodable(ValueError):
+class Unencodable(BrokerError, ValueError):
     """A message that cannot be laid out as AMQP frames; the text says which value and why."""
 
 

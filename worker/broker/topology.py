@@ -13,6 +13,7 @@ from typing import Any
 from amqp.exceptions import PreconditionFailed
 
 from events import INPUT_ROUTING_KEYS
+from worker.broker.errors import BrokerError
 from worker.settings import Settings
 
 
@@ -158,7 +159,7 @@ def topology(settings: Settings, broker: BrokerVersion) -> Topology:
     )
 
 
-class TopologyMismatch(Exception):
+class TopologyMismatch(BrokerError):
     """The broker already has an object of this name with other arguments: a configuration
     problem that no retry can fix."""
 

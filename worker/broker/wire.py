@@ -16,6 +16,8 @@ how bytes come in:
   is the worker's to judge, on the raw bytes.
 - A body of several frames is copied into one buffer of its declared size as its frames
   arrive, never gathered and then joined: a 40 MB body costs 40 MB, not 80.
+
+The py-amqp internals this needs are listed, and checked at import, in `amqp_private`.
 """
 
 import socket
@@ -28,10 +30,13 @@ from typing import Any
 
 import amqp
 from amqp.exceptions import UnexpectedFrame
-from amqp.method_framing import frame_handler as default_frame_handler
-from amqp.serialization import decode_properties_basic
-from amqp.transport import SSLTransport, TCPTransport
 
+from worker.broker.amqp_private import (
+    SSLTransport,
+    TCPTransport,
+    decode_properties_basic,
+    default_frame_handler,
+)
 from worker.broker.messages import Delivery
 
 _CHUNK = 256 * 1024  # bytes asked of the socket per read

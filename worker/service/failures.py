@@ -84,6 +84,8 @@ class Failure:
     delay: float | None = None  # seconds, for a retry: its delay tier
 
 
+# A delivery's failures worth retrying later. Not `runtime.BROKER_TROUBLE`, which says what
+# ends a session and is cured by reconnecting to the broker.
 TRANSIENT: tuple[type[BaseException], ...] = (
     StoreConflict,
     StoreUnavailable,

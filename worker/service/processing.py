@@ -117,7 +117,7 @@ class BatchProcessor:
         deletions = self.outbox.take_deletions()
         try:
             with self._store.transaction() as transaction:
-                transaction.forget_sent(deletions)
+                transaction.delete_confirmed(deletions)
                 crashes = transaction.note_attempt(key, _micros(datetime.now(UTC))) - 1
         except BaseException:
             self.outbox.give_back(deletions)
@@ -133,7 +133,7 @@ class BatchProcessor:
         """Drop confirmed rows now (when idle, and at shutdown), so nobody republishes them."""
         deletions = self.outbox.take_deletions()
         try:
-            self._store.forget_sent(deletions)
+            self._store.delete_confirmed(deletions)
         except BaseException:
             self.outbox.give_back(deletions)
             raise
@@ -156,7 +156,7 @@ class BatchProcessor:
     ) -> list[Result]:
         now_us = _micros(now)
         with self._store.transaction() as transaction:
-            transaction.forget_sent(deletions)
+            transaction.delete_confirmed(deletions)
             if settled_key is not None:
                 transaction.forget_attempts(settled_key)
             events = [item[1] for item in parsed if isinstance(item, tuple)]
@@ -208,11 +208,11 @@ class BatchProcessor:
         ]
         queued = {row.notification_id: row for row in transaction.enqueue(rows, now_us)} if rows else {}
         return [
-            item if isinstance(item, Result) else self._settle(item, written.settings, queued)
+            item if isinstance(item, Result) else self._result(item, written.settings, queued)
             for item in outcomes
         ]
 
-    def _settle(self, item: _Decided, written: set[SettingKey], queued: dict[str, OutboxRow]) -> Result:
+    def _result(self, item: _Decided, written: set[SettingKey], queued: dict[str, OutboxRow]) -> Result:
         decision, fields = item.decision, _fields(item.event)
         notification = decision.notification
         if notification is not None:

@@ -11,18 +11,13 @@ import time
 
 from amqp.exceptions import AccessRefused, RecoverableConnectionError
 from amqp.exceptions import ConnectionError as AmqpConnectionError
-from tenacity import (
-    RetryCallState,
-    Retrying,
-    retry_if_exception_type,
-    stop_when_event_set,
-    wait_random_exponential,
-)
+from tenacity import RetryCallState
 
 from worker.broker.endpoints import Broker, BrokerUnreachable, from_settings
 from worker.broker.publisher import PublishFailed
 from worker.broker.wire import DeliveryReader
 from worker.logs import Logger
+from worker.retrying import until_stopped
 from worker.service.dead_letters import DeadLetterDrain, Records
 from worker.service.health import Health
 from worker.service.metrics import Metrics
@@ -33,6 +28,8 @@ from worker.store.dead_letters import DeadLetterRecords
 
 # What reconnecting (with backoff) can cure. A refused permission counts: an operator can fix
 # it while the worker waits. A mismatched queue (PreconditionFailed) cannot, and stops it.
+# Not `failures.TRANSIENT`, which says what failure of one delivery is worth retrying later
+# (a store conflict is; a lost connection ends the session instead, and comes here).
 BROKER_TROUBLE = (
     OSError,
     PublishFailed,
@@ -93,14 +90,12 @@ class Worker:
 
     def _connect(self, stop: threading.Event) -> Session | None:
         """A session on the first node that accepts, retrying with backoff; None if stopped."""
-        retrying = Retrying(
-            retry=retry_if_exception_type(BROKER_TROUBLE),
-            wait=wait_random_exponential(multiplier=0.5, max=self._settings.reconnect_max_delay, min=0.1),
-            stop=stop_when_event_set(stop),
+        retrying = until_stopped(
+            BROKER_TROUBLE,
+            max_delay=self._settings.reconnect_max_delay,
+            stop=stop,
             sleep=lambda seconds: self._wait_alive(stop, seconds),
             before_sleep=self._log_attempt,
-            reraise=False,
-            retry_error_callback=lambda _state: None,
         )
         session: Session | None = retrying(self._open_session)
         return session

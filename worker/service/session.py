@@ -107,7 +107,7 @@ class Session:
             if batch:
                 self._handle(batch)
             else:
-                self._settle()
+                self._acknowledge_in_flight()
             if not batch or self._housekeeper.due():  # under load too, every few seconds
                 self._housekeeper.run(nothing_in_flight=self._in_flight is None)
             if self._drain.due():
@@ -115,7 +115,7 @@ class Session:
             self._keep_alive()
         self._cancel()
         self._handle(self._collect(first_wait=0.05))
-        self._settle()
+        self._acknowledge_in_flight()
         self._drain_letters()
         try:
             self._processor.flush()
@@ -145,7 +145,7 @@ class Session:
     def _pause(self) -> None:
         """The store is away: settle what is committed, and take no new deliveries (nor
         dead letters: they wait in their queue)."""
-        self._settle()
+        self._acknowledge_in_flight()
         self._cancel()
 
     def _drain_letters(self) -> None:
@@ -189,7 +189,7 @@ class Session:
         for chunk in _chunks(batch):
             started = time.perf_counter()
             if chunk[0].redelivered:
-                self._settle()  # nothing of ours in flight while a suspect message runs
+                self._acknowledge_in_flight()  # nothing of ours in flight while a suspect message runs
                 results = self._store.call(partial(self._processor.process_redelivered, chunk[0]))
             else:
                 results = self._store.call(partial(self._processor.process, chunk))
@@ -197,7 +197,7 @@ class Session:
             publishing = [result for result in results if result.outgoing is not None]
             seqs = [result.outbox_seq for result in results if result.outbox_seq is not None]
             self._outbox.sent(seqs)  # committed: republished at the next session if this one ends now
-            self._settle()
+            self._acknowledge_in_flight()
             sent = self._publisher.send([result.outgoing for result in publishing if result.outgoing])
             tag, aside = sent.tag, set[int]()
             if sent.unencodable:
@@ -236,7 +236,7 @@ class Session:
         self._metrics.outbox_set_aside.inc()
         self._log.error("outbox.set_aside", seq=seq, event_id=event_id, reason=reason)
 
-    def _settle(self) -> None:
+    def _acknowledge_in_flight(self) -> None:
         """Wait for the in-flight batch's confirms, acknowledge it, write its log lines."""
         batch, self._in_flight = self._in_flight, None
         if batch is None:
@@ -255,7 +255,7 @@ class Session:
     def _republish(self, event: str, rows: list[OutboxRow]) -> None:
         if not rows:
             return
-        self._settle()
+        self._acknowledge_in_flight()
         sent = self._publisher.send([self._processor.message(row) for row in rows])
         aside = {rows[index].seq for index in sent.unencodable}
         for index, reason in sent.unencodable.items():

@@ -6,12 +6,12 @@ Meanwhile the session stops taking deliveries (`pause`), keeps its broker connec
 (`resume`). A failed call committed nothing, so making it again is always safe.
 """
 
-import random
 import time
 from collections.abc import Callable
 from typing import TypeVar
 
 from worker.logs import Logger
+from worker.retrying import half_jitter, waiting_first
 from worker.service.health import Health
 from worker.service.metrics import Metrics
 from worker.store import SqlStore, StoreUnavailable
@@ -66,12 +66,6 @@ class StoreLine:
         return value
 
     def _reconnect(self) -> None:
-        """Back off (jittered, doubling) until the store accepts a new connection."""
-        delay = 0.2
-        while True:
-            self._idle(random.uniform(delay / 2, delay))
-            try:
-                self._store.reconnect()
-                return
-            except StoreUnavailable:
-                delay = min(delay * 2, self._max_delay)
+        """Back off (jittered, doubling from 0.2s) until the store accepts a new connection."""
+        retrying = waiting_first(StoreUnavailable, wait=half_jitter(0.2, self._max_delay), sleep=self._idle)
+        retrying(self._store.reconnect)

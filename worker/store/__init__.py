@@ -6,7 +6,7 @@ or `postgresql://...`. A batch is one transaction of a few set-based statements 
 `WorkingSet` that the handlers use as their projection.
 """
 
-from worker.store.model import OutboxRow, StoreConflict, StoreRefused, StoreUnavailable, Written
+from worker.store.model import OutboxRow, StoreConflict, StoreError, StoreRefused, StoreUnavailable, Written
 from worker.store.schema import LATEST as SCHEMA_VERSION
 from worker.store.schema import SchemaTooNew, SchemaTooOld
 from worker.store.sql import SqlStore, SqlTransaction
@@ -48,6 +48,7 @@ __all__ = [
     "SqlStore",
     "SqlTransaction",
     "StoreConflict",
+    "StoreError",
     "StoreRefused",
     "StoreUnavailable",
     "WorkingSet",

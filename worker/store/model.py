@@ -20,19 +20,23 @@ class OutboxRow:
         return replace(self, seq=seq)
 
 
-class StoreUnavailable(Exception):
+class StoreError(Exception):
+    """The store layer's one root: every error `worker.store` raises of its own is one."""
+
+
+class StoreUnavailable(StoreError):
     """The store cannot be used now (connection lost, server restarting or refusing
     connections, file locked past the busy timeout): wait, reconnect, and do the batch again.
     Never a reason to spend a message's retry attempts."""
 
 
-class StoreRefused(Exception):
+class StoreRefused(StoreError):
     """The database answered and refused us: it does not exist, or the user or password is
     wrong, or the server allows this user no access. No retry can fix it; the message says what
     to fix."""
 
 
-class StoreConflict(Exception):
+class StoreConflict(StoreError):
     """Two transactions got in each other's way (deadlock, serialization failure, lock or
     statement timeout): do the batch again, in-process."""
 

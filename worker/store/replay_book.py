@@ -26,16 +26,17 @@ from worker.store.letter_sql import (
     where,
 )
 from worker.store.letters import Claimed, HistoryEntry, LetterFilter, ReplayOperation
+from worker.store.model import StoreError
 from worker.store.sql import SqlStore
 
 _COUNTERS = {"replayed": "replayed", "replay_skipped": "skipped", "replay_failed": "failed"}
 
 
-class UnknownOperation(Exception):
+class UnknownOperation(StoreError):
     """No replay operation has this id."""
 
 
-class OperationBusy(Exception):
+class OperationBusy(StoreError):
     """The replay operation is running in another process (its heartbeat is fresh)."""
 
 

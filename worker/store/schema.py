@@ -8,6 +8,8 @@ workers still running the previous version keep working against the migrated sch
 
 from dataclasses import dataclass
 
+from worker.store.model import StoreError
+
 
 @dataclass(frozen=True, slots=True)
 class Migration:
@@ -151,7 +153,7 @@ VERSION_TABLE = """CREATE TABLE IF NOT EXISTS schema_version (
     version INTEGER PRIMARY KEY, description TEXT NOT NULL, applied_at_us BIGINT NOT NULL)"""
 
 
-class SchemaTooNew(Exception):
+class SchemaTooNew(StoreError):
     """The store was migrated by a newer release than this one."""
 
     def __init__(self, found: int) -> None:
@@ -162,7 +164,7 @@ class SchemaTooNew(Exception):
         self.found = found
 
 
-class SchemaTooOld(Exception):
+class SchemaTooOld(StoreError):
     """The store needs migrating and this process was told not to."""
 
     def __init__(self, found: int) -> None:

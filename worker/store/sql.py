@@ -233,11 +233,11 @@ class SqlStore:
         ).fetchall()
         return [(row, str(found[-1])) for row, found in zip(_outbox_rows(rows), rows, strict=True)]
 
-    def forget_sent(self, seqs: Sequence[int]) -> None:
+    def delete_confirmed(self, seqs: Sequence[int]) -> None:
         """Drop confirmed rows, in a transaction of their own."""
         if seqs:
             with self.transaction() as transaction:
-                transaction.forget_sent(seqs)
+                transaction.delete_confirmed(seqs)
 
     def forget_attempts(self, message_key: str) -> None:
         with self.transaction() as transaction:
@@ -493,7 +493,7 @@ class SqlTransaction:
             ]
         return queued
 
-    def forget_sent(self, seqs: Iterable[int]) -> None:
+    def delete_confirmed(self, seqs: Iterable[int]) -> None:
         for chunk in _chunks(sorted(seqs)):
             one_of, params = self._backend.any_of("bigint", chunk)
             self._execute(f"DELETE FROM outbox WHERE seq {one_of}", params)

@@ -21,12 +21,13 @@ from worker.broker.messages import Delivery
 from worker.broker.wire import Connection, DeliveryReader, read_by_the_reader
 from worker.logs import Logger
 from worker.tools.dead_letters.letter import PROPERTY_NAMES, DeadLetter
+from worker.tools.errors import ToolError
 
 MAX_PREFETCH = 65535  # basic.qos counts in 16 bits; 0 means unbounded
 GIVE_BACK_WAIT = 3.0  # seconds to wait, at the end, for the broker to take back what was read
 
 
-class PeekError(Exception):
+class PeekError(ToolError):
     """Something an operator must hear about, in one line."""
 
 

@@ -15,7 +15,7 @@ from typing import Any
 from events import RenewalApproaching, parse, parse_notification
 from events.registry import RENEWAL_APPROACHING
 from handlers import ReminderKey, notification_id_for
-from worker.broker import messages as wire
+from worker.broker import messages
 from worker.service.failures import DeadLetterHeaders
 from worker.settings import VERSION, Settings
 
@@ -65,18 +65,20 @@ def examples(settings: Settings) -> dict[str, dict[str, Any]]:
     stranger = {**RENEWAL, "partner_id": "p2", "client_id": "c2", "client_name": "Client Two"}
     unaddressable = envelope("RenewalApproaching", "evt-3", stranger)
     headers = {
-        wire.ERROR_REASON: "no_recipient",
-        wire.ERROR_DETAIL: "owner is 'platform', no decision maker is known and no partner contact is set",
-        wire.ORIGINAL_EXCHANGE: settings.events_exchange,
-        wire.ORIGINAL_ROUTING_KEY: RENEWAL_APPROACHING.routing_key,
-        wire.FAILED_AT: "2026-11-20T09:00:01.250+00:00",
-        wire.ATTEMPTS: 1,
-        wire.WORKER_VERSION: VERSION,
-        wire.WORKER_HOST: "worker-1",
-        wire.DEAD_LETTER_ID: "3f2a9c1e5b7d4e0f8a6b2c4d1e3f5a7b",
+        messages.ERROR_REASON: "no_recipient",
+        messages.ERROR_DETAIL: (
+            "owner is 'platform', no decision maker is known and no partner contact is set"
+        ),
+        messages.ORIGINAL_EXCHANGE: settings.events_exchange,
+        messages.ORIGINAL_ROUTING_KEY: RENEWAL_APPROACHING.routing_key,
+        messages.FAILED_AT: "2026-11-20T09:00:01.250+00:00",
+        messages.ATTEMPTS: 1,
+        messages.WORKER_VERSION: VERSION,
+        messages.WORKER_HOST: "worker-1",
+        messages.DEAD_LETTER_ID: "3f2a9c1e5b7d4e0f8a6b2c4d1e3f5a7b",
     }
     for event in (renewal, owner, unaddressable):
-        parse(json.dumps(event).encode(), wire.OUTPUT_CONTENT_TYPE)
+        parse(json.dumps(event).encode(), messages.OUTPUT_CONTENT_TYPE)
     parse_notification(json.dumps(notification).encode())
     DeadLetterHeaders.model_validate(headers)
     return {

@@ -13,16 +13,17 @@ from worker.broker.messages import Outgoing
 from worker.broker.publisher import ConfirmingPublisher, PublishFailed
 from worker.broker.wire import Connection
 from worker.logs import Logger
+from worker.tools.errors import ToolError
 
 CONFIRM_TIMEOUT = 15.0
 AMQP_SHORT_STRING = 255  # bytes: the longest exchange name or routing key AMQP can carry
 
 
-class DeadLetterError(Exception):
+class DeadLetterError(ToolError):
     """Something an operator must hear about, in one line."""
 
 
-class ReplayRefused(Exception):
+class ReplayRefused(ToolError):
     """The broker did not take a republished message (unroutable, nacked, no such exchange),
     or it could not be sent at all (a name AMQP cannot carry): this one letter failed."""
 

@@ -9,7 +9,7 @@ status is 1 if any is not zero. Every server is a throw-away one the runner star
 (support/), so nothing else is disturbed. The stream, and the order of the faults, follow
 from --seed.
 
-Usage: python -m scripts.chaos --help
+Usage: python -m support.chaos --help
 """
 
 import argparse
@@ -22,7 +22,7 @@ from support.chaos.run import run
 
 def parse(argv: list[str]) -> Options:
     parser = argparse.ArgumentParser(
-        prog="python -m scripts.chaos",
+        prog="python -m support.chaos",
         description=__doc__,
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
@@ -85,7 +85,7 @@ def parse(argv: list[str]) -> Options:
 
 def main() -> None:
     options = parse(sys.argv[1:])
-    print(f"python -m scripts.chaos {shlex.join(sys.argv[1:])}", flush=True)
+    print(f"python -m support.chaos {shlex.join(sys.argv[1:])}", flush=True)
     report = run(options)
     print(report.render())
     sys.exit(0 if report.verdict.ok else 1)
