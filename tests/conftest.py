@@ -21,14 +21,20 @@ from support.services import (
 def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
     """A test marked `any_broker` proves something the broker's version has no part in (a bad
     setting, the README's commands, the console's pages): it runs on the first broker of the
-    matrix only, and its other versions are deselected (reported as such, never as skipped)."""
+    matrix only, and its other versions are deselected (reported as such, never as skipped).
+    `broker_versions("3.10")` keeps a test to the versions named: what it sends only they take."""
     first = brokers_under_test()[0].version
     keep: list[pytest.Item] = []
     dropped: list[pytest.Item] = []
     for item in items:
         callspec = getattr(item, "callspec", None)
         broker = callspec.params.get("rabbitmq") if callspec is not None else None
-        if broker is not None and item.get_closest_marker("any_broker") and broker.version != first:
+        only = item.get_closest_marker("broker_versions")
+        if broker is None:
+            keep.append(item)
+        elif (item.get_closest_marker("any_broker") and broker.version != first) or (
+            only is not None and broker.version not in only.args
+        ):
             dropped.append(item)
         else:
             keep.append(item)

@@ -199,8 +199,7 @@ def test_an_unknown_database_user_stops_with_77(amqp_url: str, postgres: str, tm
     assert_one_error(finished, EX_REFUSED, "renewals_nobody", "RENEWALS_STORE_URL")
 
 
-COMMANDS = [
-    ("dlq", "list"),
+COMMANDS = [  # `dlq list` reads only the store now: test_every_store_command_... covers it
     ("notifications",),
     ("send", str(Path(__file__).resolve().parents[2] / "examples" / "renewal-approaching.json")),
     ("topology", "--declare"),

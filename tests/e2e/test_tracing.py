@@ -14,6 +14,7 @@ import pytest
 from support.client import NAMES, Client
 from support.messages import contact, owner_changed, renewal
 from support.otlp_receiver import OtlpReceiver, ReceivedSpan
+from support.services import BrokerUnderTest
 from tests.e2e.commands import ok, renewals, wait_for_dead_letters
 
 pytestmark = pytest.mark.any_broker  # the broker's version plays no part here
@@ -87,7 +88,7 @@ def test_an_event_carrying_a_traceparent_gives_a_notification_in_the_same_trace_
 
 
 def test_a_retried_event_continues_its_trace_and_its_dead_letter_keeps_it(
-    client: Client, start_worker, receiver: OtlpReceiver, amqp_url: str
+    client: Client, start_worker, receiver: OtlpReceiver, amqp_url: str, store_url: str
 ) -> None:
     """A handler bug, three attempts: each attempt is a process span in billing's trace, the
     second and third children of the retry copy's send span before them; the dead letter's
@@ -100,7 +101,7 @@ def test_a_retried_event_continues_its_trace_and_its_dead_letter_keeps_it(
     client.publish(
         [renewal("doomed-1", decision_maker=DORA, id="evt-doomed")], headers={"traceparent": BILLING}
     )
-    wait_for_dead_letters(client, 1)
+    wait_for_dead_letters(client, 1, store_url)
     spans = receiver.wait_for(
         "the dead letter's send span", lambda got: in_trace(got, BILLING_TRACE, "send renewals.worker.dlq")
     )
@@ -116,14 +117,14 @@ def test_a_retried_event_continues_its_trace_and_its_dead_letter_keeps_it(
     [to_dlq] = in_trace(spans, BILLING_TRACE, "send renewals.worker.dlq")
     assert to_dlq.parent_span_id == attempts[2].span_id
 
-    shown = ok(renewals(amqp_url, "dlq", "show", "evt-doomed", "--json")).stdout
+    shown = ok(renewals(amqp_url, "dlq", "show", "evt-doomed", "--json", RENEWALS_STORE_URL=store_url)).stdout
     assert json.loads(shown)["headers"]["traceparent"] == f"00-{BILLING_TRACE}-{to_dlq.span_id}-01"
-    table = ok(renewals(amqp_url, "dlq", "show", "evt-doomed")).stdout
+    table = ok(renewals(amqp_url, "dlq", "show", "evt-doomed", RENEWALS_STORE_URL=store_url)).stdout
     assert re.search(rf"^  traceparent +00-{BILLING_TRACE}-{to_dlq.span_id}-01$", table, re.MULTILINE), table
 
 
 def test_a_dead_letter_once_replayed_is_a_new_trace_linked_back_to_its_original_trace(
-    client: Client, start_worker, receiver: OtlpReceiver, amqp_url: str
+    client: Client, start_worker, receiver: OtlpReceiver, amqp_url: str, store_url: str
 ) -> None:
     """A reminder nobody can be addressed for is dead-lettered in billing's trace; once the
     partner has a contact, `renewals dlq replay` (tracing on) sends it in a new trace whose send
@@ -132,14 +133,24 @@ def test_a_dead_letter_once_replayed_is_a_new_trace_linked_back_to_its_original_
     start_worker(**tracing_to(receiver))
     out = client.observe()
     client.publish([renewal("c-9", "p-9", id="evt-nobody")], headers={"traceparent": BILLING})
-    wait_for_dead_letters(client, 1)
+    wait_for_dead_letters(client, 1, store_url)
     client.publish([owner_changed("partner", "p-9", partner_contact=contact("alice"))])
     spans = receiver.wait_for(
         "the dead letter", lambda got: in_trace(got, BILLING_TRACE, "send renewals.worker.dlq")
     )
     [to_dlq] = in_trace(spans, BILLING_TRACE, "send renewals.worker.dlq")
 
-    ok(renewals(amqp_url, "dlq", "replay", "--id", "evt-nobody", **tracing_to(receiver)))
+    ok(
+        renewals(
+            amqp_url,
+            "dlq",
+            "replay",
+            "--id",
+            "evt-nobody",
+            RENEWALS_STORE_URL=store_url,
+            **tracing_to(receiver),
+        )
+    )
     [(_method, properties, _body)] = client.take(out, 1)
     replay_trace, _ = parts(properties.headers["traceparent"])
     assert replay_trace != BILLING_TRACE
@@ -154,11 +165,13 @@ def test_a_dead_letter_once_replayed_is_a_new_trace_linked_back_to_its_original_
     assert client.count(DLQ) == 0
 
 
-def test_the_trace_tree_tool_prints_a_reminders_trace_as_the_readme_shows_it(rabbitmq: str) -> None:
+def test_the_trace_tree_tool_prints_a_reminders_trace_as_the_readme_shows_it(
+    rabbitmq: BrokerUnderTest,
+) -> None:
     """`python -m support.trace_tree`: billing's trace with the process and send spans, then the
     batch's own trace with its store calls, linked to the process span."""
     result = subprocess.run(
-        [sys.executable, "-m", "support.trace_tree", "--broker", rabbitmq],
+        [sys.executable, "-m", "support.trace_tree", "--broker", rabbitmq.url],
         capture_output=True,
         text=True,
         timeout=120,

@@ -47,12 +47,18 @@ def new_letter(delivery: Delivery) -> NewLetter:
     """A delivery from the dead-letter queue as the store records it."""
     properties = {name: delivery.properties[name] for name in PROPERTY_NAMES if name in delivery.properties}
     headers = dict(delivery.headers)
-    body: bytes = bytes(delivery.body)
-    letter = DeadLetter.read(0, {**properties, "headers": headers}, body, delivery.problem)
+    raw = delivery.body
     size: int | None = None
     digest: str | None = None
-    if len(body) > MAX_STORED_BODY:
-        body, size, digest = body[:MAX_STORED_BODY], len(body), hashlib.sha256(body).hexdigest()
+    if len(raw) > MAX_STORED_BODY:  # kept cut: no second copy of the whole body is ever made
+        body, size, digest = (
+            bytes(memoryview(raw)[:MAX_STORED_BODY]),
+            len(raw),
+            hashlib.sha256(raw).hexdigest(),
+        )
+    else:
+        body = raw if isinstance(raw, bytes) else bytes(raw)
+    letter = DeadLetter.read(0, {**properties, "headers": headers}, body, delivery.problem)
     return NewLetter(
         body=body,
         properties=properties,

@@ -13,6 +13,7 @@ from datetime import UTC, datetime
 from typing import Any
 
 from events import ACCEPTED_CONTENT_TYPES
+from events.parsing import MAX_BODY_BYTES
 from worker.tools.tables import as_text
 
 # The widest integers AMQP carries (a signed long-long; a timestamp is unsigned): a count
@@ -61,8 +62,8 @@ def plain(value: Any, depth: int = 0) -> Any:
 def json_object(body: bytes, content_type: Any) -> dict[str, Any] | None:
     """Only JSON is ever deserialised, and only when the message says it is JSON."""
     media_type = (string(content_type) or "").split(";")[0].strip().lower()
-    if media_type not in ACCEPTED_CONTENT_TYPES:
-        return None
+    if media_type not in ACCEPTED_CONTENT_TYPES or len(body) > MAX_BODY_BYTES:
+        return None  # a body larger than the worker reads is not read here either (too_large)
     try:
         document = json.loads(body)
     except (ValueError, RecursionError):  # not JSON, too deep, a number of over 4300 digits
