@@ -1,7 +1,9 @@
 """The embedded default store: one SQLite file in WAL mode."""
 
+import os
 import sqlite3
 from collections.abc import Sequence
+from contextlib import suppress
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -34,6 +36,7 @@ class SqliteBackend:
     def connect(self) -> Connection:
         if self.path != ":memory:":
             Path(self.path).parent.mkdir(parents=True, exist_ok=True)
+            _create_private(self.path)
         connection = sqlite3.connect(
             self.path, isolation_level=None, check_same_thread=False, timeout=self.busy_timeout
         )
@@ -66,6 +69,14 @@ class SqliteBackend:
         ):
             return StoreUnavailable
         return None
+
+
+def _create_private(path: str) -> None:
+    """Create the store file readable by its owner only (0600, whatever the umask), before
+    SQLite opens it: it holds personal data (contacts, dead letters). SQLite gives its WAL and
+    shared-memory files the same permissions. An existing file is left as it is."""
+    with suppress(FileExistsError):
+        os.close(os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW, 0o600))
 
 
 def _marks(count: int, width: int) -> str:
