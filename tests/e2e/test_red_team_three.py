@@ -240,6 +240,7 @@ def close_worker_connections(amqp_url: str, vhost: str) -> int:
     return len(pids)
 
 
+@pytest.mark.any_broker  # the HTTP endpoint's: the broker's version plays no part
 def test_2000_idle_connections_and_a_slowloris_slow_neither_readyz_nor_consumption(
     start_worker: StartWorker, client: Client, amqp_url: str
 ) -> None:

@@ -21,6 +21,10 @@ from tests.e2e.commands import ok, renewals
 from worker.store import open_store
 from worker.store.dead_letters import DeadLetterRecords
 
+pytestmark = (
+    pytest.mark.any_broker
+)  # replay throttling, claims and resumes live in the store: the broker's version plays no part
+
 COUNT = 10_000
 RATE = 400.0
 

@@ -13,6 +13,8 @@ from support.client import Client, PacedPublisher
 from support.messages import contact, renewal
 from support.polling import wait_until
 
+pytestmark = pytest.mark.any_broker  # retention is the store's: the broker's version plays no part
+
 DORA = contact("dora", "client.example")
 EVENTS, RATE, WINDOW_S = 2400, 300, 2.0
 RETENTION = {

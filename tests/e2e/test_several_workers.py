@@ -31,6 +31,10 @@ from worker.service.processing import BatchProcessor
 from worker.settings import Settings
 from worker.store import SCHEMA_VERSION, open_store
 
+pytestmark = (
+    pytest.mark.any_broker
+)  # what several workers share is the database: the broker's version plays no part
+
 DLQ = NAMES.dead_letter_queue
 DORA = contact("dora", "client.example")
 
