@@ -257,6 +257,7 @@ def test_an_operator_cancels_a_long_replay_and_resumes_it(scene: Scene, browsers
     sign_in(browser, scene, OPERATOR)
     browser.get(scene.console.url + "/")
     browser.find_element(By.CSS_SELECTOR, "#groups tr.group button.replay").click()
+    until(browser, lambda b: b.find_elements(By.ID, "rate"), "the replay's preview")
     rate = browser.find_element(By.ID, "rate")
     rate.clear()
     rate.send_keys("2")
