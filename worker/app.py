@@ -8,16 +8,25 @@ from typing import Any
 
 from handlers import HANDLERS, HandlerMap
 from worker import logs
-from worker.broker.endpoints import BrokerRefused
-from worker.broker.topology import TopologyMismatch
+from worker.broker.endpoints import Broker, BrokerRefused, from_settings
+from worker.broker.links import AmqpDeliveries, AmqpLetters
+from worker.broker.publisher import ConfirmingPublisher
+from worker.broker.topology import BrokerVersion, TopologyMismatch, topology
+from worker.broker.wire import DeliveryReader
 from worker.exits import EX_CONFIG, EX_REFUSED, EX_SOFTWARE, store_refusal
 from worker.logs import Logger
 from worker.redaction import masked
 from worker.retrying import until_stopped
-from worker.service.dead_letters import Records
+from worker.service.dead_letters import PREFETCH as LETTERS_IN_HAND
+from worker.service.dead_letters import PUMP_EVERY, DeadLetterDrain, Records
 from worker.service.health import Health, serve
+from worker.service.housekeeping import Housekeeping
 from worker.service.metrics import Metrics
-from worker.service.runtime import Worker
+from worker.service.outbox import Outbox
+from worker.service.retention import Retention
+from worker.service.runtime import OpenSession, Worker
+from worker.service.session import Links, Services, Session
+from worker.service.store_line import StoreLine
 from worker.settings import ConfigurationError, Settings
 from worker.store import SchemaTooNew, SchemaTooOld, SqlStore, StoreRefused, StoreUnavailable, open_store
 from worker.store.dead_letters import DeadLetterRecords
@@ -36,7 +45,8 @@ def build_worker(
 ) -> Worker:
     """The worker with its store, handlers and dead-letter records; tests pass their own (as
     cosmicpython's `bootstrap` does), production takes the built-in ones and the configured
-    store."""
+    store. Everything a session uses is built here, once; each session's broker links are
+    built by `session_opener`, here too."""
     log = logs.get_logger("renewals.worker")
     store = store if store is not None else connect_store(settings)
     log.info("store.opened", store=store.description, schema_version=store.schema_version())
@@ -44,18 +54,101 @@ def build_worker(
     health = Health(stale_after=settings.health_stale_after)
     metrics.watch(health)
     if settings.metrics_port is not None:
-        try:
-            serve(health, metrics.registry, settings.metrics_host, settings.metrics_port)
-        except OSError as exc:
-            raise ConfigurationError(
-                f"RENEWALS_METRICS_PORT={settings.metrics_port}: cannot listen on"
-                f" {settings.metrics_host}:{settings.metrics_port} ({exc.strerror or exc}; another worker or"
-                " program may hold the port): choose a free port, or stop what listens there"
-            ) from None
-        log.info("metrics.serving", host=settings.metrics_host, port=settings.metrics_port)
+        _serve_metrics(settings, settings.metrics_port, health, metrics, log)
+    services = build_services(settings, store, handlers, metrics=metrics, health=health, log=log)
+    broker = from_settings(settings)
+    opener = session_opener(settings, broker, services, records(store))
+    return Worker(settings, broker, opener, log, metrics=metrics, health=health)
+
+
+def build_services(
+    settings: Settings,
+    store: SqlStore,
+    handlers: HandlerMap,
+    *,
+    metrics: Metrics,
+    health: Health,
+    log: Logger,
+) -> Services:
+    """What every session of one worker uses: the processor and the outbox over `store`, the
+    store line, housekeeping and the worker's metrics, readiness and log."""
+    outbox = Outbox(store, grace_s=settings.outbox_grace, sweep_every_s=settings.outbox_sweep_interval)
     conflict = metrics.store_errors.labels("conflict").inc
-    processor = processor_for(settings, store, handlers, on_conflict=conflict)  # traced if OTEL_* say so
-    return Worker(settings, processor, log, metrics=metrics, health=health, records=records)
+    processor = processor_for(
+        settings, store, handlers, outbox=outbox, on_conflict=conflict
+    )  # traced if OTEL_* say so
+    retention = Retention(store, settings, letters=DeadLetterRecords(store))
+    return Services(
+        processor=processor,
+        outbox=outbox,
+        store=store,
+        store_line=StoreLine(
+            store, log=log, metrics=metrics, health=health, max_delay=settings.reconnect_max_delay
+        ),
+        housekeeping=Housekeeping(store, outbox, retention, flush=processor.flush, log=log, metrics=metrics),
+        metrics=metrics,
+        health=health,
+        log=log,
+    )
+
+
+def session_opener(
+    settings: Settings, broker: Broker, services: Services, records: DeadLetterRecords
+) -> OpenSession:
+    """Opens a session: its three connections on one node (the first, from the given one on,
+    that accepts), the topology declared, the links over them."""
+
+    def open_session(first: int) -> tuple[Session, int]:
+        reader = DeliveryReader()
+        consuming, node = broker.connect(first=first, frame_handler=reader.frame_handler)
+        opened = [consuming]
+        try:
+            publishing, _ = broker.connect(first=node)
+            opened.append(publishing)
+            letters = DeliveryReader()
+            draining, _ = broker.connect(first=node, frame_handler=letters.frame_handler)
+            opened.append(draining)
+            deliveries = AmqpDeliveries(
+                consuming,
+                reader,
+                topology(settings, BrokerVersion.of(consuming)),
+                queue=settings.queue,
+                prefetch=settings.prefetch,
+                batch_size=settings.batch_size,
+                lull=settings.batch_idle_ms / 1000,
+                max_wait=settings.batch_max_wait_ms / 1000,
+            )
+            publisher = ConfirmingPublisher(
+                publishing, confirm_timeout=settings.confirm_timeout, log=services.log
+            )
+            letter_queue = AmqpLetters(
+                draining,
+                letters,
+                queue=settings.dead_letter_queue,
+                prefetch=LETTERS_IN_HAND,
+                read_every=PUMP_EVERY,
+            )
+            drain = DeadLetterDrain(letter_queue, records, name=settings.dead_letter_queue, log=services.log)
+        except BaseException:
+            for connection in opened:
+                connection.collect()
+            raise
+        links = Links(deliveries=deliveries, publisher=publisher, letters=drain)
+        return Session(links, services, queue=settings.queue, broker=masked(settings.amqp_url)), node
+
+    return open_session
+
+
+def _serve_metrics(settings: Settings, port: int, health: Health, metrics: Metrics, log: Logger) -> None:
+    try:
+        serve(health, metrics.registry, settings.metrics_host, port)
+    except OSError as exc:
+        raise ConfigurationError(
+            f"RENEWALS_METRICS_PORT={settings.metrics_port}: cannot listen on"
+            f" {settings.metrics_host}:{settings.metrics_port} ({exc.strerror or exc}; another worker or"
+            " program may hold the port): choose a free port, or stop what listens there"
+        ) from None
+    log.info("metrics.serving", host=settings.metrics_host, port=settings.metrics_port)
 
 
 def open_configured_store(settings: Settings) -> SqlStore:

@@ -25,10 +25,9 @@ from support.records import stored_letters
 from support.spare_postgres import SparePostgres, spare_postgres
 from support.worker_process import WorkerProcess
 from tests.e2e.conftest import FAST_RETRIES
+from tests.integration.test_processing import processor_over
 from worker.broker.messages import Delivery
 from worker.service.outcomes import OUTCOMES
-from worker.service.processing import BatchProcessor
-from worker.settings import Settings
 from worker.store import SCHEMA_VERSION, open_store
 
 pytestmark = (
@@ -252,7 +251,7 @@ def one_worker_projection(
     url = new_database(server).url
     store = open_store(url)
     store.migrate()
-    processor = BatchProcessor(Settings(), store)
+    processor = processor_over(store)
     for tag, message in enumerate(messages, 1):
         key = "owner.changed" if message["type"] == "OwnerChanged" else "renewal.approaching"
         body = json.dumps(message).encode()

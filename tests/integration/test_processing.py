@@ -14,6 +14,7 @@ from events import OwnerChanged, RenewalApproaching
 from handlers import (
     HANDLERS,
     Decision,
+    HandlerMap,
     Projection,
     ReminderKey,
     SettingKey,
@@ -22,9 +23,17 @@ from handlers import (
 )
 from support.messages import contact, owner_changed, renewal
 from worker.broker.messages import Delivery
+from worker.service.outbox import Outbox
 from worker.service.processing import BatchProcessor
 from worker.settings import Settings
 from worker.store import SqlStore, StoreUnavailable, open_store
+
+
+def processor_over(store: SqlStore, handlers: HandlerMap = HANDLERS) -> BatchProcessor:
+    """The batch processor as the composition root builds it, over `store`."""
+    outbox = Outbox(store, grace_s=30, sweep_every_s=10)
+    return BatchProcessor(Settings(), store, handlers, outbox=outbox)
+
 
 DORA = contact("dora", "client.example")
 ALICE = contact("alice")
@@ -61,7 +70,7 @@ def test_a_failing_message_is_undone_alone_and_the_rest_of_the_batch_commits(tmp
     """A bug after a write, and a no_recipient, in the middle of a batch: both leave no trace;
     the good messages around them are committed and their notifications queued."""
     store = store_at(f"sqlite:///{tmp_path / 'r.db'}")
-    processor = BatchProcessor(Settings(), store, {**HANDLERS, RenewalApproaching: failing_for_doomed})
+    processor = processor_over(store, {**HANDLERS, RenewalApproaching: failing_for_doomed})
     batch = [
         delivery(renewal("good-1", None, decision_maker=DORA, id="e1"), 1),
         delivery(renewal("doomed-1", None, decision_maker=DORA, id="e2"), 2),
@@ -93,7 +102,7 @@ def test_a_locked_store_is_reported_unavailable_and_the_batch_goes_through_once_
     same deliveries go through."""
     url = f"sqlite:///{tmp_path / 'r.db'}"
     store_at(url)
-    processor = BatchProcessor(Settings(), open_store(url, lock_timeout=0.2))
+    processor = processor_over(open_store(url, lock_timeout=0.2))
     batch = [
         delivery(renewal("c1", None, decision_maker=DORA), 1),
         delivery(renewal("c2", None, decision_maker=DORA), 2),
@@ -109,7 +118,7 @@ def test_a_locked_store_is_reported_unavailable_and_the_batch_goes_through_once_
 
 
 def run_one_by_one(url: str, messages: list[dict[str, Any]]) -> list[str]:
-    processor = BatchProcessor(Settings(), store_at(url))
+    processor = processor_over(store_at(url))
     return [processor.process([delivery(m)])[0].outcome for m in messages]
 
 
@@ -140,9 +149,7 @@ def test_a_batch_with_several_events_for_the_same_key_ends_as_one_by_one_would(t
     single = store_at(f"sqlite:///{tmp_path / 'single.db'}")
     one_by_one = run_one_by_one(f"sqlite:///{tmp_path / 'single.db'}", messages)
     batched = store_at(f"sqlite:///{tmp_path / 'batched.db'}")
-    together = BatchProcessor(Settings(), batched).process(
-        [delivery(m, n) for n, m in enumerate(messages, 1)]
-    )
+    together = processor_over(batched).process([delivery(m, n) for n, m in enumerate(messages, 1)])
     assert [r.outcome for r in together] == one_by_one
     assert "owner.stale_ignored" in one_by_one and "renewal.duplicate_reminder" in one_by_one
     assert final_state(batched, ["c1", "c2", "c3"]) == final_state(single, ["c1", "c2", "c3"])
@@ -171,8 +178,8 @@ def test_newer_committed_first_then_older_the_newer_stays_and_the_older_is_logge
     so. (SQLite lets one writer in at a time, so this interleaving cannot happen there.)"""
     store_at(postgres_url)
     paused = Paused()
-    older = BatchProcessor(Settings(), open_store(postgres_url), {**HANDLERS, OwnerChanged: paused})
-    newer = BatchProcessor(Settings(), open_store(postgres_url))
+    older = processor_over(open_store(postgres_url), {**HANDLERS, OwnerChanged: paused})
+    newer = processor_over(open_store(postgres_url))
     old_event = owner_changed("platform", partner_contact=ALICE, id="old", time="2026-11-20T10:00:00+00:00")
     new_event = owner_changed("partner", partner_contact=BOB, id="new", time="2026-11-20T11:00:00+00:00")
     outcomes: list[str] = []
@@ -205,7 +212,7 @@ def test_an_uncommitted_newer_change_blocks_the_older_write_which_then_changes_n
         "INSERT INTO owner_settings VALUES ('p1', '', 'partner', NULL, %s, 'new')", (2_000_000_000_000_000,)
     )
     outcomes: list[str] = []
-    older = BatchProcessor(Settings(), open_store(postgres_url))
+    older = processor_over(open_store(postgres_url))
     old_event = owner_changed("platform", id="old", time="2026-11-20T10:00:00+00:00")
     thread = threading.Thread(
         target=lambda: outcomes.extend(r.outcome for r in older.process([delivery(old_event)]))

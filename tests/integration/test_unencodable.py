@@ -1,18 +1,23 @@
-"""A batch whose publishes include messages that cannot be encoded, through the session's own
-code with a real SQLite store and a scripted broker connection: each such message fails alone,
-the others go out, and the batch is settled as usual."""
+"""A batch whose publishes include messages that cannot be encoded, through a whole session
+with a real SQLite store and the in-memory broker (whose publisher lays messages out with the
+real frame encoder): each such message fails alone, the others go out, and the batch is
+settled as usual."""
 
 import json
+import time
+from dataclasses import replace
 from pathlib import Path
 from types import SimpleNamespace
 from typing import Any
 
-from tests.unit.test_service_parts import FakeConnection, publisher
+from handlers import HANDLERS
+from tests.memory_broker import MemoryBroker, memory_session
+from worker.app import build_services
 from worker.broker.messages import Delivery, Outgoing
+from worker.service.health import Health
 from worker.service.metrics import Metrics
-from worker.service.outbox import Outbox
 from worker.service.processing import Result
-from worker.service.session import Session
+from worker.settings import Settings
 from worker.store import OutboxRow, open_store
 
 LONG = "€" * 86  # 258 bytes
@@ -39,7 +44,7 @@ def test_in_one_batch_an_unencodable_notification_is_set_aside_and_an_unencodabl
         for n, cause in enumerate(["e-0", LONG, "e-3"])
     ]
     with store.transaction() as transaction:
-        queued = transaction.enqueue(rows, 1)
+        queued = transaction.enqueue(rows, time.time_ns() // 1000)  # fresh: no sweep takes them
 
     def notification(row: OutboxRow) -> Outgoing:
         return Outgoing(
@@ -57,32 +62,34 @@ def test_in_one_batch_an_unencodable_notification_is_set_aside_and_an_unencodabl
         Result(deliveries[2], "message.dead_lettered", {}, Outgoing("", "renewals.worker.dlq", b"poison", stripped)),
         Result(deliveries[3], "renewal.notification_requested", {"event_id": "e-3"}, notification(queued[2]), queued[2].seq),
     ]  # fmt: skip
-    outbox = Outbox(store, grace_s=30, sweep_every_s=10)
-    connection = FakeConnection()
-    session = object.__new__(Session)  # the session's batch handling, without its broker connections
-    session.__dict__.update(
-        _store=SimpleNamespace(call=lambda call: call()),
-        _processor=SimpleNamespace(store=store, process=lambda chunk: results),
-        _outbox=outbox,
-        _publisher=publisher(connection),
-        _metrics=Metrics("sqlite"),
-        _log=Lines(),
-        _in_flight=None,
+    broker = MemoryBroker()
+    for body in (b"{}",) * 4:
+        broker.deliver(body)
+    log = Lines()
+    services = build_services(
+        Settings(),
+        store,
+        HANDLERS,
+        metrics=Metrics("sqlite"),
+        health=Health(60),
+        log=log,  # type: ignore[arg-type]
     )
+    processor = SimpleNamespace(process=lambda chunk: results, flush=services.processor.flush)
+    session = memory_session(broker, replace(services, processor=processor), log)
 
-    session._handle(deliveries)
+    session.run(broker.stop)
 
-    in_flight = session._in_flight
-    assert in_flight is not None and in_flight.last_publish == 3 and in_flight.last_delivery == 4
-    assert in_flight.outbox_seqs == [queued[0].seq, queued[2].seq]
+    sent = ["send 2", "send 1", "confirmed 3", "ack 4"]  # two notifications, the bare copy; then the batch
+    assert broker.log[:6] == ["consume", "deliver [1, 2, 3, 4]", *sent]
     assert [(row.seq, "258 bytes" in reason) for row, reason in store.set_aside_rows()] == [
         (queued[1].seq, True)
     ]
-    assert outbox.unconfirmed == {queued[0].seq, queued[2].seq}
-    written = b"".join(connection.written)
-    assert written.count(b'{"n": 0}') == written.count(b'{"n": 2}') == written.count(b"poison") == 1
-    assert b'{"n": 1}' not in written and LONG.encode() not in written and b"x-up" not in written
-    events = [(level, event) for level, event, _ in session._log.lines]
+    assert services.outbox.unconfirmed == set() and store.outbox_stats()[0] == 0  # sent rows deleted
+    bodies = [message.body for message in broker.published]
+    assert bodies == [b'{"n": 0}', b'{"n": 2}', b"poison"]
+    [bare] = [message for message in broker.published if message.body == b"poison"]
+    assert bare.properties["application_headers"] == {"x-error-reason": "invalid_payload"}  # no x-up
+    events = [(level, event) for level, event, _ in log.lines if level == "error"]
     assert events == [("error", "outbox.set_aside"), ("error", "message.copy_stripped")]
-    assert session._metrics.outbox_set_aside._value.get() == 1
+    assert services.metrics.outbox_set_aside._value.get() == 1
     store.close()

@@ -5,8 +5,7 @@ import hashlib
 from datetime import UTC, datetime
 from typing import Any
 
-import structlog
-
+from worker.broker.links import AmqpLetters
 from worker.broker.messages import Delivery
 from worker.service.dead_letters import MAX_STORED_BODY, DeadLetterDrain, new_letter
 from worker.store.letters import NewLetter
@@ -133,21 +132,27 @@ class FakeRecords:
 
 
 def test_letters_are_acknowledged_once_after_their_insert_and_pausing_stops_consuming() -> None:
-    """take, record, then one multiple ack up to the last tag; pause cancels the consumer and resume consumes again."""
+    """Over py-amqp's calls (the real link, `AmqpLetters`): take, record, then one multiple ack
+    up to the last tag; pause cancels the consumer and resume consumes again."""
     reader = FakeReader()
     waiting = [delivery(headers=DEATH, tag=tag) for tag in (1, 2, 3)]
     connection = FakeConnection(reader, waiting)
     calls = connection.channel_.calls
     records = FakeRecords(calls)
-    drain = DeadLetterDrain(connection, reader, records, "renewals.worker.dlq", log=structlog.get_logger())  # type: ignore[arg-type]
+    letters = AmqpLetters(connection, reader, queue="renewals.worker.dlq", prefetch=10, read_every=0.1)  # type: ignore[arg-type]
+    drain = DeadLetterDrain(letters, records, name="renewals.worker.dlq", log=Quiet())  # type: ignore[arg-type]
     drain.resume()
     drain.resume()  # already consuming: nothing more
-    letters = drain.take()
-    assert [letter.delivery_tag for letter in letters] == [1, 2, 3] and drain.take() == []
-    fresh = drain.record(letters)
-    drain._log = type("Log", (), {"info": lambda *a, **k: None})()
-    drain.acknowledge(letters, fresh)
+    taken = drain.take()
+    assert [letter.delivery_tag for letter in taken] == [1, 2, 3] and drain.take() == []
+    fresh = drain.record(taken)
+    drain.acknowledge(taken, fresh)
     drain.pause()
     drain.resume()
     assert [call[0] for call in calls] == ["qos", "consume", "insert", "ack", "cancel", "consume"]
     assert ("ack", 3, True) in calls
+
+
+class Quiet:
+    def info(self, *args: Any, **fields: Any) -> None:
+        pass

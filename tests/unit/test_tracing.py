@@ -26,6 +26,7 @@ from handlers import HANDLERS
 from support.faults import fails_for_doomed_clients
 from support.messages import contact, renewal
 from worker.broker.messages import Delivery
+from worker.service.outbox import Outbox
 from worker.service.processing import Result
 from worker.settings import VERSION, Settings
 from worker.store import OutboxRow, open_store
@@ -57,7 +58,8 @@ def processor(tmp_path: Path, provider: TracerProvider, handlers: Any = HANDLERS
     store = open_store(settings.store_url)
     store.migrate()
     tracer = provider.get_tracer("test")
-    return TracedProcessor(settings, traced(store, tracer), handlers, tracer=tracer)
+    outbox = Outbox(store, grace_s=settings.outbox_grace, sweep_every_s=settings.outbox_sweep_interval)
+    return TracedProcessor(settings, traced(store, tracer), handlers, outbox=outbox, tracer=tracer)
 
 
 def delivery(
@@ -402,12 +404,20 @@ def test_tracing_is_on_when_an_exporter_or_endpoint_is_set_and_the_sdk_is_not_di
 BUILD = """
 import sys
 from worker import logs
-from worker.app import build_worker
+from handlers import HANDLERS
+from worker.app import build_services, build_worker
+from worker.service.health import Health
+from worker.service.metrics import Metrics
 from worker.settings import VERSION, Settings
+from worker.store import open_store
 logs.configure("info", "json")
-worker = build_worker(Settings(store_url=sys.argv[1]))
+settings = Settings(store_url=sys.argv[1])
+build_worker(settings)
 loaded = sorted(name for name in sys.modules if name.split(".")[0] == "opentelemetry")
-print(type(worker._processor).__name__, len(loaded))
+services = build_services(
+    settings, open_store(sys.argv[1]), HANDLERS, metrics=Metrics("sqlite"), health=Health(1), log=logs.get_logger("t")
+)
+print(type(services.processor).__name__, len(loaded))
 """
 
 
@@ -556,10 +566,12 @@ import sys
 sys.modules["opentelemetry"] = None  # as if the otel extra were not installed
 from worker.settings import Settings
 from worker.store import open_store
+from worker.service.outbox import Outbox
 from worker.tracing import TracingMisconfigured, processor_for
 settings = Settings()
+store = open_store(sys.argv[1])
 try:
-    processor_for(settings, open_store(sys.argv[1]))
+    processor_for(settings, store, outbox=Outbox(store, grace_s=30, sweep_every_s=10))
 except TracingMisconfigured as exc:
     print(exc)
 """

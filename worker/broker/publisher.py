@@ -141,6 +141,15 @@ class ConfirmingPublisher:
             refused, self._refused = self._refused, []
             raise PublishFailed("; ".join(refused[:5]))
 
+    def keep_alive(self) -> None:
+        """Read the confirms and heartbeats that arrived between batches, and send ours (a
+        connection of `worker.broker.wire`; see `Connection.keep_alive`)."""
+        self._connection.keep_alive()
+
+    def close(self) -> None:
+        """Drop the connection without a closing handshake (the broker may be gone)."""
+        self._connection.collect()
+
     def _on_ack(self, delivery_tag: int, multiple: bool) -> None:
         if multiple:
             for tag in range(self._low, delivery_tag + 1):

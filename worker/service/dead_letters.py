@@ -4,10 +4,10 @@ The queue stays the transport (the worker's failure path and the broker's delive
 dead-letter into it), and is normally empty: every letter in it, whoever put it there and
 whichever release, becomes a row of `DeadLetterRecords` once.
 
-- Letters are consumed on a connection of their own (its deliveries read by a
-  `DeliveryReader` of their own), taken a batch at a time from the session's loop, recorded in
-  one transaction, and acknowledged (one `multiple` ack) after the commit. Nothing is published
-  or acknowledged from a callback inside `drain_events`.
+- Letters are consumed on a connection of their own (`worker.broker.links.AmqpLetters`),
+  taken a batch at a time from the session's loop, recorded in one transaction, and
+  acknowledged (one `multiple` ack) after the commit. Nothing is published or acknowledged
+  from a callback inside `drain_events`.
 - Killed between the commit and the ack, the same letters come back and insert nothing: a
   letter's identity is its body, properties and headers (`NewLetter.key`).
 - While the store is away the drain stops consuming (`pause`): letters wait in the queue, and
@@ -23,11 +23,10 @@ whichever release, becomes a row of `DeadLetterRecords` once.
 import hashlib
 import time
 from collections.abc import Callable
-from contextlib import suppress
 
 from worker.broker.messages import Delivery
-from worker.broker.wire import Connection, DeliveryReader, read_by_the_reader
 from worker.logs import Logger
+from worker.service.ports import LetterQueue
 from worker.store import SqlStore
 from worker.store.dead_letters import DeadLetterRecords
 from worker.store.letters import NewLetter
@@ -82,48 +81,28 @@ def new_letter(delivery: Delivery) -> NewLetter:
 class DeadLetterDrain:
     """Moves letters from the dead-letter queue into the store, from the session's loop."""
 
-    def __init__(
-        self,
-        connection: Connection,
-        reader: DeliveryReader,
-        records: DeadLetterRecords,
-        queue: str,
-        *,
-        log: Logger,
-    ) -> None:
-        self.connection = self._connection = connection
-        self._arrived = reader.arrived
-        self._records = records
+    def __init__(self, queue: LetterQueue, records: DeadLetterRecords, *, name: str, log: Logger) -> None:
         self._queue = queue
+        self._records = records
+        self._name = name
         self._log = log
-        self._channel = connection.channel()
-        self._channel.basic_qos(0, PREFETCH, False)
-        self._consumer_tag: str | None = None
         self._next_pump = 0.0
-        self._next_read = 0.0
 
     def resume(self) -> None:
         """Consume the dead-letter queue (again)."""
-        if self._consumer_tag is None:
-            self._consumer_tag = self._channel.basic_consume(self._queue, callback=read_by_the_reader)
+        self._queue.resume()
 
     def pause(self) -> None:
         """Take no more letters; those in hand stay unacknowledged until they are recorded."""
-        if self._consumer_tag is not None:
-            self._channel.basic_cancel(self._consumer_tag)
-            self._consumer_tag = None
+        self._queue.pause()
 
     def due(self) -> bool:
         return time.monotonic() >= self._next_pump
 
     def take(self, wait: float = 0.0) -> list[Delivery]:
-        """The letters that have arrived (reading the connection, waiting up to `wait` for
-        the first)."""
+        """The letters that have arrived (waiting up to `wait` for the first)."""
         self._next_pump = time.monotonic() + PUMP_EVERY
-        self._read(wait)
-        letters = list(self._arrived)
-        del self._arrived[:]
-        return letters
+        return self._queue.take(wait)
 
     def record(self, letters: list[Delivery]) -> int:
         """Insert the letters in one transaction; how many were new. Raises StoreUnavailable
@@ -132,19 +111,11 @@ class DeadLetterDrain:
 
     def acknowledge(self, letters: list[Delivery], fresh: int) -> None:
         """After the commit: the letters leave the queue."""
-        self._channel.basic_ack(letters[-1].delivery_tag, multiple=True)
-        self._log.info("dead_letter.recorded", count=len(letters), new=fresh, queue=self._queue)
+        self._queue.acknowledge(letters[-1].delivery_tag)
+        self._log.info("dead_letter.recorded", count=len(letters), new=fresh, queue=self._name)
 
-    def tick(self) -> None:
-        """Read what the broker sent (its heartbeats among it), at most every PUMP_EVERY
-        seconds, and send ours (at half the interval, as the other connections do)."""
-        if time.monotonic() >= self._next_read:
-            self._next_read = time.monotonic() + PUMP_EVERY
-            self._read()
-            self._connection.keep_alive()
+    def keep_alive(self) -> None:
+        self._queue.keep_alive()
 
-    def _read(self, wait: float = 0.0) -> None:
-        self._connection.drain_buffered()
-        with suppress(TimeoutError):  # nothing there
-            self._connection.drain_events(timeout=wait)
-        self._connection.drain_buffered()
+    def close(self) -> None:
+        self._queue.close()

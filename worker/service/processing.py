@@ -61,6 +61,7 @@ class BatchProcessor:
         store: SqlStore,
         handlers: HandlerMap = HANDLERS,
         *,
+        outbox: Outbox,
         on_conflict: Callable[[], None] = lambda: None,
     ) -> None:
         self._settings = settings
@@ -70,13 +71,7 @@ class BatchProcessor:
         self._failures = FailurePolicy(settings)
         self._max_future = timedelta(seconds=settings.max_clock_skew)
         self._writer = NotificationWriter(settings.source, settings.notifications_exchange)
-        self.outbox = Outbox(
-            store, grace_s=settings.outbox_grace, sweep_every_s=settings.outbox_sweep_interval
-        )
-
-    @property
-    def store(self) -> SqlStore:
-        return self._store
+        self._outbox = outbox  # its confirmed rows are deleted by the next transaction
 
     def process(self, deliveries: Sequence[Delivery], *, settled_key: str | None = None) -> list[Result]:
         """Handle a chunk of deliveries in one transaction; a failing one never spoils the others.
@@ -87,7 +82,7 @@ class BatchProcessor:
         """
         now = datetime.now(UTC)
         parsed = [self._parse(delivery, now) for delivery in deliveries]
-        deletions = self.outbox.take_deletions()
+        deletions = self._outbox.take_deletions()
         committed = False
         try:
             for redo in range(self._settings.store_conflict_redos + 1):
@@ -108,19 +103,19 @@ class BatchProcessor:
             raise AssertionError("unreachable")  # pragma: no cover
         finally:
             if not committed:
-                self.outbox.give_back(deletions)
+                self._outbox.give_back(deletions)
 
     def process_redelivered(self, delivery: Delivery) -> list[Result]:
         """A delivery that was in hand when a worker died: handle it alone, counting each try
         in the store first, so the one message a worker keeps dying on is dead-lettered."""
         key = hashlib.sha256(delivery.body).hexdigest()
-        deletions = self.outbox.take_deletions()
+        deletions = self._outbox.take_deletions()
         try:
             with self._store.transaction() as transaction:
                 transaction.delete_confirmed(deletions)
                 crashes = transaction.note_attempt(key, _micros(datetime.now(UTC))) - 1
         except BaseException:
-            self.outbox.give_back(deletions)
+            self._outbox.give_back(deletions)
             raise
         if crashes < self._settings.max_crashes:
             return self.process([delivery], settled_key=key)
@@ -131,11 +126,11 @@ class BatchProcessor:
 
     def flush(self) -> None:
         """Drop confirmed rows now (when idle, and at shutdown), so nobody republishes them."""
-        deletions = self.outbox.take_deletions()
+        deletions = self._outbox.take_deletions()
         try:
             self._store.delete_confirmed(deletions)
         except BaseException:
-            self.outbox.give_back(deletions)
+            self._outbox.give_back(deletions)
             raise
 
     def message(self, row: OutboxRow) -> Outgoing:

@@ -8,23 +8,20 @@ Connection attempts rotate through the broker's nodes with jittered exponential 
 import random
 import threading
 import time
+from collections.abc import Callable
 
 from amqp.exceptions import AccessRefused, RecoverableConnectionError
 from amqp.exceptions import ConnectionError as AmqpConnectionError
 from tenacity import RetryCallState
 
-from worker.broker.endpoints import Broker, BrokerUnreachable, from_settings
+from worker.broker.endpoints import Broker, BrokerUnreachable
 from worker.broker.publisher import PublishFailed
-from worker.broker.wire import DeliveryReader
 from worker.logs import Logger
 from worker.retrying import until_stopped
-from worker.service.dead_letters import DeadLetterDrain, Records
 from worker.service.health import Health
 from worker.service.metrics import Metrics
-from worker.service.processing import BatchProcessor
 from worker.service.session import Session, StoppedDuringOutage
 from worker.settings import Settings
-from worker.store.dead_letters import DeadLetterRecords
 
 # What reconnecting (with backoff) can cure. A refused permission counts: an operator can fix
 # it while the worker waits. A mismatched queue (PreconditionFailed) cannot, and stops it.
@@ -40,26 +37,30 @@ BROKER_TROUBLE = (
 )
 
 
+OpenSession = Callable[[int], tuple[Session, int]]
+"""Connects a session's links to the first node, from the given one on, that accepts; the
+session and that node's index (the composition root's `worker.app.session_opener`)."""
+
+
 class Worker:
     """Runs until `stop` is set; reconnects with backoff whenever the broker goes away."""
 
     def __init__(
         self,
         settings: Settings,
-        processor: BatchProcessor,
+        broker: Broker,
+        open_session: OpenSession,
         log: Logger,
         *,
         metrics: Metrics,
         health: Health,
-        records: Records = DeadLetterRecords,
     ) -> None:
         self._settings = settings
-        self._records = records
-        self._processor = processor
+        self._broker = broker
+        self._open = open_session
         self._log = log
         self._metrics = metrics
         self._health = health
-        self._broker: Broker = from_settings(settings)
         self._node = 0  # the node to try first
 
     def run(self, stop: threading.Event) -> None:
@@ -111,35 +112,8 @@ class Worker:
 
     def _open_session(self) -> Session:
         self._health.tick()
-        reader = DeliveryReader()
-        consuming, node = self._broker.connect(first=self._node, frame_handler=reader.frame_handler)
-        self._node = node
-        opened = [consuming]
-        try:
-            publishing, _ = self._broker.connect(first=node)
-            opened.append(publishing)
-            letters = DeliveryReader()
-            draining, _ = self._broker.connect(first=node, frame_handler=letters.frame_handler)
-            opened.append(draining)
-            records = self._records(self._processor.store)
-            drain = DeadLetterDrain(
-                draining, letters, records, self._settings.dead_letter_queue, log=self._log
-            )
-            return Session(
-                self._settings,
-                self._processor,
-                self._log,
-                consuming,
-                publishing,
-                reader,
-                metrics=self._metrics,
-                health=self._health,
-                drain=drain,
-            )
-        except BaseException:
-            for connection in opened:
-                connection.collect()
-            raise
+        session, self._node = self._open(self._node)
+        return session
 
     def _log_attempt(self, state: RetryCallState) -> None:
         error = state.outcome.exception() if state.outcome is not None else None

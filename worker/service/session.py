@@ -11,27 +11,28 @@ costs no message a retry attempt.
 
 import threading
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from contextlib import suppress
 from dataclasses import dataclass
 from functools import partial
+from typing import TypeVar
 
 from worker import logs
 from worker.broker.messages import Delivery, Outgoing, bare_copy
-from worker.broker.publisher import ConfirmingPublisher, Unencodable
-from worker.broker.topology import BrokerVersion, declare, topology
-from worker.broker.wire import Connection, DeliveryReader, read_by_the_reader
+from worker.broker.publisher import Unencodable
 from worker.logs import Logger
-from worker.redaction import masked
 from worker.service.dead_letters import NEXT_WAIT, PUMP_FOR, DeadLetterDrain
 from worker.service.health import Health
 from worker.service.housekeeping import Housekeeping
 from worker.service.metrics import Metrics
+from worker.service.outbox import Outbox
 from worker.service.outcomes import WARNINGS
+from worker.service.ports import Deliveries, Publisher
 from worker.service.processing import BatchProcessor, Result
 from worker.service.store_line import StoreLine
-from worker.settings import Settings
-from worker.store import OutboxRow, StoreUnavailable
+from worker.store import OutboxRow, SqlStore, StoreUnavailable
+
+T = TypeVar("T")
 
 
 class StoppedDuringOutage(Exception):
@@ -48,99 +49,96 @@ class _InFlight:
     outbox_seqs: list[int]
 
 
-class Session:
-    """Lives as long as its two connections: one consuming, one publishing with confirms."""
+@dataclass(frozen=True, slots=True)
+class Links:
+    """The session's three broker links (`worker.service.ports`), one connection each."""
 
-    def __init__(
-        self,
-        settings: Settings,
-        processor: BatchProcessor,
-        log: Logger,
-        consuming: Connection,
-        publishing: Connection,
-        reader: DeliveryReader,
-        *,
-        metrics: Metrics,
-        health: Health,
-        drain: DeadLetterDrain,
-    ) -> None:
-        self._settings = settings
-        self._drain = drain
-        self._metrics = metrics
-        self._health = health
-        self._processor = processor
-        self._outbox = processor.outbox
-        self._log = log
-        self._consuming = consuming
-        self._publishing = publishing
-        self._arrived = reader.arrived
+    deliveries: Deliveries
+    publisher: Publisher
+    letters: DeadLetterDrain
+
+
+@dataclass(frozen=True, slots=True)
+class Services:
+    """What outlives a session: built once by the composition root, used by every session."""
+
+    processor: BatchProcessor
+    outbox: Outbox
+    store: SqlStore
+    store_line: StoreLine
+    housekeeping: Housekeeping
+    metrics: Metrics
+    health: Health
+    log: Logger
+
+
+class Session:
+    """Lives as long as its links: consuming, publishing with confirms, draining dead letters."""
+
+    def __init__(self, links: Links, services: Services, *, queue: str, broker: str) -> None:
+        self._deliveries, self._publisher, self._drain = links.deliveries, links.publisher, links.letters
+        self._processor, self._outbox, self._store = services.processor, services.outbox, services.store
+        self._line, self._housekeeper = services.store_line, services.housekeeping
+        self._metrics, self._health, self._log = services.metrics, services.health, services.log
+        self._queue, self._broker = queue, broker  # for the log: the broker's URL is masked
         self._in_flight: _InFlight | None = None
-        self._store = StoreLine(
-            processor.store,
-            log=log,
-            metrics=metrics,
-            health=health,
-            max_delay=settings.reconnect_max_delay,
-            pause=self._pause,
-            resume=self._consume,
-            idle=self._wait,
-        )
         self._stop = threading.Event()
-        self._channel = consuming.channel()
-        declare(self._channel, topology(settings, BrokerVersion.of(consuming)))
-        self._channel.basic_qos(0, settings.prefetch, False)
-        self._consumer_tag: str | None = None
-        self._housekeeper = Housekeeping(
-            settings, processor, self._store, log=log, metrics=metrics, republish=self._republish
-        )
-        self._publisher = ConfirmingPublisher(publishing, confirm_timeout=settings.confirm_timeout, log=log)
 
     def run(self, stop: threading.Event) -> None:
         """Publish what is left over, then consume until `stop`; stop gracefully."""
         self._stop = stop
-        self._republish("outbox.republished", self._store.call(self._outbox.leftovers))
+        self._republish("outbox.republished", self._stored(self._outbox.leftovers))
         self._consume()
         self._drain_letters()
-        self._log.info("worker.consuming", queue=self._settings.queue, broker=masked(self._settings.amqp_url))
+        self._log.info("worker.consuming", queue=self._queue, broker=self._broker)
         while not stop.is_set():
-            batch = self._collect(first_wait=0.0 if self._in_flight else 1.0)
+            batch = self._deliveries.collect(first_wait=0.0 if self._in_flight else 1.0)
             if batch:
                 self._handle(batch)
             else:
                 self._acknowledge_in_flight()
             if not batch or self._housekeeper.due():  # under load too, every few seconds
-                self._housekeeper.run(nothing_in_flight=self._in_flight is None)
+                self._housekeeping()
             if self._drain.due():
                 self._drain_letters()
             self._keep_alive()
         self._cancel()
-        self._handle(self._collect(first_wait=0.05))
+        self._handle(self._deliveries.collect(first_wait=0.05))
         self._acknowledge_in_flight()
         self._drain_letters()
         try:
             self._processor.flush()
         except StoreUnavailable as exc:  # the rows stay; a sweep republishes them after the grace
             self._log.warning("outbox.not_flushed", error=str(exc))
-        self._log.info("worker.stopped", queue=self._settings.queue)
+        self._log.info("worker.stopped", queue=self._queue)
 
     def close(self) -> None:
-        """Drop both connections without a closing handshake (after the broker went away)."""
+        """Drop the links without a closing handshake (after the broker went away)."""
         self._health.consuming = False
-        for connection in (self._consuming, self._publishing, self._drain.connection):
+        for link in (self._deliveries, self._publisher, self._drain):
             with suppress(Exception):
-                connection.collect()
+                link.close()
+
+    def _stored(self, call: Callable[[], T]) -> T:
+        """`call()` on the store; while the store is away, take no deliveries and wait."""
+        try:
+            return self._line.call(call)
+        except StoreUnavailable as error:
+            lost_at = self._line.lost(error)
+        self._pause()  # those in hand stay unacknowledged, and are handled once the store is back
+        value = self._line.recover(call, lost_at, sleep=self._wait)
+        self._consume()
+        return value
 
     def _consume(self) -> None:
-        self._consumer_tag = self._channel.basic_consume(self._settings.queue, callback=read_by_the_reader)
+        self._deliveries.consume()
         self._drain.resume()
         self._health.consuming = True
 
     def _cancel(self) -> None:
         self._health.consuming = False
         self._drain.pause()
-        if self._consumer_tag is not None:
-            self._channel.basic_cancel(self._consumer_tag)
-            self._consumer_tag = None
+        self._deliveries.cancel()
 
     def _pause(self) -> None:
         """The store is away: settle what is committed, and take no new deliveries (nor
@@ -148,41 +146,21 @@ class Session:
         self._acknowledge_in_flight()
         self._cancel()
 
+    def _housekeeping(self) -> None:
+        for chore in self._housekeeper.chores(nothing_in_flight=self._in_flight is None):
+            self._republish("outbox.orphans_republished", self._stored(chore))
+
     def _drain_letters(self) -> None:
         """Record the dead letters that have arrived, then acknowledge them; while more keep
         coming (a backlog), go on for up to PUMP_FOR seconds."""
         until = time.monotonic() + PUMP_FOR
         letters = self._drain.take()
         while letters:
-            fresh = self._store.call(partial(self._drain.record, letters))
+            fresh = self._stored(partial(self._drain.record, letters))
             self._drain.acknowledge(letters, fresh)
             if time.monotonic() >= until:
                 return
             letters = self._drain.take(wait=NEXT_WAIT)
-
-    def _collect(self, first_wait: float) -> list[Delivery]:
-        """Wait up to `first_wait` for one delivery, then take what has arrived (or arrives
-        within BATCH_IDLE_MS), up to BATCH_SIZE and at most BATCH_MAX_WAIT_MS."""
-        settings, arrived, consuming = self._settings, self._arrived, self._consuming
-        consuming.drain_buffered()
-        if not arrived:
-            try:
-                consuming.drain_events(timeout=first_wait)
-            except TimeoutError:
-                return []
-        lull = settings.batch_idle_ms / 1000
-        deadline = time.monotonic() + settings.batch_max_wait_ms / 1000
-        while len(arrived) < settings.batch_size and time.monotonic() < deadline:
-            consuming.drain_buffered()
-            if len(arrived) >= settings.batch_size:
-                break
-            try:
-                consuming.drain_events(timeout=lull)
-            except TimeoutError:
-                break
-        batch = arrived[: settings.batch_size]
-        del arrived[: settings.batch_size]
-        return batch
 
     def _handle(self, batch: Sequence[Delivery]) -> None:
         """Commit each chunk, settle the batch before it, then send the chunk's publishes."""
@@ -190,9 +168,9 @@ class Session:
             started = time.perf_counter()
             if chunk[0].redelivered:
                 self._acknowledge_in_flight()  # nothing of ours in flight while a suspect message runs
-                results = self._store.call(partial(self._processor.process_redelivered, chunk[0]))
+                results = self._stored(partial(self._processor.process_redelivered, chunk[0]))
             else:
-                results = self._store.call(partial(self._processor.process, chunk))
+                results = self._stored(partial(self._processor.process, chunk))
             self._metrics.delivered(len(chunk), time.perf_counter() - started)
             publishing = [result for result in results if result.outgoing is not None]
             seqs = [result.outbox_seq for result in results if result.outbox_seq is not None]
@@ -231,7 +209,7 @@ class Session:
         return tag, aside
 
     def _set_aside(self, seq: int, reason: str, event_id: object) -> None:
-        self._store.call(partial(self._processor.store.set_aside, seq, reason))
+        self._stored(partial(self._store.set_aside, seq, reason))
         self._outbox.set_aside([seq])
         self._metrics.outbox_set_aside.inc()
         self._log.error("outbox.set_aside", seq=seq, event_id=event_id, reason=reason)
@@ -245,7 +223,7 @@ class Session:
         self._publisher.wait_for(batch.last_publish, while_waiting=self._keep_alive)
         confirm_seconds = time.perf_counter() - started
         self._outbox.confirmed(batch.outbox_seqs)
-        self._channel.basic_ack(batch.last_delivery, multiple=True)
+        self._deliveries.acknowledge(batch.last_delivery)
         self._metrics.settled(batch.results, confirm_seconds)
         logs.canonical(
             self._log,
@@ -272,18 +250,17 @@ class Session:
         while (remaining := deadline - time.monotonic()) > 0:
             if self._stop.is_set():
                 raise StoppedDuringOutage("stopped while the store was unavailable")
-            with suppress(TimeoutError):
-                self._consuming.drain_events(timeout=min(remaining, 1.0))
+            self._deliveries.idle(min(remaining, 1.0))
             self._keep_alive()
 
     def _keep_alive(self) -> None:
-        """Tell /healthz the loop is alive, and keep both connections' heartbeats going: what
-        the broker sent on the publishing connection is read here, since between batches
-        nothing else reads it."""
+        """Tell /healthz the loop is alive, and keep every link's heartbeats going: what the
+        broker sent on the publishing connection is read here, since between batches nothing
+        else reads it."""
         self._health.tick()
-        self._consuming.keep_alive()
-        self._publishing.keep_alive()
-        self._drain.tick()
+        self._deliveries.keep_alive()
+        self._publisher.keep_alive()
+        self._drain.keep_alive()
 
 
 def _chunks(batch: Sequence[Delivery]) -> list[Sequence[Delivery]]:

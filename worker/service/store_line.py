@@ -1,9 +1,11 @@
-"""Every store call of a session goes through here, so that a store outage is waited out in one
-place: a call that finds the store unavailable is made again once the store is back.
+"""A store outage, waited out in one place: a call that finds the store unavailable is made
+again once the store is back.
 
-Meanwhile the session stops taking deliveries (`pause`), keeps its broker connections alive
-(`idle`) and reconnects to the store with jittered, doubling backoff; then it resumes
-(`resume`). A failed call committed nothing, so making it again is always safe.
+The session makes its store calls through `Session._stored`: a call that raises
+StoreUnavailable is noted here (`lost`), the session stops taking deliveries, and `recover`
+reconnects with jittered, doubling backoff (sleeping with the session's `wait`, which keeps
+its broker connections alive) and makes the call again. A failed call committed nothing, so
+making it again is always safe.
 """
 
 import time
@@ -21,39 +23,29 @@ T = TypeVar("T")
 
 class StoreLine:
     def __init__(
-        self,
-        store: SqlStore,
-        *,
-        log: Logger,
-        metrics: Metrics,
-        health: Health,
-        max_delay: float,
-        pause: Callable[[], None],
-        resume: Callable[[], None],
-        idle: Callable[[float], None],
+        self, store: SqlStore, *, log: Logger, metrics: Metrics, health: Health, max_delay: float
     ) -> None:
         self._store = store
         self._log, self._metrics, self._health = log, metrics, health
         self._max_delay = max_delay
-        self._pause, self._resume, self._idle = pause, resume, idle
 
     def call(self, call: Callable[[], T]) -> T:
-        """`call()`, waiting out any outage."""
-        try:
-            value = call()
-        except StoreUnavailable as exc:
-            return self._through_outage(call, exc)
+        """`call()`; its StoreUnavailable goes to the caller, to `lost` and `recover`."""
+        value = call()
         self._health.store(answers=True)
         return value
 
-    def _through_outage(self, call: Callable[[], T], error: StoreUnavailable) -> T:
-        lost_at = time.monotonic()
+    def lost(self, error: StoreUnavailable) -> float:
+        """Say the store is gone (log, metric, readiness); when it was lost."""
         self._log.warning("store.lost", store=self._store.description, error=str(error))
         self._metrics.store_errors.labels("unavailable").inc()
         self._health.store(answers=False)
-        self._pause()  # take no new deliveries meanwhile; those in hand stay unacknowledged
+        return time.monotonic()
+
+    def recover(self, call: Callable[[], T], lost_at: float, *, sleep: Callable[[float], None]) -> T:
+        """Reconnect (backing off with `sleep`) until `call()` goes through; its value."""
         while True:
-            self._reconnect()
+            self._reconnect(sleep)
             try:
                 value = call()
             except StoreUnavailable:
@@ -62,10 +54,9 @@ class StoreLine:
         self._log.info("store.recovered", outage_s=round(time.monotonic() - lost_at, 3))
         self._metrics.reconnects.labels("store").inc()
         self._health.store(answers=True)
-        self._resume()
         return value
 
-    def _reconnect(self) -> None:
+    def _reconnect(self, sleep: Callable[[float], None]) -> None:
         """Back off (jittered, doubling from 0.2s) until the store accepts a new connection."""
-        retrying = waiting_first(StoreUnavailable, wait=half_jitter(0.2, self._max_delay), sleep=self._idle)
+        retrying = waiting_first(StoreUnavailable, wait=half_jitter(0.2, self._max_delay), sleep=sleep)
         retrying(self._store.reconnect)

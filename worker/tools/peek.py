@@ -10,16 +10,15 @@ give-back counts as a return; the queues read here have no delivery limit there
 
 import time
 from collections.abc import Iterator
-from contextlib import suppress
-from types import TracebackType
 
 import amqp
 from amqp.exceptions import NotFound
 
-from worker.broker.endpoints import Broker, BrokerUnreachable
+from worker.broker.endpoints import Broker
 from worker.broker.messages import Delivery
-from worker.broker.wire import Connection, DeliveryReader, read_by_the_reader
+from worker.broker.wire import DeliveryReader, read_by_the_reader
 from worker.logs import Logger
+from worker.tools.connection import ToolConnection
 from worker.tools.dead_letters.letter import PROPERTY_NAMES, DeadLetter
 from worker.tools.errors import ToolError
 
@@ -31,40 +30,23 @@ class PeekError(ToolError):
     """Something an operator must hear about, in one line."""
 
 
-class QueuePeek:
+class QueuePeek(ToolConnection):
     """`with QueuePeek(broker, name) as queue:` connects; leaving the block disconnects."""
 
+    unreachable = PeekError
+
     def __init__(self, broker: Broker, name: str, *, log: Logger, wait: float = 3.0) -> None:
+        self._reader = DeliveryReader()
+        super().__init__(broker, frame_handler=self._reader.frame_handler)
         self.name = name
-        self._broker = broker
         self._wait = wait
         self._log = log
-        self._reader = DeliveryReader()
-        self._connection: Connection | None = None
         self._reading: amqp.Channel | None = None
         self._ready = 0  # letters that are in the queue, or will be again once this session ends
 
-    def __enter__(self) -> "QueuePeek":
-        try:
-            self._connection, _ = self._broker.connect(frame_handler=self._reader.frame_handler)
-        except BrokerUnreachable as exc:
-            raise PeekError(f"cannot reach the broker at {self._broker}: {exc}") from None
-        return self
-
-    def __exit__(self, *_: type[BaseException] | BaseException | TracebackType | None) -> None:
-        """Close the connection: the broker requeues whatever was read but not removed."""
-        if self._connection is not None:
-            with suppress(Exception):
-                self._give_back()
-            with suppress(Exception):
-                self._connection.close()
-            with suppress(Exception):
-                self._connection.collect()
-
-    @property
-    def broker(self) -> str:
-        """The broker's URLs with their passwords masked."""
-        return str(self._broker)
+    def _before_closing(self) -> None:
+        """The broker requeues whatever was read but not removed: wait for it to."""
+        self._give_back()
 
     def count(self) -> int:
         """Messages ready in the queue now."""

@@ -11,6 +11,7 @@ from contextlib import contextmanager
 from typing import TYPE_CHECKING
 
 from handlers import HANDLERS, HandlerMap
+from worker.service.outbox import Outbox
 from worker.service.processing import BatchProcessor
 from worker.settings import Settings
 from worker.store import SqlStore
@@ -28,18 +29,22 @@ def processor_for(
     store: SqlStore,
     handlers: HandlerMap = HANDLERS,
     *,
+    outbox: Outbox,
     on_conflict: Callable[[], None] = lambda: None,
 ) -> BatchProcessor:
-    """The batch processor: traced (its store calls too) when tracing is on, the plain one otherwise."""
+    """The batch processor: traced (its store calls too: `store` itself is instrumented) when
+    tracing is on, the plain one otherwise."""
     if not settings.tracing:
-        return BatchProcessor(settings, store, handlers, on_conflict=on_conflict)
+        return BatchProcessor(settings, store, handlers, outbox=outbox, on_conflict=on_conflict)
     with _sdk_installed():
         from worker.tracing.sdk import tracer
         from worker.tracing.spans import TracedProcessor
         from worker.tracing.store import traced
 
     spans = tracer(settings)
-    return TracedProcessor(settings, traced(store, spans), handlers, on_conflict=on_conflict, tracer=spans)
+    return TracedProcessor(
+        settings, traced(store, spans), handlers, outbox=outbox, on_conflict=on_conflict, tracer=spans
+    )
 
 
 def replay_tracing(settings: Settings) -> "ReplayTracing | None":

@@ -45,6 +45,7 @@ from handlers import HANDLERS, HandlerMap
 from worker import logs
 from worker.broker.messages import Delivery, Outgoing
 from worker.service.notifications import NotificationWriter
+from worker.service.outbox import Outbox
 from worker.service.processing import BatchProcessor, Result
 from worker.settings import Settings
 from worker.store import OutboxRow, SqlStore
@@ -63,10 +64,11 @@ class TracedProcessor(BatchProcessor):
         store: SqlStore,
         handlers: HandlerMap = HANDLERS,
         *,
+        outbox: Outbox,
         on_conflict: Callable[[], None] = lambda: None,
         tracer: trace.Tracer,
     ) -> None:
-        super().__init__(settings, store, handlers, on_conflict=on_conflict)
+        super().__init__(settings, store, handlers, outbox=outbox, on_conflict=on_conflict)
         self._tracer = tracer
         self._queue = settings.queue
         self._writer: _TracedWriter = _TracedWriter(settings.source, settings.notifications_exchange)

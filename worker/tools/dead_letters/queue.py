@@ -2,17 +2,15 @@
 (the same URL lists, TLS settings and publisher confirms) that republishes one letter at a
 time and says whether the broker took it."""
 
-from contextlib import suppress
-from types import TracebackType
 from typing import Any
 
 from amqp.exceptions import AMQPError
 
-from worker.broker.endpoints import Broker, BrokerUnreachable
+from worker.broker.endpoints import Broker
 from worker.broker.messages import Outgoing
 from worker.broker.publisher import ConfirmingPublisher, PublishFailed
-from worker.broker.wire import Connection
 from worker.logs import Logger
+from worker.tools.connection import ToolConnection
 from worker.tools.errors import ToolError
 
 CONFIRM_TIMEOUT = 15.0
@@ -28,33 +26,15 @@ class ReplayRefused(ToolError):
     or it could not be sent at all (a name AMQP cannot carry): this one letter failed."""
 
 
-class ReplayPublisher:
+class ReplayPublisher(ToolConnection):
     """`with ReplayPublisher(broker, log=log) as publisher:` connects; leaving disconnects."""
 
+    unreachable = DeadLetterError
+
     def __init__(self, broker: Broker, *, log: Logger) -> None:
-        self._broker = broker
+        super().__init__(broker)
         self._log = log
-        self._connection: Connection | None = None
         self._publisher: ConfirmingPublisher | None = None
-
-    def __enter__(self) -> "ReplayPublisher":
-        try:
-            self._connection, _ = self._broker.connect()
-        except BrokerUnreachable as exc:
-            raise DeadLetterError(f"cannot reach the broker at {self._broker}: {exc}") from None
-        return self
-
-    def __exit__(self, *_: type[BaseException] | BaseException | TracebackType | None) -> None:
-        if self._connection is not None:
-            with suppress(Exception):
-                self._connection.close()
-            with suppress(Exception):
-                self._connection.collect()
-
-    @property
-    def broker(self) -> str:
-        """The broker's URLs with their passwords masked."""
-        return str(self._broker)
 
     def republish(self, exchange: str, routing_key: str, body: bytes, properties: dict[str, Any]) -> None:
         """Publish with `mandatory` and wait for the broker's confirm; ReplayRefused otherwise."""

@@ -1,0 +1,238 @@
+"""The session's rules without a broker: whole sessions on the in-memory broker's links
+(`tests/memory_broker.py`) over a real SQLite store, built by the composition root's own
+`build_services`. Before the broker seam, only end-to-end tests reached these."""
+
+import json
+import threading
+from collections.abc import Callable, Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from handlers import HANDLERS
+from support.messages import contact, encode, renewal
+from tests.memory_broker import MemoryBroker, memory_session
+from worker.app import build_services
+from worker.broker.publisher import PublishFailed
+from worker.service.health import Health
+from worker.service.metrics import Metrics
+from worker.service.session import Services, StoppedDuringOutage
+from worker.settings import Settings
+from worker.store import OutboxRow, SqlStore, StoreUnavailable, open_store
+from worker.store.dead_letters import DeadLetterRecords
+
+DANA = contact("dana", "client.example")
+
+
+class Lines:
+    """A logger that keeps (level, event, fields)."""
+
+    def __init__(self) -> None:
+        self.lines: list[tuple[str, str, dict[str, Any]]] = []
+
+    def __getattr__(self, level: str) -> Any:
+        return lambda event, **fields: self.lines.append((level, event, fields))
+
+    def events(self) -> list[str]:
+        return [event for _, event, _ in self.lines]
+
+
+@pytest.fixture
+def store(tmp_path: Path) -> Iterator[SqlStore]:
+    store = open_store(f"sqlite:///{tmp_path / 'renewals.db'}")
+    store.migrate()
+    yield store
+    store.close()
+
+
+def services_over(store: SqlStore, log: Lines, **settings: Any) -> Services:
+    return build_services(
+        Settings(**settings),
+        store,
+        HANDLERS,
+        metrics=Metrics("sqlite"),
+        health=Health(60),
+        log=log,  # type: ignore[arg-type]
+    )
+
+
+def notification_ids(broker: MemoryBroker) -> list[str]:
+    return [json.loads(message.body)["id"] for message in broker.notifications()]
+
+
+def test_a_batch_is_committed_then_published_and_acknowledged_only_once_confirmed(store: SqlStore) -> None:
+    """One batch: the notification goes out, the invalid event and the one nobody owns are
+    dead-lettered and recorded in the store; the deliveries are acknowledged (one multiple
+    ack) after the confirms, and the letters after their insert."""
+    log, broker = Lines(), MemoryBroker()
+    broker.deliver(encode(renewal("c1", decision_maker=DANA)))
+    broker.deliver(encode(renewal("c2")))  # owner 'platform', no decision maker: no_recipient
+    broker.deliver(b"not json")
+    session = memory_session(broker, services_over(store, log), log)  # type: ignore[arg-type]
+
+    session.run(broker.stop)
+
+    assert broker.log[:5] == ["consume", "deliver [1, 2, 3]", "send 3", "confirmed 3", "ack 3"]
+    assert broker.log[5].startswith("letters ack")  # after the insert of both letters
+    assert len(notification_ids(broker)) == 1
+    assert sorted(letter.reason for letter in DeadLetterRecords(store).page().letters) == [
+        "invalid_json",
+        "no_recipient",
+    ]
+    assert store.outbox_stats() == (0, None)  # the confirmed row was deleted at the stop
+    assert [e for e in log.events() if e.startswith("worker.")] == ["worker.consuming", "worker.stopped"]
+
+
+def test_a_refused_confirm_ends_the_session_unacknowledged_and_the_next_session_republishes_the_row(
+    store: SqlStore,
+) -> None:
+    """The broker nacks: the session ends with PublishFailed and acknowledges nothing. The
+    next session publishes the committed row again, with the same notification id, and the
+    redelivered event is a duplicate: one notification, never two different ones."""
+    log, broker = Lines(), MemoryBroker()
+    broker.deliver(encode(renewal("c1", decision_maker=DANA)))
+    broker.refuse_confirms = "broker nacked publish 1"
+    services = services_over(store, log)
+    first = memory_session(broker, services, log)  # type: ignore[arg-type]
+    with pytest.raises(PublishFailed):
+        first.run(broker.stop)
+    first.close()
+    assert not any(entry.startswith("ack") for entry in broker.log)
+    assert broker.queue[0].redelivered and broker.notifications() == []
+
+    memory_session(broker, services, log).run(broker.stop)  # type: ignore[arg-type]
+
+    assert "outbox.republished" in log.events() and "message.duplicate_event" in log.events()
+    [sent] = notification_ids(broker)
+    [refused, republished] = broker.attempted
+    assert refused.body == republished.body and json.loads(refused.body)["id"] == sent
+
+
+def flaky(call: Callable[..., Any], failures: int) -> Callable[..., Any]:
+    """`call`, raising StoreUnavailable the first `failures` times."""
+    left = [failures]
+
+    def wrapped(*args: Any, **kwargs: Any) -> Any:
+        if left[0] > 0:
+            left[0] -= 1
+            raise StoreUnavailable("the database went away")
+        return call(*args, **kwargs)
+
+    return wrapped
+
+
+def test_while_the_store_is_away_the_session_takes_nothing_new_and_loses_nothing(store: SqlStore) -> None:
+    """The batch's transaction finds the store gone: the session cancels its consumer (the
+    dead-letter one too), keeps the deliveries in hand unacknowledged, reconnects with
+    backoff, handles them once the store is back, and consumes again."""
+    log, broker = Lines(), MemoryBroker()
+    broker.deliver(encode(renewal("c1", decision_maker=DANA)))
+    services = services_over(store, log)
+    services.processor.process = flaky(services.processor.process, failures=2)  # type: ignore[method-assign]
+    session = memory_session(broker, services, log)  # type: ignore[arg-type]
+
+    session.run(broker.stop)
+
+    assert broker.log[:6] == ["consume", "deliver [1]", "cancel", "consume", "send 1", "confirmed 1"]
+    assert "ack 1" in broker.log and len(notification_ids(broker)) == 1
+    assert log.events().count("store.lost") == 1 and log.events().count("store.recovered") == 1
+    assert services.health.store_answers
+    assert services.metrics.reconnects.labels("store")._value.get() == 1
+
+
+def test_asked_to_stop_while_the_store_is_away_the_session_ends_with_nothing_acknowledged(
+    store: SqlStore,
+) -> None:
+    """Stopping during an outage raises StoppedDuringOutage out of the backoff: nothing in hand
+    is acknowledged (the broker redelivers it to the next worker)."""
+    log, broker = Lines(), MemoryBroker()
+    broker.deliver(encode(renewal("c1", decision_maker=DANA)))
+    services = services_over(store, log)
+    services.processor.process = flaky(services.processor.process, failures=10**6)  # type: ignore[method-assign]
+    store.reconnect = flaky(store.reconnect, failures=10**6)  # type: ignore[method-assign]
+    session = memory_session(broker, services, log)  # type: ignore[arg-type]
+    threading.Timer(0.5, broker.stop.set).start()
+
+    with pytest.raises(StoppedDuringOutage):
+        session.run(broker.stop)
+
+    assert not any(entry.startswith("ack") for entry in broker.log) and broker.published == []
+    assert not services.health.store_answers and not services.health.consuming
+
+
+def test_dead_letters_wait_in_their_queue_while_the_store_is_away(store: SqlStore) -> None:
+    """A letter's insert finds the store gone: it stays unacknowledged until it is recorded."""
+    log, broker = Lines(), MemoryBroker()
+    broker.deliver(b"not json")
+    session = memory_session(broker, services_over(store, log), log)  # type: ignore[arg-type]
+    records = session._drain._records
+    records.insert = flaky(records.insert, failures=1)  # type: ignore[method-assign]
+
+    session.run(broker.stop)
+
+    letters_acked = [index for index, entry in enumerate(broker.log) if entry.startswith("letters ack")]
+    assert len(letters_acked) == 1 and broker.log.index("consume", 2) < letters_acked[0]  # after the resume
+    assert DeadLetterRecords(store).count() == 1
+
+
+def test_a_redelivered_message_is_handled_alone_after_its_neighbours_are_settled(store: SqlStore) -> None:
+    """A delivery that was in hand when a worker died may be what killed it: the batch before
+    it is confirmed and acknowledged first, and it runs in a transaction of its own."""
+    log, broker = Lines(), MemoryBroker()
+    broker.deliver(encode(renewal("c1", decision_maker=DANA)))
+    broker.deliver(encode(renewal("c2", decision_maker=DANA)))
+    broker.queue[1] = broker.queue[1].__class__(**{**vars_of(broker.queue[1]), "redelivered": True})
+    session = memory_session(broker, services_over(store, log), log)  # type: ignore[arg-type]
+
+    session.run(broker.stop)
+
+    assert broker.log[:7] == [
+        "consume",
+        "deliver [1, 2]",
+        "send 1",  # c1's notification
+        "confirmed 1",
+        "ack 1",  # settled before the redelivered one runs
+        "send 1",
+        "confirmed 2",
+    ]
+    assert len(notification_ids(broker)) == 2
+
+
+def vars_of(delivery: Any) -> dict[str, Any]:
+    return {name: getattr(delivery, name) for name in delivery.__slots__}
+
+
+def test_housekeeping_republishes_the_rows_another_worker_left_behind(store: SqlStore) -> None:
+    """An outbox row older than the grace period that no worker claimed (its worker died after
+    the commit) is claimed by the sweep and published; once confirmed, it is deleted."""
+    row = OutboxRow("n-orphan", "evt-gone", "notification.requested.both", b'{"id": "n-orphan"}')
+    with store.transaction() as transaction:
+        transaction.enqueue([row], 1)  # committed long ago
+    log, broker = Lines(), MemoryBroker()
+    session = memory_session(broker, services_over(store, log), log)  # type: ignore[arg-type]
+
+    session.run(broker.stop)
+
+    assert [message.body for message in broker.published] == [b'{"id": "n-orphan"}']
+    assert "outbox.orphans_republished" in log.events()
+    assert store.outbox_stats() == (0, None)
+
+
+def test_confirmed_rows_are_deleted_by_housekeeping_only_once_nothing_is_in_flight(store: SqlStore) -> None:
+    """The outbox's deletions wait while a batch is in flight (its transaction deletes them);
+    with nothing in flight they are a chore of their own, first, before the sweep."""
+    log = Lines()
+    services = services_over(store, log)
+    with store.transaction() as transaction:
+        [row] = transaction.enqueue([OutboxRow("n-1", "evt-1", "notification.requested.both", b"{}")], 1)
+    assert row.seq is not None
+    services.outbox.confirmed([row.seq])
+    chores = services.housekeeping.chores
+    names = [chore.__name__ for chore in chores(nothing_in_flight=False)]
+    assert names == ["orphans", "_prune", "_look"]  # the first look at the backlog is due at once
+    due = chores(nothing_in_flight=True)
+    assert [chore.__name__ for chore in due] == ["_delete_confirmed", "orphans", "_prune"]
+    for chore in due:
+        assert chore() == []  # the sweep finds nothing: the first chore deleted the row
+    assert store.outbox_stats() == (0, None)

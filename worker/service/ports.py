@@ -1,0 +1,70 @@
+"""What a session needs of the broker: three small interfaces, one per connection.
+
+The real ones are in `worker.broker.links` (py-amqp connections); `tests/memory_broker.py`
+has in-memory ones, so that the session, the dead-letter drain and housekeeping are
+unit-tested without a broker. Nothing here is called from inside a broker callback: every
+method is called from the session's loop.
+"""
+
+from collections.abc import Callable, Sequence
+from typing import Protocol
+
+from worker.broker.messages import Delivery, Outgoing
+from worker.broker.publisher import Sent
+
+
+class Deliveries(Protocol):
+    """The worker's queue, consumed with manual acknowledgements."""
+
+    def consume(self) -> None:
+        """Start (or restart) taking deliveries; a no-op while consuming."""
+
+    def cancel(self) -> None:
+        """Take no more deliveries; those in hand stay unacknowledged."""
+
+    def collect(self, first_wait: float) -> list[Delivery]:
+        """Wait up to `first_wait` for a first delivery, then take a batch of what arrives."""
+        ...
+
+    def acknowledge(self, last_delivery_tag: int) -> None:
+        """Acknowledge every delivery up to `last_delivery_tag` (one multiple ack)."""
+
+    def idle(self, seconds: float) -> None:
+        """Read the connection for up to `seconds`; deliveries arriving are kept."""
+
+    def keep_alive(self) -> None:
+        """Read what the broker sent and send heartbeats; call at least once a second."""
+
+    def close(self) -> None:
+        """Drop the connection without a closing handshake (the broker may be gone)."""
+
+
+class Publisher(Protocol):
+    """Publishing with confirms: `send` a batch, `wait_for` its last tag later."""
+
+    def send(self, messages: Sequence[Outgoing]) -> Sent: ...
+
+    def wait_for(self, tag: int, *, while_waiting: Callable[[], None]) -> None:
+        """Return once every publish up to `tag` is confirmed; PublishFailed if one is not."""
+
+    def keep_alive(self) -> None: ...
+
+    def close(self) -> None: ...
+
+
+class LetterQueue(Protocol):
+    """The dead-letter queue, which the drain moves into the store."""
+
+    def resume(self) -> None: ...
+
+    def pause(self) -> None: ...
+
+    def take(self, wait: float = 0.0) -> list[Delivery]:
+        """The letters that have arrived, waiting up to `wait` for the first."""
+        ...
+
+    def acknowledge(self, last_delivery_tag: int) -> None: ...
+
+    def keep_alive(self) -> None: ...
+
+    def close(self) -> None: ...
