@@ -17,7 +17,7 @@ class ByteSource(_Buffered):
         self._start_buffer()
         self._reads = list(reads)
 
-    def _quick_recv(self, size: int) -> bytes:  # type: ignore[override]  # a method, not the socket's bound one
+    def _quick_recv(self, size: int) -> bytes:
         if not self._reads:
             raise BlockingIOError
         item = self._reads.pop(0)

@@ -158,7 +158,7 @@ def near_the_frame_limit(*, entry: int) -> bytes:
     """A header table that, with a few short properties, fills a content-header frame to within
     a hundred bytes of the frame limit: entries of `entry` bytes, the last one smaller."""
     room = FRAME_MAX - 8 - 12 - 2 - 60 - 100  # frame overhead, class/weight/size, flags, other properties
-    entries: dict[str, str] = {}
+    entries: dict[str | bytes, str] = {}
     size = 4
     while size + 6 + 5 + 5 < room:
         name = f"h{len(entries):04}"
