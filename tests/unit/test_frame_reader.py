@@ -55,12 +55,8 @@ def test_the_redelivered_flag_is_read_from_its_bit() -> None:
     """A fresh delivery reads as not redelivered, a redelivery as redelivered, whatever its tag."""
     fresh = delivered(deliver_frames(b"{}", properties(), delivery_tag=256, redelivered=False))
     again = delivered(deliver_frames(b"{}", properties(), delivery_tag=257, redelivered=True))
-    assert (fresh.redelivered, fresh.delivery_tag, again.redelivered, again.delivery_tag) == (
-        False,
-        256,
-        True,
-        257,
-    )
+    assert (fresh.redelivered, fresh.delivery_tag) == (False, 256)
+    assert (again.redelivered, again.delivery_tag) == (True, 257)
 
 
 def test_an_empty_body_is_complete_with_its_header() -> None:
@@ -109,7 +105,7 @@ def test_heartbeats_between_the_frames_of_a_delivery_are_read_and_skipped() -> N
     reading = Reading()
     (beat,) = frames_of(HEARTBEAT)
     stream = [beat, method, beat, header, beat, body[0], beat, beat, *body[1:]]
-    assert reading.feed(stream)[-1] is True and sum(reading.feed([])) == 0
+    assert reading.feed(stream) == [False] * (len(stream) - 1) + [True]
     assert [bytes(d.body) for d in reading.reader.arrived] == [b"abcdefghij"]
     assert reading.connection.bytes_recv == len(stream)
     assert reading.others == []
@@ -120,7 +116,7 @@ def test_deliveries_on_two_channels_are_assembled_apart() -> None:
     one = frames_of(deliver_frames(b"1" * 30, properties(message_id="one"), channel=1, frame_max=18))
     two = frames_of(deliver_frames(b"2" * 30, properties(message_id="two"), channel=2, frame_max=18))
     reading = Reading()
-    reading.feed(frame for pair in zip(one, two, strict=True) for frame in pair)
+    reading.feed(each for pair in zip(one, two, strict=True) for each in pair)
     assert [(d.properties["message_id"], bytes(d.body)) for d in reading.reader.arrived] == [
         ("one", b"1" * 30),
         ("two", b"2" * 30),
