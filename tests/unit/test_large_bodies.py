@@ -3,13 +3,12 @@ its frames into one buffer, dead-lettered as too_large, and framed for publishin
 
 import tracemalloc
 from datetime import UTC, datetime, timedelta
-from struct import pack
 from typing import Any
 
 import pytest
-from amqp.basic_message import Message
 
 from events import InvalidInput
+from support.raw import content_header, deliver_method, properties
 from tests.unit.test_service_parts import FakeConnection, publisher
 from worker.broker.wire import DeliveryReader
 from worker.service.failures import FailurePolicy
@@ -24,29 +23,14 @@ class _Counting:
     bytes_recv = 0
 
 
-def deliver_frames(reader: DeliveryReader, size: int, **properties: Any) -> None:
+def deliver_frames(reader: DeliveryReader, size: int, **values: Any) -> None:
     """basic.deliver, its content header and `size` bytes of body frames, each frame a new object
     handed over and dropped, as the socket reader does."""
     on_frame = reader.frame_handler(_Counting(), lambda *args: None)
-    method = pack(">HH", 60, 60) + b"\x03ctg" + pack(">Q", 7) + b"\x00" + b"\x01e" + b"\x01k"
-    on_frame((1, 1, method))
-    on_frame((2, 1, pack(">HHQ", 60, 0, size) + Message(b"", **properties)._serialize_properties()))
+    on_frame((1, 1, deliver_method(delivery_tag=7)))
+    on_frame((2, 1, content_header(size, properties(**values))))
     for number, start in enumerate(range(0, size, FRAME_ROOM)):
         on_frame((3, 1, bytes([number % 251]) * min(FRAME_ROOM, size - start)))
-
-
-@pytest.mark.parametrize("size", [0, 1, FRAME_ROOM, FRAME_ROOM + 1, 3 * FRAME_ROOM - 5])
-def test_a_body_of_one_or_several_frames_is_assembled_exactly(size: int) -> None:
-    """Empty, one byte, exactly one frame, one byte over, several frames: the body comes out byte for byte."""
-    reader = DeliveryReader()
-    deliver_frames(reader, size, content_type="application/json")
-    (delivery,) = reader.arrived
-    expected = b"".join(
-        bytes([number % 251]) * min(FRAME_ROOM, size - start)
-        for number, start in enumerate(range(0, size, FRAME_ROOM))
-    )
-    assert bytes(delivery.body) == expected and delivery.delivery_tag == 7
-    assert delivery.properties["content_type"] == "application/json"
 
 
 def test_a_40_mb_body_is_read_dead_lettered_and_framed_within_its_own_size() -> None:
