@@ -25,11 +25,12 @@ import ssl
 import time
 from collections.abc import Callable
 from contextlib import suppress
+from struct import error as StructError
 from struct import pack, unpack_from
 from typing import Any
 
 import amqp
-from amqp.exceptions import UnexpectedFrame
+from amqp.exceptions import FrameSyntaxError, UnexpectedFrame
 
 from worker.broker.amqp_private import (
     SSLTransport,
@@ -253,13 +254,16 @@ class _Assembling:
     )  # fmt: skip
 
     def __init__(self, payload: bytes) -> None:
-        offset = 4
-        offset += 1 + payload[offset]  # consumer tag: the worker has one consumer per channel
-        (self.tag,) = unpack_from(">Q", payload, offset)
-        self.redelivered = bool(payload[offset + 8] & 1)
-        offset += 9
-        self.exchange, offset = _short_string(payload, offset)
-        self.routing_key, offset = _short_string(payload, offset)
+        try:
+            offset = 4
+            offset += 1 + payload[offset]  # consumer tag: the worker has one consumer per channel
+            (self.tag,) = unpack_from(">Q", payload, offset)
+            self.redelivered = bool(payload[offset + 8] & 1)
+            offset += 9
+            self.exchange, offset = _short_string(payload, offset)
+            self.routing_key, offset = _short_string(payload, offset)
+        except (IndexError, StructError) as exc:
+            raise _malformed("basic.deliver", exc) from None
         self.properties: dict[str, Any] = {}
         self.problem: str | None = None
         self.body = b""
@@ -272,7 +276,10 @@ class _Assembling:
         if frame_type != self.expect:
             raise UnexpectedFrame(f"Received frame {frame_type} while expecting type: {self.expect}")
         if frame_type == 2:
-            (self.size,) = unpack_from(">Q", payload, 4)
+            try:
+                (self.size,) = unpack_from(">Q", payload, 4)
+            except StructError as exc:
+                raise _malformed("content header", exc) from None
             try:
                 self.properties = decode_properties_basic(payload, 12)[0]
                 _check_names(self.properties.get("application_headers"))
@@ -296,6 +303,12 @@ class _Assembling:
         return Delivery(
             body, self.properties, self.exchange, self.routing_key, self.tag, self.redelivered, self.problem
         )
+
+
+def _malformed(what: str, error: Exception) -> FrameSyntaxError:
+    """A frame only a broker breaking AMQP could send: the connection cannot be trusted, and
+    the session ends as when a connection is lost (the runtime reconnects)."""
+    return FrameSyntaxError(f"a malformed {what} frame from the broker ({type(error).__name__}: {error})")
 
 
 def _check_names(headers: Any) -> None:
