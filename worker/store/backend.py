@@ -2,13 +2,16 @@
 how to connect, how to spell a few constructs, how a batch writes its projection back, and
 what the driver's errors mean. Every statement is written once, with `?` placeholders."""
 
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from typing import TYPE_CHECKING, Any, Protocol
 
 from worker.store.schema import Migration
 
 if TYPE_CHECKING:
     from worker.store.projection_writes import ProjectionWrites
+
+# Rows per multi-row statement (SQLite allows 32766 parameters; PostgreSQL 65535).
+CHUNK = 500
 
 
 class Connection(Protocol):
@@ -62,3 +65,10 @@ class Backend(Protocol):
     def classify(self, error: Exception, connection: Connection | None) -> type[Exception] | None:
         """StoreUnavailable, StoreConflict, or None for any other error."""
         ...
+
+
+def chunks(items: Sequence[Any]) -> Iterator[list[Any]]:
+    """The items, `CHUNK` at a time: one multi-row statement each, within either backend's limit."""
+    items = list(items)
+    for start in range(0, len(items), CHUNK):
+        yield items[start : start + CHUNK]

@@ -2,15 +2,13 @@
 confirmed is read back, claimed by one worker when its writer died, set aside when it can never
 be published, and deleted once the broker confirms it."""
 
-from collections.abc import Iterable, Iterator, Sequence
+from collections.abc import Iterable, Sequence
 from typing import Any
 
-from worker.store.backend import Backend
+from worker.store.backend import Backend, chunks
 from worker.store.connection import SqlConnection
 from worker.store.model import OutboxRow
 
-# Rows per multi-row statement (SQLite allows 32766 parameters; PostgreSQL 65535).
-CHUNK = 500
 COLUMNS = "seq, notification_id, correlation_id, routing_key, body"
 
 
@@ -86,9 +84,3 @@ def delete(connection: SqlConnection, backend: Backend, seqs: Iterable[int]) -> 
 
 def outbox_rows(rows: Iterable[Sequence[Any]]) -> list[OutboxRow]:
     return [OutboxRow(row[1], row[2], row[3], bytes(row[4]), row[0]) for row in rows]
-
-
-def chunks(items: Sequence[Any]) -> Iterator[list[Any]]:
-    items = list(items)
-    for start in range(0, len(items), CHUNK):
-        yield items[start : start + CHUNK]

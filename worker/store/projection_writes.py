@@ -15,9 +15,8 @@ from typing import Any, Protocol
 
 from events import Contact
 from handlers import OwnerSetting, ReminderKey, SettingKey, Versioned
-from worker.store.backend import Backend
+from worker.store.backend import Backend, chunks
 from worker.store.connection import SqlConnection
-from worker.store.outbox import chunks
 
 # Partner-wide defaults are stored under this client id; real client ids are never empty.
 PARTNER_WIDE = ""

@@ -11,7 +11,7 @@ from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from datetime import date
 
-from worker.store.backend import Backend, Connection
+from worker.store.backend import Backend
 from worker.store.connection import SqlConnection
 from worker.store.migrations import Migrations
 from worker.store.model import OutboxRow
@@ -20,7 +20,7 @@ from worker.store.projection import SqlTransaction
 from worker.store.projection_writes import ReportedWrites
 from worker.store.retention import Retention
 
-__all__ = ["Backend", "Connection", "SqlStore", "SqlTransaction"]
+__all__ = ["SqlStore", "SqlTransaction"]
 
 
 class SqlStore(SqlConnection):
@@ -45,7 +45,7 @@ class SqlStore(SqlConnection):
     @contextmanager
     def read_only(self) -> Iterator[SqlTransaction]:
         """A transaction for commands that only look: it takes no write lock, so it neither waits
-        for the worker's batches nor holds them up, and a write in it is an error."""
+        for the worker's batches nor holds them up (and PostgreSQL refuses a write in it)."""
         with self.reading():
             yield SqlTransaction(self, self._backend, self._writes, self._reported)
 
