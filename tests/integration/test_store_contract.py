@@ -2,9 +2,10 @@
 
 `ProjectionContract` is what the domain relies on, and runs against the in-memory fake of the
 unit tests, the batch's in-memory working set, and both SQL stores (each write committed and
-read back by another connection). `StoreContract` is what the worker relies on beyond that:
-transactions, the inbox, conditional writes, the outbox across workers, crash counts,
-retention and the schema. It runs against SQLite and PostgreSQL.
+read back by another connection). Beyond that, each part of the SQL store has its contract, run
+over SQLite and PostgreSQL alike (`store_url`): the connection's transactions, the projection's
+rows with the inbox and crash counts, the outbox across workers, retention, and migrations.
+`TestSqliteStore` and `TestPostgresStore` hold what only one backend does.
 """
 
 import subprocess
@@ -14,6 +15,7 @@ from collections.abc import Callable, Iterator
 from datetime import date
 from pathlib import Path
 
+import psycopg
 import pytest
 
 from events import Contact
@@ -25,7 +27,9 @@ from worker.store import (
     SchemaTooNew,
     SchemaTooOld,
     SqlStore,
+    StoreUnavailable,
     WorkingSet,
+    Written,
     open_store,
 )
 from worker.store.schema import MIGRATIONS
@@ -159,16 +163,33 @@ class TestPostgresProjection(ProjectionContract):
         self.projection = Committed(postgres_url)  # type: ignore[assignment]
 
 
-class StoreContract:
-    """Subclasses say how to get a fresh store URL; the tests are the same for all."""
+@pytest.fixture(params=["sqlite", "postgresql"])
+def store_url(request: pytest.FixtureRequest, tmp_path: Path) -> str:
+    """A fresh, empty store of each backend: every part's contract runs over both."""
+    if request.param == "sqlite":
+        return f"sqlite:///{tmp_path / 'renewals.db'}"
+    url: str = request.getfixturevalue("postgres_url")
+    return url
+
+
+class OnEveryBackend:
+    """A part of the store, over each backend in turn (`store_url`)."""
 
     url: str
+
+    @pytest.fixture(autouse=True)
+    def _url(self, store_url: str) -> None:
+        self.url = store_url
 
     def open(self, migrate: bool = True) -> SqlStore:
         store = open_store(self.url)
         if migrate:
             store.migrate()
         return store
+
+
+class TestConnectionContract(OnEveryBackend):
+    """Transactions: all or nothing, and a read-only one that never waits for a batch."""
 
     def test_a_transaction_rolls_back_as_a_whole(self) -> None:
         """An exception inside the transaction leaves no trace of any of its writes."""
@@ -180,6 +201,22 @@ class StoreContract:
         with store.transaction() as transaction:
             assert transaction.record_events(["evt-1"], 2) == {"evt-1"}
         assert store.claim_orphans(now_us=10**18, grace_us=0, limit=10) == []
+
+    def test_a_read_only_transaction_reads_while_a_batch_holds_its_writes_open(self) -> None:
+        """A read-only transaction sees what was committed, not a batch still open in another
+        connection, and does not wait for it (on SQLite the batch holds the write lock)."""
+        key = SettingKey("p1", "c1")
+        with self.open().transaction() as transaction:
+            transaction.write_settings({key: PLATFORM})
+        writer, reader = self.open(), open_store(self.url, lock_timeout=0.2)
+        with writer.transaction() as batch:
+            batch.write_settings({key: Versioned(None, Stamp(2, "b"))})
+            with reader.read_only() as transaction:
+                assert transaction.settings([key]) == {key: PLATFORM}
+
+
+class TestProjectionStoreContract(OnEveryBackend):
+    """The inbox and the projection's rows, as a batch reads and writes them."""
 
     def test_the_inbox_tells_fresh_events_from_processed_ones(self) -> None:
         """record_events returns the ids not seen before, across transactions and connections;
@@ -220,6 +257,37 @@ class StoreContract:
                 second: "n-2",
                 first._replace(client_id="c2"): None,
             }
+
+    def test_a_batch_writes_back_what_its_working_set_changed(self) -> None:
+        """write() stores a working set's changes with the backend's strategy and reports every
+        setting and claim as standing when nobody else wrote meanwhile; a fresh connection
+        reads them back."""
+        key, claim = SettingKey("p1", None), ReminderKey("c1", date(2026, 12, 20), 30)
+        store = self.open()
+        with store.transaction() as transaction:
+            work = WorkingSet(transaction)
+            work.put_setting(key, PLATFORM)
+            work.remember_decision_maker("c1", Versioned(ALICE, Stamp(3, "e")))
+            assert work.claim_reminder(claim, "n-1")
+            assert transaction.write(work.changes()) == Written({key}, {claim})
+        with self.open().read_only() as transaction:
+            assert transaction.settings([key]) == {key: PLATFORM}
+            assert transaction.decision_makers(["c1"]) == {"c1": Versioned(ALICE, Stamp(3, "e"))}
+            assert transaction.reminders([claim]) == {claim: "n-1"}
+
+    def test_crash_counts_accumulate_and_can_be_forgotten(self) -> None:
+        """note_attempt counts each start at a suspect message, across transactions."""
+        store = self.open()
+        for expected in (1, 2, 3):
+            with store.transaction() as transaction:
+                assert transaction.note_attempt("k", expected) == expected
+        store.forget_attempts("k")
+        with store.transaction() as transaction:
+            assert transaction.note_attempt("k", 9) == 1
+
+
+class TestOutboxContract(OnEveryBackend):
+    """The outbox across crashes and workers."""
 
     def test_outbox_rows_survive_a_crash_and_are_claimed_by_one_worker_after_the_grace(self) -> None:
         """A process killed (SIGKILL) right after its commit leaves its row; no worker takes it
@@ -270,15 +338,9 @@ class StoreContract:
         store.delete_confirmed([seqs[0], seqs[2]])
         assert store.outbox_stats() == (0, None) and len(store.set_aside_rows()) == 1
 
-    def test_crash_counts_accumulate_and_can_be_forgotten(self) -> None:
-        """note_attempt counts each start at a suspect message, across transactions."""
-        store = self.open()
-        for expected in (1, 2, 3):
-            with store.transaction() as transaction:
-                assert transaction.note_attempt("k", expected) == expected
-        store.forget_attempts("k")
-        with store.transaction() as transaction:
-            assert transaction.note_attempt("k", 9) == 1
+
+class TestRetentionContract(OnEveryBackend):
+    """What the worker keeps only for a while goes, a bounded chunk at a time."""
 
     def test_pruning_deletes_only_what_expired_a_chunk_at_a_time(self) -> None:
         """Old inbox entries, reminder keys of past renewals and old crash counts go, at most
@@ -299,6 +361,10 @@ class StoreContract:
         with store.transaction() as transaction:
             assert transaction.record_events(["old-0", "new"], 20_000) == {"old-0"}
             assert transaction.reminders([ReminderKey("c1", date(2027, 1, 1), 30)]) != {}
+
+
+class TestMigrationsContract(OnEveryBackend):
+    """The schema's version: migrated once, brought up to date, or refused."""
 
     def test_an_empty_store_is_migrated_once_and_reports_its_version(self) -> None:
         """migrate() applies every migration on an empty store, then finds nothing to do."""
@@ -340,18 +406,54 @@ class StoreContract:
             assert f"version {SCHEMA_VERSION} " in str(refused.value)
 
 
-class TestSqliteStore(StoreContract):
+class TestSqliteStore:
+    """What only SQLite does."""
+
     @pytest.fixture(autouse=True)
     def _url(self, tmp_path: Path) -> None:
         self.url = f"sqlite:///{tmp_path / 'renewals.db'}"
+
+    def open(self) -> SqlStore:
+        store = open_store(self.url)
+        store.migrate()
+        return store
 
     def test_the_file_is_in_wal_mode(self) -> None:
         """WAL lets readers (the CLI) look while the worker writes."""
         store = self.open()
         assert store.execute("PRAGMA journal_mode").fetchone()[0] == "wal"
 
+    def test_a_read_only_transaction_does_not_wait_for_the_write_lock(self) -> None:
+        """While another connection holds the write lock (BEGIN IMMEDIATE), a read-only
+        transaction reads at once, where a batch waits out the busy timeout and gives up."""
+        key = SettingKey("p1", None)
+        with self.open().transaction() as transaction:
+            transaction.write_settings({key: PLATFORM})
+        holder = self.open()
+        store = open_store(self.url, lock_timeout=0.2)
+        holder.execute("BEGIN IMMEDIATE")
+        try:
+            with store.read_only() as transaction:
+                assert transaction.settings([key]) == {key: PLATFORM}
+            assert store.schema_version() == SCHEMA_VERSION
+            with pytest.raises(StoreUnavailable, match="locked"), store.transaction():
+                pass
+        finally:
+            holder.execute("ROLLBACK")
 
-class TestPostgresStore(StoreContract):
+
+class TestPostgresStore:
+    """What only PostgreSQL does."""
+
     @pytest.fixture(autouse=True)
     def _url(self, postgres_url: str) -> None:
         self.url = postgres_url
+
+    def test_a_write_in_a_read_only_transaction_is_refused(self) -> None:
+        """The database itself refuses a write in a read-only transaction, and nothing of it stays."""
+        store = open_store(self.url)
+        store.migrate()
+        with pytest.raises(psycopg.errors.ReadOnlySqlTransaction), store.read_only() as transaction:
+            transaction.record_events(["evt-1"], 1)
+        with store.transaction() as transaction:
+            assert transaction.record_events(["evt-1"], 2) == {"evt-1"}

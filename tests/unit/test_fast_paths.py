@@ -6,12 +6,24 @@ from datetime import UTC, date, datetime
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from events import NotificationRequested, NotificationRequestedData, RenewalApproaching, parse
-from handlers import ReminderKey, notification_id_for, on_owner_changed, on_renewal_approaching
+from events import Contact, NotificationRequested, NotificationRequestedData, RenewalApproaching, parse
+from handlers import (
+    OwnerSetting,
+    ReminderKey,
+    SettingKey,
+    Stamp,
+    Versioned,
+    notification_id_for,
+    on_owner_changed,
+    on_renewal_approaching,
+)
 from handlers.reminders import NOTIFICATION_NAMESPACE
 from support.messages import contact, encode, owner_changed, renewal
 from tests.fakes import InMemoryProjection
 from worker.service.notifications import NotificationWriter, time_of
+from worker.store import Changes, SqlStore
+from worker.store.projection_writes import ReportedWrites, SerializedWrites
+from worker.store.sqlite import SqliteBackend
 
 
 @settings(max_examples=300, deadline=None)
@@ -116,3 +128,60 @@ def test_publish_properties_are_encoded_as_py_amqp_encodes_them() -> None:
     odd = {"message_id": "\ud800 lone surrogate, as py-amqp decodes one", "type": "Ünï"}
     for subset in (properties, {"delivery_mode": 2}, {}, {"application_headers": {}}, odd):
         assert encode_properties(subset) == Message(b"", **subset)._serialize_properties()
+
+
+_STAMPS = st.builds(Stamp, st.integers(min_value=0, max_value=3), st.sampled_from(["a", "b", "B"]))
+_SETTING_KEYS = st.builds(SettingKey, st.sampled_from(["p1", "p2"]), st.sampled_from([None, "c1", "c2"]))
+_CLIENTS = st.sampled_from(["c1", "c2", "c3"])
+_REMINDER_KEYS = st.builds(ReminderKey, _CLIENTS, st.just(date(2026, 12, 20)), st.sampled_from([7, 30]))
+_SETTINGS = st.dictionaries(
+    _SETTING_KEYS,
+    st.builds(Versioned, st.sampled_from([None, OwnerSetting("partner", None)]), _STAMPS),
+)
+_CONTACTS = st.dictionaries(_CLIENTS, st.builds(Versioned, st.just(Contact(email="a@b.example")), _STAMPS))
+_CLAIMS = st.dictionaries(_REMINDER_KEYS, st.sampled_from(["n-1", "n-2"]))
+
+
+@settings(max_examples=60, deadline=None)
+@given(_SETTINGS, _CONTACTS, _CLAIMS, _SETTINGS, _CONTACTS, _CLAIMS)
+def test_serialized_writes_store_what_reported_writes_store(
+    settings_before: dict[SettingKey, Versioned[OwnerSetting]],
+    contacts_before: dict[str, Versioned[Contact]],
+    claims_before: dict[ReminderKey, str],
+    settings_after: dict[SettingKey, Versioned[OwnerSetting]],
+    contacts_after: dict[str, Versioned[Contact]],
+    claims_after: dict[ReminderKey, str],
+) -> None:
+    """SQLite's executemany writes (everything stands) leave the same rows as the reporting
+    multi-row writes, for any stored state and any batch; and where the batch only holds what
+    is newer than what it read, as a working set under the write lock does, they report the same."""
+    backend = SqliteBackend(":memory:")
+    stores = {}
+    for name, writes in (("reported", ReportedWrites(backend)), ("serialized", SerializedWrites(backend))):
+        store = SqlStore(backend)
+        store.migrate()
+        with store.transaction() as transaction:
+            transaction.write(Changes(settings_before, contacts_before, claims_before))
+            stored = transaction.settings(settings_after)
+            newer = {
+                key: setting
+                for key, setting in settings_after.items()
+                if (old := stored[key]) is None or setting.stamp > old.stamp
+            }
+            unclaimed = {key: n for key, n in claims_after.items() if key not in claims_before}
+            reported = (
+                writes.settings(store, newer),
+                writes.reminders(store, unclaimed),
+            )
+            writes.decision_makers(store, contacts_after)
+            writes.settings(store, settings_after)
+            writes.reminders(store, claims_after)
+        stores[name] = (reported, _rows(store))
+    assert stores["serialized"] == stores["reported"]
+
+
+def _rows(store: SqlStore) -> list[list[tuple[object, ...]]]:
+    return [
+        sorted(store.execute(f"SELECT * FROM {table}").fetchall())
+        for table in ("owner_settings", "decision_makers", "reminders")
+    ]

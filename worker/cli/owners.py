@@ -36,7 +36,7 @@ def show(partner_id: str, client_id: str | None, as_json: bool) -> None:
             f"cannot open the store {masked(settings.store_url)}: {type(exc).__name__}: {masked(str(exc))}"
         ) from None
     try:
-        with store.transaction() as transaction:
+        with store.read_only() as transaction:
             found = ownership(WorkingSet(transaction), partner_id, client_id)
     finally:
         store.close()

@@ -135,8 +135,8 @@ def cancelled(identity: Identity, operation: ReplayOperation) -> None:
 
 
 def owner(store: SqlStore, partner_id: str, client_id: str | None) -> Ownership:
-    """What `renewals owners show` looks up, read in one transaction."""
-    with store.transaction() as transaction:
+    """What `renewals owners show` looks up, read in one read-only transaction."""
+    with store.read_only() as transaction:
         return ownership(WorkingSet(transaction), partner_id, client_id or None)
 
 

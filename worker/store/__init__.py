@@ -4,6 +4,10 @@ records (`worker.store.dead_letters`).
 `open_store(url)` picks the backend by URL scheme: `sqlite:///path` (the embedded default)
 or `postgresql://...`. A batch is one transaction of a few set-based statements over a
 `WorkingSet` that the handlers use as their projection.
+
+The parts, each over one connection (`connection`): `migrations`, `outbox`, `retention`, the
+batch's `projection` with its write strategy (`projection_writes`), and the dead letters;
+`sql.SqlStore` gathers them for the worker, `backend` says what differs between databases.
 """
 
 from worker.store.model import OutboxRow, StoreConflict, StoreError, StoreRefused, StoreUnavailable, Written

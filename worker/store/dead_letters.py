@@ -147,18 +147,20 @@ class DeadLetterRecords(ReplayBook):
 
     def get(self, letter_id: int) -> StoredLetter | None:
         """One letter in full, with its history and notes; None if there is none (or it was
-        pruned)."""
-        row = self._store.execute(
-            f"SELECT {FULL_COLUMNS} FROM dead_letters WHERE id = ?", (letter_id,)
-        ).fetchone()
-        return None if row is None else stored(row, self.history(letter_id))
+        pruned). Read in one read-only transaction: the letter and its history agree."""
+        with self._store.reading():
+            row = self._store.execute(
+                f"SELECT {FULL_COLUMNS} FROM dead_letters WHERE id = ?", (letter_id,)
+            ).fetchone()
+            return None if row is None else stored(row, self.history(letter_id))
 
     def find(self, event_id: str) -> list[StoredLetter]:
-        """Every letter of this event id (any status), oldest first."""
-        rows = self._store.execute(
-            f"SELECT {FULL_COLUMNS} FROM dead_letters WHERE event_id = ? ORDER BY id", (clean(event_id),)
-        ).fetchall()
-        return [stored(row, self.history(int(row[0]))) for row in rows]
+        """Every letter of this event id (any status), oldest first, in one read-only transaction."""
+        with self._store.reading():
+            rows = self._store.execute(
+                f"SELECT {FULL_COLUMNS} FROM dead_letters WHERE event_id = ? ORDER BY id", (clean(event_id),)
+            ).fetchall()
+            return [stored(row, self.history(int(row[0]))) for row in rows]
 
     def letters(self, selection: LetterFilter, *, batch: int = 500) -> Iterator[StoredLetter]:
         """Every letter matching, in full, in arrival order, read a batch at a time (export)."""
@@ -184,7 +186,12 @@ class DeadLetterRecords(ReplayBook):
         limit: int = 100,
     ) -> list[Group]:
         """The groups of the letters matching, largest first, each with its count, first and
-        last seen, and a per-hour trend over the last `hours`."""
+        last seen, and a per-hour trend over the last `hours`; read in one read-only transaction,
+        so the counts and the trends agree."""
+        with self._store.reading():
+            return self._groups(selection, hours, now, limit)
+
+    def _groups(self, selection: LetterFilter, hours: int, now: datetime | None, limit: int) -> list[Group]:
         sql, params = where(selection, self._backend)
         rows = self._store.execute(
             "SELECT fingerprint, count(*), min(seen_at_us), max(seen_at_us) FROM dead_letters"

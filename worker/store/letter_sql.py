@@ -8,6 +8,7 @@ from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from worker.store import amqp_json
+from worker.store.backend import Backend
 from worker.store.letters import (
     AuditEntry,
     HistoryEntry,
@@ -16,7 +17,6 @@ from worker.store.letters import (
     ReplayOperation,
     StoredLetter,
 )
-from worker.store.sql import Backend
 
 _EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
 _MICROSECOND = timedelta(microseconds=1)

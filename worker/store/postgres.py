@@ -1,17 +1,21 @@
 """PostgreSQL, for deployments that run several workers: same statements as SQLite, `%s`
-placeholders, and a session that gives up on locks instead of waiting forever."""
+placeholders (rewritten once per distinct statement), and a session that gives up on locks
+instead of waiting forever."""
 
-from collections.abc import Sequence
+import re
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
+from functools import lru_cache
 from typing import Any
 
 import psycopg
 from psycopg import errors
 
 from worker.redaction import masked, redacted
+from worker.store.backend import Connection
 from worker.store.model import StoreConflict, StoreRefused, StoreUnavailable
+from worker.store.projection_writes import ReportedWrites
 from worker.store.schema import Migration
-from worker.store.sql import Connection
 
 # Any number of workers may migrate at once; this advisory lock lets one of them at a time.
 _SCHEMA_LOCK = 0x72656E657761  # "renewa"
@@ -49,16 +53,24 @@ class PostgresBackend:
     idle_in_transaction_timeout: float = 60.0
     connect_timeout: float = 5.0
     kind: str = "postgresql"
-    placeholder: str = "%s"
     begin: str = "BEGIN"
+    begin_read_only: str = "BEGIN READ ONLY"
     # Event ids are compared by code point, as Python does, not by the database's locale.
     binary_collation: str = '"C"'
     skip_locked: str = " FOR UPDATE SKIP LOCKED"
-    serialized_writes: bool = False
 
     @property
     def description(self) -> str:
         return masked(self.url)
+
+    @property
+    def placeholders(self) -> Callable[[str], str]:
+        return pyformat
+
+    def writes(self) -> ReportedWrites:
+        """Other workers write between a batch's reads and its writes: each write says which
+        rows stood."""
+        return ReportedWrites(self)
 
     def connect(self) -> Connection:
         try:
@@ -114,6 +126,18 @@ class PostgresBackend:
             )
             return StoreUnavailable if broken else None
         return None
+
+
+@lru_cache(maxsize=1024)
+def pyformat(statement: str) -> str:
+    """The statement with psycopg's `%s` for each `?` placeholder; a `?` inside a quoted string
+    or identifier is left alone. Remembered: the store runs a few hundred distinct statements,
+    over and over."""
+    return _QMARK.sub(lambda found: "%s" if found.group() == "?" else found.group(), statement)
+
+
+# A quoted string ('' inside it is a quote), a quoted identifier, or a placeholder.
+_QMARK = re.compile(r"'(?:[^']|'')*'|\"(?:[^\"]|\"\")*\"|\?")
 
 
 def postgres_backend(

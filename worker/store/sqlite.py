@@ -8,9 +8,10 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from worker.store.backend import Connection
 from worker.store.model import StoreUnavailable
+from worker.store.projection_writes import SerializedWrites
 from worker.store.schema import Migration
-from worker.store.sql import Connection
 
 # An operational error with one of these in its message is the file being unavailable (held by
 # another writer past the busy timeout, or the disk refusing): waited out, never a retry.
@@ -22,16 +23,26 @@ class SqliteBackend:
     path: str
     busy_timeout: float = 5.0
     kind: str = "sqlite"
-    placeholder: str = "?"
     # Take the write lock up front: a busy file then fails the batch at its start, not midway.
     begin: str = "BEGIN IMMEDIATE"
+    # Deferred: only reads, so never the write lock; in WAL mode a reader neither waits for
+    # the writer nor holds it up.
+    begin_read_only: str = "BEGIN"
     binary_collation: str = "BINARY"
     skip_locked: str = ""  # one writer at a time: nothing to skip
-    serialized_writes: bool = True
 
     @property
     def description(self) -> str:
         return f"sqlite:///{self.path}"
+
+    @property
+    def placeholders(self) -> None:
+        return None  # sqlite3 takes `?` itself
+
+    def writes(self) -> SerializedWrites:
+        """A batch holds the write lock from its BEGIN IMMEDIATE: what it read is what it
+        writes over."""
+        return SerializedWrites(self)
 
     def connect(self) -> Connection:
         if self.path != ":memory:":

@@ -1,0 +1,74 @@
+"""What differs between SQLite and PostgreSQL, as the store's parts see it: a `Backend` says
+how to connect, how to spell a few constructs, how a batch writes its projection back, and
+what the driver's errors mean. Every statement is written once, with `?` placeholders."""
+
+from collections.abc import Callable, Iterator, Sequence
+from typing import TYPE_CHECKING, Any, Protocol
+
+from worker.store.schema import Migration
+
+if TYPE_CHECKING:
+    from worker.store.projection_writes import ProjectionWrites
+
+# Rows per multi-row statement (SQLite allows 32766 parameters; PostgreSQL 65535).
+CHUNK = 500
+
+
+class Connection(Protocol):
+    def execute(self, sql: str, params: Sequence[Any] = ...) -> Any: ...
+    def cursor(self) -> Any: ...
+    def close(self) -> None: ...
+
+
+class Backend(Protocol):
+    kind: str
+    begin: str  # starts a batch's transaction
+    begin_read_only: str  # starts a transaction that only reads, and takes no write lock
+    binary_collation: str  # compares event ids by code point
+    skip_locked: str  # appended to a SELECT that claims rows other workers may be claiming
+
+    @property
+    def description(self) -> str:
+        """The URL, password masked."""
+        ...
+
+    @property
+    def placeholders(self) -> Callable[[str], str] | None:
+        """Turns a statement written with `?` placeholders into the driver's own style (None:
+        the driver takes `?`). Called for every statement, so it should remember its answers."""
+        ...
+
+    def writes(self) -> "ProjectionWrites":
+        """How a batch writes its projection back: chosen once, when the store is built."""
+        ...
+
+    def connect(self) -> Connection: ...
+
+    def rows(self, types: Sequence[str], rows: Sequence[Sequence[Any]]) -> tuple[str, list[Any]]:
+        """A row source for `INSERT INTO t (columns) <source>`, and its parameters."""
+        ...
+
+    def table(self, types: Sequence[str], rows: Sequence[Sequence[Any]]) -> tuple[str, list[Any]]:
+        """The rows as a table `k` with columns `column1`, `column2`... for a FROM clause."""
+        ...
+
+    def any_of(self, type_: str, values: Sequence[Any]) -> tuple[str, list[Any]]:
+        """`<column> <this>`: the column is one of the values."""
+        ...
+
+    def lock_schema(self, connection: Connection) -> None:
+        """Start a transaction that holds the migration lock until it ends."""
+        ...
+
+    def statements(self, migration: Migration) -> tuple[str, ...]: ...
+
+    def classify(self, error: Exception, connection: Connection | None) -> type[Exception] | None:
+        """StoreUnavailable, StoreConflict, or None for any other error."""
+        ...
+
+
+def chunks(items: Sequence[Any]) -> Iterator[list[Any]]:
+    """The items, `CHUNK` at a time: one multi-row statement each, within either backend's limit."""
+    items = list(items)
+    for start in range(0, len(items), CHUNK):
+        yield items[start : start + CHUNK]

@@ -1,0 +1,110 @@
+"""One DB-API connection, used by one thread: statements, transactions, and errors translated
+into the store's own (`StoreUnavailable`, `StoreConflict`...); reopened by `reconnect()` after an
+outage. The store's parts (migrations, outbox, retention, the batch's projection) all run their
+statements through it, so wrapping its `execute` (as tracing does) sees every one."""
+
+from collections.abc import Iterable, Iterator, Sequence
+from contextlib import contextmanager, suppress
+from typing import Any
+
+from worker.store.backend import Backend, Connection
+from worker.store.model import StoreUnavailable
+
+
+class SqlConnection:
+    def __init__(self, backend: Backend) -> None:
+        self._backend = backend
+        self.kind = backend.kind
+        self.description = backend.description
+        # The placeholder style is settled here, once; each distinct statement is rewritten once.
+        self._placeholders = backend.placeholders
+        self._connection: Connection | None = None
+        self._connection = self._connect()
+
+    def execute(self, statement: str, params: Sequence[Any] = ()) -> Any:
+        if self._connection is None:
+            raise StoreUnavailable("not connected")
+        if self._placeholders is not None:
+            statement = self._placeholders(statement)
+        try:
+            return self._connection.execute(statement, params)
+        except Exception as exc:
+            raise self._translated(exc) from exc
+
+    def execute_many(self, statement: str, rows: Iterable[Sequence[Any]]) -> None:
+        if self._connection is None:
+            raise StoreUnavailable("not connected")
+        if self._placeholders is not None:
+            statement = self._placeholders(statement)
+        try:
+            self._connection.cursor().executemany(statement, rows)
+        except Exception as exc:
+            raise self._translated(exc) from exc
+
+    def reconnect(self) -> None:
+        """Drop the connection and open a new one (StoreUnavailable if that fails too)."""
+        self._close_quietly()
+        self._connection = self._connect()
+
+    def ping(self) -> None:
+        """Raise StoreUnavailable unless the store answers now."""
+        self.execute("SELECT 1").fetchall()
+
+    def close(self) -> None:
+        self._close_quietly()
+
+    @contextmanager
+    def writing(self) -> Iterator[None]:
+        """A transaction that may write: committed when the block ends cleanly, rolled back
+        otherwise. On SQLite it holds the write lock from its start."""
+        self.execute(self._backend.begin)
+        with self._ended():
+            yield
+
+    @contextmanager
+    def reading(self) -> Iterator[None]:
+        """A transaction that only reads: one consistent view, no write lock taken (SQLite),
+        and any write refused (PostgreSQL). Readers never wait for the worker's batches."""
+        self.execute(self._backend.begin_read_only)
+        with self._ended():
+            yield
+
+    @contextmanager
+    def schema_locked(self) -> Iterator[None]:
+        """A transaction that holds the migration lock, which one migrating process at a time
+        takes."""
+        if self._connection is None:
+            raise StoreUnavailable("not connected")
+        try:
+            self._backend.lock_schema(self._connection)
+        except Exception as exc:
+            raise self._translated(exc) from exc
+        with self._ended():
+            yield
+
+    @contextmanager
+    def _ended(self) -> Iterator[None]:
+        """Commit the transaction begun when the block ends cleanly; roll it back otherwise."""
+        try:
+            yield
+        except BaseException:
+            with suppress(StoreUnavailable):  # the connection is gone, and the transaction with it
+                self.execute("ROLLBACK")
+            raise
+        self.execute("COMMIT")
+
+    def _connect(self) -> Connection:
+        try:
+            return self._backend.connect()
+        except Exception as exc:
+            raise self._translated(exc) from exc
+
+    def _translated(self, error: Exception) -> Exception:
+        kind = self._backend.classify(error, self._connection)
+        return error if kind is None else kind(f"{type(error).__name__}: {error}".strip())
+
+    def _close_quietly(self) -> None:
+        if self._connection is not None:
+            with suppress(Exception):  # closing a broken connection may fail; it is gone either way
+                self._connection.close()
+            self._connection = None

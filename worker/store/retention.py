@@ -1,0 +1,46 @@
+"""Retention: what the worker keeps only for a while (inbox entries, crash counts, reminder keys
+of renewals gone by) is deleted a bounded chunk at a time, between batches."""
+
+from datetime import date
+
+from worker.store.connection import SqlConnection
+
+# Each kind of expired row: the statement that deletes at most `limit` of them, given the bound.
+_EXPIRED = {
+    "inbox": "DELETE FROM inbox WHERE event_id IN"
+    " (SELECT event_id FROM inbox WHERE processed_at_us < ? LIMIT ?)",
+    "reminders": "DELETE FROM reminders WHERE (client_id, renewal_date, days_until_renewal) IN"
+    " (SELECT client_id, renewal_date, days_until_renewal FROM reminders WHERE renewal_date < ? LIMIT ?)",
+    "handling_attempts": "DELETE FROM handling_attempts WHERE message_key IN"
+    " (SELECT message_key FROM handling_attempts WHERE last_at_us < ? LIMIT ?)",
+}
+
+
+class Retention:
+    def __init__(self, connection: SqlConnection) -> None:
+        self._db = connection
+
+    def prune(self, *, processed_before_us: int, renewals_before: date, limit: int) -> int:
+        """Delete at most `limit` expired rows of each kind, each kind in its own short
+        transaction; how many went. Inbox entries and crash counts older than the window,
+        reminder keys of renewals before the given date."""
+        bounds = {
+            "inbox": processed_before_us,
+            "reminders": renewals_before.isoformat(),
+            "handling_attempts": processed_before_us,
+        }
+        deleted = 0
+        for table, statement in _EXPIRED.items():
+            with self._db.writing():
+                deleted += max(self._db.execute(statement, (bounds[table], limit)).rowcount, 0)
+        return deleted
+
+    def forget_attempts(self, message_key: str) -> None:
+        """Drop a message's crash count, in a transaction of its own."""
+        with self._db.writing():
+            forget_attempts(self._db, message_key)
+
+
+def forget_attempts(connection: SqlConnection, message_key: str) -> None:
+    """Drop a message's crash count, in the transaction under way."""
+    connection.execute("DELETE FROM handling_attempts WHERE message_key = ?", (message_key,))
