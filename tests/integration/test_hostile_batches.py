@@ -21,6 +21,7 @@ from worker.broker.messages import Delivery, Outgoing
 from worker.broker.publisher import encode_properties
 from worker.cli import main
 from worker.service.dead_letters import new_letter
+from worker.service.outbox import Outbox
 from worker.service.processing import BatchProcessor
 from worker.service.processing import Result as Handled
 from worker.settings import Settings
@@ -53,7 +54,8 @@ def store_url(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[str]:
 def processor(url: str) -> BatchProcessor:
     store: SqlStore = open_store(url)
     store.migrate()
-    return BatchProcessor(SETTINGS, store)
+    outbox = Outbox(store, grace_s=SETTINGS.outbox_grace, sweep_every_s=SETTINGS.outbox_sweep_interval)
+    return BatchProcessor(SETTINGS, store, outbox=outbox)
 
 
 def delivery(message: dict[str, Any] | bytes, tag: int) -> Delivery:

@@ -13,6 +13,7 @@ import pytest
 from handlers import HANDLERS
 from support.messages import contact, encode, renewal
 from tests.memory_broker import MemoryBroker, memory_session
+from worker import logs
 from worker.app import build_services
 from worker.broker.publisher import PublishFailed
 from worker.service.health import Health
@@ -36,6 +37,13 @@ class Lines:
 
     def events(self) -> list[str]:
         return [event for _, event, _ in self.lines]
+
+
+@pytest.fixture(autouse=True)
+def lines_through_the_logger() -> None:
+    """Batch lines go through the session's logger (a `Lines` here), not the fast JSON path
+    that writes to stderr, whatever an earlier test configured."""
+    logs.configure("info", "console")
 
 
 @pytest.fixture
