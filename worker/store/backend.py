@@ -2,13 +2,12 @@
 how to connect, how to spell a few constructs, how a batch writes its projection back, and
 what the driver's errors mean. Every statement is written once, with `?` placeholders."""
 
-from collections.abc import Callable, Iterator, Sequence
-from typing import TYPE_CHECKING, Any, Protocol
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
+from typing import Any, Protocol
 
+from events import Contact
+from handlers import OwnerSetting, ReminderKey, SettingKey, Versioned
 from worker.store.schema import Migration
-
-if TYPE_CHECKING:
-    from worker.store.projection_writes import ProjectionWrites
 
 # Rows per multi-row statement (SQLite allows 32766 parameters; PostgreSQL 65535).
 CHUNK = 500
@@ -18,6 +17,32 @@ class Connection(Protocol):
     def execute(self, sql: str, params: Sequence[Any] = ...) -> Any: ...
     def cursor(self) -> Any: ...
     def close(self) -> None: ...
+
+
+class Statements(Protocol):
+    """What a write strategy needs of the store's connection."""
+
+    def execute(self, statement: str, params: Sequence[Any] = ()) -> Any: ...
+
+    def execute_many(self, statement: str, rows: Iterable[Sequence[Any]]) -> None: ...
+
+
+class ProjectionWrites(Protocol):
+    """How a batch writes its projection back (`worker.store.projection_writes` has the two)."""
+
+    def settings(
+        self, db: Statements, settings: Mapping[SettingKey, Versioned[OwnerSetting]]
+    ) -> set[SettingKey]:
+        """Write each setting unless the stored one is as new or newer; the keys written."""
+        ...
+
+    def decision_makers(self, db: Statements, contacts: Mapping[str, Versioned[Contact]]) -> None:
+        """Keep, per client, whichever of the stored and the given decision maker is newer."""
+        ...
+
+    def reminders(self, db: Statements, claims: Mapping[ReminderKey, str]) -> set[ReminderKey]:
+        """Record the reminders as sent; the keys that were not already recorded."""
+        ...
 
 
 class Backend(Protocol):
@@ -38,7 +63,7 @@ class Backend(Protocol):
         the driver takes `?`). Called for every statement, so it should remember its answers."""
         ...
 
-    def writes(self) -> "ProjectionWrites":
+    def writes(self) -> ProjectionWrites:
         """How a batch writes its projection back: chosen once, when the store is built."""
         ...
 

@@ -12,12 +12,11 @@ from pydantic import ValidationError
 from events import Contact
 from handlers import OwnerSetting, ReminderKey, SettingKey, Stamp, Versioned
 from worker.store import outbox, retention
-from worker.store.backend import Backend, chunks
+from worker.store.backend import Backend, ProjectionWrites, chunks
 from worker.store.connection import SqlConnection
 from worker.store.model import OutboxRow, Written
 from worker.store.projection_writes import (
     PARTNER_WIDE,
-    ProjectionWrites,
     ReportedWrites,
     reminder_values,
     setting_order,

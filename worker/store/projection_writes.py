@@ -1,5 +1,5 @@
 """How a batch writes its projection back: two strategies, and the backend picks one when the
-store is built (`Backend.writes`).
+store is built (`Backend.writes`; the interface, `ProjectionWrites`, is in `backend`).
 
 Every write is conditional and decided by the database: a setting or a decision maker replaces
 the stored one only when its (time, event id) stamp is newer; a reminder is claimed only when
@@ -11,31 +11,14 @@ batch read is what it writes over, so everything it writes stands and nothing is
 
 from collections.abc import Mapping
 from datetime import date
-from typing import Any, Protocol
+from typing import Any
 
 from events import Contact
 from handlers import OwnerSetting, ReminderKey, SettingKey, Versioned
-from worker.store.backend import Backend, chunks
-from worker.store.connection import SqlConnection
+from worker.store.backend import Backend, Statements, chunks
 
 # Partner-wide defaults are stored under this client id; real client ids are never empty.
 PARTNER_WIDE = ""
-
-
-class ProjectionWrites(Protocol):
-    def settings(
-        self, db: SqlConnection, settings: Mapping[SettingKey, Versioned[OwnerSetting]]
-    ) -> set[SettingKey]:
-        """Write each setting unless the stored one is as new or newer; the keys written."""
-        ...
-
-    def decision_makers(self, db: SqlConnection, contacts: Mapping[str, Versioned[Contact]]) -> None:
-        """Keep, per client, whichever of the stored and the given decision maker is newer."""
-        ...
-
-    def reminders(self, db: SqlConnection, claims: Mapping[ReminderKey, str]) -> set[ReminderKey]:
-        """Record the reminders as sent; the keys that were not already recorded."""
-        ...
 
 
 class ReportedWrites:
@@ -58,7 +41,7 @@ class ReportedWrites:
         )
 
     def settings(
-        self, db: SqlConnection, settings: Mapping[SettingKey, Versioned[OwnerSetting]]
+        self, db: Statements, settings: Mapping[SettingKey, Versioned[OwnerSetting]]
     ) -> set[SettingKey]:
         head, tail = self._settings
         written: set[SettingKey] = set()
@@ -70,7 +53,7 @@ class ReportedWrites:
             written.update(SettingKey(partner_id, client_id or None) for partner_id, client_id in rows)
         return written
 
-    def decision_makers(self, db: SqlConnection, contacts: Mapping[str, Versioned[Contact]]) -> None:
+    def decision_makers(self, db: Statements, contacts: Mapping[str, Versioned[Contact]]) -> None:
         head, tail = self._decision_makers
         for chunk in chunks(sorted(contacts)):
             source, params = self._backend.rows(
@@ -78,7 +61,7 @@ class ReportedWrites:
             )
             db.execute(head + source + tail, params)
 
-    def reminders(self, db: SqlConnection, claims: Mapping[ReminderKey, str]) -> set[ReminderKey]:
+    def reminders(self, db: Statements, claims: Mapping[ReminderKey, str]) -> set[ReminderKey]:
         head, tail = self._reminders
         claimed: set[ReminderKey] = set()
         for chunk in chunks(sorted(claims)):
@@ -107,17 +90,17 @@ class SerializedWrites:
         )
 
     def settings(
-        self, db: SqlConnection, settings: Mapping[SettingKey, Versioned[OwnerSetting]]
+        self, db: Statements, settings: Mapping[SettingKey, Versioned[OwnerSetting]]
     ) -> set[SettingKey]:
         keys = sorted(settings, key=setting_order)
         db.execute_many(self._settings, [setting_values(key, settings[key]) for key in keys])
         return set(keys)
 
-    def decision_makers(self, db: SqlConnection, contacts: Mapping[str, Versioned[Contact]]) -> None:
+    def decision_makers(self, db: Statements, contacts: Mapping[str, Versioned[Contact]]) -> None:
         rows = [contact_values(client_id, contacts[client_id]) for client_id in sorted(contacts)]
         db.execute_many(self._decision_makers, rows)
 
-    def reminders(self, db: SqlConnection, claims: Mapping[ReminderKey, str]) -> set[ReminderKey]:
+    def reminders(self, db: Statements, claims: Mapping[ReminderKey, str]) -> set[ReminderKey]:
         keys = sorted(claims)
         db.execute_many(self._reminders, [(*reminder_values(key), claims[key]) for key in keys])
         return set(keys)
