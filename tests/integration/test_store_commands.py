@@ -3,19 +3,10 @@
 import json
 from pathlib import Path
 
-import pytest
 from click.testing import CliRunner, Result
 
 from worker.cli import main
 from worker.store import SCHEMA_VERSION, open_store
-
-
-@pytest.fixture(params=["sqlite", "postgresql"])
-def store_url(request: pytest.FixtureRequest, tmp_path: Path) -> str:
-    if request.param == "sqlite":
-        return f"sqlite:///{tmp_path / 'renewals.db'}"
-    url: str = request.getfixturevalue("postgres_url")
-    return url
 
 
 def renewals(store_url: str, *args: str) -> Result:

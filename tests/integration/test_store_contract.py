@@ -163,15 +163,6 @@ class TestPostgresProjection(ProjectionContract):
         self.projection = Committed(postgres_url)  # type: ignore[assignment]
 
 
-@pytest.fixture(params=["sqlite", "postgresql"])
-def store_url(request: pytest.FixtureRequest, tmp_path: Path) -> str:
-    """A fresh, empty store of each backend: every part's contract runs over both."""
-    if request.param == "sqlite":
-        return f"sqlite:///{tmp_path / 'renewals.db'}"
-    url: str = request.getfixturevalue("postgres_url")
-    return url
-
-
 class OnEveryBackend:
     """A part of the store, over each backend in turn (`store_url`)."""
 
