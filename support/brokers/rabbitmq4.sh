@@ -65,16 +65,28 @@ EOC
     echo "RabbitMQ $VERSION ready in $ROOT"
 }
 
+not_started() {
+    echo "RabbitMQ $VERSION did not start; its log ends:" >&2
+    tail -n 20 "$ROOT/var/log/rabbitmq/startup_log" >&2
+    [ ! -f "$ROOT/var/log/rabbitmq/$NODE.log" ] || tail -n 20 "$ROOT/var/log/rabbitmq/$NODE.log" >&2
+    exit 1
+}
+
 start() {
     mount_proc
     if ctl -q ping >/dev/null 2>&1; then echo "$NODE already running on 127.0.0.1:$PORT"; return 0; fi
     setsid chroot "$ROOT" /usr/sbin/runuser -u rabbitmq -- env HOME=/var/lib/rabbitmq \
         /usr/lib/rabbitmq/bin/rabbitmq-server >"$ROOT/var/log/rabbitmq/startup_log" 2>&1 </dev/null &
-    if ! ctl -q await_startup --timeout 180 >/dev/null 2>&1; then
-        echo "RabbitMQ $VERSION did not start; its log ends:" >&2
-        tail -n 20 "$ROOT/var/log/rabbitmq/startup_log" >&2
-        exit 1
-    fi
+    SERVER=$!
+    # `await_startup` gives up at once ("node not running at all") until the new node has registered
+    # with epmd, which can take longer than the CLI's own start on a busy machine: wait until the
+    # node answers (or its process dies, or 180 s pass), then for the broker inside it to boot.
+    DEADLINE=$(($(date +%s) + 180))
+    until ctl -q ping >/dev/null 2>&1; do
+        kill -0 "$SERVER" 2>/dev/null && [ "$(date +%s)" -lt "$DEADLINE" ] || not_started
+        sleep 1
+    done
+    ctl -q await_startup --timeout 180 >/dev/null 2>&1 || not_started
     echo "$NODE up on 127.0.0.1:$PORT ($(ctl -q eval 'rabbit_misc:version().' | tr -d '"'))"
 }
 
