@@ -4,7 +4,6 @@ times at both ends of the calendar, through the handlers into SQLite and Postgre
 from collections.abc import Iterator
 from contextlib import contextmanager
 from datetime import date, timedelta
-from pathlib import Path
 
 import pytest
 
@@ -20,14 +19,10 @@ assert len(LONGEST_ID.encode()) == MAX_IDENTIFIER_BYTES
 LONGEST_TEXT = "名" * MAX_TEXT_CHARS
 
 
-@pytest.fixture(params=["sqlite", "postgres"])
-def store(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[SqlStore]:
-    url = (
-        f"sqlite:///{tmp_path / 'r.db'}"
-        if request.param == "sqlite"
-        else request.getfixturevalue("postgres_url")
-    )
-    opened = open_store(url)
+@pytest.fixture
+def store(store_url: str) -> Iterator[SqlStore]:
+    """The folder's fresh store of each backend, migrated."""
+    opened = open_store(store_url)
     opened.migrate()
     yield opened
     opened.close()
