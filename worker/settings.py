@@ -1,7 +1,10 @@
 """All configuration, read once from `RENEWALS_*` environment variables at start-up."""
 
+import difflib
 import json
+import os
 import socket
+from collections.abc import Mapping
 from importlib.metadata import version
 from typing import Annotated, Any, Literal
 
@@ -287,6 +290,37 @@ def load_settings(**overrides: Any) -> Settings:
         raise ConfigurationError(_one_line(exc)) from None
     except SettingsError as exc:  # a value pydantic-settings could not even decode
         raise ConfigurationError(f"{exc}; see docs/configuration.md for the accepted values") from None
+
+
+# RENEWALS_* variables that belong to the project's test and broker tooling, not to the worker.
+TOOLING_VARIABLES = (
+    "RENEWALS_TEST_",
+    "RENEWALS_KEEP_SPARE",
+    "RENEWALS_BROKERS_DIR",
+    "RENEWALS_DEBIAN_MIRROR",
+)
+
+
+def unknown_variables(environ: Mapping[str, str] | None = None) -> list[tuple[str, str | None]]:
+    """Each `RENEWALS_*` variable that names no setting (a typo is otherwise silently ignored),
+    with the closest setting's variable, if one is close."""
+    environ = os.environ if environ is None else environ
+    known = [
+        f"RENEWALS_{name.upper()}"
+        for name, field in Settings.model_fields.items()
+        if not field.validation_alias
+    ]
+    unknown = sorted(
+        name
+        for name in environ
+        if name.upper().startswith("RENEWALS_")
+        and name.upper() not in known
+        and not name.upper().startswith(TOOLING_VARIABLES)
+    )
+    return [
+        (name, next(iter(difflib.get_close_matches(name.upper(), known, n=1, cutoff=0.6)), None))
+        for name in unknown
+    ]
 
 
 def _one_line(error: ValidationError) -> str:

@@ -90,3 +90,33 @@ def test_a_bad_value_is_one_line_naming_the_setting_the_problem_and_the_fix(
         "RENEWALS_PREFETCH=70000: input should be less than or equal to 65535;"
     )
     assert str(caught.value).endswith("(and 1 more problem)")
+
+
+def test_a_misspelt_setting_is_one_warning_line_naming_the_closest_setting() -> None:
+    """RENEWALS_PREFTECH is no setting: the command still runs, and says once which setting was meant."""
+    from click.testing import CliRunner
+
+    from worker.cli import main
+
+    result = CliRunner().invoke(
+        main, ["asyncapi"], env={"RENEWALS_PREFTECH": "5", "RENEWALS_LOG_FORMAT": "json"}
+    )
+    assert result.exit_code == 0, result.output
+    warnings = [line for line in result.stderr.splitlines() if "settings.unknown_variable" in line]
+    assert len(warnings) == 1, result.stderr
+    assert '"variable": "RENEWALS_PREFTECH"' in warnings[0] and "RENEWALS_PREFETCH" in warnings[0]
+
+
+def test_known_settings_and_the_tooling_variables_raise_no_warning() -> None:
+    """Only names that are neither a setting nor the test tooling's are reported; a far-off name gets no guess."""
+    from worker.settings import unknown_variables
+
+    environ = {
+        "RENEWALS_PREFETCH": "5",
+        "renewals_batch_size": "10",
+        "RENEWALS_TEST_BROKERS": "3.10",
+        "RENEWALS_KEEP_SPARE": "1",
+        "RENEWALS_ZZZZZZZZ": "1",
+        "PATH": "/bin",
+    }
+    assert unknown_variables(environ) == [("RENEWALS_ZZZZZZZZ", None)]

@@ -12,7 +12,7 @@ from worker import logs
 from worker.broker.endpoints import Broker, BrokerRefused, from_settings
 from worker.exits import EX_CONFIG
 from worker.redaction import masked
-from worker.settings import ConfigurationError, Settings
+from worker.settings import ConfigurationError, Settings, unknown_variables
 from worker.settings import load_settings as settings_from_environment
 from worker.tools.tables import render
 
@@ -42,6 +42,13 @@ def load_settings(**overrides: object) -> Settings:
     except ConfigurationError as exc:
         raise CannotWork(str(exc)) from None
     logs.configure(settings.log_level, settings.log_format)
+    for name, closest in unknown_variables():
+        logs.get_logger("settings").warning(
+            "settings.unknown_variable",
+            variable=name,
+            closest=closest,
+            hint=f"did you mean {closest}?" if closest else "see docs/configuration.md for the settings",
+        )
     return settings
 
 
