@@ -7,7 +7,8 @@ from pathlib import Path
 from typing import Annotated, Any
 
 from fastapi import Depends, FastAPI, Request, Response
-from fastapi.exception_handlers import http_exception_handler
+from fastapi.exception_handlers import http_exception_handler, request_validation_exception_handler
+from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse, RedirectResponse
 from fastapi.staticfiles import StaticFiles
 from starlette.concurrency import run_in_threadpool
@@ -16,6 +17,7 @@ from starlette.exceptions import HTTPException as StarletteHTTPException
 from worker.console import api, forms, pages
 from worker.console.guard import Denied, require
 from worker.console.identity import Identity
+from worker.console.params import one_line
 from worker.console.render import render
 from worker.console.sessions import COOKIE
 from worker.console.state import Console
@@ -116,6 +118,13 @@ def create_app(console: Console) -> FastAPI:
         if request.url.path.startswith("/api/"):
             return JSONResponse({"detail": reason}, status_code=503)
         return render(request, "refused.html", {"reason": reason}, status_code=503)
+
+    @app.exception_handler(RequestValidationError)
+    async def invalid(request: Request, exc: RequestValidationError) -> Response:
+        """A value of the wrong form: the API's usual 422; a page says which, in one line."""
+        if request.url.path.startswith("/api/"):
+            return await request_validation_exception_handler(request, exc)
+        return render(request, "refused.html", {"reason": one_line(exc.errors())}, status_code=422)
 
     @app.exception_handler(StarletteHTTPException)
     async def problem(request: Request, exc: StarletteHTTPException) -> Response:
