@@ -7,7 +7,8 @@ from pathlib import Path
 from typing import Annotated, Any
 
 from fastapi import Depends, FastAPI, Request, Response
-from fastapi.exception_handlers import http_exception_handler, request_validation_exception_handler
+from fastapi.encoders import jsonable_encoder
+from fastapi.exception_handlers import http_exception_handler
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse, RedirectResponse
 from fastapi.staticfiles import StaticFiles
@@ -121,9 +122,11 @@ def create_app(console: Console) -> FastAPI:
 
     @app.exception_handler(RequestValidationError)
     async def invalid(request: Request, exc: RequestValidationError) -> Response:
-        """A value of the wrong form: the API's usual 422; a page says which, in one line."""
+        """A value of the wrong form: the API's usual 422 (without the values sent back: they
+        may be huge, or Infinity, which JSON cannot carry); a page says which, in one line."""
         if request.url.path.startswith("/api/"):
-            return await request_validation_exception_handler(request, exc)
+            errors = [{k: v for k, v in error.items() if k != "input"} for error in exc.errors()]
+            return JSONResponse({"detail": jsonable_encoder(errors)}, status_code=422)
         return render(request, "refused.html", {"reason": one_line(exc.errors())}, status_code=422)
 
     @app.exception_handler(StarletteHTTPException)

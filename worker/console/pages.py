@@ -130,8 +130,12 @@ def selection_of(values: ImmutableMultiDict[str, Any]) -> actions.Selection:
 
 
 def _local(value: datetime) -> str:
-    """A time as a datetime-local field shows it (UTC, to the minute)."""
-    return value.astimezone(UTC).strftime("%Y-%m-%dT%H:%M")
+    """A time as a datetime-local field shows it (UTC, to the minute); one UTC cannot hold
+    (9999-12-31T23:59-23:59) keeps its own offset, so the next page's link still says it."""
+    try:
+        return value.astimezone(UTC).strftime("%Y-%m-%dT%H:%M")
+    except OverflowError:
+        return value.isoformat(timespec="minutes")
 
 
 def _query(selection: actions.Selection) -> list[tuple[str, str]]:
