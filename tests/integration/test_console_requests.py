@@ -4,6 +4,7 @@ hostile values on SQLite and PostgreSQL, is answered with a 4xx or a page, never
 error; and the replay rate is checked at every door of the console."""
 
 import math
+import tracemalloc
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -20,8 +21,12 @@ from starlette.testclient import TestClient
 
 from support.console import OPERATOR, basic, in_process
 from support.letters import new_letter
+from support.messages import encode, envelope
+from worker.console import actions, shapes
+from worker.settings import Settings
 from worker.store import open_store
-from worker.store.letters import LetterFilter
+from worker.store.letters import LetterFilter, NewLetter
+from worker.tools.dead_letters import DeadLetter, Routes, as_dead_letter, cut, plan
 
 # Values the red team sent, and their kin: past int64, unicode digits, NUL, too long, not dates.
 HOSTILE = [
@@ -233,3 +238,73 @@ def test_resuming_a_replay_stored_with_an_infinite_rate_is_a_422_and_leaves_it_c
     assert response.status_code == 422 and "cannot be resumed" in response.json()["detail"]
     shown = client.get(f"/api/replays/{known['operation_id']}", headers=basic(OPERATOR)).json()
     assert shown["status"] == "cancelled"
+
+
+def recorded(headers: dict[str, Any], body: bytes, **extra: Any) -> NewLetter:
+    """A letter as the worker's drain records it: its columns read from its headers and body."""
+    properties = {"content_type": "application/json", "message_id": "m-1"}
+    dead = DeadLetter.read(0, {**properties, "headers": headers}, body)
+    return NewLetter(
+        body=body, properties=properties, headers=headers, reason=dead.reason, detail=dead.detail,
+        failed_at=dead.failed_at, attempts=dead.attempts, replays=dead.replay_count, event_id=dead.id,
+        event_type=dead.type, message_id="m-1", origin=dead.origin, **extra,
+    )  # fmt: skip
+
+
+def test_a_preview_plans_from_the_summary_exactly_what_a_replay_plans_from_the_whole_letter(
+    store_url: str, tmp_path: Path
+) -> None:
+    """For honest, forged, foreign, often replayed, typeless and cut letters, with and without to_original, the preview (no bodies read) says what the plan from the whole letter says."""
+    worker = {"x-error-reason": "no_recipient", "x-original-exchange": "renewals.events", "x-original-routing-key": "renewal.approaching"}
+    renewal = encode(envelope("RenewalApproaching", {"client_id": "c-1"}, id="r-1"))
+    letters = [
+        recorded(worker, renewal),
+        recorded({**worker, "x-original-exchange": "renewals.notifications"}, encode(envelope("NotificationRequested", {}, id="n-1"))),
+        recorded({**worker, "x-original-exchange": "billing.internal", "x-original-routing-key": "k"}, renewal + b" "),
+        recorded({**worker, "x-replay-count": 3}, renewal + b"  "),
+        recorded({"x-error-reason": "invalid_payload"}, b"not json"),
+        recorded(worker, renewal[:10], body_size=len(renewal), body_sha256="ab" * 32),
+        recorded({"x-death": [{"reason": "delivery_limit", "queue": "renewals.worker", "exchange": "renewals.events", "routing-keys": ["renewal.approaching"], "count": 20}]}, renewal + b"   "),
+    ]
+    _, records = in_process(tmp_path, letters, store_url=store_url)
+    settings_ = Settings(store_url=store_url)
+    for to_original in (False, True):
+        routes = Routes.of(settings_, to_original=to_original)
+        request = actions.ReplayRequest(selection=actions.Selection(all=True), dry_run=True)
+        count, previewed = actions.preview(records, request, routes)
+        whole = [
+            shapes.plan(plan(as_dead_letter(x), routes, max_replays=actions.DEFAULT_MAX_REPLAYS, cut=cut(x)))
+            for x in records.letters(LetterFilter())
+        ]
+        assert count == len(letters) and [shapes.plan(p) for p in previewed] == whole
+        assert {p["action"] for p in whole} == {"replay", "skip"}
+
+
+def test_a_preview_of_big_letters_reads_no_body_and_its_memory_stays_flat(store_url: str, tmp_path: Path) -> None:
+    """A dry run over 24 letters of 4 MiB selects no body (nor properties, headers) and its peak allocation stays under 4 MiB, on both stores."""
+    big = [new_letter(event_id=f"big-{n}", body=b'{"type": "RenewalApproaching", "pad": "' + b"x" * (4 << 20) + b'"}') for n in range(24)]
+    client, records = in_process(tmp_path, big, store_url=store_url)
+    statements: list[str] = []
+    store = records._store
+    execute = store.execute
+
+    def spy(sql: str, *args: Any, **kwargs: Any) -> Any:
+        statements.append(sql)
+        return execute(sql, *args, **kwargs)
+
+    store.execute = spy  # type: ignore[method-assign]
+    routes = Routes.of(Settings(store_url=store_url))
+    request = actions.ReplayRequest(selection=actions.Selection(all=True), dry_run=True)
+    actions.preview(records, request, routes)  # warm: the first call imports and compiles
+    statements.clear()
+    tracemalloc.start()
+    try:
+        count, plans = actions.preview(records, request, routes)
+        _, peak = tracemalloc.get_traced_memory()
+    finally:
+        tracemalloc.stop()
+    assert (count, len(plans)) == (24, 24) and {p.action for p in plans} == {"replay"}
+    assert statements and not [sql for sql in statements if "properties" in sql or " body," in sql]
+    assert peak < 4 << 20, f"peak {peak / 2**20:.1f} MiB"
+    reply = client.post("/api/replays", json={"selection": {"all": True}, "dry_run": True}, headers=basic(OPERATOR))
+    assert reply.status_code == 200 and reply.json()["selected"] == 24

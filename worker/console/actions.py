@@ -18,6 +18,7 @@ from worker.store.dead_letters import DeadLetterRecords
 from worker.store.letters import STATUSES, LetterFilter, ReplayOperation, Status
 from worker.tools.dead_letters import Plan, Routes
 from worker.tools.dead_letters import replays as replay_runs
+from worker.tools.dead_letters.outline import OutlinedLetter
 from worker.tools.owners import Ownership, ownership
 
 log = get_logger("worker.console")
@@ -102,7 +103,9 @@ class NoteRequest(BaseModel):
     text: NoteText
 
 
-def preview(records: DeadLetterRecords, request: ReplayRequest, routes: Routes) -> tuple[int, list[Plan]]:
+def preview(
+    records: DeadLetterRecords, request: ReplayRequest, routes: Routes
+) -> tuple[int, list[Plan[OutlinedLetter]]]:
     """How many letters a replay would take, and what it would do with the first ones."""
     chosen = request.selection.for_action()
     plans = replay_runs.preview(

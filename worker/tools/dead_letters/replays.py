@@ -21,6 +21,7 @@ from worker.store.dead_letters import DeadLetterRecords
 from worker.store.letters import Claimed, HistoryEntry, LetterFilter, ReplayOperation, StoredLetter
 from worker.tools.dead_letters.letter import DeadLetter
 from worker.tools.dead_letters.operations import Plan, Report, plan
+from worker.tools.dead_letters.outline import OutlinedLetter
 from worker.tools.dead_letters.queue import ReplayRefused
 from worker.tools.dead_letters.routing import Routes
 
@@ -74,10 +75,11 @@ def cut(letter: StoredLetter) -> str | None:
     """Why the letter cannot be replayed as it came, if its body was cut when recorded."""
     if not letter.body_truncated:
         return None
-    return (
-        f"body cut to {len(letter.body)} of {letter.summary.body_size} bytes when recorded"
-        f" (sha256 {letter.body_sha256}): never replayed"
-    )
+    return _cut(len(letter.body), letter.summary.body_size, letter.body_sha256)
+
+
+def _cut(stored: int, size: int, sha256: str | None) -> str:
+    return f"body cut to {stored} of {size} bytes when recorded (sha256 {sha256}): never replayed"
 
 
 def preview(
@@ -87,17 +89,22 @@ def preview(
     *,
     max_replays: int,
     force: bool,
-    limit: int | None = None,
-) -> list[Plan]:
-    """What a replay of the selection would do with each letter (a dry run), changing nothing."""
-    plans = []
-    for letter in records.letters(selection):
-        plans.append(
-            plan(as_dead_letter(letter), routes, max_replays=max_replays, force=force, cut=cut(letter))
+    limit: int,
+) -> list[Plan[OutlinedLetter]]:
+    """What a replay of the selection would do with its first `limit` letters (a dry run),
+    changing nothing, read without their bodies."""
+    return [
+        plan(
+            OutlinedLetter(outline.summary),
+            routes,
+            max_replays=max_replays,
+            force=force,
+            cut=None
+            if outline.body_sha256 is None
+            else _cut(outline.stored_body_size, outline.summary.body_size, outline.body_sha256),
         )
-        if limit is not None and len(plans) >= limit:
-            break
-    return plans
+        for outline in records.outlines(selection, limit=limit)
+    ]
 
 
 def run(
