@@ -28,7 +28,7 @@ ReplayId = Annotated[OperationId, Path(description="the replay operation's id")]
 def get_health(request: Request, _: Viewer) -> dict[str, Any]:
     console = console_of(request)
     return {
-        **health(console.settings, console.store).as_dict(),
+        **health(console.settings, console.store, console.broker_figures).as_dict(),
         "dead_letters_last_hour": _last_hour(request),
     }
 

@@ -50,6 +50,7 @@ def create_app(console: Console) -> FastAPI:
         # Stopping (SIGTERM, Ctrl-C): each replay this process runs stops after the letter in
         # hand and ends cancelled, resumable from any console or `renewals dlq replay --resume`.
         await run_in_threadpool(console.runner.stop)
+        await run_in_threadpool(console.broker_figures.close)
 
     app = FastAPI(
         lifespan=lifespan,

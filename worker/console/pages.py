@@ -97,7 +97,7 @@ def audit_page(request: Request, _: Viewer) -> Response:
 @router.get("/health")
 def health_strip(request: Request, _: Viewer) -> Response:
     console = console_of(request)
-    found = health(console.settings, console.store)
+    found = health(console.settings, console.store, console.broker_figures)
     last_hour = actions.last_hour(console.records) if found.store_error is None else None
     return render(request, "health.html", {"health": found, "dead_letters_last_hour": last_hour})
 
