@@ -308,3 +308,30 @@ def test_a_preview_of_big_letters_reads_no_body_and_its_memory_stays_flat(store_
     assert peak < 4 << 20, f"peak {peak / 2**20:.1f} MiB"
     reply = client.post("/api/replays", json={"selection": {"all": True}, "dry_run": True}, headers=basic(OPERATOR))
     assert reply.status_code == 200 and reply.json()["selected"] == 24
+
+
+@pytest.mark.parametrize(
+    "selection",
+    [
+        {"letter": [2**70]},
+        {"letter": [0]},
+        {"limit": 2**63, "all": True},
+        {"text": "a" * 60_000},
+        {"id": ["a\x00b"]},
+        {"reason": ["r"] * 1_001},
+        {"since": "notadate"},
+    ],
+)
+def test_a_json_selection_outside_the_types_is_a_422_for_every_action(
+    console: tuple[TestClient, dict[str, str]], selection: dict[str, Any]
+) -> None:
+    """The selection of a dry run, a replay, an archive and a purge uses the same types as the query: a value past int64, a NUL, 60,000 characters, 1,001 values or a non-time is a 422, never a 500."""
+    client, _ = console
+    for path, body in [
+        ("/api/replays", {"selection": selection, "dry_run": True}),
+        ("/api/replays", {"selection": selection}),
+        ("/api/archive", selection),
+        ("/api/purge", selection),
+    ]:
+        response = client.post(path, json=body, headers=basic(OPERATOR))
+        assert response.status_code == 422, (path, response.status_code, response.text[:200])
