@@ -90,3 +90,12 @@ def test_a_bad_value_is_one_line_naming_the_setting_the_problem_and_the_fix(
         "RENEWALS_PREFETCH=70000: input should be less than or equal to 65535;"
     )
     assert str(caught.value).endswith("(and 1 more problem)")
+
+
+@pytest.mark.parametrize("rate", ["inf", "nan", "-inf", "0", "-1", "100001"])
+def test_a_replay_rate_that_cannot_be_held_is_one_line(monkeypatch: pytest.MonkeyPatch, rate: str) -> None:
+    """RENEWALS_REPLAY_RATE infinite, NaN, zero, negative or above 100,000 is refused in one line naming it."""
+    monkeypatch.setenv("RENEWALS_REPLAY_RATE", rate)
+    with pytest.raises(ConfigurationError) as caught:
+        load_settings()
+    assert str(caught.value).startswith(f"RENEWALS_REPLAY_RATE={rate}: ") and "\n" not in str(caught.value)
