@@ -3,14 +3,14 @@ user (or the session, for the pages' own calls); viewers read, operators act."""
 
 from typing import Annotated, Any, Literal
 
-from fastapi import APIRouter, Depends, HTTPException, Path, Query, Request, Response
+from fastapi import APIRouter, Depends, HTTPException, Query, Request, Response
 
 from worker.console import actions, shapes
 from worker.console.filters import letter_filters
 from worker.console.guard import console_of, require
 from worker.console.health import health
 from worker.console.identity import Identity
-from worker.console.params import Blank, OperationId, RowId, Text
+from worker.console.params import Blank, LetterId, ReplayId, RowId, Text
 from worker.store.dead_letters import OperationBusy, UnknownOperation
 from worker.store.letters import Status
 from worker.tools.dead_letters import InvalidRate, Routes
@@ -20,8 +20,6 @@ router = APIRouter(prefix="/api", tags=["api"])
 Viewer = Annotated[Identity, Depends(require("viewer"))]
 Operator = Annotated[Identity, Depends(require("operator"))]
 Filters = Annotated[actions.Selection, Depends(letter_filters)]
-LetterId = Annotated[RowId, Path(description="the letter's number")]
-ReplayId = Annotated[OperationId, Path(description="the replay operation's id")]
 
 
 @router.get("/health", summary="Readiness and the figures an operator watches")

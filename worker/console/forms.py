@@ -4,7 +4,7 @@ excepted) and the CSRF token, checked on the server."""
 
 from typing import Annotated, Any
 
-from fastapi import APIRouter, Depends, Form, HTTPException, Path, Request, Response
+from fastapi import APIRouter, Depends, Form, HTTPException, Request, Response
 from fastapi.responses import RedirectResponse
 from starlette.concurrency import run_in_threadpool
 from starlette.datastructures import ImmutableMultiDict
@@ -13,7 +13,7 @@ from worker.console import actions
 from worker.console.guard import Denied, authenticate_async, check_not_forged, console_of, require
 from worker.console.identity import Identity
 from worker.console.pages import selection_of
-from worker.console.params import NoteText, OperationId, RowId
+from worker.console.params import LetterId, NoteText, ReplayId
 from worker.console.render import render
 from worker.logs import get_logger
 from worker.store.dead_letters import OperationBusy, UnknownOperation
@@ -23,8 +23,6 @@ router = APIRouter(include_in_schema=False)
 log = get_logger("worker.console")
 
 Operator = Annotated[Identity, Depends(require("operator"))]
-LetterId = Annotated[RowId, Path()]
-ReplayId = Annotated[OperationId, Path()]
 Note = Annotated[NoteText, Form()]
 
 

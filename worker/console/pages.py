@@ -5,7 +5,7 @@ API."""
 from datetime import UTC, datetime
 from typing import Annotated, Any
 
-from fastapi import APIRouter, Depends, HTTPException, Path, Query, Request, Response
+from fastapi import APIRouter, Depends, HTTPException, Query, Request, Response
 from pydantic import ValidationError
 from starlette.datastructures import ImmutableMultiDict
 
@@ -14,7 +14,7 @@ from worker.console.filters import letter_filters
 from worker.console.guard import console_of, require
 from worker.console.health import health
 from worker.console.identity import Identity
-from worker.console.params import Blank, OperationId, RowId, Text, one_line
+from worker.console.params import Blank, LetterId, ReplayId, RowId, Text, one_line
 from worker.console.render import pretty_body, render
 from worker.logs import get_logger
 from worker.store.dead_letters import UnknownOperation
@@ -28,8 +28,6 @@ Viewer = Annotated[Identity, Depends(require("viewer"))]
 Operator = Annotated[Identity, Depends(require("operator"))]
 Filters = Annotated[actions.Selection, Depends(letter_filters)]
 After = Annotated[RowId | None, Blank, Query()]
-LetterId = Annotated[RowId, Path()]
-ReplayId = Annotated[OperationId, Path()]
 Name = Annotated[Text | None, Blank, Query()]
 PAGE_SIZE = 50
 

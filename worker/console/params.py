@@ -7,6 +7,7 @@ from collections.abc import Sequence
 from typing import Annotated, Any
 
 from annotated_types import Ge, Le
+from fastapi import Path
 from pydantic import AfterValidator, BeforeValidator, StringConstraints
 
 INT64_MAX = 2**63 - 1  # SQLite's INTEGER and PostgreSQL's bigint hold no more
@@ -63,6 +64,13 @@ Many = BeforeValidator(_without_blanks)
 
 Blank = BeforeValidator(_blank_is_none)
 """For an optional field: a blank value is none (use as `Annotated[X | None, Blank, ...]`)."""
+
+
+LetterId = Annotated[RowId, Path(description="the letter's number")]
+"""A letter's number in a path (/letters/{letter_id})."""
+
+ReplayId = Annotated[OperationId, Path(description="the replay operation's id")]
+"""A replay's id in a path (/replays/{operation_id})."""
 
 
 def one_line(errors: Sequence[Any]) -> str:
