@@ -23,6 +23,7 @@ class TcpProxy:
         self._open.set()
         self._stop = threading.Event()
         self._pairs: list[tuple[socket.socket, socket.socket]] = []
+        self.accepted = 0  # connections forwarded so far (a test counts connects with it)
         self._lock = threading.Lock()
         self._thread = threading.Thread(target=self._serve, daemon=True)
 
@@ -72,6 +73,7 @@ class TcpProxy:
                 continue
             with self._lock:
                 self._pairs.append((client, upstream))
+                self.accepted += 1
             threading.Thread(target=_pump, args=(client, upstream), daemon=True).start()
 
 

@@ -33,6 +33,7 @@ INT32_MS_IN_SECONDS = 2_147_483
 LONGEST_WAIT_SECONDS = 366 * 86_400
 LONGEST_RETENTION_DAYS = 36_500  # a hundred years: dates stay well inside what datetime holds
 SHORT_STRING_BYTES = 255  # an AMQP short string: the longest queue or exchange name
+MAX_REPLAY_RATE = 100_000  # letters a second: a replay's rate, from any door
 
 
 class ConfigurationError(ValueError):
@@ -191,7 +192,8 @@ class Settings(BaseSettings):
     replay_rate: float = Field(
         50.0,
         gt=0,
-        le=100_000,
+        le=MAX_REPLAY_RATE,
+        allow_inf_nan=False,
         description="dead letters a replay publishes per second unless --rate says otherwise",
     )
     confirm_timeout: Seconds = 15.0

@@ -28,7 +28,11 @@ class CommandsContract:
         return DeadLetterRecords(store)
 
     def dlq(self, *args: str) -> Result:
-        env = {"RENEWALS_STORE_URL": self.url, "RENEWALS_LOG_FORMAT": "json"}
+        env = {
+            "RENEWALS_STORE_URL": self.url,
+            "RENEWALS_LOG_FORMAT": "json",
+            "RENEWALS_AMQP_URL": "amqp://guest:guest@127.0.0.1:9/",  # none: these tests need no broker
+        }
         return CliRunner().invoke(main, ["dlq", *args], env=env)
 
     def ok(self, *args: str) -> Result:
@@ -155,6 +159,31 @@ class CommandsContract:
         refused = self.dlq("replay", "--resume", operation.id)
         assert refused.exit_code == 1 and "running in another process" in refused.stderr
         assert self.dlq("cancel", "nope").stderr.strip() == "Error: no replay operation nope"
+
+    @pytest.mark.parametrize("rate", ["inf", "-inf", "nan", "1e400", "0", "-3", "100001", "fast"])
+    def test_a_rate_that_cannot_be_held_is_one_line_and_starts_no_replay(self, rate: str) -> None:
+        """`--rate` infinite, NaN, zero, negative, too large or not a number: one line naming
+        what is allowed, exit status 2, no traceback, and no operation was recorded."""
+        self.fill()
+        refused = self.dlq("replay", "--reason", "no_recipient", "--rate", rate)
+        assert refused.exit_code == 2, refused.output
+        assert "Traceback" not in refused.output and "--rate" in refused.stderr
+        assert "letters per second" in refused.stderr.splitlines()[-1]
+        assert self.records().operations() == []
+
+    def test_resuming_a_replay_stored_with_an_infinite_rate_is_one_line_and_leaves_it_cancelled(self) -> None:
+        """An operation recorded with rate inf (before rates were checked): `--resume` says in
+        one line that it cannot be resumed and why, and the operation stays cancelled."""
+        self.fill()
+        records = self.records()
+        operation = records.start_replay(LetterFilter(reasons=frozenset({"no_recipient"})), actor="ana", rate=None)
+        records._store.execute("UPDATE dead_letter_replays SET rate = ? WHERE id = ?", (float("inf"), operation.id))
+        records.finish(operation.id, actor="ana", cancelled=True)
+        refused = self.dlq("replay", "--resume", operation.id)
+        assert refused.exit_code == 1 and "Traceback" not in refused.output
+        assert refused.stderr.strip().startswith(f"Error: replay {operation.id} cannot be resumed:")
+        assert "letters per second" in refused.stderr and len(refused.stderr.strip().splitlines()) == 1
+        assert self.records().operation(operation.id).status == "cancelled"
 
     def test_purge_lists_first_and_keeps_the_history(self) -> None:
         """Without --yes purge lists and changes nothing; with it the letters leave the list

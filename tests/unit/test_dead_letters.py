@@ -16,7 +16,7 @@ from worker.store.dead_letters import DeadLetterRecords
 from worker.store.letter_sql import to_us
 from worker.store.letters import LetterFilter, NewLetter, StoredLetter
 from worker.tools.dead_letters import DeadLetter, Routes, parse_when, plan
-from worker.tools.dead_letters.replays import run
+from worker.tools.dead_letters.replays import InvalidRate, run
 from worker.tools.tables import render
 
 CLOUDEVENTS = "application/cloudevents+json"
@@ -367,6 +367,24 @@ def test_replay_publishes_where_the_plan_says_and_nowhere_else(tmp_path) -> None
     assert [x.event_type for x in records.page().letters] == ["NotificationRequested"]
     [skipped] = records.page().letters
     assert "not an event the worker consumes" in (records.history(skipped.id)[0].outcome or "")
+
+
+@pytest.mark.parametrize("rate", [float("inf"), -1.0, 0.0])
+def test_a_replay_whose_stored_rate_cannot_be_held_ends_cancelled_before_any_letter(tmp_path, rate: float) -> None:
+    """run() over an operation stored with an infinite, negative or zero rate raises InvalidRate,
+    publishes nothing and leaves the operation cancelled (resumable), never running."""
+    store = open_store(f"sqlite:///{tmp_path / 'renewals.db'}")
+    store.migrate()
+    records = DeadLetterRecords(store)
+    records.insert([drained(letter(WORKER_HEADERS))])
+    operation = records.start_replay(LetterFilter(), actor="test", rate=None)
+    store.execute("UPDATE dead_letter_replays SET rate = ? WHERE id = ?", (rate, operation.id))
+    publisher = FakePublisher()
+    with pytest.raises(InvalidRate, match="letters per second above 0"):
+        run(records, operation.id, publisher, ROUTES, actor="test")
+    assert publisher.published == []
+    assert records.operation(operation.id).status == "cancelled"
+    assert [x.status for x in records.page(LetterFilter(statuses=frozenset({"new", "replayed"}))).letters] == ["new"]
 
 
 def drained(dead: DeadLetter) -> NewLetter:

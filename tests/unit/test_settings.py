@@ -120,3 +120,12 @@ def test_known_settings_and_the_tooling_variables_raise_no_warning() -> None:
         "PATH": "/bin",
     }
     assert unknown_variables(environ) == [("RENEWALS_ZZZZZZZZ", None)]
+
+
+@pytest.mark.parametrize("rate", ["inf", "nan", "-inf", "0", "-1", "100001"])
+def test_a_replay_rate_that_cannot_be_held_is_one_line(monkeypatch: pytest.MonkeyPatch, rate: str) -> None:
+    """RENEWALS_REPLAY_RATE infinite, NaN, zero, negative or above 100,000 is refused in one line naming it."""
+    monkeypatch.setenv("RENEWALS_REPLAY_RATE", rate)
+    with pytest.raises(ConfigurationError) as caught:
+        load_settings()
+    assert str(caught.value).startswith(f"RENEWALS_REPLAY_RATE={rate}: ") and "\n" not in str(caught.value)

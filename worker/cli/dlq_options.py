@@ -15,7 +15,7 @@ from worker.redaction import masked
 from worker.store import SchemaTooNew, SchemaTooOld, StoreUnavailable
 from worker.store.dead_letters import DeadLetterRecords
 from worker.store.letters import STATUSES, LetterFilter, Status, StoredLetter
-from worker.tools.dead_letters import Routes, parse_when
+from worker.tools.dead_letters import InvalidRate, Routes, check_rate, parse_when
 
 Command = Callable[..., None]
 
@@ -25,6 +25,22 @@ def when(_ctx: click.Context, _param: click.Parameter, value: str | None) -> dat
         return None if value is None else parse_when(value)
     except ValueError as exc:
         raise click.BadParameter(str(exc)) from None
+
+
+class Rate(click.ParamType[float]):
+    """Letters per second for a replay: a finite number above 0 (and at most the largest rate)."""
+
+    name = "rate"
+
+    def convert(self, value: Any, param: click.Parameter | None, ctx: click.Context | None) -> float:
+        try:
+            rate = check_rate(float(value))
+        except InvalidRate as exc:
+            self.fail(str(exc), param, ctx)
+        except (TypeError, ValueError):
+            self.fail(f"{value!r} is not a number of letters per second", param, ctx)
+        assert rate is not None  # float() never gives None
+        return rate
 
 
 def _statuses(values: Sequence[str]) -> frozenset[Status]:

@@ -8,6 +8,7 @@ import click
 
 from worker.store.letters import Group, HistoryEntry, ReplayOperation, StoredLetter
 from worker.tools.dead_letters import (
+    DeadLetter,
     Plan,
     Report,
     Routes,
@@ -100,7 +101,7 @@ def _to_the_second(moment: str) -> str:
     return text + ("Z" if offset in ("", "+00:00") else offset)
 
 
-def print_plans(plans: list[Plan], as_json: bool) -> None:
+def print_plans(plans: list[Plan[DeadLetter]], as_json: bool) -> None:
     """What a dry run shows: each selected dead letter and what a replay would do with it."""
     steps = [
         {

@@ -13,6 +13,7 @@ import click
 from worker import logs
 from worker.cli.core import broker_of, load_settings
 from worker.cli.dlq_options import (
+    Rate,
     dead_letter_records,
     everything_option,
     matching,
@@ -22,16 +23,18 @@ from worker.cli.dlq_options import (
 )
 from worker.cli.dlq_output import Progress, print_plans, print_report
 from worker.redaction import masked
-from worker.store.dead_letters import OperationBusy, UnknownOperation
+from worker.store.dead_letters import DeadLetterRecords, OperationBusy, UnknownOperation
 from worker.store.letters import LetterFilter, ReplayOperation
 from worker.tools.dead_letters import (
     DEFAULT_MAX_REPLAYS,
     DeadLetterError,
+    InvalidRate,
     ReplayPublisher,
     Report,
     Routes,
     as_dead_letter,
     audit,
+    check_rate,
     cut,
     label,
     plan,
@@ -59,7 +62,7 @@ EXIT_INTERRUPTED = 130  # 128 + SIGINT, as shells report a command ended by Ctrl
     type=click.IntRange(min=1),
     help="Replays after which a dead letter is skipped unless --force.",
 )
-@click.option("--rate", type=click.FloatRange(min=0, min_open=True), help="Letters per second (REPLAY_RATE).")
+@click.option("--rate", type=Rate(), help="Letters per second (REPLAY_RATE).")
 @click.option("--resume", "resume_id", metavar="OP_ID", help="Take up a cancelled or interrupted replay.")
 @click.option("--json", "as_json", is_flag=True, help="Machine-readable output.")
 def replay_command(
@@ -97,6 +100,7 @@ def replay_command(
             return
         try:
             if resume_id is not None:
+                _resumable(records, resume_id)
                 operation = records.resume(resume_id, actor=user())
                 routes = Routes.of(settings, to_original=operation.to_original)
             else:
@@ -133,6 +137,8 @@ def replay_command(
         except DeadLetterError as exc:
             records.finish(operation.id, actor=user(), cancelled=True)
             raise click.ClickException(f"{exc}; {resume}") from None
+        except InvalidRate as exc:  # run() ended it cancelled
+            raise click.ClickException(f"replay {operation.id}: {exc}") from None
         except OSError as exc:
             raise click.ClickException(
                 f"broker error on {broker}: {type(exc).__name__}: {masked(str(exc))}; {resume}"
@@ -155,6 +161,18 @@ def replay_command(
         )
     if report.failed:
         raise click.ClickException(f"{len(report.failed)} dead letters could not be replayed; they stay new")
+
+
+def _resumable(records: DeadLetterRecords, operation_id: str) -> None:
+    """A replay whose stored rate cannot be held (written before rates were checked) is not
+    resumed: one line says so, and the operation stays as it is."""
+    try:
+        check_rate(records.operation(operation_id).rate)
+    except InvalidRate as exc:
+        raise click.ClickException(
+            f"replay {operation_id} cannot be resumed: {exc}; start a new replay of the same"
+            " selection with --rate"
+        ) from None
 
 
 @contextmanager

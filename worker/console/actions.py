@@ -5,17 +5,20 @@ audit records and in one log line."""
 import uuid
 from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
-from typing import Any
+from typing import Annotated, Any, TypeVar
 
 from pydantic import BaseModel, Field, field_validator
 
 from worker.console.identity import Identity
+from worker.console.params import VALUES_MAX, Blank, Count, Many, NoteText, RowId, SearchText, Text
 from worker.logs import get_logger
+from worker.settings import MAX_REPLAY_RATE
 from worker.store import SqlStore, WorkingSet
 from worker.store.dead_letters import DeadLetterRecords
 from worker.store.letters import STATUSES, LetterFilter, ReplayOperation, Status
 from worker.tools.dead_letters import Plan, Routes
 from worker.tools.dead_letters import replays as replay_runs
+from worker.tools.dead_letters.outline import OutlinedLetter
 from worker.tools.owners import Ownership, ownership
 
 log = get_logger("worker.console")
@@ -28,6 +31,10 @@ class RefusedAction(ValueError):
     """The request makes no sense as given; the message says what to change."""
 
 
+T = TypeVar("T")
+Values = Annotated[list[T], Many, Field(max_length=VALUES_MAX)]
+
+
 def _unresolved() -> list[Status]:
     return ["new"]
 
@@ -36,16 +43,18 @@ class Selection(BaseModel):
     """Which dead letters: filters combine with AND, values of one filter with OR. An action
     on every letter needs `all`, so an empty form never selects everything by accident."""
 
-    reason: list[str] = Field(default_factory=list, description="failure reasons")
-    type: list[str] = Field(default_factory=list, description="event types")
-    id: list[str] = Field(default_factory=list, description="event ids")
-    group: list[str] = Field(default_factory=list, description="group fingerprints")
-    letter: list[int] = Field(default_factory=list, description="letter (row) ids")
-    text: str | None = Field(None, description="case-insensitive text in id, type, reason, detail or body")
-    since: datetime | None = Field(None, description="failed at or after")
-    until: datetime | None = Field(None, description="failed before")
-    status: list[Status] = Field(default_factory=_unresolved, description="statuses (default: new)")
-    limit: int | None = Field(None, ge=1, description="at most this many, oldest first")
+    reason: Values[Text] = Field(default_factory=list, description="failure reasons")
+    type: Values[Text] = Field(default_factory=list, description="event types")
+    id: Values[Text] = Field(default_factory=list, description="event ids")
+    group: Values[Text] = Field(default_factory=list, description="group fingerprints")
+    letter: Values[RowId] = Field(default_factory=list, description="letter (row) ids")
+    text: Annotated[SearchText | None, Blank] = Field(
+        None, description="case-insensitive text in id, type, reason, detail or body"
+    )
+    since: Annotated[datetime | None, Blank] = Field(None, description="failed at or after")
+    until: Annotated[datetime | None, Blank] = Field(None, description="failed before")
+    status: Values[Status] = Field(default_factory=_unresolved, description="statuses (default: new)")
+    limit: Annotated[Count | None, Blank] = Field(None, description="at most this many, oldest first")
     all: bool = Field(False, description="select every letter of the statuses (needed without filters)")
 
     @field_validator("since", "until")
@@ -79,16 +88,24 @@ class Selection(BaseModel):
 class ReplayRequest(BaseModel):
     selection: Selection
     dry_run: bool = Field(False, description="only say what a replay would do; change nothing")
-    rate: float | None = Field(None, gt=0, description="letters per second (default: RENEWALS_REPLAY_RATE)")
+    rate: float | None = Field(
+        None,
+        gt=0,
+        le=MAX_REPLAY_RATE,
+        allow_inf_nan=False,
+        description="letters per second (default: RENEWALS_REPLAY_RATE)",
+    )
     force: bool = Field(False, description="replay letters replayed max_replays times already")
     to_original: bool = Field(False, description="trust the letters' headers about where they came from")
 
 
 class NoteRequest(BaseModel):
-    text: str = Field(min_length=1, max_length=4000)
+    text: NoteText
 
 
-def preview(records: DeadLetterRecords, request: ReplayRequest, routes: Routes) -> tuple[int, list[Plan]]:
+def preview(
+    records: DeadLetterRecords, request: ReplayRequest, routes: Routes
+) -> tuple[int, list[Plan[OutlinedLetter]]]:
     """How many letters a replay would take, and what it would do with the first ones."""
     chosen = request.selection.for_action()
     plans = replay_runs.preview(

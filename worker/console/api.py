@@ -1,31 +1,32 @@
 """The JSON API under /api/: every action the pages offer, for scripts. HTTP Basic as a console
 user (or the session, for the pages' own calls); viewers read, operators act."""
 
-from datetime import datetime
 from typing import Annotated, Any, Literal
 
 from fastapi import APIRouter, Depends, HTTPException, Query, Request, Response
 
 from worker.console import actions, shapes
+from worker.console.filters import letter_filters
 from worker.console.guard import console_of, require
 from worker.console.health import health
 from worker.console.identity import Identity
+from worker.console.params import Blank, LetterId, ReplayId, RowId, Text
 from worker.store.dead_letters import OperationBusy, UnknownOperation
 from worker.store.letters import Status
-from worker.tools.dead_letters import Routes
+from worker.tools.dead_letters import InvalidRate, Routes
 
 router = APIRouter(prefix="/api", tags=["api"])
 
 Viewer = Annotated[Identity, Depends(require("viewer"))]
 Operator = Annotated[Identity, Depends(require("operator"))]
-Strings = Annotated[list[str], Query()]
+Filters = Annotated[actions.Selection, Depends(letter_filters)]
 
 
 @router.get("/health", summary="Readiness and the figures an operator watches")
 def get_health(request: Request, _: Viewer) -> dict[str, Any]:
     console = console_of(request)
     return {
-        **health(console.settings, console.store).as_dict(),
+        **health(console.settings, console.store, console.broker_figures).as_dict(),
         "dead_letters_last_hour": _last_hour(request),
     }
 
@@ -34,28 +35,18 @@ def get_health(request: Request, _: Viewer) -> dict[str, Any]:
 def list_letters(
     request: Request,
     _: Viewer,
-    reason: Strings = [],  # noqa: B006  # FastAPI copies query defaults
-    type: Strings = [],  # noqa: B006  # the API's parameter names
-    id: Strings = [],  # noqa: B006
-    group: Strings = [],  # noqa: B006
-    status: Annotated[list[Status], Query()] = ["new"],  # noqa: B006
-    text: str | None = None,
-    since: datetime | None = None,
-    until: datetime | None = None,
+    selection: Filters,
     limit: Annotated[int, Query(ge=1, le=500)] = 50,
-    after: int | None = Query(None, description="the previous page's next_after"),
+    after: Annotated[RowId | None, Blank, Query(description="the previous page's next_after")] = None,
     order: Literal["newest", "oldest"] = "newest",
 ) -> dict[str, Any]:
-    selection = actions.Selection(
-        reason=reason, type=type, id=id, group=group, status=status, text=text, since=since, until=until
-    )
     records = console_of(request).records()
     page = records.page(selection.letter_filter(), after=after, limit=limit, newest_first=order == "newest")
     return {"letters": [shapes.summary(s) for s in page.letters], "next_after": page.next_after}
 
 
 @router.get("/dead-letters/{letter_id}", summary="One dead letter in full, with history and notes")
-def get_letter(request: Request, _: Viewer, letter_id: int) -> dict[str, Any]:
+def get_letter(request: Request, _: Viewer, letter_id: LetterId) -> dict[str, Any]:
     stored = console_of(request).records().get(letter_id)
     if stored is None:
         raise HTTPException(404, f"no dead letter {letter_id}")
@@ -63,7 +54,9 @@ def get_letter(request: Request, _: Viewer, letter_id: int) -> dict[str, Any]:
 
 
 @router.post("/dead-letters/{letter_id}/notes", summary="Add a triage note", status_code=201)
-def add_note(request: Request, who: Operator, letter_id: int, body: actions.NoteRequest) -> dict[str, Any]:
+def add_note(
+    request: Request, who: Operator, letter_id: LetterId, body: actions.NoteRequest
+) -> dict[str, Any]:
     try:
         return actions.note(console_of(request).records(), who, letter_id, body.text)
     except KeyError:
@@ -115,7 +108,7 @@ def list_replays(request: Request, _: Viewer) -> dict[str, Any]:
 
 
 @router.get("/replays/{operation_id}", summary="A replay's progress")
-def get_replay(request: Request, _: Viewer, operation_id: str) -> dict[str, Any]:
+def get_replay(request: Request, _: Viewer, operation_id: ReplayId) -> dict[str, Any]:
     try:
         return shapes.operation(console_of(request).records().operation(operation_id))
     except UnknownOperation:
@@ -123,7 +116,7 @@ def get_replay(request: Request, _: Viewer, operation_id: str) -> dict[str, Any]
 
 
 @router.delete("/replays/{operation_id}", summary="Cancel a running replay")
-def cancel_replay(request: Request, who: Operator, operation_id: str) -> dict[str, Any]:
+def cancel_replay(request: Request, who: Operator, operation_id: ReplayId) -> dict[str, Any]:
     try:
         operation = console_of(request).records().request_cancel(operation_id, actor=who.name)
     except UnknownOperation:
@@ -133,7 +126,7 @@ def cancel_replay(request: Request, who: Operator, operation_id: str) -> dict[st
 
 
 @router.post("/replays/{operation_id}/resume", summary="Resume a cancelled or interrupted replay")
-def resume_replay(request: Request, who: Operator, operation_id: str) -> dict[str, Any]:
+def resume_replay(request: Request, who: Operator, operation_id: ReplayId) -> dict[str, Any]:
     console = console_of(request)
     try:
         operation = console.runner.resume(console.records(), who, operation_id)
@@ -141,6 +134,8 @@ def resume_replay(request: Request, who: Operator, operation_id: str) -> dict[st
         raise HTTPException(404, f"no replay {operation_id}") from None
     except OperationBusy as exc:
         raise HTTPException(409, str(exc)) from None
+    except InvalidRate as exc:
+        raise HTTPException(422, f"replay {operation_id} cannot be resumed: {exc}") from None
     actions.resumed(who, operation)
     return shapes.operation(operation)
 
@@ -167,7 +162,9 @@ def audit(request: Request, _: Viewer, limit: Annotated[int, Query(ge=1, le=1000
 
 
 @router.get("/owners", summary="Who owns renewal communication: what `renewals owners show` says")
-def owners(request: Request, _: Viewer, partner: str, client: str | None = None) -> dict[str, Any]:
+def owners(
+    request: Request, _: Viewer, partner: Text, client: Annotated[Text | None, Blank] = None
+) -> dict[str, Any]:
     return actions.owner(console_of(request).store(), partner, client).as_dict()
 
 

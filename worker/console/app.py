@@ -7,7 +7,9 @@ from pathlib import Path
 from typing import Annotated, Any
 
 from fastapi import Depends, FastAPI, Request, Response
+from fastapi.encoders import jsonable_encoder
 from fastapi.exception_handlers import http_exception_handler
+from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse, RedirectResponse
 from fastapi.staticfiles import StaticFiles
 from starlette.concurrency import run_in_threadpool
@@ -16,6 +18,7 @@ from starlette.exceptions import HTTPException as StarletteHTTPException
 from worker.console import api, forms, pages
 from worker.console.guard import Denied, require
 from worker.console.identity import Identity
+from worker.console.params import one_line
 from worker.console.render import render
 from worker.console.sessions import COOKIE
 from worker.console.state import Console
@@ -47,6 +50,7 @@ def create_app(console: Console) -> FastAPI:
         # Stopping (SIGTERM, Ctrl-C): each replay this process runs stops after the letter in
         # hand and ends cancelled, resumable from any console or `renewals dlq replay --resume`.
         await run_in_threadpool(console.runner.stop)
+        await run_in_threadpool(console.broker_figures.close)
 
     app = FastAPI(
         lifespan=lifespan,
@@ -116,6 +120,15 @@ def create_app(console: Console) -> FastAPI:
         if request.url.path.startswith("/api/"):
             return JSONResponse({"detail": reason}, status_code=503)
         return render(request, "refused.html", {"reason": reason}, status_code=503)
+
+    @app.exception_handler(RequestValidationError)
+    async def invalid(request: Request, exc: RequestValidationError) -> Response:
+        """A value of the wrong form: the API's usual 422 (without the values sent back: they
+        may be huge, or Infinity, which JSON cannot carry); a page says which, in one line."""
+        if request.url.path.startswith("/api/"):
+            errors = [{k: v for k, v in error.items() if k != "input"} for error in exc.errors()]
+            return JSONResponse({"detail": jsonable_encoder(errors)}, status_code=422)
+        return render(request, "refused.html", {"reason": one_line(exc.errors())}, status_code=422)
 
     @app.exception_handler(StarletteHTTPException)
     async def problem(request: Request, exc: StarletteHTTPException) -> Response:

@@ -13,15 +13,17 @@ from worker.console import actions
 from worker.console.guard import Denied, authenticate_async, check_not_forged, console_of, require
 from worker.console.identity import Identity
 from worker.console.pages import selection_of
+from worker.console.params import LetterId, NoteText, ReplayId
 from worker.console.render import render
 from worker.logs import get_logger
 from worker.store.dead_letters import OperationBusy, UnknownOperation
-from worker.tools.dead_letters import Routes
+from worker.tools.dead_letters import InvalidRate, Routes, check_rate
 
 router = APIRouter(include_in_schema=False)
 log = get_logger("worker.console")
 
 Operator = Annotated[Identity, Depends(require("operator"))]
+Note = Annotated[NoteText, Form()]
 
 
 @router.get("/login")
@@ -54,9 +56,9 @@ async def logout(request: Request) -> Response:
 
 
 @router.post("/letters/{letter_id}/notes")
-def add_note(request: Request, who: Operator, letter_id: int, text: Annotated[str, Form()]) -> Response:
+def add_note(request: Request, who: Operator, letter_id: LetterId, text: Note) -> Response:
     try:
-        actions.note(console_of(request).records(), who, letter_id, actions.NoteRequest(text=text).text)
+        actions.note(console_of(request).records(), who, letter_id, text)
     except KeyError:
         raise HTTPException(404, f"no dead letter {letter_id}") from None
     return RedirectResponse(f"/letters/{letter_id}", status_code=303)
@@ -119,7 +121,7 @@ def _confirm(request: Request, who: Identity, form: ImmutableMultiDict[str, Any]
 
 
 @router.post("/replays/{operation_id}/cancel")
-def cancel_replay(request: Request, who: Operator, operation_id: str) -> Response:
+def cancel_replay(request: Request, who: Operator, operation_id: ReplayId) -> Response:
     try:
         operation = console_of(request).records().request_cancel(operation_id, actor=who.name)
     except UnknownOperation:
@@ -129,7 +131,7 @@ def cancel_replay(request: Request, who: Operator, operation_id: str) -> Respons
 
 
 @router.post("/replays/{operation_id}/resume")
-def resume_replay(request: Request, who: Operator, operation_id: str) -> Response:
+def resume_replay(request: Request, who: Operator, operation_id: ReplayId) -> Response:
     console = console_of(request)
     try:
         operation = console.runner.resume(console.records(), who, operation_id)
@@ -137,6 +139,9 @@ def resume_replay(request: Request, who: Operator, operation_id: str) -> Respons
         raise HTTPException(404, f"no replay {operation_id}") from None
     except OperationBusy as exc:
         return render(request, "refused.html", {"reason": str(exc)}, status_code=409)
+    except InvalidRate as exc:
+        reason = f"replay {operation_id} cannot be resumed: {exc}"
+        return render(request, "refused.html", {"reason": reason}, status_code=422)
     actions.resumed(who, operation)
     return RedirectResponse(f"/replays/{operation_id}", status_code=303)
 
@@ -150,9 +155,14 @@ def _action(form: ImmutableMultiDict[str, Any]) -> tuple[str, actions.Selection,
         selection = actions.Selection(letter=selection.letter, status=selection.status)
     elif form.get("scope") == "matching":
         selection = selection.model_copy(update={"letter": []})
-    rate_text = str(form.get("rate") or "").strip()
+    return str(action), selection, _rate(str(form.get("rate") or "").strip())
+
+
+def _rate(text: str) -> float | None:
+    """The form's rate (blank: the default); anything but a rate a replay can hold is a 422."""
     try:
-        rate = float(rate_text) if rate_text else None
+        return check_rate(float(text)) if text else None
+    except InvalidRate as exc:
+        raise HTTPException(422, str(exc)) from None
     except ValueError:
-        rate = None
-    return str(action), selection, rate if rate is None or rate > 0 else None
+        raise HTTPException(422, f"rate {text[:40]!r} is not a number of letters per second") from None

@@ -5,13 +5,16 @@ API."""
 from datetime import UTC, datetime
 from typing import Annotated, Any
 
-from fastapi import APIRouter, Depends, HTTPException, Request, Response
+from fastapi import APIRouter, Depends, HTTPException, Query, Request, Response
+from pydantic import ValidationError
 from starlette.datastructures import ImmutableMultiDict
 
 from worker.console import actions, shapes
+from worker.console.filters import letter_filters
 from worker.console.guard import console_of, require
 from worker.console.health import health
 from worker.console.identity import Identity
+from worker.console.params import Blank, LetterId, ReplayId, RowId, Text, one_line
 from worker.console.render import pretty_body, render
 from worker.logs import get_logger
 from worker.store.dead_letters import UnknownOperation
@@ -23,6 +26,9 @@ log = get_logger("worker.console")
 
 Viewer = Annotated[Identity, Depends(require("viewer"))]
 Operator = Annotated[Identity, Depends(require("operator"))]
+Filters = Annotated[actions.Selection, Depends(letter_filters)]
+After = Annotated[RowId | None, Blank, Query()]
+Name = Annotated[Text | None, Blank, Query()]
 PAGE_SIZE = 50
 
 
@@ -34,19 +40,9 @@ def groups_page(request: Request, _: Viewer) -> Response:
 
 
 @router.get("/letters")
-def letters_page(request: Request, _: Viewer) -> Response:
-    selection = selection_of(request.query_params)
-    after = request.query_params.get("after")
-    page = (
-        console_of(request)
-        .records()
-        .page(
-            selection.letter_filter(),
-            after=int(after) if after and after.isdigit() else None,
-            limit=PAGE_SIZE,
-            newest_first=True,
-        )
-    )
+def letters_page(request: Request, _: Viewer, selection: Filters, after: After = None) -> Response:
+    records = console_of(request).records()
+    page = records.page(selection.letter_filter(), after=after, limit=PAGE_SIZE, newest_first=True)
     return render(
         request,
         "letters.html",
@@ -62,7 +58,7 @@ def letters_page(request: Request, _: Viewer) -> Response:
 
 
 @router.get("/letters/{letter_id}")
-def letter_page(request: Request, _: Viewer, letter_id: int) -> Response:
+def letter_page(request: Request, _: Viewer, letter_id: LetterId) -> Response:
     stored = console_of(request).records().get(letter_id)
     if stored is None:
         raise HTTPException(404, f"no dead letter {letter_id}")
@@ -75,19 +71,17 @@ def replays_page(request: Request, _: Viewer) -> Response:
 
 
 @router.get("/replays/{operation_id}")
-def replay_page(request: Request, _: Viewer, operation_id: str) -> Response:
+def replay_page(request: Request, _: Viewer, operation_id: ReplayId) -> Response:
     return render(request, "replay.html", {"operation": _operation(request, operation_id)})
 
 
 @router.get("/replays/{operation_id}/progress")
-def replay_progress(request: Request, _: Viewer, operation_id: str) -> Response:
+def replay_progress(request: Request, _: Viewer, operation_id: ReplayId) -> Response:
     return render(request, "progress.html", {"operation": _operation(request, operation_id)})
 
 
 @router.get("/owners")
-def owners_page(
-    request: Request, _: Viewer, partner: str | None = None, client: str | None = None
-) -> Response:
+def owners_page(request: Request, _: Viewer, partner: Name = None, client: Name = None) -> Response:
     found = actions.owner(console_of(request).store(), partner, client) if partner else None
     context = {"partner": partner, "client": client, "described": found and described(found)}
     return render(request, "owners.html", context)
@@ -101,7 +95,7 @@ def audit_page(request: Request, _: Viewer) -> Response:
 @router.get("/health")
 def health_strip(request: Request, _: Viewer) -> Response:
     console = console_of(request)
-    found = health(console.settings, console.store)
+    found = health(console.settings, console.store, console.broker_figures)
     last_hour = actions.last_hour(console.records) if found.store_error is None else None
     return render(request, "health.html", {"health": found, "dead_letters_last_hour": last_hour})
 
@@ -114,31 +108,32 @@ def _operation(request: Request, operation_id: str) -> Any:
 
 
 def selection_of(values: ImmutableMultiDict[str, Any]) -> actions.Selection:
-    """Filters from a query string or form: repeatable fields, blanks ignored."""
+    """Filters from a form, of the same types as the query's (blanks ignored); a value of the
+    wrong form is a 422 that says which."""
 
-    def many(name: str) -> list[str]:
-        return [v.strip() for v in values.getlist(name) if isinstance(v, str) and v.strip()]
+    def many(name: str) -> list[Any]:
+        return [v for v in values.getlist(name) if isinstance(v, str)]
 
-    statuses = [s for s in many("status") if s in STATUSES] or ["new"]
-    return actions.Selection.model_validate(
-        {
-            "reason": many("reason"),
-            "type": many("type"),
-            "id": many("id"),
-            "group": many("group"),
-            "letter": [int(v) for v in many("letter") if v.isdigit()],
-            "text": next(iter(many("text")), None),
-            "since": next(iter(many("since")), None),
-            "until": next(iter(many("until")), None),
-            "status": statuses,
-            "all": values.get("all") == "true",
-        }
-    )
+    try:
+        return actions.Selection.model_validate(
+            {
+                **{name: many(name) for name in ("reason", "type", "id", "group", "letter")},
+                **{name: values.get(name) for name in ("text", "since", "until") if name in values},
+                "status": many("status") or ["new"],
+                "all": values.get("all") == "true",
+            }
+        )
+    except ValidationError as exc:
+        raise HTTPException(422, one_line(exc.errors())) from None
 
 
 def _local(value: datetime) -> str:
-    """A time as a datetime-local field shows it (UTC, to the minute)."""
-    return value.astimezone(UTC).strftime("%Y-%m-%dT%H:%M")
+    """A time as a datetime-local field shows it (UTC, to the minute); one UTC cannot hold
+    (9999-12-31T23:59-23:59) keeps its own offset, so the next page's link still says it."""
+    try:
+        return value.astimezone(UTC).strftime("%Y-%m-%dT%H:%M")
+    except OverflowError:
+        return value.isoformat(timespec="minutes")
 
 
 def _query(selection: actions.Selection) -> list[tuple[str, str]]:

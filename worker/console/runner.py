@@ -53,7 +53,9 @@ class Runner:
 
     def resume(self, records: DeadLetterRecords, identity: Identity, operation_id: str) -> ReplayOperation:
         """Take up a cancelled or interrupted replay where it stopped (UnknownOperation,
-        OperationBusy if another process runs it); a finished one comes back as it is."""
+        OperationBusy if another process runs it, InvalidRate if its stored rate cannot be held:
+        then it stays as it is); a finished one comes back as it is."""
+        replay_runs.check_rate(records.operation(operation_id).rate)
         operation = records.resume(operation_id, actor=identity.name)
         if operation.status == "running":
             self._spawn(operation, identity)

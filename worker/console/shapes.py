@@ -59,7 +59,7 @@ def audit(entry: AuditEntry) -> dict[str, Any]:
     return plain(asdict(entry))  # type: ignore[no-any-return]  # as above
 
 
-def plan(found: Plan) -> dict[str, Any]:
+def plan(found: Plan[Any]) -> dict[str, Any]:
     return {
         "letter": found.letter.position,
         "id": label(found.letter),

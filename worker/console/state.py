@@ -6,6 +6,7 @@ from dataclasses import dataclass, field
 
 from worker.app import open_configured_store
 from worker.console.access import Access
+from worker.console.health import BrokerFigures
 from worker.console.runner import Runner
 from worker.console.sessions import Sessions
 from worker.console.users import BasicChecks
@@ -20,11 +21,13 @@ class Console:
     access: Access
     sessions: Sessions
     runner: Runner = field(init=False)
+    broker_figures: BrokerFigures = field(init=False)
     basic_checks: "BasicChecks" = field(init=False)
     _local: threading.local = field(default_factory=threading.local)
 
     def __post_init__(self) -> None:
         self.runner = Runner(self.settings, self.open_store)
+        self.broker_figures = BrokerFigures(self.settings)
         self.basic_checks = BasicChecks(self.sessions.key)
 
     def open_store(self) -> SqlStore:

@@ -6,7 +6,15 @@ from worker.broker.messages import REPLAY_COUNT
 from worker.tools.dead_letters.letter import DeadLetter
 from worker.tools.dead_letters.operations import DEFAULT_MAX_REPLAYS, Plan, Report, audit, label, plan, user
 from worker.tools.dead_letters.queue import DeadLetterError, ReplayPublisher, ReplayRefused
-from worker.tools.dead_letters.replays import Republisher, as_dead_letter, cut, preview, run
+from worker.tools.dead_letters.replays import (
+    InvalidRate,
+    Republisher,
+    as_dead_letter,
+    check_rate,
+    cut,
+    preview,
+    run,
+)
 from worker.tools.dead_letters.routing import Routes, destination, target
 from worker.tools.dead_letters.selection import parse_when
 
@@ -15,6 +23,7 @@ __all__ = [
     "REPLAY_COUNT",
     "DeadLetter",
     "DeadLetterError",
+    "InvalidRate",
     "Plan",
     "ReplayPublisher",
     "ReplayRefused",
@@ -23,6 +32,7 @@ __all__ = [
     "Routes",
     "as_dead_letter",
     "audit",
+    "check_rate",
     "cut",
     "destination",
     "label",

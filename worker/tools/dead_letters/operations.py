@@ -4,21 +4,23 @@ shows exactly what a replay would do; and the audit line every action writes."""
 import getpass
 import os
 from dataclasses import dataclass, field
-from typing import Any, Literal
+from typing import Any, Generic, Literal, TypeVar
 
 from worker.logs import Logger
 from worker.tools.dead_letters.letter import DeadLetter
+from worker.tools.dead_letters.outline import Replayable
 from worker.tools.dead_letters.routing import Routes, destination, target
 
 DEFAULT_MAX_REPLAYS = 3
+L = TypeVar("L", bound=Replayable)
 
 
 @dataclass(frozen=True, slots=True)
-class Plan:
+class Plan(Generic[L]):
     """What a replay does with one selected dead letter: `note` says where to, or why not;
     `to` is the exchange and routing key it is published to (None: skipped)."""
 
-    letter: DeadLetter
+    letter: L  # the whole letter (a replay, the CLI's dry run) or its outline (the console's preview)
     action: Literal["replay", "skip"]
     note: str
     to: tuple[str, str] | None = None
@@ -31,26 +33,26 @@ class Report:
     total: int = 0
     scanned: int = 0
     done: list[DeadLetter] = field(default_factory=list)
-    skipped: list[Plan] = field(default_factory=list)
+    skipped: list[Plan[DeadLetter]] = field(default_factory=list)
     failed: list[tuple[DeadLetter, str]] = field(default_factory=list)
 
     def counts(self) -> dict[str, int]:
         return {"done": len(self.done), "skipped": len(self.skipped), "failed": len(self.failed)}
 
 
-def label(letter: DeadLetter) -> str:
+def label(letter: Replayable) -> str:
     """The event id, or `#N` (the record's number) for a letter without one."""
     return letter.id or f"#{letter.position}"
 
 
 def plan(
-    letter: DeadLetter,
+    letter: L,
     routes: Routes,
     *,
     max_replays: int = DEFAULT_MAX_REPLAYS,
     force: bool = False,
     cut: str | None = None,
-) -> Plan:
+) -> Plan[L]:
     """Replay to the destination `routes` allow, unless replayed too often already, or its
     body was `cut` when it was recorded (then `cut` says how)."""
     if cut is not None:

@@ -9,16 +9,19 @@ group both published and still new (claimed until its lease runs out); a resume 
 them again, duplicates the worker's inbox absorbs, never a loss.
 """
 
+import math
 import time
 from collections.abc import Callable
 from contextlib import AbstractContextManager, nullcontext
 from datetime import UTC, datetime
 from typing import Any, Protocol
 
+from worker.settings import MAX_REPLAY_RATE
 from worker.store.dead_letters import DeadLetterRecords
 from worker.store.letters import Claimed, HistoryEntry, LetterFilter, ReplayOperation, StoredLetter
 from worker.tools.dead_letters.letter import DeadLetter
 from worker.tools.dead_letters.operations import Plan, Report, plan
+from worker.tools.dead_letters.outline import OutlinedLetter
 from worker.tools.dead_letters.queue import ReplayRefused
 from worker.tools.dead_letters.routing import Routes
 
@@ -27,6 +30,21 @@ BATCH = 50  # letters claimed at a time (fewer at low rates: two seconds' worth)
 LEASE = 10.0  # seconds a claim holds at least; a replay killed holding letters frees them then
 STALE_AFTER = LEASE  # seconds without a sign of life after which a running replay may be resumed
 MAX_GROUP = 10  # at most this many letters are both published and still new after a kill
+
+
+class InvalidRate(ValueError):
+    """A replay's rate that is not a finite number of letters a second in (0, MAX_REPLAY_RATE]."""
+
+
+def check_rate(rate: float | None) -> float | None:
+    """The rate as given if it is one a replay can hold (None: no limit, for tests and tools);
+    InvalidRate, saying what is allowed, for infinity, NaN, zero, a negative or a huge one."""
+    if rate is None or (math.isfinite(rate) and 0 < rate <= MAX_REPLAY_RATE):
+        return rate
+    raise InvalidRate(
+        f"a replay's rate must be a number of letters per second above 0 and at most"
+        f" {MAX_REPLAY_RATE:,}, not {rate}"
+    )
 
 
 class Republisher(Protocol):
@@ -57,10 +75,11 @@ def cut(letter: StoredLetter) -> str | None:
     """Why the letter cannot be replayed as it came, if its body was cut when recorded."""
     if not letter.body_truncated:
         return None
-    return (
-        f"body cut to {len(letter.body)} of {letter.summary.body_size} bytes when recorded"
-        f" (sha256 {letter.body_sha256}): never replayed"
-    )
+    return _cut(len(letter.body), letter.summary.body_size, letter.body_sha256)
+
+
+def _cut(stored: int, size: int, sha256: str | None) -> str:
+    return f"body cut to {stored} of {size} bytes when recorded (sha256 {sha256}): never replayed"
 
 
 def preview(
@@ -70,17 +89,22 @@ def preview(
     *,
     max_replays: int,
     force: bool,
-    limit: int | None = None,
-) -> list[Plan]:
-    """What a replay of the selection would do with each letter (a dry run), changing nothing."""
-    plans = []
-    for letter in records.letters(selection):
-        plans.append(
-            plan(as_dead_letter(letter), routes, max_replays=max_replays, force=force, cut=cut(letter))
+    limit: int,
+) -> list[Plan[OutlinedLetter]]:
+    """What a replay of the selection would do with its first `limit` letters (a dry run),
+    changing nothing, read without their bodies."""
+    return [
+        plan(
+            OutlinedLetter(outline.summary),
+            routes,
+            max_replays=max_replays,
+            force=force,
+            cut=None
+            if outline.body_sha256 is None
+            else _cut(outline.stored_body_size, outline.summary.body_size, outline.body_sha256),
         )
-        if limit is not None and len(plans) >= limit:
-            break
-    return plans
+        for outline in records.outlines(selection, limit=limit)
+    ]
 
 
 def run(
@@ -98,8 +122,14 @@ def run(
     or `stop()` true), or the process is interrupted (KeyboardInterrupt: outcomes so far
     committed, claims released, the operation ends cancelled, then the interrupt goes on).
     Holds the operation's rate. Outcomes are committed after the broker's confirms, a group at
-    a time (`group_size`). Returns the operation as it ended and what this run did."""
+    a time (`group_size`). Returns the operation as it ended and what this run did. An
+    operation whose stored rate cannot be held (InvalidRate) ends cancelled before any letter."""
     operation = records.operation(operation_id)
+    try:
+        check_rate(operation.rate)
+    except InvalidRate:
+        records.finish(operation_id, actor=actor, cancelled=True)
+        raise
     report = Report(total=operation.total, scanned=operation.done)
     pace = _Pace(operation.rate)
     batch = max(1, min(BATCH, int((operation.rate or BATCH) * 2)))

@@ -8,7 +8,7 @@ from dataclasses import dataclass
 
 from events import input_routing_key
 from worker.settings import Settings
-from worker.tools.dead_letters.letter import DeadLetter
+from worker.tools.dead_letters.outline import Replayable
 
 
 @dataclass(frozen=True, slots=True)
@@ -40,7 +40,7 @@ class Routes:
         return exchange in ("", self.notifications_exchange, self.unrouted)
 
 
-def destination(letter: DeadLetter, routes: Routes) -> tuple[str, str] | str:
+def destination(letter: Replayable, routes: Routes) -> tuple[str, str] | str:
     """Where a replay of `letter` goes, as (exchange, routing key), or why nowhere."""
     if routes.to_original:
         origin = letter.origin
