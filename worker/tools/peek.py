@@ -14,6 +14,7 @@ from collections.abc import Iterator
 import amqp
 from amqp.exceptions import NotFound
 
+from worker.boundary import aside, guarded
 from worker.broker.endpoints import Broker
 from worker.broker.messages import Delivery
 from worker.broker.wire import DeliveryReader, read_by_the_reader
@@ -111,6 +112,15 @@ class QueuePeek(ToolConnection):
 
 
 def _letter(position: int, delivery: Delivery) -> DeadLetter:
+    """The message as the tools read one; one that cannot be read is shown with its body and
+    why, its properties and headers left out."""
+    return guarded(
+        lambda: _read(position, delivery),
+        lambda why: DeadLetter.read(position, {}, bytes(delivery.body), aside(why)),
+    )
+
+
+def _read(position: int, delivery: Delivery) -> DeadLetter:
     properties = {name: delivery.properties.get(name) for name in PROPERTY_NAMES}
     properties["headers"] = delivery.properties.get("application_headers")
     return DeadLetter.read(position, properties, bytes(delivery.body), delivery.problem)
