@@ -3,7 +3,8 @@ broker, the hostile letter written by a raw client (py-amqp's encoder cannot nes
 Published upstream (an invalid event with `expiration: "100"` and a header 900 deep, which the
 broker dead-letters with its headers intact) and published straight onto the dead-letter queue
 (490 and 2,000 deep), between harmless letters: each is recorded, shown by `renewals dlq show`
-and by the console (page and API), and the worker never exits, nor after a restart."""
+and by the console (page and API), and the worker never exits, nor after a restart, when it
+dead-letters the same event itself."""
 
 import json
 from pathlib import Path
@@ -62,7 +63,7 @@ def levels_of(value: object) -> int:
 def test_deep_header_letters_are_recorded_and_shown_and_no_worker_exits(
     amqp_url: str, start_worker: StartWorker, client: Client, store: str, tmp_path: Path
 ) -> None:
-    """An upstream event 900 deep that the broker expires into the dead-letter queue, and letters 490 and 2,000 deep sent straight there between harmless ones: all recorded and shown by dlq show and the console; the worker never exits, nor after a restart."""
+    """An upstream event 900 deep that the broker expires into the dead-letter queue, and letters 490 and 2,000 deep sent straight there between harmless ones: all recorded and shown by dlq show and the console; the worker never exits, nor after a restart, when it dead-letters the same event itself."""
     worker = start_worker(RENEWALS_STORE_URL=store)
     pid = worker.pid
     worker.stop()  # the broker expires the upstream event while nobody consumes, as the red team did
@@ -105,4 +106,11 @@ def test_deep_header_letters_are_recorded_and_shown_and_no_worker_exits(
     assert worker.stop() == 0
     worker.start()  # no crash loop: a restart consumes as before
     worker.wait_for("worker.consuming", count=2)
+    with RawPublisher(amqp_url) as raw:  # and the same event, taken by the worker itself this time
+        raw.publish(NAMES.events_exchange, "renewal.approaching", INVALID_EVENT, deep_letter("up-live", 900))
+    wait_until(
+        lambda: client.count(DLQ) == 0 and len(stored_letters(store)) == 6, "the worker's own dead letter"
+    )
+    [own] = [letter for letter in stored_letters(store) if letter.summary.message_id == "up-live"]
+    assert own.summary.reason == "invalid_envelope"
     worker.check_alive()

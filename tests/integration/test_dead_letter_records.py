@@ -90,7 +90,10 @@ class RecordsContract:
         [summary] = records.page().letters
         assert summary.failed_at == summary.received_at == received
         everything = frozenset(STATUSES)
-        assert records.count(LetterFilter(statuses=everything, since=datetime.now(UTC) - timedelta(hours=1))) == 0
+        assert (
+            records.count(LetterFilter(statuses=everything, since=datetime.now(UTC) - timedelta(hours=1)))
+            == 0
+        )
         assert records.count(LetterFilter(until=datetime.now(UTC) - timedelta(hours=1))) == 1
         stored = records.get(summary.id)
         assert stored is not None and stored.headers["x-failed-at"] == forged
