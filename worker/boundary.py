@@ -5,12 +5,13 @@ Whoever can publish to a queue we read chooses its headers, and a header table m
 deep as a frame lets it (thousands of levels). Nothing here recurses, so no depth raises:
 
 - `bounded(value)` copies an AMQP value (tables, arrays and the scalars py-amqp decodes)
-  keeping at most MAX_DEPTH levels of tables and arrays, MAX_VALUES values and MAX_TEXT
-  characters of text and bytes. What lies past a bound is kept in a marked form: a string
-  `(cut: ...; sha256 ...)` saying what was cut, with a digest of it, so two letters that differ
-  only past the bound stay two letters. Within the bounds the copy equals the value.
-  Everything downstream (JSON for the store, keys, pages, the API, the CLI) then walks at most
-  MAX_DEPTH levels.
+  keeping at most MAX_DEPTH levels of tables and arrays, MAX_VALUES values, MAX_TEXT
+  characters of text and bytes, and integers AMQP can carry (another client library may hand
+  over wider ones, which no JSON writer takes past 4,300 digits). What lies past a bound is
+  kept in a marked form: a string `(cut: ...; sha256 ...)` saying what was cut, with a digest
+  of it, so two letters that differ only past the bound stay two letters. Within the bounds
+  the copy equals the value. Everything downstream (JSON for the store, keys, pages, the API,
+  the CLI) then walks at most MAX_DEPTH levels.
 - `guarded(read, aside)` handles one message: whatever `read` raises (an Exception, never an
   interrupt) becomes `aside(why)`, a record that says why, and the message's neighbours go on.
 """
@@ -25,6 +26,7 @@ MAX_DEPTH = 32  # tables and arrays inside each other; the broker's own x-death 
 MAX_VALUES = 10_000  # values in one table, at every depth (a 128 KiB frame holds about 30,000)
 MAX_TEXT = 1024 * 1024  # characters of text and bytes in one table, at every depth
 MAX_WALK = 1_000_000  # values a digest reads at most (a frame holds far fewer)
+_AMQP_INTEGERS = range(-(2**63), 2**64)  # a signed long-long, an unsigned timestamp: wider is no AMQP value
 MARK = "(cut: "
 _MAX_MARK = 200  # a marker is at most this long
 
@@ -70,6 +72,12 @@ def bounded(value: Any, *, depth: int = MAX_DEPTH) -> Any:
                 continue
             budget.text -= size
             _put(target, name, item if isinstance(item, str | bytes) else bytes(item))
+        elif isinstance(item, int) and not isinstance(item, bool) and item not in _AMQP_INTEGERS:
+            _put(
+                target,
+                name,
+                _mark(f"an integer of {item.bit_length()} bits, wider than AMQP's", digest(item)),
+            )
         else:
             _put(target, name, item)
     for dropped in cut.values():

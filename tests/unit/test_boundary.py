@@ -6,6 +6,7 @@ tests/e2e/test_deep_headers.py."""
 
 import json
 import sys
+import tempfile
 from collections.abc import Callable, Iterator, Mapping
 from datetime import UTC, datetime
 from decimal import Decimal
@@ -15,11 +16,13 @@ from typing import Any, TypeVar
 
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
+from pydantic import TypeAdapter
 
 from support.raw import Field, deliver_frames, nested, properties, table
 from tests.fake_wire import Reading
 from worker.boundary import MARK, MAX_DEPTH, MAX_TEXT, MAX_VALUES, bounded, guarded
 from worker.broker.messages import Delivery
+from worker.console import shapes
 from worker.service.dead_letters import DeadLetterDrain, new_letter
 from worker.store import amqp_json, open_store
 from worker.store.dead_letters import DeadLetterRecords
@@ -220,6 +223,34 @@ def test_the_tools_read_a_deep_letter_with_every_field_bounded() -> None:
     json.dumps(record, allow_nan=False)
     assert depth_of(letter.replay_properties()["headers"]) <= MAX_DEPTH
     assert depth_of(letter.properties) <= MAX_DEPTH and letter.properties["message_id"] == "m-1"
+
+
+@FUZZ
+@given(
+    st.dictionaries(
+        st.text(max_size=10),
+        amqp_values
+        | st.sampled_from([10**5000, -(2**70), Decimal("NaN"), Decimal("1E+999999"), float("nan")]),
+        max_size=6,
+    ),
+    st.integers(0, 1500),
+)
+def test_any_header_table_a_client_library_hands_over_is_recorded_and_shown(
+    headers: dict[str, Any], levels: int
+) -> None:
+    """Headers of any Python value another client may decode (integers past AMQP's, NaN decimals), any depth: the drain records the letter, set aside if need be, and the API's shape of it serialises as the API does."""
+    with tempfile.TemporaryDirectory() as folder:
+        store = open_store(f"sqlite:///{folder}/renewals.db")
+        store.migrate()
+        records = DeadLetterRecords(store)
+        drain = DeadLetterDrain(None, records, name="dlq", log=None)  # type: ignore[arg-type]  # record() touches neither
+        delivery = Delivery(b"{}", {"application_headers": {**headers, "deep": deep(levels)}}, "", "dlq", 1)
+        assert drain.record([delivery]) == 1
+        [summary] = records.page().letters
+        stored = records.get(summary.id)
+        assert stored is not None and depth_of(stored.headers) <= MAX_DEPTH
+        json.loads(TypeAdapter(dict[str, Any]).dump_json(shapes.letter(stored)))  # as the API writes it
+        store.close()
 
 
 def test_decimals_and_times_within_the_bounds_are_kept_exactly() -> None:
