@@ -18,15 +18,18 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from pydantic import TypeAdapter
 
+from support.letters import stored
 from support.raw import Field, deliver_frames, nested, properties, table
 from tests.fake_wire import Reading
 from worker.boundary import MARK, MAX_DEPTH, MAX_TEXT, MAX_VALUES, bounded, guarded
 from worker.broker.messages import Delivery
 from worker.console import shapes
 from worker.service.dead_letters import DeadLetterDrain, new_letter
+from worker.settings import Settings
 from worker.store import amqp_json, open_store
 from worker.store.dead_letters import DeadLetterRecords
-from worker.tools.dead_letters import DeadLetter
+from worker.tools.dead_letters import DeadLetter, Routes, as_dead_letter, plan
+from worker.tools.peek import read_letter as peek_letter
 
 T = TypeVar("T")
 FUZZ = settings(max_examples=200, deadline=None, suppress_health_check=[HealthCheck.too_slow])
@@ -65,6 +68,19 @@ def depth_of(value: Any) -> int:
                 (inner, level + 1) for inner in (item.values() if isinstance(item, Mapping) else item)
             )
     return deepest
+
+
+class Hostile(Mapping[str, Any]):
+    """A header table whose entries cannot be read."""
+
+    def __getitem__(self, key: str) -> Any:
+        raise KeyError(key)
+
+    def __iter__(self) -> Iterator[str]:
+        raise RuntimeError("a table that cannot be walked")
+
+    def __len__(self) -> int:
+        return 1
 
 
 def with_frames_below(frames: int, call: Callable[[], T]) -> T:
@@ -165,18 +181,6 @@ def test_a_letter_that_cannot_be_read_is_set_aside_alone_and_its_neighbours_are_
 ) -> None:
     """A letter whose reading raises is recorded with its body and why; the letters around it are recorded as usual."""
 
-    class Hostile(Mapping[str, Any]):
-        """A header table whose entries cannot be read."""
-
-        def __getitem__(self, key: str) -> Any:
-            raise KeyError(key)
-
-        def __iter__(self) -> Iterator[str]:
-            raise RuntimeError("a table that cannot be walked")
-
-        def __len__(self) -> int:
-            return 1
-
     store = open_store(f"sqlite:///{tmp_path / 'renewals.db'}")
     store.migrate()
     records = DeadLetterRecords(store)
@@ -257,3 +261,25 @@ def test_decimals_and_times_within_the_bounds_are_kept_exactly() -> None:
     """Bounding changes no AMQP value it keeps: Decimal, datetime and bytes stay themselves."""
     value = {"d": Decimal("1.50"), "t": datetime(2026, 1, 2, tzinfo=UTC), "b": b"\xff", "a": (1, 2)}
     assert bounded(value) == {**value, "a": [1, 2]}
+
+
+def test_peek_and_replay_reading_set_an_unreadable_message_aside_alone() -> None:
+    """`renewals notifications` (peek) and a replay read a message whose headers cannot be read as its body and why, never raising."""
+    delivery = Delivery(b'{"id": "n-1"}', {"application_headers": {"h": Hostile()}}, "", "unrouted", 1)
+    peeked = peek_letter(3, delivery)
+    assert (peeked.position, peeked.body, peeked.headers) == (3, b'{"id": "n-1"}', {})
+    assert peeked.problem == "set aside, could not be read: RuntimeError: a table that cannot be walked"
+    assert peeked.summary()["reason"] == "invalid_properties"
+    letter = stored(b"{}", {}, {"h": Hostile()})
+    read = as_dead_letter(letter)
+    assert read.headers == {} and (read.problem or "").startswith(
+        "set aside, could not be read: RuntimeError"
+    )
+    assert plan(read, Routes.of(Settings()), force=True).action in ("replay", "skip")
+
+
+def test_peek_reads_a_header_900_deep_from_the_wire_bounded() -> None:
+    """A message 900 tables deep in the unrouted queue is read by peek with its headers bounded and marked."""
+    peeked = peek_letter(1, wire_delivery(table({"deep": nested(900, SHORT)})))
+    assert peeked.problem is None and depth_of(peeked.headers) == MAX_DEPTH
+    json.dumps(peeked.as_record(), allow_nan=False)

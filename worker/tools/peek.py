@@ -75,7 +75,7 @@ class QueuePeek(ToolConnection):
             if not arrived and not self._next_delivery():
                 return  # another reader holds the rest
             delivery = arrived.pop(0)
-            yield _letter(position, delivery), delivery.delivery_tag
+            yield read_letter(position, delivery), delivery.delivery_tag
 
     def _give_back(self) -> None:
         """Close the reading channel, so the broker takes back what was read and not removed,
@@ -111,7 +111,7 @@ class QueuePeek(ToolConnection):
         return self._reading
 
 
-def _letter(position: int, delivery: Delivery) -> DeadLetter:
+def read_letter(position: int, delivery: Delivery) -> DeadLetter:
     """The message as the tools read one; one that cannot be read is shown with its body and
     why, its properties and headers left out."""
     return guarded(
