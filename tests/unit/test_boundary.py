@@ -229,7 +229,7 @@ def test_the_tools_read_a_deep_letter_with_every_field_bounded() -> None:
     assert depth_of(letter.properties) <= MAX_DEPTH and letter.properties["message_id"] == "m-1"
 
 
-@FUZZ
+@settings(FUZZ, max_examples=60)  # a store per example
 @given(
     st.dictionaries(
         st.text(max_size=10),
