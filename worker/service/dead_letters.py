@@ -63,7 +63,7 @@ def set_aside(delivery: Delivery, why: str) -> NewLetter:
         properties={},
         headers={},
         reason="invalid_properties",
-        detail=f"its properties could not be decoded: {problem}",
+        detail=problem,
         failed_at=None,
         attempts=None,
         replays=0,
