@@ -116,9 +116,12 @@ def guarded(read: Callable[[], T], aside: Callable[[str], T]) -> T:
         return aside(why(exc))
 
 
+SET_ASIDE = "set aside, could not be read: "
+
+
 def aside(why: str) -> str:
     """The `problem` of a message set aside: why it could not be read."""
-    return f"set aside, could not be read: {why}"
+    return SET_ASIDE + why
 
 
 def why(error: BaseException) -> str:

@@ -22,6 +22,7 @@ from tests.fake_wire import Reading
 from worker.boundary import MAX_DEPTH
 from worker.broker.messages import Delivery
 from worker.cli import main
+from worker.logs import get_logger
 from worker.service.dead_letters import DeadLetterDrain
 
 FUZZ = settings(
@@ -160,7 +161,7 @@ def test_any_header_table_from_the_wire_is_recorded_and_shown_through_every_door
 ) -> None:
     """Hypothesis-built header tables of every AMQP type, up to 2,000 deep and past the frame size: the drain records each into the store, and the API, the page, `dlq show` and `dlq list --json` show it, none raising, none deeper than MAX_DEPTH."""
     client, records = in_process(tmp_path, [], store_url=store_url)
-    drain = DeadLetterDrain(None, records, name="renewals.worker.dlq", log=None)  # type: ignore[arg-type]  # record() touches neither
+    drain = DeadLetterDrain(None, records, name="renewals.worker.dlq", log=get_logger("test"))  # type: ignore[arg-type]  # record() never touches the queue
     auth = basic(VIEWER)
     tags = iter(range(1, 10**6, 10))
 

@@ -14,6 +14,7 @@ from pathlib import Path
 from struct import pack
 from typing import Any, TypeVar
 
+import structlog
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from pydantic import TypeAdapter
@@ -24,6 +25,7 @@ from tests.fake_wire import Reading
 from worker.boundary import MARK, MAX_DEPTH, MAX_TEXT, MAX_VALUES, bounded, guarded
 from worker.broker.messages import Delivery
 from worker.console import shapes
+from worker.logs import get_logger
 from worker.service.dead_letters import DeadLetterDrain, new_letter
 from worker.settings import Settings
 from worker.store import amqp_json, open_store
@@ -184,7 +186,7 @@ def test_a_letter_that_cannot_be_read_is_set_aside_alone_and_its_neighbours_are_
     store = open_store(f"sqlite:///{tmp_path / 'renewals.db'}")
     store.migrate()
     records = DeadLetterRecords(store)
-    drain = DeadLetterDrain(None, records, name="renewals.worker.dlq", log=None)  # type: ignore[arg-type]  # record() touches neither
+    drain = DeadLetterDrain(None, records, name="renewals.worker.dlq", log=get_logger("test"))  # type: ignore[arg-type]  # record() never touches the queue
     letters = [
         Delivery(
             b'{"id": "before"}', {"application_headers": {"x-error-reason": "invalid_json"}}, "", "q", 1
@@ -192,7 +194,10 @@ def test_a_letter_that_cannot_be_read_is_set_aside_alone_and_its_neighbours_are_
         Delivery(b'{"id": "hostile"}', {"application_headers": {"h": Hostile()}}, "", "q", 2),
         Delivery(b'{"id": "after"}', {"application_headers": {"x-error-reason": "too_large"}}, "", "q", 3),
     ]
-    assert drain.record(letters) == 3
+    with structlog.testing.capture_logs() as lines:
+        assert drain.record(letters) == 3
+    [logged] = [line for line in lines if line["event"] == "dead_letter.set_aside"]
+    assert logged["problem"].endswith("RuntimeError: a table that cannot be walked")
     first, hostile, after = (records.get(summary.id) for summary in records.page().letters)
     assert first is not None and hostile is not None and after is not None
     assert (first.summary.reason, after.summary.reason) == ("invalid_json", "too_large")
@@ -247,7 +252,7 @@ def test_any_header_table_a_client_library_hands_over_is_recorded_and_shown(
         store = open_store(f"sqlite:///{folder}/renewals.db")
         store.migrate()
         records = DeadLetterRecords(store)
-        drain = DeadLetterDrain(None, records, name="dlq", log=None)  # type: ignore[arg-type]  # record() touches neither
+        drain = DeadLetterDrain(None, records, name="dlq", log=get_logger("test"))  # type: ignore[arg-type]  # record() never touches the queue
         delivery = Delivery(b"{}", {"application_headers": {**headers, "deep": deep(levels)}}, "", "dlq", 1)
         assert drain.record([delivery]) == 1
         [summary] = records.page().letters

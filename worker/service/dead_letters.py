@@ -20,7 +20,8 @@ whichever release, becomes a row of `DeadLetterRecords` once.
   replayed. Memory is bounded by the prefetch: at most PREFETCH letters in hand.
 - Properties and headers pass `worker.boundary.bounded` (depth and size) before anything reads
   them, and each letter is read inside `worker.boundary.guarded`: a letter that still cannot be
-  read is recorded alone, set aside with its body and why (`problem`), and its neighbours go on.
+  read is recorded alone, set aside with its body and why (`problem`; logged as
+  `dead_letter.set_aside`), and its neighbours go on.
 """
 
 import hashlib
@@ -28,7 +29,7 @@ import time
 from collections.abc import Callable
 from typing import Any
 
-from worker.boundary import aside, bounded, guarded
+from worker.boundary import SET_ASIDE, aside, bounded, guarded
 from worker.broker.messages import Delivery
 from worker.logs import Logger
 from worker.service.ports import LetterQueue
@@ -143,7 +144,11 @@ class DeadLetterDrain:
     def record(self, letters: list[Delivery]) -> int:
         """Insert the letters in one transaction; how many were new. Raises StoreUnavailable
         (nothing committed) for the session's store line to wait out and call again."""
-        return self._records.insert([new_letter(delivery) for delivery in letters])
+        recorded = [new_letter(delivery) for delivery in letters]
+        for letter in recorded:
+            if (letter.problem or "").startswith(SET_ASIDE):
+                self._log.warning("dead_letter.set_aside", problem=letter.problem, queue=self._name)
+        return self._records.insert(recorded)
 
     def acknowledge(self, letters: list[Delivery], fresh: int) -> None:
         """After the commit: the letters leave the queue."""
