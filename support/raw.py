@@ -10,7 +10,7 @@ publishes).
 """
 
 import time
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from struct import pack
 from types import TracebackType
@@ -53,6 +53,22 @@ def table(entries: Mapping[str | bytes, Any]) -> bytes:
         if isinstance(value, Field):
             content += _short(name if isinstance(name, bytes) else name.encode()) + value.kind + value.payload
     return pack(">I", len(content)) + content
+
+
+def nested(depth: int, leaf: Field, *, arrays: Sequence[bool] = ()) -> Field:
+    """`leaf` inside `depth` tables (an array at each level where `arrays` says so, counted from
+    the inside), each table holding it under the name "n". Built without recursion: py-amqp's
+    own encoder cannot write one past about 900 levels."""
+    value = leaf.kind + leaf.payload
+    for level in range(depth):
+        if level < len(arrays) and arrays[level]:
+            content = value
+            kind = b"A"
+        else:
+            content = _short(b"n") + value
+            kind = b"F"
+        value = kind + pack(">I", len(content)) + content
+    return Field(value[:1], value[1:])
 
 
 def properties(**values: Any) -> bytes:

@@ -64,18 +64,39 @@ class RecordsContract:
         assert summary.detail == "bad \ufffd detail"
 
     def test_failure_times_utc_cannot_hold_are_stored_and_compared_exactly(self) -> None:
-        """A header at the calendar's edges (9999-12-31T23:59:59-23:59) is stored, filtered and
-        grouped without an overflow; it is handed out as the last moment a datetime holds."""
+        """A header at the calendar's edges (9999-12-31T23:59:59-23:59, 0001-01-01T00:00:00+23:59)
+        is stored, filtered and grouped without an overflow: the early one is handed out as the
+        first moment a datetime holds, the late one (ahead of its receipt) as its receipt."""
         records = self.records()
         late = datetime.fromisoformat("9999-12-31T23:59:59.999-23:59")
         early = datetime.fromisoformat("0001-01-01T00:00:00+23:59")
         records.insert([new_letter(failed_at=late), new_letter(failed_at=early)])
-        assert records.count(LetterFilter(since=datetime(9999, 12, 31, tzinfo=UTC))) == 1
+        assert records.count(LetterFilter(since=datetime(9999, 12, 31, tzinfo=UTC))) == 0
         assert records.count(LetterFilter(until=datetime(1, 1, 2, tzinfo=UTC))) == 1
         first, last = records.page().letters
-        assert first.failed_at == datetime.max.replace(tzinfo=UTC)
+        assert first.failed_at == first.received_at
         assert last.failed_at == datetime.min.replace(tzinfo=UTC)
         assert sum(group.count for group in records.groups()) == 2
+
+    def test_a_failure_time_ahead_of_the_receipt_is_recorded_as_the_receipt(self) -> None:
+        """A forged future x-failed-at counts as failing when the drain recorded the letter: it
+        leaves "the last hour" an hour later and `--older-than` reaches it; its header still says
+        what it said."""
+        records = self.records()
+        received = datetime.now(UTC) - timedelta(hours=2)
+        forged = "2999-01-01T00:00:00.000+00:00"
+        letter = new_letter(failed_at=datetime.fromisoformat(forged))
+        records.insert([letter], at=received)
+        [summary] = records.page().letters
+        assert summary.failed_at == summary.received_at == received
+        everything = frozenset(STATUSES)
+        assert (
+            records.count(LetterFilter(statuses=everything, since=datetime.now(UTC) - timedelta(hours=1)))
+            == 0
+        )
+        assert records.count(LetterFilter(until=datetime.now(UTC) - timedelta(hours=1))) == 1
+        stored = records.get(summary.id)
+        assert stored is not None and stored.headers["x-failed-at"] == forged
 
     def test_filters_combine_and_pages_are_keyset_pages(self) -> None:
         """Reason, type, id, time and text filters; pages follow one another without overlap."""

@@ -208,7 +208,13 @@ def test_row9_dlq_tools_read_extreme_times_and_never_print_control_characters(
     assert [row["reason"] for row in listed].count("invalid_properties") == len(undecodable)
     for when in ("--since", "--until"):
         for value in ("1h", "0001-01-02", "9999-12-30"):
-            renewals(store_url, "dlq", "list", when, value)
+            if (when, value) != ("--since", "9999-12-30"):
+                renewals(store_url, "dlq", "list", when, value)
+    # A failure time ahead of its recording counts as that moment: none failed after 9999-12-30.
+    late = CliRunner().invoke(
+        main, ["dlq", "list", "--since", "9999-12-30"], env={"RENEWALS_STORE_URL": store_url}
+    )
+    assert late.exit_code == 1 and late.stderr.startswith("Error: no dead letter matches --since 9999-12-30")
     for row in listed:
         renewals(store_url, "dlq", "show", row["id"] or f"#{row['position']}")
     exported = tmp_path / "export.jsonl"

@@ -233,7 +233,11 @@ def test_header_values_of_any_amqp_type_read_as_sane_values_or_none() -> None:
     assert dead.detail == "dead-lettered by the broker from an unnamed queue (no_recipient, count ?)"
     record = dead.as_record()
     json.loads(json.dumps(record, allow_nan=False))  # strict JSON, whatever the headers held
-    assert record["headers"]["x-huge"].startswith("0x") and record["headers"]["x-infinite"] == "inf"
+    # an integer wider than AMQP's is cut at the boundary (worker/boundary.py), marked and digested
+    assert record["headers"]["x-huge"].startswith(
+        "(cut: an integer of 16610 bits, wider than AMQP's; sha256 "
+    )
+    assert record["headers"]["x-infinite"] == "inf"
     assert record["headers"]["x-when"] == "9999-12-31T23:59:00-23:59"
     assert plan(dead, ROUTES).to == (ROUTES.events_exchange, "renewal.approaching")  # from the body's type
     assert "x-huge" in described(kept(dead))

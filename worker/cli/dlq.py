@@ -101,6 +101,7 @@ def _record_fields(letter: StoredLetter) -> dict[str, Any]:
         "received_at": summary.received_at.isoformat(timespec="milliseconds"),
         "body_size": summary.body_size,
         "body_cut": letter.body_truncated,
+        "problem": letter.problem,
     }
 
 

@@ -163,6 +163,7 @@ def described(stored: StoredLetter) -> str:
     summary = stored.summary
     lines = [
         printable(f"dead letter {label(letter)}, #{summary.id}, {summary.status}, group {summary.group}"),
+        *([printable(f"problem: {stored.problem}")] if stored.problem else []),
         "",
         "properties",
     ]

@@ -45,7 +45,7 @@ def pretty_body(body: bytes) -> str:
     text = body.decode("utf-8", "backslashreplace")
     try:
         return json.dumps(json.loads(text), indent=2, ensure_ascii=False)
-    except ValueError:
+    except (ValueError, RecursionError):  # not JSON, or nested deeper than JSON is read here
         return text
 
 

@@ -42,6 +42,7 @@ def letter(stored: StoredLetter) -> dict[str, Any]:
         "properties": plain(stored.properties),
         "headers": plain(stored.headers),
         "trace_parent": stored.trace_parent,
+        "problem": stored.problem,  # why its properties are missing, when they are
         "history": [history(entry) for entry in stored.history],
     }
 

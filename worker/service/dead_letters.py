@@ -18,12 +18,18 @@ whichever release, becomes a row of `DeadLetterRecords` once.
   longer body (only a broker configured for larger messages lets one through) keeps its first
   MAX_STORED_BODY bytes, its full size and its SHA-256, and is shown and exported but never
   replayed. Memory is bounded by the prefetch: at most PREFETCH letters in hand.
+- Properties and headers pass `worker.boundary.bounded` (depth and size) before anything reads
+  them, and each letter is read inside `worker.boundary.guarded`: a letter that still cannot be
+  read is recorded alone, set aside with its body and why (`problem`; logged as
+  `dead_letter.set_aside`), and its neighbours go on.
 """
 
 import hashlib
 import time
 from collections.abc import Callable
+from typing import Any
 
+from worker.boundary import SET_ASIDE, aside, bounded, guarded
 from worker.broker.messages import Delivery
 from worker.logs import Logger
 from worker.service.ports import LetterQueue
@@ -43,22 +49,43 @@ Records = Callable[[SqlStore], DeadLetterRecords]
 
 
 def new_letter(delivery: Delivery) -> NewLetter:
-    """A delivery from the dead-letter queue as the store records it."""
-    properties = {name: delivery.properties[name] for name in PROPERTY_NAMES if name in delivery.properties}
-    headers = dict(delivery.headers)
-    raw = delivery.body
-    size: int | None = None
-    digest: str | None = None
-    if len(raw) > MAX_STORED_BODY:  # kept cut: no second copy of the whole body is ever made
-        body, size, digest = (
-            bytes(memoryview(raw)[:MAX_STORED_BODY]),
-            len(raw),
-            hashlib.sha256(raw).hexdigest(),
-        )
-    else:
-        body = raw if isinstance(raw, bytes) else bytes(raw)
-    letter = DeadLetter.read(0, {**properties, "headers": headers}, body, delivery.problem)
+    """A delivery from the dead-letter queue as the store records it (its properties and
+    headers bounded); a delivery that cannot be read is set aside (`set_aside`)."""
+    return guarded(lambda: _read(delivery), lambda why: set_aside(delivery, why))
+
+
+def set_aside(delivery: Delivery, why: str) -> NewLetter:
+    """A letter that could not be read, recorded alone: its body, none of its properties or
+    headers, and why in `problem` (its reason reads as invalid_properties)."""
+    body, size, digest = _body(delivery)
+    problem = aside(why)
     return NewLetter(
+        body=body,
+        properties={},
+        headers={},
+        reason="invalid_properties",
+        detail=problem,
+        failed_at=None,
+        attempts=None,
+        replays=0,
+        event_id=None,
+        event_type=None,
+        message_id=None,
+        origin=None,
+        body_size=size,
+        body_sha256=digest,
+        problem=problem,
+    )
+
+
+def _read(delivery: Delivery) -> NewLetter:
+    properties: dict[str, Any] = bounded(
+        {name: delivery.properties[name] for name in PROPERTY_NAMES if name in delivery.properties}
+    )
+    headers: dict[str, Any] = bounded(dict(delivery.headers))
+    body, size, digest = _body(delivery)
+    letter = DeadLetter.read(0, {**properties, "headers": headers}, body, delivery.problem)
+    recorded = NewLetter(
         body=body,
         properties=properties,
         headers=headers,
@@ -76,6 +103,16 @@ def new_letter(delivery: Delivery) -> NewLetter:
         body_sha256=digest,
         problem=delivery.problem,
     )
+    recorded.key  # noqa: B018  # its identity is computed here, inside the guard, not first at the insert
+    return recorded
+
+
+def _body(delivery: Delivery) -> tuple[bytes, int | None, str | None]:
+    """The body as stored, with its full size and SHA-256 when it was cut."""
+    raw = delivery.body
+    if len(raw) > MAX_STORED_BODY:  # kept cut: no second copy of the whole body is ever made
+        return bytes(memoryview(raw)[:MAX_STORED_BODY]), len(raw), hashlib.sha256(raw).hexdigest()
+    return (raw if isinstance(raw, bytes) else bytes(raw)), None, None
 
 
 class DeadLetterDrain:
@@ -107,7 +144,11 @@ class DeadLetterDrain:
     def record(self, letters: list[Delivery]) -> int:
         """Insert the letters in one transaction; how many were new. Raises StoreUnavailable
         (nothing committed) for the session's store line to wait out and call again."""
-        return self._records.insert([new_letter(delivery) for delivery in letters])
+        recorded = [new_letter(delivery) for delivery in letters]
+        for letter in recorded:
+            if (letter.problem or "").startswith(SET_ASIDE):
+                self._log.warning("dead_letter.set_aside", problem=letter.problem, queue=self._name)
+        return self._records.insert(recorded)
 
     def acknowledge(self, letters: list[Delivery], fresh: int) -> None:
         """After the commit: the letters leave the queue."""

@@ -4,6 +4,9 @@ properties and headers, so that a replay sends them as they came.
 JSON holds str, int, bool, None, lists and objects as they are. The rest is tagged as a
 one-key object: bytes `{"$b": base64}`, datetime `{"$t": iso}`, Decimal `{"$d": text}`, a
 non-finite float `{"$f": "nan"}`, and a table with a key starting with `$` `{"$m": [[k, v]...]}`.
+
+Both ways go through `worker.boundary.bounded` first, so the walks below (which recurse) never
+go deeper than its MAX_DEPTH, whatever a header held or an older release stored.
 """
 
 import base64
@@ -14,16 +17,22 @@ from datetime import datetime
 from decimal import Decimal
 from typing import Any
 
+from worker.boundary import MARK, MAX_DEPTH, bounded
+
 _TAGS = frozenset({"$b", "$t", "$d", "$f", "$m"})
+# A table's levels as JSON: a `$m` tag adds two, so stored JSON is read this deep, then bounded.
+_STORED_DEPTH = 3 * MAX_DEPTH + 2
 
 
 def dumps(value: Any) -> str:
     """Canonical text (sorted keys, no spaces): equal values give equal text."""
-    return json.dumps(encoded(value), sort_keys=True, separators=(",", ":"))
+    return json.dumps(encoded(bounded(value)), sort_keys=True, separators=(",", ":"))
 
 
 def loads(text: str) -> Any:
-    return decoded(json.loads(text))
+    """The value `dumps` wrote, within the bounds (a row an older release wrote may be deeper).
+    RecursionError only for text JSON itself cannot read (over about 1,000 levels)."""
+    return bounded(decoded(bounded(json.loads(text), depth=_STORED_DEPTH)))
 
 
 def encoded(value: Any) -> Any:
@@ -60,6 +69,8 @@ def decoded(value: Any) -> Any:
 
 
 def _untagged(tag: str, inner: Any) -> Any:
+    if isinstance(inner, str) and inner.startswith(MARK):  # what `bounded` cut of an old row
+        return inner
     if tag == "$b":
         return base64.b64decode(inner)
     if tag == "$t":

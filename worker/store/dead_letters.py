@@ -59,7 +59,9 @@ class DeadLetterRecords(ReplayBook):
         """Record letters drained from the queue, in one transaction; how many were new.
 
         Idempotent: a letter already recorded (same `NewLetter.key`) is left as it is, so a
-        redelivery after a kill between this commit and the ack leaves one row.
+        redelivery after a kill between this commit and the ack leaves one row. A failure time
+        later than the receipt (`at`, default now) is recorded as the receipt; the header keeps
+        what it said.
         """
         received_us = now_us() if at is None else to_us(at)
         fresh = 0
@@ -70,7 +72,9 @@ class DeadLetterRecords(ReplayBook):
 
     def _insert_one(self, letter: NewLetter, received_us: int) -> int:
         group = fingerprint(letter.reason, letter.event_type, letter.detail)
-        failed_us = None if letter.failed_at is None else to_us(letter.failed_at)
+        # A failure time ahead of the receipt is the receipt (as an event's stamp is capped at
+        # its handling): a forged future x-failed-at would keep a letter "last hour" for ever.
+        failed_us = None if letter.failed_at is None else min(to_us(letter.failed_at), received_us)
         origin = letter.origin or (None, None)
         properties = {name: value for name, value in letter.properties.items() if name != "headers"}
         row = self._store.execute(

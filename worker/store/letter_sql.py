@@ -7,6 +7,7 @@ from collections.abc import Sequence
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
+from worker.boundary import guarded
 from worker.store import amqp_json
 from worker.store.backend import Backend
 from worker.store.letters import (
@@ -141,15 +142,36 @@ def summary(row: Sequence[Any]) -> LetterSummary:
 
 
 def stored(row: Sequence[Any], history: list[HistoryEntry]) -> StoredLetter:
+    """The row as a letter, its properties and headers bounded (`amqp_json.loads`). A row whose
+    properties or headers cannot be read (JSON an older release wrote over 1,000 levels deep)
+    is handed out alone without them, and its `problem` says why: the console, `dlq show` and a
+    replay read it, and the letters beside it, as any other."""
+
+    def unread(why: str) -> StoredLetter:
+        problem = f"{row[21] + '; ' if row[21] else ''}its stored properties could not be read: {why}"
+        return _stored(row, history, {}, {}, problem)
+
+    return guarded(
+        lambda: _stored(row, history, amqp_json.loads(row[17]), amqp_json.loads(row[18]), row[21]), unread
+    )
+
+
+def _stored(
+    row: Sequence[Any],
+    history: list[HistoryEntry],
+    properties: dict[str, Any],
+    headers: dict[str, Any],
+    problem: str | None,
+) -> StoredLetter:
     return StoredLetter(
         summary=summary(row),
         body=bytes(row[16]),
-        properties=amqp_json.loads(row[17]),
-        headers=amqp_json.loads(row[18]),
+        properties=properties,
+        headers=headers,
         trace_parent=row[19],
         body_truncated=row[20] is not None,
         body_sha256=row[20],
-        problem=row[21],
+        problem=problem,
         history=history,
     )
 

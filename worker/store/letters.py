@@ -38,8 +38,9 @@ class NewLetter:
     """One letter as it arrives from the dead-letter queue, read once (by the worker's drain).
 
     `properties` and `headers` are AMQP values as the broker layer decoded them (str, int,
-    bool, float, Decimal, datetime, bytes, None, lists and tables of them); the store keeps
-    them so that a replay sends them back as they came.
+    bool, float, Decimal, datetime, bytes, None, lists and tables of them), bounded by
+    `worker.boundary` (what lay past its bounds is a marked string); the store keeps them so
+    that a replay sends them back as they came.
     """
 
     body: bytes

@@ -14,6 +14,7 @@ from collections.abc import Iterator
 import amqp
 from amqp.exceptions import NotFound
 
+from worker.boundary import aside, guarded
 from worker.broker.endpoints import Broker
 from worker.broker.messages import Delivery
 from worker.broker.wire import DeliveryReader, read_by_the_reader
@@ -74,7 +75,7 @@ class QueuePeek(ToolConnection):
             if not arrived and not self._next_delivery():
                 return  # another reader holds the rest
             delivery = arrived.pop(0)
-            yield _letter(position, delivery), delivery.delivery_tag
+            yield read_letter(position, delivery), delivery.delivery_tag
 
     def _give_back(self) -> None:
         """Close the reading channel, so the broker takes back what was read and not removed,
@@ -110,7 +111,16 @@ class QueuePeek(ToolConnection):
         return self._reading
 
 
-def _letter(position: int, delivery: Delivery) -> DeadLetter:
+def read_letter(position: int, delivery: Delivery) -> DeadLetter:
+    """The message as the tools read one; one that cannot be read is shown with its body and
+    why, its properties and headers left out."""
+    return guarded(
+        lambda: _read(position, delivery),
+        lambda why: DeadLetter.read(position, {}, bytes(delivery.body), aside(why)),
+    )
+
+
+def _read(position: int, delivery: Delivery) -> DeadLetter:
     properties = {name: delivery.properties.get(name) for name in PROPERTY_NAMES}
     properties["headers"] = delivery.properties.get("application_headers")
     return DeadLetter.read(position, properties, bytes(delivery.body), delivery.problem)

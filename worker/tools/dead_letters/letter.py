@@ -6,7 +6,8 @@ with RabbitMQ's `x-death` headers). Both read the same way here.
 
 Every header is untrusted (anyone who can publish to the worker's queue shapes what lands
 here), so every property below is total: any header table in, a sane value or None out, never
-an exception. `values` holds the readers.
+an exception. `values` holds the readers. Properties and headers are bounded in depth and size
+(`worker.boundary.bounded`) as a letter is read, whichever tool reads it.
 """
 
 from collections.abc import Mapping
@@ -14,6 +15,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
+from worker.boundary import bounded
 from worker.broker.messages import (
     ATTEMPTS,
     ERROR_DETAIL,
@@ -54,10 +56,13 @@ class DeadLetter:
     def read(
         cls, position: int, properties: dict[str, Any], body: bytes, problem: str | None = None
     ) -> "DeadLetter":
-        """From AMQP properties (pika's names, `headers` among them) and the raw body."""
+        """From AMQP properties (pika's names, `headers` among them) and the raw body; what
+        properties and headers hold past `worker.boundary`'s bounds is kept marked and cut."""
         table = properties.get("headers")
-        headers = dict(table) if isinstance(table, Mapping) else {}
-        kept = {name: properties[name] for name in PROPERTY_NAMES if properties.get(name) is not None}
+        headers: dict[str, Any] = bounded(dict(table)) if isinstance(table, Mapping) else {}
+        kept: dict[str, Any] = bounded(
+            {name: properties[name] for name in PROPERTY_NAMES if properties.get(name) is not None}
+        )
         return cls(position, body, kept, headers, values.json_object(body, kept.get("content_type")), problem)
 
     @property

@@ -16,6 +16,7 @@ from contextlib import AbstractContextManager, nullcontext
 from datetime import UTC, datetime
 from typing import Any, Protocol
 
+from worker.boundary import aside, guarded
 from worker.settings import MAX_REPLAY_RATE
 from worker.store.dead_letters import DeadLetterRecords
 from worker.store.letters import Claimed, HistoryEntry, LetterFilter, ReplayOperation, StoredLetter
@@ -66,9 +67,13 @@ class ProgressListener(Protocol):
 
 
 def as_dead_letter(letter: StoredLetter) -> DeadLetter:
-    """The stored letter as the tools read one (its record number as its position)."""
+    """The stored letter as the tools read one (its record number as its position); one that
+    cannot be read is read with its body and why, its properties and headers left out."""
     properties = {**letter.properties, "headers": letter.headers}
-    return DeadLetter.read(letter.summary.id, properties, letter.body, letter.problem)
+    return guarded(
+        lambda: DeadLetter.read(letter.summary.id, properties, letter.body, letter.problem),
+        lambda why: DeadLetter.read(letter.summary.id, {}, letter.body, aside(why)),
+    )
 
 
 def cut(letter: StoredLetter) -> str | None:

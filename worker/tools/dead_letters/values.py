@@ -14,13 +14,14 @@ from typing import Any
 
 from events import ACCEPTED_CONTENT_TYPES
 from events.parsing import MAX_BODY_BYTES
+from worker.boundary import MAX_DEPTH
 from worker.tools.tables import as_text
 
 # The widest integers AMQP carries (a signed long-long; a timestamp is unsigned): a count
 # beyond them is not a count, and an integer beyond them is shown as text, not as a number.
 _MAX_COUNT = 2**63 - 1
 _INTEGERS = range(-(2**63), 2**64)
-_MAX_NESTING = 32  # tables inside tables deeper than this are shown as a note, not walked
+_MAX_NESTING = MAX_DEPTH  # deeper tables are shown as a note, not walked (worker.boundary cut them already)
 
 
 def body_text(body: bytes) -> tuple[str, str]:
