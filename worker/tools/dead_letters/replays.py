@@ -25,6 +25,7 @@ from worker.tools.dead_letters.operations import Plan, Report, plan
 from worker.tools.dead_letters.outline import OutlinedLetter
 from worker.tools.dead_letters.queue import ReplayRefused
 from worker.tools.dead_letters.routing import Routes
+from worker.tools.errors import ToolError
 
 LOOK_EVERY = 0.5  # seconds between looks at the operation's cancel flag
 BATCH = 50  # letters claimed at a time (fewer at low rates: two seconds' worth)
@@ -33,7 +34,7 @@ STALE_AFTER = LEASE  # seconds without a sign of life after which a running repl
 MAX_GROUP = 10  # at most this many letters are both published and still new after a kill
 
 
-class InvalidRate(ValueError):
+class InvalidRate(ToolError, ValueError):
     """A replay's rate that is not a finite number of letters a second in (0, MAX_REPLAY_RATE]."""
 
 
