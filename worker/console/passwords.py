@@ -2,6 +2,7 @@
 run off the event loop, and every failure and every lock written to the store's audit and to
 one log line, with the submitted user name cut to a bounded length."""
 
+import math
 from typing import Literal
 
 from starlette.concurrency import run_in_threadpool
@@ -21,7 +22,7 @@ class Throttled(Exception):
 
     def __init__(self, reason: str, retry_after: float) -> None:
         super().__init__(reason)
-        self.reason, self.retry_after = reason, max(1, round(retry_after + 0.49))
+        self.reason, self.retry_after = reason, max(1, math.ceil(retry_after))
 
 
 async def check_password(
@@ -40,15 +41,19 @@ async def check_password(
     keys = throttle.keys(name, address)
     wait = throttle.locked(keys)
     if wait is not None:
-        raise Throttled(f"too many failed sign-ins: try again in {round(wait + 0.49)} s", wait)
+        raise _locked(wait)
     try:
         async with throttle.hash_slot():
             attempt = throttle.admit(keys)
             if not isinstance(attempt, Attempt):
-                raise Throttled(f"too many failed sign-ins: try again in {round(attempt + 0.49)} s", attempt)
+                raise _locked(attempt)
             return await run_in_threadpool(_checked, console, attempt, address, name, password, door)
     except Busy:
         raise Throttled("too many sign-ins at once: try again in a second", 1.0) from None
+
+
+def _locked(wait: float) -> Throttled:
+    return Throttled(f"too many failed sign-ins: try again in {max(1, math.ceil(wait))} s", wait)
 
 
 def _checked(
