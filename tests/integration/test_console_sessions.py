@@ -155,3 +155,35 @@ def test_a_half_written_users_file_closes_password_sign_in_until_it_is_whole(tmp
     assert login.post("/login", data=form).status_code == 401
     path.write_text(whole)
     assert client.get("/api/groups", headers=basic(VIEWER)).status_code == 200
+
+
+def test_the_session_records_over_each_backend(store_url: str) -> None:
+    """Start, find, touch, end one, end a user's but those with the current fingerprint, and prune: same on both."""
+    from worker.store.console_sessions import ConsoleSessionRecords
+
+    store = open_store(store_url)
+    store.migrate()
+    book = ConsoleSessionRecords(store)
+    book.start("sid-a", "ann", "fp-1", now_us=1_000)
+    book.start("sid-b", "ann", "fp-2", now_us=2_000)
+    book.start("sid-c", "bob", "fp-1", now_us=3_000)
+    kept = {row[0] for row in store.execute("SELECT sid_digest FROM console_sessions").fetchall()}
+    assert len(kept) == 3 and not any(key.startswith("sid-") for key in kept)  # digests, never the ids
+    found = book.find("sid-a")
+    assert found is not None and (found.user, found.fingerprint, found.seen_at_us) == ("ann", "fp-1", 1_000)
+    assert book.find("sid-unknown") is None
+    book.touch("sid-a", now_us=5_000)
+    assert book.find("sid-a").seen_at_us == 5_000  # type: ignore[union-attr]
+    assert book.end_user("ann", except_fingerprint="fp-2") == 1 and book.find("sid-b") is not None
+    book.end("sid-b")
+    assert book.count("ann") == 0 and book.count() == 1
+    assert book.prune(idle_before_us=3_001, created_before_us=0) == 1 and book.count() == 0
+    store.close()
+
+
+def test_sessions_end_on_a_password_change_over_postgresql(tmp_path: Path, postgres_url: str) -> None:
+    """The console over PostgreSQL keeps its sessions there: a password change ends them too."""
+    client, _ = in_process(tmp_path, [], store_url=postgres_url)
+    old = _signed_in_cookie(client)
+    Users.load(tmp_path / "console-users.json").add(OPERATOR[0], "operator", "a brand new password")
+    assert _fresh(client).get("/", headers=old).status_code == 303
