@@ -112,7 +112,7 @@ def test_a_session_in_use_lasts_past_the_idle_timeout_but_not_past_the_absolute_
 
 
 def test_a_deleted_users_file_closes_password_sign_in(tmp_path: Path) -> None:
-    """Deleted while the console runs: scripts get 401, sessions end, one error line, the health says why."""
+    """Deleted while the console runs: 401 for scripts, sessions refused, one error line, said on health."""
     client, _ = in_process(tmp_path, [], **PROXY)
     old = _signed_in_cookie(client)
     assert client.get("/api/groups", headers=basic(VIEWER)).status_code == 200

@@ -48,8 +48,12 @@ class Console:
         """Who `session` signs in now (run in a worker thread: it asks the store)."""
         if session.user is None or self.access.users is None:
             return None
-        user = self.access.users.refresh().users.get(session.user)
-        return self.sessions.identity(ConsoleSessionRecords(self.store()), session, user)
+        users = self.access.users.refresh()
+        if users.problem is not None:
+            return None  # closed while the file is unusable; the sessions stand for when it is fixed
+        return self.sessions.identity(
+            ConsoleSessionRecords(self.store()), session, users.users.get(session.user)
+        )
 
     def open_store(self) -> SqlStore:
         return open_configured_store(self.settings)
