@@ -142,3 +142,17 @@ def csrf_token(client: TestClient, path: str) -> str:
     found = re.search(r'name="csrf_token" value="([^"]+)"', client.get(path).text)
     assert found, f"no CSRF token on {path}"
     return found.group(1)
+
+
+class RecordedLog:
+    """Stands in for a module's structlog logger (monkeypatched), keeping each line as a dict:
+    loggers cached by an earlier `logs.configure` escape structlog's own capture."""
+
+    def __init__(self) -> None:
+        self.lines: list[dict[str, Any]] = []
+
+    def __getattr__(self, level: str) -> Any:
+        def line(event: str, **fields: Any) -> None:
+            self.lines.append({"event": event, "log_level": level, **fields})
+
+        return line

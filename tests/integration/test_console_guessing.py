@@ -7,10 +7,10 @@ import threading
 import time
 from pathlib import Path
 
-import structlog
+import pytest
 from starlette.testclient import TestClient
 
-from support.console import OPERATOR, VIEWER, basic, csrf_token, in_process
+from support.console import OPERATOR, VIEWER, RecordedLog, basic, csrf_token, in_process
 
 
 def _form_sign_in(client: TestClient, name: str, password: str) -> int:
@@ -32,15 +32,18 @@ def test_failed_sign_ins_are_audited_by_form_and_by_basic(tmp_path: Path) -> Non
     assert all(entry.result == "wrong user name or password" for entry in rows)
 
 
-def test_a_huge_user_name_is_cut_in_the_log_and_the_audit(tmp_path: Path) -> None:
+def test_a_huge_user_name_is_cut_in_the_log_and_the_audit(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
     """A half-megabyte user name, refused, reaches the log line and the audit row cut to a bounded length."""
     client, records = in_process(tmp_path, [])
     name = "m" * 500_000  # the form parser refuses a field of 1 MiB (400) before we see it
-    with structlog.testing.capture_logs() as lines:
-        assert _form_sign_in(client, name, "not-the-password") == 401
-        authorization = "Basic " + base64.b64encode(f"{name}:nope".encode()).decode()
-        assert client.get("/api/groups", headers={"Authorization": authorization}).status_code == 401
-    refused = [line for line in lines if line["event"] == "console.sign_in_refused"]
+    recorded = RecordedLog()
+    monkeypatch.setattr("worker.console.passwords.log", recorded)
+    assert _form_sign_in(client, name, "not-the-password") == 401
+    authorization = "Basic " + base64.b64encode(f"{name}:nope".encode()).decode()
+    assert client.get("/api/groups", headers={"Authorization": authorization}).status_code == 401
+    refused = [line for line in recorded.lines if line["event"] == "console.sign_in_refused"]
     assert len(refused) == 2
     assert all(len(line["user"]) < 64 + 40 for line in refused), [len(x["user"]) for x in refused]
     assert all(line["user"].startswith("m" * 64) for line in refused)

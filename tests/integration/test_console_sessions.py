@@ -6,10 +6,10 @@ import json
 import time
 from pathlib import Path
 
-import structlog
+import pytest
 from starlette.testclient import TestClient
 
-from support.console import OPERATOR, VIEWER, basic, csrf_token, in_process, sign_in
+from support.console import OPERATOR, VIEWER, RecordedLog, basic, csrf_token, in_process, sign_in
 from worker.console.users import Users
 from worker.store import open_store
 
@@ -111,18 +111,21 @@ def test_a_session_in_use_lasts_past_the_idle_timeout_but_not_past_the_absolute_
     assert _fresh(client).get("/", headers=old).status_code == 303
 
 
-def test_a_deleted_users_file_closes_password_sign_in(tmp_path: Path) -> None:
+def test_a_deleted_users_file_closes_password_sign_in(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
     """Deleted while the console runs: 401 for scripts, sessions refused, one error line, said on health."""
     client, _ = in_process(tmp_path, [], **PROXY)
     old = _signed_in_cookie(client)
     assert client.get("/api/groups", headers=basic(VIEWER)).status_code == 200
     (tmp_path / "console-users.json").unlink()
-    with structlog.testing.capture_logs() as lines:
-        for _ in range(3):
-            assert _fresh(client).get("/", headers=old).status_code == 303
-            refused = client.get("/api/groups", headers=basic(VIEWER))
-            assert refused.status_code == 401 and "users file is unusable" in refused.json()["detail"]
-    errors = [line for line in lines if line["log_level"] == "error"]
+    recorded = RecordedLog()
+    monkeypatch.setattr("worker.console.users.log", recorded)
+    for _ in range(3):
+        assert _fresh(client).get("/", headers=old).status_code == 303
+        refused = client.get("/api/groups", headers=basic(VIEWER))
+        assert refused.status_code == 401 and "users file is unusable" in refused.json()["detail"]
+    errors = [line for line in recorded.lines if line["log_level"] == "error"]
     assert [line["event"] for line in errors] == ["console.users_file_refused"]
     assert "no console users file" in errors[0]["problem"]
     proxy = TestClient(client.app, base_url="http://console.test", client=("10.1.2.3", 4000))
