@@ -35,6 +35,18 @@ def test_failures_past_the_free_ones_lock_for_twice_as_long_up_to_the_lockout() 
     assert locks == [1.0, 2.0, 4.0, 8.0, 10.0, 10.0]
 
 
+def test_a_lock_runs_from_the_failure_not_from_the_start_of_a_slow_check() -> None:
+    """A check that took three seconds and failed still locks its name for the full second after."""
+    clock = Clock()
+    throttle = SignInThrottle(free_failures=1, clock=clock)
+    _fail(throttle)
+    attempt = _fail(throttle)
+    assert isinstance(attempt, Attempt) and attempt.locked_for == 1.0
+    clock.now += 3.0
+    throttle.failed(attempt)
+    assert throttle.locked(attempt.keys) == pytest.approx(1.0)
+
+
 def test_a_locked_name_is_locked_from_every_address_and_a_locked_address_for_every_name() -> None:
     """The count is kept per user name and per client address, each locking on its own."""
     throttle = SignInThrottle(free_failures=1, clock=Clock())

@@ -66,6 +66,7 @@ def _checked(
     if identity is not None:
         console.throttle.succeeded(attempt)
         return identity
+    console.throttle.failed(attempt)
     shown = shown_name(name)
     where = f"from {address or 'unknown'} by {door}"
     log.warning("console.sign_in_refused", user=shown, address=address, door=door, failures=attempt.failures)

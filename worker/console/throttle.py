@@ -82,12 +82,22 @@ class SignInThrottle:
             for strikes in found:
                 strikes.failures += 1
                 strikes.last = now
-                beyond = strikes.failures - self.free_failures
-                if beyond > 0:
-                    delay = min(self.lockout, 2.0 ** min(beyond - 1, 30))
+                if strikes.failures > self.free_failures:
+                    delay = self._delay(strikes.failures)
                     strikes.locked_until = now + delay
                     locked_for = max(locked_for or 0.0, delay)
             return Attempt(keys, max(s.failures for s in found), locked_for)
+
+    def failed(self, attempt: Attempt) -> None:
+        """The password was wrong: a lock this attempt began runs from now (the check itself may
+        have taken a while), so the next guess waits the whole of it."""
+        now = self._clock()
+        with self._lock:
+            for key in attempt.keys:
+                strikes = self._strikes.get(key)
+                if strikes is not None and strikes.failures > self.free_failures:
+                    delay = self._delay(strikes.failures)
+                    strikes.locked_until = max(strikes.locked_until, now + delay)
 
     def succeeded(self, attempt: Attempt) -> None:
         """The password was right: the name starts again from nothing; the address is not
@@ -119,6 +129,10 @@ class SignInThrottle:
             yield
         finally:
             self._slots.release()
+
+    def _delay(self, failures: int) -> float:
+        """1, 2, 4, 8... seconds for each failure past the free ones, at most the lockout."""
+        return min(self.lockout, 2.0 ** min(failures - self.free_failures - 1, 30))
 
     def _touched(self, key: str, now: float) -> _Strikes:
         strikes = self._strikes.get(key)
