@@ -10,7 +10,7 @@ import subprocess
 import sys
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from starlette.testclient import TestClient
 
@@ -22,6 +22,9 @@ from worker.settings import Settings
 from worker.store import open_store
 from worker.store.dead_letters import DeadLetterRecords
 from worker.store.letters import NewLetter
+
+if TYPE_CHECKING:
+    import pytest
 
 VIEWER = ("vera", "viewer-password-1")
 OPERATOR = ("olive", "operator-password-1")
@@ -156,3 +159,12 @@ class RecordedLog:
             self.lines.append({"event": event, "log_level": level, **fields})
 
         return line
+
+
+def recorded_console_log(monkeypatch: "pytest.MonkeyPatch") -> RecordedLog:
+    """Every loaded console module's log lines, recorded in place of its structlog logger."""
+    recorded = RecordedLog()
+    for name, module in list(sys.modules.items()):
+        if name.startswith("worker.console") and hasattr(module, "log"):
+            monkeypatch.setattr(module, "log", recorded)
+    return recorded

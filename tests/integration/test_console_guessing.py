@@ -10,7 +10,7 @@ from pathlib import Path
 import pytest
 from starlette.testclient import TestClient
 
-from support.console import OPERATOR, VIEWER, RecordedLog, basic, csrf_token, in_process
+from support.console import OPERATOR, VIEWER, basic, csrf_token, in_process, recorded_console_log
 
 
 def _form_sign_in(client: TestClient, name: str, password: str) -> int:
@@ -38,14 +38,13 @@ def test_a_huge_user_name_is_cut_in_the_log_and_the_audit(
     """A half-megabyte user name, refused, reaches the log line and the audit row cut to a bounded length."""
     client, records = in_process(tmp_path, [])
     name = "m" * 500_000  # the form parser refuses a field of 1 MiB (400) before we see it
-    recorded = RecordedLog()
-    monkeypatch.setattr("worker.console.passwords.log", recorded)
+    recorded = recorded_console_log(monkeypatch)
     assert _form_sign_in(client, name, "not-the-password") == 401
     authorization = "Basic " + base64.b64encode(f"{name}:nope".encode()).decode()
     assert client.get("/api/groups", headers={"Authorization": authorization}).status_code == 401
     refused = [line for line in recorded.lines if line["event"] == "console.sign_in_refused"]
-    assert len(refused) == 2
     assert all(len(line["user"]) < 64 + 40 for line in refused), [len(x["user"]) for x in refused]
+    assert len(refused) == 2
     assert all(line["user"].startswith("m" * 64) for line in refused)
     assert all(len(entry.actor) < 64 + 40 for entry in records.audit_log())
 

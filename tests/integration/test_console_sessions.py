@@ -9,7 +9,7 @@ from pathlib import Path
 import pytest
 from starlette.testclient import TestClient
 
-from support.console import OPERATOR, VIEWER, RecordedLog, basic, csrf_token, in_process, sign_in
+from support.console import OPERATOR, VIEWER, basic, csrf_token, in_process, recorded_console_log, sign_in
 from worker.console.users import Users
 from worker.store import open_store
 
@@ -119,8 +119,7 @@ def test_a_deleted_users_file_closes_password_sign_in(
     old = _signed_in_cookie(client)
     assert client.get("/api/groups", headers=basic(VIEWER)).status_code == 200
     (tmp_path / "console-users.json").unlink()
-    recorded = RecordedLog()
-    monkeypatch.setattr("worker.console.users.log", recorded)
+    recorded = recorded_console_log(monkeypatch)
     for _ in range(3):
         assert _fresh(client).get("/", headers=old).status_code == 303
         refused = client.get("/api/groups", headers=basic(VIEWER))
