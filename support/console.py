@@ -10,7 +10,7 @@ import subprocess
 import sys
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from starlette.testclient import TestClient
 
@@ -22,6 +22,9 @@ from worker.settings import Settings
 from worker.store import open_store
 from worker.store.dead_letters import DeadLetterRecords
 from worker.store.letters import NewLetter
+
+if TYPE_CHECKING:
+    import pytest
 
 VIEWER = ("vera", "viewer-password-1")
 OPERATOR = ("olive", "operator-password-1")
@@ -142,3 +145,26 @@ def csrf_token(client: TestClient, path: str) -> str:
     found = re.search(r'name="csrf_token" value="([^"]+)"', client.get(path).text)
     assert found, f"no CSRF token on {path}"
     return found.group(1)
+
+
+class RecordedLog:
+    """Stands in for a module's structlog logger (monkeypatched), keeping each line as a dict:
+    loggers cached by an earlier `logs.configure` escape structlog's own capture."""
+
+    def __init__(self) -> None:
+        self.lines: list[dict[str, Any]] = []
+
+    def __getattr__(self, level: str) -> Any:
+        def line(event: str, **fields: Any) -> None:
+            self.lines.append({"event": event, "log_level": level, **fields})
+
+        return line
+
+
+def recorded_console_log(monkeypatch: "pytest.MonkeyPatch") -> RecordedLog:
+    """Every loaded console module's log lines, recorded in place of its structlog logger."""
+    recorded = RecordedLog()
+    for name, module in list(sys.modules.items()):
+        if name.startswith("worker.console") and hasattr(module, "log"):
+            monkeypatch.setattr(module, "log", recorded)
+    return recorded

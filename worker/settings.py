@@ -236,6 +236,18 @@ class Settings(BaseSettings):
         None, description="file holding that key (mode 0600; created when missing)"
     )
     console_session_hours: float = Field(8.0, gt=0, le=24 * 366, description="hours a console sign-in lasts")
+    console_session_idle_minutes: float = Field(
+        30.0, gt=0, le=24 * 60 * 366, description="minutes without a request that end a console sign-in"
+    )
+    console_sign_in_free_failures: int = Field(
+        5, ge=1, le=1000, description="failed sign-ins per user name and per address before each locks"
+    )
+    console_lockout_seconds: float = Field(
+        15.0, ge=1, le=86400, description="the longest a user name or address is locked after failed sign-ins"
+    )
+    console_password_checks: int = Field(
+        2, ge=1, le=64, description="password checks (argon2, 64 MiB each) the console runs at once"
+    )
     console_secure_cookies: bool = Field(
         False, description="mark the session cookie Secure (set it when TLS ends at a proxy in front)"
     )

@@ -267,24 +267,20 @@ def test_the_openapi_document_describes_the_api(tmp_path: Path) -> None:
 
 
 def test_changes_to_the_users_file_count_while_the_console_runs(tmp_path: Path) -> None:
-    """A user removed is signed out, a new role counts at once, a new password replaces the old."""
+    """A new role ends the user's session and counts at once for scripts; a new password replaces the old."""
     client, _ = in_process(tmp_path, [])
     sign_in(client, OPERATOR)
     assert client.get("/api/groups", headers=basic(VIEWER)).status_code == 200
     users = Users.load(tmp_path / "console-users.json")
     users.add(OPERATOR[0], "viewer", OPERATOR[1])
-    assert (
-        client.post(
-            "/api/archive", json={"all": True}, headers={"X-CSRF-Token": csrf_token(client, "/")}
-        ).status_code
-        == 403
-    )
+    assert client.get("/").status_code == 303  # signed out: the session was made for an operator
+    refused = client.post("/api/archive", json={"all": True}, headers=basic(OPERATOR))
+    assert refused.status_code == 403 and "olive is a viewer" in refused.json()["detail"]
     users.add(VIEWER[0], "viewer", "a brand new password")
     assert client.get("/api/groups", headers=basic(VIEWER)).status_code == 401
     assert client.get("/api/groups", headers=basic((VIEWER[0], "a brand new password"))).status_code == 200
-    del users.users[OPERATOR[0]]
-    users.add(VIEWER[0], "viewer", "a brand new password")  # writes the file without the operator
-    assert client.get("/").status_code == 303
+    users.remove(OPERATOR[0])
+    assert client.get("/api/groups", headers=basic(OPERATOR)).status_code == 401
 
 
 def test_a_port_in_use_is_one_line_naming_the_fix(tmp_path: Path) -> None:

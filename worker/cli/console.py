@@ -73,3 +73,18 @@ def add(name: str, role: Literal["viewer", "operator"], password_stdin: bool) ->
     except package.ConsoleRefused as exc:
         raise click.ClickException(str(exc)) from None
     click.echo(f"{name} is a console {role} in {settings.console_users}")
+
+
+@user.command("remove")
+@click.argument("name")
+def remove(name: str) -> None:
+    """Remove NAME from the users file; their sessions end at their next request."""
+    package = _console_package()
+    settings = load_settings()
+    if not settings.console_users:
+        raise click.ClickException("set RENEWALS_CONSOLE_USERS to the users file to manage")
+    try:
+        package.Users.load(Path(settings.console_users)).remove(name)
+    except package.ConsoleRefused as exc:
+        raise click.ClickException(str(exc)) from None
+    click.echo(f"{name} is no longer a console user; their sessions end at their next request")

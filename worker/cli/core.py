@@ -11,6 +11,7 @@ from events import json_schemas
 from worker import logs
 from worker.broker.endpoints import Broker, BrokerRefused, from_settings
 from worker.exits import EX_CONFIG
+from worker.private_files import write_private
 from worker.redaction import masked
 from worker.settings import ConfigurationError, Settings, unknown_variables
 from worker.settings import load_settings as settings_from_environment
@@ -134,8 +135,7 @@ def schema(out: str | None) -> None:
     """Print the JSON Schemas of RenewalApproaching, OwnerChanged and NotificationRequested."""
     text = json.dumps(json_schemas(), indent=2)
     if out:
-        with open(out, "w") as stream:
-            stream.write(text + "\n")
+        write_private(Path(out), text + "\n")
     else:
         click.echo(text)
 
@@ -154,8 +154,7 @@ def asyncapi(out: str | None) -> None:
 
     text = render(load_settings())
     if out:
-        with open(out, "w") as stream:
-            stream.write(text)
+        write_private(Path(out), text)
     else:
         click.echo(text, nl=False)
 

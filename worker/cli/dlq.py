@@ -2,11 +2,11 @@
 history, notes, replay, archive, export and purge."""
 
 import json
-import os
 import sys
 from collections.abc import Iterator
 from contextlib import contextmanager
 from datetime import datetime
+from pathlib import Path
 from typing import IO, Any
 
 import click
@@ -34,6 +34,7 @@ from worker.cli.dlq_output import (
     row,
 )
 from worker.cli.dlq_replay import replay_command
+from worker.private_files import private_file
 from worker.store.letters import LetterFilter, StoredLetter
 from worker.tools.dead_letters import Routes, as_dead_letter, audit, label, user
 from worker.tools.tables import render
@@ -213,21 +214,23 @@ def export(selection: LetterFilter, out: str, force: bool) -> None:
 
 @contextmanager
 def _output(path: str, force: bool) -> Iterator[IO[str]]:
-    """A new file only the owner can read (0600): never over an existing one unless `force`,
-    never through a symlink (O_NOFOLLOW), whatever the umask."""
+    """A file only the owner can read (0600), written through a private temporary file and
+    renamed into place: never over an existing one unless `force`, never through a symlink."""
     if path == "-":
         yield sys.stdout
         return
-    flags = os.O_WRONLY | os.O_CREAT | os.O_NOFOLLOW | (os.O_TRUNC if force else os.O_EXCL)
+    target = Path(path)
+    if target.is_symlink():
+        raise click.ClickException(f"{path} is a symbolic link: name the file itself")
+    if not force and target.exists():
+        raise click.ClickException(f"{path} exists: choose another file, or --force to replace it")
     try:
-        descriptor = os.open(path, flags, 0o600)
+        with private_file(target, replace=force) as stream:
+            yield stream
     except FileExistsError:
         raise click.ClickException(f"{path} exists: choose another file, or --force to replace it") from None
     except OSError as exc:
         raise click.ClickException(f"cannot write {path}: {exc.strerror or exc}") from None
-    os.fchmod(descriptor, 0o600)
-    with os.fdopen(descriptor, "w") as stream:
-        yield stream
 
 
 @dlq.command("purge")

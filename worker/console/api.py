@@ -28,6 +28,7 @@ def get_health(request: Request, _: Viewer) -> dict[str, Any]:
     return {
         **health(console.settings, console.store, console.broker_figures).as_dict(),
         "dead_letters_last_hour": _last_hour(request),
+        "sign_in_error": console.access.users.problem if console.access.users else None,
     }
 
 

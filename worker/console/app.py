@@ -105,12 +105,16 @@ def create_app(console: Console) -> FastAPI:
 
     @app.exception_handler(Denied)
     async def denied(request: Request, exc: Denied) -> Response:
+        headers = {"Retry-After": str(exc.retry_after)} if exc.retry_after is not None else {}
         if request.url.path.startswith("/api/"):
-            headers = {"WWW-Authenticate": 'Basic realm="renewals console"'} if exc.status == 401 else None
+            if exc.status == 401:
+                headers["WWW-Authenticate"] = 'Basic realm="renewals console"'
             return JSONResponse({"detail": exc.reason}, status_code=exc.status, headers=headers)
         if exc.status == 401 and console.access.users is not None:
             return RedirectResponse("/login", status_code=303)
-        return render(request, "refused.html", {"reason": exc.reason}, status_code=exc.status)
+        page = render(request, "refused.html", {"reason": exc.reason}, status_code=exc.status)
+        page.headers.update(headers)
+        return page
 
     @app.exception_handler(StoreUnavailable)
     async def store_down(request: Request, exc: StoreUnavailable) -> Response:

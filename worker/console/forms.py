@@ -10,10 +10,18 @@ from starlette.concurrency import run_in_threadpool
 from starlette.datastructures import ImmutableMultiDict
 
 from worker.console import actions
-from worker.console.guard import Denied, authenticate_async, check_not_forged, console_of, require
+from worker.console.guard import (
+    Denied,
+    authenticate_async,
+    check_not_forged,
+    console_of,
+    require,
+    wrong_password,
+)
 from worker.console.identity import Identity
 from worker.console.pages import selection_of
 from worker.console.params import LetterId, NoteText, ReplayId
+from worker.console.passwords import Throttled, check_password
 from worker.console.render import render
 from worker.logs import get_logger
 from worker.store.dead_letters import OperationBusy, UnknownOperation
@@ -36,21 +44,34 @@ async def login(
     request: Request, username: Annotated[str, Form()], password: Annotated[str, Form()]
 ) -> Response:
     await check_not_forged(request, None)
-    users = console_of(request).access.users
-    identity = await run_in_threadpool(users.refresh().verify, username, password) if users else None
-    if identity is None:
-        log.warning("console.sign_in_refused", user=username)
-        return render(request, "login.html", {"error": "wrong user name or password"}, status_code=401)
-    log.info("console.signed_in", user=identity.name, role=identity.role)
-    request.state.session = console_of(request).sessions.fresh(identity)  # a new id: no fixation
+    console = console_of(request)
+    request.state.who = None  # the page below is drawn for nobody, whatever the old cookie says
+    address = request.client.host if request.client else None
+    try:
+        identity = await check_password(console, address, username, password, "form")
+    except Throttled as exc:
+        page = render(request, "login.html", {"error": exc.reason}, status_code=429)
+        page.headers["Retry-After"] = str(exc.retry_after)
+        return page
+    user = console.access.users.users.get(identity.name) if identity and console.access.users else None
+    if user is None:
+        return render(request, "login.html", {"error": wrong_password(console)}, status_code=401)
+    log.info("console.signed_in", user=user.name, role=user.role)
+    request.state.session = await run_in_threadpool(console.start_session, user)  # a new id: no fixation
     request.state.session_changed = True
     return RedirectResponse("/", status_code=303)
 
 
 @router.post("/logout")
 async def logout(request: Request) -> Response:
-    await check_not_forged(request, await authenticate_async(request))
-    request.state.session = console_of(request).sessions.fresh()
+    """Sign out: every session of this user ends (on every browser), and this browser gets a new one."""
+    who = await authenticate_async(request)
+    await check_not_forged(request, who)
+    console = console_of(request)
+    if who is not None and who.via == "session":
+        ended = await run_in_threadpool(console.end_sessions, who.name)
+        log.info("console.signed_out", user=who.name, sessions=ended)
+    request.state.session = console.sessions.fresh()
     request.state.session_changed = True
     return RedirectResponse("/login", status_code=303)
 

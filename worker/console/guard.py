@@ -13,6 +13,8 @@ from fastapi import Request
 from starlette.concurrency import run_in_threadpool
 
 from worker.console.identity import Identity, Role
+from worker.console.passwords import Throttled, check_password
+from worker.console.sessions import COOKIE
 from worker.console.state import Console
 
 SAFE_METHODS = frozenset({"GET", "HEAD", "OPTIONS"})
@@ -21,11 +23,12 @@ CSRF_FIELD = "csrf_token"
 
 
 class Denied(Exception):
-    """The request is refused: 401 (who are you?) or 403 (not you, not this, not from there)."""
+    """The request is refused: 401 (who are you?), 403 (not you, not this, not from there) or
+    429 (too many failed sign-ins, or too many at once: come back in `retry_after` seconds)."""
 
-    def __init__(self, status: Literal[401, 403], reason: str) -> None:
+    def __init__(self, status: Literal[401, 403, 429], reason: str, retry_after: int | None = None) -> None:
         super().__init__(reason)
-        self.status, self.reason = status, reason
+        self.status, self.reason, self.retry_after = status, reason, retry_after
 
 
 def console_of(request: Request) -> Console:
@@ -34,30 +37,54 @@ def console_of(request: Request) -> Console:
 
 
 async def authenticate_async(request: Request) -> Identity | None:
-    """`authenticate`, with a password check (argon2: slow on purpose) off the event loop."""
-    return await run_in_threadpool(authenticate, request)
+    """Who sent the request, or None if nobody says: asked once per request, with the password
+    check (argon2, throttled) and the session's row in the store off the event loop."""
+    if hasattr(request.state, "who"):
+        known: Identity | None = request.state.who
+        return known
+    console = console_of(request)
+    proxied = _proxied(console, request)
+    authorization = request.headers.get("authorization")
+    who: Identity | None = proxied
+    if proxied is None and authorization is not None:
+        who = await _basic(console, request, authorization)
+    elif proxied is None:
+        who = await run_in_threadpool(_signed_in, console, request)
+    request.state.who = who
+    return who
 
 
 def authenticate(request: Request) -> Identity | None:
-    """Who sent the request, or None if nobody says."""
+    """`authenticate_async` for a page being drawn: it never runs a password hash (a script's
+    password counts only if it was right a moment ago)."""
+    if hasattr(request.state, "who"):
+        known: Identity | None = request.state.who
+        return known
     console = console_of(request)
+    proxied = _proxied(console, request)
+    if proxied is not None:
+        return proxied
+    authorization = request.headers.get("authorization")
+    if authorization is not None:
+        name, password = _credentials(console, authorization)
+        users = console.access.users
+        return None if users is None else console.basic_checks.remembered(users.refresh(), name, password)
+    return _signed_in(console, request)
+
+
+def _proxied(console: Console, request: Request) -> Identity | None:
     proxy = console.access.proxy
     if proxy is not None and proxy.trusts(request.client.host if request.client else None):
         found = proxy.identity(request.headers)
         if found == "no role":
             raise Denied(403, "none of your groups has a console role")
-        if found is not None:
-            return found
-    authorization = request.headers.get("authorization")
-    if authorization is not None:
-        return _basic(console, authorization)
-    session = console.sessions.read(request.cookies.get("renewals_console"))
-    signed_in = session.identity() if session else None
-    if signed_in is None or console.access.users is None:
-        return None
-    user = console.access.users.refresh().users.get(signed_in.name)
-    # Removed from the file: signed out; given another role: that role, from now on.
-    return None if user is None else Identity(user.name, user.role, "session")
+        return found
+    return None
+
+
+def _signed_in(console: Console, request: Request) -> Identity | None:
+    session = console.sessions.read(request.cookies.get(COOKIE))
+    return None if session is None else console.signed_in(session)
 
 
 def require(role: Role) -> Callable[[Request], Awaitable[Identity]]:
@@ -96,11 +123,23 @@ async def check_not_forged(request: Request, identity: Identity | None) -> None:
         value = (await request.form()).get(CSRF_FIELD)
         token = value if isinstance(value, str) else None
     console = console_of(request)
-    if not console.sessions.csrf_valid(console.sessions.read(request.cookies.get("renewals_console")), token):
+    if not console.sessions.csrf_valid(console.sessions.read(request.cookies.get(COOKIE)), token):
         raise Denied(403, "missing or invalid CSRF token: reload the page and try again")
 
 
-def _basic(console: Console, authorization: str) -> Identity:
+async def _basic(console: Console, request: Request, authorization: str) -> Identity:
+    name, password = _credentials(console, authorization)
+    address = request.client.host if request.client else None
+    try:
+        identity = await check_password(console, address, name, password, "basic")
+    except Throttled as exc:
+        raise Denied(429, exc.reason, exc.retry_after) from None
+    if identity is None:
+        raise Denied(401, wrong_password(console))
+    return identity
+
+
+def _credentials(console: Console, authorization: str) -> tuple[str, str]:
     scheme, _, value = authorization.partition(" ")
     if scheme.lower() != "basic" or console.access.users is None:
         raise Denied(401, "use HTTP Basic with a console user")
@@ -108,7 +147,12 @@ def _basic(console: Console, authorization: str) -> Identity:
         name, _, password = base64.b64decode(value, validate=True).decode().partition(":")
     except (binascii.Error, UnicodeDecodeError):
         raise Denied(401, "malformed HTTP Basic credentials") from None
-    identity = console.basic_checks.verify(console.access.users.refresh(), name, password)
-    if identity is None:
-        raise Denied(401, "wrong user name or password")
-    return identity
+    return name, password
+
+
+def wrong_password(console: Console) -> str:
+    """Why a password did not sign in (the users file's own problem is in the log only)."""
+    users = console.access.users
+    if users is not None and users.problem is not None:
+        return "password sign-in is closed: the console's users file is unusable (its log says why)"
+    return "wrong user name or password"

@@ -10,6 +10,15 @@ ROLES: tuple[Role, ...] = get_args(Role)
 Via = Literal["session", "basic", "proxy"]
 
 
+NAME_SHOWN = 64
+"""At most this many characters of a submitted user name reach a log line or the audit."""
+
+
+def shown_name(name: str) -> str:
+    """A submitted user name cut to a bounded length (anyone may submit a megabyte of it)."""
+    return name if len(name) <= NAME_SHOWN else f"{name[:NAME_SHOWN]}... ({len(name)} characters)"
+
+
 class ConsoleRefused(Exception):
     """The console cannot start as configured; the message is one line that names the fix."""
 

@@ -11,6 +11,7 @@ from fastapi import Request
 from fastapi.responses import HTMLResponse
 
 from worker.console.guard import Denied, authenticate, console_of
+from worker.store import StoreUnavailable
 
 _ENVIRONMENT = jinja2.Environment(
     loader=jinja2.FileSystemLoader(Path(__file__).parent / "templates"),
@@ -27,7 +28,7 @@ def render(
     if identity is None:
         try:
             identity = authenticate(request)
-        except Denied:  # a refused identity: the page renders as nobody
+        except (Denied, StoreUnavailable):  # refused, or its session unknown: the page is for nobody
             identity = None
     page = {
         "identity": identity,

@@ -21,7 +21,10 @@ def console_of_settings(settings: Settings) -> Console:
     """The console as configured; ConsoleRefused (one line naming the fix) if it may not start."""
     access = access_of(settings)
     sessions = Sessions(
-        session_key(settings), settings.console_session_hours * 3600, settings.console_secure_cookies
+        session_key(settings),
+        absolute=settings.console_session_hours * 3600,
+        idle=settings.console_session_idle_minutes * 60,
+        secure=settings.console_secure_cookies,
     )
     return Console(settings, access, sessions)
 

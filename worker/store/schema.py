@@ -111,6 +111,17 @@ def _dead_letters(ints: str, blob: str, real: str, identity: str) -> tuple[str, 
     )
 
 
+def _console_sessions(ints: str) -> tuple[str, ...]:
+    """Migration 5 for one backend: the console's signed-in sessions, so that they can end."""
+    return (
+        f"""CREATE TABLE IF NOT EXISTS console_sessions (
+            sid_digest TEXT PRIMARY KEY, user_name TEXT NOT NULL, fingerprint TEXT NOT NULL,
+            created_at_us {ints} NOT NULL, seen_at_us {ints} NOT NULL)""",
+        "CREATE INDEX IF NOT EXISTS console_sessions_user ON console_sessions (user_name)",
+        "CREATE INDEX IF NOT EXISTS console_sessions_seen ON console_sessions (seen_at_us)",
+    )
+
+
 MIGRATIONS = (
     # Version 1 is the schema the first release created without a version table; IF NOT
     # EXISTS makes it a no-op on such a store, which is thereby adopted.
@@ -144,6 +155,12 @@ MIGRATIONS = (
         _dead_letters(
             "BIGINT", "BYTEA", "DOUBLE PRECISION", "BIGINT GENERATED ALWAYS AS IDENTITY PRIMARY KEY"
         ),
+    ),
+    Migration(
+        5,
+        "console sessions kept on the server (worker/store/console_sessions.py)",
+        _console_sessions("INTEGER"),
+        _console_sessions("BIGINT"),
     ),
 )
 
