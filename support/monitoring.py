@@ -2,10 +2,12 @@
 (as root, their packaged services kept from starting), each started on a free loopback port
 with a configuration written into a folder of the test's own."""
 
+import json
 import os
 import re
 import shutil
 import subprocess
+import urllib.parse
 import urllib.request
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
@@ -166,4 +168,17 @@ def prometheus(
         "--rules.alert.resend-delay=1s",
     ]
     with _serve(command, f"http://127.0.0.1:{port}", folder / "prometheus.log") as server:
+        # Service discovery hands targets over every 5 s: wait for each to have been scraped
+        # (a counter's first sample must come before what the test makes it count).
+        try:
+            wait_until(lambda: _scraped(server.url, len(targets)), "every target scraped", 30, every=0.2)
+        except TimeoutError as exc:
+            raise AssertionError(f"{exc}:\n{server.tail()}") from None
         yield server
+
+
+def _scraped(url: str, count: int) -> bool:
+    query = urllib.parse.quote("count(up == 1)")
+    with urllib.request.urlopen(f"{url}/api/v1/query?query={query}", timeout=5) as response:
+        result = json.loads(response.read())["data"]["result"]
+    return bool(result) and int(result[0]["value"][1]) >= count
