@@ -2,6 +2,8 @@
 them and runs their unit tests, every alert is complete and tested both ways, and breaking a
 threshold makes the rule tests fail."""
 
+import json
+import re
 import shutil
 import subprocess
 from pathlib import Path
@@ -121,3 +123,22 @@ def test_compose_runs_prometheus_and_alertmanager_on_the_shipped_files(tools: To
     assert amtool is not None, "amtool comes with prometheus-alertmanager"
     routed = subprocess.run([amtool, "check-config", str(routes)], capture_output=True, text=True, timeout=60)
     assert routed.returncode == 0, routed.stdout + routed.stderr
+
+
+def test_the_dashboard_draws_the_rules_thresholds_and_the_firing_alerts() -> None:
+    """The Grafana dashboard plots the dead-letter, event-age and outbox thresholds from the
+    rules' own recorded series (so changing one changes the line), each a name the rules record,
+    and lists the alerts firing."""
+    recorded = {
+        rule["record"]
+        for group in yaml.safe_load(RULES.read_text())["groups"]
+        for rule in group["rules"]
+        if "record" in rule
+    }
+    dashboard = json.loads((ROOT / "docs" / "grafana-dashboard.json").read_text())
+    expressions = [target["expr"] for panel in dashboard["panels"] for target in panel.get("targets", [])]
+    drawn = {name for expr in expressions for name in re.findall(r"renewals:threshold:[a-z0-9_]+", expr)}
+    assert drawn <= recorded, drawn - recorded
+    for threshold in ("dead_letters_per_minute", "event_age_p99_seconds", "outbox_oldest_seconds"):
+        assert f"renewals:threshold:{threshold}" in drawn, threshold
+    assert any(expr.startswith("ALERTS{") and 'service="renewal-routing"' in expr for expr in expressions)
