@@ -1,7 +1,8 @@
 """The shipped alerting rules with the real servers: the worker as a subprocess, Debian's
 Prometheus and Alertmanager on free loopback ports, and a webhook receiver of the test's own.
 Prometheus loads the shipped rules with every `for` shortened to 2s (the one documented
-substitution); the expressions are the shipped ones."""
+substitution); the expressions are the shipped ones. And the worker's own counts behind the
+replay alert, through a real replay."""
 
 import time
 import urllib.request
@@ -13,6 +14,7 @@ import pytest
 
 from support.alert_receiver import AlertReceiver, ReceivedAlert
 from support.client import Client
+from support.messages import renewal
 from support.monitoring import (
     RULES,
     MonitoringMissing,
@@ -23,8 +25,11 @@ from support.monitoring import (
     prometheus,
     rules_for_tests,
 )
+from support.polling import wait_until
+from support.records import stored_letters
 from support.services import free_port
 from support.worker_process import WorkerProcess
+from tests.e2e.commands import ok, renewals
 
 pytestmark = pytest.mark.any_broker  # the broker's version plays no part here
 
@@ -139,3 +144,35 @@ def test_the_dead_letter_alert_resolves_after_the_burst(monitored: Monitored, cl
     )
     assert resolved.labels["reason"] == "invalid_json"
     assert resolved.received - started > 9 * 60  # not before the burst left the window
+
+
+def test_a_replayed_message_failing_again_and_nothing_redelivered_are_what_the_worker_counts(
+    client: Client, start_worker, amqp_url: str, store_url: str
+) -> None:
+    """A reminder nobody can be addressed for is dead-lettered, replayed with `renewals dlq
+    replay`, and dead-lettered again: the worker counts one replayed dead letter for
+    `no_recipient` (what RenewalsReplayFailingAgain watches), and no redelivery."""
+    port = free_port()
+    worker = start_worker(RENEWALS_METRICS_PORT=str(port))
+    client.publish([renewal("c-nobody", "p-nobody", id="r-nobody")])
+    wait_until(lambda: len(stored_letters(store_url)) == 1, "the first dead letter recorded")
+    assert scraped(port)['renewals_replayed_dead_letters_total{reason="no_recipient"}'] == 0
+    ok(renewals(amqp_url, "dlq", "replay", "--reason", "no_recipient", RENEWALS_STORE_URL=store_url))
+    worker.wait_for("message.dead_lettered", count=2)
+    found = wait_until(
+        lambda: (s := scraped(port))['renewals_dead_letters_total{reason="no_recipient"}'] == 2 and s,
+        "the second dead letter counted",
+    )
+    assert found['renewals_replayed_dead_letters_total{reason="no_recipient"}'] == 1
+    assert found["renewals_redelivered_total"] == 0
+
+
+def scraped(port: int) -> dict[str, float]:
+    with urllib.request.urlopen(f"http://127.0.0.1:{port}/metrics", timeout=5) as response:
+        text = response.read().decode()
+    found = {}
+    for line in text.splitlines():
+        if line and not line.startswith("#"):
+            name, _, value = line.rpartition(" ")
+            found[name] = float(value)
+    return found
