@@ -20,6 +20,7 @@ from worker.settings import Settings
 
 NOT_READY = {"alertname": "RenewalsWorkerNotReady", "instance": "w1:9100", "job": "renewals"}
 DEAD_LETTERS = {"alertname": "RenewalsDeadLettersByReason", "instance": "w1:9100", "reason": "no_recipient"}
+RUNBOOK = "https://git.example/renewals/docs/operations.md#runbook-dead-letters-arriving"
 ELSEWHERE = {"alertname": "DiskFull", "instance": "db1:9100", "service": "billing"}
 
 
@@ -41,15 +42,15 @@ def routes(tmp_path: Path) -> Iterator[Server]:
                 },
                 "annotations": {
                     "summary": f"summary of {labels['alertname']}",
-                    "runbook_url": f"docs/operations.md#{anchor}",
+                    "runbook_url": runbook,
                 },
                 "startsAt": now.isoformat(),
                 "endsAt": (now + timedelta(hours=1)).isoformat(),
             }
-            for labels, severity, anchor in (
-                (NOT_READY, "critical", "runbook-worker-not-ready"),
-                (DEAD_LETTERS, "warning", "runbook-dead-letters-arriving"),
-                (ELSEWHERE, "critical", "disk"),
+            for labels, severity, runbook in (
+                (NOT_READY, "critical", "docs/operations.md#runbook-worker-not-ready"),
+                (DEAD_LETTERS, "warning", RUNBOOK),
+                (ELSEWHERE, "critical", "https://runbooks.example/disk"),
             )
         ]
         call(server.url, "/api/v2/alerts", alerts)
@@ -72,7 +73,7 @@ def test_the_strip_shows_this_deployments_alerts_and_an_operator_silences_one(
     routes: Server, tmp_path: Path
 ) -> None:
     """The health strip lists the two firing alerts of this deployment (not the other service's),
-    each with its runbook link; an operator silences one for 30 minutes: Alertmanager holds a
+    each with its runbook (a link when absolute, as text when relative to the repository); an operator silences one for 30 minutes: Alertmanager holds a
     silence by them matching its labels, the strip no longer shows it, and the audit says so."""
     client, records = in_process(tmp_path, [], alertmanager_url=routes.url)
     token = sign_in(client, OPERATOR)
@@ -80,7 +81,8 @@ def test_the_strip_shows_this_deployments_alerts_and_an_operator_silences_one(
     strip = client.get("/alerts").text
     assert "summary of RenewalsWorkerNotReady" in strip and "summary of RenewalsDeadLettersByReason" in strip
     assert "DiskFull" not in strip and "alerts firing: 2" in strip
-    assert 'href="docs/operations.md#runbook-worker-not-ready"' in strip
+    assert "runbook: <code>docs/operations.md#runbook-worker-not-ready</code>" in strip  # relative: text
+    assert f'<a href="{RUNBOOK}" rel="noreferrer">runbook</a>' in strip  # absolute: a link
     chosen = fingerprint(routes.url, "RenewalsDeadLettersByReason")
     answer = client.post(
         "/alerts/silence", data={"fingerprint": chosen, "minutes": "30", "csrf_token": token}
