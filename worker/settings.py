@@ -97,6 +97,16 @@ Seconds = Annotated[float, Field(gt=0, le=LONGEST_WAIT_SECONDS)]
 PostgresSeconds = Annotated[float, Field(gt=0, le=INT32_MS_IN_SECONDS)]
 
 
+def _http_url(value: str | None) -> str | None:
+    """An http(s) URL with a host, or None (off)."""
+    if value is None:
+        return None
+    scheme, _, rest = value.partition("://")
+    if scheme not in ("http", "https") or not rest.strip("/"):
+        raise ValueError("expected an http:// or https:// URL, like http://alertmanager:9093")
+    return value
+
+
 def _pairs(value: Any) -> Any:
     """A JSON object as (key, value) pairs: a mapping would make the frozen settings unhashable."""
     return tuple(sorted(value.items())) if isinstance(value, dict) else value
@@ -250,6 +260,10 @@ class Settings(BaseSettings):
     )
     console_secure_cookies: bool = Field(
         False, description="mark the session cookie Secure (set it when TLS ends at a proxy in front)"
+    )
+    alertmanager_url: Annotated[str | None, AfterValidator(_http_url)] = Field(
+        None,
+        description="Alertmanager's URL: the console shows what fires and can silence it (off when unset)",
     )
 
     source: str = Field("urn:renewal-routing:worker", min_length=1, max_length=1000)

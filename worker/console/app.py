@@ -15,7 +15,7 @@ from fastapi.staticfiles import StaticFiles
 from starlette.concurrency import run_in_threadpool
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
-from worker.console import api, forms, pages
+from worker.console import alerts, api, forms, pages
 from worker.console.guard import Denied, require
 from worker.console.identity import Identity
 from worker.console.params import one_line
@@ -75,6 +75,7 @@ def create_app(console: Console) -> FastAPI:
     app.include_router(api.router)
     app.include_router(pages.router)
     app.include_router(forms.router)
+    app.include_router(alerts.router)
     app.mount("/static", StaticFiles(directory=HERE / "static"), name="static")
 
     @app.middleware("http")

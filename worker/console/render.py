@@ -36,6 +36,7 @@ def render(
         "csrf_headers": json.dumps({"X-CSRF-Token": console.sessions.csrf_token(request.state.session)}),
         "password_sign_in": console.access.users is not None,
         "path": request.url.path,
+        "alerting": console.settings.alertmanager_url is not None,  # worker/console/alerts.py
         **context,
     }
     return HTMLResponse(_ENVIRONMENT.get_template(template).render(page), status_code=status_code)

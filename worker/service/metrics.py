@@ -9,11 +9,13 @@ log lines always agree.
 import time
 from collections import Counter as Tally
 from collections.abc import Sequence
-from typing import Any
+from typing import Any, get_args
 
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
 
 from events import INPUTS
+from worker.broker.messages import REPLAY_COUNT
+from worker.service.failures import DeadLetterReason
 from worker.service.processing import Result
 from worker.settings import VERSION
 
@@ -81,6 +83,16 @@ class Metrics:
             "renewals_reconnects", "Connections opened again after a loss, by what was lost.", ["target"],
             registry=registry,
         )  # fmt: skip
+        self.redelivered = Counter(
+            "renewals_redelivered", "Deliveries the broker marked redelivered (in hand when a worker died).",
+            registry=registry,
+        )  # fmt: skip
+        self.replayed_dead_letters = Counter(
+            "renewals_replayed_dead_letters",
+            "Replayed messages (`x-replay-count` set) dead-lettered again, by reason.",
+            ["reason"],
+            registry=registry,
+        )
         self._last_delivery = time.monotonic()
         Gauge(
             "renewals_seconds_since_last_delivery", "Seconds since a delivery arrived (since start if none).",
@@ -94,12 +106,23 @@ class Metrics:
             self.reconnects.labels(target)
         for kind in ("unavailable", "conflict"):
             self.store_errors.labels(kind)
+        # Every series an alert takes a rate of exists from the start at 0: the first dead letter
+        # of a reason is then an increase Prometheus sees, not a series appearing at 1.
+        for reason in get_args(DeadLetterReason):
+            self.dead_letters.labels(reason)
+            self.replayed_dead_letters.labels(reason)
+        for kind in (*sorted(_TYPES), "unknown"):
+            self.messages.labels(kind, "message.dead_lettered")
 
     def watch(self, health: Any) -> None:
-        """Readiness as a gauge too, for dashboards (the probes read it from /readyz)."""
+        """Readiness and the store's answer as gauges too, for dashboards and alerts (the probes
+        read them from /readyz)."""
         Gauge(
             "renewals_ready", "1 while /readyz would answer 200, else 0.", registry=self.registry
         ).set_function(lambda: 1.0 if health.ready()[0] else 0.0)
+        Gauge(
+            "renewals_store_up", "1 while the store answers, 0 during a store outage.", registry=self.registry
+        ).set_function(lambda: 1.0 if health.store_answers else 0.0)
 
     def delivered(self, count: int, seconds: float) -> None:
         """A batch arrived and was committed in `seconds`."""
@@ -117,11 +140,14 @@ class Metrics:
         outcomes: Tally[tuple[str, str]] = Tally()
         notifications: Tally[tuple[str, str]] = Tally()
         reasons: Tally[str] = Tally()
+        replayed: Tally[str] = Tally()
         tiers: Tally[str] = Tally()
+        redelivered = 0
         now = time.time()
         observe_age = self.event_age.observe
         for result in results:
             event = result.event
+            redelivered += result.delivery.redelivered
             outcomes[
                 (event.type if event is not None and event.type in _TYPES else "unknown", result.outcome)
             ] += 1
@@ -133,12 +159,17 @@ class Metrics:
             if failure is not None:
                 if failure.outcome == "message.dead_lettered":
                     reasons[failure.reason] += 1
+                    if result.delivery.headers.get(REPLAY_COUNT):
+                        replayed[failure.reason] += 1
                 elif failure.delay is not None:
                     tiers[f"{failure.delay:g}"] += 1
         _add(self.messages, outcomes)
         _add(self.notifications, notifications)
         _add(self.dead_letters, reasons)
         _add(self.retries, tiers)
+        _add(self.replayed_dead_letters, replayed)
+        if redelivered:
+            self.redelivered.inc(redelivered)
 
     def outbox(self, pending: int, oldest_age_s: float) -> None:
         self.outbox_pending.set(pending)
