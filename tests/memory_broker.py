@@ -14,6 +14,7 @@ import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field, replace
 
+from worker.broker.links import QueueState
 from worker.broker.messages import Delivery, Outgoing
 from worker.broker.publisher import PublishFailed, Sent, Unencodable, frames
 from worker.logs import Logger
@@ -76,6 +77,10 @@ class MemoryDeliveries:
         self._broker = broker
         self.consuming = False
         self.in_hand: list[Delivery] = []
+        self.lost: str | None = None
+
+    def state(self) -> QueueState | None:
+        return QueueState(len(self._broker.queue), int(self.consuming))
 
     def consume(self) -> None:
         if not self.consuming:
