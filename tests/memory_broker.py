@@ -14,7 +14,7 @@ import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field, replace
 
-from worker.broker.links import QueueState
+from worker.broker.links import ConsumerLost, QueueState
 from worker.broker.messages import Delivery, Outgoing
 from worker.broker.publisher import PublishFailed, Sent, Unencodable, frames
 from worker.logs import Logger
@@ -38,6 +38,7 @@ class MemoryBroker:
     stop_when: Callable[["MemoryBroker"], bool] = lambda broker: broker.quiet()
     unconfirmed: int = 0  # publishes sent and not yet waited for
     dead_letter_queue: str = "renewals.worker.dlq"
+    cancel_after: int | None = None  # batches delivered before the broker cancels the consumer
     _next_tag: int = 1
 
     def quiet(self) -> bool:
@@ -78,6 +79,7 @@ class MemoryDeliveries:
         self.consuming = False
         self.in_hand: list[Delivery] = []
         self.lost: str | None = None
+        self.batches = 0
 
     def state(self) -> QueueState | None:
         return QueueState(len(self._broker.queue), int(self.consuming))
@@ -93,8 +95,12 @@ class MemoryDeliveries:
             self._broker.log.append("cancel")
 
     def collect(self, first_wait: float) -> list[Delivery]:
+        """A batch; once `cancel_after` batches are out, the broker cancels the consumer: what
+        the queue still holds counts as already sent (read, in hand), then ConsumerLost."""
         broker = self._broker
-        if not self.consuming or not broker.queue:
+        if self.lost is not None and not broker.queue:
+            raise ConsumerLost(self.lost)
+        if (not self.consuming and self.lost is None) or not broker.queue:
             if broker.stop_when(broker):
                 broker.stop.set()
             time.sleep(0.001)  # as if it had waited a little for one
@@ -102,6 +108,10 @@ class MemoryDeliveries:
         batch, broker.queue[:] = broker.queue[: broker.batch_size], broker.queue[broker.batch_size :]
         self.in_hand += batch
         broker.log.append(f"deliver {[d.delivery_tag for d in batch]}")
+        self.batches += 1
+        if self.batches == broker.cancel_after:
+            self.lost, self.consuming = "the broker cancelled the consumer", False
+            broker.log.append("cancelled by the broker")
         return batch
 
     def acknowledge(self, last_delivery_tag: int) -> None:

@@ -118,8 +118,8 @@ class Session:
     def _work(self, stop: threading.Event) -> None:
         while not stop.is_set():
             batch = self._deliveries.collect(first_wait=0.0 if self._in_flight else 1.0)
-            if self._deliveries.lost is not None:
-                self._health.lost_consumer(self._deliveries.lost)  # not ready from this moment
+            if self._deliveries.lost is not None and self._health.consuming:
+                self._tell_lost(self._deliveries.lost)  # not ready from this moment
             if batch:
                 self._watch.arrived()
                 self._handle(batch)
@@ -139,10 +139,15 @@ class Session:
         if why is not None:
             raise ConsumerLost(f"{why} ({self._queue})")
 
+    def _tell_lost(self, why: str) -> None:
+        self._health.lost_consumer(why)
+        self._log.warning("worker.consumer_lost", queue=self._queue, reason=why)
+
     def _settle_after(self, lost: ConsumerLost) -> None:
-        """Not ready at once; then handle and settle every delivery and letter still in hand."""
-        self._health.lost_consumer(str(lost))
-        self._log.warning("worker.consumer_lost", queue=self._queue, reason=str(lost))
+        """Not ready at once (if not already); then handle and settle every delivery and letter
+        still in hand."""
+        if self._health.consuming:
+            self._tell_lost(str(lost))
         with suppress(ConsumerLost):
             while batch := self._deliveries.collect(first_wait=0.0):
                 self._handle(batch)
