@@ -226,3 +226,36 @@ def test_a_queue_deleted_and_declared_again_under_the_worker_is_noticed_and_subs
         f" noticed {at(lost) - started:.2f}s after the delete ({lost['reason']}), subscribed again"
         f" {resubscribed:.2f}s later; readyz {probe.relative(started)}"
     )
+
+
+@pytest.mark.any_broker
+def test_a_worker_waits_while_a_migration_declares_its_queue_again_instead_of_creating_it(
+    client: Client, start_worker, amqp_url: str
+) -> None:
+    """With `renewals.worker.migrating` present and `renewals.worker` absent (a migration between
+    deleting the queue and declaring it again), a starting worker creates nothing and is not
+    ready, saying why; once the queue is declared it subscribes and works."""
+    connection = connect(amqp_url)
+    plan = topology(Settings(), BrokerVersion.of(connection))
+    channel = connection.channel()
+    channel.queue_declare(
+        NAMES.queue + ".migrating", durable=True, auto_delete=False, arguments={"x-queue-type": "quorum"}
+    )
+    port = free_port()
+    worker = start_worker(
+        wait=False, RENEWALS_METRICS_PORT=str(port), RENEWALS_RECONNECT_MAX_DELAY=str(RECONNECT_MAX_DELAY)
+    )
+    [waiting, *_] = worker.wait_for("worker.waiting_for_migration", count=2)
+    assert "renewals topology --migrate" in waiting["reason"], waiting
+    status, body = get(port, "/readyz")
+    assert status == 503 and json.loads(body)["consuming"] is False, body
+    with pytest.raises(Exception, match="NOT_FOUND"):
+        connection.channel().queue_declare(NAMES.queue, passive=True)
+
+    declare(connection.channel(), plan)
+    connection.close()
+    worker.wait_for("worker.consuming", timeout=30)
+    out = client.observe()
+    client.publish(stream("after-migration-", 1))
+    [(_, _, body)] = client.take(out, 1)
+    assert json.loads(body)["data"]["causation_id"] == "after-migration-0"

@@ -63,7 +63,8 @@ def being_migrated(connection: Connection, plan: Topology) -> None:
         if queue_state(connection, queue.name) is None and queue_state(connection, holding) is not None:
             raise MigrationUnderWay(
                 f"{queue.name} is being migrated ({holding} holds its messages): waiting for"
-                " `renewals topology --migrate` to declare it again"
+                " `renewals topology --migrate` to declare it again (if none is running, run it"
+                " again: it resumes)"
             )
 
 
