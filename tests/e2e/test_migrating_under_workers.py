@@ -130,7 +130,8 @@ def test_a_forced_migration_under_a_worker_is_seen_at_once_and_loses_nothing(
     client: Client, start_worker, amqp_url: str, rabbitmq: BrokerUnderTest, readiness: list[Readiness]
 ) -> None:
     """`topology --migrate --force` (DELIVERY_LIMIT 30) under a worker consuming a stream at 150/s
-    (limit 20): the worker is not ready within a second of its consumer's cancellation, handles
+    (limit 20): the broker cancels the worker's consumer (the migration leaves it time to, so no
+    3.10 ghost is left), the worker is not ready within a second, handles
     what it held, waits while the queue is absent, then stops with one line (exit 78) since its
     declaration no longer matches; restarted with the new limit, it has handled every event once."""
     port = free_port()
@@ -156,6 +157,7 @@ def test_a_forced_migration_under_a_worker_is_seen_at_once_and_loses_nothing(
     wait_until(lambda: not worker.running(), "the worker to stop on the changed queue", timeout=30)
     assert worker.process is not None and worker.process.returncode == EX_CONFIG, worker.tail()
     [lost] = worker.find("worker.consumer_lost")
+    assert "the broker cancelled the consumer" in lost["reason"], lost  # told, not left a 3.10 ghost
     [refusal] = [line for line in worker.lines() if line.get("level") in ("error", "critical")]
     assert "x-delivery-limit" in refusal["error"] and "renewals topology --migrate" in refusal["error"]
     changes = probe.stop()
