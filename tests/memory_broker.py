@@ -39,6 +39,7 @@ class MemoryBroker:
     unconfirmed: int = 0  # publishes sent and not yet waited for
     dead_letter_queue: str = "renewals.worker.dlq"
     cancel_after: int | None = None  # batches delivered before the broker cancels the consumer
+    letters_cancelled: bool = False  # the broker cancels the dead-letter consumer after one take
     _next_tag: int = 1
 
     def quiet(self) -> bool:
@@ -180,6 +181,8 @@ class MemoryLetters:
         self.consuming = False
         self.in_hand: list[Delivery] = []
 
+    taken = 0  # letters handed out so far
+
     def resume(self) -> None:
         self.consuming = True
 
@@ -189,9 +192,12 @@ class MemoryLetters:
     def take(self, wait: float = 0.0) -> list[Delivery]:
         broker = self._broker
         if not self.consuming or not broker.dead_letters:
+            if broker.letters_cancelled and self.taken and not self.in_hand:
+                raise ConsumerLost("the broker cancelled the consumer of the dead-letter queue")
             return []
         letters, broker.dead_letters[:] = list(broker.dead_letters), []
         self.in_hand += letters
+        self.taken += len(letters)
         return letters
 
     def acknowledge(self, last_delivery_tag: int) -> None:

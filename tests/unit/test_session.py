@@ -267,3 +267,23 @@ def test_a_consumer_the_broker_cancels_is_not_ready_at_once_and_everything_in_ha
     assert len(notification_ids(broker)) == 5
     assert broker.log.index("cancelled by the broker") < broker.log.index("ack 5")
     assert "worker.consumer_lost" in log.events() and "worker.stopped" not in log.events()
+
+
+def test_a_dead_letter_consumer_the_broker_cancels_ends_the_session_once_its_letters_are_recorded(
+    store: SqlStore,
+) -> None:
+    """The broker cancels the drain's consumer (the dead-letter queue deleted): the letters in
+    hand are recorded and acknowledged, the worker is not ready, and the session ends with
+    ConsumerLost so that the next one subscribes again."""
+    log, broker = Lines(), MemoryBroker(letters_cancelled=True, stop_when=lambda _broker: False)
+    broker.deliver(encode(renewal("c1")))  # nobody to notify: dead-lettered by the worker
+    services = services_over(store, log)
+    session = memory_session(broker, services, log)  # type: ignore[arg-type]
+
+    with pytest.raises(ConsumerLost, match="dead-letter queue"):
+        session.run(broker.stop)
+
+    assert [letter.reason for letter in DeadLetterRecords(store).page().letters] == ["no_recipient"]
+    assert any(entry.startswith("letters ack") for entry in broker.log)
+    ready, facts = services.health.ready()
+    assert not ready and "dead-letter queue" in facts["consumer_lost"]
