@@ -38,6 +38,13 @@ def slow(event: RenewalApproaching, *, projection: Projection, now: datetime | N
     return on_renewal_approaching(event, projection=projection, now=now)
 
 
+def sluggish(event: RenewalApproaching, *, projection: Projection, now: datetime | None = None) -> Decision:
+    """The real handler, ten milliseconds slower: a worker holds a burst unacknowledged for a
+    while (long enough to delete its queue under it)."""
+    time.sleep(0.01)
+    return on_renewal_approaching(event, projection=projection, now=now)
+
+
 def slow_owner_changes(
     event: OwnerChanged, *, projection: Projection, now: datetime | None = None
 ) -> Decision:

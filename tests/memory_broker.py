@@ -14,6 +14,7 @@ import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field, replace
 
+from worker.broker.links import ConsumerLost, QueueState
 from worker.broker.messages import Delivery, Outgoing
 from worker.broker.publisher import PublishFailed, Sent, Unencodable, frames
 from worker.logs import Logger
@@ -37,6 +38,8 @@ class MemoryBroker:
     stop_when: Callable[["MemoryBroker"], bool] = lambda broker: broker.quiet()
     unconfirmed: int = 0  # publishes sent and not yet waited for
     dead_letter_queue: str = "renewals.worker.dlq"
+    cancel_after: int | None = None  # batches delivered before the broker cancels the consumer
+    letters_cancelled: bool = False  # the broker cancels the dead-letter consumer after one take
     _next_tag: int = 1
 
     def quiet(self) -> bool:
@@ -76,6 +79,11 @@ class MemoryDeliveries:
         self._broker = broker
         self.consuming = False
         self.in_hand: list[Delivery] = []
+        self.lost: str | None = None
+        self.batches = 0
+
+    def state(self) -> QueueState | None:
+        return QueueState(len(self._broker.queue), int(self.consuming))
 
     def consume(self) -> None:
         if not self.consuming:
@@ -88,8 +96,12 @@ class MemoryDeliveries:
             self._broker.log.append("cancel")
 
     def collect(self, first_wait: float) -> list[Delivery]:
+        """A batch; once `cancel_after` batches are out, the broker cancels the consumer: what
+        the queue still holds counts as already sent (read, in hand), then ConsumerLost."""
         broker = self._broker
-        if not self.consuming or not broker.queue:
+        if self.lost is not None and not broker.queue:
+            raise ConsumerLost(self.lost)
+        if (not self.consuming and self.lost is None) or not broker.queue:
             if broker.stop_when(broker):
                 broker.stop.set()
             time.sleep(0.001)  # as if it had waited a little for one
@@ -97,6 +109,10 @@ class MemoryDeliveries:
         batch, broker.queue[:] = broker.queue[: broker.batch_size], broker.queue[broker.batch_size :]
         self.in_hand += batch
         broker.log.append(f"deliver {[d.delivery_tag for d in batch]}")
+        self.batches += 1
+        if self.batches == broker.cancel_after:
+            self.lost, self.consuming = "the broker cancelled the consumer", False
+            broker.log.append("cancelled by the broker")
         return batch
 
     def acknowledge(self, last_delivery_tag: int) -> None:
@@ -165,6 +181,8 @@ class MemoryLetters:
         self.consuming = False
         self.in_hand: list[Delivery] = []
 
+    taken = 0  # letters handed out so far
+
     def resume(self) -> None:
         self.consuming = True
 
@@ -174,9 +192,12 @@ class MemoryLetters:
     def take(self, wait: float = 0.0) -> list[Delivery]:
         broker = self._broker
         if not self.consuming or not broker.dead_letters:
+            if broker.letters_cancelled and self.taken and not self.in_hand:
+                raise ConsumerLost("the broker cancelled the consumer of the dead-letter queue")
             return []
         letters, broker.dead_letters[:] = list(broker.dead_letters), []
         self.in_hand += letters
+        self.taken += len(letters)
         return letters
 
     def acknowledge(self, last_delivery_tag: int) -> None:

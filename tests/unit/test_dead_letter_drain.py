@@ -85,7 +85,7 @@ class FakeChannel:
     def basic_qos(self, *args: Any) -> None:
         self.calls.append(("qos", *args))
 
-    def basic_consume(self, queue: str, callback: Any) -> str:
+    def basic_consume(self, queue: str, callback: Any, on_cancel: Any = None) -> str:
         self.calls.append(("consume", queue))
         return "tag-1"
 

@@ -15,6 +15,7 @@ from support.messages import contact, encode, renewal
 from tests.memory_broker import MemoryBroker, memory_session
 from worker import logs
 from worker.app import build_services
+from worker.broker.links import ConsumerLost
 from worker.broker.publisher import PublishFailed
 from worker.service.health import Health
 from worker.service.metrics import Metrics
@@ -244,3 +245,45 @@ def test_confirmed_rows_are_deleted_by_housekeeping_only_once_nothing_is_in_flig
     for chore in due:
         assert chore() == []  # the sweep finds nothing: the first chore deleted the row
     assert store.outbox_stats() == (0, None)
+
+
+def test_a_consumer_the_broker_cancels_is_not_ready_at_once_and_everything_in_hand_is_settled(
+    store: SqlStore,
+) -> None:
+    """The broker cancels the consumer after the first batch (its queue deleted) while more is
+    in hand: /readyz is not ready from that moment, saying why; every delivery in hand is still
+    handled, published and acknowledged; then the session ends with ConsumerLost."""
+    log, broker = Lines(), MemoryBroker(batch_size=2, cancel_after=1)
+    for n in range(5):
+        broker.deliver(encode(renewal(f"c{n}", decision_maker=DANA)))
+    services = services_over(store, log)
+    session = memory_session(broker, services, log)  # type: ignore[arg-type]
+
+    with pytest.raises(ConsumerLost, match="cancelled"):
+        session.run(broker.stop)
+
+    ready, facts = services.health.ready()
+    assert not ready and facts["consuming"] is False and "cancelled" in facts["consumer_lost"]
+    assert len(notification_ids(broker)) == 5
+    assert broker.log.index("cancelled by the broker") < broker.log.index("ack 5")
+    assert "worker.consumer_lost" in log.events() and "worker.stopped" not in log.events()
+
+
+def test_a_dead_letter_consumer_the_broker_cancels_ends_the_session_once_its_letters_are_recorded(
+    store: SqlStore,
+) -> None:
+    """The broker cancels the drain's consumer (the dead-letter queue deleted): the letters in
+    hand are recorded and acknowledged, the worker is not ready, and the session ends with
+    ConsumerLost so that the next one subscribes again."""
+    log, broker = Lines(), MemoryBroker(letters_cancelled=True, stop_when=lambda _broker: False)
+    broker.deliver(encode(renewal("c1")))  # nobody to notify: dead-lettered by the worker
+    services = services_over(store, log)
+    session = memory_session(broker, services, log)  # type: ignore[arg-type]
+
+    with pytest.raises(ConsumerLost, match="dead-letter queue"):
+        session.run(broker.stop)
+
+    assert [letter.reason for letter in DeadLetterRecords(store).page().letters] == ["no_recipient"]
+    assert any(entry.startswith("letters ack") for entry in broker.log)
+    ready, facts = services.health.ready()
+    assert not ready and "dead-letter queue" in facts["consumer_lost"]

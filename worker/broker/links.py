@@ -4,14 +4,68 @@ dead-letter queue (`AmqpLetters`), each on a connection of its own whose deliver
 
 They implement `worker.service.ports`. Deliveries are taken from the reader's list between
 reads, never handled inside `drain_events`: the loop that reads also acknowledges.
+
+A consumer the broker cancels (its queue deleted, by `renewals topology --migrate --force` or
+by hand: RabbitMQ's consumer-cancel notification, a server basic.cancel) is noted, never
+raised from inside the read: what had arrived is still handed out, and then `collect` or
+`take` raises ConsumerLost, which ends the session (the runtime connects again, declares
+again and subscribes again).
 """
 
 import time
 from contextlib import suppress
+from dataclasses import dataclass
+from typing import Any
 
+from amqp.exceptions import NotFound
+
+from worker.broker.errors import BrokerError
 from worker.broker.messages import Delivery
-from worker.broker.topology import Topology, declare
+from worker.broker.topology import Topology, declare, holding_queue
 from worker.broker.wire import Connection, DeliveryReader, read_by_the_reader
+
+
+class ConsumerLost(BrokerError):
+    """The broker no longer delivers to this consumer (it cancelled it, or its queue is gone)."""
+
+
+class MigrationUnderWay(BrokerError):
+    """The queue is absent while `renewals topology --migrate` holds its messages aside: it is
+    not ours to create now (the migration declares it, with its own arguments, in a moment)."""
+
+
+@dataclass(frozen=True, slots=True)
+class QueueState:
+    """A queue's `ready` messages and `consumers`, as a passive declare reports them."""
+
+    ready: int
+    consumers: int
+
+
+def queue_state(connection: Connection, name: str) -> QueueState | None:
+    """`name`'s state, or None if it does not exist (asked on a channel of its own, since the
+    broker closes the channel that asks for a queue it does not hold)."""
+    channel = connection.channel()
+    try:
+        _, ready, consumers = channel.queue_declare(name, passive=True)
+    except NotFound:
+        return None
+    channel.close()
+    return QueueState(int(ready), int(consumers))
+
+
+def being_migrated(connection: Connection, plan: Topology) -> None:
+    """MigrationUnderWay if a queue of the plan is absent while its holding queue exists: the
+    migration is between deleting it and declaring it again, and declaring it now (with this
+    worker's arguments, perhaps not the migration's) would make the migration fail."""
+    for queue in plan.queues:
+        holding = holding_queue(queue.name)
+        if queue_state(connection, queue.name) is None and queue_state(connection, holding) is not None:
+            raise MigrationUnderWay(
+                f"{queue.name} is being migrated ({holding} holds its messages): waiting for"
+                " `renewals topology --migrate` to declare it again (if none is running, run it"
+                " again: it resumes)"
+            )
 
 
 class AmqpDeliveries:
@@ -35,29 +89,40 @@ class AmqpDeliveries:
         self._arrived = reader.arrived
         self._queue = queue
         self._batch_size, self._lull, self._max_wait = batch_size, lull, max_wait
+        being_migrated(connection, topology)
         self._channel = connection.channel()
         declare(self._channel, topology)
         self._channel.basic_qos(0, prefetch, False)
         self._consumer_tag: str | None = None
+        self.lost: str | None = None
 
     def consume(self) -> None:
         if self._consumer_tag is None:
-            self._consumer_tag = self._channel.basic_consume(self._queue, callback=read_by_the_reader)
+            self._consumer_tag = self._channel.basic_consume(
+                self._queue, callback=read_by_the_reader, on_cancel=self._cancelled_by_the_broker
+            )
 
     def cancel(self) -> None:
         if self._consumer_tag is not None:
             self._channel.basic_cancel(self._consumer_tag)
             self._consumer_tag = None
 
+    def state(self) -> QueueState | None:
+        """The worker queue's state as the broker reports it now; None if it is gone."""
+        return queue_state(self._connection, self._queue)
+
     def collect(self, first_wait: float) -> list[Delivery]:
         """Wait up to `first_wait` for one delivery, then take what has arrived (or arrives
-        within the lull), up to the batch size and for at most the batch's longest wait."""
+        within the lull), up to the batch size and for at most the batch's longest wait.
+        ConsumerLost once the broker has cancelled the consumer and nothing is left in hand."""
         arrived, connection, size = self._arrived, self._connection, self._batch_size
         connection.drain_buffered()
         if not arrived:
-            try:
+            with suppress(TimeoutError):
                 connection.drain_events(timeout=first_wait)
-            except TimeoutError:
+            if not arrived:
+                if self.lost is not None:
+                    raise ConsumerLost(self.lost)
                 return []
         deadline = time.monotonic() + self._max_wait
         while len(arrived) < size and time.monotonic() < deadline:
@@ -74,6 +139,11 @@ class AmqpDeliveries:
 
     def acknowledge(self, last_delivery_tag: int) -> None:
         self._channel.basic_ack(last_delivery_tag, multiple=True)
+
+    def _cancelled_by_the_broker(self, _consumer_tag: Any) -> None:
+        """py-amqp's `on_cancel`, called inside a read: only noted (the loop acts on it)."""
+        self._consumer_tag = None
+        self.lost = f"the broker cancelled the consumer of {self._queue} (the queue was deleted?)"
 
     def idle(self, seconds: float) -> None:
         with suppress(TimeoutError):
@@ -101,10 +171,17 @@ class AmqpLetters:
         self._channel.basic_qos(0, prefetch, False)
         self._consumer_tag: str | None = None
         self._next_read = 0.0
+        self._lost: str | None = None
 
     def resume(self) -> None:
         if self._consumer_tag is None:
-            self._consumer_tag = self._channel.basic_consume(self._queue, callback=read_by_the_reader)
+            self._consumer_tag = self._channel.basic_consume(
+                self._queue, callback=read_by_the_reader, on_cancel=self._cancelled_by_the_broker
+            )
+
+    def _cancelled_by_the_broker(self, _consumer_tag: Any) -> None:
+        self._consumer_tag = None
+        self._lost = f"the broker cancelled the consumer of {self._queue} (the queue was deleted?)"
 
     def pause(self) -> None:
         if self._consumer_tag is not None:
@@ -112,9 +189,13 @@ class AmqpLetters:
             self._consumer_tag = None
 
     def take(self, wait: float = 0.0) -> list[Delivery]:
+        """The letters that have arrived; ConsumerLost once the broker has cancelled the
+        consumer and none is left in hand."""
         self._read(wait)
         letters = list(self._arrived)
         del self._arrived[:]
+        if not letters and self._lost is not None:
+            raise ConsumerLost(self._lost)
         return letters
 
     def acknowledge(self, last_delivery_tag: int) -> None:

@@ -54,6 +54,15 @@ NO_DELIVERY_LIMIT = -1
 its first return, so there the argument is left out: 3.10 has no limit by default)."""
 
 
+HOLDING_SUFFIX = ".migrating"
+"""`renewals topology --migrate` keeps a queue's messages in `<queue>.migrating` meanwhile."""
+
+
+def holding_queue(queue: str) -> str:
+    """Where `renewals topology --migrate` holds `queue`'s messages while it declares it again."""
+    return queue + HOLDING_SUFFIX
+
+
 @dataclass(frozen=True, slots=True)
 class Exchange:
     name: str

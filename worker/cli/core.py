@@ -165,7 +165,13 @@ def asyncapi(out: str | None) -> None:
     "--migrate",
     is_flag=True,
     help="Bring queues an earlier release declared with other arguments up to this plan, keeping"
-    " every message (stop the workers first).",
+    " every message (stop the workers first: it refuses while consumers are attached).",
+)
+@click.option(
+    "--force",
+    is_flag=True,
+    help="With --migrate: migrate even while consumers are attached. The broker cancels them as"
+    " each queue is deleted; workers of this release finish what they hold and subscribe again.",
 )
 @click.option(
     "--broker-version",
@@ -173,15 +179,19 @@ def asyncapi(out: str | None) -> None:
     help="Describe the plan for this RabbitMQ series (default: ask the configured broker).",
 )
 @click.option("--json", "as_json", is_flag=True, help="Machine-readable output.")
-def topology_command(declare_now: bool, migrate: bool, broker_version: str | None, as_json: bool) -> None:
+def topology_command(
+    declare_now: bool, migrate: bool, force: bool, broker_version: str | None, as_json: bool
+) -> None:
     """Print the exchanges, queues and bindings the worker declares (and optionally declare them).
 
     The plan depends on the broker's series: on RabbitMQ 4.x every queue but the worker's
     carries `x-delivery-limit: -1` (no limit), which 3.10 does not need (and would misread).
     """
-    from worker.broker.migration import Migration
+    from worker.broker.migration import ConsumersAttached, Migration
     from worker.broker.topology import BrokerVersion, declare, topology
 
+    if force and not migrate:
+        raise click.UsageError("--force only applies to --migrate")
     settings = load_settings()
     broker = broker_of(settings)
     if broker_version is not None and not declare_now and not migrate:
@@ -201,8 +211,12 @@ def topology_command(declare_now: bool, migrate: bool, broker_version: str | Non
         click.echo(render(described["bindings"], ["exchange", "queue", "routing_key"]))
     if migrate:
         say = lambda line: click.echo(line, err=True)  # noqa: E731
+        log = logs.get_logger("topology")
+        migration = Migration(broker, plan, version, log=log, progress=say, force=force)
         try:
-            migrated = Migration(broker, plan, version, log=logs.get_logger("topology"), progress=say).run()
+            migrated = migration.run()
+        except ConsumersAttached as exc:
+            raise CannotWork(f"refusing to migrate on {broker}: {exc}") from None
         except Exception as exc:
             raise click.ClickException(
                 f"migrating on {broker} failed: {type(exc).__name__}: {masked(str(exc))}"

@@ -2,8 +2,8 @@
 
 The main loop writes what it knows (it ticked; the consumer is registered; the store
 answered); a background thread of the HTTP server reads it. `/healthz` says the main loop is
-alive, `/readyz` that the worker is actually taking work: consumer registered on the broker,
-store answering, loop fresh. `/metrics` is Prometheus' text format.
+alive, `/readyz` that the worker is actually taking work: its consumer registered and still
+delivered to (`consumer_watch`), store answering, loop fresh. `/metrics` is Prometheus' text format.
 """
 
 import json
@@ -22,11 +22,22 @@ class Health:
         self.stale_after = stale_after
         self._tick = time.monotonic()
         self.consuming = False
+        self.consumer_lost: str | None = None  # why the broker no longer delivers to us, if it does not
         self.store_answers = True
         self.store_checked = time.monotonic()
 
     def tick(self) -> None:
         self._tick = time.monotonic()
+
+    def subscribed(self, consuming: bool) -> None:
+        self.consuming = consuming
+        if consuming:
+            self.consumer_lost = None
+
+    def lost_consumer(self, why: str) -> None:
+        """The broker no longer delivers to the worker's consumer: not ready, at once."""
+        self.consuming = False
+        self.consumer_lost = why
 
     def store(self, answers: bool) -> None:
         self.store_answers = answers
@@ -39,6 +50,8 @@ class Health:
     def ready(self) -> tuple[bool, dict[str, Any]]:
         live, facts = self.live()
         facts |= {"consuming": self.consuming, "store_answers": self.store_answers}
+        if self.consumer_lost is not None:
+            facts["consumer_lost"] = self.consumer_lost
         return live and self.consuming and self.store_answers, facts
 
 

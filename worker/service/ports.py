@@ -9,12 +9,16 @@ method is called from the session's loop.
 from collections.abc import Callable, Sequence
 from typing import Protocol
 
+from worker.broker.links import QueueState
 from worker.broker.messages import Delivery, Outgoing
 from worker.broker.publisher import Sent
 
 
 class Deliveries(Protocol):
     """The worker's queue, consumed with manual acknowledgements."""
+
+    lost: str | None
+    """Why the broker no longer delivers to the consumer (it cancelled it), or None."""
 
     def consume(self) -> None:
         """Start (or restart) taking deliveries; a no-op while consuming."""
@@ -23,7 +27,12 @@ class Deliveries(Protocol):
         """Take no more deliveries; those in hand stay unacknowledged."""
 
     def collect(self, first_wait: float) -> list[Delivery]:
-        """Wait up to `first_wait` for a first delivery, then take a batch of what arrives."""
+        """Wait up to `first_wait` for a first delivery, then take a batch of what arrives;
+        ConsumerLost once the consumer was cancelled by the broker and nothing is left in hand."""
+        ...
+
+    def state(self) -> QueueState | None:
+        """The queue's ready messages and consumers as the broker reports them; None if gone."""
         ...
 
     def acknowledge(self, last_delivery_tag: int) -> None:
@@ -60,7 +69,8 @@ class LetterQueue(Protocol):
     def pause(self) -> None: ...
 
     def take(self, wait: float = 0.0) -> list[Delivery]:
-        """The letters that have arrived, waiting up to `wait` for the first."""
+        """The letters that have arrived, waiting up to `wait` for the first; ConsumerLost
+        once the consumer was cancelled by the broker and none is left in hand."""
         ...
 
     def acknowledge(self, last_delivery_tag: int) -> None: ...

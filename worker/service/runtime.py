@@ -2,7 +2,11 @@
 until asked to stop.
 
 Connection attempts rotate through the broker's nodes with jittered exponential backoff
-(tenacity's full jitter), so a fleet of workers does not come back at the same instants.
+(tenacity's full jitter), so a fleet of workers does not come back at the same instants. A
+consumer the broker no longer delivers to (`ConsumerLost`) is mended the same way: the session
+settles what it holds, and a new one connects, declares and subscribes again; while a queue is
+absent because `renewals topology --migrate` is declaring it again (`MigrationUnderWay`), the
+worker waits for it with the same backoff instead of creating it.
 """
 
 import random
@@ -15,6 +19,7 @@ from amqp.exceptions import ConnectionError as AmqpConnectionError
 from tenacity import RetryCallState
 
 from worker.broker.endpoints import Broker, BrokerUnreachable
+from worker.broker.links import ConsumerLost, MigrationUnderWay
 from worker.broker.publisher import PublishFailed
 from worker.logs import Logger
 from worker.retrying import until_stopped
@@ -34,6 +39,8 @@ BROKER_TROUBLE = (
     RecoverableConnectionError,
     BrokerUnreachable,
     AccessRefused,
+    ConsumerLost,
+    MigrationUnderWay,
 )
 
 
@@ -77,6 +84,10 @@ class Worker:
             except StoppedDuringOutage:
                 self._log.warning("worker.stopped", during="store outage", unacknowledged="redelivered")
                 return
+            except ConsumerLost:  # told by the session, which settled what it held
+                session.close()
+                lost = True
+                self._wait_alive(stop, random.uniform(0, 1))  # a fleet's consumers were lost together
             except BROKER_TROUBLE as exc:
                 self._log.warning(
                     "broker.connection_lost",
@@ -117,6 +128,13 @@ class Worker:
 
     def _log_attempt(self, state: RetryCallState) -> None:
         error = state.outcome.exception() if state.outcome is not None else None
+        if isinstance(error, MigrationUnderWay):
+            self._log.warning(
+                "worker.waiting_for_migration",
+                reason=str(error),
+                retry_in_s=round(state.next_action.sleep, 2) if state.next_action else None,
+            )
+            return
         self._log.warning(
             "broker.connection_lost",
             error=f"{type(error).__name__}: {error}",

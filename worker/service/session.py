@@ -7,6 +7,12 @@ publishes go out. Commit-before-publish and acknowledge-after-confirm hold for e
 When the store goes away the session stops consuming, keeps the deliveries in hand
 unacknowledged, waits for the store with backoff, and then handles them again: an outage
 costs no message a retry attempt.
+
+When the broker stops delivering to the session's consumer (it cancelled it, its queue was
+deleted, or `consumer_watch` finds it delivers nothing while messages wait), the session is
+not ready at once, handles and settles what it holds (a deleted queue took those messages
+with it: this copy is the only one left), and ends with ConsumerLost; the runtime connects,
+declares and subscribes again.
 """
 
 import threading
@@ -18,9 +24,11 @@ from functools import partial
 from typing import TypeVar
 
 from worker import logs
+from worker.broker.links import ConsumerLost
 from worker.broker.messages import Delivery, Outgoing, bare_copy
 from worker.broker.publisher import Unencodable
 from worker.logs import Logger
+from worker.service.consumer_watch import ConsumerWatch
 from worker.service.dead_letters import NEXT_WAIT, PUMP_FOR, DeadLetterDrain
 from worker.service.health import Health
 from worker.service.housekeeping import Housekeeping
@@ -83,6 +91,7 @@ class Session:
         self._queue, self._broker = queue, broker  # for the log: the broker's URL is masked
         self._in_flight: _InFlight | None = None
         self._stop = threading.Event()
+        self._watch = ConsumerWatch()
 
     def run(self, stop: threading.Event) -> None:
         """Publish what is left over, then consume until `stop`; stop gracefully."""
@@ -91,17 +100,11 @@ class Session:
         self._consume()
         self._drain_letters()
         self._log.info("worker.consuming", queue=self._queue, broker=self._broker)
-        while not stop.is_set():
-            batch = self._deliveries.collect(first_wait=0.0 if self._in_flight else 1.0)
-            if batch:
-                self._handle(batch)
-            else:
-                self._acknowledge_in_flight()
-            if not batch or self._housekeeper.due():  # under load too, every few seconds
-                self._housekeeping()
-            if self._drain.due():
-                self._drain_letters()
-            self._keep_alive()
+        try:
+            self._work(stop)
+        except ConsumerLost as lost:
+            self._settle_after(lost)
+            raise
         self._cancel()
         self._handle(self._deliveries.collect(first_wait=0.05))
         self._acknowledge_in_flight()
@@ -112,9 +115,49 @@ class Session:
             self._log.warning("outbox.not_flushed", error=str(exc))
         self._log.info("worker.stopped", queue=self._queue)
 
+    def _work(self, stop: threading.Event) -> None:
+        while not stop.is_set():
+            batch = self._deliveries.collect(first_wait=0.0 if self._in_flight else 1.0)
+            if self._deliveries.lost is not None and self._health.consuming:
+                self._tell_lost(self._deliveries.lost)  # not ready from this moment
+            if batch:
+                self._watch.arrived()
+                self._handle(batch)
+            else:
+                self._acknowledge_in_flight()
+                if self._watch.due():
+                    self._watch_consumer()
+            if not batch or self._housekeeper.due():  # under load too, every few seconds
+                self._housekeeping()
+            if self._drain.due():
+                self._drain_letters()
+            self._keep_alive()
+
+    def _watch_consumer(self) -> None:
+        """ConsumerLost if the broker no longer delivers to the consumer (`consumer_watch`)."""
+        why = self._watch.lost(self._deliveries.state())
+        if why is not None:
+            raise ConsumerLost(f"{why} ({self._queue})")
+
+    def _tell_lost(self, why: str) -> None:
+        self._health.lost_consumer(why)
+        self._log.warning("worker.consumer_lost", queue=self._queue, reason=why)
+
+    def _settle_after(self, lost: ConsumerLost) -> None:
+        """Not ready at once (if not already); then handle and settle every delivery and letter
+        still in hand."""
+        if self._health.consuming:
+            self._tell_lost(str(lost))
+        with suppress(ConsumerLost):
+            while batch := self._deliveries.collect(first_wait=0.0):
+                self._handle(batch)
+        self._acknowledge_in_flight()
+        with suppress(ConsumerLost):
+            self._drain_letters()
+
     def close(self) -> None:
         """Drop the links without a closing handshake (after the broker went away)."""
-        self._health.consuming = False
+        self._health.subscribed(False)
         for link in (self._deliveries, self._publisher, self._drain):
             with suppress(Exception):
                 link.close()
@@ -133,10 +176,11 @@ class Session:
     def _consume(self) -> None:
         self._deliveries.consume()
         self._drain.resume()
-        self._health.consuming = True
+        self._watch.restart()
+        self._health.subscribed(True)
 
     def _cancel(self) -> None:
-        self._health.consuming = False
+        self._health.subscribed(False)
         self._drain.pause()
         self._deliveries.cancel()
 
