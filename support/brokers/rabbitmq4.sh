@@ -6,7 +6,7 @@
 #   4.0  Debian 13 "trixie" (rabbitmq-server 4.0.x, Erlang 27), AMQP on 127.0.0.1:5690
 #   4.3  Debian "forky"     (rabbitmq-server 4.3.x, Erlang 29), AMQP on 127.0.0.1:5691
 #
-# Usage: support/brokers/rabbitmq4.sh setup|start|stop|status|ctl VERSION [ARGS...]
+# Usage: support/brokers/rabbitmq4.sh setup|start|stop|status|root|ctl VERSION [ARGS...]
 #        support/brokers/rabbitmq4.sh up          (setup + start of every version; what CI runs)
 #        support/brokers/rabbitmq4.sh mirror      (the Debian mirror a new chroot is built from)
 #
@@ -27,7 +27,7 @@ DIR=${RENEWALS_BROKERS_DIR:-/var/cache/renewal-routing/brokers}
 APT_ETC=${RENEWALS_APT_ETC:-/etc/apt}
 VERSIONS="4.0 4.3"
 
-usage() { echo "usage: $0 setup|start|stop|status|ctl VERSION [ARGS...] | up | mirror" >&2; exit 2; }
+usage() { echo "usage: $0 setup|start|stop|status|root|ctl VERSION [ARGS...] | up | mirror" >&2; exit 2; }
 
 # The URIs of enabled `deb` sources, in apt's files' order: deb822 stanzas, then one-line entries.
 deb_uris() {
@@ -136,13 +136,14 @@ mirror)
     mirror ;;
 up)
     for VERSION in $VERSIONS; do pick "$VERSION"; setup; start; done ;;
-setup|start|stop|status|ctl)
+setup|start|stop|status|root|ctl)
     [ $# -ge 1 ] || usage
     VERSION=$1; shift; pick "$VERSION"
     case "$COMMAND" in
     setup) setup ;;
     start) start ;;
     stop) ctl -q stop ;;
+    root) echo "$ROOT" ;;  # where the version's chroot is (support/chroot_node.py starts nodes of its own there)
     status) ctl -q ping >/dev/null 2>&1 && echo "$NODE running on 127.0.0.1:$PORT" || { echo "$NODE not running"; exit 1; } ;;
     ctl) ctl "$@" ;;
     esac ;;
