@@ -90,10 +90,10 @@ def _folder_in(root: Path) -> Iterator[Path]:
             shutil.rmtree(folder, ignore_errors=True)
 
 
-def _give_to_rabbitmq(node: ChrootNode) -> None:
-    """The node's folder to the chroot's `rabbitmq` user (its uid is the chroot's, not the host's)."""
+def _give_to_rabbitmq(root: Path, folder: Path) -> None:
+    """`folder`, inside the chroot `root`, to its `rabbitmq` user (its uid is the chroot's own)."""
     subprocess.run(
-        ["chroot", str(node.root), "chown", "-R", "rabbitmq:rabbitmq", node.seen(node.folder.parent)],
+        ["chroot", str(root), "chown", "-R", "rabbitmq:rabbitmq", "/" + str(folder.relative_to(root))],
         check=True,
         capture_output=True,
         timeout=30,
@@ -109,6 +109,6 @@ def chroot_cluster(version: str = "4.3", nodes: int = 3) -> Iterator[SpareCluste
         raise ServiceMissing(f"chroot, and runuser in {root}, are needed to start RabbitMQ {version} nodes")
     with _folder_in(root) as folder:
         started = [ChrootNode.prepare_in(root, name, folder) for name in node_names(nodes)]
-        _give_to_rabbitmq(started[0])
+        _give_to_rabbitmq(root, folder)
         with booted(started):
             yield clustered(started)
