@@ -76,15 +76,24 @@ class RabbitNode:
     def log_file(self) -> Path:
         return self.folder / "log" / f"{self.name}.log"
 
+    def seen(self, path: Path) -> str:
+        """`path` as the node's own processes name it (the same here; see support/chroot_node.py)."""
+        return str(path)
+
+    def command(self, program: str, *args: str) -> list[str]:
+        """The command line that runs RabbitMQ's `program` (rabbitmq-server, rabbitmqctl) for this
+        node: here the system's wrapper, which switches to the `rabbitmq` user itself."""
+        return [program, *args]
+
     def environment(self) -> dict[str, str]:
         return {
             "RABBITMQ_NODENAME": self.name,
             "RABBITMQ_DIST_PORT": str(self.dist_port),
-            "RABBITMQ_CONFIG_FILE": str(self.config_file),
-            "RABBITMQ_ENABLED_PLUGINS_FILE": str(self.plugins_file),
-            "RABBITMQ_MNESIA_BASE": str(self.folder / "mnesia"),
-            "RABBITMQ_LOG_BASE": str(self.folder / "log"),
-            "RABBITMQ_PID_FILE": str(self.pid_file),
+            "RABBITMQ_CONFIG_FILE": self.seen(self.config_file),
+            "RABBITMQ_ENABLED_PLUGINS_FILE": self.seen(self.plugins_file),
+            "RABBITMQ_MNESIA_BASE": self.seen(self.folder / "mnesia"),
+            "RABBITMQ_LOG_BASE": self.seen(self.folder / "log"),
+            "RABBITMQ_PID_FILE": self.seen(self.pid_file),
         }
 
     def launch(self) -> None:
@@ -92,12 +101,12 @@ class RabbitNode:
         self.pid_file.unlink(missing_ok=True)
         # Only our variables: a RABBITMQ_* inherited from the caller's shell must not leak in.
         env = {"PATH": "/usr/sbin:/usr/bin:/sbin:/bin", "LANG": "C.UTF-8", **self.environment()}
-        self._run(["rabbitmq-server", "-detached"], env=env, timeout=60)
+        self._run(self.command("rabbitmq-server", "-detached"), env=env, timeout=60)
 
     def wait(self, timeout: float = 90.0) -> None:
         """Until the node's RabbitMQ application runs (`rabbitmqctl wait` on its PID file)."""
         self._wait_for_pid(timeout)
-        self.ctl("wait", str(self.pid_file), "--timeout", str(int(timeout)), timeout=timeout + 15)
+        self.ctl("wait", self.seen(self.pid_file), "--timeout", str(int(timeout)), timeout=timeout + 15)
 
     def _wait_for_pid(self, timeout: float) -> None:
         """Until the PID file holds a whole number. `rabbitmqctl wait` reads the file as soon as
@@ -120,7 +129,7 @@ class RabbitNode:
 
     def stop(self) -> None:
         """Stop the node's VM and wait until its OS process has gone."""
-        self.ctl("stop", str(self.pid_file), timeout=90)
+        self.ctl("stop", self.seen(self.pid_file), timeout=90)
 
     def halt(self) -> None:
         """Stop the node at the end, however it can be: `stop`, else SIGKILL to its VM (checked by
@@ -139,7 +148,7 @@ class RabbitNode:
 
     def ctl(self, *args: str, timeout: float = 60.0) -> str:
         """`rabbitmqctl -n NODE ARGS...`; its standard output, or NodeFailed."""
-        return self._run(["rabbitmqctl", "-q", "-n", self.name, *args], timeout=timeout)
+        return self._run(self.command("rabbitmqctl", "-q", "-n", self.name, *args), timeout=timeout)
 
     def _run(self, command: list[str], env: dict[str, str] | None = None, timeout: float = 60.0) -> str:
         try:

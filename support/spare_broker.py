@@ -8,6 +8,7 @@ import time
 from collections.abc import Callable, Iterator, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from contextlib import contextmanager
+from operator import methodcaller
 
 from support.certificates import Certificates, make_certificates
 from support.owned_folder import give_to, owned_folder
@@ -91,10 +92,36 @@ class SpareCluster:
         return []
 
 
-def _each(action: Callable[[RabbitNode], None], nodes: Sequence[RabbitNode]) -> None:
+def at_once(action: Callable[[RabbitNode], object], nodes: Sequence[RabbitNode]) -> None:
     """`action` on every node at once (each node's CLI calls start an Erlang VM: slow in series)."""
     with ThreadPoolExecutor(max(1, len(nodes))) as pool:
         list(pool.map(action, nodes))
+
+
+@contextmanager
+def booted(nodes: Sequence[RabbitNode]) -> Iterator[None]:
+    """The prepared `nodes`, launched and awaited in parallel; halted at the end, pass or fail."""
+    try:
+        # methodcaller: a node of a subclass (support/chroot_node.py) launches its own way.
+        at_once(methodcaller("launch"), nodes)
+        at_once(methodcaller("wait"), nodes)
+        yield
+    finally:
+        at_once(methodcaller("halt"), nodes)
+
+
+def clustered(nodes: Sequence[RabbitNode]) -> SpareCluster:
+    """Running `nodes` joined into one cluster: nodes 2..n each `stop_app`, `join_cluster` node 1
+    and `start_app`, in parallel."""
+    first = nodes[0].name
+
+    def join(node: RabbitNode) -> None:
+        node.ctl("stop_app")
+        node.ctl("join_cluster", first)
+        node.ctl("start_app")
+
+    at_once(join, nodes[1:])
+    return SpareCluster(nodes)
 
 
 @contextmanager
@@ -105,12 +132,8 @@ def _running(count: int, prefix: str, config: str = "") -> Iterator[list[RabbitN
     with owned_folder(prefix, "rabbitmq") as folder:
         nodes = [RabbitNode.prepare(name, folder, config) for name in node_names(count)]
         give_to("rabbitmq", folder)
-        try:
-            _each(RabbitNode.launch, nodes)
-            _each(RabbitNode.wait, nodes)
+        with booted(nodes):
             yield nodes
-        finally:
-            _each(RabbitNode.halt, nodes)
 
 
 @contextmanager
@@ -125,15 +148,7 @@ def spare_cluster(nodes: int = 3) -> Iterator[SpareCluster]:
     """`nodes` nodes joined into one cluster (about 12 s for three): all boot in parallel, then
     nodes 2..n each `stop_app`, `join_cluster` node 1 and `start_app`, also in parallel."""
     with _running(nodes, "renewals-cluster-") as started:
-        first = started[0].name
-
-        def join(node: RabbitNode) -> None:
-            node.ctl("stop_app")
-            node.ctl("join_cluster", first)
-            node.ctl("start_app")
-
-        _each(join, started[1:])
-        yield SpareCluster(started)
+        yield clustered(started)
 
 
 @contextmanager

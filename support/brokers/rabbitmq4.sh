@@ -6,21 +6,59 @@
 #   4.0  Debian 13 "trixie" (rabbitmq-server 4.0.x, Erlang 27), AMQP on 127.0.0.1:5690
 #   4.3  Debian "forky"     (rabbitmq-server 4.3.x, Erlang 29), AMQP on 127.0.0.1:5691
 #
-# Usage: support/brokers/rabbitmq4.sh setup|start|stop|status|ctl VERSION [ARGS...]
+# Usage: support/brokers/rabbitmq4.sh setup|start|stop|status|root|ctl VERSION [ARGS...]
 #        support/brokers/rabbitmq4.sh up          (setup + start of every version; what CI runs)
+#        support/brokers/rabbitmq4.sh mirror      (the Debian mirror a new chroot is built from)
 #
 # The chroots live outside the clone, in $RENEWALS_BROKERS_DIR (default /var/cache/renewal-routing/brokers),
 # and are reused: a machine builds each one once (a few minutes: debootstrap and apt), later runs only start it.
 # Needs root (chroot, mount). Traps met on this machine: forky needs debootstrap's sid script, apt in the
 # chroot needs Check-Valid-Until=false, the chroot needs /etc/hosts, and everything runs as the chroot's
 # `rabbitmq` user through runuser so the node and its CLI share one Erlang cookie.
+#
+# A chroot is built from the Debian mirror this machine's apt already uses (`mirror` prints it):
+# the first enabled `deb` source whose URI is a Debian archive (its path ends in /debian, so not
+# debian-security nor a third party's), read from $RENEWALS_APT_ETC (default /etc/apt):
+# sources.list.d/*.sources (deb822), then sources.list and sources.list.d/*.list.
+# RENEWALS_DEBIAN_MIRROR, if set, is used instead.
 set -eu
 
 DIR=${RENEWALS_BROKERS_DIR:-/var/cache/renewal-routing/brokers}
-MIRROR=${RENEWALS_DEBIAN_MIRROR:-http://deb.debian.org/debian}
+APT_ETC=${RENEWALS_APT_ETC:-/etc/apt}
 VERSIONS="4.0 4.3"
 
-usage() { echo "usage: $0 setup|start|stop|status|ctl VERSION [ARGS...] | up" >&2; exit 2; }
+usage() { echo "usage: $0 setup|start|stop|status|root|ctl VERSION [ARGS...] | up | mirror" >&2; exit 2; }
+
+# The URIs of enabled `deb` sources, in apt's files' order: deb822 stanzas, then one-line entries.
+deb_uris() {
+    for FILE in "$APT_ETC"/sources.list.d/*.sources; do
+        [ -f "$FILE" ] || continue
+        awk '
+            function flush() { if (types ~ /(^| )deb( |$)/ && enabled != "no" && uris != "") print uris
+                               types = ""; uris = ""; enabled = "" }
+            /^[ \t]*#/ { next }
+            /^[ \t]*$/ { flush(); next }
+            tolower($1) == "types:" { $1 = ""; types = $0 " " }
+            tolower($1) == "uris:" { $1 = ""; uris = $0 }
+            tolower($1) == "enabled:" { enabled = tolower($2) }
+            END { flush() }' "$FILE" | tr ' \t' '\n\n'
+    done
+    for FILE in "$APT_ETC/sources.list" "$APT_ETC"/sources.list.d/*.list; do
+        [ -f "$FILE" ] || continue
+        # deb [options] URI SUITE COMPONENTS...: the URI is the first word after the options.
+        sed -n 's/^[ \t]*deb[ \t]\{1,\}\(\[[^]]*\][ \t]*\)\{0,1\}\([^ \t]\{1,\}\).*/\2/p' "$FILE"
+    done
+}
+
+mirror() {
+    if [ -n "${RENEWALS_DEBIAN_MIRROR:-}" ]; then echo "$RENEWALS_DEBIAN_MIRROR"; return 0; fi
+    FOUND=$(deb_uris | grep -E '^[a-z+]+://[^/]+(/.*)?/debian/?$' | head -n 1 || true)
+    if [ -z "$FOUND" ]; then
+        echo "no Debian archive among the apt sources in $APT_ETC: set RENEWALS_DEBIAN_MIRROR to a Debian mirror's URL" >&2
+        exit 1
+    fi
+    echo "${FOUND%/}"
+}
 
 pick() {  # VERSION -> SUITE PORT NODE ROOT
     case "$1" in
@@ -42,6 +80,7 @@ setup() {
         command -v debootstrap >/dev/null || { apt-get update -qq && apt-get install -y -qq debootstrap >/dev/null; }
         mkdir -p "$DIR"
         if [ ! -x "$ROOT/usr/bin/apt-get" ]; then
+            MIRROR=$(mirror)
             rm -rf "$ROOT.partial"
             debootstrap --variant=minbase "$SUITE" "$ROOT.partial" "$MIRROR" /usr/share/debootstrap/scripts/sid
             rm -rf "$ROOT" && mv "$ROOT.partial" "$ROOT"
@@ -93,15 +132,18 @@ start() {
 [ $# -ge 1 ] || usage
 COMMAND=$1; shift
 case "$COMMAND" in
+mirror)
+    mirror ;;
 up)
     for VERSION in $VERSIONS; do pick "$VERSION"; setup; start; done ;;
-setup|start|stop|status|ctl)
+setup|start|stop|status|root|ctl)
     [ $# -ge 1 ] || usage
     VERSION=$1; shift; pick "$VERSION"
     case "$COMMAND" in
     setup) setup ;;
     start) start ;;
     stop) ctl -q stop ;;
+    root) echo "$ROOT" ;;  # where the version's chroot is (support/chroot_node.py starts nodes of its own there)
     status) ctl -q ping >/dev/null 2>&1 && echo "$NODE running on 127.0.0.1:$PORT" || { echo "$NODE not running"; exit 1; } ;;
     ctl) ctl "$@" ;;
     esac ;;

@@ -16,7 +16,7 @@ import argparse
 import shlex
 import sys
 
-from support.chaos.options import FAULTS, Options
+from support.chaos.options import FAULTS, RABBITMQ, Options
 from support.chaos.run import run
 
 
@@ -38,6 +38,12 @@ def parse(argv: list[str]) -> Options:
     )
     parser.add_argument(
         "--cluster", action="store_true", help="a 3-node RabbitMQ cluster instead of one node"
+    )
+    parser.add_argument(
+        "--rabbitmq",
+        default=RABBITMQ[0],
+        help=f"the cluster's RabbitMQ, one of {', '.join(RABBITMQ)}: 3.10 is the host's, 4.x run in the"
+        " test matrix's Debian chroot (support/brokers/rabbitmq4.sh)",
     )
     for fault, what in {
         "kills": "kill -9 of a worker, then a restart",
@@ -74,6 +80,7 @@ def parse(argv: list[str]) -> Options:
         workers=args.workers,
         store=args.store,
         cluster=args.cluster,
+        rabbitmq=args.rabbitmq,
         faults={fault: getattr(args, name) for name, fault in names.items()},
         fault_gap=args.fault_gap,
         timeout=args.timeout,

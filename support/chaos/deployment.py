@@ -16,6 +16,8 @@ from pathlib import Path
 from random import Random
 
 from support.chaos.billing import BILLING
+from support.chaos.options import RABBITMQ
+from support.chroot_node import chroot_cluster
 from support.client import NAMES
 from support.rabbitmq_node import NodeFailed
 from support.spare_broker import SpareBroker, SpareCluster, spare_broker, spare_cluster
@@ -191,6 +193,10 @@ class Deployment:
                 failure = exc
         raise failure or NodeFailed("no node")
 
+    def rabbitmq_version(self) -> str:
+        """The RabbitMQ version the (first answering) node runs, as it says: 4.3.6, say."""
+        return self.ctl("eval", "rabbit_misc:version().").strip().strip('"')
+
     def queue_depths(self) -> dict[str, int]:
         """Messages in each queue, ready and unacknowledged together."""
         listed = json.loads(self.ctl("list_queues", "name", "messages", "--formatter", "json"))
@@ -210,10 +216,14 @@ class Deployment:
 
 
 @contextmanager
-def deployed(folder: Path, rng: Random, *, cluster: bool, postgres: bool) -> Iterator[Deployment]:
-    """The spare servers for one run; stopped and removed at the end."""
+def deployed(
+    folder: Path, rng: Random, *, cluster: bool, postgres: bool, rabbitmq: str = RABBITMQ[0]
+) -> Iterator[Deployment]:
+    """The spare servers for one run; stopped and removed at the end. A `rabbitmq` 4.x cluster
+    runs in the test matrix's chroot of that version; 3.10 is the host's."""
     with ExitStack() as stack:
-        nodes = stack.enter_context(spare_cluster(3)) if cluster else None
+        three = spare_cluster(3) if rabbitmq == RABBITMQ[0] else chroot_cluster(rabbitmq, 3)
+        nodes = stack.enter_context(three) if cluster else None
         node = None if cluster else stack.enter_context(spare_broker())
         database = stack.enter_context(spare_postgres()) if postgres else None
         deployment = Deployment(folder, rng, node, nodes, database)

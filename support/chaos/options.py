@@ -4,6 +4,8 @@ from dataclasses import dataclass, field
 from typing import Literal
 
 FAULTS = ("kill", "sigterm", "broker-restart", "close-connection", "node-stop", "pg-restart", "pg-cut")
+RABBITMQ = ("3.10", "4.0", "4.3")
+"""The cluster's RabbitMQ: the host's 3.10, or 4.x nodes in the test matrix's Debian chroot."""
 
 
 @dataclass(frozen=True)
@@ -14,6 +16,8 @@ class Options:
     workers: int = 1
     store: Literal["sqlite", "postgres"] = "sqlite"
     cluster: bool = False
+    rabbitmq: str = "3.10"
+    """The RabbitMQ series of the cluster (RABBITMQ); a single node is always the host's 3.10."""
     faults: dict[str, int] = field(default_factory=dict)
     """How many of each of FAULTS."""
     fault_gap: float = 3.0
@@ -27,6 +31,10 @@ class Options:
             wrong.append("a cluster has node stops (--node-stops), not broker restarts")
         if not self.cluster and self.faults.get("node-stop"):
             wrong.append("node stops need --cluster")
+        if self.rabbitmq not in RABBITMQ:
+            wrong.append(f"unknown RabbitMQ {self.rabbitmq!r}: choose one of {', '.join(RABBITMQ)}")
+        elif self.rabbitmq != RABBITMQ[0] and not self.cluster:
+            wrong.append(f"RabbitMQ {self.rabbitmq} is for --cluster; one node is the host's {RABBITMQ[0]}")
         if self.store != "postgres" and (self.faults.get("pg-restart") or self.faults.get("pg-cut")):
             wrong.append("PostgreSQL faults need --store postgres")
         return wrong

@@ -22,13 +22,16 @@ class Report:
     seconds: float
     folder: Path | None
     """The workers' logs, kept when the run failed."""
+    rabbitmq: str
+    """The version the RabbitMQ nodes said they run."""
 
     def render(self) -> str:
         """The seed, the stream, the faults with their times, the table and the verdict."""
         o = self.options
         lines = [
             f"seed {o.seed}: {self.stream.size} messages through {o.workers} worker(s) on {o.store},"
-            f" {'a 3-node cluster' if o.cluster else 'one node'}, in {self.seconds:.0f}s",
+            f" {'a 3-node cluster' if o.cluster else 'one node'} of RabbitMQ {self.rabbitmq},"
+            f" in {self.seconds:.0f}s",
             "",
             "stream:",
             *(f"  {count:7d}  {what}" for what, count in sorted(self.stream.census.items())),

@@ -27,7 +27,9 @@ def run(options: Options) -> Report:
     duration = max(stream.size / options.rate, len(faults) * options.fault_gap)
     folder = Path(tempfile.mkdtemp(prefix="renewals-chaos-"))
     began = time.monotonic()
-    with deployed(folder, rng, cluster=options.cluster, postgres=options.store == "postgres") as deployment:
+    with deployed(
+        folder, rng, cluster=options.cluster, postgres=options.store == "postgres", rabbitmq=options.rabbitmq
+    ) as deployment:
         deployment.start_workers(options.workers)
         bind_observer(deployment.urls[-1])
 
@@ -63,6 +65,7 @@ def run(options: Options) -> Report:
             if q in [*_work_queues(deployment), NAMES.unrouted_queue] and n
         }
         notifications = take_all(deployment.urls[-1], OBSERVER)
+        rabbitmq = deployment.rabbitmq_version()
         dead_letters = recorded(deployment.store_url)
     unclean = sum(1 for code in codes if code != 0)
     problems = {
@@ -87,7 +90,9 @@ def run(options: Options) -> Report:
         "returned unroutable": billing.returned,
         "offered rate (events/s)": round(stream.size / duration),
     }
-    return Report(options, stream, deployment.incidents, verdict, stats, seen, time.monotonic() - began, kept)
+    return Report(
+        options, stream, deployment.incidents, verdict, stats, seen, time.monotonic() - began, kept, rabbitmq
+    )
 
 
 SEEN = (
