@@ -20,8 +20,8 @@ from typing import TypeVar
 from worker import logs
 from worker.broker.messages import Delivery, Outgoing, bare_copy
 from worker.broker.publisher import Unencodable
+from worker.dead_letters.drain import NEXT_WAIT, PUMP_FOR, DeadLetterDrain
 from worker.logs import Logger
-from worker.service.dead_letters import NEXT_WAIT, PUMP_FOR, DeadLetterDrain
 from worker.service.health import Health
 from worker.service.housekeeping import Housekeeping
 from worker.service.metrics import Metrics

@@ -14,7 +14,8 @@ import uuid
 from collections.abc import Sequence
 from dataclasses import dataclass, replace
 
-from worker.store.letter_sql import (
+from worker.dead_letters.model import Claimed, HistoryEntry, LetterFilter, LetterSummary, ReplayOperation
+from worker.dead_letters.sql import (
     FULL_COLUMNS,
     OPERATION_COLUMNS,
     SUMMARY_COLUMNS,
@@ -27,7 +28,6 @@ from worker.store.letter_sql import (
     to_us,
     where,
 )
-from worker.store.letters import Claimed, HistoryEntry, LetterFilter, LetterSummary, ReplayOperation
 from worker.store.model import StoreError
 from worker.store.sql import SqlStore
 

@@ -12,8 +12,20 @@ from dataclasses import replace
 from datetime import datetime
 from typing import Literal
 
-from worker.store import amqp_json
-from worker.store.letter_sql import (
+from worker.dead_letters.model import (
+    AuditEntry,
+    Group,
+    HistoryEntry,
+    LetterFilter,
+    NewLetter,
+    Page,
+    Status,
+    StoredLetter,
+    fingerprint,
+    normalised_detail,
+)
+from worker.dead_letters.replay_book import OperationBusy, ReplayBook, UnknownOperation
+from worker.dead_letters.sql import (
     AUDIT_COLUMNS,
     FULL_COLUMNS,
     HISTORY_COLUMNS,
@@ -29,23 +41,12 @@ from worker.store.letter_sql import (
     to_us,
     where,
 )
-from worker.store.letters import (
-    AuditEntry,
-    Group,
-    HistoryEntry,
-    LetterFilter,
-    NewLetter,
-    Page,
-    Status,
-    StoredLetter,
-    fingerprint,
-    normalised_detail,
-)
-from worker.store.replay_book import OperationBusy, ReplayBook, UnknownOperation
+from worker.store import amqp_json
 
 UNRESOLVED = LetterFilter()  # every letter nobody has acted on yet
 _HOUR_US = 3_600_000_000
 _SEARCHED_BODY = 1024  # bytes of the body that the text search looks into
+_CHUNK = 500  # letter ids per statement, well under SQLite's limit on parameters
 
 __all__ = ["UNRESOLVED", "DeadLetterRecords", "OperationBusy", "UnknownOperation"]
 
@@ -249,17 +250,21 @@ class DeadLetterRecords(ReplayBook):
 
     # --- acting --------------------------------------------------------------------------------
 
-    def add_note(self, letter_id: int, text: str, *, actor: str) -> HistoryEntry:
-        """Add a triage note; KeyError if there is no such letter. Audited."""
+    def add_note(
+        self, letter_ids: int | Sequence[int], text: str, *, actor: str, operation_id: str | None = None
+    ) -> HistoryEntry:
+        """Add a triage note to each letter, in one transaction with one audit row; KeyError
+        if one of them does not exist (then none is noted)."""
+        ids = [letter_ids] if isinstance(letter_ids, int) else list(letter_ids)
         entry = HistoryEntry(at=at(now_us()), kind="note", actor=actor, text=text)
         with self._store.transaction():
-            if (
-                self._store.execute("SELECT 1 FROM dead_letters WHERE id = ?", (letter_id,)).fetchone()
-                is None
-            ):
-                raise KeyError(f"no dead letter #{letter_id}")
-            self.add_history([letter_id], entry, to_us(entry.at))
-            self._audit_row("note", actor, None, f"#{letter_id}", {"noted": 1}, "added")
+            for letter_id in ids:
+                found = self._store.execute("SELECT 1 FROM dead_letters WHERE id = ?", (letter_id,))
+                if found.fetchone() is None:
+                    raise KeyError(f"no dead letter #{letter_id}")
+            self.add_history(ids, entry, to_us(entry.at))
+            described = ", ".join(f"#{letter_id}" for letter_id in ids)
+            self._audit_row("note", actor, operation_id, described, {"noted": len(ids)}, "added")
         return entry
 
     def archive(self, selection: LetterFilter, *, actor: str, operation_id: str | None = None) -> int:
@@ -272,6 +277,28 @@ class DeadLetterRecords(ReplayBook):
         Audited."""
         return self._resolve(selection, "purged", ("new", "archived"), actor, operation_id)
 
+    def purge_shown(
+        self,
+        letter_ids: Sequence[int],
+        *,
+        statuses: frozenset[Status],
+        actor: str,
+        operation_id: str,
+        described: str,
+    ) -> int:
+        """Purge exactly these letters (what an operator was shown, not what arrived since),
+        those still new or archived in `statuses`, a chunk of ids at a time, in one transaction
+        with one audit row that names the selection as `described`; how many."""
+        return self._resolve(
+            LetterFilter(statuses=statuses),
+            "purged",
+            ("new", "archived"),
+            actor,
+            operation_id,
+            letter_ids,
+            described,
+        )
+
     def _resolve(
         self,
         selection: LetterFilter,
@@ -279,15 +306,18 @@ class DeadLetterRecords(ReplayBook):
         from_statuses: tuple[Status, ...],
         actor: str,
         operation_id: str | None,
+        letter_ids: Sequence[int] | None = None,
+        described: str | None = None,
     ) -> int:
         allowed = frozenset(from_statuses) & selection.statuses
         verb = "archive" if status == "archived" else "purge"
+        chunks = [selection] if letter_ids is None else _chunks(selection, letter_ids)
         at_us = now_us()
         with self._store.transaction():
             ids: list[int] = []
-            if allowed:
-                sql, params = where(replace(selection, statuses=allowed), self._backend)
-                ids = sorted(
+            for chosen in chunks if allowed else []:
+                sql, params = where(replace(chosen, statuses=allowed), self._backend)
+                ids += [
                     int(row[0])
                     for row in self._store.execute(
                         "UPDATE dead_letters SET status = ?, resolved_at_us = ? WHERE id IN ("
@@ -295,9 +325,12 @@ class DeadLetterRecords(ReplayBook):
                         " AND (claimed_by IS NULL OR claimed_until_us < ?)) RETURNING id",
                         [status, at_us, *params, at_us],
                     ).fetchall()
-                )
+                ]
+            ids.sort()
+            if ids:
                 self.add_history(ids, HistoryEntry(at=at(at_us), kind=status, actor=actor), at_us)
-            self._audit_row(verb, actor, operation_id, selection.describe(), {status: len(ids)}, "completed")
+            described = selection.describe() if described is None else described
+            self._audit_row(verb, actor, operation_id, described, {status: len(ids)}, "completed")
         return len(ids)
 
     def prune_resolved(self, *, resolved_before: datetime, limit: int) -> int:
@@ -343,6 +376,15 @@ class DeadLetterRecords(ReplayBook):
             [*params, limit],
         ).fetchall()
         return [audit_entry(row) for row in rows]
+
+
+def _chunks(selection: LetterFilter, letter_ids: Sequence[int]) -> list[LetterFilter]:
+    """The selection narrowed to the ids, a bounded number of ids each (SQLite's parameters)."""
+    ordered = sorted(set(letter_ids))
+    return [
+        replace(selection, letter_ids=frozenset(ordered[start : start + _CHUNK]))
+        for start in range(0, len(ordered), _CHUNK)
+    ]
 
 
 def _search_text(letter: NewLetter) -> str:
