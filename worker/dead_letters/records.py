@@ -1,125 +1,53 @@
-"""The dead-letter recorder: letters as rows in the worker's store, SQLite and PostgreSQL alike.
+"""The dead-letter records: letters as rows in the worker's store, SQLite and PostgreSQL alike.
 
-`DeadLetterRecords(store)` is what the worker's drain, `renewals dlq` and the console use.
-Every method is one short transaction of its own; none holds a lock between calls. Two
+`DeadLetterRecords(store)` is what the worker's drain, `renewals dlq` and the console use. It
+is made of one recorder per job over the same store, composed here: `Letters` (arriving and
+read), `Resolutions` (notes, archive, purge, pruning), `ReplayBook` (replay operations, their
+claims and leases) and the `Trail` they write to (history and audit). Each call below is one
+part's. Every method is one short transaction of its own; none holds a lock between calls. Two
 processes may use the same store at once: inserts are idempotent, replays claim each letter
 before publishing it (on PostgreSQL with `FOR UPDATE SKIP LOCKED`; on SQLite the write lock
 serialises), and cancelling a replay is a flag on its row that the running replay reads.
 """
 
 from collections.abc import Iterator, Sequence
-from dataclasses import replace
 from datetime import datetime
-from typing import Literal
 
+from worker.dead_letters.letters import UNRESOLVED, Letters
 from worker.dead_letters.model import (
     AuditEntry,
+    Claimed,
     Group,
     HistoryEntry,
     LetterFilter,
     NewLetter,
     Page,
+    ReplayOperation,
     Status,
     StoredLetter,
-    fingerprint,
-    normalised_detail,
 )
-from worker.dead_letters.replay_book import OperationBusy, ReplayBook, UnknownOperation
-from worker.dead_letters.sql import (
-    AUDIT_COLUMNS,
-    FULL_COLUMNS,
-    HISTORY_COLUMNS,
-    SUMMARY_COLUMNS,
-    at,
-    audit_entry,
-    clean,
-    history_entry,
-    maybe,
-    now_us,
-    stored,
-    summary,
-    to_us,
-    where,
-)
-from worker.store import amqp_json
-
-UNRESOLVED = LetterFilter()  # every letter nobody has acted on yet
-_HOUR_US = 3_600_000_000
-_SEARCHED_BODY = 1024  # bytes of the body that the text search looks into
-_CHUNK = 500  # letter ids per statement, well under SQLite's limit on parameters
+from worker.dead_letters.replay_book import OperationBusy, Outline, ReplayBook, UnknownOperation
+from worker.dead_letters.resolutions import Resolutions
+from worker.dead_letters.trail import Trail
+from worker.store.sql import SqlStore
 
 __all__ = ["UNRESOLVED", "DeadLetterRecords", "OperationBusy", "UnknownOperation"]
 
 
-class DeadLetterRecords(ReplayBook):
+class DeadLetterRecords:
     """The dead letters of one store. Build it over an open (migrated) `SqlStore`."""
 
-    # --- arriving ----------------------------------------------------------------------------
+    def __init__(self, store: SqlStore) -> None:
+        self._store = store
+        self._trail = Trail(store)
+        self._letters = Letters(store, self._trail)
+        self._resolutions = Resolutions(store, self._trail)
+        self._replays = ReplayBook(store, self._trail)
+
+    # --- arriving and reading: Letters, Trail ---------------------------------------------------
 
     def insert(self, letters: Sequence[NewLetter], *, at: datetime | None = None) -> int:
-        """Record letters drained from the queue, in one transaction; how many were new.
-
-        Idempotent: a letter already recorded (same `NewLetter.key`) is left as it is, so a
-        redelivery after a kill between this commit and the ack leaves one row. A failure time
-        later than the receipt (`at`, default now) is recorded as the receipt; the header keeps
-        what it said.
-        """
-        received_us = now_us() if at is None else to_us(at)
-        fresh = 0
-        with self._store.transaction():
-            for letter in letters:
-                fresh += self._insert_one(letter, received_us)
-        return fresh
-
-    def _insert_one(self, letter: NewLetter, received_us: int) -> int:
-        group = fingerprint(letter.reason, letter.event_type, letter.detail)
-        # A failure time ahead of the receipt is the receipt (as an event's stamp is capped at
-        # its handling): a forged future x-failed-at would keep a letter "last hour" for ever.
-        failed_us = None if letter.failed_at is None else min(to_us(letter.failed_at), received_us)
-        origin = letter.origin or (None, None)
-        properties = {name: value for name, value in letter.properties.items() if name != "headers"}
-        row = self._store.execute(
-            "INSERT INTO dead_letters (letter_key, status, received_at_us, failed_at_us, seen_at_us,"
-            " reason, detail, fingerprint, event_id, event_type, message_id, origin_exchange,"
-            " origin_routing_key, attempts, replays, trace_parent, search_text, body, body_size,"
-            " body_sha256, properties, headers, problem)"
-            " VALUES (?, 'new', ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)"
-            " ON CONFLICT (letter_key) DO NOTHING RETURNING id",
-            (
-                letter.key,
-                received_us,
-                failed_us,
-                received_us if failed_us is None else failed_us,
-                clean(letter.reason),
-                clean(letter.detail),
-                group,
-                maybe(letter.event_id),
-                maybe(letter.event_type),
-                maybe(letter.message_id),
-                maybe(origin[0]),
-                maybe(origin[1]),
-                letter.attempts,
-                letter.replays,
-                maybe(letter.trace_parent),
-                _search_text(letter),
-                letter.body,
-                letter.body_size if letter.body_size is not None else len(letter.body),
-                letter.body_sha256,
-                amqp_json.dumps(properties),
-                amqp_json.dumps(letter.headers),
-                maybe(letter.problem),
-            ),
-        ).fetchone()
-        if row is None:
-            return 0
-        self._store.execute(
-            "INSERT INTO dead_letter_groups (fingerprint, reason, event_type, pattern) VALUES (?, ?, ?, ?)"
-            " ON CONFLICT (fingerprint) DO NOTHING",
-            (group, clean(letter.reason), maybe(letter.event_type), clean(normalised_detail(letter.detail))),
-        )
-        return 1
-
-    # --- reading -----------------------------------------------------------------------------
+        return self._letters.insert(letters, at=at)
 
     def page(
         self,
@@ -129,58 +57,19 @@ class DeadLetterRecords(ReplayBook):
         limit: int = 50,
         newest_first: bool = False,
     ) -> Page:
-        """A keyset page of letters matching `selection`, in arrival order (or newest first);
-        `after` is the `next_after` of the previous page."""
-        sql, params = where(selection, self._backend)
-        if after is not None:
-            sql += " AND id < ?" if newest_first else " AND id > ?"
-            params.append(after)
-        order = "DESC" if newest_first else ""
-        rows = self._store.execute(
-            f"SELECT {SUMMARY_COLUMNS} FROM dead_letters WHERE {sql} ORDER BY id {order} LIMIT ?",
-            [*params, limit + 1],
-        ).fetchall()
-        letters = [summary(row) for row in rows[:limit]]
-        return Page(letters, letters[-1].id if len(rows) > limit else None)
+        return self._letters.page(selection, after=after, limit=limit, newest_first=newest_first)
 
     def count(self, selection: LetterFilter = UNRESOLVED) -> int:
-        """How many letters match (the selection's `limit` caps it)."""
-        sql, params = where(selection, self._backend)
-        return int(
-            self._store.execute(f"SELECT count(*) FROM dead_letters WHERE {sql}", params).fetchone()[0]
-        )
+        return self._letters.count(selection)
 
     def get(self, letter_id: int) -> StoredLetter | None:
-        """One letter in full, with its history and notes; None if there is none (or it was
-        pruned). Read in one read-only transaction: the letter and its history agree."""
-        with self._store.reading():
-            row = self._store.execute(
-                f"SELECT {FULL_COLUMNS} FROM dead_letters WHERE id = ?", (letter_id,)
-            ).fetchone()
-            return None if row is None else stored(row, self.history(letter_id))
+        return self._letters.get(letter_id)
 
     def find(self, event_id: str) -> list[StoredLetter]:
-        """Every letter of this event id (any status), oldest first, in one read-only transaction."""
-        with self._store.reading():
-            rows = self._store.execute(
-                f"SELECT {FULL_COLUMNS} FROM dead_letters WHERE event_id = ? ORDER BY id", (clean(event_id),)
-            ).fetchall()
-            return [stored(row, self.history(int(row[0]))) for row in rows]
+        return self._letters.find(event_id)
 
     def letters(self, selection: LetterFilter, *, batch: int = 500) -> Iterator[StoredLetter]:
-        """Every letter matching, in full, in arrival order, read a batch at a time (export)."""
-        sql, params = where(selection, self._backend)
-        after = 0
-        while True:
-            rows = self._store.execute(
-                f"SELECT {FULL_COLUMNS} FROM dead_letters WHERE {sql} AND id > ? ORDER BY id LIMIT ?",
-                [*params, after, batch],
-            ).fetchall()
-            for row in rows:
-                yield stored(row, [])
-            if len(rows) < batch:
-                return
-            after = int(rows[-1][0])
+        return self._letters.letters(selection, batch=batch)
 
     def groups(
         self,
@@ -190,92 +79,23 @@ class DeadLetterRecords(ReplayBook):
         now: datetime | None = None,
         limit: int = 100,
     ) -> list[Group]:
-        """The groups of the letters matching, largest first, each with its count, first and
-        last seen, and a per-hour trend over the last `hours`; read in one read-only transaction,
-        so the counts and the trends agree."""
-        with self._store.reading():
-            return self._groups(selection, hours, now, limit)
-
-    def _groups(self, selection: LetterFilter, hours: int, now: datetime | None, limit: int) -> list[Group]:
-        sql, params = where(selection, self._backend)
-        rows = self._store.execute(
-            "SELECT fingerprint, count(*), min(seen_at_us), max(seen_at_us) FROM dead_letters"
-            f" WHERE {sql} GROUP BY fingerprint ORDER BY count(*) DESC, fingerprint LIMIT ?",
-            [*params, limit],
-        ).fetchall()
-        if not rows:
-            return []
-        prints = [row[0] for row in rows]
-        one_of, more = self._backend.any_of("text", prints)
-        names = {
-            row[0]: row[1:]
-            for row in self._store.execute(
-                "SELECT fingerprint, reason, event_type, pattern FROM dead_letter_groups"
-                f" WHERE fingerprint {one_of}",
-                more,
-            ).fetchall()
-        }
-        end_us = (now_us() if now is None else to_us(now)) // _HOUR_US * _HOUR_US + _HOUR_US
-        start_us = end_us - hours * _HOUR_US
-        trends = {name: [0] * hours for name in prints}
-        for name, hour, count in self._store.execute(
-            "SELECT fingerprint, hour, count(*) FROM ("
-            f" SELECT fingerprint, (seen_at_us - ?) / {_HOUR_US} AS hour FROM dead_letters"
-            f" WHERE {sql} AND seen_at_us >= ? AND seen_at_us < ? AND fingerprint {one_of}"
-            ") AS recent GROUP BY fingerprint, hour",
-            [start_us, *params, start_us, end_us, *more],
-        ).fetchall():
-            trends[name][int(hour)] = int(count)
-        return [
-            Group(
-                fingerprint=name,
-                reason=names.get(name, ("?", None, ""))[0],
-                event_type=names.get(name, ("?", None, ""))[1],
-                pattern=names.get(name, ("?", None, ""))[2],
-                count=int(count),
-                first_seen=at(first),
-                last_seen=at(last),
-                trend=trends[name],
-            )
-            for name, count, first, last in rows
-        ]
+        return self._letters.groups(selection, hours=hours, now=now, limit=limit)
 
     def history(self, letter_id: int) -> list[HistoryEntry]:
-        """What happened to a letter, oldest first; [] for an unknown id."""
-        rows = self._store.execute(
-            f"SELECT {HISTORY_COLUMNS} FROM dead_letter_history WHERE letter_id = ? ORDER BY seq",
-            (letter_id,),
-        ).fetchall()
-        return [history_entry(row) for row in rows]
+        return self._trail.history(letter_id)
 
-    # --- acting --------------------------------------------------------------------------------
+    # --- acting and pruning: Resolutions --------------------------------------------------------
 
     def add_note(
         self, letter_ids: int | Sequence[int], text: str, *, actor: str, operation_id: str | None = None
     ) -> HistoryEntry:
-        """Add a triage note to each letter, in one transaction with one audit row; KeyError
-        if one of them does not exist (then none is noted)."""
-        ids = [letter_ids] if isinstance(letter_ids, int) else list(letter_ids)
-        entry = HistoryEntry(at=at(now_us()), kind="note", actor=actor, text=text)
-        with self._store.transaction():
-            for letter_id in ids:
-                found = self._store.execute("SELECT 1 FROM dead_letters WHERE id = ?", (letter_id,))
-                if found.fetchone() is None:
-                    raise KeyError(f"no dead letter #{letter_id}")
-            self.add_history(ids, entry, to_us(entry.at))
-            described = ", ".join(f"#{letter_id}" for letter_id in ids)
-            self._audit_row("note", actor, operation_id, described, {"noted": len(ids)}, "added")
-        return entry
+        return self._resolutions.add_note(letter_ids, text, actor=actor, operation_id=operation_id)
 
     def archive(self, selection: LetterFilter, *, actor: str, operation_id: str | None = None) -> int:
-        """Mark the matching unresolved letters archived; how many. Audited."""
-        return self._resolve(selection, "archived", ("new",), actor, operation_id)
+        return self._resolutions.archive(selection, actor=actor, operation_id=operation_id)
 
     def purge(self, selection: LetterFilter, *, actor: str, operation_id: str | None = None) -> int:
-        """Mark the matching new or archived letters purged (their rows go at the first
-        retention round past the retention period, their history with them); how many.
-        Audited."""
-        return self._resolve(selection, "purged", ("new", "archived"), actor, operation_id)
+        return self._resolutions.purge(selection, actor=actor, operation_id=operation_id)
 
     def purge_shown(
         self,
@@ -286,72 +106,14 @@ class DeadLetterRecords(ReplayBook):
         operation_id: str,
         described: str,
     ) -> int:
-        """Purge exactly these letters (what an operator was shown, not what arrived since),
-        those still new or archived in `statuses`, a chunk of ids at a time, in one transaction
-        with one audit row that names the selection as `described`; how many."""
-        return self._resolve(
-            LetterFilter(statuses=statuses),
-            "purged",
-            ("new", "archived"),
-            actor,
-            operation_id,
-            letter_ids,
-            described,
+        return self._resolutions.purge_shown(
+            letter_ids, statuses=statuses, actor=actor, operation_id=operation_id, described=described
         )
 
-    def _resolve(
-        self,
-        selection: LetterFilter,
-        status: Literal["archived", "purged"],
-        from_statuses: tuple[Status, ...],
-        actor: str,
-        operation_id: str | None,
-        letter_ids: Sequence[int] | None = None,
-        described: str | None = None,
-    ) -> int:
-        allowed = frozenset(from_statuses) & selection.statuses
-        verb = "archive" if status == "archived" else "purge"
-        chunks = [selection] if letter_ids is None else _chunks(selection, letter_ids)
-        at_us = now_us()
-        with self._store.transaction():
-            ids: list[int] = []
-            for chosen in chunks if allowed else []:
-                sql, params = where(replace(chosen, statuses=allowed), self._backend)
-                ids += [
-                    int(row[0])
-                    for row in self._store.execute(
-                        "UPDATE dead_letters SET status = ?, resolved_at_us = ? WHERE id IN ("
-                        f" SELECT id FROM dead_letters WHERE {sql}"
-                        " AND (claimed_by IS NULL OR claimed_until_us < ?)) RETURNING id",
-                        [status, at_us, *params, at_us],
-                    ).fetchall()
-                ]
-            ids.sort()
-            if ids:
-                self.add_history(ids, HistoryEntry(at=at(at_us), kind=status, actor=actor), at_us)
-            described = selection.describe() if described is None else described
-            self._audit_row(verb, actor, operation_id, described, {status: len(ids)}, "completed")
-        return len(ids)
-
     def prune_resolved(self, *, resolved_before: datetime, limit: int) -> int:
-        """Delete at most `limit` letters resolved before the time, with their history; how
-        many. Unresolved letters are never pruned."""
-        with self._store.transaction():
-            ids = [
-                int(row[0])
-                for row in self._store.execute(
-                    "SELECT id FROM dead_letters WHERE resolved_at_us < ? ORDER BY resolved_at_us LIMIT ?",
-                    (to_us(resolved_before), limit),
-                ).fetchall()
-            ]
-            if not ids:
-                return 0
-            one_of, params = self._backend.any_of("bigint", ids)
-            self._store.execute(f"DELETE FROM dead_letter_history WHERE letter_id {one_of}", params)
-            self._store.execute(f"DELETE FROM dead_letters WHERE id {one_of}", params)
-        return len(ids)
+        return self._resolutions.prune_resolved(resolved_before=resolved_before, limit=limit)
 
-    # --- audit ---------------------------------------------------------------------------------
+    # --- the audit: Trail -----------------------------------------------------------------------
 
     def audit(
         self,
@@ -363,39 +125,64 @@ class DeadLetterRecords(ReplayBook):
         result: str,
         operation_id: str | None = None,
     ) -> AuditEntry:
-        """Record an action that changed nothing in the store itself (an export, say)."""
-        with self._store.transaction():
-            self._audit_row(action, actor, operation_id, selection, counts, result)
-        return self.audit_log(limit=1)[0]
+        return self._trail.audit(
+            action, actor=actor, selection=selection, counts=counts, result=result, operation_id=operation_id
+        )
 
     def audit_log(self, *, limit: int = 100, operation_id: str | None = None) -> list[AuditEntry]:
-        """The latest audit entries, newest first."""
-        condition, params = ("WHERE operation_id = ?", [operation_id]) if operation_id else ("", [])
-        rows = self._store.execute(
-            f"SELECT {AUDIT_COLUMNS} FROM dead_letter_audit {condition} ORDER BY seq DESC LIMIT ?",
-            [*params, limit],
-        ).fetchall()
-        return [audit_entry(row) for row in rows]
+        return self._trail.audit_log(limit=limit, operation_id=operation_id)
 
+    # --- replays: ReplayBook --------------------------------------------------------------------
 
-def _chunks(selection: LetterFilter, letter_ids: Sequence[int]) -> list[LetterFilter]:
-    """The selection narrowed to the ids, a bounded number of ids each (SQLite's parameters)."""
-    ordered = sorted(set(letter_ids))
-    return [
-        replace(selection, letter_ids=frozenset(ordered[start : start + _CHUNK]))
-        for start in range(0, len(ordered), _CHUNK)
-    ]
+    def start_replay(
+        self,
+        selection: LetterFilter,
+        *,
+        actor: str,
+        rate: float | None,
+        to_original: bool = False,
+        force: bool = False,
+        max_replays: int = 3,
+        dry_run: bool = False,
+        operation_id: str | None = None,
+    ) -> ReplayOperation:
+        return self._replays.start_replay(
+            selection,
+            actor=actor,
+            rate=rate,
+            to_original=to_original,
+            force=force,
+            max_replays=max_replays,
+            dry_run=dry_run,
+            operation_id=operation_id,
+        )
 
+    def outlines(self, selection: LetterFilter, *, limit: int) -> list[Outline]:
+        return self._replays.outlines(selection, limit=limit)
 
-def _search_text(letter: NewLetter) -> str:
-    """What `--text` searches, lower-cased: ids, type, reason, detail, origin, the body's start."""
-    parts = [
-        letter.event_id,
-        letter.event_type,
-        letter.reason,
-        letter.detail,
-        letter.message_id,
-        *(letter.origin or ()),
-        letter.body[:_SEARCHED_BODY].decode("utf-8", "replace"),
-    ]
-    return clean("\n".join(part for part in parts if part)).lower()
+    def operation(self, operation_id: str) -> ReplayOperation:
+        return self._replays.operation(operation_id)
+
+    def operations(self, *, limit: int = 20) -> list[ReplayOperation]:
+        return self._replays.operations(limit=limit)
+
+    def resume(self, operation_id: str, *, actor: str, stale_after: float = 10.0) -> ReplayOperation:
+        return self._replays.resume(operation_id, actor=actor, stale_after=stale_after)
+
+    def request_cancel(self, operation_id: str, *, actor: str, stale_after: float = 10.0) -> ReplayOperation:
+        return self._replays.request_cancel(operation_id, actor=actor, stale_after=stale_after)
+
+    def claim(self, operation_id: str, *, limit: int, lease: float = 60.0) -> list[Claimed]:
+        return self._replays.claim(operation_id, limit=limit, lease=lease)
+
+    def settle(self, claimed: Claimed, *, outcome: HistoryEntry) -> None:
+        self._replays.settle(claimed, outcome=outcome)
+
+    def settle_all(self, outcomes: Sequence[tuple[Claimed, HistoryEntry]]) -> None:
+        self._replays.settle_all(outcomes)
+
+    def release(self, claimed: Sequence[Claimed]) -> None:
+        self._replays.release(claimed)
+
+    def finish(self, operation_id: str, *, actor: str, cancelled: bool = False) -> ReplayOperation:
+        return self._replays.finish(operation_id, actor=actor, cancelled=cancelled)
