@@ -49,14 +49,17 @@ def archive(records: DeadLetterRecords, actor: str, selection: LetterFilter) -> 
 def purge(
     records: DeadLetterRecords, actor: str, selection: LetterFilter, *, shown: Sequence[int] | None = None
 ) -> Done:
-    """Purge the letters an operator was shown (`shown`: a preview's ids), or, without a
-    preview, those the selection takes now; never letters that arrived after the preview."""
-    if shown is None:
-        shown = [letter.summary.id for letter in records.letters(selection)]
+    """Purge the letters an operator was shown (`shown`: a preview's ids; never a letter that
+    arrived after the preview), or, without a preview (the console's confirmation), those the
+    selection takes now, in one statement that reads no body."""
     done = operation_id()
-    count = records.purge_shown(
-        shown, statuses=selection.statuses, actor=actor, operation_id=done, described=selection.describe()
-    )
+    if shown is None:
+        count = records.purge(selection, actor=actor, operation_id=done)
+    else:
+        described = selection.describe()
+        count = records.purge_shown(
+            shown, statuses=selection.statuses, actor=actor, operation_id=done, described=described
+        )
     return Done(done, selection.describe(), {"purged": count})
 
 
