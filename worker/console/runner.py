@@ -81,8 +81,8 @@ class Runner:
 
     def _run(self, operation_id: str, actor: str) -> None:
         store = self._open_store()
+        records = DeadLetterRecords(store)
         try:
-            records = DeadLetterRecords(store)
             operation = records.operation(operation_id)
             routes = Routes.of(self._settings, to_original=operation.to_original)
             broker = from_settings(self._settings, heartbeat=0)
@@ -94,7 +94,7 @@ class Runner:
         except Exception as exc:  # the thread must say why it ended, and end the operation
             log.error("console.replay_failed", operation_id=operation_id, error=masked(str(exc)))
             try:
-                DeadLetterRecords(store).finish(operation_id, cancelled=True, actor=actor)
+                records.finish(operation_id, cancelled=True, actor=actor)
             except Exception as again:  # the store is gone too: the operation can be resumed
                 log.error("console.replay_unfinished", operation_id=operation_id, error=masked(str(again)))
         finally:
