@@ -14,7 +14,7 @@ from pathlib import Path
 
 from support.console import VIEWER, basic, in_process, sign_in
 from support.letters import T0, new_letter
-from worker.store.letters import NewLetter
+from worker.dead_letters.model import NewLetter
 
 REPEATS = 5
 

@@ -14,9 +14,9 @@ from typing import Any
 
 from support.letters import spread
 from support.spare_postgres import spare_postgres
+from worker.dead_letters.model import STATUSES, LetterFilter
+from worker.dead_letters.records import DeadLetterRecords
 from worker.store import open_store
-from worker.store.dead_letters import DeadLetterRecords
-from worker.store.letters import STATUSES, LetterFilter
 
 RUNS = 5  # each query is run this often; the median is reported
 

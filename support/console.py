@@ -18,10 +18,10 @@ from support.polling import wait_until
 from worker.console.app import create_app
 from worker.console.serve import console_of_settings
 from worker.console.users import Users
+from worker.dead_letters.model import NewLetter
+from worker.dead_letters.records import DeadLetterRecords
 from worker.settings import Settings
 from worker.store import open_store
-from worker.store.dead_letters import DeadLetterRecords
-from worker.store.letters import NewLetter
 
 if TYPE_CHECKING:
     import pytest

@@ -8,8 +8,8 @@ from datetime import datetime
 
 from events import OwnerChanged, RenewalApproaching
 from handlers import Decision, Projection, on_owner_changed, on_renewal_approaching
-from worker.store.dead_letters import DeadLetterRecords
-from worker.store.letters import NewLetter
+from worker.dead_letters.model import NewLetter
+from worker.dead_letters.records import DeadLetterRecords
 
 KILLED_AFTER_RECORDING = 9  # the exit status of a worker that died between a commit and its ack
 

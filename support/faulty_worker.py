@@ -14,8 +14,8 @@ from handlers import HANDLERS, Handler
 from support import faults
 from worker.app import run_until_signalled
 from worker.cli.core import load_settings
-from worker.service.dead_letters import Records
-from worker.store.dead_letters import DeadLetterRecords
+from worker.dead_letters.drain import Records
+from worker.dead_letters.records import DeadLetterRecords
 
 
 def handlers_with(replacements: list[str]) -> dict[type, Handler]:

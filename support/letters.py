@@ -6,7 +6,7 @@ import json
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
-from worker.store.letters import LetterSummary, NewLetter, StoredLetter
+from worker.dead_letters.model import LetterSummary, NewLetter, StoredLetter
 
 _numbers = itertools.count(1)
 T0 = datetime(2026, 11, 20, 9, 0, tzinfo=UTC)

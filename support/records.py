@@ -6,9 +6,9 @@ import time
 from types import SimpleNamespace
 from typing import Any
 
+from worker.dead_letters.model import STATUSES, LetterFilter, StoredLetter
+from worker.dead_letters.records import DeadLetterRecords
 from worker.store import open_store
-from worker.store.dead_letters import DeadLetterRecords
-from worker.store.letters import STATUSES, LetterFilter, StoredLetter
 
 EVERY = LetterFilter(statuses=frozenset(STATUSES))
 _PROPERTY_NAMES = (

@@ -17,10 +17,10 @@ from dataclasses import dataclass, field, replace
 from worker.broker.links import ConsumerLost, QueueState
 from worker.broker.messages import Delivery, Outgoing
 from worker.broker.publisher import PublishFailed, Sent, Unencodable, frames
+from worker.dead_letters.drain import DeadLetterDrain
+from worker.dead_letters.records import DeadLetterRecords
 from worker.logs import Logger
-from worker.service.dead_letters import DeadLetterDrain
 from worker.service.session import Links, Services, Session
-from worker.store.dead_letters import DeadLetterRecords
 
 FRAME_MAX = 131072
 

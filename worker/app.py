@@ -13,12 +13,13 @@ from worker.broker.links import AmqpDeliveries, AmqpLetters
 from worker.broker.publisher import ConfirmingPublisher
 from worker.broker.topology import BrokerVersion, TopologyMismatch, topology
 from worker.broker.wire import DeliveryReader
+from worker.dead_letters.drain import PREFETCH as LETTERS_IN_HAND
+from worker.dead_letters.drain import PUMP_EVERY, DeadLetterDrain, Records
+from worker.dead_letters.records import DeadLetterRecords
 from worker.exits import EX_CONFIG, EX_REFUSED, EX_SOFTWARE, store_refusal
 from worker.logs import Logger
 from worker.redaction import masked
 from worker.retrying import until_stopped
-from worker.service.dead_letters import PREFETCH as LETTERS_IN_HAND
-from worker.service.dead_letters import PUMP_EVERY, DeadLetterDrain, Records
 from worker.service.health import Health, serve
 from worker.service.housekeeping import Housekeeping
 from worker.service.metrics import Metrics
@@ -28,8 +29,8 @@ from worker.service.runtime import OpenSession, Worker
 from worker.service.session import Links, Services, Session
 from worker.service.store_line import StoreLine
 from worker.settings import ConfigurationError, Settings
-from worker.store import SchemaTooNew, SchemaTooOld, SqlStore, StoreRefused, StoreUnavailable, open_store
-from worker.store.dead_letters import DeadLetterRecords
+from worker.store import SchemaTooNew, SchemaTooOld, SqlStore, StoreRefused, StoreUnavailable
+from worker.store.configured import open_configured_store
 from worker.tracing import TracingMisconfigured, processor_for
 
 CANNOT_WORK = (SchemaTooNew, SchemaTooOld, TopologyMismatch, ConfigurationError, TracingMisconfigured)
@@ -149,16 +150,6 @@ def _serve_metrics(settings: Settings, port: int, health: Health, metrics: Metri
             " program may hold the port): choose a free port, or stop what listens there"
         ) from None
     log.info("metrics.serving", host=settings.metrics_host, port=settings.metrics_port)
-
-
-def open_configured_store(settings: Settings) -> SqlStore:
-    """The configured store with the configured timeouts, its schema untouched."""
-    return open_store(
-        settings.store_url,
-        lock_timeout=settings.store_lock_timeout,
-        statement_timeout=settings.store_statement_timeout,
-        idle_in_transaction_timeout=settings.store_idle_in_transaction_timeout,
-    )
 
 
 def connect_store(settings: Settings, *, migrate: bool | None = None) -> SqlStore:

@@ -20,8 +20,8 @@ from support.console import OPERATOR, VIEWER, ConsoleProcess, console_env, users
 from support.messages import contact, owner_changed, renewal
 from support.polling import wait_until
 from tests.e2e.conftest import StartWorker
+from worker.dead_letters.records import DeadLetterRecords
 from worker.store import open_store
-from worker.store.dead_letters import DeadLetterRecords
 
 pytestmark = pytest.mark.any_broker  # the broker's version plays no part here
 

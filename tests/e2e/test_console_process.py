@@ -14,8 +14,8 @@ from support.console import OPERATOR, ConsoleProcess, console_env, users_file
 from support.letters import new_letter
 from support.polling import wait_until
 from tests.e2e.conftest import StartWorker
+from worker.dead_letters.records import DeadLetterRecords
 from worker.store import open_store
-from worker.store.dead_letters import DeadLetterRecords
 
 pytestmark = pytest.mark.any_broker  # the broker's version plays no part here
 

@@ -19,8 +19,8 @@ from support.records import stored_letters
 from support.spare_postgres import spare_postgres
 from support.worker_process import WorkerProcess
 from tests.e2e.commands import ok, renewals
+from worker.dead_letters.records import DeadLetterRecords
 from worker.store import open_store
-from worker.store.dead_letters import DeadLetterRecords
 
 DLQ = NAMES.dead_letter_queue
 DORA = contact("dora", "client.example")

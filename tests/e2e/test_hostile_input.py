@@ -41,8 +41,8 @@ from support.services import BrokerUnderTest, rabbitmqctl_for
 from support.worker_process import WorkerProcess
 from tests.e2e.commands import ok, renewals
 from tests.e2e.conftest import FAST_RETRIES
+from worker.dead_letters.model import LetterFilter
 from worker.exits import EX_CONFIG
-from worker.store.letters import LetterFilter
 
 DORA = contact("dora", "client.example")
 JSON = "application/cloudevents+json"

@@ -32,9 +32,9 @@ from tests.e2e.commands import (
     wait_for_dead_letters,
 )
 from worker.broker.topology import BrokerVersion, topology
+from worker.dead_letters.records import DeadLetterRecords
 from worker.settings import Settings
 from worker.store import open_store
-from worker.store.dead_letters import DeadLetterRecords
 
 ALICE = contact("alice")
 BOB = contact("bob")

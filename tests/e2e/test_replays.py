@@ -18,8 +18,8 @@ import pytest
 from support.client import NAMES, Client
 from support.letters import spread
 from tests.e2e.commands import ok, renewals
+from worker.dead_letters.records import DeadLetterRecords
 from worker.store import open_store
-from worker.store.dead_letters import DeadLetterRecords
 
 pytestmark = (
     pytest.mark.any_broker

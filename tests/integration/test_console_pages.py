@@ -15,8 +15,8 @@ from support.polling import wait_until
 from worker.console.actions import owner
 from worker.console.app import create_app
 from worker.console.serve import console_of_settings
+from worker.dead_letters.model import LetterFilter
 from worker.settings import Settings
-from worker.store.letters import LetterFilter
 from worker.tools.owners import described
 
 

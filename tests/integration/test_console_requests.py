@@ -23,10 +23,10 @@ from support.console import OPERATOR, basic, in_process
 from support.letters import new_letter
 from support.messages import encode, envelope
 from worker.console import actions, shapes
+from worker.dead_letters import DeadLetter, Routes, as_dead_letter, cut, plan
+from worker.dead_letters.model import LetterFilter, NewLetter
 from worker.settings import Settings
 from worker.store import open_store
-from worker.store.letters import LetterFilter, NewLetter
-from worker.tools.dead_letters import DeadLetter, Routes, as_dead_letter, cut, plan
 
 # Values the red team sent, and their kin: past int64, unicode digits, NUL, too long, not dates.
 HOSTILE = [
@@ -118,8 +118,12 @@ def ask(client: TestClient, target: tuple[str, str, str, str], value: str, known
 def console(store_url: str, tmp_path: Path) -> tuple[TestClient, dict[str, str]]:
     """The console over a store holding a few letters and one replay operation, as an operator
     sees it, with server errors answered as responses (so a 500 is seen, not raised)."""
-    client, records = in_process(tmp_path, [new_letter(event_id=f"e-{n}") for n in range(3)], store_url=store_url)
-    client = TestClient(client.app, base_url="http://console.test", follow_redirects=False, raise_server_exceptions=False)
+    client, records = in_process(
+        tmp_path, [new_letter(event_id=f"e-{n}") for n in range(3)], store_url=store_url
+    )
+    client = TestClient(
+        client.app, base_url="http://console.test", follow_redirects=False, raise_server_exceptions=False
+    )
     [letter, *_] = records.page().letters
     operation = records.start_replay(LetterFilter(), actor="t", rate=5.0)
     records.finish(operation.id, actor="t", cancelled=True)
@@ -147,7 +151,9 @@ def test_the_probe_reaches_every_route_the_red_team_named(console: tuple[TestCli
         assert expected in found
 
 
-def test_no_hostile_value_of_any_parameter_is_a_server_error(console: tuple[TestClient, dict[str, str]]) -> None:
+def test_no_hostile_value_of_any_parameter_is_a_server_error(
+    console: tuple[TestClient, dict[str, str]],
+) -> None:
     """Each named hostile value in each parameter of each route: a 4xx or a page, never 5xx."""
     client, known = console
     failures = []
@@ -175,7 +181,9 @@ HOSTILE_VALUES = st.one_of(
 )
 
 
-def test_no_drawn_value_of_any_parameter_is_a_server_error(console: tuple[TestClient, dict[str, str]]) -> None:
+def test_no_drawn_value_of_any_parameter_is_a_server_error(
+    console: tuple[TestClient, dict[str, str]],
+) -> None:
     """Hypothesis draws a route's parameter and a hostile value for it: never a 5xx."""
     client, known = console
     every = targets(client.app)
@@ -195,8 +203,12 @@ def test_the_api_refuses_a_rate_a_replay_cannot_hold_and_starts_nothing(
     """POST /api/replays with rate Infinity (sent as JSON allows it), zero, negative or too large: a 422, no operation."""
     client, _ = console
     before = client.get("/api/replays", headers=basic(OPERATOR)).json()["replays"]
-    body = '{"selection": {"all": true}, "rate": %s}' % ("Infinity" if rate == math.inf else "-Infinity" if rate == -math.inf else rate)
-    response = client.post("/api/replays", content=body, headers={**basic(OPERATOR), "Content-Type": "application/json"})
+    body = '{"selection": {"all": true}, "rate": %s}' % (
+        "Infinity" if rate == math.inf else "-Infinity" if rate == -math.inf else rate
+    )
+    response = client.post(
+        "/api/replays", content=body, headers={**basic(OPERATOR), "Content-Type": "application/json"}
+    )
     assert response.status_code == 422, response.text
     assert client.get("/api/replays", headers=basic(OPERATOR)).json()["replays"] == before
 
@@ -232,7 +244,9 @@ def test_resuming_a_replay_stored_with_an_infinite_rate_is_a_422_and_leaves_it_c
     client, known = console
     store = open_store(store_url)
     with store.transaction():
-        store.execute("UPDATE dead_letter_replays SET rate = ? WHERE id = ?", (math.inf, known["operation_id"]))
+        store.execute(
+            "UPDATE dead_letter_replays SET rate = ? WHERE id = ?", (math.inf, known["operation_id"])
+        )
     store.close()
     response = client.post(f"/api/replays/{known['operation_id']}/resume", headers=basic(OPERATOR))
     assert response.status_code == 422 and "cannot be resumed" in response.json()["detail"]
@@ -255,16 +269,39 @@ def test_a_preview_plans_from_the_summary_exactly_what_a_replay_plans_from_the_w
     store_url: str, tmp_path: Path
 ) -> None:
     """For honest, forged, foreign, often replayed, typeless and cut letters, with and without to_original, the preview (no bodies read) says what the plan from the whole letter says."""
-    worker = {"x-error-reason": "no_recipient", "x-original-exchange": "renewals.events", "x-original-routing-key": "renewal.approaching"}
+    worker = {
+        "x-error-reason": "no_recipient",
+        "x-original-exchange": "renewals.events",
+        "x-original-routing-key": "renewal.approaching",
+    }
     renewal = encode(envelope("RenewalApproaching", {"client_id": "c-1"}, id="r-1"))
     letters = [
         recorded(worker, renewal),
-        recorded({**worker, "x-original-exchange": "renewals.notifications"}, encode(envelope("NotificationRequested", {}, id="n-1"))),
-        recorded({**worker, "x-original-exchange": "billing.internal", "x-original-routing-key": "k"}, renewal + b" "),
+        recorded(
+            {**worker, "x-original-exchange": "renewals.notifications"},
+            encode(envelope("NotificationRequested", {}, id="n-1")),
+        ),
+        recorded(
+            {**worker, "x-original-exchange": "billing.internal", "x-original-routing-key": "k"},
+            renewal + b" ",
+        ),
         recorded({**worker, "x-replay-count": 3}, renewal + b"  "),
         recorded({"x-error-reason": "invalid_payload"}, b"not json"),
         recorded(worker, renewal[:10], body_size=len(renewal), body_sha256="ab" * 32),
-        recorded({"x-death": [{"reason": "delivery_limit", "queue": "renewals.worker", "exchange": "renewals.events", "routing-keys": ["renewal.approaching"], "count": 20}]}, renewal + b"   "),
+        recorded(
+            {
+                "x-death": [
+                    {
+                        "reason": "delivery_limit",
+                        "queue": "renewals.worker",
+                        "exchange": "renewals.events",
+                        "routing-keys": ["renewal.approaching"],
+                        "count": 20,
+                    }
+                ]
+            },
+            renewal + b"   ",
+        ),
     ]
     _, records = in_process(tmp_path, letters, store_url=store_url)
     settings_ = Settings(store_url=store_url)
@@ -280,9 +317,16 @@ def test_a_preview_plans_from_the_summary_exactly_what_a_replay_plans_from_the_w
         assert {p["action"] for p in whole} == {"replay", "skip"}
 
 
-def test_a_preview_of_big_letters_reads_no_body_and_its_memory_stays_flat(store_url: str, tmp_path: Path) -> None:
+def test_a_preview_of_big_letters_reads_no_body_and_its_memory_stays_flat(
+    store_url: str, tmp_path: Path
+) -> None:
     """A dry run over 24 letters of 4 MiB selects no body (nor properties, headers) and its peak allocation stays under 4 MiB, on both stores."""
-    big = [new_letter(event_id=f"big-{n}", body=b'{"type": "RenewalApproaching", "pad": "' + b"x" * (4 << 20) + b'"}') for n in range(24)]
+    big = [
+        new_letter(
+            event_id=f"big-{n}", body=b'{"type": "RenewalApproaching", "pad": "' + b"x" * (4 << 20) + b'"}'
+        )
+        for n in range(24)
+    ]
     client, records = in_process(tmp_path, big, store_url=store_url)
     statements: list[str] = []
     store = records._store
@@ -306,7 +350,9 @@ def test_a_preview_of_big_letters_reads_no_body_and_its_memory_stays_flat(store_
     assert (count, len(plans)) == (24, 24) and {p.action for p in plans} == {"replay"}
     assert statements and not [sql for sql in statements if "properties" in sql or " body," in sql]
     assert peak < 4 << 20, f"peak {peak / 2**20:.1f} MiB"
-    reply = client.post("/api/replays", json={"selection": {"all": True}, "dry_run": True}, headers=basic(OPERATOR))
+    reply = client.post(
+        "/api/replays", json={"selection": {"all": True}, "dry_run": True}, headers=basic(OPERATOR)
+    )
     assert reply.status_code == 200 and reply.json()["selected"] == 24
 
 

@@ -12,9 +12,9 @@ from click.testing import CliRunner, Result
 
 from support.letters import new_letter
 from worker.cli import main
+from worker.dead_letters.model import LetterFilter
+from worker.dead_letters.records import DeadLetterRecords
 from worker.store import open_store
-from worker.store.dead_letters import DeadLetterRecords
-from worker.store.letters import LetterFilter
 
 NOW = datetime.now(UTC)
 
@@ -176,8 +176,12 @@ class CommandsContract:
         one line that it cannot be resumed and why, and the operation stays cancelled."""
         self.fill()
         records = self.records()
-        operation = records.start_replay(LetterFilter(reasons=frozenset({"no_recipient"})), actor="ana", rate=None)
-        records._store.execute("UPDATE dead_letter_replays SET rate = ? WHERE id = ?", (float("inf"), operation.id))
+        operation = records.start_replay(
+            LetterFilter(reasons=frozenset({"no_recipient"})), actor="ana", rate=None
+        )
+        records._store.execute(
+            "UPDATE dead_letter_replays SET rate = ? WHERE id = ?", (float("inf"), operation.id)
+        )
         records.finish(operation.id, actor="ana", cancelled=True)
         refused = self.dlq("replay", "--resume", operation.id)
         assert refused.exit_code == 1 and "Traceback" not in refused.output

@@ -11,9 +11,9 @@ from pathlib import Path
 import pytest
 
 from support.letters import T0, new_letter, spread
+from worker.dead_letters.model import STATUSES, HistoryEntry, LetterFilter, fingerprint, normalised_detail
+from worker.dead_letters.records import DeadLetterRecords, OperationBusy, UnknownOperation
 from worker.store import SqlStore, open_store
-from worker.store.dead_letters import DeadLetterRecords, OperationBusy, UnknownOperation
-from worker.store.letters import STATUSES, HistoryEntry, LetterFilter, fingerprint, normalised_detail
 
 
 class RecordsContract:
@@ -186,6 +186,39 @@ class RecordsContract:
         assert records.prune_resolved(resolved_before=future, limit=10) == 0
         assert records.count(LetterFilter(statuses=frozenset(STATUSES))) == 4
         assert records.prune_resolved(resolved_before=datetime.now(UTC) - timedelta(days=1), limit=10) == 0
+
+    def test_a_purge_of_the_shown_takes_those_alone_in_chunks_under_one_audit_row(self) -> None:
+        """1,201 shown letters are purged in chunks in one transaction with one audit row;
+        a letter that arrived after the preview, and one already purged, are left alone."""
+        records = self.records()
+        records.insert(spread(1_202))
+        everything = LetterFilter(limit=None)
+        shown = [letter.summary.id for letter in records.letters(everything)][:1_201]
+        records.purge(LetterFilter(letter_ids=frozenset(shown[:1])), actor="bo")
+        purged = records.purge_shown(
+            shown, statuses=frozenset({"new"}), actor="ana", operation_id="op-1", described="--all"
+        )
+        assert purged == 1_200 and records.count() == 1
+        [entry, _] = records.audit_log(limit=2)
+        assert (entry.action, entry.operation_id, entry.selection, entry.counts) == (
+            "purge",
+            "op-1",
+            "--all",
+            {"purged": 1_200},
+        )
+
+    def test_a_note_on_several_letters_is_one_audit_row_or_none_at_all(self) -> None:
+        """A note on two letters is in both histories and once in the audit; a note naming a
+        letter that does not exist notes none."""
+        records = self.records()
+        records.insert([new_letter(event_id="evt-a"), new_letter(event_id="evt-b")])
+        ids = [letter.id for letter in records.page().letters]
+        records.add_note(ids, "one look", actor="ana", operation_id="op-2")
+        with pytest.raises(KeyError):
+            records.add_note([ids[0], ids[1] + 100], "half", actor="ana")
+        assert [[entry.text for entry in records.history(i)] for i in ids] == [["one look"], ["one look"]]
+        [entry] = records.audit_log()
+        assert (entry.operation_id, entry.counts) == ("op-2", {"noted": 2})
 
     def test_a_replay_operation_claims_settles_and_resumes(self) -> None:
         """Claims come in arrival order; what was settled is not taken again; a resumed

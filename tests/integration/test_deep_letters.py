@@ -13,7 +13,7 @@ from support.console import VIEWER, basic, in_process
 from support.letters import new_letter
 from worker.boundary import MARK, MAX_DEPTH
 from worker.cli import main
-from worker.store.dead_letters import DeadLetterRecords
+from worker.dead_letters.records import DeadLetterRecords
 
 
 def nested_json(levels: int, name: str = "n") -> str:

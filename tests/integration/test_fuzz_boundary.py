@@ -22,8 +22,8 @@ from tests.fake_wire import Reading
 from worker.boundary import MAX_DEPTH
 from worker.broker.messages import Delivery
 from worker.cli import main
+from worker.dead_letters.drain import DeadLetterDrain
 from worker.logs import get_logger
-from worker.service.dead_letters import DeadLetterDrain
 
 FUZZ = settings(
     max_examples=25,

@@ -19,13 +19,13 @@ from tests.fake_wire import Reading
 from worker.broker.messages import Delivery, Outgoing
 from worker.broker.publisher import encode_properties
 from worker.cli import main
-from worker.service.dead_letters import new_letter
+from worker.dead_letters.drain import new_letter
+from worker.dead_letters.records import DeadLetterRecords
 from worker.service.outbox import Outbox
 from worker.service.processing import BatchProcessor
 from worker.service.processing import Result as Handled
 from worker.settings import Settings
 from worker.store import SqlStore, open_store
-from worker.store.dead_letters import DeadLetterRecords
 
 SETTINGS = Settings()
 EVENTS = SETTINGS.events_exchange

@@ -7,8 +7,8 @@ from typing import Any
 
 from worker.broker.links import AmqpLetters
 from worker.broker.messages import Delivery
-from worker.service.dead_letters import MAX_STORED_BODY, DeadLetterDrain, new_letter
-from worker.store.letters import NewLetter
+from worker.dead_letters.drain import MAX_STORED_BODY, DeadLetterDrain, new_letter
+from worker.dead_letters.model import NewLetter
 
 DEATH = {
     "x-death": [

@@ -10,13 +10,13 @@ import pytest
 from support.letters import stored
 from support.messages import encode, envelope, renewal
 from worker.cli.dlq_output import LIST_COLUMNS, described, listed, row
+from worker.dead_letters import DeadLetter, Routes, parse_when, plan
+from worker.dead_letters.model import LetterFilter, NewLetter, StoredLetter
+from worker.dead_letters.records import DeadLetterRecords
+from worker.dead_letters.replays import InvalidRate, run
+from worker.dead_letters.sql import to_us
 from worker.settings import Settings
 from worker.store import open_store
-from worker.store.dead_letters import DeadLetterRecords
-from worker.store.letter_sql import to_us
-from worker.store.letters import LetterFilter, NewLetter, StoredLetter
-from worker.tools.dead_letters import DeadLetter, Routes, parse_when, plan
-from worker.tools.dead_letters.replays import InvalidRate, run
 from worker.tools.tables import render
 
 CLOUDEVENTS = "application/cloudevents+json"
@@ -374,7 +374,9 @@ def test_replay_publishes_where_the_plan_says_and_nowhere_else(tmp_path) -> None
 
 
 @pytest.mark.parametrize("rate", [float("inf"), -1.0, 0.0])
-def test_a_replay_whose_stored_rate_cannot_be_held_ends_cancelled_before_any_letter(tmp_path, rate: float) -> None:
+def test_a_replay_whose_stored_rate_cannot_be_held_ends_cancelled_before_any_letter(
+    tmp_path, rate: float
+) -> None:
     """run() over an operation stored with an infinite, negative or zero rate raises InvalidRate,
     publishes nothing and leaves the operation cancelled (resumable), never running."""
     store = open_store(f"sqlite:///{tmp_path / 'renewals.db'}")
@@ -388,7 +390,9 @@ def test_a_replay_whose_stored_rate_cannot_be_held_ends_cancelled_before_any_let
         run(records, operation.id, publisher, ROUTES, actor="test")
     assert publisher.published == []
     assert records.operation(operation.id).status == "cancelled"
-    assert [x.status for x in records.page(LetterFilter(statuses=frozenset({"new", "replayed"}))).letters] == ["new"]
+    assert [
+        x.status for x in records.page(LetterFilter(statuses=frozenset({"new", "replayed"}))).letters
+    ] == ["new"]
 
 
 def drained(dead: DeadLetter) -> NewLetter:

@@ -15,9 +15,9 @@ from hypothesis import strategies as st
 from support.letters import stored
 from support.messages import contact, encode, envelope, owner_changed, renewal
 from worker.cli.dlq_output import LIST_COLUMNS, PLAN_COLUMNS, described, listed, row
+from worker.dead_letters import DeadLetter, Routes, parse_when, plan
+from worker.dead_letters.sql import to_us
 from worker.settings import Settings
-from worker.store.letter_sql import to_us
-from worker.tools.dead_letters import DeadLetter, Routes, parse_when, plan
 from worker.tools.tables import render
 
 FUZZ = settings(max_examples=150, deadline=None, suppress_health_check=[HealthCheck.too_slow])

@@ -17,12 +17,12 @@ from worker import logs
 from worker.app import build_services
 from worker.broker.links import ConsumerLost
 from worker.broker.publisher import PublishFailed
+from worker.dead_letters.records import DeadLetterRecords
 from worker.service.health import Health
 from worker.service.metrics import Metrics
 from worker.service.session import Services, StoppedDuringOutage
 from worker.settings import Settings
 from worker.store import OutboxRow, SqlStore, StoreUnavailable, open_store
-from worker.store.dead_letters import DeadLetterRecords
 
 DANA = contact("dana", "client.example")
 

@@ -26,11 +26,11 @@ from handlers import HANDLERS
 from support.faults import fails_for_doomed_clients
 from support.messages import contact, renewal
 from worker.broker.messages import Delivery
+from worker.dead_letters import DeadLetter
 from worker.service.outbox import Outbox
 from worker.service.processing import Result
 from worker.settings import VERSION, Settings
 from worker.store import OutboxRow, open_store
-from worker.tools.dead_letters import DeadLetter
 from worker.tracing import TracingMisconfigured
 from worker.tracing.replay import ReplayTracing
 from worker.tracing.sdk import SdkLines, exporters, resource, trace_ids

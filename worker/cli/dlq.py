@@ -23,10 +23,13 @@ from worker.cli.dlq_options import (
     when,
 )
 from worker.cli.dlq_output import (
+    AUDIT_COLUMNS,
     GROUP_COLUMNS,
     HISTORY_COLUMNS,
     LIST_COLUMNS,
     PURGE_COLUMNS,
+    audit_document,
+    audit_row,
     described,
     group_row,
     history_row,
@@ -34,9 +37,9 @@ from worker.cli.dlq_output import (
     row,
 )
 from worker.cli.dlq_replay import replay_command
+from worker.dead_letters import Routes, actions, as_dead_letter, audit, label, user
+from worker.dead_letters.model import LetterFilter, StoredLetter
 from worker.private_files import private_file
-from worker.store.letters import LetterFilter, StoredLetter
-from worker.tools.dead_letters import Routes, as_dead_letter, audit, label, user
 from worker.tools.tables import render
 
 
@@ -148,8 +151,7 @@ def note(event_id: str, text: str) -> None:
     """Add a triage note to a dead letter (all letters of the event id, or #N)."""
     with dead_letter_records() as records:
         letters = find_one(records, event_id)
-        for letter in letters:
-            records.add_note(letter.summary.id, text, actor=user())
+        actions.note(records, user(), [letter.summary.id for letter in letters], text)
     audit(logs.get_logger("renewals.dlq"), "noted", result="added", ids=[f"#{x.summary.id}" for x in letters])
     click.echo(f"noted on {', '.join(f'#{letter.summary.id}' for letter in letters)}")
 
@@ -169,7 +171,7 @@ def archive(selection: LetterFilter, everything: bool, older_than: datetime | No
         selection = LetterFilter(**{**_fields(selection), "until": until})
     require_choice(selection, everything, "archive")
     with dead_letter_records() as records:
-        count = records.archive(selection, actor=user())
+        count = actions.archive(records, user(), selection).counts["archived"]
     audit(
         logs.get_logger("renewals.dlq"),
         "archived",
@@ -202,13 +204,7 @@ def export(selection: LetterFilter, out: str, force: bool) -> None:
                 stream.write(
                     json.dumps({**as_dead_letter(letter).as_record(), **_record_fields(letter)}) + "\n"
                 )
-        records.audit(
-            "export",
-            actor=user(),
-            selection=selection.describe(),
-            counts={"exported": len(letters)},
-            result=out,
-        )
+        actions.exported(records, user(), selection, len(letters), out)
     click.echo(f"exported {len(letters)} dead letters to {out} (none changed)", err=out == "-")
 
 
@@ -248,11 +244,8 @@ def purge_command(selection: LetterFilter, everything: bool, yes: bool) -> None:
             if rows:
                 click.echo(render(rows, PURGE_COLUMNS))
             raise click.ClickException(f"would purge {len(rows)}; nothing purged without --yes")
-        numbers = [letter.summary.id for letter in letters]
-        count = 0
-        for start in range(0, len(numbers), 500):  # what was shown, not what arrived since
-            shown = frozenset(numbers[start : start + 500])
-            count += records.purge(LetterFilter(letter_ids=shown, statuses=selection.statuses), actor=user())
+        shown = [letter.summary.id for letter in letters]  # what was shown, not what arrived since
+        count = actions.purge(records, user(), selection, shown=shown).counts["purged"]
     audit(
         logs.get_logger("renewals.dlq"),
         "purged",
@@ -285,13 +278,32 @@ def replays(limit: int, as_json: bool) -> None:
 @click.argument("operation_id", metavar="OP_ID")
 def cancel(operation_id: str) -> None:
     """Ask a running replay to stop, from anywhere: it stops after the letter in hand."""
-    from worker.store.dead_letters import UnknownOperation
+    from worker.dead_letters.records import UnknownOperation
 
     with dead_letter_records() as records:
         try:
-            found = records.request_cancel(operation_id, actor=user())
+            found = actions.cancel_replay(records, user(), operation_id)
         except UnknownOperation as exc:
             raise click.ClickException(str(exc)) from None
     click.echo(
         f"replay {operation_id}: {found.status}" + (", cancel requested" if found.cancel_requested else "")
     )
+
+
+@dlq.command("audit")
+@click.option(
+    "--limit", default=50, show_default=True, type=click.IntRange(min=1), help="At most N, newest first."
+)
+@click.option("--operation", "operation_id", metavar="OP_ID", help="Only this operation's rows.")
+@click.option("--json", "as_json", is_flag=True, help="A JSON array, for scripts.")
+def audit_command(limit: int, operation_id: str | None, as_json: bool) -> None:
+    """Who did what to dead letters, newest first: this command's actions and the console's
+    alike (the console's Audit page shows the same rows)."""
+    with dead_letter_records() as records:
+        entries = actions.audit(records, limit=limit, of=operation_id)
+    if as_json:
+        click.echo(json.dumps([audit_document(entry) for entry in entries], indent=2))
+    elif not entries:
+        click.echo("nothing audited yet")
+    else:
+        click.echo(render([audit_row(entry) for entry in entries], AUDIT_COLUMNS))

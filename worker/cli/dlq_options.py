@@ -9,13 +9,13 @@ from typing import Any
 
 import click
 
-from worker.app import open_configured_store
 from worker.cli.core import load_settings, require_existing_store
+from worker.dead_letters import InvalidRate, Routes, check_rate, parse_when
+from worker.dead_letters.model import STATUSES, LetterFilter, Status, StoredLetter
+from worker.dead_letters.records import DeadLetterRecords
 from worker.redaction import masked
 from worker.store import SchemaTooNew, SchemaTooOld, StoreUnavailable
-from worker.store.dead_letters import DeadLetterRecords
-from worker.store.letters import STATUSES, LetterFilter, Status, StoredLetter
-from worker.tools.dead_letters import InvalidRate, Routes, check_rate, parse_when
+from worker.store.configured import open_configured_store
 
 Command = Callable[..., None]
 

@@ -6,8 +6,7 @@ from typing import IO, Any
 
 import click
 
-from worker.store.letters import Group, HistoryEntry, ReplayOperation, StoredLetter
-from worker.tools.dead_letters import (
+from worker.dead_letters import (
     DeadLetter,
     Plan,
     Report,
@@ -18,6 +17,7 @@ from worker.tools.dead_letters import (
     label,
     target,
 )
+from worker.dead_letters.model import AuditEntry, Group, HistoryEntry, ReplayOperation, StoredLetter
 from worker.tools.tables import printable, render
 
 PURGE_COLUMNS = ["#", "id", "type", "reason", "detail", "failed_at", "attempts", "replays"]
@@ -25,6 +25,7 @@ LIST_COLUMNS = [*PURGE_COLUMNS, "replay to"]
 PLAN_COLUMNS = ["#", "id", "type", "reason", "replays", "action", "to / why"]
 GROUP_COLUMNS = ["group", "count", "reason", "type", "first_seen", "last_seen", "per hour", "detail"]
 HISTORY_COLUMNS = ["at", "what", "by", "operation", "to", "outcome"]
+AUDIT_COLUMNS = ["at", "by", "action", "operation", "selection", "counts", "result"]
 OPERATION_COLUMNS = [
     "operation",
     "status",
@@ -214,6 +215,32 @@ def group_row(group: Group) -> dict[str, Any]:
         "per hour": bars,
         "trend": group.trend,
         "detail": group.pattern,
+    }
+
+
+def audit_row(entry: AuditEntry) -> dict[str, Any]:
+    """One audit row as `audit` shows it; `counts` stays a mapping in JSON."""
+    return {
+        "at": entry.at.isoformat(timespec="seconds"),
+        "by": entry.actor,
+        "action": entry.action,
+        "operation": entry.operation_id,
+        "selection": entry.selection,
+        "counts": ", ".join(f"{name} {count}" for name, count in entry.counts.items()),
+        "result": entry.result,
+    }
+
+
+def audit_document(entry: AuditEntry) -> dict[str, Any]:
+    """One audit row for scripts: the console API's fields, the time in ISO 8601."""
+    return {
+        "at": entry.at.isoformat(),
+        "actor": entry.actor,
+        "action": entry.action,
+        "operation_id": entry.operation_id,
+        "selection": entry.selection,
+        "counts": entry.counts,
+        "result": entry.result,
     }
 
 

@@ -22,25 +22,25 @@ from worker.cli.dlq_options import (
     to_original_option,
 )
 from worker.cli.dlq_output import Progress, print_plans, print_report
-from worker.redaction import masked
-from worker.store.dead_letters import DeadLetterRecords, OperationBusy, UnknownOperation
-from worker.store.letters import LetterFilter, ReplayOperation
-from worker.tools.dead_letters import (
+from worker.dead_letters import (
     DEFAULT_MAX_REPLAYS,
     DeadLetterError,
     InvalidRate,
     ReplayPublisher,
     Report,
     Routes,
+    actions,
     as_dead_letter,
     audit,
-    check_rate,
     cut,
     label,
     plan,
     run,
     user,
 )
+from worker.dead_letters.model import LetterFilter, ReplayOperation
+from worker.dead_letters.records import DeadLetterRecords, OperationBusy, UnknownOperation
+from worker.redaction import masked
 from worker.tracing import TracingMisconfigured, replay_tracing
 
 if TYPE_CHECKING:
@@ -100,14 +100,14 @@ def replay_command(
             return
         try:
             if resume_id is not None:
-                _resumable(records, resume_id)
-                operation = records.resume(resume_id, actor=user())
+                operation = _resumed(records, resume_id)
                 routes = Routes.of(settings, to_original=operation.to_original)
             else:
                 matching(records, selection)  # an error if filters match nothing
-                operation = records.start_replay(
+                operation = actions.start_replay(
+                    records,
+                    user(),
                     selection,
-                    actor=user(),
                     rate=rate or settings.replay_rate,
                     to_original=routes.to_original,
                     force=force,
@@ -163,11 +163,11 @@ def replay_command(
         raise click.ClickException(f"{len(report.failed)} dead letters could not be replayed; they stay new")
 
 
-def _resumable(records: DeadLetterRecords, operation_id: str) -> None:
-    """A replay whose stored rate cannot be held (written before rates were checked) is not
-    resumed: one line says so, and the operation stays as it is."""
+def _resumed(records: DeadLetterRecords, operation_id: str) -> ReplayOperation:
+    """The replay taken up again; one whose stored rate cannot be held (written before rates
+    were checked) is not resumed: one line says so, and the operation stays as it is."""
     try:
-        check_rate(records.operation(operation_id).rate)
+        return actions.resume_replay(records, user(), operation_id)
     except InvalidRate as exc:
         raise click.ClickException(
             f"replay {operation_id} cannot be resumed: {exc}; start a new replay of the same"

@@ -9,8 +9,8 @@ from amqp.exceptions import AMQPError
 
 from worker import logs
 from worker.cli.core import broker_of, load_settings
+from worker.dead_letters import DeadLetter
 from worker.redaction import masked
-from worker.tools.dead_letters import DeadLetter
 from worker.tools.peek import PeekError, QueuePeek
 from worker.tools.tables import printable, render
 

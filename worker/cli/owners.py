@@ -6,7 +6,8 @@ import click
 
 from worker.cli.core import load_settings, require_existing_store
 from worker.redaction import masked
-from worker.store import StoreRefused, WorkingSet, open_store
+from worker.store import StoreRefused, WorkingSet
+from worker.store.configured import open_configured_store
 from worker.tools.owners import described, ownership
 
 
@@ -28,7 +29,7 @@ def show(partner_id: str, client_id: str | None, as_json: bool) -> None:
     settings = load_settings()
     require_existing_store(settings)
     try:
-        store = open_store(settings.store_url)
+        store = open_configured_store(settings)
     except StoreRefused:
         raise  # told once, by the command group: exit 77
     except Exception as exc:

@@ -15,6 +15,7 @@ from worker.cli.core import load_settings, require_existing_store
 from worker.redaction import masked
 from worker.settings import Settings
 from worker.store import SCHEMA_VERSION, SchemaTooNew, SqlStore, StoreUnavailable
+from worker.store.configured import open_configured_store
 
 
 @click.group("store")
@@ -76,8 +77,6 @@ def status(as_json: bool) -> None:
 @contextmanager
 def _opened(settings: Settings) -> Iterator[SqlStore]:
     """The configured store, closed afterwards; an unreachable store is one clear line."""
-    from worker.app import open_configured_store
-
     try:
         opened = open_configured_store(settings)
     except (StoreUnavailable, ValueError) as exc:

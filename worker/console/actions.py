@@ -1,8 +1,7 @@
-"""What the console does to dead letters, for pages and API alike: each action is checked,
-done through the records, and audited (user, operation id, selection, counts) in the store's
-audit records and in one log line."""
+"""What the console does to dead letters, for pages and API alike: each request is checked
+here, done by the one use case `renewals dlq` runs too (`worker.dead_letters.actions`, which
+audits it in the store under an operation id), and said in one `console.action` log line."""
 
-import uuid
 from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
 from typing import Annotated, Any, TypeVar
@@ -11,14 +10,15 @@ from pydantic import BaseModel, Field, field_validator
 
 from worker.console.identity import Identity
 from worker.console.params import VALUES_MAX, Blank, Count, Many, NoteText, RowId, SearchText, Text
+from worker.dead_letters import Plan, Routes
+from worker.dead_letters import actions as use_cases
+from worker.dead_letters import replays as replay_runs
+from worker.dead_letters.model import STATUSES, LetterFilter, ReplayOperation, Status
+from worker.dead_letters.outline import OutlinedLetter
+from worker.dead_letters.records import DeadLetterRecords
 from worker.logs import get_logger
 from worker.settings import MAX_REPLAY_RATE
 from worker.store import SqlStore, WorkingSet
-from worker.store.dead_letters import DeadLetterRecords
-from worker.store.letters import STATUSES, LetterFilter, ReplayOperation, Status
-from worker.tools.dead_letters import Plan, Routes
-from worker.tools.dead_letters import replays as replay_runs
-from worker.tools.dead_letters.outline import OutlinedLetter
 from worker.tools.owners import Ownership, ownership
 
 log = get_logger("worker.console")
@@ -121,22 +121,20 @@ def preview(
 
 def archive(records: DeadLetterRecords, identity: Identity, selection: Selection) -> dict[str, Any]:
     chosen = selection.for_action()
-    operation_id = _operation_id()
-    count = records.archive(chosen, actor=identity.name, operation_id=operation_id)
-    return _done(identity, "archive", operation_id, chosen, {"archived": count})
+    done = use_cases.archive(records, identity.name, chosen)
+    return _done(identity, "archive", done.operation_id, chosen, done.counts)
 
 
 def purge(records: DeadLetterRecords, identity: Identity, selection: Selection) -> dict[str, Any]:
     chosen = selection.for_action()
-    operation_id = _operation_id()
-    count = records.purge(chosen, actor=identity.name, operation_id=operation_id)
-    return _done(identity, "purge", operation_id, chosen, {"purged": count})
+    done = use_cases.purge(records, identity.name, chosen)
+    return _done(identity, "purge", done.operation_id, chosen, done.counts)
 
 
 def note(records: DeadLetterRecords, identity: Identity, letter_id: int, text: str) -> dict[str, Any]:
-    records.add_note(letter_id, text, actor=identity.name)
+    done = use_cases.note(records, identity.name, [letter_id], text)
     chosen = LetterFilter(letter_ids=frozenset({letter_id}))
-    return _done(identity, "note", None, chosen, {"notes": 1})
+    return _done(identity, "note", done.operation_id, chosen, {"notes": 1})
 
 
 def started(identity: Identity, operation: ReplayOperation) -> None:
@@ -180,7 +178,3 @@ def _done(
         **counts,
     )
     return {"operation_id": operation_id, "selection": chosen.describe(), **counts}
-
-
-def _operation_id() -> str:
-    return uuid.uuid4().hex[:12]

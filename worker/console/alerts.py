@@ -16,9 +16,9 @@ from pydantic import BaseModel, Field, ValidationError
 from worker.console.guard import console_of, require
 from worker.console.identity import Identity
 from worker.console.render import render
+from worker.dead_letters.records import DeadLetterRecords
 from worker.logs import get_logger
 from worker.redaction import masked
-from worker.store.dead_letters import DeadLetterRecords
 
 router = APIRouter()
 log = get_logger("worker.console")

@@ -11,9 +11,10 @@ from worker.console.guard import console_of, require
 from worker.console.health import health
 from worker.console.identity import Identity
 from worker.console.params import Blank, LetterId, ReplayId, RowId, Text
-from worker.store.dead_letters import OperationBusy, UnknownOperation
-from worker.store.letters import Status
-from worker.tools.dead_letters import InvalidRate, Routes
+from worker.dead_letters import InvalidRate, Routes
+from worker.dead_letters import actions as use_cases
+from worker.dead_letters.model import Status
+from worker.dead_letters.records import OperationBusy, UnknownOperation
 
 router = APIRouter(prefix="/api", tags=["api"])
 
@@ -119,7 +120,7 @@ def get_replay(request: Request, _: Viewer, operation_id: ReplayId) -> dict[str,
 @router.delete("/replays/{operation_id}", summary="Cancel a running replay")
 def cancel_replay(request: Request, who: Operator, operation_id: ReplayId) -> dict[str, Any]:
     try:
-        operation = console_of(request).records().request_cancel(operation_id, actor=who.name)
+        operation = use_cases.cancel_replay(console_of(request).records(), who.name, operation_id)
     except UnknownOperation:
         raise HTTPException(404, f"no replay {operation_id}") from None
     actions.cancelled(who, operation)
@@ -159,7 +160,7 @@ def purge(request: Request, who: Operator, selection: actions.Selection) -> dict
 
 @router.get("/audit", summary="The latest audited actions, newest first")
 def audit(request: Request, _: Viewer, limit: Annotated[int, Query(ge=1, le=1000)] = 100) -> dict[str, Any]:
-    return {"audit": [shapes.audit(e) for e in console_of(request).records().audit_log(limit=limit)]}
+    return {"audit": [shapes.audit(e) for e in use_cases.audit(console_of(request).records(), limit=limit)]}
 
 
 @router.get("/owners", summary="Who owns renewal communication: what `renewals owners show` says")

@@ -9,7 +9,7 @@ from fastapi import Query
 
 from worker.console.actions import Selection
 from worker.console.params import VALUES_MAX, Blank, Many, RowId, SearchText, Text
-from worker.store.letters import Status
+from worker.dead_letters.model import Status
 
 
 def _many(description: str) -> object:

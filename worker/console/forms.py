@@ -23,9 +23,10 @@ from worker.console.pages import selection_of
 from worker.console.params import LetterId, NoteText, ReplayId
 from worker.console.passwords import Throttled, check_password
 from worker.console.render import render
+from worker.dead_letters import InvalidRate, Routes, check_rate
+from worker.dead_letters import actions as use_cases
+from worker.dead_letters.records import OperationBusy, UnknownOperation
 from worker.logs import get_logger
-from worker.store.dead_letters import OperationBusy, UnknownOperation
-from worker.tools.dead_letters import InvalidRate, Routes, check_rate
 
 router = APIRouter(include_in_schema=False)
 log = get_logger("worker.console")
@@ -144,7 +145,7 @@ def _confirm(request: Request, who: Identity, form: ImmutableMultiDict[str, Any]
 @router.post("/replays/{operation_id}/cancel")
 def cancel_replay(request: Request, who: Operator, operation_id: ReplayId) -> Response:
     try:
-        operation = console_of(request).records().request_cancel(operation_id, actor=who.name)
+        operation = use_cases.cancel_replay(console_of(request).records(), who.name, operation_id)
     except UnknownOperation:
         raise HTTPException(404, f"no replay {operation_id}") from None
     actions.cancelled(who, operation)

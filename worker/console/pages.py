@@ -16,9 +16,10 @@ from worker.console.health import health
 from worker.console.identity import Identity
 from worker.console.params import Blank, LetterId, ReplayId, RowId, Text, one_line
 from worker.console.render import pretty_body, render
+from worker.dead_letters import actions as use_cases
+from worker.dead_letters.model import STATUSES
+from worker.dead_letters.records import UnknownOperation
 from worker.logs import get_logger
-from worker.store.dead_letters import UnknownOperation
-from worker.store.letters import STATUSES
 from worker.tools.owners import described
 
 router = APIRouter(include_in_schema=False)
@@ -89,7 +90,9 @@ def owners_page(request: Request, _: Viewer, partner: Name = None, client: Name 
 
 @router.get("/audit")
 def audit_page(request: Request, _: Viewer) -> Response:
-    return render(request, "audit.html", {"entries": console_of(request).records().audit_log(limit=200)})
+    return render(
+        request, "audit.html", {"entries": use_cases.audit(console_of(request).records(), limit=200)}
+    )
 
 
 @router.get("/health")

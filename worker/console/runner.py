@@ -7,15 +7,16 @@ from collections.abc import Callable
 
 from worker.broker.endpoints import from_settings
 from worker.console.identity import Identity
+from worker.dead_letters import Routes
+from worker.dead_letters import actions as use_cases
+from worker.dead_letters import replays as replay_runs
+from worker.dead_letters.model import LetterFilter, ReplayOperation
+from worker.dead_letters.queue import ReplayPublisher
+from worker.dead_letters.records import DeadLetterRecords
 from worker.logs import get_logger
 from worker.redaction import masked
 from worker.settings import Settings
 from worker.store import SqlStore
-from worker.store.dead_letters import DeadLetterRecords
-from worker.store.letters import LetterFilter, ReplayOperation
-from worker.tools.dead_letters import Routes
-from worker.tools.dead_letters import replays as replay_runs
-from worker.tools.dead_letters.queue import ReplayPublisher
 
 log = get_logger("worker.console.replays")
 
@@ -40,9 +41,10 @@ class Runner:
         to_original: bool,
         max_replays: int,
     ) -> ReplayOperation:
-        operation = records.start_replay(
+        operation = use_cases.start_replay(
+            records,
+            identity.name,
             selection,
-            actor=identity.name,
             rate=rate,
             to_original=to_original,
             force=force,
@@ -55,8 +57,7 @@ class Runner:
         """Take up a cancelled or interrupted replay where it stopped (UnknownOperation,
         OperationBusy if another process runs it, InvalidRate if its stored rate cannot be held:
         then it stays as it is); a finished one comes back as it is."""
-        replay_runs.check_rate(records.operation(operation_id).rate)
-        operation = records.resume(operation_id, actor=identity.name)
+        operation = use_cases.resume_replay(records, identity.name, operation_id)
         if operation.status == "running":
             self._spawn(operation, identity)
         return operation
@@ -80,8 +81,8 @@ class Runner:
 
     def _run(self, operation_id: str, actor: str) -> None:
         store = self._open_store()
+        records = DeadLetterRecords(store)
         try:
-            records = DeadLetterRecords(store)
             operation = records.operation(operation_id)
             routes = Routes.of(self._settings, to_original=operation.to_original)
             broker = from_settings(self._settings, heartbeat=0)
@@ -93,7 +94,7 @@ class Runner:
         except Exception as exc:  # the thread must say why it ended, and end the operation
             log.error("console.replay_failed", operation_id=operation_id, error=masked(str(exc)))
             try:
-                DeadLetterRecords(store).finish(operation_id, cancelled=True, actor=actor)
+                records.finish(operation_id, cancelled=True, actor=actor)
             except Exception as again:  # the store is gone too: the operation can be resumed
                 log.error("console.replay_unfinished", operation_id=operation_id, error=masked(str(again)))
         finally:

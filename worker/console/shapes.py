@@ -6,8 +6,15 @@ from datetime import datetime
 from decimal import Decimal
 from typing import Any
 
-from worker.store.letters import AuditEntry, Group, HistoryEntry, LetterSummary, ReplayOperation, StoredLetter
-from worker.tools.dead_letters import Plan, label
+from worker.dead_letters import Plan, label
+from worker.dead_letters.model import (
+    AuditEntry,
+    Group,
+    HistoryEntry,
+    LetterSummary,
+    ReplayOperation,
+    StoredLetter,
+)
 
 
 def plain(value: Any) -> Any:

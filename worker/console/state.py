@@ -4,7 +4,6 @@ throttle, the replays it runs, and one store connection per server thread."""
 import threading
 from dataclasses import dataclass, field
 
-from worker.app import open_configured_store
 from worker.console.access import Access
 from worker.console.health import BrokerFigures
 from worker.console.identity import Identity
@@ -12,10 +11,11 @@ from worker.console.runner import Runner
 from worker.console.sessions import Session, Sessions
 from worker.console.throttle import SignInThrottle
 from worker.console.users import BasicChecks, User
+from worker.dead_letters.records import DeadLetterRecords
 from worker.settings import Settings
 from worker.store import SqlStore
+from worker.store.configured import open_configured_store
 from worker.store.console_sessions import ConsoleSessionRecords
-from worker.store.dead_letters import DeadLetterRecords
 
 
 @dataclass

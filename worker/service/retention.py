@@ -5,9 +5,9 @@ pruning never holds processing up."""
 import time
 from datetime import UTC, datetime, timedelta
 
+from worker.dead_letters.records import DeadLetterRecords
 from worker.settings import Settings
 from worker.store import SqlStore
-from worker.store.dead_letters import DeadLetterRecords
 
 # Seconds to the next round while a round still finds a full chunk to delete: none, so that
 # a worker working through a backlog prunes after every batch (up to a chunk of each kind per

@@ -27,9 +27,9 @@ from worker import logs
 from worker.broker.links import ConsumerLost
 from worker.broker.messages import Delivery, Outgoing, bare_copy
 from worker.broker.publisher import Unencodable
+from worker.dead_letters.drain import NEXT_WAIT, PUMP_FOR, DeadLetterDrain
 from worker.logs import Logger
 from worker.service.consumer_watch import ConsumerWatch
-from worker.service.dead_letters import NEXT_WAIT, PUMP_FOR, DeadLetterDrain
 from worker.service.health import Health
 from worker.service.housekeeping import Housekeeping
 from worker.service.metrics import Metrics

@@ -1,13 +1,14 @@
-"""Stores: the projection, the inbox, reminder keys, crash counts, the outbox, and the dead-letter
-records (`worker.store.dead_letters`).
+"""Stores: the projection, the inbox, reminder keys, crash counts and the outbox (the dead-letter
+records, over the same store, are `worker.dead_letters.records`).
 
 `open_store(url)` picks the backend by URL scheme: `sqlite:///path` (the embedded default)
 or `postgresql://...`. A batch is one transaction of a few set-based statements over a
 `WorkingSet` that the handlers use as their projection.
 
 The parts, each over one connection (`connection`): `migrations`, `outbox`, `retention`, the
-batch's `projection` with its write strategy (`projection_writes`), and the dead letters;
-`sql.SqlStore` gathers them for the worker, `backend` says what differs between databases.
+batch's `projection` with its write strategy (`projection_writes`);
+`sql.SqlStore` gathers them for the worker, `backend` says what differs between databases;
+`configured.open_configured_store(settings)` is how every process opens the configured one.
 """
 
 from worker.store.model import OutboxRow, StoreConflict, StoreError, StoreRefused, StoreUnavailable, Written

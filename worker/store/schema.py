@@ -68,7 +68,7 @@ INITIAL_POSTGRES = (
 
 
 def _dead_letters(ints: str, blob: str, real: str, identity: str) -> tuple[str, ...]:
-    """Migration 3 for one backend: dead letters as records (worker/store/dead_letters.py)."""
+    """Migration 3 for one backend: dead letters as records (worker/dead_letters/records.py)."""
     return (
         f"""CREATE TABLE IF NOT EXISTS dead_letters (
             id {identity}, letter_key TEXT NOT NULL UNIQUE, status TEXT NOT NULL,

@@ -20,10 +20,10 @@ from worker.broker.endpoints import Broker, from_settings
 from worker.broker.messages import ERROR_REASON
 from worker.broker.topology import BrokerVersion, Topology, declare, topology
 from worker.broker.wire import Connection, DeliveryReader, read_by_the_reader
+from worker.dead_letters.model import LetterFilter
+from worker.dead_letters.records import DeadLetterRecords
 from worker.settings import Settings
 from worker.store import StoreUnavailable, open_store
-from worker.store.dead_letters import DeadLetterRecords
-from worker.store.letters import LetterFilter
 from worker.tools.event_files import publish
 
 

@@ -18,9 +18,9 @@ from worker.boundary import aside, guarded
 from worker.broker.endpoints import Broker
 from worker.broker.messages import Delivery
 from worker.broker.wire import DeliveryReader, read_by_the_reader
+from worker.dead_letters.letter import PROPERTY_NAMES, DeadLetter
 from worker.logs import Logger
 from worker.tools.connection import ToolConnection
-from worker.tools.dead_letters.letter import PROPERTY_NAMES, DeadLetter
 from worker.tools.errors import ToolError
 
 MAX_PREFETCH = 65535  # basic.qos counts in 16 bits; 0 means unbounded

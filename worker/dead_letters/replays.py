@@ -17,14 +17,14 @@ from datetime import UTC, datetime
 from typing import Any, Protocol
 
 from worker.boundary import aside, guarded
+from worker.dead_letters.letter import DeadLetter
+from worker.dead_letters.model import Claimed, HistoryEntry, LetterFilter, ReplayOperation, StoredLetter
+from worker.dead_letters.operations import Plan, Report, plan
+from worker.dead_letters.outline import OutlinedLetter
+from worker.dead_letters.queue import ReplayRefused
+from worker.dead_letters.records import DeadLetterRecords
+from worker.dead_letters.routing import Routes
 from worker.settings import MAX_REPLAY_RATE
-from worker.store.dead_letters import DeadLetterRecords
-from worker.store.letters import Claimed, HistoryEntry, LetterFilter, ReplayOperation, StoredLetter
-from worker.tools.dead_letters.letter import DeadLetter
-from worker.tools.dead_letters.operations import Plan, Report, plan
-from worker.tools.dead_letters.outline import OutlinedLetter
-from worker.tools.dead_letters.queue import ReplayRefused
-from worker.tools.dead_letters.routing import Routes
 from worker.tools.errors import ToolError
 
 LOOK_EVERY = 0.5  # seconds between looks at the operation's cancel flag

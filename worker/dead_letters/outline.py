@@ -2,14 +2,14 @@
 from its row: its summary, never its body, properties or headers.
 
 The summary's columns were read from the letter's headers and body once, when it was recorded
-(worker/service/dead_letters.py: `event_type` is the letter's `type`, `replays` its
+(worker/dead_letters/drain.py: `event_type` is the letter's `type`, `replays` its
 `replay_count`, and so on), so a plan made from them is the plan a replay makes from the whole
 letter."""
 
 from dataclasses import dataclass
 from typing import Protocol
 
-from worker.store.letters import LetterSummary
+from worker.dead_letters.model import LetterSummary
 
 
 class Replayable(Protocol):

@@ -1,10 +1,10 @@
 """Times as operators write them, for the filters `list`, `replay`, `export`, `purge` and
-`archive` share (the filters themselves are a `worker.store.letters.LetterFilter`)."""
+`archive` share (the filters themselves are a `worker.dead_letters.model.LetterFilter`)."""
 
 import re
 from datetime import UTC, datetime, timedelta
 
-from worker.tools.dead_letters.values import utc
+from worker.dead_letters.values import utc
 
 _AGO = re.compile(r"^(\d+)\s*([smhd])$")
 _UNITS = {"s": "seconds", "m": "minutes", "h": "hours", "d": "days"}

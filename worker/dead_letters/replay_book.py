@@ -14,12 +14,12 @@ import uuid
 from collections.abc import Sequence
 from dataclasses import dataclass, replace
 
-from worker.store.letter_sql import (
+from worker.dead_letters.model import Claimed, HistoryEntry, LetterFilter, LetterSummary, ReplayOperation
+from worker.dead_letters.sql import (
     FULL_COLUMNS,
     OPERATION_COLUMNS,
     SUMMARY_COLUMNS,
     clean,
-    maybe,
     now_us,
     operation,
     stored,
@@ -27,7 +27,7 @@ from worker.store.letter_sql import (
     to_us,
     where,
 )
-from worker.store.letters import Claimed, HistoryEntry, LetterFilter, LetterSummary, ReplayOperation
+from worker.dead_letters.trail import Trail
 from worker.store.model import StoreError
 from worker.store.sql import SqlStore
 
@@ -53,11 +53,12 @@ class Outline:
 
 
 class ReplayBook:
-    """The replay half of `DeadLetterRecords`."""
+    """Replay operations over one store's letters: started, claimed, settled, cancelled, ended."""
 
-    def __init__(self, store: SqlStore) -> None:
+    def __init__(self, store: SqlStore, trail: Trail) -> None:
         self._store = store
         self._backend = store._backend
+        self._trail = trail
 
     def start_replay(
         self,
@@ -170,7 +171,7 @@ class ReplayBook:
                     "UPDATE dead_letter_replays SET status = 'cancelled', updated_at_us = ? WHERE id = ?",
                     (at_us, operation_id),
                 )
-            self._audit_row(
+            self._trail.audit_row(
                 "cancel", actor, operation_id, found.selection.describe(), _counts(found), "requested"
             )
         return self.operation(operation_id)
@@ -242,7 +243,7 @@ class ReplayBook:
                 " WHERE id = ? AND claimed_by = ?",
                 (letter_id, claimed.operation_id),
             )
-        self.add_history([letter_id], replace(outcome, operation_id=claimed.operation_id), at_us)
+        self._trail.add_history([letter_id], replace(outcome, operation_id=claimed.operation_id), at_us)
         self._store.execute(
             f"UPDATE dead_letter_replays SET {counter} = {counter} + 1, updated_at_us = ? WHERE id = ?",
             (at_us, claimed.operation_id),
@@ -270,54 +271,10 @@ class ReplayBook:
             )
             found = self.operation(operation_id)
             result = status if not found.failed else f"{status} with failures"
-            self._audit_row("replay", actor, operation_id, found.selection.describe(), _counts(found), result)
+            self._trail.audit_row(
+                "replay", actor, operation_id, found.selection.describe(), _counts(found), result
+            )
         return found
-
-    def add_history(self, letter_ids: Sequence[int], entry: HistoryEntry, at_us: int) -> None:
-        """One history entry per letter, inside the caller's transaction."""
-        to_exchange, to_routing_key = entry.to if entry.to is not None else (None, None)
-        self._store.execute_many(
-            "INSERT INTO dead_letter_history (letter_id, at_us, kind, actor, operation_id, to_exchange,"
-            " to_routing_key, outcome, message_id, text) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
-            [
-                (
-                    letter_id,
-                    at_us,
-                    entry.kind,
-                    clean(entry.actor),
-                    entry.operation_id,
-                    maybe(to_exchange),
-                    maybe(to_routing_key),
-                    maybe(entry.outcome),
-                    maybe(entry.message_id),
-                    maybe(entry.text),
-                )
-                for letter_id in letter_ids
-            ],
-        )
-
-    def _audit_row(
-        self,
-        action: str,
-        actor: str,
-        operation_id: str | None,
-        selection: str,
-        counts: dict[str, int],
-        result: str,
-    ) -> None:
-        self._store.execute(
-            "INSERT INTO dead_letter_audit (at_us, actor, action, operation_id, selection, counts, result)"
-            " VALUES (?, ?, ?, ?, ?, ?, ?)",
-            (
-                now_us(),
-                clean(actor),
-                action,
-                operation_id,
-                clean(selection),
-                json.dumps(counts),
-                clean(result),
-            ),
-        )
 
 
 def _counts(found: ReplayOperation) -> dict[str, int]:

@@ -7,8 +7,8 @@ does the sending.
 from dataclasses import dataclass
 
 from events import input_routing_key
+from worker.dead_letters.outline import Replayable
 from worker.settings import Settings
-from worker.tools.dead_letters.outline import Replayable
 
 
 @dataclass(frozen=True, slots=True)

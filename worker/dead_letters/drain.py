@@ -31,13 +31,13 @@ from typing import Any
 
 from worker.boundary import SET_ASIDE, aside, bounded, guarded
 from worker.broker.messages import Delivery
+from worker.dead_letters.letter import PROPERTY_NAMES, DeadLetter
+from worker.dead_letters.model import NewLetter
+from worker.dead_letters.records import DeadLetterRecords
+from worker.dead_letters.values import text
 from worker.logs import Logger
 from worker.service.ports import LetterQueue
 from worker.store import SqlStore
-from worker.store.dead_letters import DeadLetterRecords
-from worker.store.letters import NewLetter
-from worker.tools.dead_letters.letter import PROPERTY_NAMES, DeadLetter
-from worker.tools.dead_letters.values import text
 
 PREFETCH = 10  # letters in hand at most (each at most the broker's largest message)
 MAX_STORED_BODY = 16 * 1024 * 1024

@@ -6,10 +6,10 @@ import os
 from dataclasses import dataclass, field
 from typing import Any, Generic, Literal, TypeVar
 
+from worker.dead_letters.letter import DeadLetter
+from worker.dead_letters.outline import Replayable
+from worker.dead_letters.routing import Routes, destination, target
 from worker.logs import Logger
-from worker.tools.dead_letters.letter import DeadLetter
-from worker.tools.dead_letters.outline import Replayable
-from worker.tools.dead_letters.routing import Routes, destination, target
 
 DEFAULT_MAX_REPLAYS = 3
 L = TypeVar("L", bound=Replayable)

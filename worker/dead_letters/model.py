@@ -56,7 +56,7 @@ class NewLetter:
     message_id: str | None
     origin: tuple[str, str] | None  # (exchange, routing key) it was first published to, if known
     trace_parent: str | None = None  # W3C traceparent, if the letter carried one
-    body_size: int | None = None  # the full size when `body` was cut (worker/service/dead_letters.py)
+    body_size: int | None = None  # the full size when `body` was cut (worker/dead_letters/drain.py)
     body_sha256: str | None = None  # of the full body, when cut
     problem: str | None = None  # why its properties could not be decoded (then there are none)
 

@@ -27,7 +27,7 @@ from worker.broker.messages import (
     OWN_HEADERS,
     REPLAY_COUNT,
 )
-from worker.tools.dead_letters import values
+from worker.dead_letters import values
 
 DETAIL_WIDTH = 80
 PROPERTY_NAMES = (

@@ -8,9 +8,7 @@ from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from worker.boundary import guarded
-from worker.store import amqp_json
-from worker.store.backend import Backend
-from worker.store.letters import (
+from worker.dead_letters.model import (
     AuditEntry,
     HistoryEntry,
     LetterFilter,
@@ -18,6 +16,8 @@ from worker.store.letters import (
     ReplayOperation,
     StoredLetter,
 )
+from worker.store import amqp_json
+from worker.store.backend import Backend
 
 _EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
 _MICROSECOND = timedelta(microseconds=1)

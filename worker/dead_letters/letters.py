@@ -1,27 +1,23 @@
-"""The dead-letter recorder: letters as rows in the worker's store, SQLite and PostgreSQL alike.
-
-`DeadLetterRecords(store)` is what the worker's drain, `renewals dlq` and the console use.
-Every method is one short transaction of its own; none holds a lock between calls. Two
-processes may use the same store at once: inserts are idempotent, replays claim each letter
-before publishing it (on PostgreSQL with `FOR UPDATE SKIP LOCKED`; on SQLite the write lock
-serialises), and cancelling a replay is a flag on its row that the running replay reads.
-"""
+"""Dead letters arriving and read: the drain's idempotent insert, pages, counts, one letter in
+full, every letter of a selection, and groups with their hourly trends."""
 
 from collections.abc import Iterator, Sequence
-from dataclasses import replace
 from datetime import datetime
-from typing import Literal
 
-from worker.store import amqp_json
-from worker.store.letter_sql import (
-    AUDIT_COLUMNS,
+from worker.dead_letters.model import (
+    Group,
+    LetterFilter,
+    NewLetter,
+    Page,
+    StoredLetter,
+    fingerprint,
+    normalised_detail,
+)
+from worker.dead_letters.sql import (
     FULL_COLUMNS,
-    HISTORY_COLUMNS,
     SUMMARY_COLUMNS,
     at,
-    audit_entry,
     clean,
-    history_entry,
     maybe,
     now_us,
     stored,
@@ -29,29 +25,22 @@ from worker.store.letter_sql import (
     to_us,
     where,
 )
-from worker.store.letters import (
-    AuditEntry,
-    Group,
-    HistoryEntry,
-    LetterFilter,
-    NewLetter,
-    Page,
-    Status,
-    StoredLetter,
-    fingerprint,
-    normalised_detail,
-)
-from worker.store.replay_book import OperationBusy, ReplayBook, UnknownOperation
+from worker.dead_letters.trail import Trail
+from worker.store import amqp_json
+from worker.store.sql import SqlStore
 
 UNRESOLVED = LetterFilter()  # every letter nobody has acted on yet
 _HOUR_US = 3_600_000_000
 _SEARCHED_BODY = 1024  # bytes of the body that the text search looks into
 
-__all__ = ["UNRESOLVED", "DeadLetterRecords", "OperationBusy", "UnknownOperation"]
 
+class Letters:
+    """The letters of one store, as they arrive and as they are read."""
 
-class DeadLetterRecords(ReplayBook):
-    """The dead letters of one store. Build it over an open (migrated) `SqlStore`."""
+    def __init__(self, store: SqlStore, trail: Trail) -> None:
+        self._store = store
+        self._backend = store._backend
+        self._trail = trail
 
     # --- arriving ----------------------------------------------------------------------------
 
@@ -156,7 +145,7 @@ class DeadLetterRecords(ReplayBook):
             row = self._store.execute(
                 f"SELECT {FULL_COLUMNS} FROM dead_letters WHERE id = ?", (letter_id,)
             ).fetchone()
-            return None if row is None else stored(row, self.history(letter_id))
+            return None if row is None else stored(row, self._trail.history(letter_id))
 
     def find(self, event_id: str) -> list[StoredLetter]:
         """Every letter of this event id (any status), oldest first, in one read-only transaction."""
@@ -164,7 +153,7 @@ class DeadLetterRecords(ReplayBook):
             rows = self._store.execute(
                 f"SELECT {FULL_COLUMNS} FROM dead_letters WHERE event_id = ? ORDER BY id", (clean(event_id),)
             ).fetchall()
-            return [stored(row, self.history(int(row[0]))) for row in rows]
+            return [stored(row, self._trail.history(int(row[0]))) for row in rows]
 
     def letters(self, selection: LetterFilter, *, batch: int = 500) -> Iterator[StoredLetter]:
         """Every letter matching, in full, in arrival order, read a batch at a time (export)."""
@@ -238,111 +227,6 @@ class DeadLetterRecords(ReplayBook):
             )
             for name, count, first, last in rows
         ]
-
-    def history(self, letter_id: int) -> list[HistoryEntry]:
-        """What happened to a letter, oldest first; [] for an unknown id."""
-        rows = self._store.execute(
-            f"SELECT {HISTORY_COLUMNS} FROM dead_letter_history WHERE letter_id = ? ORDER BY seq",
-            (letter_id,),
-        ).fetchall()
-        return [history_entry(row) for row in rows]
-
-    # --- acting --------------------------------------------------------------------------------
-
-    def add_note(self, letter_id: int, text: str, *, actor: str) -> HistoryEntry:
-        """Add a triage note; KeyError if there is no such letter. Audited."""
-        entry = HistoryEntry(at=at(now_us()), kind="note", actor=actor, text=text)
-        with self._store.transaction():
-            if (
-                self._store.execute("SELECT 1 FROM dead_letters WHERE id = ?", (letter_id,)).fetchone()
-                is None
-            ):
-                raise KeyError(f"no dead letter #{letter_id}")
-            self.add_history([letter_id], entry, to_us(entry.at))
-            self._audit_row("note", actor, None, f"#{letter_id}", {"noted": 1}, "added")
-        return entry
-
-    def archive(self, selection: LetterFilter, *, actor: str, operation_id: str | None = None) -> int:
-        """Mark the matching unresolved letters archived; how many. Audited."""
-        return self._resolve(selection, "archived", ("new",), actor, operation_id)
-
-    def purge(self, selection: LetterFilter, *, actor: str, operation_id: str | None = None) -> int:
-        """Mark the matching new or archived letters purged (their rows go at the first
-        retention round past the retention period, their history with them); how many.
-        Audited."""
-        return self._resolve(selection, "purged", ("new", "archived"), actor, operation_id)
-
-    def _resolve(
-        self,
-        selection: LetterFilter,
-        status: Literal["archived", "purged"],
-        from_statuses: tuple[Status, ...],
-        actor: str,
-        operation_id: str | None,
-    ) -> int:
-        allowed = frozenset(from_statuses) & selection.statuses
-        verb = "archive" if status == "archived" else "purge"
-        at_us = now_us()
-        with self._store.transaction():
-            ids: list[int] = []
-            if allowed:
-                sql, params = where(replace(selection, statuses=allowed), self._backend)
-                ids = sorted(
-                    int(row[0])
-                    for row in self._store.execute(
-                        "UPDATE dead_letters SET status = ?, resolved_at_us = ? WHERE id IN ("
-                        f" SELECT id FROM dead_letters WHERE {sql}"
-                        " AND (claimed_by IS NULL OR claimed_until_us < ?)) RETURNING id",
-                        [status, at_us, *params, at_us],
-                    ).fetchall()
-                )
-                self.add_history(ids, HistoryEntry(at=at(at_us), kind=status, actor=actor), at_us)
-            self._audit_row(verb, actor, operation_id, selection.describe(), {status: len(ids)}, "completed")
-        return len(ids)
-
-    def prune_resolved(self, *, resolved_before: datetime, limit: int) -> int:
-        """Delete at most `limit` letters resolved before the time, with their history; how
-        many. Unresolved letters are never pruned."""
-        with self._store.transaction():
-            ids = [
-                int(row[0])
-                for row in self._store.execute(
-                    "SELECT id FROM dead_letters WHERE resolved_at_us < ? ORDER BY resolved_at_us LIMIT ?",
-                    (to_us(resolved_before), limit),
-                ).fetchall()
-            ]
-            if not ids:
-                return 0
-            one_of, params = self._backend.any_of("bigint", ids)
-            self._store.execute(f"DELETE FROM dead_letter_history WHERE letter_id {one_of}", params)
-            self._store.execute(f"DELETE FROM dead_letters WHERE id {one_of}", params)
-        return len(ids)
-
-    # --- audit ---------------------------------------------------------------------------------
-
-    def audit(
-        self,
-        action: str,
-        *,
-        actor: str,
-        selection: str,
-        counts: dict[str, int],
-        result: str,
-        operation_id: str | None = None,
-    ) -> AuditEntry:
-        """Record an action that changed nothing in the store itself (an export, say)."""
-        with self._store.transaction():
-            self._audit_row(action, actor, operation_id, selection, counts, result)
-        return self.audit_log(limit=1)[0]
-
-    def audit_log(self, *, limit: int = 100, operation_id: str | None = None) -> list[AuditEntry]:
-        """The latest audit entries, newest first."""
-        condition, params = ("WHERE operation_id = ?", [operation_id]) if operation_id else ("", [])
-        rows = self._store.execute(
-            f"SELECT {AUDIT_COLUMNS} FROM dead_letter_audit {condition} ORDER BY seq DESC LIMIT ?",
-            [*params, limit],
-        ).fetchall()
-        return [audit_entry(row) for row in rows]
 
 
 def _search_text(letter: NewLetter) -> str:

@@ -1,0 +1,128 @@
+"""Every operator action on dead letters, written once for `renewals dlq` and the console alike.
+
+Each takes the actor (a login name, a console user) and writes one audit row under an
+operation id, which it returns: archive, purge, note, export, starting, resuming and cancelling
+a replay (a replay's own row is written when it ends, under the same id). `audit` reads them
+back, newest first. The adapters add what is theirs: options and forms, output, a log line.
+"""
+
+import uuid
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+
+from worker.dead_letters.model import AuditEntry, LetterFilter, ReplayOperation
+from worker.dead_letters.records import DeadLetterRecords
+from worker.dead_letters.replays import check_rate
+
+
+@dataclass(frozen=True)
+class Done:
+    """What an action did: its operation id, the selection as the audit names it, the counts."""
+
+    operation_id: str
+    selection: str
+    counts: dict[str, int] = field(default_factory=dict)
+
+    def as_dict(self) -> dict[str, object]:
+        return {"operation_id": self.operation_id, "selection": self.selection, **self.counts}
+
+
+def operation_id() -> str:
+    """A new operation id: twelve hex digits, as replays have."""
+    return uuid.uuid4().hex[:12]
+
+
+def note(records: DeadLetterRecords, actor: str, letter_ids: Sequence[int], text: str) -> Done:
+    """A triage note on each letter; KeyError if one does not exist (then none is noted)."""
+    done = operation_id()
+    records.add_note(letter_ids, text, actor=actor, operation_id=done)
+    return Done(done, ", ".join(f"#{letter_id}" for letter_id in letter_ids), {"noted": len(letter_ids)})
+
+
+def archive(records: DeadLetterRecords, actor: str, selection: LetterFilter) -> Done:
+    """Mark the selected unresolved letters archived."""
+    done = operation_id()
+    count = records.archive(selection, actor=actor, operation_id=done)
+    return Done(done, selection.describe(), {"archived": count})
+
+
+def purge(
+    records: DeadLetterRecords, actor: str, selection: LetterFilter, *, shown: Sequence[int] | None = None
+) -> Done:
+    """Purge the letters an operator was shown (`shown`: a preview's ids; never a letter that
+    arrived after the preview), or, without a preview (the console's confirmation), those the
+    selection takes now, in one statement that reads no body."""
+    done = operation_id()
+    if shown is None:
+        count = records.purge(selection, actor=actor, operation_id=done)
+    else:
+        described = selection.describe()
+        count = records.purge_shown(
+            shown, statuses=selection.statuses, actor=actor, operation_id=done, described=described
+        )
+    return Done(done, selection.describe(), {"purged": count})
+
+
+def exported(records: DeadLetterRecords, actor: str, selection: LetterFilter, count: int, to: str) -> Done:
+    """Record an export of `count` letters to `to` (the export changed nothing)."""
+    done = operation_id()
+    records.audit(
+        "export",
+        actor=actor,
+        selection=selection.describe(),
+        counts={"exported": count},
+        result=to,
+        operation_id=done,
+    )
+    return Done(done, selection.describe(), {"exported": count})
+
+
+def start_replay(
+    records: DeadLetterRecords,
+    actor: str,
+    selection: LetterFilter,
+    *,
+    rate: float | None,
+    to_original: bool,
+    force: bool,
+    max_replays: int,
+) -> ReplayOperation:
+    """A new replay operation over the selected new letters, running; whoever runs it (the
+    command in the foreground, the console in a thread) writes its audit row when it ends."""
+    return records.start_replay(
+        selection,
+        actor=actor,
+        rate=check_rate(rate),
+        to_original=to_original,
+        force=force,
+        max_replays=max_replays,
+    )
+
+
+def resume_replay(records: DeadLetterRecords, actor: str, replay_id: str) -> ReplayOperation:
+    """Take up a cancelled or interrupted replay (UnknownOperation, OperationBusy; InvalidRate
+    if its stored rate cannot be held: then it stays as it is); a finished one comes back as is."""
+    check_rate(records.operation(replay_id).rate)
+    resumed = records.resume(replay_id, actor=actor)
+    if resumed.status == "running":
+        counts = {"done": resumed.done, "total": resumed.total}
+        selection = resumed.selection.describe()
+        records.audit(
+            "resume",
+            actor=actor,
+            selection=selection,
+            counts=counts,
+            result="resumed",
+            operation_id=replay_id,
+        )
+    return resumed
+
+
+def cancel_replay(records: DeadLetterRecords, actor: str, replay_id: str) -> ReplayOperation:
+    """Ask a running replay to stop, from any process (UnknownOperation); audited."""
+    return records.request_cancel(replay_id, actor=actor)
+
+
+def audit(records: DeadLetterRecords, *, limit: int = 100, of: str | None = None) -> list[AuditEntry]:
+    """The latest audit rows, newest first, whoever acted and from where (`of`: one operation)."""
+    return records.audit_log(limit=limit, operation_id=of)
