@@ -13,7 +13,8 @@ from worker.broker.links import AmqpDeliveries, AmqpLetters
 from worker.broker.publisher import ConfirmingPublisher
 from worker.broker.topology import BrokerVersion, TopologyMismatch, topology
 from worker.broker.wire import DeliveryReader
-from worker.exits import EX_CONFIG, EX_REFUSED, EX_SOFTWARE, store_refusal
+from worker.exits import EX_CONFIG, EX_REFUSED, EX_SOFTWARE
+from worker.failures import store_refusal
 from worker.logs import Logger
 from worker.redaction import masked
 from worker.retrying import until_stopped

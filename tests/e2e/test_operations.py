@@ -32,6 +32,7 @@ from tests.e2e.commands import (
     wait_for_dead_letters,
 )
 from worker.broker.topology import BrokerVersion, topology
+from worker.exits import EX_REFUSED
 from worker.settings import Settings
 from worker.store import open_store
 from worker.store.dead_letters import DeadLetterRecords
@@ -441,7 +442,8 @@ def test_topology_declare_creates_the_queues_on_a_fresh_vhost(amqp_url: str) -> 
 def test_errors_are_one_line_and_a_non_zero_exit(amqp_url: str, store_url: str, tmp_path: Path) -> None:
     """No store, an older store, an unscoped replay, an unreachable broker (password masked):
     each fails in one line that names the fix."""
-    assert "no store at" in failed(renewals(amqp_url, "dlq", "list"))
+    missing = renewals(amqp_url, "dlq", "list")
+    assert missing.exit_code == EX_REFUSED and missing.stderr.startswith("Error: no store at"), missing.stderr
     old = open_store(store_url)
     with old.transaction():
         old.execute(

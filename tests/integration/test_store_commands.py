@@ -6,6 +6,7 @@ from pathlib import Path
 from click.testing import CliRunner, Result
 
 from worker.cli import main
+from worker.exits import EX_REFUSED
 from worker.store import SCHEMA_VERSION, open_store
 
 
@@ -48,7 +49,7 @@ def test_a_newer_schema_is_reported_and_not_migrated_naming_both_versions(store_
 
 
 def test_status_of_a_missing_sqlite_file_is_an_error_not_a_new_store(tmp_path: Path) -> None:
-    """A mistyped SQLite path is reported, and no file is created."""
+    """A mistyped SQLite path is a database that does not exist (exit 77), and no file is created."""
     result = renewals(f"sqlite:///{tmp_path / 'typo.db'}", "status")
-    assert result.exit_code == 1 and "no store at" in result.output
+    assert result.exit_code == EX_REFUSED and "no store at" in result.output
     assert not (tmp_path / "typo.db").exists()

@@ -12,7 +12,7 @@ import click
 from worker.app import open_configured_store
 from worker.cli.core import load_settings, require_existing_store
 from worker.redaction import masked
-from worker.store import SchemaTooNew, SchemaTooOld, StoreUnavailable
+from worker.store import SchemaTooNew, SchemaTooOld, StoreRefused, StoreUnavailable
 from worker.store.dead_letters import DeadLetterRecords
 from worker.store.letters import STATUSES, LetterFilter, Status, StoredLetter
 from worker.tools.dead_letters import InvalidRate, Routes, check_rate, parse_when
@@ -127,7 +127,8 @@ def to_original_option(command: Command) -> Command:
 
 @contextmanager
 def dead_letter_records() -> Iterator[DeadLetterRecords]:
-    """The configured store's dead letters; any failure becomes one line and exit status 1."""
+    """The configured store's dead letters; a failure is one line: exit 77 for a store that is
+    not there or refuses us (worker/exits.py), 1 for any other."""
     settings = load_settings()
     require_existing_store(settings)
     where = masked(settings.store_url)
@@ -136,6 +137,8 @@ def dead_letter_records() -> Iterator[DeadLetterRecords]:
         store.check_schema()
     except (SchemaTooOld, SchemaTooNew) as exc:
         raise click.ClickException(str(exc)) from None
+    except StoreRefused:
+        raise  # told once, by the command group: exit 77, as every command
     except Exception as exc:
         raise click.ClickException(
             f"cannot open the store {where}: {type(exc).__name__}: {masked(str(exc))}"

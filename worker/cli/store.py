@@ -2,7 +2,7 @@
 
 The upgrade order for several workers: `renewals store migrate` with the new release (under
 the schema lock, safe while the old workers run: migrations only add), then replace the
-workers one by one. A worker meeting a schema newer than it knows refuses to start.
+workers one by one. A worker meeting a schema newer than it knows will not start.
 """
 
 import json
@@ -50,7 +50,7 @@ def status(as_json: bool) -> None:
 
     States: `current`; `older` (run `renewals store migrate`; workers with
     RENEWALS_STORE_MIGRATE=true migrate at start); `newer` (migrated by a later release,
-    which this one refuses to run against); `empty` (never migrated).
+    which this one will not run against); `empty` (never migrated).
     """
     settings = load_settings()
     require_existing_store(settings)
@@ -66,7 +66,7 @@ def status(as_json: bool) -> None:
         "current": "",
         "empty": ": run `renewals store migrate` (or start a worker)",
         "older": ": run `renewals store migrate`",
-        "newer": ": migrated by a later release; this release's workers refuse to start on it",
+        "newer": ": migrated by a later release; this release's workers will not start on it",
     }[state]
     click.echo(
         f"{facts['store']}: schema version {found}, this release's is {SCHEMA_VERSION} ({state}){advice}"
