@@ -61,6 +61,7 @@ FAILURES = {
         "RENEWALS_PREFETCH=70000: input should be less than or equal to 65535; set RENEWALS_PREFETCH",
     ),
     "port taken": Failure(EX_CONFIG, "cannot listen on 127.0.0.1:{port}"),
+    "users file unset": Failure(EX_CONFIG, "set RENEWALS_CONSOLE_USERS to the users file to manage"),
     "console closed": Failure(EX_CONFIG, "the console is closed: set RENEWALS_CONSOLE_USERS to a users file"),
     "users file invalid": Failure(
         EX_CONFIG, "cannot read the console users file {users}: no 'users' in it, where {{\"users\""
@@ -109,6 +110,7 @@ TABLE: list[tuple[tuple[str, ...], str]] = [  # no broker is reached: the URL na
     (("run",), "port taken"),
     (("console",), "port taken"),
     (("console",), "console closed"),
+    *[(command, "users file unset") for command in (ADD, ("console", "user", "remove", "ann"))],
     *[
         (command, "users file invalid")
         for command in (("console",), ADD, ("console", "user", "remove", "ann"))
@@ -164,6 +166,7 @@ def environment(failure: str, amqp_url: str, postgres: str, port: int, folder: P
         "setting invalid": {"RENEWALS_PREFETCH": "70000"},
         "port taken": {"RENEWALS_METRICS_PORT": str(port), "RENEWALS_METRICS_HOST": "127.0.0.1"},
         "console closed": {"RENEWALS_CONSOLE_USERS": ""},
+        "users file unset": {"RENEWALS_CONSOLE_USERS": ""},
         "users file invalid": {},
         "topology not declared": {},  # the test's own vhost holds nothing yet
     }[failure]

@@ -68,7 +68,7 @@ def add(name: str, role: Literal["viewer", "operator"], password_stdin: bool) ->
     package = _console_package()
     settings = load_settings()
     if not settings.console_users:
-        raise click.ClickException("set RENEWALS_CONSOLE_USERS to the users file to manage")
+        raise CannotWork("set RENEWALS_CONSOLE_USERS to the users file to manage")
     password = sys.stdin.readline().rstrip("\r\n")
     users = _users_file(package, settings.console_users, missing_ok=True)
     try:
@@ -85,7 +85,7 @@ def remove(name: str) -> None:
     package = _console_package()
     settings = load_settings()
     if not settings.console_users:
-        raise click.ClickException("set RENEWALS_CONSOLE_USERS to the users file to manage")
+        raise CannotWork("set RENEWALS_CONSOLE_USERS to the users file to manage")
     users = _users_file(package, settings.console_users)
     try:
         users.remove(name)
