@@ -18,6 +18,7 @@ from click.testing import CliRunner
 from worker.cli import main
 from worker.console.users import Users
 from worker.exits import EX_CONFIG, EX_FAILED, EX_REFUSED
+from worker.store import SCHEMA_VERSION, open_store
 
 pytestmark = pytest.mark.any_broker  # the broker's version plays no part here
 
@@ -55,6 +56,9 @@ FAILURES = {
         EX_REFUSED,
         'role "renewals_nobody" does not exist; check the database name, user and password in'
         " RENEWALS_STORE_URL, or create the database",
+    ),
+    "store of a later release": Failure(
+        EX_CONFIG, f"the store's schema is version {SCHEMA_VERSION + 1}, newer than version {SCHEMA_VERSION}"
     ),
     "setting invalid": Failure(
         EX_CONFIG,
@@ -106,6 +110,10 @@ TABLE: list[tuple[tuple[str, ...], str]] = [  # no broker is reached: the URL na
     *[(command, "database missing (SQLite)") for command in READ_STORE],
     *[(command, "database missing (PostgreSQL)") for command in OPEN_STORE],
     *[(command, "store refused") for command in OPEN_STORE],
+    *[
+        (command, "store of a later release")
+        for command in [("run",), ("store", "migrate"), *DLQ, ("console",)]
+    ],
     *[(command, "setting invalid") for command in EVERY],
     (("run",), "port taken"),
     (("console",), "port taken"),
@@ -163,6 +171,7 @@ def environment(failure: str, amqp_url: str, postgres: str, port: int, folder: P
                 netloc=f"renewals_nobody:pw@{pg.hostname}:{pg.port or 5432}"
             ).geturl()
         },
+        "store of a later release": {},
         "setting invalid": {"RENEWALS_PREFETCH": "70000"},
         "port taken": {"RENEWALS_METRICS_PORT": str(port), "RENEWALS_METRICS_HOST": "127.0.0.1"},
         "console closed": {"RENEWALS_CONSOLE_USERS": ""},
@@ -172,6 +181,14 @@ def environment(failure: str, amqp_url: str, postgres: str, port: int, folder: P
     }[failure]
     if failure == "users file invalid":
         users.write_text("{}")
+    if failure == "store of a later release":
+        later = open_store(env["RENEWALS_STORE_URL"])
+        later.migrate()
+        with later.transaction():
+            later.execute(
+                "INSERT INTO schema_version VALUES (?, 'a later release', 0)", (SCHEMA_VERSION + 1,)
+            )
+        later.close()
     return {**env, **changed}
 
 

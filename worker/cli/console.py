@@ -12,7 +12,7 @@ from typing import TYPE_CHECKING, Literal
 import click
 
 from worker.cli.core import CannotWork, load_settings
-from worker.redaction import masked
+from worker.failures import store_unavailable
 from worker.store import SchemaTooNew, SchemaTooOld, StoreUnavailable
 
 if TYPE_CHECKING:
@@ -47,8 +47,10 @@ def console(ctx: click.Context, host: str, port: int) -> None:
         package.serve(settings, host, port)
     except package.ConsoleRefused as exc:  # no way in, an unusable users file, its port taken
         raise CannotWork(str(exc)) from None
-    except (SchemaTooOld, SchemaTooNew, StoreUnavailable) as exc:
-        raise click.ClickException(f"store {masked(settings.store_url)}: {masked(str(exc))}") from None
+    except (SchemaTooOld, SchemaTooNew) as exc:  # a store of another release, as `renewals run` says
+        raise CannotWork(str(exc)) from None
+    except StoreUnavailable as exc:
+        raise click.ClickException(store_unavailable(settings.store_url, exc)) from None
 
 
 @console.group("user")

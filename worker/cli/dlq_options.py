@@ -10,7 +10,7 @@ from typing import Any
 import click
 
 from worker.app import open_configured_store
-from worker.cli.core import load_settings, require_existing_store
+from worker.cli.core import CannotWork, load_settings, require_existing_store
 from worker.redaction import masked
 from worker.store import SchemaTooNew, SchemaTooOld, StoreRefused, StoreUnavailable
 from worker.store.dead_letters import DeadLetterRecords
@@ -128,7 +128,7 @@ def to_original_option(command: Command) -> Command:
 @contextmanager
 def dead_letter_records() -> Iterator[DeadLetterRecords]:
     """The configured store's dead letters; a failure is one line: exit 77 for a store that is
-    not there or refuses us (worker/exits.py), 1 for any other."""
+    not there or refuses us, 78 for one of another release, 1 for any other (worker/exits.py)."""
     settings = load_settings()
     require_existing_store(settings)
     where = masked(settings.store_url)
@@ -136,7 +136,7 @@ def dead_letter_records() -> Iterator[DeadLetterRecords]:
         store = open_configured_store(settings)
         store.check_schema()
     except (SchemaTooOld, SchemaTooNew) as exc:
-        raise click.ClickException(str(exc)) from None
+        raise CannotWork(str(exc)) from None
     except StoreRefused:
         raise  # told once, by the command group: exit 77, as every command
     except Exception as exc:

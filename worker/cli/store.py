@@ -11,7 +11,7 @@ from contextlib import contextmanager
 
 import click
 
-from worker.cli.core import load_settings, require_existing_store
+from worker.cli.core import CannotWork, load_settings, require_existing_store
 from worker.redaction import masked
 from worker.settings import Settings
 from worker.store import SCHEMA_VERSION, SchemaTooNew, SqlStore, StoreUnavailable
@@ -34,8 +34,8 @@ def migrate() -> None:
     with _opened(settings) as opened:
         try:
             before, after = opened.migrate()
-        except SchemaTooNew as exc:
-            raise click.ClickException(str(exc)) from None
+        except SchemaTooNew as exc:  # a store of another release, as `renewals run` says: exit 78
+            raise CannotWork(str(exc)) from None
     where = masked(settings.store_url)
     if before == after:
         click.echo(f"{where} is at schema version {after}, the latest this release knows: nothing to do")
