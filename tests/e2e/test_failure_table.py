@@ -30,7 +30,8 @@ ADD = ("console", "user", "add", "ann", "--role", "viewer", "--password-stdin")
 class Failure:
     status: int
     wording: str
-    """What the one line holds; {port} is the closed or taken port, {store} the store URL."""
+    """What the one line holds: {port} the closed or taken port, {store} the missing SQLite path,
+    {users} the users file, {broker} the AMQP URL with its password masked."""
 
 
 FAILURES = {
