@@ -16,7 +16,8 @@ from worker.broker.wire import DeliveryReader
 from worker.dead_letters.drain import PREFETCH as LETTERS_IN_HAND
 from worker.dead_letters.drain import PUMP_EVERY, DeadLetterDrain, Records
 from worker.dead_letters.records import DeadLetterRecords
-from worker.exits import EX_CONFIG, EX_REFUSED, EX_SOFTWARE, store_refusal
+from worker.exits import EX_CONFIG, EX_REFUSED, EX_SOFTWARE
+from worker.failures import store_refusal
 from worker.logs import Logger
 from worker.redaction import masked
 from worker.retrying import until_stopped

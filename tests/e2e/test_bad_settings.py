@@ -1,6 +1,7 @@
 """An operator's mistake, through the real `renewals run` process: one line that names the
 setting and the fix, the documented exit status (78 for a setting that cannot work, 77 for a
-broker or database that refuses us), never a traceback and never an endless retry."""
+broker or database that refuses us), never a traceback and never an endless retry.
+test_failure_table.py holds the same failures for every other command."""
 
 import json
 import os
@@ -197,57 +198,3 @@ def test_an_unknown_database_user_stops_with_77(amqp_url: str, postgres: str, tm
     stranger = parts._replace(netloc=f"renewals_nobody:pw@{parts.hostname}:{parts.port or 5432}").geturl()
     finished = run_worker({"RENEWALS_AMQP_URL": amqp_url, "RENEWALS_STORE_URL": stranger}, tmp_path)
     assert_one_error(finished, EX_REFUSED, "renewals_nobody", "RENEWALS_STORE_URL")
-
-
-COMMANDS = [  # `dlq list` reads only the store now: test_every_store_command_... covers it
-    ("notifications",),
-    ("send", str(Path(__file__).resolve().parents[2] / "examples" / "renewal-approaching.json")),
-    ("topology", "--declare"),
-    ("demo", "--timeout", "2"),
-]
-
-
-@pytest.mark.parametrize("command", COMMANDS, ids=[" ".join(c[:2]) for c in COMMANDS])
-def test_every_broker_command_tells_a_refusal_in_one_line_with_77(
-    command: tuple[str, ...], amqp_url: str, tmp_path: Path
-) -> None:
-    """A wrong password and a missing vhost give, in any command that talks to the broker, the
-    worker's line and status: one line naming the fix, exit 77, no traceback, no password."""
-    parts = urlsplit(amqp_url)
-    wrong = parts._replace(netloc=f"guest:wrong-pw@{parts.hostname}:{parts.port or 5672}").geturl()
-    missing = parts._replace(path="/renewals-no-such-vhost").geturl()
-    for url, fix in ((wrong, "refused the login"), (missing, "refused the vhost")):
-        finished = subprocess.run(
-            [sys.executable, "-m", "worker", *command],
-            env={**os.environ, "RENEWALS_AMQP_URL": url, "RENEWALS_LOG_FORMAT": "json"},
-            cwd=tmp_path,
-            capture_output=True,
-            text=True,
-            timeout=60,
-        )
-        assert finished.returncode == EX_REFUSED, finished.stderr
-        lines = finished.stderr.splitlines()
-        assert len(lines) == 1 and lines[0].startswith("Error: ") and fix in lines[0], finished.stderr
-        assert "wrong-pw" not in finished.stderr + finished.stdout
-
-
-@pytest.mark.parametrize(
-    "command", [("owners", "show", "--partner", "p1"), ("store", "status"), ("store", "migrate")]
-)
-def test_every_store_command_tells_a_missing_database_in_one_line_with_77(
-    command: tuple[str, ...], postgres: str, tmp_path: Path
-) -> None:
-    """A database that does not exist, in any command that opens the store: one line, exit 77."""
-    missing = urlsplit(postgres)._replace(path="/renewals_no_such_database").geturl()
-    finished = subprocess.run(
-        [sys.executable, "-m", "worker", *command],
-        env={**os.environ, "RENEWALS_STORE_URL": missing},
-        cwd=tmp_path,
-        capture_output=True,
-        text=True,
-        timeout=60,
-    )
-    assert finished.returncode == EX_REFUSED, finished.stderr
-    lines = finished.stderr.splitlines()
-    assert len(lines) == 1 and 'database "renewals_no_such_database" does not exist' in lines[0], lines
-    assert "RENEWALS_STORE_URL" in lines[0]

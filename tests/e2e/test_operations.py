@@ -33,6 +33,7 @@ from tests.e2e.commands import (
 )
 from worker.broker.topology import BrokerVersion, topology
 from worker.dead_letters.records import DeadLetterRecords
+from worker.exits import EX_CONFIG, EX_REFUSED
 from worker.settings import Settings
 from worker.store import open_store
 
@@ -441,14 +442,16 @@ def test_topology_declare_creates_the_queues_on_a_fresh_vhost(amqp_url: str) -> 
 def test_errors_are_one_line_and_a_non_zero_exit(amqp_url: str, store_url: str, tmp_path: Path) -> None:
     """No store, an older store, an unscoped replay, an unreachable broker (password masked):
     each fails in one line that names the fix."""
-    assert "no store at" in failed(renewals(amqp_url, "dlq", "list"))
+    missing = renewals(amqp_url, "dlq", "list")
+    assert missing.exit_code == EX_REFUSED and missing.stderr.startswith("Error: no store at"), missing.stderr
     old = open_store(store_url)
     with old.transaction():
         old.execute(
             "CREATE TABLE schema_version (version INTEGER PRIMARY KEY, description TEXT NOT NULL, applied_at_us BIGINT NOT NULL)"
         )
         old.execute("INSERT INTO schema_version VALUES (2, 'the previous release', 0)")
-    assert "run `renewals store migrate`" in failed(renewals(amqp_url, "dlq", "list"))
+    older = renewals(amqp_url, "dlq", "list")
+    assert older.exit_code == EX_CONFIG and "run `renewals store migrate`" in older.stderr, older.stderr
     old.execute("DROP TABLE schema_version")
     old.migrate()
     DeadLetterRecords(old).insert([new_letter(event_id="evt-1")])

@@ -17,17 +17,18 @@ from worker.cli import main
 from worker.console.access import access_of
 from worker.console.identity import ConsoleRefused
 from worker.console.users import Users
+from worker.exits import EX_CONFIG
 from worker.settings import Settings
 
 
 def test_nothing_configured_refuses_to_start_with_one_line_naming_the_fix(tmp_path: Path) -> None:
-    """No users file and no proxy: `renewals console` exits 1 with one line saying what to set."""
+    """No users file and no proxy: `renewals console` exits 78 with one line saying what to set."""
     result = CliRunner().invoke(
         main,
         ["console"],
         env={"RENEWALS_STORE_URL": f"sqlite:///{tmp_path}/s.db", "RENEWALS_CONSOLE_USERS": ""},
     )
-    assert result.exit_code == 1
+    assert result.exit_code == EX_CONFIG
     assert result.output.count("\n") == 1, result.output
     assert "RENEWALS_CONSOLE_USERS" in result.output and "renewals console user add" in result.output
 
@@ -284,7 +285,7 @@ def test_changes_to_the_users_file_count_while_the_console_runs(tmp_path: Path) 
 
 
 def test_a_port_in_use_is_one_line_naming_the_fix(tmp_path: Path) -> None:
-    """`renewals console --port P` with P taken: exit 1, one line saying to choose another port."""
+    """`renewals console --port P` with P taken: exit 78, one line saying to choose another port."""
     users = users_file(tmp_path)
     with socket.create_server(("127.0.0.1", 0)) as taken:
         port = taken.getsockname()[1]
@@ -293,6 +294,6 @@ def test_a_port_in_use_is_one_line_naming_the_fix(tmp_path: Path) -> None:
             ["console", "--port", str(port)],
             env={"RENEWALS_STORE_URL": f"sqlite:///{tmp_path}/s.db", "RENEWALS_CONSOLE_USERS": str(users)},
         )
-    assert result.exit_code == 1
+    assert result.exit_code == EX_CONFIG
     assert result.output.count("\n") == 1 and f"cannot listen on 127.0.0.1:{port}" in result.output
     assert "choose another --host or --port" in result.output

@@ -6,6 +6,7 @@ from pathlib import Path
 from click.testing import CliRunner, Result
 
 from worker.cli import main
+from worker.exits import EX_CONFIG, EX_REFUSED
 from worker.store import SCHEMA_VERSION, open_store
 
 
@@ -34,21 +35,21 @@ def test_migrate_brings_an_empty_store_to_the_latest_version_once(store_url: str
 
 
 def test_a_newer_schema_is_reported_and_not_migrated_naming_both_versions(store_url: str) -> None:
-    """A store migrated by a later release: status says `newer`, migrate refuses in one line naming both versions."""
+    """A store migrated by a later release: status says `newer`, migrate stops (exit 78) in one line naming both versions."""
     store = open_store(store_url)
     store.migrate()
     with store.transaction():
         store.execute("INSERT INTO schema_version VALUES (?, 'from the future', 0)", (SCHEMA_VERSION + 1,))
     store.close()
     assert status(store_url)["state"] == "newer"
-    refused = renewals(store_url, "migrate")
-    assert refused.exit_code == 1
-    [line] = refused.output.strip().splitlines()
+    stopped = renewals(store_url, "migrate")
+    assert stopped.exit_code == EX_CONFIG
+    [line] = stopped.output.strip().splitlines()
     assert f"version {SCHEMA_VERSION + 1}" in line and f"version {SCHEMA_VERSION} " in line
 
 
 def test_status_of_a_missing_sqlite_file_is_an_error_not_a_new_store(tmp_path: Path) -> None:
-    """A mistyped SQLite path is reported, and no file is created."""
+    """A mistyped SQLite path is a database that does not exist (exit 77), and no file is created."""
     result = renewals(f"sqlite:///{tmp_path / 'typo.db'}", "status")
-    assert result.exit_code == 1 and "no store at" in result.output
+    assert result.exit_code == EX_REFUSED and "no store at" in result.output
     assert not (tmp_path / "typo.db").exists()

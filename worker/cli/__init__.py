@@ -5,19 +5,13 @@ from typing import Any
 import click
 
 from worker.cli.console import console
-from worker.cli.core import asyncapi, demo, run, schema, send, topology_command
+from worker.cli.core import Refused, asyncapi, demo, run, schema, send, topology_command
 from worker.cli.dlq import dlq
 from worker.cli.notifications import notifications
 from worker.cli.owners import owners
 from worker.cli.store import store
-from worker.exits import EX_REFUSED, store_refusal
+from worker.failures import store_refusal
 from worker.settings import Settings
-
-
-class Refused(click.ClickException):
-    """The broker or the database refused us: one line with the fix, exit status 77."""
-
-    exit_code = EX_REFUSED
 
 
 class Renewals(click.Group):

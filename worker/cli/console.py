@@ -7,13 +7,16 @@ runs, so `renewals run` works without them.
 import sys
 from pathlib import Path
 from types import ModuleType
-from typing import Literal
+from typing import TYPE_CHECKING, Literal
 
 import click
 
-from worker.cli.core import load_settings
-from worker.redaction import masked
+from worker.cli.core import CannotWork, load_settings
+from worker.failures import store_unavailable
 from worker.store import SchemaTooNew, SchemaTooOld, StoreUnavailable
+
+if TYPE_CHECKING:
+    from worker.console.users import Users
 
 INSTALL_HINT = "the console needs its extra: pip install 'renewal-routing[console]'"
 
@@ -42,10 +45,12 @@ def console(ctx: click.Context, host: str, port: int) -> None:
     settings = load_settings()
     try:
         package.serve(settings, host, port)
-    except package.ConsoleRefused as exc:
-        raise click.ClickException(str(exc)) from None
-    except (SchemaTooOld, SchemaTooNew, StoreUnavailable) as exc:
-        raise click.ClickException(f"store {masked(settings.store_url)}: {masked(str(exc))}") from None
+    except package.ConsoleRefused as exc:  # no way in, an unusable users file, its port taken
+        raise CannotWork(str(exc)) from None
+    except (SchemaTooOld, SchemaTooNew) as exc:  # a store of another release, as `renewals run` says
+        raise CannotWork(str(exc)) from None
+    except StoreUnavailable as exc:
+        raise click.ClickException(store_unavailable(settings.store_url, exc)) from None
 
 
 @console.group("user")
@@ -65,12 +70,12 @@ def add(name: str, role: Literal["viewer", "operator"], password_stdin: bool) ->
     package = _console_package()
     settings = load_settings()
     if not settings.console_users:
-        raise click.ClickException("set RENEWALS_CONSOLE_USERS to the users file to manage")
+        raise CannotWork("set RENEWALS_CONSOLE_USERS to the users file to manage")
     password = sys.stdin.readline().rstrip("\r\n")
+    users = _users_file(package, settings.console_users, missing_ok=True)
     try:
-        users = package.Users.load(Path(settings.console_users), missing_ok=True)
         users.add(name, role, password)
-    except package.ConsoleRefused as exc:
+    except package.ConsoleRefused as exc:  # the name or the password
         raise click.ClickException(str(exc)) from None
     click.echo(f"{name} is a console {role} in {settings.console_users}")
 
@@ -82,9 +87,19 @@ def remove(name: str) -> None:
     package = _console_package()
     settings = load_settings()
     if not settings.console_users:
-        raise click.ClickException("set RENEWALS_CONSOLE_USERS to the users file to manage")
+        raise CannotWork("set RENEWALS_CONSOLE_USERS to the users file to manage")
+    users = _users_file(package, settings.console_users)
     try:
-        package.Users.load(Path(settings.console_users)).remove(name)
-    except package.ConsoleRefused as exc:
+        users.remove(name)
+    except package.ConsoleRefused as exc:  # no such user
         raise click.ClickException(str(exc)) from None
     click.echo(f"{name} is no longer a console user; their sessions end at their next request")
+
+
+def _users_file(package: ModuleType, path: str, *, missing_ok: bool = False) -> "Users":
+    """The users file; one that cannot be read is a setting that cannot work (exit 78)."""
+    try:
+        users: Users = package.Users.load(Path(path), missing_ok=missing_ok)
+    except package.ConsoleRefused as exc:
+        raise CannotWork(str(exc)) from None
+    return users

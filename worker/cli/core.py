@@ -6,11 +6,13 @@ from pathlib import Path
 from typing import IO, TYPE_CHECKING
 
 import click
+from amqp.exceptions import NotFound
 
 from events import json_schemas
 from worker import logs
-from worker.broker.endpoints import Broker, BrokerRefused, from_settings
-from worker.exits import EX_CONFIG
+from worker.broker.endpoints import Broker, BrokerRefused, BrokerUnreachable, from_settings
+from worker.exits import EX_CONFIG, EX_REFUSED
+from worker.failures import broker_unreachable, missing_on_broker, no_store
 from worker.private_files import write_private
 from worker.redaction import masked
 from worker.settings import ConfigurationError, Settings, unknown_variables
@@ -35,6 +37,12 @@ class CannotWork(click.ClickException):
     exit_code = EX_CONFIG
 
 
+class Refused(click.ClickException):
+    """The broker or the database refused us, or is not there: one line with the fix, exit 77."""
+
+    exit_code = EX_REFUSED
+
+
 def load_settings(**overrides: object) -> Settings:
     """Settings from the environment; a bad value is one line naming the setting and the fix,
     exit status 78, before anything is opened."""
@@ -54,12 +62,13 @@ def load_settings(**overrides: object) -> Settings:
 
 
 def require_existing_store(settings: Settings) -> None:
-    """Opening a SQLite URL creates the file: refuse a path with no store, it is a typo."""
+    """Opening a SQLite URL creates the file: a path with no store is a typo, and a database
+    that does not exist (exit 77), for every command that reads a store."""
     url = settings.store_url
     if url.startswith("sqlite:"):
         path = url.removeprefix("sqlite://").removeprefix("/")
         if path and path != ":memory:" and not Path(path).exists():
-            raise click.ClickException(f"no store at {path} (set RENEWALS_STORE_URL to the worker's store)")
+            raise Refused(no_store(path))
 
 
 @click.command()
@@ -77,8 +86,8 @@ def send(source: IO[str], no_check: bool) -> None:
     """Publish events from a JSON or NDJSON FILE (or - for standard input).
 
     Missing CloudEvents attributes (specversion, id, source, time) are filled in, so a
-    trial file can hold just `type` and `data`. Events that the worker would reject are
-    refused, one line each, unless --no-check is given.
+    trial file can hold just `type` and `data`. Events that the worker would dead-letter are
+    not sent (nothing is), one line each, unless --no-check is given.
     """
     from worker.tools.event_files import check, complete, publish, read_events
 
@@ -89,12 +98,19 @@ def send(source: IO[str], no_check: bool) -> None:
         raise click.ClickException(f"cannot read events: {exc}") from None
     problems = [] if no_check else check(events)
     if problems:
-        raise click.ClickException("refusing to send:\n  " + "\n  ".join(problems))
+        raise click.ClickException(
+            "nothing sent: the worker would dead-letter these (--no-check sends them anyway):\n  "
+            + "\n  ".join(problems)
+        )
     broker = broker_of(settings)
     try:
         count = publish(broker, settings.events_exchange, events)
     except BrokerRefused:
         raise  # told once, by the command group: exit 77
+    except BrokerUnreachable as exc:
+        raise click.ClickException(broker_unreachable(broker, exc)) from None
+    except NotFound:
+        raise click.ClickException(missing_on_broker("exchange", settings.events_exchange, broker)) from None
     except Exception as exc:
         raise click.ClickException(
             f"publishing to {broker} failed: {type(exc).__name__}: {masked(str(exc))}"
@@ -117,6 +133,8 @@ def demo(timeout: float) -> None:
         result = run_demo(settings, timeout)
     except BrokerRefused:
         raise  # told once, by the command group: exit 77
+    except BrokerUnreachable as exc:
+        raise click.ClickException(broker_unreachable(masked(settings.amqp_url), exc)) from None
     except Exception as exc:
         raise click.ClickException(
             f"demo failed against {masked(settings.amqp_url)}: {type(exc).__name__}: {masked(str(exc))}"
@@ -197,7 +215,7 @@ def topology_command(
     if broker_version is not None and not declare_now and not migrate:
         version = BrokerVersion.parse(broker_version)
     else:
-        version = _ask_version(broker)
+        version = _ask_version(broker, offer_version=not declare_now and not migrate)
     plan = topology(settings, version)
     if as_json:
         click.echo(json.dumps({"rabbitmq": str(version), **plan.as_dict()}, indent=2))
@@ -238,6 +256,8 @@ def topology_command(
                 connection.close()
         except BrokerRefused:
             raise  # told once, by the command group: exit 77
+        except BrokerUnreachable as exc:
+            raise click.ClickException(broker_unreachable(broker, exc)) from None
         except Exception as exc:
             raise click.ClickException(
                 f"declaring on {broker} failed: {type(exc).__name__}: {masked(str(exc))}"
@@ -245,8 +265,7 @@ def topology_command(
         click.echo(f"declared on {broker}", err=sys.stderr.isatty())
 
 
-def _ask_version(broker: Broker) -> "BrokerVersion":
-    from worker.broker.endpoints import BrokerRefused
+def _ask_version(broker: Broker, *, offer_version: bool) -> "BrokerVersion":
     from worker.broker.topology import BrokerVersion
 
     try:
@@ -254,10 +273,8 @@ def _ask_version(broker: Broker) -> "BrokerVersion":
     except BrokerRefused:
         raise  # told once, with its fix and exit status 77, by the command group
     except Exception as exc:
-        raise click.ClickException(
-            f"cannot reach the broker at {broker} to ask its version ({masked(str(exc))});"
-            " give --broker-version X.Y to print the plan without it"
-        ) from None
+        offer = "; give --broker-version X.Y to print the plan without it" if offer_version else ""
+        raise click.ClickException(broker_unreachable(broker, exc) + offer) from None
     try:
         return BrokerVersion.of(connection)
     finally:

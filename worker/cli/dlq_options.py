@@ -9,12 +9,12 @@ from typing import Any
 
 import click
 
-from worker.cli.core import load_settings, require_existing_store
+from worker.cli.core import CannotWork, load_settings, require_existing_store
 from worker.dead_letters import InvalidRate, Routes, check_rate, parse_when
 from worker.dead_letters.model import STATUSES, LetterFilter, Status, StoredLetter
 from worker.dead_letters.records import DeadLetterRecords
 from worker.redaction import masked
-from worker.store import SchemaTooNew, SchemaTooOld, StoreUnavailable
+from worker.store import SchemaTooNew, SchemaTooOld, StoreRefused, StoreUnavailable
 from worker.store.configured import open_configured_store
 
 Command = Callable[..., None]
@@ -127,7 +127,8 @@ def to_original_option(command: Command) -> Command:
 
 @contextmanager
 def dead_letter_records() -> Iterator[DeadLetterRecords]:
-    """The configured store's dead letters; any failure becomes one line and exit status 1."""
+    """The configured store's dead letters; a failure is one line: exit 77 for a store that is
+    not there or refuses us, 78 for one of another release, 1 for any other (worker/exits.py)."""
     settings = load_settings()
     require_existing_store(settings)
     where = masked(settings.store_url)
@@ -135,7 +136,9 @@ def dead_letter_records() -> Iterator[DeadLetterRecords]:
         store = open_configured_store(settings)
         store.check_schema()
     except (SchemaTooOld, SchemaTooNew) as exc:
-        raise click.ClickException(str(exc)) from None
+        raise CannotWork(str(exc)) from None
+    except StoreRefused:
+        raise  # told once, by the command group: exit 77, as every command
     except Exception as exc:
         raise click.ClickException(
             f"cannot open the store {where}: {type(exc).__name__}: {masked(str(exc))}"

@@ -2,7 +2,7 @@
 
 The upgrade order for several workers: `renewals store migrate` with the new release (under
 the schema lock, safe while the old workers run: migrations only add), then replace the
-workers one by one. A worker meeting a schema newer than it knows refuses to start.
+workers one by one. A worker meeting a schema newer than it knows will not start.
 """
 
 import json
@@ -11,7 +11,7 @@ from contextlib import contextmanager
 
 import click
 
-from worker.cli.core import load_settings, require_existing_store
+from worker.cli.core import CannotWork, load_settings, require_existing_store
 from worker.redaction import masked
 from worker.settings import Settings
 from worker.store import SCHEMA_VERSION, SchemaTooNew, SqlStore, StoreUnavailable
@@ -35,8 +35,8 @@ def migrate() -> None:
     with _opened(settings) as opened:
         try:
             before, after = opened.migrate()
-        except SchemaTooNew as exc:
-            raise click.ClickException(str(exc)) from None
+        except SchemaTooNew as exc:  # a store of another release, as `renewals run` says: exit 78
+            raise CannotWork(str(exc)) from None
     where = masked(settings.store_url)
     if before == after:
         click.echo(f"{where} is at schema version {after}, the latest this release knows: nothing to do")
@@ -51,7 +51,7 @@ def status(as_json: bool) -> None:
 
     States: `current`; `older` (run `renewals store migrate`; workers with
     RENEWALS_STORE_MIGRATE=true migrate at start); `newer` (migrated by a later release,
-    which this one refuses to run against); `empty` (never migrated).
+    which this one will not run against); `empty` (never migrated).
     """
     settings = load_settings()
     require_existing_store(settings)
@@ -67,7 +67,7 @@ def status(as_json: bool) -> None:
         "current": "",
         "empty": ": run `renewals store migrate` (or start a worker)",
         "older": ": run `renewals store migrate`",
-        "newer": ": migrated by a later release; this release's workers refuse to start on it",
+        "newer": ": migrated by a later release; this release's workers will not start on it",
     }[state]
     click.echo(
         f"{facts['store']}: schema version {found}, this release's is {SCHEMA_VERSION} ({state}){advice}"

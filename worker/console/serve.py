@@ -11,6 +11,7 @@ from worker.console.app import create_app
 from worker.console.identity import ConsoleRefused
 from worker.console.sessions import Sessions, session_key
 from worker.console.state import Console
+from worker.failures import cannot_listen
 from worker.logs import get_logger
 from worker.settings import Settings
 
@@ -59,5 +60,5 @@ def _listen(host: str, port: int) -> socket.socket:
         return socket.create_server((host, port), family=family, backlog=128)
     except OSError as exc:
         raise ConsoleRefused(
-            f"cannot listen on {host}:{port}: {exc.strerror or exc} (choose another --host or --port)"
+            cannot_listen(f"{host}:{port}", exc, "choose another --host or --port")
         ) from None

@@ -85,7 +85,13 @@ class Users:
             }
         except FileNotFoundError:
             raise ConsoleRefused(f"no console users file at {path}: {ADD_HINT}") from None
-        except (OSError, ValueError, KeyError, TypeError, AttributeError) as exc:
+        except (KeyError, TypeError, AttributeError) as exc:
+            missing = f"no {exc.args[0]!r} in it" if isinstance(exc, KeyError) else "a part shaped otherwise"
+            raise ConsoleRefused(
+                f"cannot read the console users file {path}: {missing}, where {USERS_SHAPE} is expected;"
+                " move it aside and add users with `renewals console user add`"
+            ) from None
+        except (OSError, ValueError) as exc:
             raise ConsoleRefused(f"cannot read the console users file {path}: {exc}") from None
         if status.st_mode & (stat.S_IRWXG | stat.S_IRWXO):
             raise ConsoleRefused(f"the console users file {path} is open to others: chmod 600 {path}")
@@ -165,6 +171,7 @@ class BasicChecks:
         return hmac.new(self._key, source.encode(), hashlib.sha256).digest()
 
 
+USERS_SHAPE = '{"users": {NAME: {"role": ..., "hash": ...}}}'
 ADD_HINT = "add one with `renewals console user add NAME --role viewer|operator --password-stdin`"
 
 

@@ -8,6 +8,7 @@ from typing import Self
 
 from worker.broker.endpoints import Broker, BrokerUnreachable
 from worker.broker.wire import Connection, FrameHandlerFactory
+from worker.failures import broker_unreachable
 from worker.tools.errors import ToolError
 
 
@@ -26,7 +27,7 @@ class ToolConnection:
         try:
             self._connection, _ = self._broker.connect(frame_handler=self._frame_handler)
         except BrokerUnreachable as exc:
-            raise self.unreachable(f"cannot reach the broker at {self._broker}: {exc}") from None
+            raise self.unreachable(broker_unreachable(self._broker, exc)) from None
         return self
 
     def __exit__(self, *_: type[BaseException] | BaseException | TracebackType | None) -> None:

@@ -19,6 +19,7 @@ from worker.broker.endpoints import Broker
 from worker.broker.messages import Delivery
 from worker.broker.wire import DeliveryReader, read_by_the_reader
 from worker.dead_letters.letter import PROPERTY_NAMES, DeadLetter
+from worker.failures import missing_on_broker
 from worker.logs import Logger
 from worker.tools.connection import ToolConnection
 from worker.tools.errors import ToolError
@@ -55,8 +56,7 @@ class QueuePeek(ToolConnection):
             return int(self._channel().queue_declare(self.name, passive=True)[1])
         except NotFound:
             self._reading = None
-            fix = "`renewals topology --declare` creates it"
-            raise PeekError(f"queue {self.name} does not exist on {self.broker} ({fix})") from None
+            raise PeekError(missing_on_broker("queue", self.name, self.broker)) from None
 
     def read(self) -> Iterator[tuple[DeadLetter, int]]:
         """Every message in queue order with its delivery tag, none acknowledged.

@@ -1,0 +1,50 @@
+"""The one wording of each failure a command can meet, beside its exit status (worker/exits.py).
+
+Every command says a failure the same way, so that an operator (or a script grepping stderr)
+meets one sentence per cause, whichever command met it. "Refused" means one thing only: the
+broker or the database refused our credentials or access (exit 77). The table of which command
+meets which failure, with its status, is docs/configuration.md#exit-statuses, held by
+tests/e2e/test_failure_table.py.
+"""
+
+from worker.redaction import masked
+
+TOPOLOGY_FIX = "`renewals topology --declare` creates it"
+
+
+def _said(error: BaseException | str) -> str:
+    """An error as one line (libpq's messages span several), passwords masked."""
+    return masked(" ".join(str(error).split()))
+
+
+def broker_unreachable(broker: object, error: BaseException | str) -> str:
+    """No node of RENEWALS_AMQP_URL answered (exit 1: an outage, which a retry may cure)."""
+    return f"cannot reach the broker at {broker}: {_said(error)}"
+
+
+def missing_on_broker(kind: str, name: str, broker: object) -> str:
+    """An exchange or queue of the topology is not declared on the broker (exit 1)."""
+    return f"{kind} {name} does not exist on {broker} ({TOPOLOGY_FIX})"
+
+
+def store_refusal(store_url: str, error: Exception) -> str:
+    """The database refused us, or does not exist (exit 77)."""
+    return (
+        f"{masked(store_url)}: {_said(error)}; check the database name, user and password in"
+        " RENEWALS_STORE_URL, or create the database"
+    )
+
+
+def no_store(path: str) -> str:
+    """A SQLite path with no store behind it, for a command that only reads one (exit 77)."""
+    return f"no store at {path}: set RENEWALS_STORE_URL to the worker's store"
+
+
+def store_unavailable(store_url: str, error: BaseException | str) -> str:
+    """The database did not answer (exit 1: an outage, which a retry may cure)."""
+    return f"cannot open the store {masked(store_url)}: {_said(error)}"
+
+
+def cannot_listen(where: str, error: OSError, fix: str) -> str:
+    """A port another program holds, or an address this host does not have (exit 78)."""
+    return f"cannot listen on {where}: {error.strerror or error} ({fix})"
