@@ -12,8 +12,8 @@ import sys
 from events import INPUTS
 from handlers import HANDLERS, Handler
 from support import faults
-from worker.app import run_until_signalled
 from worker.cli.core import load_settings
+from worker.running import run_until_signalled
 from worker.service.dead_letters import Records
 from worker.store.dead_letters import DeadLetterRecords
 

@@ -20,9 +20,9 @@ from support.console import VIEWER, basic, in_process
 from support.raw import Field, deliver_frames, nested, properties, table
 from tests.fake_wire import Reading
 from worker.boundary import MAX_DEPTH
-from worker.broker.messages import Delivery
 from worker.cli import main
 from worker.logs import get_logger
+from worker.messaging import Delivery
 from worker.service.dead_letters import DeadLetterDrain
 
 FUZZ = settings(

@@ -23,9 +23,9 @@ from support.letters import stored
 from support.raw import Field, deliver_frames, nested, properties, table
 from tests.fake_wire import Reading
 from worker.boundary import MARK, MAX_DEPTH, MAX_TEXT, MAX_VALUES, bounded, guarded
-from worker.broker.messages import Delivery
 from worker.console import shapes
 from worker.logs import get_logger
+from worker.messaging import Delivery
 from worker.service.dead_letters import DeadLetterDrain, new_letter
 from worker.settings import Settings
 from worker.store import amqp_json, open_store

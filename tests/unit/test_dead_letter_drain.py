@@ -6,7 +6,7 @@ from datetime import UTC, datetime
 from typing import Any
 
 from worker.broker.links import AmqpLetters
-from worker.broker.messages import Delivery
+from worker.messaging import Delivery
 from worker.service.dead_letters import MAX_STORED_BODY, DeadLetterDrain, new_letter
 from worker.store.letters import NewLetter
 

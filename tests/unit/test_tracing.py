@@ -25,7 +25,8 @@ from events.trace_context import read_traceparent, read_tracestate
 from handlers import HANDLERS
 from support.faults import fails_for_doomed_clients
 from support.messages import contact, renewal
-from worker.broker.messages import Delivery
+from worker.broker.publisher import encoded_size
+from worker.messaging import Delivery
 from worker.service.outbox import Outbox
 from worker.service.processing import Result
 from worker.settings import VERSION, Settings
@@ -59,7 +60,9 @@ def processor(tmp_path: Path, provider: TracerProvider, handlers: Any = HANDLERS
     store.migrate()
     tracer = provider.get_tracer("test")
     outbox = Outbox(store, grace_s=settings.outbox_grace, sweep_every_s=settings.outbox_sweep_interval)
-    return TracedProcessor(settings, traced(store, tracer), handlers, outbox=outbox, tracer=tracer)
+    return TracedProcessor(
+        settings, traced(store, tracer), handlers, outbox=outbox, encoded_size=encoded_size, tracer=tracer
+    )
 
 
 def delivery(
@@ -571,7 +574,7 @@ from worker.tracing import TracingMisconfigured, processor_for
 settings = Settings()
 store = open_store(sys.argv[1])
 try:
-    processor_for(settings, store, outbox=Outbox(store, grace_s=30, sweep_every_s=10))
+    processor_for(settings, store, outbox=Outbox(store, grace_s=30, sweep_every_s=10), encoded_size=len)
 except TracingMisconfigured as exc:
     print(exc)
 """

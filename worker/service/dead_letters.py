@@ -30,8 +30,8 @@ from collections.abc import Callable
 from typing import Any
 
 from worker.boundary import SET_ASIDE, aside, bounded, guarded
-from worker.broker.messages import Delivery
 from worker.logs import Logger
+from worker.messaging import Delivery
 from worker.service.ports import LetterQueue
 from worker.store import SqlStore
 from worker.store.dead_letters import DeadLetterRecords

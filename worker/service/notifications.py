@@ -10,8 +10,7 @@ import orjson
 from pydantic import AwareDatetime, TypeAdapter
 
 from events import NOTIFICATION_REQUESTED, NotificationRequestedData, notification_routing_key
-from worker.broker.messages import APP_ID, OUTPUT_CONTENT_TYPE, PERSISTENT, Outgoing
-from worker.broker.publisher import short_string
+from worker.messaging import APP_ID, OUTPUT_CONTENT_TYPE, PERSISTENT, Outgoing, short_string
 from worker.store import OutboxRow
 
 _TIME: TypeAdapter[datetime] = TypeAdapter(AwareDatetime)

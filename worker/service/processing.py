@@ -17,7 +17,7 @@ from typing import Any
 
 from events import InvalidInput, NotificationRequestedData, OwnerChanged, RenewalApproaching
 from handlers import HANDLERS, Decision, HandlerMap, ReminderKey, SettingKey, needs_of
-from worker.broker.messages import Delivery, Outgoing
+from worker.messaging import Delivery, EncodedSize, Outgoing
 from worker.service.failures import Failure, FailurePolicy
 from worker.service.intake import read
 from worker.service.notifications import NotificationWriter, time_of
@@ -62,13 +62,14 @@ class BatchProcessor:
         handlers: HandlerMap = HANDLERS,
         *,
         outbox: Outbox,
+        encoded_size: EncodedSize,
         on_conflict: Callable[[], None] = lambda: None,
     ) -> None:
         self._settings = settings
         self._on_conflict = on_conflict
         self._store = store
         self._handlers = handlers
-        self._failures = FailurePolicy(settings)
+        self._failures = FailurePolicy(settings, encoded_size=encoded_size)
         self._max_future = timedelta(seconds=settings.max_clock_skew)
         self._writer = NotificationWriter(settings.source, settings.notifications_exchange)
         self._outbox = outbox  # its confirmed rows are deleted by the next transaction

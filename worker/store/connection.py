@@ -7,7 +7,7 @@ from collections.abc import Iterable, Iterator, Sequence
 from contextlib import contextmanager, suppress
 from typing import Any
 
-from worker.store.backend import Backend, Connection
+from worker.store.backend import Backend, DriverConnection
 from worker.store.model import StoreUnavailable
 
 
@@ -18,7 +18,7 @@ class SqlConnection:
         self.description = backend.description
         # The placeholder style is settled here, once; each distinct statement is rewritten once.
         self._placeholders = backend.placeholders
-        self._connection: Connection | None = None
+        self._connection: DriverConnection | None = None
         self._connection = self._connect()
 
     def execute(self, statement: str, params: Sequence[Any] = ()) -> Any:
@@ -93,7 +93,7 @@ class SqlConnection:
             raise
         self.execute("COMMIT")
 
-    def _connect(self) -> Connection:
+    def _connect(self) -> DriverConnection:
         try:
             return self._backend.connect()
         except Exception as exc:

@@ -15,10 +15,10 @@ from worker.store.backend import Backend
 from worker.store.connection import SqlConnection
 from worker.store.migrations import Migrations
 from worker.store.model import OutboxRow
-from worker.store.outbox import Outbox
+from worker.store.outbox import OutboxRows
 from worker.store.projection import SqlTransaction
 from worker.store.projection_writes import ReportedWrites
-from worker.store.retention import Retention
+from worker.store.retention import RetentionRows
 
 __all__ = ["SqlStore", "SqlTransaction"]
 
@@ -29,8 +29,8 @@ class SqlStore(SqlConnection):
     def __init__(self, backend: Backend) -> None:
         super().__init__(backend)
         self.migrations = Migrations(self, backend)
-        self.outbox = Outbox(self, backend)
-        self.retention = Retention(self)
+        self.outbox = OutboxRows(self, backend)
+        self.retention = RetentionRows(self)
         # The batch's write strategy, chosen once by the backend; the reporting one serves the
         # single-kind writes, which always say which rows stood.
         self._writes = backend.writes()

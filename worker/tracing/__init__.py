@@ -11,6 +11,7 @@ from contextlib import contextmanager
 from typing import TYPE_CHECKING
 
 from handlers import HANDLERS, HandlerMap
+from worker.messaging import EncodedSize
 from worker.service.outbox import Outbox
 from worker.service.processing import BatchProcessor
 from worker.settings import Settings
@@ -30,12 +31,15 @@ def processor_for(
     handlers: HandlerMap = HANDLERS,
     *,
     outbox: Outbox,
+    encoded_size: EncodedSize,
     on_conflict: Callable[[], None] = lambda: None,
 ) -> BatchProcessor:
     """The batch processor: traced (its store calls too: `store` itself is instrumented) when
     tracing is on, the plain one otherwise."""
     if not settings.tracing:
-        return BatchProcessor(settings, store, handlers, outbox=outbox, on_conflict=on_conflict)
+        return BatchProcessor(
+            settings, store, handlers, outbox=outbox, encoded_size=encoded_size, on_conflict=on_conflict
+        )
     with _sdk_installed():
         from worker.tracing.sdk import tracer
         from worker.tracing.spans import TracedProcessor
@@ -43,7 +47,13 @@ def processor_for(
 
     spans = tracer(settings)
     return TracedProcessor(
-        settings, traced(store, spans), handlers, outbox=outbox, on_conflict=on_conflict, tracer=spans
+        settings,
+        traced(store, spans),
+        handlers,
+        outbox=outbox,
+        encoded_size=encoded_size,
+        on_conflict=on_conflict,
+        tracer=spans,
     )
 
 

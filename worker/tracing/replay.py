@@ -10,7 +10,7 @@ from opentelemetry.sdk.trace import TracerProvider
 from opentelemetry.trace import Link, SpanKind
 
 from events.trace_context import TRACESTATE
-from worker.broker.messages import APP_ID
+from worker.messaging import APP_ID
 from worker.settings import VERSION
 from worker.tools.dead_letters.letter import DeadLetter
 from worker.tracing.context import envelope_context, header_context

@@ -43,7 +43,7 @@ from events import NotificationRequestedData
 from events.trace_context import TRACEPARENT, TRACESTATE, TraceParent, format_traceparent
 from handlers import HANDLERS, HandlerMap
 from worker import logs
-from worker.broker.messages import Delivery, Outgoing
+from worker.messaging import Delivery, EncodedSize, Outgoing
 from worker.service.notifications import NotificationWriter
 from worker.service.outbox import Outbox
 from worker.service.processing import BatchProcessor, Result
@@ -65,10 +65,13 @@ class TracedProcessor(BatchProcessor):
         handlers: HandlerMap = HANDLERS,
         *,
         outbox: Outbox,
+        encoded_size: EncodedSize,
         on_conflict: Callable[[], None] = lambda: None,
         tracer: trace.Tracer,
     ) -> None:
-        super().__init__(settings, store, handlers, outbox=outbox, on_conflict=on_conflict)
+        super().__init__(
+            settings, store, handlers, outbox=outbox, encoded_size=encoded_size, on_conflict=on_conflict
+        )
         self._tracer = tracer
         self._queue = settings.queue
         self._writer: _TracedWriter = _TracedWriter(settings.source, settings.notifications_exchange)

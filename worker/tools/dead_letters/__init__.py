@@ -2,7 +2,7 @@
 replays (throttled, cancellable, resumable), archive, purge, export. Used by `renewals dlq` and
 the console."""
 
-from worker.broker.messages import REPLAY_COUNT
+from worker.messaging import REPLAY_COUNT
 from worker.tools.dead_letters.letter import DeadLetter
 from worker.tools.dead_letters.operations import DEFAULT_MAX_REPLAYS, Plan, Report, audit, label, plan, user
 from worker.tools.dead_letters.queue import DeadLetterError, ReplayPublisher, ReplayRefused

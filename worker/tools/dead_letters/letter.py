@@ -16,7 +16,7 @@ from datetime import datetime
 from typing import Any
 
 from worker.boundary import bounded
-from worker.broker.messages import (
+from worker.messaging import (
     ATTEMPTS,
     ERROR_DETAIL,
     ERROR_REASON,
