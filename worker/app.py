@@ -18,16 +18,18 @@ from worker.service.dead_letters import PUMP_EVERY, DeadLetterDrain, Records
 from worker.service.health import Health, serve
 from worker.service.housekeeping import Housekeeping
 from worker.service.metrics import Metrics
+from worker.service.notifications import NotificationWriter, Writer
 from worker.service.outbox import Outbox
 from worker.service.ports import BrokerLinks, Linked
+from worker.service.processing import BatchProcessor, Processor
 from worker.service.retention import Retention
 from worker.service.runtime import OpenSession, Worker
 from worker.service.session import Links, Services, WorkerSession
 from worker.service.store_line import StoreLine
 from worker.settings import ConfigurationError, Settings
-from worker.store import SqlStore, open_store
+from worker.store import SqlStore, direct, open_store
 from worker.store.dead_letters import DeadLetterRecords
-from worker.tracing import processor_for
+from worker.tracing import tracing_for
 
 
 def build_worker(
@@ -70,9 +72,21 @@ def build_services(
     store line, housekeeping and the worker's metrics, readiness and log."""
     outbox = Outbox(store, grace_s=settings.outbox_grace, sweep_every_s=settings.outbox_sweep_interval)
     conflict = metrics.store_errors.labels("conflict").inc
-    processor = processor_for(
-        settings, store, handlers, outbox=outbox, encoded_size=encoded_size, on_conflict=conflict
-    )  # traced if OTEL_* say so
+
+    def batches(writer: Writer) -> BatchProcessor:
+        return BatchProcessor(
+            settings,
+            store,
+            handlers,
+            outbox=outbox,
+            encoded_size=encoded_size,
+            writer=writer,
+            on_conflict=conflict,
+        )
+
+    writer = NotificationWriter(settings.source, settings.notifications_exchange)
+    tracing = tracing_for(settings)  # None unless OTEL_* variables turn tracing on
+    processor: Processor = batches(writer) if tracing is None else tracing.processor(batches, writer)
     retention = Retention(store, settings, letters=DeadLetterRecords(store))
     return Services(
         processor=processor,
@@ -171,12 +185,15 @@ def _serve_metrics(settings: Settings, port: int, health: Health, metrics: Metri
 
 
 def open_configured_store(settings: Settings) -> SqlStore:
-    """The configured store with the configured timeouts, its schema untouched."""
+    """The configured store with the configured timeouts, its schema untouched; its statements
+    in spans when tracing is on."""
+    tracing = tracing_for(settings)
     return open_store(
         settings.store_url,
         lock_timeout=settings.store_lock_timeout,
         statement_timeout=settings.store_statement_timeout,
         idle_in_transaction_timeout=settings.store_idle_in_transaction_timeout,
+        runner=direct if tracing is None else tracing.statements,
     )
 
 

@@ -34,7 +34,7 @@ from worker.service.metrics import Metrics
 from worker.service.outbox import Outbox
 from worker.service.outcomes import WARNINGS
 from worker.service.ports import Deliveries, LetterDrain, Publisher
-from worker.service.processing import BatchProcessor, Result
+from worker.service.processing import Processor, Result
 from worker.service.store_line import StoreLine
 from worker.store import OutboxRow, SqlStore, StoreUnavailable
 
@@ -68,7 +68,7 @@ class Links:
 class Services:
     """What outlives a session: built once by the composition root, used by every session."""
 
-    processor: BatchProcessor
+    processor: Processor
     outbox: Outbox
     store: SqlStore
     store_line: StoreLine

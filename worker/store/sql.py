@@ -12,7 +12,7 @@ from contextlib import contextmanager
 from datetime import date
 
 from worker.store.backend import Backend
-from worker.store.connection import SqlConnection
+from worker.store.connection import RunnerFor, SqlConnection, direct
 from worker.store.migrations import Migrations
 from worker.store.model import OutboxRow
 from worker.store.outbox import OutboxRows
@@ -26,8 +26,8 @@ __all__ = ["SqlStore", "SqlTransaction"]
 class SqlStore(SqlConnection):
     """One connection, used by one thread, and every part of the store over it."""
 
-    def __init__(self, backend: Backend) -> None:
-        super().__init__(backend)
+    def __init__(self, backend: Backend, *, runner: RunnerFor = direct) -> None:
+        super().__init__(backend, runner=runner(backend.kind))
         self.migrations = Migrations(self, backend)
         self.outbox = OutboxRows(self, backend)
         self.retention = RetentionRows(self)
