@@ -1,8 +1,9 @@
 """The composition root: the only place that builds concrete objects from the settings.
 
-It builds and connects nothing else: running the worker (signals, the shutdown watchdog, exit
-statuses) is `worker.running`'s. Tracing is chosen here too: `worker.tracing.processor_for`
-wraps the processor (and its store's statements) when OTEL_* variables turn it on."""
+It builds, and does nothing else: running the worker (signals, the shutdown watchdog, exit
+statuses) is `worker.running`'s. Tracing is chosen here too: when OTEL_* variables turn it on,
+`worker.tracing.tracing_for` gives the wrappers of the batch processor and of the store's
+statements, and they are built in; nothing is patched afterwards."""
 
 from handlers import HANDLERS, HandlerMap
 from worker import logs
