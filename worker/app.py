@@ -28,7 +28,7 @@ from worker.service.runtime import OpenSession, Worker
 from worker.service.session import Links, Services, WorkerSession
 from worker.service.store_line import StoreLine
 from worker.settings import ConfigurationError, Settings
-from worker.store import SqlStore, direct, open_store
+from worker.store import RunnerFor, SqlStore, direct, open_store
 from worker.store.dead_letters import DeadLetterRecords
 from worker.tracing import tracing_for
 
@@ -47,7 +47,7 @@ def build_worker(
     Everything a session uses is built here, once; each session's links at every (re)connect
     by `links.connect`, and the session over them by `session_opener`, here too."""
     log = logs.get_logger("renewals.worker")
-    store = store if store is not None else connect_store(settings)
+    store = store if store is not None else worker_store(settings)
     log.info("store.opened", store=store.description, schema_version=store.schema_version())
     metrics = Metrics(store.kind, enabled=settings.metrics_port is not None)
     health = Health(stale_after=settings.health_stale_after)
@@ -185,22 +185,20 @@ def _serve_metrics(settings: Settings, port: int, health: Health, metrics: Metri
     log.info("metrics.serving", host=settings.metrics_host, port=settings.metrics_port)
 
 
-def open_configured_store(settings: Settings) -> SqlStore:
-    """The configured store with the configured timeouts, its schema untouched; its statements
-    in spans when tracing is on."""
-    tracing = tracing_for(settings)
+def open_configured_store(settings: Settings, *, runner: RunnerFor = direct) -> SqlStore:
+    """The configured store with the configured timeouts, its schema untouched."""
     return open_store(
         settings.store_url,
         lock_timeout=settings.store_lock_timeout,
         statement_timeout=settings.store_statement_timeout,
         idle_in_transaction_timeout=settings.store_idle_in_transaction_timeout,
-        runner=direct if tracing is None else tracing.statements,
+        runner=runner,
     )
 
 
-def connect_store(settings: Settings, *, migrate: bool | None = None) -> SqlStore:
+def connect_store(settings: Settings, *, migrate: bool | None = None, runner: RunnerFor = direct) -> SqlStore:
     """The configured store, its schema migrated (or checked, with STORE_MIGRATE off)."""
-    store = open_configured_store(settings)
+    store = open_configured_store(settings, runner=runner)
     if settings.store_migrate if migrate is None else migrate:
         before, after = store.migrate()
         if before != after:
@@ -208,3 +206,10 @@ def connect_store(settings: Settings, *, migrate: bool | None = None) -> SqlStor
     else:
         store.check_schema()
     return store
+
+
+def worker_store(settings: Settings) -> SqlStore:
+    """The worker's own store (`connect_store`'s), its statements in spans when tracing is on;
+    the commands' and the console's stores are never traced."""
+    tracing = tracing_for(settings)
+    return connect_store(settings, runner=direct if tracing is None else tracing.statements)

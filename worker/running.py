@@ -12,7 +12,7 @@ from typing import Any
 
 from handlers import HANDLERS, HandlerMap
 from worker import logs
-from worker.app import build_worker, connect_store
+from worker.app import build_worker, worker_store
 from worker.broker.endpoints import BrokerRefused
 from worker.broker.topology import TopologyMismatch
 from worker.exits import EX_CONFIG, EX_REFUSED, EX_SOFTWARE, store_refusal
@@ -81,7 +81,7 @@ def _store_when_it_answers(settings: Settings, stop: threading.Event, log: Logge
             retry_in_s=round(state.next_action.sleep, 2) if state.next_action else None,
         ),
     )
-    store: SqlStore | None = retrying(connect_store, settings)
+    store: SqlStore | None = retrying(worker_store, settings)
     return store
 
 

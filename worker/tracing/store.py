@@ -27,7 +27,7 @@ _TARGETS = tuple(
 class TracedStatements:
     """A store's statements (`worker.store.connection.StatementRunner`), each in a client span when it is
     run inside a recording span; `system` is the store's kind ("sqlite" or "postgresql", as
-    db.system.name spells them). Chosen when the store is built (`worker.app.open_configured_store`)."""
+    db.system.name spells them). Chosen when the worker's store is built (`worker.app.worker_store`)."""
 
     def __init__(self, tracer: trace.Tracer, system: str, runner: StatementRunner = DIRECT) -> None:
         self._tracer = tracer
