@@ -12,10 +12,10 @@ import sys
 from events import INPUTS
 from handlers import HANDLERS, Handler
 from support import faults
-from worker.app import run_until_signalled
 from worker.cli.core import load_settings
 from worker.dead_letters.drain import Records
 from worker.dead_letters.records import DeadLetterRecords
+from worker.running import run_until_signalled
 
 
 def handlers_with(replacements: list[str]) -> dict[type, Handler]:

@@ -5,8 +5,8 @@ would send (support/raw.py lays them out)."""
 from collections.abc import Iterable
 from typing import Any
 
-from worker.broker.messages import Delivery
 from worker.broker.wire import DeliveryReader, Frame, _Buffered
+from worker.messaging import Delivery
 
 
 class ByteSource(_Buffered):

@@ -14,13 +14,13 @@ import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field, replace
 
-from worker.broker.links import ConsumerLost, QueueState
-from worker.broker.messages import Delivery, Outgoing
-from worker.broker.publisher import PublishFailed, Sent, Unencodable, frames
-from worker.dead_letters.drain import DeadLetterDrain
+from worker.app import session_opener
+from worker.broker.publisher import frames
 from worker.dead_letters.records import DeadLetterRecords
-from worker.logs import Logger
-from worker.service.session import Links, Services, Session
+from worker.messaging import ConsumerLost, Delivery, Outgoing, PublishFailed, QueueState, Sent, Unencodable
+from worker.service.ports import Linked
+from worker.service.session import Services, WorkerSession
+from worker.settings import Settings
 
 FRAME_MAX = 131072
 
@@ -63,8 +63,13 @@ class MemoryBroker:
     def dead_letter(self, delivery: Delivery) -> None:
         self.dead_letters.append(replace(delivery, delivery_tag=self._tag()))
 
-    def links(self) -> tuple["MemoryDeliveries", "MemoryPublisher", "MemoryLetters"]:
-        return MemoryDeliveries(self), MemoryPublisher(self), MemoryLetters(self)
+    # What the composition root asks of a broker (`worker.service.ports.BrokerLinks`).
+    name = "memory"
+    endpoints = ("memory",)
+
+    def connect(self, first: int) -> Linked:
+        """A session's three links, on the one node there is."""
+        return Linked(MemoryDeliveries(self), MemoryPublisher(self), MemoryLetters(self), 0)
 
     def notifications(self) -> list[Outgoing]:
         return [message for message in self.published if message.exchange == "renewals.notifications"]
@@ -212,10 +217,9 @@ class MemoryLetters:
         self.in_hand = []
 
 
-def memory_session(broker: MemoryBroker, services: Services, log: Logger) -> Session:
-    """A session as `worker.app.session_opener` builds one, on the in-memory broker's links."""
-    deliveries, publisher, letters = broker.links()
-    drain = DeadLetterDrain(
-        letters, DeadLetterRecords(services.store), name=broker.dead_letter_queue, log=log
-    )
-    return Session(Links(deliveries, publisher, drain), services, queue="renewals.worker", broker="memory")
+def memory_session(broker: MemoryBroker, services: Services) -> WorkerSession:
+    """A session as the composition root opens one (`worker.app.session_opener`), on the
+    in-memory broker's links."""
+    settings = Settings(queue="renewals.worker", dead_letter_queue=broker.dead_letter_queue)
+    session, _ = session_opener(settings, services, DeadLetterRecords(services.store), broker)(0)
+    return session

@@ -1,41 +1,37 @@
-"""The composition root: the only place that builds concrete objects from the settings."""
+"""The composition root: the only place that builds concrete objects from the settings.
 
-import os
-import signal
-import sys
-import threading
-from typing import Any
+It builds, and does nothing else: running the worker (signals, the shutdown watchdog, exit
+statuses) is `worker.running`'s. Tracing is chosen here too: when OTEL_* variables turn it on,
+`worker.tracing.tracing_for` gives the wrappers of the batch processor and of the store's
+statements, and they are built in; nothing is patched afterwards."""
 
 from handlers import HANDLERS, HandlerMap
 from worker import logs
-from worker.broker.endpoints import Broker, BrokerRefused, from_settings
-from worker.broker.links import AmqpDeliveries, AmqpLetters
-from worker.broker.publisher import ConfirmingPublisher
-from worker.broker.topology import BrokerVersion, TopologyMismatch, topology
+from worker.broker.endpoints import Broker, from_settings
+from worker.broker.links import AmqpDeliveries, AmqpLetters, AmqpPublishing, losses_translated
+from worker.broker.publisher import ConfirmingPublisher, encoded_size
+from worker.broker.topology import BrokerVersion, topology
 from worker.broker.wire import DeliveryReader
 from worker.dead_letters.drain import PREFETCH as LETTERS_IN_HAND
 from worker.dead_letters.drain import PUMP_EVERY, DeadLetterDrain, Records
 from worker.dead_letters.records import DeadLetterRecords
-from worker.exits import EX_CONFIG, EX_REFUSED, EX_SOFTWARE
-from worker.failures import store_refusal
 from worker.logs import Logger
 from worker.redaction import masked
-from worker.retrying import until_stopped
 from worker.service.health import Health, serve
 from worker.service.housekeeping import Housekeeping
 from worker.service.metrics import Metrics
+from worker.service.notifications import NotificationWriter, Writer
 from worker.service.outbox import Outbox
+from worker.service.ports import BrokerLinks, Linked
+from worker.service.processing import BatchProcessor, Processor
 from worker.service.retention import Retention
 from worker.service.runtime import OpenSession, Worker
-from worker.service.session import Links, Services, Session
+from worker.service.session import Links, Services, WorkerSession
 from worker.service.store_line import StoreLine
 from worker.settings import ConfigurationError, Settings
-from worker.store import SchemaTooNew, SchemaTooOld, SqlStore, StoreRefused, StoreUnavailable
+from worker.store import RunnerFor, SqlStore, direct
 from worker.store.configured import open_configured_store
-from worker.tracing import TracingMisconfigured, processor_for
-
-CANNOT_WORK = (SchemaTooNew, SchemaTooOld, TopologyMismatch, ConfigurationError, TracingMisconfigured)
-"""Stops with EX_CONFIG: the configuration must change first."""
+from worker.tracing import tracing_for
 
 
 def build_worker(
@@ -44,13 +40,15 @@ def build_worker(
     handlers: HandlerMap = HANDLERS,
     store: SqlStore | None = None,
     records: Records = DeadLetterRecords,
+    links: BrokerLinks | None = None,
 ) -> Worker:
-    """The worker with its store, handlers and dead-letter records; tests pass their own (as
-    cosmicpython's `bootstrap` does), production takes the built-in ones and the configured
-    store. Everything a session uses is built here, once; each session's broker links are
-    built by `session_opener`, here too."""
+    """The worker with its store, handlers, dead-letter records and broker links; tests pass
+    their own (as cosmicpython's `bootstrap` does: `tests/memory_broker.py` is a `links`),
+    production takes the built-in ones, the configured store and the configured broker.
+    Everything a session uses is built here, once; each session's links at every (re)connect
+    by `links.connect`, and the session over them by `session_opener`, here too."""
     log = logs.get_logger("renewals.worker")
-    store = store if store is not None else connect_store(settings)
+    store = store if store is not None else worker_store(settings)
     log.info("store.opened", store=store.description, schema_version=store.schema_version())
     metrics = Metrics(store.kind, enabled=settings.metrics_port is not None)
     health = Health(stale_after=settings.health_stale_after)
@@ -58,9 +56,9 @@ def build_worker(
     if settings.metrics_port is not None:
         _serve_metrics(settings, settings.metrics_port, health, metrics, log)
     services = build_services(settings, store, handlers, metrics=metrics, health=health, log=log)
-    broker = from_settings(settings)
-    opener = session_opener(settings, broker, services, records(store))
-    return Worker(settings, broker, opener, log, metrics=metrics, health=health)
+    links = links if links is not None else AmqpLinks(settings, from_settings(settings), log)
+    opener = session_opener(settings, services, records(store), links)
+    return Worker(settings, links, opener, log, metrics=metrics, health=health)
 
 
 def build_services(
@@ -76,9 +74,21 @@ def build_services(
     store line, housekeeping and the worker's metrics, readiness and log."""
     outbox = Outbox(store, grace_s=settings.outbox_grace, sweep_every_s=settings.outbox_sweep_interval)
     conflict = metrics.store_errors.labels("conflict").inc
-    processor = processor_for(
-        settings, store, handlers, outbox=outbox, on_conflict=conflict
-    )  # traced if OTEL_* say so
+
+    def batches(writer: Writer) -> BatchProcessor:
+        return BatchProcessor(
+            settings,
+            store,
+            handlers,
+            outbox=outbox,
+            encoded_size=encoded_size,
+            writer=writer,
+            on_conflict=conflict,
+        )
+
+    writer = NotificationWriter(settings.source, settings.notifications_exchange)
+    tracing = tracing_for(settings)  # None unless OTEL_* variables turn tracing on
+    processor: Processor = batches(writer) if tracing is None else tracing.processor(batches, writer)
     retention = Retention(store, settings, letters=DeadLetterRecords(store))
     return Services(
         processor=processor,
@@ -94,13 +104,26 @@ def build_services(
     )
 
 
-def session_opener(
-    settings: Settings, broker: Broker, services: Services, records: DeadLetterRecords
-) -> OpenSession:
-    """Opens a session: its three connections on one node (the first, from the given one on,
-    that accepts), the topology declared, the links over them."""
+class AmqpLinks:
+    """The broker over py-amqp: a session's three connections on one node (the first, from the
+    given one on, that accepts), the topology declared, the links over them."""
 
-    def open_session(first: int) -> tuple[Session, int]:
+    def __init__(self, settings: Settings, broker: Broker, log: Logger) -> None:
+        self._settings = settings
+        self._broker = broker
+        self._log = log
+        self.endpoints = broker.endpoints
+        self.name = masked(settings.amqp_url)
+
+    def __str__(self) -> str:
+        return str(self._broker)
+
+    def connect(self, first: int) -> Linked:
+        with losses_translated():
+            return self._connected(first)
+
+    def _connected(self, first: int) -> Linked:
+        settings, broker = self._settings, self._broker
         reader = DeliveryReader()
         consuming, node = broker.connect(first=first, frame_handler=reader.frame_handler)
         opened = [consuming]
@@ -120,8 +143,8 @@ def session_opener(
                 lull=settings.batch_idle_ms / 1000,
                 max_wait=settings.batch_max_wait_ms / 1000,
             )
-            publisher = ConfirmingPublisher(
-                publishing, confirm_timeout=settings.confirm_timeout, log=services.log
+            publisher = AmqpPublishing(
+                ConfirmingPublisher(publishing, confirm_timeout=settings.confirm_timeout, log=self._log)
             )
             letter_queue = AmqpLetters(
                 draining,
@@ -130,13 +153,23 @@ def session_opener(
                 prefetch=LETTERS_IN_HAND,
                 read_every=PUMP_EVERY,
             )
-            drain = DeadLetterDrain(letter_queue, records, name=settings.dead_letter_queue, log=services.log)
         except BaseException:
             for connection in opened:
                 connection.collect()
             raise
-        links = Links(deliveries=deliveries, publisher=publisher, letters=drain)
-        return Session(links, services, queue=settings.queue, broker=masked(settings.amqp_url)), node
+        return Linked(deliveries, publisher, letter_queue, node)
+
+
+def session_opener(
+    settings: Settings, services: Services, records: DeadLetterRecords, links: BrokerLinks
+) -> OpenSession:
+    """Opens a session: its links connected by `links`, the dead-letter drain over the third."""
+
+    def open_session(first: int) -> tuple[WorkerSession, int]:
+        linked = links.connect(first)
+        drain = DeadLetterDrain(linked.letters, records, name=settings.dead_letter_queue, log=services.log)
+        session_links = Links(deliveries=linked.deliveries, publisher=linked.publisher, letters=drain)
+        return WorkerSession(session_links, services, queue=settings.queue, broker=links.name), linked.node
 
     return open_session
 
@@ -153,9 +186,9 @@ def _serve_metrics(settings: Settings, port: int, health: Health, metrics: Metri
     log.info("metrics.serving", host=settings.metrics_host, port=settings.metrics_port)
 
 
-def connect_store(settings: Settings, *, migrate: bool | None = None) -> SqlStore:
+def connect_store(settings: Settings, *, migrate: bool | None = None, runner: RunnerFor = direct) -> SqlStore:
     """The configured store, its schema migrated (or checked, with STORE_MIGRATE off)."""
-    store = open_configured_store(settings)
+    store = open_configured_store(settings, runner=runner)
     if settings.store_migrate if migrate is None else migrate:
         before, after = store.migrate()
         if before != after:
@@ -165,64 +198,8 @@ def connect_store(settings: Settings, *, migrate: bool | None = None) -> SqlStor
     return store
 
 
-def run_until_signalled(
-    settings: Settings, *, handlers: HandlerMap = HANDLERS, records: Records = DeadLetterRecords
-) -> None:
-    """Run the worker; SIGTERM/SIGINT stop it gracefully within `shutdown_grace` seconds."""
-    log = logs.get_logger("renewals.worker")
-    stop = threading.Event()
-
-    def request_stop(signum: int, _frame: Any) -> None:
-        if stop.is_set():
-            return
-        log.info("worker.stopping", signal=signal.Signals(signum).name, grace_s=settings.shutdown_grace)
-        stop.set()
-        watchdog = threading.Timer(settings.shutdown_grace, _give_up, args=(log,))
-        watchdog.daemon = True
-        watchdog.start()
-
-    signal.signal(signal.SIGTERM, request_stop)
-    signal.signal(signal.SIGINT, request_stop)
-    log.info("worker.starting", broker=masked(settings.amqp_url), store=masked(settings.store_url))
-    try:
-        store = _store_when_it_answers(settings, stop, log)
-        if store is not None:
-            build_worker(settings, handlers=handlers, store=store, records=records).run(stop)
-    except CANNOT_WORK as exc:
-        _stop_for_good(log, str(exc), EX_CONFIG)
-    except StoreRefused as exc:
-        _stop_for_good(log, store_refusal(settings.store_url, exc), EX_REFUSED)
-    except BrokerRefused as exc:
-        _stop_for_good(log, str(exc), EX_REFUSED)
-
-
-def _stop_for_good(log: Logger, error: str, status: int) -> None:
-    """One error line saying what to fix, and the exit status that tells it from an outage."""
-    log.error("worker.cannot_start", error=error, exit_status=status)
-    sys.stderr.flush()
-    sys.exit(status)
-
-
-def _store_when_it_answers(settings: Settings, stop: threading.Event, log: Logger) -> SqlStore | None:
-    """The store, waited for with jittered backoff if it is not there yet; None if stopped."""
-    retrying = until_stopped(
-        StoreUnavailable,
-        max_delay=settings.reconnect_max_delay,
-        stop=stop,
-        sleep=stop.wait,
-        before_sleep=lambda state: log.warning(
-            "store.unavailable",
-            store=masked(settings.store_url),
-            error=str(state.outcome.exception() if state.outcome else None),
-            retry_in_s=round(state.next_action.sleep, 2) if state.next_action else None,
-        ),
-    )
-    store: SqlStore | None = retrying(connect_store, settings)
-    return store
-
-
-def _give_up(log: Logger) -> None:
-    """The grace period ran out: exit now; unacknowledged messages will be redelivered."""
-    log.error("worker.grace_period_exceeded")
-    sys.stderr.flush()
-    os._exit(EX_SOFTWARE)
+def worker_store(settings: Settings) -> SqlStore:
+    """The worker's own store (`connect_store`'s), its statements in spans when tracing is on;
+    the commands' and the console's stores are never traced."""
+    tracing = tracing_for(settings)
+    return connect_store(settings, runner=direct if tracing is None else tracing.statements)

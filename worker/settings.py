@@ -21,8 +21,8 @@ from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict, Settin
 
 from events import DEFAULT_MAX_FUTURE
 from worker.broker.endpoints import Broker
+from worker.printable import printable
 from worker.redaction import masked
-from worker.tools.tables import printable
 
 VERSION = version("renewal-routing")
 """The installed package's version: `renewals --version` and `x-worker-version` both read it."""

@@ -37,7 +37,9 @@ def test_twenty_health_requests_and_strips_open_one_broker_connection(amqp_url: 
         setup.close()
 
 
-def test_a_broker_gone_and_back_is_reported_then_read_through_a_new_connection(amqp_url: str, tmp_path: Path) -> None:
+def test_a_broker_gone_and_back_is_reported_then_read_through_a_new_connection(
+    amqp_url: str, tmp_path: Path
+) -> None:
     """The proxy cut: the next read after the cache says the broker is unreachable; restored: it is read again, through a second connection."""
     with TcpProxy(amqp_url) as proxy:
         client, _ = in_process(tmp_path, [], amqp_url=proxy.url)

@@ -26,7 +26,7 @@ from support.spare_postgres import SparePostgres, spare_postgres
 from support.worker_process import WorkerProcess
 from tests.e2e.conftest import FAST_RETRIES
 from tests.integration.test_processing import processor_over
-from worker.broker.messages import Delivery
+from worker.messaging import Delivery
 from worker.service.outcomes import OUTCOMES
 from worker.store import SCHEMA_VERSION, open_store
 

@@ -20,10 +20,10 @@ from support.console import VIEWER, basic, in_process
 from support.raw import Field, deliver_frames, nested, properties, table
 from tests.fake_wire import Reading
 from worker.boundary import MAX_DEPTH
-from worker.broker.messages import Delivery
 from worker.cli import main
 from worker.dead_letters.drain import DeadLetterDrain
 from worker.logs import get_logger
+from worker.messaging import Delivery
 
 FUZZ = settings(
     max_examples=25,

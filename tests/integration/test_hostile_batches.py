@@ -16,11 +16,11 @@ from click.testing import CliRunner, Result
 from support.messages import contact, encode, owner_changed, renewal
 from support.raw import Field, deliver_frames, properties, table
 from tests.fake_wire import Reading
-from worker.broker.messages import Delivery, Outgoing
-from worker.broker.publisher import encode_properties
+from worker.broker.publisher import encode_properties, encoded_size
 from worker.cli import main
 from worker.dead_letters.drain import new_letter
 from worker.dead_letters.records import DeadLetterRecords
+from worker.messaging import Delivery, Outgoing
 from worker.service.outbox import Outbox
 from worker.service.processing import BatchProcessor
 from worker.service.processing import Result as Handled
@@ -50,7 +50,7 @@ def processor(url: str) -> BatchProcessor:
     store: SqlStore = open_store(url)
     store.migrate()
     outbox = Outbox(store, grace_s=SETTINGS.outbox_grace, sweep_every_s=SETTINGS.outbox_sweep_interval)
-    return BatchProcessor(SETTINGS, store, outbox=outbox)
+    return BatchProcessor(SETTINGS, store, outbox=outbox, encoded_size=encoded_size)
 
 
 def delivery(message: dict[str, Any] | bytes, tag: int) -> Delivery:

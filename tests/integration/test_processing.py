@@ -22,7 +22,8 @@ from handlers import (
     on_renewal_approaching,
 )
 from support.messages import contact, owner_changed, renewal
-from worker.broker.messages import Delivery
+from worker.broker.publisher import encoded_size
+from worker.messaging import Delivery
 from worker.service.outbox import Outbox
 from worker.service.processing import BatchProcessor
 from worker.settings import Settings
@@ -32,7 +33,7 @@ from worker.store import SqlStore, StoreUnavailable, open_store
 def processor_over(store: SqlStore, handlers: HandlerMap = HANDLERS) -> BatchProcessor:
     """The batch processor as the composition root builds it, over `store`."""
     outbox = Outbox(store, grace_s=30, sweep_every_s=10)
-    return BatchProcessor(Settings(), store, handlers, outbox=outbox)
+    return BatchProcessor(Settings(), store, handlers, outbox=outbox, encoded_size=encoded_size)
 
 
 DORA = contact("dora", "client.example")

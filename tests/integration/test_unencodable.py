@@ -13,7 +13,7 @@ from typing import Any
 from handlers import HANDLERS
 from tests.memory_broker import MemoryBroker, memory_session
 from worker.app import build_services
-from worker.broker.messages import Delivery, Outgoing
+from worker.messaging import Delivery, Outgoing
 from worker.service.health import Health
 from worker.service.metrics import Metrics
 from worker.service.processing import Result
@@ -75,7 +75,7 @@ def test_in_one_batch_an_unencodable_notification_is_set_aside_and_an_unencodabl
         log=log,  # type: ignore[arg-type]
     )
     processor = SimpleNamespace(process=lambda chunk: results, flush=services.processor.flush)
-    session = memory_session(broker, replace(services, processor=processor), log)
+    session = memory_session(broker, replace(services, processor=processor))
 
     session.run(broker.stop)
 

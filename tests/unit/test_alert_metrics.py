@@ -3,7 +3,7 @@ store's answer as a gauge, redelivered deliveries, and replayed messages dead-le
 
 from prometheus_client import generate_latest
 
-from worker.broker.messages import REPLAY_COUNT, Delivery, Outgoing
+from worker.messaging import REPLAY_COUNT, Delivery, Outgoing
 from worker.service.failures import Failure
 from worker.service.health import Health
 from worker.service.metrics import Metrics

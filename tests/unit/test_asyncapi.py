@@ -12,7 +12,8 @@ import pytest
 
 from events import NotificationRequested, RenewalApproaching
 from events.registry import INPUT_BY_TYPE
-from worker.broker.messages import Delivery
+from worker.broker.publisher import encoded_size
+from worker.messaging import Delivery
 from worker.service.failures import DeadLetterHeaders, FailurePolicy
 from worker.settings import Settings
 from worker.tools.asyncapi import examples
@@ -86,7 +87,9 @@ def test_dead_letter_headers_are_the_documented_ones(trace: str | None) -> None:
     """The headers `dead_letter` writes are exactly those DeadLetterHeaders documents, and valid for it."""
     delivery = Delivery(b"{}", {"application_headers": {"x-replay-count": 1}}, "renewals.events",
                         "renewal.approaching", delivery_tag=1)  # fmt: skip
-    failure = FailurePolicy(Settings()).dead_letter(delivery, "retries_exhausted", "boom", 5, trace)
+    failure = FailurePolicy(Settings(), encoded_size=encoded_size).dead_letter(
+        delivery, "retries_exhausted", "boom", 5, trace
+    )
     headers = failure.outgoing.properties["application_headers"]
     documented = {field.alias for field in DeadLetterHeaders.model_fields.values()}
     expected = documented if trace else documented - {"x-error-traceback"}

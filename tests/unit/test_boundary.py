@@ -23,12 +23,12 @@ from support.letters import stored
 from support.raw import Field, deliver_frames, nested, properties, table
 from tests.fake_wire import Reading
 from worker.boundary import MARK, MAX_DEPTH, MAX_TEXT, MAX_VALUES, bounded, guarded
-from worker.broker.messages import Delivery
 from worker.console import shapes
 from worker.dead_letters import DeadLetter, Routes, as_dead_letter, plan
 from worker.dead_letters.drain import DeadLetterDrain, new_letter
 from worker.dead_letters.records import DeadLetterRecords
 from worker.logs import get_logger
+from worker.messaging import Delivery
 from worker.settings import Settings
 from worker.store import amqp_json, open_store
 from worker.tools.peek import read_letter as peek_letter

@@ -1,6 +1,6 @@
 """The consumer watch: when the worker calls its consumer lost although the broker said nothing."""
 
-from worker.broker.links import QueueState
+from worker.messaging import QueueState
 from worker.service.consumer_watch import ConsumerWatch
 
 

@@ -6,9 +6,9 @@ from datetime import UTC, datetime
 from typing import Any
 
 from worker.broker.links import AmqpLetters
-from worker.broker.messages import Delivery
 from worker.dead_letters.drain import MAX_STORED_BODY, DeadLetterDrain, new_letter
 from worker.dead_letters.model import NewLetter
+from worker.messaging import Delivery
 
 DEATH = {
     "x-death": [

@@ -7,12 +7,12 @@ from collections.abc import Iterator
 
 import pytest
 
-from worker.service.endpoint import Endpoint, Response
+from worker.service.endpoint import ProbeServer, Response
 from worker.service.health import Health, serve
 from worker.service.metrics import Metrics
 
 
-def ask(endpoint: Endpoint, request: bytes, timeout: float = 2.0) -> bytes:
+def ask(endpoint: ProbeServer, request: bytes, timeout: float = 2.0) -> bytes:
     """Send `request` on a new connection and read until the server closes it."""
     with socket.create_connection(endpoint.address, timeout=timeout) as sock:
         sock.sendall(request)
@@ -22,14 +22,14 @@ def ask(endpoint: Endpoint, request: bytes, timeout: float = 2.0) -> bytes:
     return received
 
 
-def get(endpoint: Endpoint, path: str) -> tuple[int, bytes]:
+def get(endpoint: ProbeServer, path: str) -> tuple[int, bytes]:
     answer = ask(endpoint, f"GET {path} HTTP/1.1\r\nHost: x\r\n\r\n".encode())
     head, _, body = answer.partition(b"\r\n\r\n")
     return int(head.split(b" ")[1]), body
 
 
 @pytest.fixture
-def endpoint() -> Iterator[Endpoint]:
+def endpoint() -> Iterator[ProbeServer]:
     health = Health(stale_after=60)
     metrics = Metrics("sqlite")
     metrics.watch(health)
@@ -38,8 +38,8 @@ def endpoint() -> Iterator[Endpoint]:
     served.close()
 
 
-def small(max_connections: int = 8, timeout: float = 0.3) -> Endpoint:
-    return Endpoint(
+def small(max_connections: int = 8, timeout: float = 0.3) -> ProbeServer:
+    return ProbeServer(
         {"/ok": lambda: Response(200, "text/plain", b"ok\n")},
         "127.0.0.1",
         0,
@@ -48,7 +48,7 @@ def small(max_connections: int = 8, timeout: float = 0.3) -> Endpoint:
     ).start()
 
 
-def test_the_three_paths_answer_and_any_other_path_is_404(endpoint: Endpoint) -> None:
+def test_the_three_paths_answer_and_any_other_path_is_404(endpoint: ProbeServer) -> None:
     """/healthz 200, /readyz 503 (not consuming yet), /metrics the Prometheus text; /, /nope and /metrics/x are 404, POST is 405, HEAD has no body."""
     status, body = get(endpoint, "/healthz")
     assert status == 200 and b'"status": "ok"' in body
@@ -121,7 +121,7 @@ def test_a_failing_answer_is_a_500_and_the_endpoint_serves_on() -> None:
     def broken() -> Response:
         raise RuntimeError("boom")
 
-    served = Endpoint(
+    served = ProbeServer(
         {"/broken": broken, "/ok": lambda: Response(200, "text/plain", b"ok\n")}, "127.0.0.1", 0
     ).start()
     try:
@@ -136,6 +136,6 @@ def test_an_address_in_use_is_an_os_error_at_once() -> None:
     served = small()
     try:
         with pytest.raises(OSError):
-            Endpoint({}, "127.0.0.1", served.address[1])
+            ProbeServer({}, "127.0.0.1", served.address[1])
     finally:
         served.close()

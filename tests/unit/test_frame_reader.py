@@ -13,9 +13,9 @@ from amqp.exceptions import FrameSyntaxError, UnexpectedFrame
 from events import InvalidInput
 from support.raw import UNDECODABLE_PROPERTIES, Field, deliver_frames, frame, properties, table
 from tests.fake_wire import ByteSource, Reading, frames_of
-from worker.broker.messages import Delivery
+from worker.broker.links import LOSSES
+from worker.messaging import Delivery
 from worker.service.intake import read
-from worker.service.runtime import BROKER_TROUBLE
 
 JSON = "application/cloudevents+json"
 HEARTBEAT = frame(8, 0, b"")
@@ -214,18 +214,18 @@ def test_odd_but_utf8_header_names_and_values_pass_as_they_are() -> None:
 
 
 def test_a_frame_without_its_frame_end_is_refused_and_the_connection_counts_as_lost() -> None:
-    """A frame whose end byte is not 0xCE raises UnexpectedFrame from the transport, which the worker's runtime counts as broker trouble: it reconnects."""
+    """A frame whose end byte is not 0xCE raises UnexpectedFrame from the transport, which the links raise as BrokerLost: the runtime reconnects."""
     garbled = HEARTBEAT[:-1] + b"\x00"
     with pytest.raises(UnexpectedFrame, match="frame_end 0x00"):
         ByteSource(garbled).read_frame()
-    assert isinstance(UnexpectedFrame(), BROKER_TROUBLE)
+    assert isinstance(UnexpectedFrame(), LOSSES)
 
 
 def test_a_frame_cut_off_by_the_socket_closing_is_a_lost_connection() -> None:
     """The socket closes in the middle of a frame: OSError (broker trouble), never a short frame."""
     with pytest.raises(OSError, match="Server unexpectedly closed connection"):
         ByteSource(CHANNEL_CLOSE_OK[:5], b"").read_frame()
-    assert isinstance(OSError(), BROKER_TROUBLE)
+    assert isinstance(OSError(), LOSSES)
 
 
 @pytest.mark.parametrize(
@@ -271,7 +271,7 @@ def test_a_truncated_basic_deliver_ends_the_connection_as_broker_trouble(cut: in
     method, *_ = frames_of(deliver_frames(b"{}", properties()))
     with pytest.raises(FrameSyntaxError, match=r"malformed basic\.deliver frame"):
         Reading().feed([(1, 1, method[2][:cut])])
-    assert issubclass(FrameSyntaxError, BROKER_TROUBLE)
+    assert issubclass(FrameSyntaxError, LOSSES)
 
 
 def test_a_content_header_cut_before_its_body_size_is_broker_trouble_and_one_cut_in_a_property_is_read_as_it_is() -> (

@@ -18,8 +18,8 @@ from hypothesis import strategies as st
 from events import InvalidInput, RenewalApproaching, parse, parse_notification
 from handlers import HANDLERS
 from tests.fakes import InMemoryProjection
-from worker.broker.messages import Delivery, Outgoing, bare_copy
-from worker.broker.publisher import Unencodable, frames
+from worker.broker.publisher import encoded_size, frames
+from worker.messaging import Delivery, Outgoing, Unencodable, bare_copy
 from worker.service.failures import FailurePolicy
 from worker.service.notifications import NotificationWriter, time_of
 from worker.settings import Settings
@@ -29,7 +29,7 @@ NOW = datetime(2026, 11, 20, 9, 0, tzinfo=UTC)
 FRAME_MAX = 131072
 SETTINGS = Settings()
 WRITER = NotificationWriter(SETTINGS.source, SETTINGS.notifications_exchange)
-POLICY = FailurePolicy(SETTINGS)
+POLICY = FailurePolicy(SETTINGS, encoded_size=encoded_size)
 
 printable = st.characters(exclude_categories=["Cc", "Cs"])
 # Ids around the limit: short, up to 255 bytes of 1- to 4-byte characters, and beyond.

@@ -22,14 +22,14 @@ from events import InvalidInput
 from support.messages import contact, encode, renewal
 from support.raw import deliver_frames, properties, table
 from tests.fake_wire import Reading
-from worker.broker.messages import MAX_COPIED_HEADER_BYTES, Delivery, Outgoing
-from worker.broker.publisher import frames
+from worker.broker.publisher import encoded_size, frames
+from worker.messaging import MAX_COPIED_HEADER_BYTES, Delivery, Outgoing
 from worker.service.failures import Failure, FailurePolicy
 from worker.service.intake import read
 from worker.settings import Settings
 
 SETTINGS = Settings()
-POLICY = FailurePolicy(SETTINGS)
+POLICY = FailurePolicy(SETTINGS, encoded_size=encoded_size)
 FRAME_MAX = 131072  # RabbitMQ's default frame_max, which the worker takes
 EVENTS = SETTINGS.events_exchange
 JSON = "application/cloudevents+json"

@@ -10,6 +10,7 @@ import pytest
 from events import InvalidInput
 from support.raw import content_header, deliver_method, properties
 from tests.unit.test_service_parts import FakeConnection, publisher
+from worker.broker.publisher import encoded_size
 from worker.broker.wire import DeliveryReader
 from worker.service.failures import FailurePolicy
 from worker.service.intake import read
@@ -40,7 +41,7 @@ def test_a_40_mb_body_is_read_dead_lettered_and_framed_within_its_own_size() -> 
     connection = FakeConnection()
     connection.write = lambda data: None  # type: ignore[method-assign]  # a socket keeps nothing
     confirming = publisher(connection)
-    policy = FailurePolicy(Settings())
+    policy = FailurePolicy(Settings(), encoded_size=encoded_size)
     tracemalloc.start()
     try:
         base = tracemalloc.get_traced_memory()[0]

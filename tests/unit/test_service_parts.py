@@ -7,8 +7,8 @@ from typing import Any
 import pytest
 
 from support.raw import publish_frames
-from worker.broker.messages import Delivery, Outgoing
-from worker.broker.publisher import ConfirmingPublisher, PublishFailed, Unencodable, encode_properties
+from worker.broker.publisher import ConfirmingPublisher, encode_properties, encoded_size
+from worker.messaging import Delivery, Outgoing, PublishFailed, Unencodable
 from worker.service.failures import FailurePolicy
 from worker.service.session import _chunks
 from worker.settings import Settings
@@ -180,7 +180,7 @@ def test_each_failure_goes_to_the_next_delay_tier_and_the_last_tier_repeats(
     failed_before: int, tier: str
 ) -> None:
     """A delivery that failed n times before goes to the (n+1)-th delay queue, the last one repeating."""
-    policy = FailurePolicy(Settings(max_attempts=10))
+    policy = FailurePolicy(Settings(max_attempts=10), encoded_size=encoded_size)
     failure = policy.handle(delivery(1, **{"x-attempts": failed_before}), RuntimeError("boom"))
     assert failure.outcome == "message.retry_scheduled"
     assert failure.outgoing.routing_key == f"renewals.worker.retry.{tier}"
@@ -192,15 +192,15 @@ def test_upstream_cannot_skip_the_retries_with_a_forged_attempt_count() -> None:
     fresh = Delivery(
         b"{}", {"application_headers": {"x-attempts": 99}}, "renewals.events", "renewal.approaching", 1
     )
-    failure = FailurePolicy(Settings()).handle(fresh, RuntimeError("boom"))
+    failure = FailurePolicy(Settings(), encoded_size=encoded_size).handle(fresh, RuntimeError("boom"))
     assert failure.outcome == "message.retry_scheduled"
     assert failure.outgoing.properties["application_headers"]["x-attempts"] == 1
 
 
 def test_a_bare_copy_keeps_the_body_and_only_the_worker_s_own_headers() -> None:
     """The fallback for a copy that cannot be encoded: body, persistent, the worker's headers (x-error-*, x-original-*, x-attempts...), nothing of the original's properties; and it encodes."""
-    from worker.broker.messages import bare_copy
     from worker.broker.publisher import frames
+    from worker.messaging import bare_copy
 
     copy = Outgoing(
         "",

@@ -14,10 +14,9 @@ from handlers import HANDLERS
 from support.messages import contact, encode, renewal
 from tests.memory_broker import MemoryBroker, memory_session
 from worker import logs
-from worker.app import build_services
-from worker.broker.links import ConsumerLost
-from worker.broker.publisher import PublishFailed
+from worker.app import build_services, build_worker
 from worker.dead_letters.records import DeadLetterRecords
+from worker.messaging import ConsumerLost, PublishFailed
 from worker.service.health import Health
 from worker.service.metrics import Metrics
 from worker.service.session import Services, StoppedDuringOutage
@@ -78,7 +77,7 @@ def test_a_batch_is_committed_then_published_and_acknowledged_only_once_confirme
     broker.deliver(encode(renewal("c1", decision_maker=DANA)))
     broker.deliver(encode(renewal("c2")))  # owner 'platform', no decision maker: no_recipient
     broker.deliver(b"not json")
-    session = memory_session(broker, services_over(store, log), log)  # type: ignore[arg-type]
+    session = memory_session(broker, services_over(store, log))
 
     session.run(broker.stop)
 
@@ -103,14 +102,14 @@ def test_a_refused_confirm_ends_the_session_unacknowledged_and_the_next_session_
     broker.deliver(encode(renewal("c1", decision_maker=DANA)))
     broker.refuse_confirms = "broker nacked publish 1"
     services = services_over(store, log)
-    first = memory_session(broker, services, log)  # type: ignore[arg-type]
+    first = memory_session(broker, services)
     with pytest.raises(PublishFailed):
         first.run(broker.stop)
     first.close()
     assert not any(entry.startswith("ack") for entry in broker.log)
     assert broker.queue[0].redelivered and broker.notifications() == []
 
-    memory_session(broker, services, log).run(broker.stop)  # type: ignore[arg-type]
+    memory_session(broker, services).run(broker.stop)
 
     assert "outbox.republished" in log.events() and "message.duplicate_event" in log.events()
     [sent] = notification_ids(broker)
@@ -139,7 +138,7 @@ def test_while_the_store_is_away_the_session_takes_nothing_new_and_loses_nothing
     broker.deliver(encode(renewal("c1", decision_maker=DANA)))
     services = services_over(store, log)
     services.processor.process = flaky(services.processor.process, failures=2)  # type: ignore[method-assign]
-    session = memory_session(broker, services, log)  # type: ignore[arg-type]
+    session = memory_session(broker, services)
 
     session.run(broker.stop)
 
@@ -160,7 +159,7 @@ def test_asked_to_stop_while_the_store_is_away_the_session_ends_with_nothing_ack
     services = services_over(store, log)
     services.processor.process = flaky(services.processor.process, failures=10**6)  # type: ignore[method-assign]
     store.reconnect = flaky(store.reconnect, failures=10**6)  # type: ignore[method-assign]
-    session = memory_session(broker, services, log)  # type: ignore[arg-type]
+    session = memory_session(broker, services)
     threading.Timer(0.5, broker.stop.set).start()
 
     with pytest.raises(StoppedDuringOutage):
@@ -174,7 +173,7 @@ def test_dead_letters_wait_in_their_queue_while_the_store_is_away(store: SqlStor
     """A letter's insert finds the store gone: it stays unacknowledged until it is recorded."""
     log, broker = Lines(), MemoryBroker()
     broker.deliver(b"not json")
-    session = memory_session(broker, services_over(store, log), log)  # type: ignore[arg-type]
+    session = memory_session(broker, services_over(store, log))
     records = session._drain._records
     records.insert = flaky(records.insert, failures=1)  # type: ignore[method-assign]
 
@@ -192,7 +191,7 @@ def test_a_redelivered_message_is_handled_alone_after_its_neighbours_are_settled
     broker.deliver(encode(renewal("c1", decision_maker=DANA)))
     broker.deliver(encode(renewal("c2", decision_maker=DANA)))
     broker.queue[1] = broker.queue[1].__class__(**{**vars_of(broker.queue[1]), "redelivered": True})
-    session = memory_session(broker, services_over(store, log), log)  # type: ignore[arg-type]
+    session = memory_session(broker, services_over(store, log))
 
     session.run(broker.stop)
 
@@ -219,7 +218,7 @@ def test_housekeeping_republishes_the_rows_another_worker_left_behind(store: Sql
     with store.transaction() as transaction:
         transaction.enqueue([row], 1)  # committed long ago
     log, broker = Lines(), MemoryBroker()
-    session = memory_session(broker, services_over(store, log), log)  # type: ignore[arg-type]
+    session = memory_session(broker, services_over(store, log))
 
     session.run(broker.stop)
 
@@ -257,7 +256,7 @@ def test_a_consumer_the_broker_cancels_is_not_ready_at_once_and_everything_in_ha
     for n in range(5):
         broker.deliver(encode(renewal(f"c{n}", decision_maker=DANA)))
     services = services_over(store, log)
-    session = memory_session(broker, services, log)  # type: ignore[arg-type]
+    session = memory_session(broker, services)
 
     with pytest.raises(ConsumerLost, match="cancelled"):
         session.run(broker.stop)
@@ -278,7 +277,7 @@ def test_a_dead_letter_consumer_the_broker_cancels_ends_the_session_once_its_let
     log, broker = Lines(), MemoryBroker(letters_cancelled=True, stop_when=lambda _broker: False)
     broker.deliver(encode(renewal("c1")))  # nobody to notify: dead-lettered by the worker
     services = services_over(store, log)
-    session = memory_session(broker, services, log)  # type: ignore[arg-type]
+    session = memory_session(broker, services)
 
     with pytest.raises(ConsumerLost, match="dead-letter queue"):
         session.run(broker.stop)
@@ -287,3 +286,16 @@ def test_a_dead_letter_consumer_the_broker_cancels_ends_the_session_once_its_let
     assert any(entry.startswith("letters ack") for entry in broker.log)
     ready, facts = services.health.ready()
     assert not ready and "dead-letter queue" in facts["consumer_lost"]
+
+
+def test_the_composition_root_runs_a_worker_on_the_in_memory_broker(store: SqlStore) -> None:
+    """`build_worker` takes the broker's links, so the whole worker runs on the in-memory broker with no wiring by hand."""
+    broker = MemoryBroker()
+    broker.deliver(encode(renewal("c1", decision_maker=DANA)))
+    broker.deliver(b"not json")
+
+    build_worker(Settings(), store=store, links=broker).run(broker.stop)
+
+    assert broker.log[:5] == ["consume", "deliver [1, 2]", "send 2", "confirmed 2", "ack 2"]
+    assert len(notification_ids(broker)) == 1
+    assert [letter.reason for letter in DeadLetterRecords(store).page().letters] == ["invalid_json"]

@@ -1,6 +1,7 @@
 """The tables people read: aligned, and never a raw control character from a message."""
 
-from worker.tools.tables import printable, render, shown
+from worker.printable import printable
+from worker.tools.tables import render, shown
 
 
 def test_control_characters_in_a_cell_are_escaped_and_the_columns_stay_aligned() -> None:

@@ -25,17 +25,19 @@ from events.trace_context import read_traceparent, read_tracestate
 from handlers import HANDLERS
 from support.faults import fails_for_doomed_clients
 from support.messages import contact, renewal
-from worker.broker.messages import Delivery
+from worker.broker.publisher import encoded_size
 from worker.dead_letters import DeadLetter
+from worker.messaging import Delivery
+from worker.service.notifications import NotificationWriter, Writer
 from worker.service.outbox import Outbox
-from worker.service.processing import Result
+from worker.service.processing import BatchProcessor, Result
 from worker.settings import VERSION, Settings
 from worker.store import OutboxRow, open_store
 from worker.tracing import TracingMisconfigured
 from worker.tracing.replay import ReplayTracing
 from worker.tracing.sdk import SdkLines, exporters, resource, trace_ids
 from worker.tracing.spans import TracedProcessor
-from worker.tracing.store import traced
+from worker.tracing.wrappers import Tracing
 
 BILLING_TRACE = "0af7651916cd43dd8448eb211c80319c"
 BILLING_SPAN = "b7ad6b7169203331"
@@ -54,12 +56,20 @@ def exported() -> Iterator[tuple[TracerProvider, InMemorySpanExporter]]:
 
 
 def processor(tmp_path: Path, provider: TracerProvider, handlers: Any = HANDLERS) -> TracedProcessor:
+    """The processor as the composition root wraps it when tracing is on, over a store whose
+    statements are traced too."""
     settings = Settings(store_url=f"sqlite:///{tmp_path / 'renewals.db'}")
-    store = open_store(settings.store_url)
+    tracing = Tracing(provider.get_tracer("test"), settings.queue)
+    store = open_store(settings.store_url, runner=tracing.statements)
     store.migrate()
-    tracer = provider.get_tracer("test")
     outbox = Outbox(store, grace_s=settings.outbox_grace, sweep_every_s=settings.outbox_sweep_interval)
-    return TracedProcessor(settings, traced(store, tracer), handlers, outbox=outbox, tracer=tracer)
+
+    def batches(writer: Writer) -> BatchProcessor:
+        return BatchProcessor(
+            settings, store, handlers, outbox=outbox, encoded_size=encoded_size, writer=writer
+        )
+
+    return tracing.processor(batches, NotificationWriter(settings.source, settings.notifications_exchange))
 
 
 def delivery(
@@ -565,13 +575,11 @@ MISSING_SDK = """
 import sys
 sys.modules["opentelemetry"] = None  # as if the otel extra were not installed
 from worker.settings import Settings
-from worker.store import open_store
-from worker.service.outbox import Outbox
-from worker.tracing import TracingMisconfigured, processor_for
+from worker.app import build_services
+from worker.tracing import TracingMisconfigured, tracing_for
 settings = Settings()
-store = open_store(sys.argv[1])
 try:
-    processor_for(settings, store, outbox=Outbox(store, grace_s=30, sweep_every_s=10))
+    tracing_for(settings)
 except TracingMisconfigured as exc:
     print(exc)
 """

@@ -45,7 +45,7 @@ PRIVATE_NAMES: tuple[tuple[object, str, str], ...] = (
     (amqp.Connection, "bytes_sent", "publisher.py, wire.py: writes count for the heartbeat check"),
     (method_framing, "frame_handler", "wire.py: every frame but deliveries goes to py-amqp's handler"),
     (serialization, "decode_properties_basic", "wire.py: a delivery's properties decoded"),
-    (serialization, "dumps", "publisher.py, messages.py: method and property frames laid out"),
+    (serialization, "dumps", "publisher.py: method and property frames laid out, headers measured"),
     (basic_message.Message, "PROPERTIES", "publisher.py: the basic properties' names and AMQP types"),
 )
 

@@ -10,36 +10,54 @@ by hand: RabbitMQ's consumer-cancel notification, a server basic.cancel) is note
 raised from inside the read: what had arrived is still handed out, and then `collect` or
 `take` raises ConsumerLost, which ends the session (the runtime connects again, declares
 again and subscribes again).
+
+Whatever py-amqp or the socket raise when the connection goes (`LOSSES`) leaves a link as
+`worker.messaging.BrokerLost`, its `__cause__` the original: the running worker knows no
+error of py-amqp's.
 """
 
+import functools
 import time
-from contextlib import suppress
-from dataclasses import dataclass
-from typing import Any
+from collections.abc import Callable, Iterator, Sequence
+from contextlib import contextmanager, suppress
+from typing import Any, ParamSpec, TypeVar
 
-from amqp.exceptions import NotFound
+from amqp.exceptions import AccessRefused, NotFound, RecoverableConnectionError
+from amqp.exceptions import ConnectionError as AmqpConnectionError
 
-from worker.broker.errors import BrokerError
-from worker.broker.messages import Delivery
+from worker.broker.publisher import ConfirmingPublisher
 from worker.broker.topology import Topology, declare, holding_queue
 from worker.broker.wire import Connection, DeliveryReader, read_by_the_reader
+from worker.messaging import BrokerLost, ConsumerLost, Delivery, MigrationUnderWay, Outgoing, QueueState, Sent
+
+# What reconnecting (with backoff) can cure. A refused permission counts: an operator can fix
+# it while the worker waits. A mismatched queue (PreconditionFailed) cannot, and stops it.
+LOSSES = (OSError, AmqpConnectionError, RecoverableConnectionError, AccessRefused)
+
+_P = ParamSpec("_P")
+_R = TypeVar("_R")
 
 
-class ConsumerLost(BrokerError):
-    """The broker no longer delivers to this consumer (it cancelled it, or its queue is gone)."""
+@contextmanager
+def losses_translated() -> Iterator[None]:
+    """py-amqp's and the socket's errors of a lost connection, raised as BrokerLost."""
+    try:
+        yield
+    except LOSSES as exc:
+        raise BrokerLost(str(exc)) from exc
 
 
-class MigrationUnderWay(BrokerError):
-    """The queue is absent while `renewals topology --migrate` holds its messages aside: it is
-    not ours to create now (the migration declares it, with its own arguments, in a moment)."""
+def _translated(method: Callable[_P, _R]) -> Callable[_P, _R]:
+    """`method`, its lost-connection errors raised as BrokerLost (no cost unless one is raised)."""
 
+    @functools.wraps(method)
+    def translated(*args: _P.args, **kwargs: _P.kwargs) -> _R:
+        try:
+            return method(*args, **kwargs)
+        except LOSSES as exc:
+            raise BrokerLost(str(exc)) from exc
 
-@dataclass(frozen=True, slots=True)
-class QueueState:
-    """A queue's `ready` messages and `consumers`, as a passive declare reports them."""
-
-    ready: int
-    consumers: int
+    return translated
 
 
 def queue_state(connection: Connection, name: str) -> QueueState | None:
@@ -96,21 +114,25 @@ class AmqpDeliveries:
         self._consumer_tag: str | None = None
         self.lost: str | None = None
 
+    @_translated
     def consume(self) -> None:
         if self._consumer_tag is None:
             self._consumer_tag = self._channel.basic_consume(
                 self._queue, callback=read_by_the_reader, on_cancel=self._cancelled_by_the_broker
             )
 
+    @_translated
     def cancel(self) -> None:
         if self._consumer_tag is not None:
             self._channel.basic_cancel(self._consumer_tag)
             self._consumer_tag = None
 
+    @_translated
     def state(self) -> QueueState | None:
         """The worker queue's state as the broker reports it now; None if it is gone."""
         return queue_state(self._connection, self._queue)
 
+    @_translated
     def collect(self, first_wait: float) -> list[Delivery]:
         """Wait up to `first_wait` for one delivery, then take what has arrived (or arrives
         within the lull), up to the batch size and for at most the batch's longest wait.
@@ -137,6 +159,7 @@ class AmqpDeliveries:
         del arrived[:size]
         return batch
 
+    @_translated
     def acknowledge(self, last_delivery_tag: int) -> None:
         self._channel.basic_ack(last_delivery_tag, multiple=True)
 
@@ -145,13 +168,16 @@ class AmqpDeliveries:
         self._consumer_tag = None
         self.lost = f"the broker cancelled the consumer of {self._queue} (the queue was deleted?)"
 
+    @_translated
     def idle(self, seconds: float) -> None:
         with suppress(TimeoutError):
             self._connection.drain_events(timeout=seconds)
 
+    @_translated
     def keep_alive(self) -> None:
         self._connection.keep_alive()
 
+    @_translated
     def close(self) -> None:
         self._connection.collect()
 
@@ -173,6 +199,7 @@ class AmqpLetters:
         self._next_read = 0.0
         self._lost: str | None = None
 
+    @_translated
     def resume(self) -> None:
         if self._consumer_tag is None:
             self._consumer_tag = self._channel.basic_consume(
@@ -183,11 +210,13 @@ class AmqpLetters:
         self._consumer_tag = None
         self._lost = f"the broker cancelled the consumer of {self._queue} (the queue was deleted?)"
 
+    @_translated
     def pause(self) -> None:
         if self._consumer_tag is not None:
             self._channel.basic_cancel(self._consumer_tag)
             self._consumer_tag = None
 
+    @_translated
     def take(self, wait: float = 0.0) -> list[Delivery]:
         """The letters that have arrived; ConsumerLost once the broker has cancelled the
         consumer and none is left in hand."""
@@ -198,9 +227,11 @@ class AmqpLetters:
             raise ConsumerLost(self._lost)
         return letters
 
+    @_translated
     def acknowledge(self, last_delivery_tag: int) -> None:
         self._channel.basic_ack(last_delivery_tag, multiple=True)
 
+    @_translated
     def keep_alive(self) -> None:
         """Read what the broker sent (its heartbeats among it) and send ours, at most every
         `read_every` seconds. `Connection.keep_alive` reads too: one read a tick, not two."""
@@ -208,6 +239,7 @@ class AmqpLetters:
             self._next_read = time.monotonic() + self._read_every
             self._connection.keep_alive()
 
+    @_translated
     def close(self) -> None:
         self._connection.collect()
 
@@ -216,3 +248,26 @@ class AmqpLetters:
         with suppress(TimeoutError):  # nothing there
             self._connection.drain_events(timeout=wait)
         self._connection.drain_buffered()
+
+
+class AmqpPublishing:
+    """The session's publisher: `ConfirmingPublisher`, its lost-connection errors translated."""
+
+    def __init__(self, publisher: ConfirmingPublisher) -> None:
+        self._publisher = publisher
+
+    @_translated
+    def send(self, messages: Sequence[Outgoing]) -> Sent:
+        return self._publisher.send(messages)
+
+    @_translated
+    def wait_for(self, tag: int, *, while_waiting: Callable[[], None]) -> None:
+        self._publisher.wait_for(tag, while_waiting=while_waiting)
+
+    @_translated
+    def keep_alive(self) -> None:
+        self._publisher.keep_alive()
+
+    @_translated
+    def close(self) -> None:
+        self._publisher.close()

@@ -39,7 +39,6 @@ from amqp.exceptions import NotFound, PreconditionFailed
 from worker.broker.endpoints import Broker
 from worker.broker.errors import BrokerError
 from worker.broker.links import queue_state
-from worker.broker.messages import Delivery, Outgoing
 from worker.broker.publisher import ConfirmingPublisher
 from worker.broker.topology import (
     HOLDING_SUFFIX,
@@ -52,6 +51,7 @@ from worker.broker.topology import (
 )
 from worker.broker.wire import Connection, DeliveryReader, read_by_the_reader
 from worker.logs import Logger
+from worker.messaging import Delivery, Outgoing
 
 __all__ = ["HOLDING_SUFFIX", "ConsumersAttached", "Migrated", "Migration"]
 

@@ -8,33 +8,14 @@ a megabyte at a time: publishing it costs no copy of its size.
 
 import time
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass, field
 from struct import pack
 from typing import Any
 
 import amqp
 
 from worker.broker.amqp_private import Message, dumps
-from worker.broker.errors import BrokerError
-from worker.broker.messages import Outgoing
 from worker.logs import Logger
-
-
-class PublishFailed(BrokerError):
-    """The broker did not confirm a publish (nack, return or timeout): transient."""
-
-
-class Unencodable(BrokerError, ValueError):
-    """A message that cannot be laid out as AMQP frames; the text says which value and why."""
-
-
-@dataclass(frozen=True, slots=True)
-class Sent:
-    """What `send` did: the last publish tag to `wait_for`, and the messages it left out, by
-    their position in the batch, with the reason."""
-
-    tag: int
-    unencodable: dict[int, str] = field(default_factory=dict)
+from worker.messaging import Outgoing, PublishFailed, Sent, Unencodable, short_string
 
 
 def _nothing() -> None:
@@ -44,7 +25,6 @@ def _nothing() -> None:
 _PUBLISH = pack(">HHH", 60, 40, 0)  # basic.publish, ticket 0
 _HEADER = pack(">HH", 60, 0)  # basic class, weight 0
 _PROPERTY_FORMATS = tuple((name, kind.encode()) for name, kind in Message.PROPERTIES)
-MAX_SHORT_STRING = 255
 _WRITE_CHUNK = 1024 * 1024  # bytes joined per socket write once a batch is larger than this
 
 
@@ -217,13 +197,10 @@ def _frame(kind: int, channel: int, payload: bytes) -> bytes:
     return b"".join((pack(">BHI", kind, channel, len(payload)), payload, b"\xce"))
 
 
-def short_string(text: str, what: str) -> bytes:
-    """An AMQP short string: at most 255 bytes, or Unencodable naming `what`."""
-    if not isinstance(text, str):
-        raise Unencodable(f"{what}: {type(text).__name__} is not a string")
-    encoded = text.encode("utf-8", "surrogatepass")  # as py-amqp decoded it: a copy keeps it exactly
-    if len(encoded) > MAX_SHORT_STRING:
-        raise Unencodable(
-            f"{what} is {len(encoded)} bytes, more than an AMQP short string's {MAX_SHORT_STRING}"
-        )
-    return bytes((len(encoded),)) + encoded
+def encoded_size(name: str, value: Any) -> int | None:
+    """The bytes header `name` takes with `value` in an AMQP field table; None if it cannot be
+    encoded (`worker.messaging.EncodedSize`, which bounds the headers a copy keeps)."""
+    try:
+        return len(dumps("F", [{name: value}]))
+    except Exception:  # not encodable as an AMQP field value
+        return None

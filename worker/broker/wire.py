@@ -38,7 +38,7 @@ from worker.broker.amqp_private import (
     decode_properties_basic,
     default_frame_handler,
 )
-from worker.broker.messages import Delivery
+from worker.messaging import Delivery
 
 _CHUNK = 256 * 1024  # bytes asked of the socket per read
 _FRAME_END = 0xCE

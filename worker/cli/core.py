@@ -74,7 +74,7 @@ def require_existing_store(settings: Settings) -> None:
 @click.command()
 def run() -> None:
     """Run the worker until SIGTERM or SIGINT (graceful: finish the batch, publish, ack)."""
-    from worker.app import run_until_signalled
+    from worker.running import run_until_signalled
 
     run_until_signalled(load_settings())
 

@@ -18,7 +18,8 @@ from worker.dead_letters import (
     target,
 )
 from worker.dead_letters.model import AuditEntry, Group, HistoryEntry, ReplayOperation, StoredLetter
-from worker.tools.tables import printable, render
+from worker.printable import printable
+from worker.tools.tables import render
 
 PURGE_COLUMNS = ["#", "id", "type", "reason", "detail", "failed_at", "attempts", "replays"]
 LIST_COLUMNS = [*PURGE_COLUMNS, "replay to"]

@@ -10,9 +10,10 @@ from amqp.exceptions import AMQPError
 from worker import logs
 from worker.cli.core import broker_of, load_settings
 from worker.dead_letters import DeadLetter
+from worker.printable import printable
 from worker.redaction import masked
 from worker.tools.peek import PeekError, QueuePeek
-from worker.tools.tables import printable, render
+from worker.tools.tables import render
 
 COLUMNS = ["#", "notification", "event", "client", "audience", "to", "cc"]
 

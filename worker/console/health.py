@@ -22,7 +22,7 @@ from worker.store import SqlStore
 
 
 @dataclass(frozen=True, slots=True)
-class Health:
+class ConsoleHealth:
     store_error: str | None
     broker_error: str | None
     queue_depth: int | None = None
@@ -99,7 +99,7 @@ class BrokerFigures:
                 connection.collect()
 
 
-def health(settings: Settings, connected: Callable[[], SqlStore], broker: BrokerFigures) -> Health:
+def health(settings: Settings, connected: Callable[[], SqlStore], broker: BrokerFigures) -> ConsoleHealth:
     """Ask the store (`connected()` gives this thread's connection) now, and the broker through
     `broker`; an unreachable one is said in one line, not raised."""
     now_us = time.time_ns() // 1000
@@ -120,7 +120,7 @@ def health(settings: Settings, connected: Callable[[], SqlStore], broker: Broker
         with suppress(Exception):  # a new connection next time, when it is back
             connected().reconnect()
     broker_figures, broker_error = broker.read()
-    return Health(store_error, broker_error, **store_figures, **broker_figures)
+    return ConsoleHealth(store_error, broker_error, **store_figures, **broker_figures)
 
 
 def _queue_figures(connection: Connection, settings: Settings) -> dict[str, Any]:

@@ -3,7 +3,6 @@
 (`replays`, `queue`, `routing`, `operations`), and every operator action, once (`actions`),
 which `renewals dlq` and the console adapt. The names below are what the adapters use."""
 
-from worker.broker.messages import REPLAY_COUNT
 from worker.dead_letters.letter import DeadLetter
 from worker.dead_letters.operations import DEFAULT_MAX_REPLAYS, Plan, Report, audit, label, plan, user
 from worker.dead_letters.queue import DeadLetterError, ReplayPublisher, ReplayRefused
@@ -18,6 +17,7 @@ from worker.dead_letters.replays import (
 )
 from worker.dead_letters.routing import Routes, destination, target
 from worker.dead_letters.selection import parse_when
+from worker.messaging import REPLAY_COUNT
 
 __all__ = [
     "DEFAULT_MAX_REPLAYS",

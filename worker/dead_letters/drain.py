@@ -30,12 +30,12 @@ from collections.abc import Callable
 from typing import Any
 
 from worker.boundary import SET_ASIDE, aside, bounded, guarded
-from worker.broker.messages import Delivery
 from worker.dead_letters.letter import PROPERTY_NAMES, DeadLetter
 from worker.dead_letters.model import NewLetter
 from worker.dead_letters.records import DeadLetterRecords
 from worker.dead_letters.values import text
 from worker.logs import Logger
+from worker.messaging import Delivery
 from worker.service.ports import LetterQueue
 from worker.store import SqlStore
 

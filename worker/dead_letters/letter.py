@@ -16,7 +16,8 @@ from datetime import datetime
 from typing import Any
 
 from worker.boundary import bounded
-from worker.broker.messages import (
+from worker.dead_letters import values
+from worker.messaging import (
     ATTEMPTS,
     ERROR_DETAIL,
     ERROR_REASON,
@@ -27,7 +28,6 @@ from worker.broker.messages import (
     OWN_HEADERS,
     REPLAY_COUNT,
 )
-from worker.dead_letters import values
 
 DETAIL_WIDTH = 80
 PROPERTY_NAMES = (

@@ -7,9 +7,9 @@ from typing import Any
 from amqp.exceptions import AMQPError
 
 from worker.broker.endpoints import Broker
-from worker.broker.messages import Outgoing
-from worker.broker.publisher import ConfirmingPublisher, PublishFailed
+from worker.broker.publisher import ConfirmingPublisher
 from worker.logs import Logger
+from worker.messaging import Outgoing, PublishFailed
 from worker.tools.connection import ToolConnection
 from worker.tools.errors import ToolError
 

@@ -15,7 +15,7 @@ from typing import Any
 from events import ACCEPTED_CONTENT_TYPES
 from events.parsing import MAX_BODY_BYTES
 from worker.boundary import MAX_DEPTH
-from worker.tools.tables import as_text
+from worker.printable import as_text
 
 # The widest integers AMQP carries (a signed long-long; a timestamp is unsigned): a count
 # beyond them is not a count, and an integer beyond them is shown as text, not as a number.

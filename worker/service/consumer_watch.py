@@ -15,7 +15,7 @@ message waits in the queue and the second check after it calls the consumer lost
 import time
 from collections.abc import Callable
 
-from worker.broker.links import QueueState
+from worker.messaging import QueueState
 
 WATCH_EVERY = 2.0
 """Seconds between two looks at the queue while the worker is idle."""

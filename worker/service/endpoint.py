@@ -52,7 +52,7 @@ class _Client:
     reply: memoryview | None = None
 
 
-class Endpoint:
+class ProbeServer:
     """Serves `routes` (path -> what to answer) on host:port from a daemon thread once `start`ed."""
 
     def __init__(
@@ -78,7 +78,7 @@ class Endpoint:
         self._stop = threading.Event()
         self._thread = threading.Thread(target=self._serve, name="renewals-http", daemon=True)
 
-    def start(self) -> "Endpoint":
+    def start(self) -> "ProbeServer":
         self._thread.start()
         return self
 

@@ -11,7 +11,7 @@ from pydantic.config import JsonDict
 from pydantic.json_schema import SkipJsonSchema
 
 from events import InvalidInput, Reason
-from worker.broker.messages import (
+from worker.messaging import (
     ATTEMPTS,
     DEAD_LETTER_ID,
     ERROR_DETAIL,
@@ -23,10 +23,11 @@ from worker.broker.messages import (
     WORKER_HOST,
     WORKER_VERSION,
     Delivery,
+    EncodedSize,
     Outgoing,
+    PublishFailed,
     safe_copy,
 )
-from worker.broker.publisher import PublishFailed
 from worker.settings import VERSION, Settings
 from worker.store import StoreConflict, StoreUnavailable
 
@@ -108,9 +109,10 @@ def classify(exc: BaseException) -> Kind:
 class FailurePolicy:
     """Turns an exception on a delivery into a dead letter or a delayed retry."""
 
-    def __init__(self, settings: Settings) -> None:
+    def __init__(self, settings: Settings, *, encoded_size: EncodedSize) -> None:
         self._settings = settings
         self._host = settings.host
+        self._encoded_size = encoded_size  # the wire's measure of a header, for the copies' bound
 
     def handle(self, delivery: Delivery, exc: BaseException) -> Failure:
         kind = classify(exc)
@@ -128,6 +130,7 @@ class FailurePolicy:
             "",
             queue,
             {ATTEMPTS: attempts, ORIGINAL_EXCHANGE: exchange, ORIGINAL_ROUTING_KEY: routing_key},
+            encoded_size=self._encoded_size,
         )
         return Failure("message.retry_scheduled", kind, kind, f"{detail} (retry in {delay:g}s)", retry, delay)
 
@@ -157,5 +160,7 @@ class FailurePolicy:
         }
         if trace is not None:
             headers[ERROR_TRACEBACK] = trace[-MAX_TRACEBACK:]
-        outgoing = safe_copy(delivery, "", self._settings.dead_letter_queue, headers)
+        outgoing = safe_copy(
+            delivery, "", self._settings.dead_letter_queue, headers, encoded_size=self._encoded_size
+        )
         return Failure("message.dead_lettered", kind, reason, detail, outgoing)

@@ -12,7 +12,7 @@ from typing import Any
 
 from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, generate_latest
 
-from worker.service.endpoint import Endpoint, Response
+from worker.service.endpoint import ProbeServer, Response
 
 
 class Health:
@@ -55,7 +55,7 @@ class Health:
         return live and self.consuming and self.store_answers, facts
 
 
-def serve(health: Health, registry: CollectorRegistry, host: str, port: int) -> Endpoint:
+def serve(health: Health, registry: CollectorRegistry, host: str, port: int) -> ProbeServer:
     """Start the endpoints on a daemon thread (see `endpoint`: bounded connections, each with a
     deadline); OSError at once if the address cannot be bound. Any other path is 404."""
 
@@ -64,7 +64,7 @@ def serve(health: Health, registry: CollectorRegistry, host: str, port: int) -> 
         body = json.dumps({"status": "ok" if ok else "unavailable", **facts}).encode()
         return Response(200 if ok else 503, "application/json", body)
 
-    return Endpoint(
+    return ProbeServer(
         {
             "/metrics": lambda: Response(200, CONTENT_TYPE_LATEST, generate_latest(registry)),
             "/healthz": lambda: probe(health.live),

@@ -4,7 +4,7 @@ bytes themselves), then the body (`events.parse`). Either raises `InvalidInput` 
 from datetime import datetime, timedelta
 
 from events import InvalidInput, OwnerChanged, RenewalApproaching, parse
-from worker.broker.messages import Delivery
+from worker.messaging import Delivery
 
 # Content encodings that leave the body as it is ("utf-8" is what kombu's JSON publishers
 # set: a charset, not a transformation).

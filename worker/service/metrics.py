@@ -14,7 +14,7 @@ from typing import Any, get_args
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
 
 from events import INPUTS
-from worker.broker.messages import REPLAY_COUNT
+from worker.messaging import REPLAY_COUNT
 from worker.service.failures import DeadLetterReason
 from worker.service.processing import Result
 from worker.settings import VERSION

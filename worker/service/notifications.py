@@ -5,16 +5,27 @@ model per notification; a unit test holds it equal to `NotificationRequested`'s 
 """
 
 from datetime import datetime
+from typing import Protocol
 
 import orjson
 from pydantic import AwareDatetime, TypeAdapter
 
 from events import NOTIFICATION_REQUESTED, NotificationRequestedData, notification_routing_key
-from worker.broker.messages import APP_ID, OUTPUT_CONTENT_TYPE, PERSISTENT, Outgoing
-from worker.broker.publisher import short_string
+from worker.messaging import APP_ID, OUTPUT_CONTENT_TYPE, PERSISTENT, Outgoing, short_string
 from worker.store import OutboxRow
 
 _TIME: TypeAdapter[datetime] = TypeAdapter(AwareDatetime)
+
+
+class Writer(Protocol):
+    """What a batch asks of the notification writer: `NotificationWriter`, or a wrapper of it
+    (tracing's, which writes each notification's trace context into its envelope)."""
+
+    def row(self, data: NotificationRequestedData, time_json: bytes) -> OutboxRow: ...
+
+    def check(self, data: NotificationRequestedData) -> None: ...
+
+    def message(self, row: OutboxRow) -> Outgoing: ...
 
 
 class NotificationWriter:

@@ -1,17 +1,18 @@
-"""What a session needs of the broker: three small interfaces, one per connection.
+"""What the running worker needs of the broker: a session's three links, one per connection,
+and the nodes to connect to. Their messages, results and errors are `worker.messaging`'s;
+nothing here (nor anything in `worker.service`) imports py-amqp or `worker.broker`.
 
-The real ones are in `worker.broker.links` (py-amqp connections); `tests/memory_broker.py`
+The real links are in `worker.broker.links` (py-amqp connections); `tests/memory_broker.py`
 has in-memory ones, so that the session, the dead-letter drain and housekeeping are
 unit-tested without a broker. Nothing here is called from inside a broker callback: every
-method is called from the session's loop.
+method is called from the session's loop. A link that loses its connection raises
+`BrokerLost`.
 """
 
 from collections.abc import Callable, Sequence
-from typing import Protocol
+from typing import NamedTuple, Protocol
 
-from worker.broker.links import QueueState
-from worker.broker.messages import Delivery, Outgoing
-from worker.broker.publisher import Sent
+from worker.messaging import Delivery, Outgoing, QueueState, Sent
 
 
 class Deliveries(Protocol):
@@ -78,3 +79,57 @@ class LetterQueue(Protocol):
     def keep_alive(self) -> None: ...
 
     def close(self) -> None: ...
+
+
+class Nodes(Protocol):
+    """The broker's nodes, tried in turn; `str()` names them all (passwords masked)."""
+
+    @property
+    def endpoints(self) -> Sequence[object]: ...
+
+
+class LetterDrain(Protocol):
+    """What the session asks of the dead-letter drain (`worker.dead_letters.drain`): take the
+    letters that arrived, record them in the store, then acknowledge them."""
+
+    def resume(self) -> None: ...
+
+    def pause(self) -> None: ...
+
+    def due(self) -> bool:
+        """Whether it is time for another look at the dead-letter queue."""
+        ...
+
+    def take(self, wait: float = 0.0) -> list[Delivery]: ...
+
+    def record(self, letters: list[Delivery]) -> int:
+        """Insert the letters in one transaction; how many were new (StoreUnavailable: none)."""
+        ...
+
+    def acknowledge(self, letters: list[Delivery], fresh: int) -> None: ...
+
+    def keep_alive(self) -> None: ...
+
+    def close(self) -> None: ...
+
+
+class Linked(NamedTuple):
+    """A session's three links, connected on one node (`node`, its index)."""
+
+    deliveries: Deliveries
+    publisher: Publisher
+    letters: LetterQueue
+    node: int
+
+
+class BrokerLinks(Nodes, Protocol):
+    """The broker as the worker connects to it: its nodes, and a session's links on the first
+    of them, from `first` on, that accepts (`worker.app.AmqpLinks`; the in-memory broker of
+    the tests is another)."""
+
+    @property
+    def name(self) -> str:
+        """The broker as a session's log line names it (passwords masked)."""
+        ...
+
+    def connect(self, first: int) -> Linked: ...

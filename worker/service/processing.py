@@ -13,14 +13,14 @@ import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
-from typing import Any
+from typing import Any, Protocol
 
 from events import InvalidInput, NotificationRequestedData, OwnerChanged, RenewalApproaching
 from handlers import HANDLERS, Decision, HandlerMap, ReminderKey, SettingKey, needs_of
-from worker.broker.messages import Delivery, Outgoing
+from worker.messaging import Delivery, EncodedSize, Outgoing
 from worker.service.failures import Failure, FailurePolicy
 from worker.service.intake import read
-from worker.service.notifications import NotificationWriter, time_of
+from worker.service.notifications import NotificationWriter, Writer, time_of
 from worker.service.outbox import Outbox
 from worker.service.outcomes import Outcome
 from worker.settings import Settings
@@ -52,6 +52,19 @@ class _Decided:
     decision: Decision
 
 
+class Processor(Protocol):
+    """What the session asks of batch processing: `BatchProcessor`, or a wrapper of it (tracing's
+    `worker.tracing.spans.TracedProcessor`, chosen by the composition root)."""
+
+    def process(self, deliveries: Sequence[Delivery], *, settled_key: str | None = None) -> list[Result]: ...
+
+    def process_redelivered(self, delivery: Delivery) -> list[Result]: ...
+
+    def flush(self) -> None: ...
+
+    def message(self, row: OutboxRow) -> Outgoing: ...
+
+
 class BatchProcessor:
     """Turns deliveries into results; the store transaction is the unit of work."""
 
@@ -62,15 +75,17 @@ class BatchProcessor:
         handlers: HandlerMap = HANDLERS,
         *,
         outbox: Outbox,
+        encoded_size: EncodedSize,
+        writer: Writer | None = None,
         on_conflict: Callable[[], None] = lambda: None,
     ) -> None:
         self._settings = settings
         self._on_conflict = on_conflict
         self._store = store
         self._handlers = handlers
-        self._failures = FailurePolicy(settings)
+        self._failures = FailurePolicy(settings, encoded_size=encoded_size)
         self._max_future = timedelta(seconds=settings.max_clock_skew)
-        self._writer = NotificationWriter(settings.source, settings.notifications_exchange)
+        self._writer = writer or NotificationWriter(settings.source, settings.notifications_exchange)
         self._outbox = outbox  # its confirmed rows are deleted by the next transaction
 
     def process(self, deliveries: Sequence[Delivery], *, settled_key: str | None = None) -> list[Result]:

@@ -14,37 +14,25 @@ import threading
 import time
 from collections.abc import Callable
 
-from amqp.exceptions import AccessRefused, RecoverableConnectionError
-from amqp.exceptions import ConnectionError as AmqpConnectionError
 from tenacity import RetryCallState
 
-from worker.broker.endpoints import Broker, BrokerUnreachable
-from worker.broker.links import ConsumerLost, MigrationUnderWay
-from worker.broker.publisher import PublishFailed
 from worker.logs import Logger
+from worker.messaging import BrokerLost, ConsumerLost, MigrationUnderWay, described
 from worker.retrying import until_stopped
 from worker.service.health import Health
 from worker.service.metrics import Metrics
-from worker.service.session import Session, StoppedDuringOutage
+from worker.service.ports import Nodes
+from worker.service.session import StoppedDuringOutage, WorkerSession
 from worker.settings import Settings
 
-# What reconnecting (with backoff) can cure. A refused permission counts: an operator can fix
-# it while the worker waits. A mismatched queue (PreconditionFailed) cannot, and stops it.
-# Not `failures.TRANSIENT`, which says what failure of one delivery is worth retrying later
-# (a store conflict is; a lost connection ends the session instead, and comes here).
-BROKER_TROUBLE = (
-    OSError,
-    PublishFailed,
-    AmqpConnectionError,
-    RecoverableConnectionError,
-    BrokerUnreachable,
-    AccessRefused,
-    ConsumerLost,
-    MigrationUnderWay,
-)
+# What reconnecting (with backoff) can cure: the links say so by raising BrokerLost (they
+# translate the client library's errors: `worker.broker.links.LOSSES`). Not
+# `failures.TRANSIENT`, which says what failure of one delivery is worth retrying later (a
+# store conflict is; a lost connection ends the session instead, and comes here).
+BROKER_TROUBLE = (BrokerLost,)
 
 
-OpenSession = Callable[[int], tuple[Session, int]]
+OpenSession = Callable[[int], tuple[WorkerSession, int]]
 """Connects a session's links to the first node, from the given one on, that accepts; the
 session and that node's index (the composition root's `worker.app.session_opener`)."""
 
@@ -55,7 +43,7 @@ class Worker:
     def __init__(
         self,
         settings: Settings,
-        broker: Broker,
+        broker: Nodes,
         open_session: OpenSession,
         log: Logger,
         *,
@@ -91,7 +79,7 @@ class Worker:
             except BROKER_TROUBLE as exc:
                 self._log.warning(
                     "broker.connection_lost",
-                    error=f"{type(exc).__name__}: {exc}",
+                    error=described(exc),
                     broker=str(self._broker.endpoints[self._node]),
                     exc_info=self._settings.log_level == "debug",
                 )
@@ -100,7 +88,7 @@ class Worker:
                 self._node = (self._node + 1) % len(self._broker.endpoints)
                 self._wait_alive(stop, random.uniform(0, 1))  # spread a fleet's reconnects after a restart
 
-    def _connect(self, stop: threading.Event) -> Session | None:
+    def _connect(self, stop: threading.Event) -> WorkerSession | None:
         """A session on the first node that accepts, retrying with backoff; None if stopped."""
         retrying = until_stopped(
             BROKER_TROUBLE,
@@ -109,7 +97,7 @@ class Worker:
             sleep=lambda seconds: self._wait_alive(stop, seconds),
             before_sleep=self._log_attempt,
         )
-        session: Session | None = retrying(self._open_session)
+        session: WorkerSession | None = retrying(self._open_session)
         return session
 
     def _wait_alive(self, stop: threading.Event, seconds: float) -> None:
@@ -121,7 +109,7 @@ class Worker:
             stop.wait(min(remaining, 1.0))
         self._health.tick()
 
-    def _open_session(self) -> Session:
+    def _open_session(self) -> WorkerSession:
         self._health.tick()
         session, self._node = self._open(self._node)
         return session
@@ -137,7 +125,7 @@ class Worker:
             return
         self._log.warning(
             "broker.connection_lost",
-            error=f"{type(error).__name__}: {error}",
+            error="NoneType: None" if error is None else described(error),
             retry_in_s=round(state.next_action.sleep, 2) if state.next_action else None,
             attempt=state.attempt_number,
             broker=str(self._broker),

@@ -24,19 +24,17 @@ from functools import partial
 from typing import TypeVar
 
 from worker import logs
-from worker.broker.links import ConsumerLost
-from worker.broker.messages import Delivery, Outgoing, bare_copy
-from worker.broker.publisher import Unencodable
-from worker.dead_letters.drain import NEXT_WAIT, PUMP_FOR, DeadLetterDrain
+from worker.dead_letters.drain import NEXT_WAIT, PUMP_FOR
 from worker.logs import Logger
+from worker.messaging import ConsumerLost, Delivery, Outgoing, Unencodable, bare_copy
 from worker.service.consumer_watch import ConsumerWatch
 from worker.service.health import Health
 from worker.service.housekeeping import Housekeeping
 from worker.service.metrics import Metrics
 from worker.service.outbox import Outbox
 from worker.service.outcomes import WARNINGS
-from worker.service.ports import Deliveries, Publisher
-from worker.service.processing import BatchProcessor, Result
+from worker.service.ports import Deliveries, LetterDrain, Publisher
+from worker.service.processing import Processor, Result
 from worker.service.store_line import StoreLine
 from worker.store import OutboxRow, SqlStore, StoreUnavailable
 
@@ -63,14 +61,14 @@ class Links:
 
     deliveries: Deliveries
     publisher: Publisher
-    letters: DeadLetterDrain
+    letters: LetterDrain
 
 
 @dataclass(frozen=True, slots=True)
 class Services:
     """What outlives a session: built once by the composition root, used by every session."""
 
-    processor: BatchProcessor
+    processor: Processor
     outbox: Outbox
     store: SqlStore
     store_line: StoreLine
@@ -80,7 +78,7 @@ class Services:
     log: Logger
 
 
-class Session:
+class WorkerSession:
     """Lives as long as its links: consuming, publishing with confirms, draining dead letters."""
 
     def __init__(self, links: Links, services: Services, *, queue: str, broker: str) -> None:

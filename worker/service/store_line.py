@@ -1,7 +1,7 @@
 """A store outage, waited out in one place: a call that finds the store unavailable is made
 again once the store is back.
 
-The session makes its store calls through `Session._stored`: a call that raises
+The session makes its store calls through `WorkerSession._stored`: a call that raises
 StoreUnavailable is noted here (`lost`), the session stops taking deliveries, and `recover`
 reconnects with jittered, doubling backoff (sleeping with the session's `wait`, which keeps
 its broker connections alive) and makes the call again. A failed call committed nothing, so

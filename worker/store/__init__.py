@@ -11,6 +11,7 @@ batch's `projection` with its write strategy (`projection_writes`);
 `configured.open_configured_store(settings)` is how every process opens the configured one.
 """
 
+from worker.store.connection import RunnerFor, direct
 from worker.store.model import OutboxRow, StoreConflict, StoreError, StoreRefused, StoreUnavailable, Written
 from worker.store.schema import LATEST as SCHEMA_VERSION
 from worker.store.schema import SchemaTooNew, SchemaTooOld
@@ -24,12 +25,14 @@ def open_store(
     lock_timeout: float = 5.0,
     statement_timeout: float = 30.0,
     idle_in_transaction_timeout: float = 60.0,
+    runner: RunnerFor = direct,
 ) -> SqlStore:
-    """Connect to the store named by `url` (the schema is not touched: see `SqlStore.migrate`)."""
+    """Connect to the store named by `url` (the schema is not touched: see `SqlStore.migrate`);
+    its statements reach the driver through `runner(kind)` (tracing's, when it is on)."""
     if url.startswith("sqlite:"):
         from worker.store.sqlite import sqlite_backend
 
-        return SqlStore(sqlite_backend(url, busy_timeout=lock_timeout))
+        return SqlStore(sqlite_backend(url, busy_timeout=lock_timeout), runner=runner)
     if url.startswith(("postgresql:", "postgres:")):
         from worker.store.postgres import postgres_backend
 
@@ -39,7 +42,8 @@ def open_store(
                 lock_timeout=lock_timeout,
                 statement_timeout=statement_timeout,
                 idle_in_transaction_timeout=idle_in_transaction_timeout,
-            )
+            ),
+            runner=runner,
         )
     raise ValueError(f"unsupported store URL scheme in {url.split(':', 1)[0]!r}: use sqlite: or postgresql:")
 
@@ -48,6 +52,7 @@ __all__ = [
     "SCHEMA_VERSION",
     "Changes",
     "OutboxRow",
+    "RunnerFor",
     "SchemaTooNew",
     "SchemaTooOld",
     "SqlStore",
@@ -58,5 +63,6 @@ __all__ = [
     "StoreUnavailable",
     "WorkingSet",
     "Written",
+    "direct",
     "open_store",
 ]

@@ -7,13 +7,13 @@ from typing import Any, Protocol
 
 from events import Contact
 from handlers import OwnerSetting, ReminderKey, SettingKey, Versioned
-from worker.store.schema import Migration
+from worker.store.schema import SchemaMigration
 
 # Rows per multi-row statement (SQLite allows 32766 parameters; PostgreSQL 65535).
 CHUNK = 500
 
 
-class Connection(Protocol):
+class DriverConnection(Protocol):
     def execute(self, sql: str, params: Sequence[Any] = ...) -> Any: ...
     def cursor(self) -> Any: ...
     def close(self) -> None: ...
@@ -67,7 +67,7 @@ class Backend(Protocol):
         """How a batch writes its projection back: chosen once, when the store is built."""
         ...
 
-    def connect(self) -> Connection: ...
+    def connect(self) -> DriverConnection: ...
 
     def rows(self, types: Sequence[str], rows: Sequence[Sequence[Any]]) -> tuple[str, list[Any]]:
         """A row source for `INSERT INTO t (columns) <source>`, and its parameters."""
@@ -81,13 +81,13 @@ class Backend(Protocol):
         """`<column> <this>`: the column is one of the values."""
         ...
 
-    def lock_schema(self, connection: Connection) -> None:
+    def lock_schema(self, connection: DriverConnection) -> None:
         """Start a transaction that holds the migration lock until it ends."""
         ...
 
-    def statements(self, migration: Migration) -> tuple[str, ...]: ...
+    def statements(self, migration: SchemaMigration) -> tuple[str, ...]: ...
 
-    def classify(self, error: Exception, connection: Connection | None) -> type[Exception] | None:
+    def classify(self, error: Exception, connection: DriverConnection | None) -> type[Exception] | None:
         """StoreUnavailable, StoreConflict, or None for any other error."""
         ...
 

@@ -2,14 +2,15 @@
 timeouts from settings, the schema untouched (the caller migrates or checks it)."""
 
 from worker.settings import Settings
-from worker.store import SqlStore, open_store
+from worker.store import RunnerFor, SqlStore, direct, open_store
 
 
-def open_configured_store(settings: Settings) -> SqlStore:
+def open_configured_store(settings: Settings, *, runner: RunnerFor = direct) -> SqlStore:
     """The configured store with the configured timeouts, its schema untouched."""
     return open_store(
         settings.store_url,
         lock_timeout=settings.store_lock_timeout,
         statement_timeout=settings.store_statement_timeout,
         idle_in_transaction_timeout=settings.store_idle_in_transaction_timeout,
+        runner=runner,
     )

@@ -1,24 +1,58 @@
 """One DB-API connection, used by one thread: statements, transactions, and errors translated
 into the store's own (`StoreUnavailable`, `StoreConflict`...); reopened by `reconnect()` after an
 outage. The store's parts (migrations, outbox, retention, the batch's projection) all run their
-statements through it, so wrapping its `execute` (as tracing does) sees every one."""
+statements through it, and it hands each to the driver through its `StatementRunner`, chosen when the
+store is built: `DIRECT`, or tracing's (`worker.tracing.store`), which sees every statement."""
 
-from collections.abc import Iterable, Iterator, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from contextlib import contextmanager, suppress
-from typing import Any
+from typing import Any, Protocol
 
-from worker.store.backend import Backend, Connection
+from worker.store.backend import Backend, DriverConnection
 from worker.store.model import StoreUnavailable
 
 
+class StatementRunner(Protocol):
+    """How a statement reaches the driver's connection."""
+
+    def execute(self, connection: DriverConnection, statement: str, params: Sequence[Any]) -> Any: ...
+
+    def execute_many(
+        self, connection: DriverConnection, statement: str, rows: Iterable[Sequence[Any]]
+    ) -> None: ...
+
+
+class Direct:
+    """Each statement straight to the driver."""
+
+    def execute(self, connection: DriverConnection, statement: str, params: Sequence[Any]) -> Any:
+        return connection.execute(statement, params)
+
+    def execute_many(
+        self, connection: DriverConnection, statement: str, rows: Iterable[Sequence[Any]]
+    ) -> None:
+        connection.cursor().executemany(statement, rows)
+
+
+DIRECT = Direct()
+
+RunnerFor = Callable[[str], StatementRunner]
+"""The runner for a store of a kind (`sqlite`, `postgresql`)."""
+
+
+def direct(_kind: str) -> StatementRunner:
+    return DIRECT
+
+
 class SqlConnection:
-    def __init__(self, backend: Backend) -> None:
+    def __init__(self, backend: Backend, *, runner: StatementRunner = DIRECT) -> None:
         self._backend = backend
+        self._runner = runner
         self.kind = backend.kind
         self.description = backend.description
         # The placeholder style is settled here, once; each distinct statement is rewritten once.
         self._placeholders = backend.placeholders
-        self._connection: Connection | None = None
+        self._connection: DriverConnection | None = None
         self._connection = self._connect()
 
     def execute(self, statement: str, params: Sequence[Any] = ()) -> Any:
@@ -27,7 +61,7 @@ class SqlConnection:
         if self._placeholders is not None:
             statement = self._placeholders(statement)
         try:
-            return self._connection.execute(statement, params)
+            return self._runner.execute(self._connection, statement, params)
         except Exception as exc:
             raise self._translated(exc) from exc
 
@@ -37,7 +71,7 @@ class SqlConnection:
         if self._placeholders is not None:
             statement = self._placeholders(statement)
         try:
-            self._connection.cursor().executemany(statement, rows)
+            self._runner.execute_many(self._connection, statement, rows)
         except Exception as exc:
             raise self._translated(exc) from exc
 
@@ -93,7 +127,7 @@ class SqlConnection:
             raise
         self.execute("COMMIT")
 
-    def _connect(self) -> Connection:
+    def _connect(self) -> DriverConnection:
         try:
             return self._backend.connect()
         except Exception as exc:

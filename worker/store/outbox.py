@@ -12,7 +12,7 @@ from worker.store.model import OutboxRow
 COLUMNS = "seq, notification_id, correlation_id, routing_key, body"
 
 
-class Outbox:
+class OutboxRows:
     """Each call a short transaction of its own (or a single statement), between batches."""
 
     def __init__(self, connection: SqlConnection, backend: Backend) -> None:

@@ -12,10 +12,10 @@ import psycopg
 from psycopg import errors
 
 from worker.redaction import masked, redacted
-from worker.store.backend import Connection
+from worker.store.backend import DriverConnection
 from worker.store.model import StoreConflict, StoreRefused, StoreUnavailable
 from worker.store.projection_writes import ReportedWrites
-from worker.store.schema import Migration
+from worker.store.schema import SchemaMigration
 
 # Any number of workers may migrate at once; this advisory lock lets one of them at a time.
 _SCHEMA_LOCK = 0x72656E657761  # "renewa"
@@ -72,7 +72,7 @@ class PostgresBackend:
         rows stood."""
         return ReportedWrites(self)
 
-    def connect(self) -> Connection:
+    def connect(self) -> DriverConnection:
         try:
             connection = psycopg.connect(
                 self.url, autocommit=True, connect_timeout=max(1, int(self.connect_timeout))
@@ -102,14 +102,14 @@ class PostgresBackend:
     def any_of(self, type_: str, values: Sequence[Any]) -> tuple[str, list[Any]]:
         return f"= ANY(%b::{type_}[])", [list(values)]
 
-    def lock_schema(self, connection: Connection) -> None:
+    def lock_schema(self, connection: DriverConnection) -> None:
         connection.execute("BEGIN")
         connection.execute("SELECT pg_advisory_xact_lock(%s)", (_SCHEMA_LOCK,))
 
-    def statements(self, migration: Migration) -> tuple[str, ...]:
+    def statements(self, migration: SchemaMigration) -> tuple[str, ...]:
         return migration.postgres
 
-    def classify(self, error: Exception, connection: Connection | None) -> type[Exception] | None:
+    def classify(self, error: Exception, connection: DriverConnection | None) -> type[Exception] | None:
         text = str(error)
         refused = "FATAL" in text and any(words in text for words in _REFUSED)
         if isinstance(error, psycopg.OperationalError) and refused:

@@ -16,7 +16,7 @@ _EXPIRED = {
 }
 
 
-class Retention:
+class RetentionRows:
     def __init__(self, connection: SqlConnection) -> None:
         self._db = connection
 

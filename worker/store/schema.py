@@ -12,7 +12,7 @@ from worker.store.model import StoreError
 
 
 @dataclass(frozen=True, slots=True)
-class Migration:
+class SchemaMigration:
     version: int
     description: str
     sqlite: tuple[str, ...]
@@ -125,8 +125,10 @@ def _console_sessions(ints: str) -> tuple[str, ...]:
 MIGRATIONS = (
     # Version 1 is the schema the first release created without a version table; IF NOT
     # EXISTS makes it a no-op on such a store, which is thereby adopted.
-    Migration(1, "projection, inbox, reminder keys, crash counts, outbox", INITIAL_SQLITE, INITIAL_POSTGRES),
-    Migration(
+    SchemaMigration(
+        1, "projection, inbox, reminder keys, crash counts, outbox", INITIAL_SQLITE, INITIAL_POSTGRES
+    ),
+    SchemaMigration(
         2,
         "retention indexes, crash-count age, outbox claims",
         _same(
@@ -142,13 +144,13 @@ MIGRATIONS = (
             "ALTER TABLE outbox ADD COLUMN claimed_until_us BIGINT",
         ),
     ),
-    Migration(
+    SchemaMigration(
         3,
         "outbox rows set aside (a notification that cannot be encoded, with the reason)",
         _same("ALTER TABLE outbox ADD COLUMN set_aside TEXT"),
         _same("ALTER TABLE outbox ADD COLUMN set_aside TEXT"),
     ),
-    Migration(
+    SchemaMigration(
         4,
         "dead letters as records: letters, groups, history, replay operations, audit",
         _dead_letters("INTEGER", "BLOB", "REAL", "INTEGER PRIMARY KEY"),
@@ -156,7 +158,7 @@ MIGRATIONS = (
             "BIGINT", "BYTEA", "DOUBLE PRECISION", "BIGINT GENERATED ALWAYS AS IDENTITY PRIMARY KEY"
         ),
     ),
-    Migration(
+    SchemaMigration(
         5,
         "console sessions kept on the server (worker/store/console_sessions.py)",
         _console_sessions("INTEGER"),

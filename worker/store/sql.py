@@ -12,13 +12,13 @@ from contextlib import contextmanager
 from datetime import date
 
 from worker.store.backend import Backend
-from worker.store.connection import SqlConnection
+from worker.store.connection import RunnerFor, SqlConnection, direct
 from worker.store.migrations import Migrations
 from worker.store.model import OutboxRow
-from worker.store.outbox import Outbox
+from worker.store.outbox import OutboxRows
 from worker.store.projection import SqlTransaction
 from worker.store.projection_writes import ReportedWrites
-from worker.store.retention import Retention
+from worker.store.retention import RetentionRows
 
 __all__ = ["SqlStore", "SqlTransaction"]
 
@@ -26,11 +26,11 @@ __all__ = ["SqlStore", "SqlTransaction"]
 class SqlStore(SqlConnection):
     """One connection, used by one thread, and every part of the store over it."""
 
-    def __init__(self, backend: Backend) -> None:
-        super().__init__(backend)
+    def __init__(self, backend: Backend, *, runner: RunnerFor = direct) -> None:
+        super().__init__(backend, runner=runner(backend.kind))
         self.migrations = Migrations(self, backend)
-        self.outbox = Outbox(self, backend)
-        self.retention = Retention(self)
+        self.outbox = OutboxRows(self, backend)
+        self.retention = RetentionRows(self)
         # The batch's write strategy, chosen once by the backend; the reporting one serves the
         # single-kind writes, which always say which rows stood.
         self._writes = backend.writes()

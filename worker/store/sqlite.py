@@ -8,10 +8,10 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from worker.store.backend import Connection
+from worker.store.backend import DriverConnection
 from worker.store.model import StoreUnavailable
 from worker.store.projection_writes import SerializedWrites
-from worker.store.schema import Migration
+from worker.store.schema import SchemaMigration
 
 # An operational error with one of these in its message is the file being unavailable (held by
 # another writer past the busy timeout, or the disk refusing): waited out, never a retry.
@@ -44,7 +44,7 @@ class SqliteBackend:
         writes over."""
         return SerializedWrites(self)
 
-    def connect(self) -> Connection:
+    def connect(self) -> DriverConnection:
         if self.path != ":memory:":
             Path(self.path).parent.mkdir(parents=True, exist_ok=True)
             _create_private(self.path)
@@ -68,13 +68,13 @@ class SqliteBackend:
     def any_of(self, type_: str, values: Sequence[Any]) -> tuple[str, list[Any]]:
         return "IN (" + ", ".join("?" * len(values)) + ")", list(values)
 
-    def lock_schema(self, connection: Connection) -> None:
+    def lock_schema(self, connection: DriverConnection) -> None:
         connection.execute("BEGIN EXCLUSIVE")
 
-    def statements(self, migration: Migration) -> tuple[str, ...]:
+    def statements(self, migration: SchemaMigration) -> tuple[str, ...]:
         return migration.sqlite
 
-    def classify(self, error: Exception, connection: Connection | None) -> type[Exception] | None:
+    def classify(self, error: Exception, connection: DriverConnection | None) -> type[Exception] | None:
         if isinstance(error, sqlite3.OperationalError) and any(
             word in str(error).lower() for word in _UNAVAILABLE
         ):

@@ -17,11 +17,11 @@ from typing import Any
 
 from worker.app import build_worker
 from worker.broker.endpoints import Broker, from_settings
-from worker.broker.messages import ERROR_REASON
 from worker.broker.topology import BrokerVersion, Topology, declare, topology
 from worker.broker.wire import Connection, DeliveryReader, read_by_the_reader
 from worker.dead_letters.model import LetterFilter
 from worker.dead_letters.records import DeadLetterRecords
+from worker.messaging import ERROR_REASON
 from worker.settings import Settings
 from worker.store import StoreUnavailable, open_store
 from worker.tools.event_files import publish

@@ -9,8 +9,8 @@ from typing import IO, Any
 from events import InvalidInput, input_routing_key, parse
 from worker import logs
 from worker.broker.endpoints import Broker
-from worker.broker.messages import PERSISTENT, Outgoing
 from worker.broker.publisher import ConfirmingPublisher
+from worker.messaging import PERSISTENT, Outgoing
 
 CONTENT_TYPE = "application/cloudevents+json"
 

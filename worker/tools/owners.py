@@ -15,7 +15,8 @@ from handlers import (
     effective_setting,
     resolve_recipients,
 )
-from worker.tools.tables import printable, render
+from worker.printable import printable
+from worker.tools.tables import render
 
 # The partner-wide view is what a client without an override of its own gets; no real
 # client has this id (ids hold no control characters), so the rules fall through to the

@@ -16,11 +16,11 @@ from amqp.exceptions import NotFound
 
 from worker.boundary import aside, guarded
 from worker.broker.endpoints import Broker
-from worker.broker.messages import Delivery
 from worker.broker.wire import DeliveryReader, read_by_the_reader
 from worker.dead_letters.letter import PROPERTY_NAMES, DeadLetter
 from worker.failures import missing_on_broker
 from worker.logs import Logger
+from worker.messaging import Delivery
 from worker.tools.connection import ToolConnection
 from worker.tools.errors import ToolError
 

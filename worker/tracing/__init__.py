@@ -6,45 +6,31 @@ module imports none of it: `worker.tracing.spans` and the modules it imports are
 through the functions below, once tracing is on.
 """
 
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from contextlib import contextmanager
 from typing import TYPE_CHECKING
 
-from handlers import HANDLERS, HandlerMap
-from worker.service.outbox import Outbox
-from worker.service.processing import BatchProcessor
 from worker.settings import Settings
-from worker.store import SqlStore
 
 if TYPE_CHECKING:
     from worker.tracing.replay import ReplayTracing
+    from worker.tracing.wrappers import Tracing
 
 
 class TracingMisconfigured(Exception):
     """An OTEL_* variable names something this worker cannot do (an unknown exporter)."""
 
 
-def processor_for(
-    settings: Settings,
-    store: SqlStore,
-    handlers: HandlerMap = HANDLERS,
-    *,
-    outbox: Outbox,
-    on_conflict: Callable[[], None] = lambda: None,
-) -> BatchProcessor:
-    """The batch processor: traced (its store calls too: `store` itself is instrumented) when
-    tracing is on, the plain one otherwise."""
+def tracing_for(settings: Settings) -> "Tracing | None":
+    """What the composition root wraps the processor and the store's statements in when
+    tracing is on; None (and nothing of OpenTelemetry imported) when it is off."""
     if not settings.tracing:
-        return BatchProcessor(settings, store, handlers, outbox=outbox, on_conflict=on_conflict)
+        return None
     with _sdk_installed():
         from worker.tracing.sdk import tracer
-        from worker.tracing.spans import TracedProcessor
-        from worker.tracing.store import traced
+        from worker.tracing.wrappers import Tracing
 
-    spans = tracer(settings)
-    return TracedProcessor(
-        settings, traced(store, spans), handlers, outbox=outbox, on_conflict=on_conflict, tracer=spans
-    )
+    return Tracing(tracer(settings), settings.queue)
 
 
 def replay_tracing(settings: Settings) -> "ReplayTracing | None":

@@ -21,7 +21,7 @@ from events.trace_context import (
     read_traceparent,
     read_tracestate,
 )
-from worker.broker.messages import Delivery
+from worker.messaging import Delivery
 
 
 @dataclass(frozen=True, slots=True)

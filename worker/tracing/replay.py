@@ -10,8 +10,8 @@ from opentelemetry.sdk.trace import TracerProvider
 from opentelemetry.trace import Link, SpanKind
 
 from events.trace_context import TRACESTATE
-from worker.broker.messages import APP_ID
 from worker.dead_letters.letter import DeadLetter
+from worker.messaging import APP_ID
 from worker.settings import VERSION
 from worker.tracing.context import envelope_context, header_context
 from worker.tracing.spans import carrier, destination_name, failed, operation, remote

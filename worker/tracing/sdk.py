@@ -18,7 +18,7 @@ from opentelemetry.sdk.trace import TracerProvider
 from opentelemetry.sdk.trace.export import BatchSpanProcessor, ConsoleSpanExporter, SpanExporter
 
 from worker import logs
-from worker.broker.messages import APP_ID
+from worker.messaging import APP_ID
 from worker.redaction import masked
 from worker.settings import VERSION, Settings
 from worker.tracing import TracingMisconfigured

@@ -41,53 +41,44 @@ from opentelemetry.trace import (
 
 from events import NotificationRequestedData
 from events.trace_context import TRACEPARENT, TRACESTATE, TraceParent, format_traceparent
-from handlers import HANDLERS, HandlerMap
 from worker import logs
-from worker.broker.messages import Delivery, Outgoing
-from worker.service.notifications import NotificationWriter
-from worker.service.outbox import Outbox
-from worker.service.processing import BatchProcessor, Result
-from worker.settings import Settings
-from worker.store import OutboxRow, SqlStore
+from worker.messaging import Delivery, Outgoing
+from worker.service.notifications import Writer
+from worker.service.processing import Processor, Result
+from worker.store import OutboxRow
 from worker.tracing.context import carried, envelope_context
 
 SYSTEM = "rabbitmq"
 MAX_STATUS = 200
 
 
-class TracedProcessor(BatchProcessor):
-    """The batch processor, each batch and each of its messages in spans."""
+class TracedProcessor:
+    """A batch processor, each batch and each of its messages in spans. `writer` is the one the
+    processor writes its notifications with: it is told each batch's trace contexts."""
 
     def __init__(
-        self,
-        settings: Settings,
-        store: SqlStore,
-        handlers: HandlerMap = HANDLERS,
-        *,
-        outbox: Outbox,
-        on_conflict: Callable[[], None] = lambda: None,
-        tracer: trace.Tracer,
+        self, processor: Processor, writer: "TracedWriter", *, tracer: trace.Tracer, queue: str
     ) -> None:
-        super().__init__(settings, store, handlers, outbox=outbox, on_conflict=on_conflict)
+        self._processor = processor
+        self._writer = writer
         self._tracer = tracer
-        self._queue = settings.queue
-        self._writer: _TracedWriter = _TracedWriter(settings.source, settings.notifications_exchange)
+        self._queue = queue
         self._log = logs.get_logger("renewals.tracing")
-        self._in_batch = False
 
     def process(self, deliveries: Sequence[Delivery], *, settled_key: str | None = None) -> list[Result]:
-        if self._in_batch:  # called by process_redelivered, inside its span
-            return super().process(deliveries, settled_key=settled_key)
-        return self._traced(deliveries, partial(super().process, deliveries, settled_key=settled_key))
+        return self._traced(deliveries, partial(self._processor.process, deliveries, settled_key=settled_key))
 
     def process_redelivered(self, delivery: Delivery) -> list[Result]:
-        return self._traced([delivery], partial(super().process_redelivered, delivery))
+        return self._traced([delivery], partial(self._processor.process_redelivered, delivery))
+
+    def flush(self) -> None:
+        self._processor.flush()
 
     def message(self, row: OutboxRow) -> Outgoing:
         """An outbox row published again: a send span in the trace its envelope names."""
         parent = envelope_context(row.body)
         context = Context() if parent is None else _in(parent)
-        return published(self._tracer, super().message(row), context)
+        return published(self._tracer, self._processor.message(row), context)
 
     def _traced(self, deliveries: Sequence[Delivery], run: Callable[[], list[Result]]) -> list[Result]:
         started = time.time_ns()
@@ -112,7 +103,7 @@ class TracedProcessor(BatchProcessor):
             spans[id(delivery)] = span, carrier(context)
             if event_id is not None:
                 created.setdefault(event_id, spans[id(delivery)][1])
-        self._writer.carriers, self._in_batch = created, True
+        self._writer.carriers = created
         try:
             with trace.use_span(batch, record_exception=False, set_status_on_exception=False):
                 results = run()
@@ -122,7 +113,7 @@ class TracedProcessor(BatchProcessor):
                 span.end()
             raise
         finally:
-            self._writer.carriers, self._in_batch = {}, False
+            self._writer.carriers = {}
         finished = [
             self._finish(result, *spans[id(result.delivery)]) if id(result.delivery) in spans else result
             for result in results
@@ -188,13 +179,22 @@ class TracedProcessor(BatchProcessor):
         return result
 
 
-class _TracedWriter(NotificationWriter):
-    """Writes into each notification's envelope the context of the event span it was created in."""
+class TracedWriter:
+    """`writer`, writing into each notification's envelope the context of the event span it was
+    created in (`carriers`, by event id, set by `TracedProcessor` for each batch)."""
 
-    carriers: dict[str, dict[str, str]] = {}  # noqa: RUF012 - replaced per batch, never mutated
+    def __init__(self, writer: Writer) -> None:
+        self._writer = writer
+        self.carriers: dict[str, dict[str, str]] = {}
+
+    def check(self, data: NotificationRequestedData) -> None:
+        self._writer.check(data)
+
+    def message(self, row: OutboxRow) -> Outgoing:
+        return self._writer.message(row)
 
     def row(self, data: NotificationRequestedData, time_json: bytes) -> OutboxRow:
-        row = super().row(data, time_json)
+        row = self._writer.row(data, time_json)
         written = self.carriers.get(data.causation_id)
         if written is None:
             return row

@@ -5,14 +5,15 @@ batches (pruning, the outbox sweep) and batches the sampler left out cost nothin
 """
 
 import re
-from collections.abc import Callable, Iterable, Iterator, Sequence
+from collections.abc import Iterable, Iterator, Sequence
 from contextlib import contextmanager
 from typing import Any
 
 from opentelemetry import trace
 from opentelemetry.trace import SpanKind
 
-from worker.store import SqlStore
+from worker.store.backend import DriverConnection
+from worker.store.connection import DIRECT, StatementRunner
 from worker.tracing.spans import failed
 
 # The table a statement works on: the one it writes, else the one it joins a VALUES list to,
@@ -23,30 +24,29 @@ _TARGETS = tuple(
 )
 
 
-def traced(store: SqlStore, tracer: trace.Tracer) -> SqlStore:
-    """`store`, its statements in spans. Its `execute` and `execute_many` are replaced on this
-    one object, which every transaction of the store calls them through."""
-    execute, execute_many = store.execute, store.execute_many
-    system = store.kind  # "sqlite" or "postgresql", as db.system.name spells them
+class TracedStatements:
+    """A store's statements (`worker.store.connection.StatementRunner`), each in a client span when it is
+    run inside a recording span; `system` is the store's kind ("sqlite" or "postgresql", as
+    db.system.name spells them). Chosen when the worker's store is built (`worker.app.worker_store`)."""
 
-    def traced_execute(statement: str, params: Sequence[Any] = ()) -> Any:
+    def __init__(self, tracer: trace.Tracer, system: str, runner: StatementRunner = DIRECT) -> None:
+        self._tracer = tracer
+        self._system = system
+        self._runner = runner
+
+    def execute(self, connection: DriverConnection, statement: str, params: Sequence[Any]) -> Any:
         if not trace.get_current_span().is_recording():
-            return execute(statement, params)
-        with _span(tracer, system, statement):
-            return execute(statement, params)
+            return self._runner.execute(connection, statement, params)
+        with _span(self._tracer, self._system, statement):
+            return self._runner.execute(connection, statement, params)
 
-    def traced_execute_many(statement: str, rows: Iterable[Sequence[Any]]) -> None:
+    def execute_many(
+        self, connection: DriverConnection, statement: str, rows: Iterable[Sequence[Any]]
+    ) -> None:
         if not trace.get_current_span().is_recording():
-            return execute_many(statement, rows)
-        with _span(tracer, system, statement):
-            return execute_many(statement, rows)
-
-    replacements: dict[str, Callable[..., Any]] = {
-        "execute": traced_execute,
-        "execute_many": traced_execute_many,
-    }
-    vars(store).update(replacements)  # instance attributes shadow the methods
-    return store
+            return self._runner.execute_many(connection, statement, rows)
+        with _span(self._tracer, self._system, statement):
+            return self._runner.execute_many(connection, statement, rows)
 
 
 @contextmanager

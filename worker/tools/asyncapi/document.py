@@ -17,8 +17,8 @@ from events import ACCEPTED_CONTENT_TYPES
 from events.models import TraceContextHeaders
 from events.registry import INPUTS, MessageKind
 from events.registry import NOTIFICATION_REQUESTED as OUT
-from worker.broker.messages import OUTPUT_CONTENT_TYPE, PERSISTENT
 from worker.broker.topology import NEWEST, topology
+from worker.messaging import OUTPUT_CONTENT_TYPE, PERSISTENT
 from worker.service.failures import DeadLetterHeaders
 from worker.settings import VERSION, Settings
 from worker.tools.asyncapi.examples import examples

@@ -15,7 +15,7 @@ from typing import Any
 from events import RenewalApproaching, parse, parse_notification
 from events.registry import RENEWAL_APPROACHING
 from handlers import ReminderKey, notification_id_for
-from worker.broker import messages
+from worker import messaging as messages
 from worker.service.failures import DeadLetterHeaders
 from worker.settings import VERSION, Settings
 

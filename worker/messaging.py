@@ -1,10 +1,19 @@
-"""AMQP messages as the worker sees them: a delivery in, an outgoing publish out, and the safe
-copy of a delivery that a retry or a dead letter is made of."""
+"""The messages as the running worker sees them, free of any client library: a delivery in, an
+outgoing publish out, the safe copy of a delivery that a retry or a dead letter is made of, the
+header names the worker writes, what a publish did (`Sent`), a queue's state, and the errors
+that end a session (`BrokerLost` and its kinds).
 
+This is the broker seam's neutral ground: `worker.service` and `worker.broker` both import it,
+and it imports neither (nor py-amqp). The one wire fact it needs, how many bytes a header takes
+encoded, is passed in (`EncodedSize`; `worker.broker.publisher.encoded_size` is the real one).
+"""
+
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
-from worker.broker.amqp_private import dumps
+EncodedSize = Callable[[str, Any], int | None]
+"""The bytes one header (`name`, `value`) takes encoded on the wire; None if it cannot be encoded."""
 
 # The headers the worker writes on its retry and dead-letter copies; everything that reads or
 # documents them (the dead-letter tools, the AsyncAPI contract) takes the names from here.
@@ -109,7 +118,14 @@ class Outgoing:
         return None if value is None else str(value)
 
 
-def safe_copy(delivery: Delivery, exchange: str, routing_key: str, headers: dict[str, Any]) -> Outgoing:
+def safe_copy(
+    delivery: Delivery,
+    exchange: str,
+    routing_key: str,
+    headers: dict[str, Any],
+    *,
+    encoded_size: EncodedSize,
+) -> Outgoing:
     """The delivery's body, unchanged, with a safe subset of its properties (always persistent,
     never expiring), its own headers within a size bound, and `headers` added."""
     properties = {
@@ -120,7 +136,8 @@ def safe_copy(delivery: Delivery, exchange: str, routing_key: str, headers: dict
             name: value
             for name, value in delivery.headers.items()
             if name not in OWN_HEADERS and not name.startswith(OWN_HEADER_PREFIXES)
-        }
+        },
+        encoded_size,
     )
     if dropped:
         kept[HEADERS_DROPPED] = ", ".join(sorted(dropped))[:1000]
@@ -147,12 +164,12 @@ def bare_copy(message: Outgoing) -> Outgoing:
     )
 
 
-def _bounded(headers: dict[str, Any]) -> tuple[dict[str, Any], list[str]]:
+def _bounded(headers: dict[str, Any], encoded_size: EncodedSize) -> tuple[dict[str, Any], list[str]]:
     """Keep headers, smallest first, while they fit in MAX_COPIED_HEADER_BYTES; a header
     that cannot be encoded again is dropped too."""
     sizes = {}
     for name, value in headers.items():
-        size = _encoded_size(name, value)
+        size = encoded_size(name, value)
         if size is not None:
             sizes[name] = size
     kept: dict[str, Any] = {}
@@ -165,8 +182,62 @@ def _bounded(headers: dict[str, Any]) -> tuple[dict[str, Any], list[str]]:
     return kept, [name for name in headers if name not in kept]
 
 
-def _encoded_size(name: str, value: Any) -> int | None:
-    try:
-        return len(dumps("F", [{name: value}]))
-    except Exception:  # not encodable as an AMQP field value
-        return None
+@dataclass(frozen=True, slots=True)
+class Sent:
+    """What a publisher's `send` did: the last publish tag to `wait_for`, and the messages it
+    left out, by their position in the batch, with the reason."""
+
+    tag: int
+    unencodable: dict[int, str] = field(default_factory=dict)
+
+
+@dataclass(frozen=True, slots=True)
+class QueueState:
+    """A queue's `ready` messages and `consumers`, as a passive declare reports them."""
+
+    ready: int
+    consumers: int
+
+
+class BrokerLost(Exception):
+    """The session's link to the broker is gone or no longer serves: the session ends and the
+    worker connects again. The links translate the client library's errors into this one (the
+    library's error is its `__cause__`); the subclasses say what else ends a session."""
+
+
+class ConsumerLost(BrokerLost):
+    """The broker no longer delivers to this consumer (it cancelled it, or its queue is gone)."""
+
+
+class MigrationUnderWay(BrokerLost):
+    """The queue is absent while `renewals topology --migrate` holds its messages aside: it is
+    not ours to create now (the migration declares it, with its own arguments, in a moment)."""
+
+
+class PublishFailed(BrokerLost):
+    """The broker did not confirm a publish (nack, return or timeout): transient."""
+
+
+class Unencodable(ValueError):
+    """A message that cannot be laid out as AMQP frames; the text says which value and why."""
+
+
+def described(error: BaseException) -> str:
+    """`Type: message` of what went wrong: for a translated BrokerLost, the library's own error."""
+    cause = error.__cause__ if type(error) is BrokerLost and error.__cause__ is not None else error
+    return f"{type(cause).__name__}: {cause}"
+
+
+MAX_SHORT_STRING = 255
+
+
+def short_string(text: str, what: str) -> bytes:
+    """An AMQP short string: at most 255 bytes, or Unencodable naming `what`."""
+    if not isinstance(text, str):
+        raise Unencodable(f"{what}: {type(text).__name__} is not a string")
+    encoded = text.encode("utf-8", "surrogatepass")  # as py-amqp decoded it: a copy keeps it exactly
+    if len(encoded) > MAX_SHORT_STRING:
+        raise Unencodable(
+            f"{what} is {len(encoded)} bytes, more than an AMQP short string's {MAX_SHORT_STRING}"
+        )
+    return bytes((len(encoded),)) + encoded

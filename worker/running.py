@@ -1,0 +1,93 @@
+"""Running the worker: waiting for the store, the signals that stop it, the watchdog that ends a
+shutdown that overruns its grace, and the exit status that says why it stopped for good.
+
+What runs is built by the composition root (`worker.app.build_worker`); nothing is built here.
+"""
+
+import os
+import signal
+import sys
+import threading
+from typing import Any
+
+from handlers import HANDLERS, HandlerMap
+from worker import logs
+from worker.app import build_worker, worker_store
+from worker.broker.endpoints import BrokerRefused
+from worker.broker.topology import TopologyMismatch
+from worker.dead_letters.drain import Records
+from worker.dead_letters.records import DeadLetterRecords
+from worker.exits import EX_CONFIG, EX_REFUSED, EX_SOFTWARE
+from worker.failures import store_refusal
+from worker.logs import Logger
+from worker.redaction import masked
+from worker.retrying import until_stopped
+from worker.settings import ConfigurationError, Settings
+from worker.store import SchemaTooNew, SchemaTooOld, SqlStore, StoreRefused, StoreUnavailable
+from worker.tracing import TracingMisconfigured
+
+CANNOT_WORK = (SchemaTooNew, SchemaTooOld, TopologyMismatch, ConfigurationError, TracingMisconfigured)
+"""Stops with EX_CONFIG: the configuration must change first."""
+
+
+def run_until_signalled(
+    settings: Settings, *, handlers: HandlerMap = HANDLERS, records: Records = DeadLetterRecords
+) -> None:
+    """Run the worker; SIGTERM/SIGINT stop it gracefully within `shutdown_grace` seconds."""
+    log = logs.get_logger("renewals.worker")
+    stop = threading.Event()
+
+    def request_stop(signum: int, _frame: Any) -> None:
+        if stop.is_set():
+            return
+        log.info("worker.stopping", signal=signal.Signals(signum).name, grace_s=settings.shutdown_grace)
+        stop.set()
+        watchdog = threading.Timer(settings.shutdown_grace, _give_up, args=(log,))
+        watchdog.daemon = True
+        watchdog.start()
+
+    signal.signal(signal.SIGTERM, request_stop)
+    signal.signal(signal.SIGINT, request_stop)
+    log.info("worker.starting", broker=masked(settings.amqp_url), store=masked(settings.store_url))
+    try:
+        store = _store_when_it_answers(settings, stop, log)
+        if store is not None:
+            build_worker(settings, handlers=handlers, store=store, records=records).run(stop)
+    except CANNOT_WORK as exc:
+        _stop_for_good(log, str(exc), EX_CONFIG)
+    except StoreRefused as exc:
+        _stop_for_good(log, store_refusal(settings.store_url, exc), EX_REFUSED)
+    except BrokerRefused as exc:
+        _stop_for_good(log, str(exc), EX_REFUSED)
+
+
+def _stop_for_good(log: Logger, error: str, status: int) -> None:
+    """One error line saying what to fix, and the exit status that tells it from an outage."""
+    log.error("worker.cannot_start", error=error, exit_status=status)
+    sys.stderr.flush()
+    sys.exit(status)
+
+
+def _store_when_it_answers(settings: Settings, stop: threading.Event, log: Logger) -> SqlStore | None:
+    """The store, waited for with jittered backoff if it is not there yet; None if stopped."""
+    retrying = until_stopped(
+        StoreUnavailable,
+        max_delay=settings.reconnect_max_delay,
+        stop=stop,
+        sleep=stop.wait,
+        before_sleep=lambda state: log.warning(
+            "store.unavailable",
+            store=masked(settings.store_url),
+            error=str(state.outcome.exception() if state.outcome else None),
+            retry_in_s=round(state.next_action.sleep, 2) if state.next_action else None,
+        ),
+    )
+    store: SqlStore | None = retrying(worker_store, settings)
+    return store
+
+
+def _give_up(log: Logger) -> None:
+    """The grace period ran out: exit now; unacknowledged messages will be redelivered."""
+    log.error("worker.grace_period_exceeded")
+    sys.stderr.flush()
+    os._exit(EX_SOFTWARE)
