@@ -56,7 +56,7 @@ class DeadLetter:
     def read(
         cls, position: int, properties: dict[str, Any], body: bytes, problem: str | None = None
     ) -> "DeadLetter":
-        """From AMQP properties (pika's names, `headers` among them) and the raw body; what
+        """From AMQP properties (the 0-9-1 specification's names, `headers` among them) and the raw body; what
         properties and headers hold past `worker.boundary`'s bounds is kept marked and cut."""
         table = properties.get("headers")
         headers: dict[str, Any] = bounded(dict(table)) if isinstance(table, Mapping) else {}

@@ -61,7 +61,8 @@ class ReplayPublisher(ToolConnection):
 
 
 def _amqp_names(properties: dict[str, Any]) -> dict[str, Any]:
-    """pika's property names (what DeadLetter speaks) as py-amqp's."""
+    """The specification's property names (what DeadLetter speaks) as py-amqp's (`headers` is
+    its `application_headers`)."""
     converted = {name: value for name, value in properties.items() if name != "headers" and value is not None}
     if properties.get("headers") is not None:
         converted["application_headers"] = properties["headers"]

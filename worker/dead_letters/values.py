@@ -1,8 +1,8 @@
 """AMQP field values as anyone may have sent them, read totally: each reader takes any value
 (any type, any size, any nesting) and gives a sane value or None, never an exception.
 
-Other clients decode AMQP values differently from pika (a timestamp out of range as a plain
-int, text as bytes), and whoever can publish to the worker's queue chooses the headers.
+Client libraries decode AMQP values differently (a timestamp out of range as a plain int,
+text as bytes), and whoever can publish to the worker's queue chooses the headers.
 """
 
 import base64
