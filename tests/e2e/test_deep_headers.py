@@ -14,6 +14,7 @@ import pytest
 
 from support.client import NAMES, Client
 from support.console import VIEWER, basic, in_process
+from support.nesting import depth_of
 from support.polling import wait_until
 from support.raw import Field, RawPublisher, nested, properties, table
 from support.records import stored_letters
@@ -46,18 +47,6 @@ def harmless(name: str) -> bytes:
 def deep_letter(name: str, depth: int, **extra: str) -> bytes:
     headers = table({"deep": nested(depth, SHORT)})
     return properties(content_type="application/json", message_id=name, application_headers=headers, **extra)
-
-
-def levels_of(value: object) -> int:
-    deepest, pending = 0, [(value, 1)]
-    while pending:
-        item, level = pending.pop()
-        if isinstance(item, dict | list):
-            deepest = max(deepest, level)
-            pending.extend(
-                (inner, level + 1) for inner in (item.values() if isinstance(item, dict) else item)
-            )
-    return deepest
 
 
 def test_deep_header_letters_are_recorded_and_shown_and_no_worker_exits(
@@ -97,7 +86,7 @@ def test_deep_header_letters_are_recorded_and_shown_and_no_worker_exits(
         shown = json.loads(
             ok(renewals(amqp_url, "dlq", "show", f"#{number}", "--json", RENEWALS_STORE_URL=store)).stdout
         )
-        assert shown["position"] == number and levels_of(shown["headers"]) <= MAX_DEPTH
+        assert shown["position"] == number and depth_of(shown["headers"]) <= MAX_DEPTH
         assert ok(renewals(amqp_url, "dlq", "show", f"#{number}", RENEWALS_STORE_URL=store)).stdout
         api = console.get(f"/api/dead-letters/{number}", headers=basic(VIEWER))
         assert api.status_code == 200 and json.loads(api.json()["body"])["id"] == name

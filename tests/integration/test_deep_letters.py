@@ -5,12 +5,12 @@ the letters beside it too."""
 
 import json
 from pathlib import Path
-from typing import Any
 
 from click.testing import CliRunner, Result
 
 from support.console import VIEWER, basic, in_process
 from support.letters import new_letter
+from support.nesting import depth_of
 from worker.boundary import MARK, MAX_DEPTH
 from worker.cli import main
 from worker.dead_letters.records import DeadLetterRecords
@@ -30,18 +30,6 @@ def dlq(store_url: str, *args: str) -> Result:
 def overwrite_headers(records: DeadLetterRecords, letter_id: int, text: str) -> None:
     with records._store.transaction():
         records._store.execute("UPDATE dead_letters SET headers = ? WHERE id = ?", (text, letter_id))
-
-
-def levels_of(value: Any) -> int:
-    deepest, pending = 0, [(value, 1)]
-    while pending:
-        item, level = pending.pop()
-        if isinstance(item, dict | list):
-            deepest = max(deepest, level)
-            pending.extend(
-                (inner, level + 1) for inner in (item.values() if isinstance(item, dict) else item)
-            )
-    return deepest
 
 
 def test_rows_an_older_release_wrote_deep_are_shown_by_the_api_the_page_and_the_cli(
@@ -64,7 +52,7 @@ def test_rows_an_older_release_wrote_deep_are_shown_by_the_api_the_page_and_the_
         assert page.status_code == 200, page.text[:500]
         assert json.loads(dlq(store_url, "show", f"#{letter_id}", "--json").stdout)["position"] == letter_id
         assert dlq(store_url, "show", f"#{letter_id}").stdout
-    assert levels_of(shown[deep]["headers"]) <= MAX_DEPTH and MARK in json.dumps(shown[deep]["headers"])
+    assert depth_of(shown[deep]["headers"]) <= MAX_DEPTH and MARK in json.dumps(shown[deep]["headers"])
     why = "its stored properties could not be read: RecursionError"
     assert shown[deeper]["headers"] == {} and shown[deeper]["problem"].startswith(why)
     assert why in client.get(f"/letters/{deeper}", headers=auth).text

@@ -10,13 +10,13 @@ Budget: FUZZ's examples per store, about 30 s each on a quiet machine."""
 import json
 from pathlib import Path
 from struct import pack
-from typing import Any
 
 from click.testing import CliRunner, Result
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from support.console import VIEWER, basic, in_process
+from support.nesting import depth_of
 from support.raw import Field, deliver_frames, nested, properties, table
 from tests.fake_wire import Reading
 from worker.boundary import MAX_DEPTH
@@ -138,18 +138,6 @@ def delivered(batch: list[tuple[bytes, bytes]], first_tag: int) -> list[Delivery
     return Reading().read_bytes(data)
 
 
-def levels_of(value: Any) -> int:
-    deepest, pending = 0, [(value, 1)]
-    while pending:
-        item, level = pending.pop()
-        if isinstance(item, dict | list):
-            deepest = max(deepest, level)
-            pending.extend(
-                (inner, level + 1) for inner in (item.values() if isinstance(item, dict) else item)
-            )
-    return deepest
-
-
 def dlq(store_url: str, *args: str) -> Result:
     result = CliRunner().invoke(main, ["dlq", *args], env={"RENEWALS_STORE_URL": store_url})
     assert result.exit_code == 0, f"{result.output}\n{result.exception!r}"
@@ -177,12 +165,12 @@ def test_any_header_table_from_the_wire_is_recorded_and_shown_through_every_door
             api = client.get(f"/api/dead-letters/{summary.id}", headers=auth)
             assert api.status_code == 200, api.text[:300]
             shown = api.json()
-            assert levels_of(shown["headers"]) <= MAX_DEPTH and levels_of(shown["properties"]) <= MAX_DEPTH
+            assert depth_of(shown["headers"]) <= MAX_DEPTH and depth_of(shown["properties"]) <= MAX_DEPTH
             assert summary.failed_at is None or summary.failed_at <= summary.received_at
             page = client.get(f"/letters/{summary.id}", headers=auth)
             assert page.status_code == 200 and HOSTILE not in page.text
             as_json = json.loads(dlq(store_url, "show", f"#{summary.id}", "--json").stdout)
-            assert levels_of(as_json["headers"]) <= MAX_DEPTH
+            assert depth_of(as_json["headers"]) <= MAX_DEPTH
             dlq(store_url, "show", f"#{summary.id}")
         assert len(json.loads(dlq(store_url, "list", "--json").stdout)) == records.count()
 

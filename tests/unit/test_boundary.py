@@ -20,6 +20,7 @@ from hypothesis import strategies as st
 from pydantic import TypeAdapter
 
 from support.letters import stored
+from support.nesting import depth_of
 from support.raw import Field, deliver_frames, nested, properties, table
 from tests.fake_wire import Reading
 from worker.boundary import MARK, MAX_DEPTH, MAX_TEXT, MAX_VALUES, bounded, guarded
@@ -57,19 +58,6 @@ def deep(levels: int, leaf: Any = "leaf", name: str = "n") -> Any:
     for _ in range(levels):
         value = {name: value}
     return value
-
-
-def depth_of(value: Any) -> int:
-    """Levels of tables and arrays, counted without recursion."""
-    deepest, pending = 0, [(value, 1)]
-    while pending:
-        item, level = pending.pop()
-        if isinstance(item, Mapping | list):
-            deepest = max(deepest, level)
-            pending.extend(
-                (inner, level + 1) for inner in (item.values() if isinstance(item, Mapping) else item)
-            )
-    return deepest
 
 
 class Hostile(Mapping[str, Any]):
