@@ -167,7 +167,7 @@ def test_a_viewer_sees_the_groups_searches_opens_a_letter_and_is_refused_an_acti
     """
     assert_no_browser_errors(browser)
     browser.execute_script(forged)
-    until(browser, lambda b: "needs the operator role" in text(b, "refused"), "the refusal")
+    until(browser, lambda b: "needs the operator role" in text(b, "problem"), "the refusal")
     assert scene.records.count() == 4
 
 

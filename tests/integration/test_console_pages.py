@@ -223,6 +223,17 @@ def test_an_unknown_letter_is_a_404_page_and_a_404_in_the_api(tmp_path: Path) ->
     sign_in(client, VIEWER)
     page = client.get("/letters/999")
     assert page.status_code == 404 and "no dead letter 999" in page.text and "<h1>Not found</h1>" in page.text
+    assert "<title>not found" in page.text and "refused" not in page.text.lower()
+
+
+def test_an_error_page_is_titled_for_what_happened(tmp_path: Path) -> None:
+    """An error page's heading says what happened (here: not valid), never a blanket "refused",
+    which means only that the broker or the store refused our credentials."""
+    client, _ = in_process(tmp_path, [])
+    sign_in(client, VIEWER)
+    invalid = client.get("/letters?after=notanumber")
+    assert invalid.status_code == 422 and "<h1>Not valid</h1>" in invalid.text
+    assert "<title>not valid" in invalid.text and "Refused" not in invalid.text
 
 
 def test_a_store_that_does_not_answer_is_a_503_saying_so_without_its_password(tmp_path: Path) -> None:

@@ -113,7 +113,7 @@ def create_app(console: Console) -> FastAPI:
             return JSONResponse({"detail": exc.reason}, status_code=exc.status, headers=headers)
         if exc.status == 401 and console.access.users is not None:
             return RedirectResponse("/login", status_code=303)
-        page = render(request, "refused.html", {"reason": exc.reason}, status_code=exc.status)
+        page = render(request, "problem.html", {"reason": exc.reason}, status_code=exc.status)
         page.headers.update(headers)
         return page
 
@@ -124,7 +124,7 @@ def create_app(console: Console) -> FastAPI:
             console.store().reconnect()
         if request.url.path.startswith("/api/"):
             return JSONResponse({"detail": reason}, status_code=503)
-        return render(request, "refused.html", {"reason": reason}, status_code=503)
+        return render(request, "problem.html", {"reason": reason}, status_code=503)
 
     @app.exception_handler(RequestValidationError)
     async def invalid(request: Request, exc: RequestValidationError) -> Response:
@@ -133,12 +133,12 @@ def create_app(console: Console) -> FastAPI:
         if request.url.path.startswith("/api/"):
             errors = [{k: v for k, v in error.items() if k != "input"} for error in exc.errors()]
             return JSONResponse({"detail": jsonable_encoder(errors)}, status_code=422)
-        return render(request, "refused.html", {"reason": one_line(exc.errors())}, status_code=422)
+        return render(request, "problem.html", {"reason": one_line(exc.errors())}, status_code=422)
 
     @app.exception_handler(StarletteHTTPException)
     async def problem(request: Request, exc: StarletteHTTPException) -> Response:
         if request.url.path.startswith(("/api/", "/static/")):
             return await http_exception_handler(request, exc)
-        return render(request, "refused.html", {"reason": str(exc.detail)}, status_code=exc.status_code)
+        return render(request, "problem.html", {"reason": str(exc.detail)}, status_code=exc.status_code)
 
     return app

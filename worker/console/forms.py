@@ -103,7 +103,7 @@ def _preview(request: Request, form: ImmutableMultiDict[str, Any]) -> Response:
         else:
             count, plans = records.count(selection.letter_filter()), []
     except actions.RefusedAction as exc:
-        return render(request, "refused.html", {"reason": str(exc)}, status_code=422)
+        return render(request, "problem.html", {"reason": str(exc)}, status_code=422)
     context = {
         "action": action,
         "selection": selection,
@@ -138,7 +138,7 @@ def _confirm(request: Request, who: Identity, form: ImmutableMultiDict[str, Any]
             return RedirectResponse(f"/replays/{operation.id}", status_code=303)
         done = (actions.archive if action == "archive" else actions.purge)(records, who, selection)
     except actions.RefusedAction as exc:
-        return render(request, "refused.html", {"reason": str(exc)}, status_code=422)
+        return render(request, "problem.html", {"reason": str(exc)}, status_code=422)
     return render(request, "done.html", {"action": action, "done": done})
 
 
@@ -160,10 +160,10 @@ def resume_replay(request: Request, who: Operator, operation_id: ReplayId) -> Re
     except UnknownOperation:
         raise HTTPException(404, f"no replay {operation_id}") from None
     except OperationBusy as exc:
-        return render(request, "refused.html", {"reason": str(exc)}, status_code=409)
+        return render(request, "problem.html", {"reason": str(exc)}, status_code=409)
     except InvalidRate as exc:
         reason = f"replay {operation_id} cannot be resumed: {exc}"
-        return render(request, "refused.html", {"reason": reason}, status_code=422)
+        return render(request, "problem.html", {"reason": reason}, status_code=422)
     actions.resumed(who, operation)
     return RedirectResponse(f"/replays/{operation_id}", status_code=303)
 

@@ -37,6 +37,7 @@ def render(
         "password_sign_in": console.access.users is not None,
         "path": request.url.path,
         "alerting": console.settings.alertmanager_url is not None,  # worker/console/alerts.py
+        "status": status_code,  # problem.html's heading says what happened
         **context,
     }
     return HTMLResponse(_ENVIRONMENT.get_template(template).render(page), status_code=status_code)
