@@ -29,6 +29,8 @@ WORKER_HOST = "x-worker-host"
 HEADERS_DROPPED = "x-headers-dropped"
 DEAD_LETTER_ID = "x-dead-letter-id"  # this dead letter's own identity: the store keeps one row per letter
 REPLAY_COUNT = "x-replay-count"  # written by `renewals dlq replay`
+REPLAY_OF_LETTER = "x-replay-of-letter"  # the dead letter's id a replayed (or edited) copy came from
+REPLAY_OPERATION = "x-replay-operation"  # the replay operation that sent it
 
 OUTPUT_CONTENT_TYPE = "application/cloudevents+json"
 PERSISTENT = 2

@@ -122,6 +122,42 @@ def _console_sessions(ints: str) -> tuple[str, ...]:
     )
 
 
+def _ledger(ints: str, identity: str) -> tuple[str, ...]:
+    """Migration 6 for one backend: the reminder ledger (one row per RenewalApproaching handled,
+    with its decision and why) and the owner history (every OwnerChanged, won or lost)."""
+    return (
+        f"""CREATE TABLE IF NOT EXISTS reminder_ledger (
+            seq {identity}, event_id TEXT NOT NULL, partner_id TEXT NOT NULL, client_id TEXT NOT NULL,
+            renewal_date TEXT NOT NULL, days_until_renewal {ints} NOT NULL, handled_at_us {ints} NOT NULL,
+            outcome TEXT NOT NULL, reason TEXT, rule_row {ints}, resolved_from TEXT, fallback TEXT,
+            to_address TEXT, cc_address TEXT,
+            owner TEXT, owner_scope TEXT, owner_event_id TEXT, owner_changed_at_us {ints},
+            decision_maker TEXT, decision_maker_event_id TEXT,
+            notification_id TEXT, published_at_us {ints}, confirmed_at_us {ints},
+            letter_id {ints}, replay_operation TEXT, detail TEXT)""",
+        "CREATE INDEX IF NOT EXISTS reminder_ledger_client"
+        " ON reminder_ledger (client_id, handled_at_us)",
+        "CREATE INDEX IF NOT EXISTS reminder_ledger_partner"
+        " ON reminder_ledger (partner_id, handled_at_us)",
+        "CREATE INDEX IF NOT EXISTS reminder_ledger_handled_at ON reminder_ledger (handled_at_us)",
+        "CREATE INDEX IF NOT EXISTS reminder_ledger_notification"
+        " ON reminder_ledger (notification_id) WHERE notification_id IS NOT NULL",
+        "CREATE INDEX IF NOT EXISTS reminder_ledger_event ON reminder_ledger (event_id)",
+        "CREATE INDEX IF NOT EXISTS reminder_ledger_to ON reminder_ledger (to_address)"
+        " WHERE to_address IS NOT NULL",
+        "CREATE INDEX IF NOT EXISTS reminder_ledger_cc ON reminder_ledger (cc_address)"
+        " WHERE cc_address IS NOT NULL",
+        f"""CREATE TABLE IF NOT EXISTS owner_history (
+            seq {identity}, partner_id TEXT NOT NULL, client_id TEXT NOT NULL,
+            owner_before TEXT, contact_before TEXT, owner_after TEXT, contact_after TEXT,
+            event_id TEXT NOT NULL, changed_at_us {ints} NOT NULL, received_at_us {ints} NOT NULL,
+            won INTEGER NOT NULL, lost_to_event_id TEXT)""",
+        "CREATE INDEX IF NOT EXISTS owner_history_key"
+        " ON owner_history (partner_id, client_id, changed_at_us)",
+        "CREATE INDEX IF NOT EXISTS owner_history_received ON owner_history (received_at_us)",
+    )
+
+
 MIGRATIONS = (
     # Version 1 is the schema the first release created without a version table; IF NOT
     # EXISTS makes it a no-op on such a store, which is thereby adopted.
@@ -163,6 +199,12 @@ MIGRATIONS = (
         "console sessions kept on the server (worker/store/console_sessions.py)",
         _console_sessions("INTEGER"),
         _console_sessions("BIGINT"),
+    ),
+    SchemaMigration(
+        6,
+        "the reminder ledger and the owner history (who was told what, and why)",
+        _ledger("INTEGER", "INTEGER PRIMARY KEY"),
+        _ledger("BIGINT", "BIGINT GENERATED ALWAYS AS IDENTITY PRIMARY KEY"),
     ),
 )
 
