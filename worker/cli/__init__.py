@@ -9,6 +9,7 @@ from worker.cli.core import Refused, asyncapi, demo, run, schema, send, topology
 from worker.cli.dlq import dlq
 from worker.cli.notifications import notifications
 from worker.cli.owners import owners
+from worker.cli.reminders import reminders_command
 from worker.cli.store import store
 from worker.failures import store_refusal
 from worker.settings import Settings
@@ -53,5 +54,6 @@ for command in (
     owners,
     store,
     console,
+    reminders_command,
 ):
     main.add_command(command)

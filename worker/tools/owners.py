@@ -1,6 +1,8 @@
 """Who owns renewal communication for a partner (or one of its clients), read from the
-projection with the domain's own rules: what `renewals owners show` prints."""
+projection with the domain's own rules: what `renewals owners show` prints; and who changed it
+when, from the ledger's owner history: what `renewals owners history` prints."""
 
+from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Any
@@ -15,6 +17,8 @@ from handlers import (
     effective_setting,
     resolve_recipients,
 )
+from worker.ledger.questions import OwnerChange
+from worker.ledger.words import change, outcome, utc_iso
 from worker.printable import printable
 from worker.tools.tables import render
 
@@ -183,3 +187,23 @@ def _when(stamp: Stamp | None) -> str | None:
         return (_EPOCH + timedelta(microseconds=stamp.at_us)).isoformat(timespec="seconds")
     except OverflowError:
         return f"{stamp.at_us} microseconds from 1970-01-01T00:00:00+00:00 (outside years 1 to 9999 UTC)"
+
+
+HISTORY_COLUMNS = ["changed at", "received at", "client", "event", "change", "outcome"]
+
+
+def history_described(changes: Sequence[OwnerChange]) -> str:
+    """What `renewals owners history` prints: each change, the latest first, before → after and
+    whether it won (control characters escaped)."""
+    rows = [
+        {
+            "changed at": utc_iso(found.changed_at_us),
+            "received at": utc_iso(found.received_at_us),
+            "client": found.client_id or "(partner-wide)",
+            "event": found.event_id,
+            "change": change(found),
+            "outcome": outcome(found),
+        }
+        for found in changes
+    ]
+    return render(rows, HISTORY_COLUMNS)

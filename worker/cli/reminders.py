@@ -1,0 +1,98 @@
+"""`renewals reminders`: a client's reminders from the ledger, newest first, each with its
+decision in words; and the checked store the ledger's commands read (`owners history` too)."""
+
+import json
+from collections.abc import Iterator
+from contextlib import contextmanager
+from datetime import datetime
+
+import click
+
+from worker.cli.core import CannotWork, load_settings, require_existing_store
+from worker.cli.dlq_options import when
+from worker.ledger.questions import ReminderQuery, reminders
+from worker.ledger.words import decision, delivery, reminder_dict, utc_iso
+from worker.redaction import masked
+from worker.store import SchemaTooNew, SchemaTooOld, SqlStore, StoreRefused, StoreUnavailable
+from worker.store.configured import open_configured_store
+from worker.tools.tables import render
+
+COLUMNS = ["seq", "handled at", "event", "renewal", "days", "decision", "notification"]
+
+
+@contextmanager
+def ledger_store() -> Iterator[SqlStore]:
+    """The configured store, its schema checked (the ledger is migration 6); a failure is one
+    line: exit 77 for a store that is not there or refuses us, 78 for one of another release,
+    1 for any other (worker/exits.py)."""
+    settings = load_settings()
+    require_existing_store(settings)
+    where = masked(settings.store_url)
+    try:
+        store = open_configured_store(settings)
+        store.check_schema()
+    except (SchemaTooOld, SchemaTooNew) as exc:
+        raise CannotWork(str(exc)) from None
+    except StoreRefused:
+        raise  # told once, by the command group: exit 77, as every command
+    except Exception as exc:
+        raise click.ClickException(
+            f"cannot open the store {where}: {type(exc).__name__}: {masked(str(exc))}"
+        ) from None
+    try:
+        yield store
+    except StoreUnavailable as exc:
+        raise click.ClickException(f"the store {where} is unavailable: {masked(str(exc))}") from None
+    finally:
+        store.close()
+
+
+@click.command("reminders")
+@click.option("--client", "client_id", required=True, help="Client id.")
+@click.option("--partner", "partner_id", help="Only the reminders under this partner.")
+@click.option("--since", metavar="WHEN", callback=when, help="Handled at or after WHEN (ISO, or an age: 7d).")
+@click.option("--until", metavar="WHEN", callback=when, help="Handled before WHEN.")
+@click.option(
+    "--limit", default=50, show_default=True, type=click.IntRange(min=1), help="At most N, newest first."
+)
+@click.option("--before", type=click.IntRange(min=1), help="Older than this seq (the next page).")
+@click.option("--json", "as_json", is_flag=True, help="One JSON object, for scripts.")
+def reminders_command(
+    client_id: str,
+    partner_id: str | None,
+    since: datetime | None,
+    until: datetime | None,
+    limit: int,
+    before: int | None,
+    as_json: bool,
+) -> None:
+    """A client's reminders as the ledger recorded them, newest first: whom each went to and
+    why, or why none went out.
+
+    WHEN is an ISO 8601 date or time (UTC unless it says otherwise) or an age: 90s, 15m, 2h, 7d.
+    """
+    query = ReminderQuery(client_id=client_id, partner_id=partner_id, since=since, until=until)
+    with ledger_store() as store:
+        page = reminders(store, query, before=before, limit=limit)
+    if as_json:
+        found = [reminder_dict(row) for row in page.reminders]
+        click.echo(json.dumps({"reminders": found, "next_before": page.next_before}, indent=2))
+        return
+    if not page.reminders:
+        click.echo(f"no reminder in the ledger for {query.describe()}")
+        return
+    rows = [
+        {
+            "seq": row.seq,
+            "handled at": utc_iso(row.handled_at_us),
+            "event": row.event_id,
+            "renewal": row.renewal_date,
+            "days": row.days_until_renewal,
+            "decision": decision(row),
+            "notification": delivery(row),
+        }
+        for row in page.reminders
+    ]
+    click.echo(render(rows, COLUMNS))
+    if page.next_before is not None:
+        click.echo(f"\nolder: --before {page.next_before}")
