@@ -33,8 +33,6 @@ REMINDER_DEFAULTS: dict[str, Any] = {
     "decision_maker": "dora@globex.example",
     "decision_maker_event_id": "evt-r0",
     "notification_id": None,
-    "published_at_us": AT_US + 1_000,
-    "confirmed_at_us": AT_US + 5_000,
     "letter_id": None,
     "replay_operation": None,
     "detail": None,
@@ -57,10 +55,14 @@ CHANGE_DEFAULTS: dict[str, Any] = {
 
 def reminder(**fields: Any) -> dict[str, Any]:
     """A reminder_ledger row: the defaults (rule row 1, notified and confirmed) with `fields`;
-    a notified row gets a notification id of its own unless given one."""
+    a notified row gets a notification id of its own, published a millisecond and confirmed five
+    after it was handled, unless given others."""
     row = {**REMINDER_DEFAULTS, **fields}
-    if row["outcome"] == "notified" and row["notification_id"] is None:
+    notified = row["outcome"] == "notified"
+    if notified and row["notification_id"] is None:
         row["notification_id"] = str(uuid.uuid5(uuid.NAMESPACE_URL, f"{row['client_id']}/{row['event_id']}"))
+    row.setdefault("published_at_us", row["handled_at_us"] + 1_000 if notified else None)
+    row.setdefault("confirmed_at_us", row["handled_at_us"] + 5_000 if notified else None)
     return row
 
 

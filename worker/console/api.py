@@ -3,10 +3,10 @@ user (or the session, for the pages' own calls); viewers read, operators act."""
 
 from typing import Annotated, Any, Literal
 
-from fastapi import APIRouter, Depends, HTTPException, Query, Request, Response
+from fastapi import APIRouter, Depends, HTTPException, Path, Query, Request, Response
 
 from worker.console import actions, shapes
-from worker.console.filters import letter_filters
+from worker.console.filters import letter_filters, reminder_filters
 from worker.console.guard import console_of, require
 from worker.console.health import health
 from worker.console.identity import Identity
@@ -15,12 +15,15 @@ from worker.dead_letters import InvalidRate, Routes
 from worker.dead_letters import actions as use_cases
 from worker.dead_letters.model import Status
 from worker.dead_letters.records import OperationBusy, UnknownOperation
+from worker.ledger import questions
+from worker.ledger.words import change_dict, reminder_dict
 
 router = APIRouter(prefix="/api", tags=["api"])
 
 Viewer = Annotated[Identity, Depends(require("viewer"))]
 Operator = Annotated[Identity, Depends(require("operator"))]
 Filters = Annotated[actions.Selection, Depends(letter_filters)]
+Reminders = Annotated[questions.ReminderQuery, Depends(reminder_filters)]
 
 
 @router.get("/health", summary="Readiness and the figures an operator watches")
@@ -168,6 +171,34 @@ def owners(
     request: Request, _: Viewer, partner: Text, client: Annotated[Text | None, Blank] = None
 ) -> dict[str, Any]:
     return actions.owner(console_of(request).store(), partner, client).as_dict()
+
+
+@router.get("/reminders", summary="The ledger's reminders matching the filters, newest first")
+def list_reminders(
+    request: Request,
+    _: Viewer,
+    query: Reminders,
+    limit: Annotated[int, Query(ge=1, le=500)] = 50,
+    before: Annotated[RowId | None, Blank, Query(description="the previous page's next_before")] = None,
+) -> dict[str, Any]:
+    page = questions.reminders(console_of(request).store(), query, before=before, limit=limit)
+    return {"reminders": [reminder_dict(row) for row in page.reminders], "next_before": page.next_before}
+
+
+@router.get(
+    "/owners/{partner}/history", summary="Who changed the owner when: what `renewals owners history` says"
+)
+def owner_history(
+    request: Request,
+    _: Viewer,
+    partner: Annotated[Text, Path(description="partner id")],
+    client: Annotated[
+        Text | None, Blank, Query(description="its overrides and the partner-wide changes")
+    ] = None,
+    limit: Annotated[int, Query(ge=1, le=1000)] = 200,
+) -> dict[str, Any]:
+    changes = questions.owner_history(console_of(request).store(), partner, client, limit=limit)
+    return {"partner_id": partner, "client_id": client, "changes": [change_dict(c) for c in changes]}
 
 
 def _last_hour(request: Request) -> int | None:

@@ -1,8 +1,8 @@
 """The filters of a list of dead letters as query parameters: one dependency, so the letters page
 and `/api/dead-letters` read them alike, blanks (a form's empty fields) ignored, each value of
-the types in `params`."""
+the types in `params`; and likewise the filters of the reminder ledger's list (`reminder_filters`)."""
 
-from datetime import datetime
+from datetime import UTC, datetime
 from typing import Annotated
 
 from fastapi import Query
@@ -10,6 +10,7 @@ from fastapi import Query
 from worker.console.actions import Selection
 from worker.console.params import VALUES_MAX, Blank, Many, RowId, SearchText, Text
 from worker.dead_letters.model import Status
+from worker.ledger.questions import ReminderQuery
 
 
 def _many(description: str) -> object:
@@ -50,3 +51,35 @@ def letter_filters(
         since=since,
         until=until,
     )
+
+
+Partner = Annotated[Text | None, Blank, Query(description="partner id")]
+Client = Annotated[Text | None, Blank, Query(description="client id")]
+Recipient = Annotated[Text | None, Blank, Query(description="the to or cc address, as written")]
+HandledSince = Annotated[
+    datetime | None, Blank, Query(description="handled at or after (UTC without a zone)")
+]
+HandledUntil = Annotated[datetime | None, Blank, Query(description="handled before (UTC without a zone)")]
+
+
+def reminder_filters(
+    partner: Partner = None,
+    client: Client = None,
+    recipient: Recipient = None,
+    since: HandledSince = None,
+    until: HandledUntil = None,
+) -> ReminderQuery:
+    """Which of the ledger's reminders the query names, for the Reminders page and `/api/reminders`
+    alike (every reminder when it names none)."""
+    return ReminderQuery(
+        client_id=client,
+        partner_id=partner,
+        recipient=recipient,
+        since=_utc(since),
+        until=_utc(until),
+    )
+
+
+def _utc(value: datetime | None) -> datetime | None:
+    """A time without a zone (a browser's datetime-local field) is UTC."""
+    return value.replace(tzinfo=UTC) if value is not None and value.tzinfo is None else value

@@ -1,6 +1,6 @@
 """The console's pages that read: groups, letters, a letter, replays and their progress, the
-owner lookup, the audit and the health strip. Roles are checked by the same dependencies as the
-API."""
+owner lookup with its history, the reminder ledger, the audit and the health strip. Roles are
+checked by the same dependencies as the API."""
 
 from datetime import UTC, datetime
 from typing import Annotated, Any
@@ -10,7 +10,7 @@ from pydantic import ValidationError
 from starlette.datastructures import ImmutableMultiDict
 
 from worker.console import actions, shapes
-from worker.console.filters import letter_filters
+from worker.console.filters import letter_filters, reminder_filters
 from worker.console.guard import console_of, require
 from worker.console.health import health
 from worker.console.identity import Identity
@@ -19,6 +19,8 @@ from worker.console.render import pretty_body, render
 from worker.dead_letters import actions as use_cases
 from worker.dead_letters.model import STATUSES
 from worker.dead_letters.records import UnknownOperation
+from worker.ledger import questions
+from worker.ledger.words import change_dict, delivery, reminder_dict
 from worker.logs import get_logger
 from worker.tools.owners import described
 
@@ -28,6 +30,7 @@ log = get_logger("worker.console")
 Viewer = Annotated[Identity, Depends(require("viewer"))]
 Operator = Annotated[Identity, Depends(require("operator"))]
 Filters = Annotated[actions.Selection, Depends(letter_filters)]
+Reminders = Annotated[questions.ReminderQuery, Depends(reminder_filters)]
 After = Annotated[RowId | None, Blank, Query()]
 Name = Annotated[Text | None, Blank, Query()]
 PAGE_SIZE = 50
@@ -83,9 +86,34 @@ def replay_progress(request: Request, _: Viewer, operation_id: ReplayId) -> Resp
 
 @router.get("/owners")
 def owners_page(request: Request, _: Viewer, partner: Name = None, client: Name = None) -> Response:
-    found = actions.owner(console_of(request).store(), partner, client) if partner else None
-    context = {"partner": partner, "client": client, "described": found and described(found)}
+    store = console_of(request).store()
+    found = actions.owner(store, partner, client) if partner else None
+    history = questions.owner_history(store, partner, client or None) if partner else []
+    context = {
+        "partner": partner,
+        "client": client,
+        "described": found and described(found),
+        "history": [change_dict(change) for change in history],
+    }
     return render(request, "owners.html", context)
+
+
+@router.get("/reminders")
+def reminders_page(request: Request, _: Viewer, query: Reminders, before: After = None) -> Response:
+    """The ledger's reminders matching the search, newest first, a page at a time."""
+    page = questions.reminders(console_of(request).store(), query, before=before, limit=PAGE_SIZE)
+    rows = [{**reminder_dict(row), "delivery": delivery(row)} for row in page.reminders]
+    return render(
+        request,
+        "reminders.html",
+        {
+            "search": query,
+            "reminders": rows,
+            "next_before": page.next_before,
+            "pairs": _reminder_pairs(query),
+            "local": lambda value: "" if value is None else _local(value),
+        },
+    )
 
 
 @router.get("/audit")
@@ -137,6 +165,22 @@ def _local(value: datetime) -> str:
         return value.astimezone(UTC).strftime("%Y-%m-%dT%H:%M")
     except OverflowError:
         return value.isoformat(timespec="minutes")
+
+
+def _reminder_pairs(query: questions.ReminderQuery) -> list[tuple[str, str]]:
+    """The Reminders search as query pairs, for the next page's link."""
+    pairs = [
+        (name, value)
+        for name, value in (
+            ("partner", query.partner_id),
+            ("client", query.client_id),
+            ("recipient", query.recipient),
+        )
+        if value
+    ]
+    return pairs + [
+        (name, _local(value)) for name, value in (("since", query.since), ("until", query.until)) if value
+    ]
 
 
 def _query(selection: actions.Selection) -> list[tuple[str, str]]:
