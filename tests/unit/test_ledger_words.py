@@ -103,8 +103,8 @@ def test_a_notified_reminder_says_the_setting_and_whom_it_went_to(fields: dict[s
             "no notification: it repeats a reminder already handled (notification n-1)",
         ),
         (
-            {"reason": "dead_letter", "letter_id": 42},
-            f"no notification: it was dead-lettered (dead letter 42) (platform default of acme {SINCE})",
+            {"reason": "dead_letter", "letter_id": 42, "detail": '{"reason": "no_recipient"}'},
+            f"no notification: it was dead-lettered as no_recipient (dead letter 42) (platform default of acme {SINCE})",
         ),
         (
             {"reason": "no_recipient", "owner": None},

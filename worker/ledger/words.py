@@ -54,8 +54,8 @@ def decision(row: ReminderRow) -> str:
     """The reminder's decision in one sentence."""
     if row.outcome != "notified":
         why = _WHY_NOT.get(row.reason or "", row.reason or "no reason recorded")
-        if row.reason == "dead_letter" and row.letter_id is not None:
-            why += f" (dead letter {row.letter_id})"
+        if row.reason == "dead_letter":
+            why += _dead_letter(row)
         if row.reason == "duplicate" and row.notification_id is not None:
             why += f" (notification {row.notification_id})"
         # A duplicate's setting decided nothing: the first reminder's row says what did.
@@ -163,6 +163,14 @@ def _recipients(row: ReminderRow) -> str:
     if row.fallback is not None:
         said += f" ({_FALLBACKS.get(row.fallback, 'fallback ' + row.fallback)})"
     return said
+
+
+def _dead_letter(row: ReminderRow) -> str:
+    """As what, and as which letter, a reminder was dead-lettered (where the row says)."""
+    detail = _detail(row.detail)
+    reason = detail.get("reason") if isinstance(detail, dict) else None
+    said = f" as {reason}" if isinstance(reason, str) else ""
+    return said + (f" (dead letter {row.letter_id})" if row.letter_id is not None else "")
 
 
 def _owner_setting(owner: str | None, contact: str | None) -> str:
