@@ -17,8 +17,10 @@ from selenium.webdriver.support.ui import WebDriverWait
 from support.browser import BrowserMissing, chromium, ensure_chromium
 from support.client import Client
 from support.console import OPERATOR, VIEWER, ConsoleProcess, console_env, users_file
+from support.ledger_rows import sample, write
 from support.messages import contact, owner_changed, renewal
 from support.polling import wait_until
+from tests.e2e.commands import ok, renewals
 from tests.e2e.conftest import StartWorker
 from worker.dead_letters.records import DeadLetterRecords
 from worker.store import open_store
@@ -78,7 +80,11 @@ def letters_arrive(scene: Scene, count: int) -> None:
 
 
 def sign_in(browser: Chrome, scene: Scene, user: tuple[str, str]) -> None:
-    browser.get(scene.console.url + "/login")
+    sign_in_at(browser, scene.console, user)
+
+
+def sign_in_at(browser: Chrome, console: ConsoleProcess, user: tuple[str, str]) -> None:
+    browser.get(console.url + "/login")
     browser.find_element(By.ID, "username").send_keys(user[0])
     browser.find_element(By.ID, "password").send_keys(user[1])
     browser.find_element(By.ID, "sign-in").click()
@@ -300,3 +306,56 @@ def done(browser: Chrome) -> int:
 
 def _causation(body: bytes) -> str:
     return str(json.loads(body)["data"]["causation_id"])
+
+
+@pytest.fixture
+def ledger_console(amqp_url: str, tmp_path: Path) -> Iterator[ConsoleProcess]:
+    """The console over a store holding a month of acme's reminders and owner changes, on a
+    vhost with the topology declared (the health strip reads it)."""
+    ok(renewals(amqp_url, "topology", "--declare"))
+    store_url = f"sqlite:///{tmp_path / 'renewals.db'}"
+    store = open_store(store_url)
+    store.migrate()
+    reminders, changes = sample()
+    write(store, "reminder_ledger", reminders)
+    write(store, "owner_history", changes)
+    store.close()
+    console = ConsoleProcess(console_env(store_url, amqp_url, users_file(tmp_path)), tmp_path / "console.log")
+    yield console.start()
+    console.stop()
+
+
+def test_a_viewer_searches_the_reminders_by_client_and_recipient(
+    ledger_console: ConsoleProcess, browsers: OpenBrowser
+) -> None:
+    """The Reminders page from the nav: every reminder newest first, then a client's, then those
+    a recipient got, each with its decision in words."""
+    browser = browsers()
+    sign_in_at(browser, ledger_console, VIEWER)
+    browser.find_element(By.LINK_TEXT, "Reminders").click()
+    until(
+        browser, lambda b: len(b.find_elements(By.CSS_SELECTOR, "#reminders tr.reminder")) == 5, "5 reminders"
+    )
+    browser.find_element(By.ID, "client").send_keys("globex")
+    browser.find_element(By.ID, "search").click()
+    until(
+        browser, lambda b: len(b.find_elements(By.CSS_SELECTOR, "#reminders tr.reminder")) == 3, "globex's 3"
+    )
+    decisions = [cell.text for cell in browser.find_elements(By.CSS_SELECTOR, "#reminders td.decision")]
+    assert decisions[1] == (
+        "partner override for globex at acme since 2026-10-06 09:00 UTC (event e-9):"
+        " to the partner contact alice@acme.example"
+    )
+    assert decisions[2].endswith("to the decision maker dora@globex.example")
+    browser.find_element(By.ID, "client").clear()
+    browser.find_element(By.ID, "recipient").send_keys("alice@acme.example")
+    browser.find_element(By.ID, "search").click()
+    until(
+        browser, lambda b: len(b.find_elements(By.CSS_SELECTOR, "#reminders tr.reminder")) == 2, "alice's 2"
+    )
+    assert "replayed from dead letter 12" in browser.find_element(By.ID, "reminders").text
+    browser.get(ledger_console.url + "/reminders")
+    until(browser, lambda b: len(b.find_elements(By.CSS_SELECTOR, "#reminders tr.reminder")) == 5, "5 again")
+    health_shown(browser)
+    shot(browser, "reminders")
+    assert_no_browser_errors(browser)

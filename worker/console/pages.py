@@ -20,7 +20,7 @@ from worker.dead_letters import actions as use_cases
 from worker.dead_letters.model import STATUSES
 from worker.dead_letters.records import UnknownOperation
 from worker.ledger import questions
-from worker.ledger.words import change_dict, delivery, reminder_dict
+from worker.ledger.words import change_dict, day, delivery, reminder_dict
 from worker.logs import get_logger
 from worker.tools.owners import described
 
@@ -102,7 +102,10 @@ def owners_page(request: Request, _: Viewer, partner: Name = None, client: Name 
 def reminders_page(request: Request, _: Viewer, query: Reminders, before: After = None) -> Response:
     """The ledger's reminders matching the search, newest first, a page at a time."""
     page = questions.reminders(console_of(request).store(), query, before=before, limit=PAGE_SIZE)
-    rows = [{**reminder_dict(row), "delivery": delivery(row)} for row in page.reminders]
+    rows = [
+        {**reminder_dict(row), "handled": day(row.handled_at_us), "delivery": delivery(row)}
+        for row in page.reminders
+    ]
     return render(
         request,
         "reminders.html",
