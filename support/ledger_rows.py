@@ -96,14 +96,13 @@ def sample() -> tuple[list[dict[str, Any]], list[dict[str, Any]]]:
     to_contact = {"to_address": "alice@acme.example", "cc_address": None}
     initech = {"client_id": "initech", "renewal_date": "2026-10-25", "days_until_renewal": 14}
     initech |= {"decision_maker": None, "decision_maker_event_id": None, "event_id": "evt-41c2"}
-    missed = {"outcome": "no_notification", "reason": "dead_letter", "letter_id": 12}
+    missed = {"outcome": "no_notification", "reason": "dead_letter", "letter_id": 12, "rule_row": 4}
     duplicate = {"outcome": "no_notification", "reason": "duplicate"}
     reminders = [
         reminder(event_id="evt-3f1a", handled_at_us=AT_US, rule_row=2, cc_address=None, **e15),
         reminder(
             **initech,
-            **nobody,
-            **missed,
+            **{**nobody, **missed},
             **e15,
             handled_at_us=AT_US + 11 * day,
             detail='{"reason": "no_recipient"}',
