@@ -3,16 +3,20 @@ the filters, newest first and paging, the JSON, won and lost changes, a store wi
 bad WHEN and a store not migrated to the ledger."""
 
 import json
+import re
+from pathlib import Path
 from typing import Any
 
 import pytest
 from click.testing import CliRunner, Result
 
-from support.ledger_rows import AT_US, MINUTE_US, change, reminder, write
+from support.ledger_rows import AT_US, MINUTE_US, change, reminder, sample, write
 from worker.cli import main
 from worker.exits import EX_CONFIG
 from worker.ledger.questions import ReminderQuery, reminders
 from worker.store import SCHEMA_VERSION, SqlStore, open_store
+
+DOC = Path(__file__).resolve().parents[2] / "docs" / "operations.md"
 
 
 @pytest.fixture
@@ -274,3 +278,21 @@ def test_a_store_before_the_ledger_is_the_one_line_to_migrate(
         f"Error: the store's schema is version {SCHEMA_VERSION - 1}, older than version {SCHEMA_VERSION}"
     )
     assert "run `renewals store migrate`" in line
+
+
+def test_the_operations_doc_shows_the_commands_real_output(tmp_path: Path) -> None:
+    """Each `$ renewals reminders` / `$ renewals owners history` in docs/operations.md prints, over the sample month, what the doc shows."""
+    store_url = f"sqlite:///{tmp_path / 'renewals.db'}"
+    store = open_store(store_url)
+    store.migrate()
+    reminders_, changes = sample()
+    write(store, "reminder_ledger", reminders_)
+    write(store, "owner_history", changes)
+    shown = re.findall(
+        r"^\$ renewals ((?:reminders|owners history) .*)\n((?:(?!```).+\n)+)", DOC.read_text(), re.MULTILINE
+    )
+    assert len(shown) == 3
+    for command, output in shown:
+        result = renewals(store_url, *command.split())
+        assert result.exit_code == 0, result.output
+        assert result.stdout == output, command
