@@ -127,7 +127,7 @@ def console(store_url: str, tmp_path: Path) -> tuple[TestClient, dict[str, str]]
     [letter, *_] = records.page().letters
     operation = records.start_replay(LetterFilter(), actor="t", rate=5.0)
     records.finish(operation.id, actor="t", cancelled=True)
-    return client, {"letter_id": str(letter.id), "operation_id": operation.id}
+    return client, {"letter_id": str(letter.id), "operation_id": operation.id, "partner": "acme"}
 
 
 def test_the_probe_reaches_every_route_the_red_team_named(console: tuple[TestClient, dict[str, str]]) -> None:
@@ -147,6 +147,9 @@ def test_the_probe_reaches_every_route_the_red_team_named(console: tuple[TestCli
         ("/api/replays/{operation_id}", "operation_id"),
         ("/api/dead-letters", "since"),
         ("/api/owners", "partner"),
+        ("/api/owners/{partner}/history", "partner"),
+        ("/api/reminders", "before"),
+        ("/reminders", "since"),
     ]:
         assert expected in found
 
