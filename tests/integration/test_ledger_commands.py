@@ -296,3 +296,24 @@ def test_the_operations_doc_shows_the_commands_real_output(tmp_path: Path) -> No
         result = renewals(store_url, *command.split())
         assert result.exit_code == 0, result.output
         assert result.stdout == output, command
+
+
+def test_newest_means_handled_last_even_when_rows_were_written_out_of_order(
+    store_url: str, store: SqlStore
+) -> None:
+    """Rows written in another order than handled (two workers): pages of 2 follow the handled time, each row once."""
+    minutes = [5, 1, 4, 2, 3, 4]  # the sixth ties with the third: the later row comes first
+    write(
+        store,
+        "reminder_ledger",
+        [reminder(event_id=f"evt-{n}", handled_at_us=AT_US + m * MINUTE_US) for n, m in enumerate(minutes)],
+    )
+    seen: list[str] = []
+    before: list[str] = []
+    while True:
+        page = as_json(store_url, "reminders", "--client", "globex", "--limit", "2", *before)
+        seen += events(page)
+        if page["next_before"] is None:
+            break
+        before = ["--before", str(page["next_before"])]
+    assert seen == ["evt-0", "evt-5", "evt-2", "evt-4", "evt-3", "evt-1"]

@@ -104,17 +104,22 @@ CHANGE_COLUMNS = ", ".join(OwnerChange.__dataclass_fields__)
 def reminders(
     store: SqlStore, query: ReminderQuery, *, before: int | None = None, limit: int = 50
 ) -> ReminderPage:
-    """A keyset page of the reminders `query` names, newest first; `before` is the previous
-    page's `next_before`."""
+    """A keyset page of the reminders `query` names, newest first (by the time handled); `before`
+    is the previous page's `next_before`, the number (seq) of its last row."""
     where, params = _where(query)
     if before is not None:
-        where.append("seq < ?")
+        # After the cursor's row in the page order (a row pruned meanwhile ends the paging).
+        where.append("(handled_at_us, seq) < (SELECT handled_at_us, seq FROM reminder_ledger WHERE seq = ?)")
         params.append(before)
     sql = f"SELECT {REMINDER_COLUMNS} FROM reminder_ledger"
     if where:
         sql += " WHERE " + " AND ".join(where)
+    # By the time handled (then the row's number), so that the (client_id | partner_id,
+    # handled_at_us) indexes give a client's or a partner's newest rows without a sort.
     with store.read_only():
-        rows = store.execute(f"{sql} ORDER BY seq DESC LIMIT ?", [*params, limit + 1]).fetchall()
+        rows = store.execute(
+            f"{sql} ORDER BY handled_at_us DESC, seq DESC LIMIT ?", [*params, limit + 1]
+        ).fetchall()
     found = [_reminder(row) for row in rows[:limit]]
     return ReminderPage(found, found[-1].seq if len(rows) > limit else None)
 
