@@ -107,6 +107,7 @@ def test_a_clients_reminders_come_newest_first_with_their_decisions(store_url: s
         " dora@globex.example, copy alice@acme.example" in lines[4]
     )
     assert lines[4].rstrip().endswith("confirmed 2026-10-01 09:00 UTC")
+    assert "@" not in table.stderr  # addresses go to the operator's terminal, never to a log line
 
 
 def test_the_filters_combine_partner_recipient_and_dates(store_url: str, store: SqlStore) -> None:
