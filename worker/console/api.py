@@ -8,7 +8,6 @@ from fastapi import APIRouter, Depends, HTTPException, Query, Request, Response
 from worker.console import actions, shapes
 from worker.console.filters import letter_filters
 from worker.console.guard import console_of, require
-from worker.console.health import health
 from worker.console.identity import Identity
 from worker.console.params import Blank, LetterId, ReplayId, RowId, Text
 from worker.dead_letters import InvalidRate, Routes
@@ -27,7 +26,7 @@ Filters = Annotated[actions.Selection, Depends(letter_filters)]
 def get_health(request: Request, _: Viewer) -> dict[str, Any]:
     console = console_of(request)
     return {
-        **health(console.settings, console.store, console.broker_figures).as_dict(),
+        **console.health().as_dict(),
         "dead_letters_last_hour": _last_hour(request),
         "sign_in_error": console.access.users.problem if console.access.users else None,
     }
@@ -88,6 +87,9 @@ def replay(
         if body.dry_run:
             count, plans = actions.preview(records, body, routes)
             return {"dry_run": True, "selected": count, "plans": [shapes.plan(p) for p in plans]}
+        unconsumed = None if body.confirm_no_consumer else console.unconsumed()
+        if unconsumed is not None:
+            raise HTTPException(409, f"{unconsumed}; to replay anyway, send confirm_no_consumer: true")
         operation = console.runner.start(
             records,
             who,

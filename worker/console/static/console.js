@@ -1,0 +1,19 @@
+// The console's only script besides htmx: a list refreshing itself (htmx polling, `data-refresh`)
+// holds still while the user is at it: letters ticked in it, a field being typed in, or text
+// selected on the page. Served from the console itself (the CSP allows no inline script).
+(function () {
+  "use strict";
+  function busy(list) {
+    if (list.querySelector("input:checked")) return true;
+    var active = document.activeElement;
+    if (active && /^(INPUT|TEXTAREA|SELECT)$/.test(active.tagName)) return true;
+    var selected = window.getSelection ? String(window.getSelection()) : "";
+    return selected.length > 0;
+  }
+  document.addEventListener("htmx:beforeRequest", function (event) {
+    var source = event.detail && event.detail.elt;
+    if (source && source.hasAttribute("data-refresh") && busy(source)) {
+      event.preventDefault();
+    }
+  });
+})();
