@@ -1,6 +1,7 @@
 """The JSON API under /api/: every action the pages offer, for scripts. HTTP Basic as a console
 user (or the session, for the pages' own calls); viewers read, operators act."""
 
+from dataclasses import asdict
 from typing import Annotated, Any, Literal
 
 from fastapi import APIRouter, Depends, HTTPException, Query, Request, Response
@@ -8,6 +9,7 @@ from fastapi import APIRouter, Depends, HTTPException, Query, Request, Response
 from worker.console import actions, shapes
 from worker.console.filters import letter_filters
 from worker.console.guard import console_of, require
+from worker.console.history import received_first
 from worker.console.identity import Identity
 from worker.console.params import Blank, LetterId, ReplayId, RowId, Text
 from worker.dead_letters import InvalidRate, Routes
@@ -42,8 +44,13 @@ def list_letters(
     order: Literal["newest", "oldest"] = "newest",
 ) -> dict[str, Any]:
     records = console_of(request).records()
-    page = records.page(selection.letter_filter(), after=after, limit=limit, newest_first=order == "newest")
-    return {"letters": [shapes.summary(s) for s in page.letters], "next_after": page.next_after}
+    chosen = selection.letter_filter()
+    page = records.page(chosen, after=after, limit=limit, newest_first=order == "newest")
+    return {
+        "letters": [shapes.summary(s) for s in page.letters],
+        "next_after": page.next_after,
+        "total": records.count(chosen),  # every letter matching, on all pages
+    }
 
 
 @router.get("/dead-letters/{letter_id}", summary="One dead letter in full, with history and notes")
@@ -51,7 +58,7 @@ def get_letter(request: Request, _: Viewer, letter_id: LetterId) -> dict[str, An
     stored = console_of(request).records().get(letter_id)
     if stored is None:
         raise HTTPException(404, f"no dead letter {letter_id}")
-    return shapes.letter(stored)
+    return {**shapes.letter(stored), "history": [shapes.plain(asdict(h)) for h in received_first(stored)]}
 
 
 @router.post("/dead-letters/{letter_id}/notes", summary="Add a triage note", status_code=201)

@@ -2,7 +2,7 @@
 owner lookup, the audit and the health strip. Roles are checked by the same dependencies as the
 API."""
 
-from dataclasses import dataclass, replace
+from dataclasses import replace
 from datetime import UTC, datetime
 from typing import Annotated, Any
 from urllib.parse import urlencode
@@ -14,30 +14,17 @@ from starlette.datastructures import ImmutableMultiDict
 from worker.console import actions, charts
 from worker.console.filters import letter_filters
 from worker.console.guard import console_of, require
+from worker.console.history import received_first
 from worker.console.identity import Identity
 from worker.console.params import Blank, LetterId, ReplayId, RowId, Text, one_line
 from worker.console.render import pretty_body, render
 from worker.dead_letters import actions as use_cases
-from worker.dead_letters.model import STATUSES, HistoryEntry, StoredLetter
+from worker.dead_letters.model import STATUSES
 from worker.dead_letters.records import UnknownOperation
 from worker.logs import get_logger
 from worker.tools.owners import described
 
 router = APIRouter(include_in_schema=False)
-
-
-@dataclass(frozen=True, slots=True)
-class Received:
-    """A letter's arrival, shown as the first entry of its history."""
-
-    at: datetime
-    kind: str = "received"
-    actor: str = "worker"
-    operation_id: None = None
-    to: None = None
-    outcome: None = None
-    text: None = None
-    message_id: None = None
 
 
 log = get_logger("worker.console")
@@ -170,13 +157,6 @@ def selection_of(values: ImmutableMultiDict[str, Any]) -> actions.Selection:
         )
     except ValidationError as exc:
         raise HTTPException(422, one_line(exc.errors())) from None
-
-
-def received_first(stored: StoredLetter) -> list[HistoryEntry | Received]:
-    """A letter's history as its page shows it: the store keeps what was done to a letter, so
-    its arrival (the worker took it in from the dead-letter queue) is put first, from the time
-    it was received."""
-    return [Received(stored.summary.received_at), *stored.history]
 
 
 def _local(value: datetime) -> str:
