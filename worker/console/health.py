@@ -61,9 +61,12 @@ class ConsumingWatch:
     with nothing processed between (the store's last processed event unchanged and the queue
     no shorter). A stopped worker is the first; a hung one, or a ghost consumer, the second."""
 
-    def __init__(self, queue: str, *, stalled_after: float = STALLED_AFTER) -> None:
+    def __init__(
+        self, queue: str, *, stalled_after: float = STALLED_AFTER, clock: Callable[[], float] = time.monotonic
+    ) -> None:
         self._queue = queue
         self._stalled_after = stalled_after
+        self._clock = clock
         self._lock = threading.Lock()
         self._waiting: tuple[float, int, float | None] | None = None  # since, ready then, last processed then
 
@@ -71,7 +74,7 @@ class ConsumingWatch:
         """Why no worker is seen consuming now, in one line; None if one is (or it is too soon to say)."""
         if consumers == 0:
             return f"no worker consumes {self._queue} (0 consumers): start one (`renewals run`)"
-        now = time.monotonic()
+        now = self._clock()
         with self._lock:
             if ready == 0:
                 self._waiting = None
