@@ -69,7 +69,7 @@ class Console:
         """Why a replay now would wait in a queue no worker takes from, in one line; None if a
         worker is seen consuming (or the broker cannot be asked: the replay will say so)."""
         found = self.health()
-        return None if found.broker_error is not None else found.queues_missing or found.not_consuming
+        return None if found.broker_error is not None else found.not_consuming or found.queues_missing
 
     def open_store(self) -> SqlStore:
         return open_configured_store(self.settings)
