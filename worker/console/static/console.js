@@ -5,10 +5,14 @@
   "use strict";
   function busy(list) {
     if (list.querySelector("input:checked")) return true;
-    var active = document.activeElement;
-    if (active && /^(INPUT|TEXTAREA|SELECT)$/.test(active.tagName)) return true;
+    if (typing(document.activeElement)) return true;
     var selected = window.getSelection ? String(window.getSelection()) : "";
     return selected.length > 0;
+  }
+  function typing(element) {
+    if (!element) return false;
+    if (element.tagName === "TEXTAREA" || element.tagName === "SELECT") return true;
+    return element.tagName === "INPUT" && !/^(checkbox|radio|submit|button|hidden)$/.test(element.type);
   }
   document.addEventListener("htmx:beforeRequest", function (event) {
     var source = event.detail && event.detail.elt;
