@@ -78,4 +78,3 @@ def plan(found: Plan[Any]) -> dict[str, Any]:
         "to": None if found.to is None else list(found.to),
         "note": found.note,
     }
-
