@@ -4,8 +4,10 @@ COPY pyproject.toml README.md ./
 COPY events ./events
 COPY handlers ./handlers
 COPY worker ./worker
-# The otel extra is loaded only when OTEL_* variables turn tracing on (docs/tracing.md).
-RUN pip install --no-cache-dir '.[otel]' && useradd --create-home renewals && mkdir /data && chown renewals /data
+# The otel extra is loaded only when OTEL_* variables turn tracing on (docs/tracing.md); the
+# console extra serves `renewals console` (docs/console.md). The user's uid is fixed (1000): the
+# console's users file, mode 0600, is mounted read-only and must belong to it.
+RUN pip install --no-cache-dir '.[otel,console]' && useradd --create-home --uid 1000 renewals && mkdir /data && chown renewals /data
 USER renewals
 ENV RENEWALS_STORE_URL=sqlite:////data/renewals.db \
     RENEWALS_METRICS_PORT=9100 \

@@ -112,3 +112,102 @@ def test_the_image_health_check_probes_the_readiness_endpoint_it_serves() -> Non
     # The worker listens on 127.0.0.1 unless told otherwise; in a container a scrape comes from outside.
     assert variables["RENEWALS_METRICS_HOST"] == "0.0.0.0" != Settings().metrics_host
     assert re.search(rf"HEALTHCHECK .*\n?.*http://127\.0\.0\.1:{port}/readyz", dockerfile)
+
+
+def _tested_series() -> set[str]:
+    """The RabbitMQ series the tests run on (support.services.BROKERS)."""
+    from support.services import BROKERS
+
+    return set(BROKERS)
+
+
+def test_compose_runs_the_console_on_loopback_with_the_users_file_read_only() -> None:
+    """The console service runs `renewals console`, sets only real settings, publishes its port on
+    the host's loopback only, mounts the users file read-only where RENEWALS_CONSOLE_USERS says,
+    and waits for a healthy broker and store."""
+    compose = yaml.safe_load((ROOT / "docker-compose.yml").read_text())
+    console = compose["services"]["console"]
+    assert console["command"][0] == "console"
+    port = console["command"][console["command"].index("--port") + 1]
+    assert console["command"][console["command"].index("--host") + 1] == "0.0.0.0"  # inside the container
+    environment = console["environment"]
+    for name in environment:
+        assert (
+            name.startswith("RENEWALS_") and name.removeprefix("RENEWALS_").lower() in Settings.model_fields
+        )
+    assert (
+        environment["RENEWALS_STORE_URL"]
+        == compose["services"]["worker"]["environment"]["RENEWALS_STORE_URL"]
+    )
+    assert [str(p) for p in console["ports"]] == [f"127.0.0.1:{port}:{port}"]
+    mounts = [str(volume).split(":") for volume in console["volumes"]]
+    users = [m for m in mounts if len(m) == 3 and m[1] == environment["RENEWALS_CONSOLE_USERS"]]
+    assert users and users[0][2] == "ro" and users[0][0] == "./console-users.json"
+    assert set(console["depends_on"]) == {"rabbitmq", "postgres"}
+
+
+def test_compose_rabbitmq_is_a_tested_series() -> None:
+    """The compose broker's image tag names a series the tests run on (3.10, 4.0 or 4.3)."""
+    compose = yaml.safe_load((ROOT / "docker-compose.yml").read_text())
+    image = compose["services"]["rabbitmq"]["image"]
+    name, tag = image.split(":")
+    assert name == "rabbitmq"
+    series = ".".join(tag.split("-")[0].split(".")[:2])
+    assert series in _tested_series(), image
+
+
+def test_the_image_installs_the_console_extra_its_uid_owning_the_users_file() -> None:
+    """The image installs the otel and console extras (both defined in pyproject) as uid 1000,
+    the owner compose's users file needs."""
+    import re
+    import tomllib
+
+    dockerfile = (ROOT / "Dockerfile").read_text()
+    installed = re.search(r"pip install --no-cache-dir '\.\[([a-z,]+)\]'", dockerfile)
+    assert installed is not None
+    extras = set(installed.group(1).split(","))
+    defined = tomllib.loads((ROOT / "pyproject.toml").read_text())["project"]["optional-dependencies"]
+    assert extras == {"otel", "console"} and extras <= set(defined)
+    assert "useradd --create-home --uid 1000 renewals" in dockerfile
+
+
+def test_the_build_context_leaves_out_secrets_stores_and_caches() -> None:
+    """.dockerignore names the virtualenv, the stores, the users and password files, .git and the caches."""
+    ignored = {
+        line.strip()
+        for line in (ROOT / ".dockerignore").read_text().splitlines()
+        if line.strip() and not line.startswith("#")
+    }
+    needed = {".venv", ".git", "*.db", "*.db-wal", "renewals.db*", "console-users.json", "*.password"}
+    needed |= {"**/__pycache__", ".pytest_cache", ".mypy_cache", ".ruff_cache", "*.egg-info"}
+    assert needed <= ignored, needed - ignored
+    for kept in ("pyproject.toml", "README.md", "events", "handlers", "worker"):
+        assert kept not in ignored  # what the Dockerfile copies
+
+
+def test_git_ignores_secrets_and_stores() -> None:
+    """`git check-ignore` says each sample secret or store path is ignored, and a source file is not."""
+    import subprocess
+
+    samples = [
+        "console-users.json",
+        "deploy/console-users.json",
+        "ops.password",
+        "renewals.db",
+        "renewals.db-wal",
+        "data/renewals.db-shm",
+        "console-secret",
+        "session.secret",
+        ".env",
+    ]
+    found = subprocess.run(
+        ["git", "check-ignore", "--no-index", *samples], cwd=ROOT, capture_output=True, text=True, check=False
+    )
+    assert sorted(found.stdout.split()) == sorted(samples), found.stderr
+    source = subprocess.run(
+        ["git", "check-ignore", "--no-index", "worker/console/app.py"],
+        cwd=ROOT,
+        capture_output=True,
+        check=False,
+    )
+    assert source.returncode == 1  # not ignored

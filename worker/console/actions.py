@@ -97,6 +97,9 @@ class ReplayRequest(BaseModel):
     )
     force: bool = Field(False, description="replay letters replayed max_replays times already")
     to_original: bool = Field(False, description="trust the letters' headers about where they came from")
+    confirm_no_consumer: bool = Field(
+        False, description="replay even though no worker is seen consuming the queue (else 409)"
+    )
 
 
 class NoteRequest(BaseModel):

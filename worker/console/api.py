@@ -1,6 +1,7 @@
 """The JSON API under /api/: every action the pages offer, for scripts. HTTP Basic as a console
 user (or the session, for the pages' own calls); viewers read, operators act."""
 
+from dataclasses import asdict
 from typing import Annotated, Any, Literal
 
 from fastapi import APIRouter, Depends, HTTPException, Path, Query, Request, Response
@@ -8,7 +9,7 @@ from fastapi import APIRouter, Depends, HTTPException, Path, Query, Request, Res
 from worker.console import actions, shapes
 from worker.console.filters import letter_filters, reminder_filters
 from worker.console.guard import console_of, require
-from worker.console.health import health
+from worker.console.history import received_first
 from worker.console.identity import Identity
 from worker.console.params import Blank, LetterId, ReplayId, RowId, Text
 from worker.dead_letters import InvalidRate, Routes
@@ -30,7 +31,7 @@ Reminders = Annotated[questions.ReminderQuery, Depends(reminder_filters)]
 def get_health(request: Request, _: Viewer) -> dict[str, Any]:
     console = console_of(request)
     return {
-        **health(console.settings, console.store, console.broker_figures).as_dict(),
+        **console.health().as_dict(),
         "dead_letters_last_hour": _last_hour(request),
         "sign_in_error": console.access.users.problem if console.access.users else None,
     }
@@ -46,8 +47,13 @@ def list_letters(
     order: Literal["newest", "oldest"] = "newest",
 ) -> dict[str, Any]:
     records = console_of(request).records()
-    page = records.page(selection.letter_filter(), after=after, limit=limit, newest_first=order == "newest")
-    return {"letters": [shapes.summary(s) for s in page.letters], "next_after": page.next_after}
+    chosen = selection.letter_filter()
+    page = records.page(chosen, after=after, limit=limit, newest_first=order == "newest")
+    return {
+        "letters": [shapes.summary(s) for s in page.letters],
+        "next_after": page.next_after,
+        "total": records.count(chosen),  # every letter matching, on all pages
+    }
 
 
 @router.get("/dead-letters/{letter_id}", summary="One dead letter in full, with history and notes")
@@ -55,7 +61,7 @@ def get_letter(request: Request, _: Viewer, letter_id: LetterId) -> dict[str, An
     stored = console_of(request).records().get(letter_id)
     if stored is None:
         raise HTTPException(404, f"no dead letter {letter_id}")
-    return shapes.letter(stored)
+    return {**shapes.letter(stored), "history": [shapes.plain(asdict(h)) for h in received_first(stored)]}
 
 
 @router.post("/dead-letters/{letter_id}/notes", summary="Add a triage note", status_code=201)
@@ -91,6 +97,9 @@ def replay(
         if body.dry_run:
             count, plans = actions.preview(records, body, routes)
             return {"dry_run": True, "selected": count, "plans": [shapes.plan(p) for p in plans]}
+        unconsumed = None if body.confirm_no_consumer else console.unconsumed()
+        if unconsumed is not None:
+            raise HTTPException(409, f"{unconsumed}; to replay anyway, send confirm_no_consumer: true")
         operation = console.runner.start(
             records,
             who,

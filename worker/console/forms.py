@@ -110,6 +110,7 @@ def _preview(request: Request, form: ImmutableMultiDict[str, Any]) -> Response:
         "rate": rate or console_of(request).settings.replay_rate,
         "count": count,
         "plans": plans,
+        "unconsumed": console_of(request).unconsumed() if action == "replay" else None,
     }
     return render(request, "preview.html", context)
 
@@ -125,6 +126,10 @@ def _confirm(request: Request, who: Identity, form: ImmutableMultiDict[str, Any]
     records = console.records()
     try:
         if action == "replay":
+            unconsumed = None if form.get("confirm_no_consumer") == "true" else console.unconsumed()
+            if unconsumed is not None:
+                reason = f'{unconsumed}; tick "replay anyway" on the preview to replay all the same'
+                return render(request, "problem.html", {"reason": reason}, status_code=409)
             operation = console.runner.start(
                 records,
                 who,

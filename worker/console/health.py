@@ -1,8 +1,9 @@
 """The health strip: can the console reach the store and the broker, and the figures an
 operator watches (queue depths, dead letters in the last hour, how long since the worker
-last processed an event, the outbox's backlog). The broker is read through one connection the
-console keeps (`BrokerFigures`), its answer kept FRESH_FOR seconds: a page polling the strip, or
-a script polling /api/health, opens no connection per request."""
+last processed an event, the outbox's backlog), and whether a worker consumes the input queue
+(`ConsumingWatch`). The broker is read through one connection the console keeps
+(`BrokerFigures`), its answer kept FRESH_FOR seconds: a page polling the strip, or a script
+polling /api/health, opens no connection per request."""
 
 import math
 import threading
@@ -32,17 +33,67 @@ class ConsoleHealth:
     outbox_rows: int | None = None
     outbox_oldest_seconds: float | None = None
     queues_missing: str | None = None
+    not_consuming: str | None = None  # why no worker is seen consuming the input queue
 
     @property
     def ready(self) -> bool:
+        """The store and the broker answer."""
         return self.store_error is None and self.broker_error is None
 
+    @property
+    def consuming(self) -> bool:
+        """Ready, and a worker is seen taking the input queue's messages."""
+        return self.ready and self.not_consuming is None and self.queues_missing is None
+
     def as_dict(self) -> dict[str, Any]:
-        return {"ready": self.ready, **asdict(self)}
+        return {"ready": self.ready, "consuming": self.consuming, **asdict(self)}
 
 
 FRESH_FOR = 2.0  # seconds the broker's figures are shown before they are read again
 CONNECT_TIMEOUT = 3.0
+STALLED_AFTER = 10.0  # seconds messages may wait ready, with none processed, before the strip turns red
+
+
+class ConsumingWatch:
+    """Whether a worker consumes the input queue, judged from the console's looks as
+    `worker.service.consumer_watch` judges it from inside the worker: not if the broker counts
+    no consumer on it, nor if messages were ready at two looks `stalled_after` seconds apart
+    with nothing processed between (the store's last processed event unchanged and the queue
+    no shorter). A stopped worker is the first; a hung one, or a ghost consumer, the second."""
+
+    def __init__(
+        self, queue: str, *, stalled_after: float = STALLED_AFTER, clock: Callable[[], float] = time.monotonic
+    ) -> None:
+        self._queue = queue
+        self._stalled_after = stalled_after
+        self._clock = clock
+        self._lock = threading.Lock()
+        self._waiting: tuple[float, int, float | None] | None = None  # since, ready then, last processed then
+
+    def judge(self, consumers: int, ready: int, last_processed: float | None) -> str | None:
+        """Why no worker is seen consuming now, in one line; None if one is (or it is too soon to say)."""
+        if consumers == 0:
+            return f"no worker consumes {self._queue} (0 consumers): start one (`renewals run`)"
+        now = self._clock()
+        with self._lock:
+            if ready == 0:
+                self._waiting = None
+                return None
+            if self._waiting is None or self._moved(ready, last_processed):
+                self._waiting = (now, ready, last_processed)
+                return None
+            waited = now - self._waiting[0]
+        if waited < self._stalled_after:
+            return None
+        return (
+            f"{ready} message(s) ready in {self._queue} and none processed for {waited:.0f} s:"
+            " the worker is stuck or its consumer is a ghost (restart it)"
+        )
+
+    def _moved(self, ready: int, last_processed: float | None) -> bool:
+        assert self._waiting is not None
+        _, ready_then, processed_then = self._waiting
+        return ready < ready_then or last_processed != processed_then
 
 
 class BrokerFigures:
@@ -99,12 +150,19 @@ class BrokerFigures:
                 connection.collect()
 
 
-def health(settings: Settings, connected: Callable[[], SqlStore], broker: BrokerFigures) -> ConsoleHealth:
+def health(
+    settings: Settings,
+    connected: Callable[[], SqlStore],
+    broker: BrokerFigures,
+    watch: ConsumingWatch | None = None,
+) -> ConsoleHealth:
     """Ask the store (`connected()` gives this thread's connection) now, and the broker through
-    `broker`; an unreachable one is said in one line, not raised."""
+    `broker`; an unreachable one is said in one line, not raised. With `watch`, whether a
+    worker consumes the input queue is judged too."""
     now_us = time.time_ns() // 1000
     store_figures: dict[str, Any] = {}
     store_error = None
+    last = None
     try:
         store = connected()
         store.ping()
@@ -120,7 +178,11 @@ def health(settings: Settings, connected: Callable[[], SqlStore], broker: Broker
         with suppress(Exception):  # a new connection next time, when it is back
             connected().reconnect()
     broker_figures, broker_error = broker.read()
-    return ConsoleHealth(store_error, broker_error, **store_figures, **broker_figures)
+    found = ConsoleHealth(store_error, broker_error, **store_figures, **broker_figures)
+    if watch is None or found.queue_consumers is None or found.queue_depth is None:
+        return found  # the broker or the queue is not there: the strip says so already
+    last_processed = None if store_error is not None or last is None else float(last)
+    return replace(found, not_consuming=watch.judge(found.queue_consumers, found.queue_depth, last_processed))
 
 
 def _queue_figures(connection: Connection, settings: Settings) -> dict[str, Any]:

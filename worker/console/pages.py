@@ -2,17 +2,19 @@
 owner lookup with its history, the reminder ledger, the audit and the health strip. Roles are
 checked by the same dependencies as the API."""
 
+from dataclasses import replace
 from datetime import UTC, datetime
 from typing import Annotated, Any
+from urllib.parse import urlencode
 
 from fastapi import APIRouter, Depends, HTTPException, Query, Request, Response
 from pydantic import ValidationError
 from starlette.datastructures import ImmutableMultiDict
 
-from worker.console import actions, shapes
+from worker.console import actions, charts
 from worker.console.filters import letter_filters, reminder_filters
 from worker.console.guard import console_of, require
-from worker.console.health import health
+from worker.console.history import received_first
 from worker.console.identity import Identity
 from worker.console.params import Blank, LetterId, ReplayId, RowId, Text, one_line
 from worker.console.render import pretty_body, render
@@ -25,6 +27,8 @@ from worker.logs import get_logger
 from worker.tools.owners import described
 
 router = APIRouter(include_in_schema=False)
+
+
 log = get_logger("worker.console")
 
 Viewer = Annotated[Identity, Depends(require("viewer"))]
@@ -34,19 +38,28 @@ Reminders = Annotated[questions.ReminderQuery, Depends(reminder_filters)]
 After = Annotated[RowId | None, Blank, Query()]
 Name = Annotated[Text | None, Blank, Query()]
 PAGE_SIZE = 50
+AUDIT_PAGE = 200
 
 
 @router.get("/")
 def groups_page(request: Request, _: Viewer) -> Response:
-    groups = console_of(request).records().groups(hours=24)
-    rows = [{"group": g, "trend": shapes.trend(g.trend)} for g in groups]
-    return render(request, "groups.html", {"rows": rows})
+    records = console_of(request).records()
+    groups = records.groups(hours=24)
+    letters = records.count()
+    rows = [{"group": g, "trend": charts.trend(g.trend)} for g in groups]
+    return render(request, "groups.html", {"rows": rows, "letters": letters})
 
 
 @router.get("/letters")
 def letters_page(request: Request, _: Viewer, selection: Filters, after: After = None) -> Response:
     records = console_of(request).records()
-    page = records.page(selection.letter_filter(), after=after, limit=PAGE_SIZE, newest_first=True)
+    chosen = selection.letter_filter()
+    with console_of(request).store().reading():  # the page and its totals agree
+        page = records.page(chosen, after=after, limit=PAGE_SIZE, newest_first=True)
+        total = records.count(chosen)
+        # Newest first, a page `after` N starts after the letters from N up: those not before it.
+        skipped = 0 if after is None else total - records.count(replace(chosen, up_to=after - 1))
+    query = _query(selection)
     return render(
         request,
         "letters.html",
@@ -54,7 +67,11 @@ def letters_page(request: Request, _: Viewer, selection: Filters, after: After =
             "selection": selection,
             "letters": page.letters,
             "next_after": page.next_after,
-            "query": _query(selection),
+            "total": total,
+            "first": skipped + 1,
+            "last": skipped + len(page.letters),
+            "query": query,
+            "here": "/letters?" + urlencode(query + ([("after", str(after))] if after else [])),
             "statuses": STATUSES,
             "local": lambda value: "" if value is None else _local(value),
         },
@@ -62,11 +79,24 @@ def letters_page(request: Request, _: Viewer, selection: Filters, after: After =
 
 
 @router.get("/letters/{letter_id}")
-def letter_page(request: Request, _: Viewer, letter_id: LetterId) -> Response:
-    stored = console_of(request).records().get(letter_id)
+def letter_page(request: Request, _: Viewer, letter_id: LetterId, selection: Filters) -> Response:
+    records = console_of(request).records()
+    stored = records.get(letter_id)
     if stored is None:
         raise HTTPException(404, f"no dead letter {letter_id}")
-    return render(request, "letter.html", {"letter": stored, "body": pretty_body(stored.body)})
+    chosen = selection.letter_filter()
+    # In the list's order (newest first): the previous letter is the next newer one.
+    newer = records.page(chosen, after=letter_id, limit=1).letters
+    older = records.page(chosen, after=letter_id, limit=1, newest_first=True).letters
+    context = {
+        "letter": stored,
+        "body": pretty_body(stored.body),
+        "history": received_first(stored),
+        "previous": newer[0].id if newer else None,
+        "next": older[0].id if older else None,
+        "query": _query(selection),
+    }
+    return render(request, "letter.html", context)
 
 
 @router.get("/replays")
@@ -121,15 +151,14 @@ def reminders_page(request: Request, _: Viewer, query: Reminders, before: After 
 
 @router.get("/audit")
 def audit_page(request: Request, _: Viewer) -> Response:
-    return render(
-        request, "audit.html", {"entries": use_cases.audit(console_of(request).records(), limit=200)}
-    )
+    entries = use_cases.audit(console_of(request).records(), limit=AUDIT_PAGE)
+    return render(request, "audit.html", {"entries": entries, "limit": AUDIT_PAGE})
 
 
 @router.get("/health")
 def health_strip(request: Request, _: Viewer) -> Response:
     console = console_of(request)
-    found = health(console.settings, console.store, console.broker_figures)
+    found = console.health()
     last_hour = actions.last_hour(console.records) if found.store_error is None else None
     return render(request, "health.html", {"health": found, "dead_letters_last_hour": last_hour})
 

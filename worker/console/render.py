@@ -65,5 +65,11 @@ def shown(value: Any) -> str:
     return str(value)
 
 
+def thousands(value: int) -> str:
+    """A count as people read it: 1,234."""
+    return f"{value:,}"
+
+
 _ENVIRONMENT.filters["when"] = when
 _ENVIRONMENT.filters["shown"] = shown
+_ENVIRONMENT.filters["thousands"] = thousands

@@ -78,12 +78,3 @@ def plan(found: Plan[Any]) -> dict[str, Any]:
         "to": None if found.to is None else list(found.to),
         "note": found.note,
     }
-
-
-def trend(counts: list[int]) -> str:
-    """A per-hour trend as a text sparkline (no inline styles: the CSP forbids them)."""
-    if not counts:
-        return ""
-    bars = "▁▂▃▄▅▆▇█"
-    top = max(counts) or 1
-    return "".join(" " if n == 0 else bars[min(len(bars) - 1, (n * len(bars) - 1) // top)] for n in counts)

@@ -1,11 +1,12 @@
 """What the console holds while it runs: its settings, the ways in, the sessions, the password
-throttle, the replays it runs, and one store connection per server thread."""
+throttle, the replays it runs, its looks at the broker, and one store connection per server
+thread."""
 
 import threading
 from dataclasses import dataclass, field
 
 from worker.console.access import Access
-from worker.console.health import BrokerFigures
+from worker.console.health import BrokerFigures, ConsoleHealth, ConsumingWatch, health
 from worker.console.identity import Identity
 from worker.console.runner import Runner
 from worker.console.sessions import Session, Sessions
@@ -25,6 +26,7 @@ class Console:
     sessions: Sessions
     runner: Runner = field(init=False)
     broker_figures: BrokerFigures = field(init=False)
+    consuming: ConsumingWatch = field(init=False)
     basic_checks: BasicChecks = field(init=False)
     throttle: SignInThrottle = field(init=False)
     _local: threading.local = field(default_factory=threading.local)
@@ -32,6 +34,7 @@ class Console:
     def __post_init__(self) -> None:
         self.runner = Runner(self.settings, self.open_store)
         self.broker_figures = BrokerFigures(self.settings)
+        self.consuming = ConsumingWatch(self.settings.queue)
         self.basic_checks = BasicChecks(self.sessions.key)
         self.throttle = SignInThrottle(
             free_failures=self.settings.console_sign_in_free_failures,
@@ -57,6 +60,16 @@ class Console:
         return self.sessions.identity(
             ConsoleSessionRecords(self.store()), session, users.users.get(session.user)
         )
+
+    def health(self) -> ConsoleHealth:
+        """The health strip's figures now (run in a worker thread: it asks the store)."""
+        return health(self.settings, self.store, self.broker_figures, self.consuming)
+
+    def unconsumed(self) -> str | None:
+        """Why a replay now would wait in a queue no worker takes from, in one line; None if a
+        worker is seen consuming (or the broker cannot be asked: the replay will say so)."""
+        found = self.health()
+        return None if found.broker_error is not None else found.not_consuming or found.queues_missing
 
     def open_store(self) -> SqlStore:
         return open_configured_store(self.settings)
