@@ -30,6 +30,17 @@ CANNOT_WORK = (SchemaTooNew, SchemaTooOld, TopologyMismatch, ConfigurationError,
 """Stops with EX_CONFIG: the configuration must change first."""
 
 
+def run_configured(settings: Settings) -> None:
+    """`renewals run`: the worker itself, or with RENEWALS_PROCESSES above 1 a supervisor of that
+    many (`worker.supervision`); exits with the supervisor's status."""
+    if settings.processes == 1:
+        run_until_signalled(settings)
+        return
+    from worker.supervision import supervise  # the one-process worker never loads the supervisor
+
+    sys.exit(supervise(settings))
+
+
 def run_until_signalled(
     settings: Settings, *, handlers: HandlerMap = HANDLERS, records: Records = DeadLetterRecords
 ) -> None:

@@ -72,11 +72,16 @@ def require_existing_store(settings: Settings) -> None:
 
 
 @click.command()
-def run() -> None:
+@click.option(
+    "--processes",
+    type=click.IntRange(1, 64),
+    help="Worker processes to run and supervise on this machine (default: RENEWALS_PROCESSES, 1).",
+)
+def run(processes: int | None) -> None:
     """Run the worker until SIGTERM or SIGINT (graceful: finish the batch, publish, ack)."""
-    from worker.running import run_until_signalled
+    from worker.running import run_configured
 
-    run_until_signalled(load_settings())
+    run_configured(load_settings(**({} if processes is None else {"processes": processes})))
 
 
 @click.command()
