@@ -2,7 +2,8 @@
 one store. What the suites prove for several workers holds for its children (nothing lost,
 nothing sent twice, the newest owner wins, on SQLite and PostgreSQL); a child that dies is
 restarted; children that keep dying before they are ready end the run with one line; SIGTERM
-stops every child gracefully; the supervisor's /metrics is the sum of its children's."""
+stops every child gracefully, and so does the supervisor's death; the supervisor's /metrics is
+the sum of its children's."""
 
 import json
 import os
@@ -182,3 +183,16 @@ def test_children_that_keep_dying_before_they_are_ready_end_the_run_with_one_lin
     assert f"{START_ATTEMPTS} worker processes in a row died before they were ready" in gave_up["error"]
     assert len(run.find("supervisor.child_died")) == START_ATTEMPTS - 1  # the last is in the one line
     assert not any(alive(line["pid"]) for line in run.find("supervisor.child_started"))
+
+
+def test_children_stop_gracefully_when_their_supervisor_is_killed(amqp_url: str, tmp_path: Path) -> None:
+    """kill -9 of the supervisor: each child is sent SIGTERM by the kernel and stops gracefully, none runs on unsupervised."""
+    run = supervisor(amqp_url, tmp_path, f"sqlite:///{tmp_path / 'renewals.db'}", 2)
+    run.start(wait=False)
+    run.wait_for("supervisor.child_ready", count=2, timeout=45)
+    pids = [child["pid"] for child in children(run).values()]
+    run.kill()
+    wait_until(lambda: not any(alive(pid) for pid in pids), "both children gone", 30)
+    stopping = run.find("worker.stopping")
+    assert [line["signal"] for line in stopping] == ["SIGTERM", "SIGTERM"]
+    assert len(run.find("worker.stopped")) == 2

@@ -14,6 +14,10 @@ a private loopback port. The supervisor
   Ctrl-C reaches them through the supervisor only) and waits for them, at most the grace;
 - serves one `/metrics`, `/healthz` and `/readyz` made of its children's (`probes`).
 
+A child is told its supervisor's pid (`run --supervised-by`): should the supervisor die without
+stopping it (kill -9, the OOM killer), the kernel sends the child SIGTERM and it stops gracefully,
+rather than run on unsupervised beside the supervisor's replacement.
+
 The children share the store as several workers do: each opens its own connection (on SQLite,
 the one file in WAL mode), and the database decides which owner change is newest.
 """
@@ -37,7 +41,12 @@ from worker.service.endpoint import ProbeServer
 from worker.settings import Settings
 from worker.supervision.probes import ChildView, ask, serve_combined
 
-WORKER_COMMAND = (sys.executable, "-m", "worker", "run")
+
+def worker_command() -> list[str]:
+    """A child: the worker `renewals run` is, told its supervisor's pid (it stops when we die)."""
+    return [sys.executable, "-m", "worker", "run", "--supervised-by", str(os.getpid())]
+
+
 START_ATTEMPTS = 3
 """Deaths in a row of children that never became ready, after which the supervisor gives up."""
 FIRST_DELAY = 0.5
@@ -76,10 +85,11 @@ class GiveUp(Exception):
 def supervise(
     settings: Settings,
     *,
-    command: Sequence[str] = WORKER_COMMAND,
+    command: Sequence[str] | None = None,
     environ: Mapping[str, str] | None = None,
 ) -> int:
-    """Run `settings.processes` children of `command` until SIGTERM/SIGINT; the exit status."""
+    """Run `settings.processes` children of `command` (the worker's, by default) until
+    SIGTERM/SIGINT; the exit status."""
     log = logs.get_logger("renewals.supervisor")
     stop = threading.Event()
 
@@ -92,7 +102,12 @@ def supervise(
 
     signal.signal(signal.SIGTERM, request_stop)
     signal.signal(signal.SIGINT, request_stop)
-    pool = Pool(settings, command, dict(os.environ if environ is None else environ), log)
+    pool = Pool(
+        settings,
+        worker_command() if command is None else command,
+        dict(os.environ if environ is None else environ),
+        log,
+    )
     server = None
     if settings.metrics_port is not None:
         try:
