@@ -5,11 +5,12 @@ import signal
 import sys
 import time
 
+import pytest
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, generate_latest
 from prometheus_client.parser import text_string_to_metric_families
 
 from worker.exits import EX_CONFIG, EX_FAILED
-from worker.settings import load_settings
+from worker.settings import ConfigurationError, load_settings
 from worker.supervision.pool import START_ATTEMPTS, supervise
 from worker.supervision.probes import merged_metrics
 
@@ -83,3 +84,12 @@ def test_a_child_that_stops_for_good_ends_the_run_at_once_with_its_status() -> N
     assert time.monotonic() - began < 5  # a restart would have waited out a backoff first
     signal.signal(signal.SIGTERM, signal.SIG_DFL)
     signal.signal(signal.SIGINT, signal.default_int_handler)
+
+
+def test_a_process_count_out_of_bounds_is_one_line_naming_the_setting() -> None:
+    """RENEWALS_PROCESSES below 1 or above 64 is refused before anything starts, with one line naming the setting and its bound."""
+    for count, bound in ((0, "greater than or equal to 1"), (65, "less than or equal to 64")):
+        with pytest.raises(ConfigurationError) as refused:
+            load_settings(processes=count)
+        assert str(refused.value).startswith(f"RENEWALS_PROCESSES={count}: input should be {bound};")
+        assert "\n" not in str(refused.value)
