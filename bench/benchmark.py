@@ -3,7 +3,8 @@
 Measures, in a fresh vhost of its own and with the same messages, durability and queue type:
 a bare relay with batched confirms and multiple-acks (the ceiling), a relay that waits for
 each confirm (naive), the real worker end to end at log levels info and warning (one worker,
-or several on one queue and one store: `--workers 1,3`), latency at steady offered rates, and
+or several on one queue and one store: `--workers 1,3`; or one `renewals run --processes N`:
+`--processes 1,2`), each with its CPU per event, latency at steady offered rates, and
 peak RSS and the store's size over a long run. Prints one table; `--json` writes it all.
 """
 
@@ -51,6 +52,12 @@ def options(argv: list[str] | None = None) -> argparse.Namespace:
         default="1",
         help="worker processes sharing the queue and the store in a throughput run; several counts"
         " (e.g. 1,3) give one row each against the same ceiling (default %(default)s)",
+    )
+    parser.add_argument(
+        "--processes",
+        default="1",
+        help="`renewals run --processes N` in a throughput run (one supervisor, N worker processes);"
+        " several counts (e.g. 1,2) give one row each against the same ceiling (default %(default)s)",
     )
     parser.add_argument(
         "--events", type=int, default=20_000, help="events per throughput run (default %(default)s)"
@@ -147,14 +154,29 @@ def options(argv: list[str] | None = None) -> argparse.Namespace:
         parser.error("--workers takes counts separated by commas, e.g. 1,3")
     if not parsed.workers or min(parsed.workers) < 1:
         parser.error("--workers takes counts of at least 1, e.g. 1,3")
+    try:
+        parsed.processes = [int(count) for count in parsed.processes.split(",") if count.strip()]
+    except ValueError:
+        parser.error("--processes takes counts separated by commas, e.g. 1,2")
+    if not parsed.processes or min(parsed.processes) < 1:
+        parser.error("--processes takes counts of at least 1, e.g. 1,2")
     if parsed.retention_days is not None and parsed.retention_days <= 0:
         parser.error("--retention-days must be positive")
     return parsed
 
 
-def label(level: str, workers: int) -> str:
-    """A worker run's name in the results: the log level, and the worker count if not one."""
+def label(level: str, workers: int, processes: int = 1) -> str:
+    """A worker run's name in the results: the log level, and the worker count (`_x3`) or the
+    process count of one `renewals run --processes` (`_p2`) if not one."""
+    if processes > 1:
+        return f"{level}_p{processes}"
     return level if workers == 1 else f"{level}_x{workers}"
+
+
+def shapes(o: argparse.Namespace) -> list[tuple[int, int]]:
+    """The (workers, processes) of each throughput run: every --workers count as separate
+    `renewals run`s, then every --processes count above one as one supervised `renewals run`."""
+    return [(count, 1) for count in o.workers] + [(1, count) for count in o.processes if count > 1]
 
 
 def measure(o: argparse.Namespace, url: str, folder: Path) -> dict[str, Any]:
@@ -170,26 +192,28 @@ def measure(o: argparse.Namespace, url: str, folder: Path) -> dict[str, Any]:
         for round_ in range(o.repeat):
             for name, run in phases.relays().items():
                 rounds[name].append(run)
-            for count in o.workers:
+            for count, processes in shapes(o):
                 for level in o.levels:
-                    first = level == "info" and round_ == 0 and count == o.workers[0]
+                    first = level == "info" and round_ == 0 and (count, processes) == shapes(o)[0]
                     then = latencies if first and o.rates else None
-                    run = phases.worker_throughput(level, round_, count, then)
-                    rounds.setdefault(label(level, count), []).append(run)
+                    run = phases.worker_throughput(level, round_, count, then, processes=processes)
+                    rounds.setdefault(label(level, count, processes), []).append(run)
         relay_latency = phases.relay_latencies()
         memory = phases.long_run()
     finally:
         phases.stop_all()
     median = {name: _median(runs) for name, runs in rounds.items()}
-    worker = {label(level, count): median[label(level, count)] for count in o.workers for level in o.levels}
+    names = [label(level, count, processes) for count, processes in shapes(o) for level in o.levels]
+    worker = {name: median[name] for name in names}
     ratios = {}
     for name, run in worker.items():
         ratios[f"worker_{name}_over_ceiling"] = run["events_per_s"] / median["ceiling"]["events_per_s"]
         ratios[f"worker_{name}_over_naive"] = run["events_per_s"] / median["naive"]["events_per_s"]
     scaling = {
-        label(level, count): worker[label(level, count)]["events_per_s"] / worker[level]["events_per_s"]
-        for count in o.workers
-        if count > 1 and 1 in o.workers
+        label(level, count, processes): worker[label(level, count, processes)]["events_per_s"]
+        / worker[level]["events_per_s"]
+        for count, processes in shapes(o)
+        if count * processes > 1 and 1 in o.workers
         for level in o.levels
     }
     result = {
@@ -201,6 +225,7 @@ def measure(o: argparse.Namespace, url: str, folder: Path) -> dict[str, Any]:
             "store_server": phases.stores.server(),
             "events": o.events,
             "workers": o.workers,
+            "processes": o.processes,
             "retention_days": o.retention_days,
             "repeat": o.repeat,
             "quick": o.quick,

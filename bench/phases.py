@@ -127,11 +127,13 @@ class Phases:
                 **self.batching,
             )
             broker_after = cpu_seconds(broker_pid())
+            cpu_s = time.process_time() - own
             results[name] = {
                 "events": run.events,
                 "seconds": run.seconds,
                 "events_per_s": run.events_per_s,
-                "cpu_s": time.process_time() - own,
+                "cpu_s": cpu_s,
+                "cpu_us_per_event": cpu_s / run.events * 1e6,
                 "broker_cpu_s": None if broker is None or broker_after is None else broker_after - broker,
             }
             self.watcher.wait_until(
@@ -148,15 +150,23 @@ class Phases:
         round_: int,
         count: int = 1,
         then: Callable[[WorkerProcess], None] | None = None,
+        *,
+        processes: int = 1,
     ) -> dict[str, Any]:
-        """`count` workers on one new store, from a pre-filled queue of the mix, until every
-        notification is counted."""
+        """`count` workers (each `renewals run --processes <processes>`) on one new store, from a
+        pre-filled queue of the mix, until every notification is counted."""
         name = f"worker-{level}-{round_}" if count == 1 else f"workers{count}-{level}-{round_}"
+        if processes > 1:
+            name = f"processes{processes}-{level}-{round_}"
         store = self.stores.new(name)
-        workers = [self.worker(f"{name}-{n}" if count > 1 else name, level, store) for n in range(count)]
+        env = {"RENEWALS_PROCESSES": str(processes)}
+        workers = [self.worker(f"{name}-{n}" if count > 1 else name, level, store, env) for n in range(count)]
         profiler = (
             Profiler(self.o.profile, self.o.profile_idle)
-            if self.o.profile and level == "info" and round_ == 0 and count == self.o.workers[0]
+            if self.o.profile
+            and level == "info"
+            and round_ == 0
+            and (count, processes) == (self.o.workers[0], 1)
             else None
         )
         run = timed_run(
@@ -263,4 +273,4 @@ def _plain(run: WorkerRun) -> dict[str, Any]:
     fields = asdict(run)
     fields.pop("rss_mb")
     fields.pop("samples")
-    return {**fields, "events_per_s": run.events_per_s}
+    return {**fields, "events_per_s": run.events_per_s, "cpu_us_per_event": run.cpu_us_per_event}

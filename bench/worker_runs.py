@@ -41,9 +41,12 @@ class WorkerRun:
     startup_s: float
     dead_letters: int
     prefill_s: float
-    cpu_s: float  # the workers' user+system CPU from consume-start to the last notification
+    cpu_s: (
+        float  # the workers' (and their children's) user+system CPU, consume-start to the last notification
+    )
     broker_cpu_s: float | None
     workers: int = 1
+    processes: int = 1  # worker processes under each `renewals run` (its supervisor's children)
     rss_mb: dict[int, float] = field(default_factory=dict)
     peak_rss_mb: float = 0.0  # the largest of the workers' peaks
     samples: dict[int, dict[str, Any]] = field(default_factory=dict)
@@ -51,6 +54,11 @@ class WorkerRun:
     @property
     def events_per_s(self) -> float:
         return self.events / self.seconds
+
+    @property
+    def cpu_us_per_event(self) -> float:
+        """Microseconds of the workers' CPU per event handled."""
+        return self.cpu_s / self.events * 1e6
 
 
 def timed_run(
@@ -108,7 +116,7 @@ def timed_run(
         rss[filled.notifications] = _rss_mb(workers)
         if sample is not None:
             samples[filled.notifications] = sample()
-    peak = max(worker.status_kb("VmHWM") for worker in workers) / 1024
+    peak = max(_peak_kb(worker.pid) for worker in workers) / 1024
     recorded = len(stored_letters(workers[0].env["RENEWALS_STORE_URL"]))  # the queue is their transport
     dead = recorded + watcher.depth(NAMES.dead_letter_queue)[0] + watcher.depth(NAMES.unrouted_queue)[0]
     watcher.purge(OBSERVED)
@@ -122,6 +130,7 @@ def timed_run(
         cpu_s,
         broker_cpu_s,
         len(workers),
+        int(workers[0].env.get("RENEWALS_PROCESSES", "1")),
         rss,
         peak,
         samples,
@@ -129,11 +138,42 @@ def timed_run(
 
 
 def _cpu(workers: Sequence[WorkerProcess]) -> float:
-    return sum(cpu_seconds(worker.pid) or 0.0 for worker in workers)
+    """The workers' CPU seconds, each with its live children's (a supervisor's worker processes)."""
+    return sum(cpu_seconds(pid) or 0.0 for worker in workers for pid in process_tree(worker.pid))
 
 
 def _rss_mb(workers: Sequence[WorkerProcess]) -> float:
-    return sum(worker.status_kb("VmRSS") for worker in workers) / 1024
+    return sum(_status_kb(pid, "VmRSS") for worker in workers for pid in process_tree(worker.pid)) / 1024
+
+
+def _peak_kb(pid: int) -> int:
+    """The largest peak RSS (VmHWM) of a worker and its live children."""
+    return max(_status_kb(one, "VmHWM") for one in process_tree(pid))
+
+
+def _status_kb(pid: int, name: str) -> int:
+    """A memory figure of /proc/PID/status in kB (0 if the process is gone)."""
+    try:
+        lines = Path(f"/proc/{pid}/status").read_text().splitlines()
+    except OSError:
+        return 0
+    return next((int(line.split()[1]) for line in lines if line.startswith(name + ":")), 0)
+
+
+def process_tree(pid: int) -> list[int]:
+    """`pid` and its live descendants (from each process's parent in /proc/*/stat)."""
+    parents: dict[int, list[int]] = {}
+    for stat in Path("/proc").glob("[0-9]*/stat"):
+        try:
+            parent = int(stat.read_text().rsplit(")", 1)[1].split()[1])
+        except (OSError, IndexError, ValueError):
+            continue
+        parents.setdefault(parent, []).append(int(stat.parent.name))
+    tree, frontier = [pid], [pid]
+    while frontier:
+        frontier = [child for one in frontier for child in parents.get(one, [])]
+        tree += frontier
+    return tree
 
 
 def cpu_seconds(pid: int | None) -> float | None:

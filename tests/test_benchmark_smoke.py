@@ -13,7 +13,7 @@ pytestmark = [pytest.mark.broker, pytest.mark.any_broker]
 
 
 def test_quick_benchmark_reports_every_figure(amqp_url: str, tmp_path: Path) -> None:
-    """A few hundred events through relays, one and two workers, latency and a pruning memory run give a full report."""
+    """A few hundred events through relays, one and two workers, one `run --processes 2`, latency and a pruning memory run give a full report, with CPU per event for the relays and every worker run."""
     out = tmp_path / "bench.json"
     finished = subprocess.run(
         [
@@ -26,6 +26,8 @@ def test_quick_benchmark_reports_every_figure(amqp_url: str, tmp_path: Path) -> 
             "--json",
             str(out),
             "--workers",
+            "1,2",
+            "--processes",
             "1,2",
             "--retention-days",
             "0.00002",
@@ -40,6 +42,8 @@ def test_quick_benchmark_reports_every_figure(amqp_url: str, tmp_path: Path) -> 
     assert (
         "2 workers (info) / ceiling" in finished.stdout and "2 workers / 1 worker (info)" in finished.stdout
     )
+    assert "worker --processes 2 (info) / ceiling" in finished.stdout
+    assert "worker (info) CPU per event" in finished.stdout and "x the ceiling relay's)" in finished.stdout
     result = json.loads(out.read_text())
     assert {
         "meta",
@@ -53,11 +57,15 @@ def test_quick_benchmark_reports_every_figure(amqp_url: str, tmp_path: Path) -> 
         "startup_s",
         "targets",
     } <= result.keys()
+    assert "cpu_us_per_event" in result["targets"]
     for run in (result["ceiling"], result["naive"], *result["worker"].values()):
         assert run["events"] > 0 and run["events_per_s"] > 0
-    assert set(result["worker"]) == {"info", "warning", "info_x2", "warning_x2"}
-    assert [run["workers"] for run in result["worker"].values()] == [1, 1, 2, 2]
-    assert set(result["scaling"]) == {"info_x2", "warning_x2"}
+    assert set(result["worker"]) == {"info", "warning", "info_x2", "warning_x2", "info_p2", "warning_p2"}
+    assert [run["workers"] for run in result["worker"].values()] == [1, 1, 2, 2, 1, 1]
+    assert [run["processes"] for run in result["worker"].values()] == [1, 1, 1, 1, 2, 2]
+    assert set(result["scaling"]) == {"info_x2", "warning_x2", "info_p2", "warning_p2"}
+    for run in (result["ceiling"], result["naive"], *result["worker"].values()):
+        assert run["cpu_s"] > 0 and run["cpu_us_per_event"] == run["cpu_s"] / run["events"] * 1e6
     assert all(run["dead_letters"] == 0 for run in result["worker"].values())
     assert all(ratio > 0 for ratio in result["ratios"].values())
     for latency in (*result["latency"].values(), *result["relay_latency"].values()):

@@ -15,6 +15,7 @@ from worker.broker.wire import DeliveryReader
 from worker.dead_letters.drain import PREFETCH as LETTERS_IN_HAND
 from worker.dead_letters.drain import PUMP_EVERY, DeadLetterDrain, Records
 from worker.dead_letters.records import DeadLetterRecords
+from worker.failures import metrics_port_taken
 from worker.logs import Logger
 from worker.redaction import masked
 from worker.service.health import Health, serve
@@ -179,9 +180,7 @@ def _serve_metrics(settings: Settings, port: int, health: Health, metrics: Metri
         serve(health, metrics.registry, settings.metrics_host, port)
     except OSError as exc:
         raise ConfigurationError(
-            f"RENEWALS_METRICS_PORT={settings.metrics_port}: cannot listen on"
-            f" {settings.metrics_host}:{settings.metrics_port} ({exc.strerror or exc}; another worker or"
-            " program may hold the port): choose a free port, or stop what listens there"
+            metrics_port_taken(settings.metrics_port, settings.metrics_host, exc)
         ) from None
     log.info("metrics.serving", host=settings.metrics_host, port=settings.metrics_port)
 

@@ -48,3 +48,11 @@ def store_unavailable(store_url: str, error: BaseException | str) -> str:
 def cannot_listen(where: str, error: OSError, fix: str) -> str:
     """A port another program holds, or an address this host does not have (exit 78)."""
     return f"cannot listen on {where}: {error.strerror or error} ({fix})"
+
+
+def metrics_port_taken(port: int | None, host: str, error: OSError) -> str:
+    """The probes' address cannot be bound (exit 78), by the worker or by `run --processes`."""
+    return (
+        f"RENEWALS_METRICS_PORT={port}: cannot listen on {host}:{port} ({error.strerror or error};"
+        " another worker or program may hold the port): choose a free port, or stop what listens there"
+    )

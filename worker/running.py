@@ -17,7 +17,7 @@ from worker.broker.endpoints import BrokerRefused
 from worker.broker.topology import TopologyMismatch
 from worker.dead_letters.drain import Records
 from worker.dead_letters.records import DeadLetterRecords
-from worker.exits import EX_CONFIG, EX_REFUSED, EX_SOFTWARE
+from worker.exits import EX_CONFIG, EX_FAILED, EX_REFUSED, EX_SOFTWARE
 from worker.failures import store_refusal
 from worker.logs import Logger
 from worker.redaction import masked
@@ -28,6 +28,32 @@ from worker.tracing import TracingMisconfigured
 
 CANNOT_WORK = (SchemaTooNew, SchemaTooOld, TopologyMismatch, ConfigurationError, TracingMisconfigured)
 """Stops with EX_CONFIG: the configuration must change first."""
+
+
+def run_configured(settings: Settings) -> None:
+    """`renewals run`: the worker itself, or with RENEWALS_PROCESSES above 1 a supervisor of that
+    many (`worker.supervision`); exits with the supervisor's status."""
+    if settings.processes == 1:
+        run_until_signalled(settings)
+        return
+    from worker.supervision import supervise  # the one-process worker never loads the supervisor
+
+    sys.exit(supervise(settings))
+
+
+def follow_parent(pid: int) -> None:
+    """A supervised worker (`run --supervised-by PID`) is sent SIGTERM, and stops gracefully,
+    when its supervisor dies, even by kill -9 (Linux's parent-death signal); where that signal
+    is missing, or the supervisor is already gone, it stops at once with one line."""
+    try:
+        import ctypes
+
+        libc = ctypes.CDLL(None, use_errno=True)
+        libc.prctl(1, signal.SIGTERM, 0, 0, 0)  # PR_SET_PDEATHSIG
+    except (OSError, AttributeError):
+        pass  # not Linux: the supervisor's SIGTERM is the only way we are stopped
+    if os.getppid() != pid:
+        _stop_for_good(logs.get_logger("renewals.worker"), f"the supervisor (pid {pid}) is gone", EX_FAILED)
 
 
 def run_until_signalled(

@@ -266,6 +266,10 @@ class Settings(BaseSettings):
         description="Alertmanager's URL: the console shows what fires and can silence it (off when unset)",
     )
 
+    processes: int = Field(
+        1, ge=1, le=64, description="worker processes `renewals run` starts and supervises (1: no supervisor)"
+    )
+
     source: str = Field("urn:renewal-routing:worker", min_length=1, max_length=1000)
     log_format: Literal["auto", "json", "console"] = "auto"
     log_level: Literal["debug", "info", "warning", "error"] = "info"

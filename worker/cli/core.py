@@ -72,11 +72,20 @@ def require_existing_store(settings: Settings) -> None:
 
 
 @click.command()
-def run() -> None:
+@click.option(
+    "--processes",
+    type=click.IntRange(1, 64),
+    help="Worker processes to run and supervise on this machine (default: RENEWALS_PROCESSES, 1).",
+)
+@click.option("--supervised-by", type=int, hidden=True, help="The supervisor's pid (set by --processes).")
+def run(processes: int | None, supervised_by: int | None) -> None:
     """Run the worker until SIGTERM or SIGINT (graceful: finish the batch, publish, ack)."""
-    from worker.running import run_until_signalled
+    from worker.running import follow_parent, run_configured
 
-    run_until_signalled(load_settings())
+    settings = load_settings(**({} if processes is None else {"processes": processes}))
+    if supervised_by is not None:
+        follow_parent(supervised_by)
+    run_configured(settings)
 
 
 @click.command()
