@@ -286,7 +286,8 @@ def cancel(operation_id: str) -> None:
         except UnknownOperation as exc:
             raise click.ClickException(str(exc)) from None
     click.echo(
-        f"replay {operation_id}: {found.status}" + (", cancel requested" if found.cancel_requested else "")
+        f"replay {operation_id}: {found.status}"
+        + (", cancel requested" if found.cancel_requested and found.status == "running" else "")
     )
 
 

@@ -10,7 +10,7 @@ from typing import Any
 import click
 
 from worker.cli.core import CannotWork, load_settings, require_existing_store
-from worker.dead_letters import InvalidRate, Routes, check_rate, parse_when
+from worker.dead_letters import InvalidRate, Routes, check_rate, parse_at, parse_when
 from worker.dead_letters.model import STATUSES, LetterFilter, Status, StoredLetter
 from worker.dead_letters.records import DeadLetterRecords
 from worker.redaction import masked
@@ -23,6 +23,14 @@ Command = Callable[..., None]
 def when(_ctx: click.Context, _param: click.Parameter, value: str | None) -> datetime | None:
     try:
         return None if value is None else parse_when(value)
+    except ValueError as exc:
+        raise click.BadParameter(str(exc)) from None
+
+
+def scheduled_for(_ctx: click.Context, _param: click.Parameter, value: str | None) -> datetime | None:
+    """`--at WHEN`: a time with its zone or a delay (+30m), never one already past."""
+    try:
+        return None if value is None else parse_at(value)
     except ValueError as exc:
         raise click.BadParameter(str(exc)) from None
 
