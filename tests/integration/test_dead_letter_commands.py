@@ -95,16 +95,19 @@ class CommandsContract:
         table = self.ok("groups").stdout
         assert table.splitlines()[0].split()[:3] == ["group", "count", "reason"]
         listed = self.json("list", "--group", groups[1]["group"])
-        assert [row["id"] for row in listed] == ["old-1", "old-2"]
+        assert [row["id"] for row in listed] == ["old-2", "old-1"]  # newest first
 
     def test_text_search_finds_ids_details_and_bodies(self) -> None:
         """--text matches case-insensitively in the detail, the id and the body."""
         self.fill()
         assert [row["id"] for row in self.json("list", "--text", "KEYERROR")] == ["bug-1"]
-        assert [row["id"] for row in self.json("list", "--text", "old-")] == ["old-1", "old-2"]
-        assert [row["id"] for row in self.json("list", "--text", '"type": "ownerchanged"')] == [
+        assert [row["id"] for row in self.json("list", "--text", "old-", "--oldest-first")] == [
             "old-1",
             "old-2",
+        ]
+        assert [row["id"] for row in self.json("list", "--text", '"type": "ownerchanged"')] == [
+            "old-2",
+            "old-1",
         ]
         missing = self.dlq("list", "--text", "nothing like it")
         assert missing.exit_code == 1 and "no dead letter matches --text 'nothing like it'" in missing.stderr
@@ -113,7 +116,7 @@ class CommandsContract:
         """`archive --older-than 30d` takes only the letter failed 40 days ago; it leaves the
         list, shows under --status archived, and its history says who archived it."""
         self.fill()
-        assert self.ok("archive", "--older-than", "30d").stdout.strip() == "archived 1 dead letters"
+        assert self.ok("archive", "--older-than", "30d", "--yes").stdout.strip() == "archived 1 dead letters"
         assert "old-1" not in [row["id"] for row in self.json("list")]
         assert [row["id"] for row in self.json("list", "--status", "archived")] == ["old-1"]
         assert len(self.json("list", "--status", "all")) == 6

@@ -82,7 +82,8 @@ def run() -> None:
 @click.command()
 @click.argument("source", type=click.File("r"), metavar="FILE|-")
 @click.option("--no-check", is_flag=True, help="Send events even if the worker would dead-letter them.")
-def send(source: IO[str], no_check: bool) -> None:
+@click.option("--json", "as_json", is_flag=True, help="One JSON object (sent, exchange), for scripts.")
+def send(source: IO[str], no_check: bool, as_json: bool) -> None:
     """Publish events from a JSON or NDJSON FILE (or - for standard input).
 
     Missing CloudEvents attributes (specversion, id, source, time) are filled in, so a
@@ -115,6 +116,9 @@ def send(source: IO[str], no_check: bool) -> None:
         raise click.ClickException(
             f"publishing to {broker} failed: {type(exc).__name__}: {masked(str(exc))}"
         ) from None
+    if as_json:
+        click.echo(json.dumps({"sent": count, "exchange": settings.events_exchange}))
+        return
     click.echo(f"sent {count} event{'' if count == 1 else 's'} to {settings.events_exchange}")
 
 

@@ -96,7 +96,9 @@ def selection_options(command: Command) -> Command:
             "--group", multiple=True, help="Only this group, as `dlq groups` names it (repeatable)."
         ),
         click.option(
-            "--text", help="Only letters whose ids, type, reason, detail or body start contain TEXT."
+            "--text",
+            help="Only letters with TEXT (any case) in their ids, type, reason, detail or the first"
+            " part of their body.",
         ),
         click.option(
             "--status",
@@ -106,11 +108,20 @@ def selection_options(command: Command) -> Command:
         ),
         click.option("--since", metavar="WHEN", callback=when, help="Failed at or after WHEN."),
         click.option("--until", metavar="WHEN", callback=when, help="Failed before WHEN."),
-        click.option("--limit", type=click.IntRange(min=1), help="At most N, oldest first."),
+        click.option(
+            "--limit",
+            type=click.IntRange(min=1),
+            help="At most N: an action takes the oldest N; `list` shows the newest N.",
+        ),
     ]
     for option in reversed(options):
         wrapper = option(wrapper)
     return wrapper
+
+
+def oldest_first_option(command: Command) -> Command:
+    """`--oldest-first`: the listing commands show the newest first unless it is given."""
+    return click.option("--oldest-first", is_flag=True, help="Oldest first (default: newest first).")(command)
 
 
 def everything_option(command: Command) -> Command:

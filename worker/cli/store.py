@@ -23,8 +23,9 @@ def store() -> None:
     """The worker's store (RENEWALS_STORE_URL): its schema version, and migrating it."""
 
 
-@store.command()
-def migrate() -> None:
+@store.command(short_help="Apply the migrations the store is missing.")
+@click.option("--json", "as_json", is_flag=True, help="One JSON object (store, before, after), for scripts.")
+def migrate(as_json: bool) -> None:
     """Apply the schema migrations the store is missing, under the schema lock.
 
     Safe to run while workers are running, and from several places at once: one migrates,
@@ -38,7 +39,10 @@ def migrate() -> None:
         except SchemaTooNew as exc:  # a store of another release, as `renewals run` says: exit 78
             raise CannotWork(str(exc)) from None
     where = masked(settings.store_url)
-    if before == after:
+    if as_json:
+        facts = {"store": where, "before": before, "after": after, "migrated": before != after}
+        click.echo(json.dumps(facts))
+    elif before == after:
         click.echo(f"{where} is at schema version {after}, the latest this release knows: nothing to do")
     else:
         click.echo(f"migrated {where} from schema version {before} to {after}")
