@@ -35,7 +35,7 @@ def _console_package() -> ModuleType:
     return worker.console
 
 
-@click.group("console", invoke_without_command=True)
+@click.group("console", invoke_without_command=True, short_help="Serve the operations console.")
 @click.option("--host", default="127.0.0.1", show_default=True, help="Address to listen on.")
 @click.option("--port", default=8400, show_default=True, type=click.IntRange(1, 65535), help="Port.")
 @click.pass_context
@@ -59,7 +59,7 @@ def console(ctx: click.Context, host: str, port: int) -> None:
         raise click.ClickException(store_unavailable(settings.store_url, exc)) from None
 
 
-@console.group("user")
+@console.group("user", short_help="Manage the console's users file.")
 def user() -> None:
     """Manage the console's users file (RENEWALS_CONSOLE_USERS)."""
 

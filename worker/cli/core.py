@@ -71,7 +71,7 @@ def require_existing_store(settings: Settings) -> None:
             raise Refused(no_store(path))
 
 
-@click.command()
+@click.command(short_help="Run the worker until SIGTERM or SIGINT.")
 def run() -> None:
     """Run the worker until SIGTERM or SIGINT (graceful: finish the batch, publish, ack)."""
     from worker.running import run_until_signalled
@@ -79,7 +79,7 @@ def run() -> None:
     run_until_signalled(load_settings())
 
 
-@click.command()
+@click.command(short_help="Publish events from a JSON or NDJSON file.")
 @click.argument("source", type=click.File("r"), metavar="FILE|-")
 @click.option("--no-check", is_flag=True, help="Send events even if the worker would dead-letter them.")
 @click.option("--json", "as_json", is_flag=True, help="One JSON object (sent, exchange), for scripts.")
@@ -122,7 +122,7 @@ def send(source: IO[str], no_check: bool, as_json: bool) -> None:
     click.echo(f"sent {count} event{'' if count == 1 else 's'} to {settings.events_exchange}")
 
 
-@click.command()
+@click.command(short_help="Run the shipped scenario through a worker.")
 @click.option("--timeout", default=20.0, show_default=True, help="Seconds to wait for the results.")
 def demo(timeout: float) -> None:
     """Run the shipped scenario through a real worker and print who was notified.
@@ -149,7 +149,7 @@ def demo(timeout: float) -> None:
     click.echo(f"\nnotifications: {len(result.notifications)}, dead letters: {len(result.dead_letters)}")
 
 
-@click.command()
+@click.command(short_help="Print the events' JSON Schemas.")
 @click.option(
     "--out", type=click.Path(dir_okay=False, writable=True), help="Write to this file instead of stdout."
 )
@@ -162,7 +162,7 @@ def schema(out: str | None) -> None:
         click.echo(text)
 
 
-@click.command()
+@click.command(short_help="Print the contract as an AsyncAPI document.")
 @click.option(
     "--out", type=click.Path(dir_okay=False, writable=True), help="Write to this file instead of stdout."
 )
@@ -181,7 +181,7 @@ def asyncapi(out: str | None) -> None:
         click.echo(text, nl=False)
 
 
-@click.command("topology")
+@click.command("topology", short_help="Print (or declare) the broker topology.")
 @click.option("--declare", "declare_now", is_flag=True, help="Declare it on the configured broker.")
 @click.option(
     "--migrate",

@@ -47,7 +47,7 @@ from worker.tools.tables import render
 DONE_JSON = "One JSON object (operation_id, selection, counts), for scripts."
 
 
-@click.group("dlq")
+@click.group("dlq", short_help="Dead letters, as the store records them.")
 def dlq() -> None:
     """Dead letters, as the worker records them in its store (RENEWALS_STORE_URL).
 
@@ -62,7 +62,7 @@ def dlq() -> None:
     """
 
 
-@dlq.command("list")
+@dlq.command("list", short_help="List dead letters, newest first.")
 @selection_options
 @to_original_option
 @oldest_first_option
@@ -87,7 +87,7 @@ def list_command(selection: LetterFilter, routes: Routes, oldest_first: bool, as
         click.echo(render([row(summary) for summary in summaries], columns))
 
 
-@dlq.command()
+@dlq.command(short_help="Show one dead letter in full.")
 @click.argument("event_id", metavar="ID")
 @click.option("--json", "as_json", is_flag=True, help="One JSON object, for scripts.")
 def show(event_id: str, as_json: bool) -> None:
@@ -121,7 +121,7 @@ def _record_fields(letter: StoredLetter) -> dict[str, Any]:
     }
 
 
-@dlq.command()
+@dlq.command(short_help="Dead letters grouped by how they failed.")
 @selection_options
 @click.option("--hours", default=24, show_default=True, type=click.IntRange(1, 24 * 31), help="Trend window.")
 @click.option("--json", "as_json", is_flag=True, help="A JSON array, for scripts.")
@@ -139,7 +139,7 @@ def groups(selection: LetterFilter, hours: int, as_json: bool) -> None:
         click.echo(render(rows, GROUP_COLUMNS))
 
 
-@dlq.command()
+@dlq.command(short_help="What happened to a dead letter.")
 @click.argument("event_id", metavar="ID")
 @oldest_first_option
 @click.option("--json", "as_json", is_flag=True, help="A JSON array, for scripts.")
@@ -161,7 +161,7 @@ def history(event_id: str, oldest_first: bool, as_json: bool) -> None:
         click.echo(render(rows, ["#", *HISTORY_COLUMNS]))
 
 
-@dlq.command()
+@dlq.command(short_help="Add a triage note to a dead letter.")
 @click.argument("event_id", metavar="ID")
 @click.argument("text")
 @click.option("--json", "as_json", is_flag=True, help=DONE_JSON)
@@ -226,7 +226,7 @@ def _fields(selection: LetterFilter) -> dict[str, Any]:
     return {name: getattr(selection, name) for name in LetterFilter.__dataclass_fields__}
 
 
-@dlq.command()
+@dlq.command(short_help="Write the selected letters as JSON lines.")
 @selection_options
 @click.option(
     "--out",
@@ -296,7 +296,7 @@ def purge_command(selection: LetterFilter, everything: bool, yes: bool, as_json:
     said(as_json, done, f"purged {count} dead letters")
 
 
-@dlq.command()
+@dlq.command(short_help="The latest replays and their progress.")
 @click.option(
     "--limit", default=20, show_default=True, type=click.IntRange(min=1), help="At most N, newest first."
 )
@@ -338,7 +338,7 @@ def cancel(operation_id: str, as_json: bool) -> None:
     )
 
 
-@dlq.command("audit")
+@dlq.command("audit", short_help="Who did what to dead letters.")
 @click.option(
     "--limit", default=50, show_default=True, type=click.IntRange(min=1), help="At most N, newest first."
 )

@@ -51,7 +51,7 @@ if TYPE_CHECKING:
 EXIT_INTERRUPTED = 130  # 128 + SIGINT, as shells report a command ended by Ctrl-C
 
 
-@click.command("replay")
+@click.command("replay", short_help="Replay the selected letters, now or --at.")
 @selection_options
 @everything_option
 @to_original_option

@@ -18,7 +18,7 @@ from worker.store import SCHEMA_VERSION, SchemaTooNew, SqlStore, StoreUnavailabl
 from worker.store.configured import open_configured_store
 
 
-@click.group("store")
+@click.group("store", short_help="The store's schema version; migrating it.")
 def store() -> None:
     """The worker's store (RENEWALS_STORE_URL): its schema version, and migrating it."""
 
@@ -48,7 +48,7 @@ def migrate(as_json: bool) -> None:
         click.echo(f"migrated {where} from schema version {before} to {after}")
 
 
-@store.command()
+@store.command(short_help="The store's schema version and this one's.")
 @click.option("--json", "as_json", is_flag=True, help="One JSON object, for scripts.")
 def status(as_json: bool) -> None:
     """Print the store's schema version beside the one this release needs.
