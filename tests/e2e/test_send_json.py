@@ -1,5 +1,6 @@
-"""`renewals send --json` through the real broker: one JSON object saying how many events went
-to which exchange, and they are there."""
+"""`--json` on the commands that change the broker, through the real broker: `send` says how
+many events went to which exchange, `topology --declare` prints the plan it declared; each one
+JSON object on stdout."""
 
 import json
 from pathlib import Path
@@ -20,3 +21,12 @@ def test_send_with_json_says_what_it_sent_as_one_object(client: Client, amqp_url
     said = json.loads(ok(renewals(amqp_url, "send", EXAMPLE, "--json")).stdout)
     assert said == {"sent": 1, "exchange": NAMES.events_exchange}
     assert client.count(NAMES.queue) == 1
+
+
+def test_topology_declare_with_json_prints_one_object(amqp_url: str) -> None:
+    """`topology --declare --json` prints the declared plan as one JSON object on stdout (what
+    it did goes to stderr), so a script can parse it."""
+    result = ok(renewals(amqp_url, "topology", "--declare", "--json"))
+    plan = json.loads(result.stdout)
+    assert {"rabbitmq", "exchanges", "queues", "bindings"} <= set(plan)
+    assert "declared on" in result.stderr

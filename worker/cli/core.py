@@ -266,7 +266,9 @@ def topology_command(
             raise click.ClickException(
                 f"declaring on {broker} failed: {type(exc).__name__}: {masked(str(exc))}"
             ) from None
-        click.echo(f"declared on {broker}", err=sys.stderr.isatty())
+        click.echo(
+            f"declared on {broker}", err=as_json or sys.stderr.isatty()
+        )  # --json: one object on stdout
 
 
 def _ask_version(broker: Broker, *, offer_version: bool) -> "BrokerVersion":
