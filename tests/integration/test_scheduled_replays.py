@@ -67,9 +67,9 @@ class Scene:
         assert result.exit_code == 0, f"{result.output}\n{result.exception!r}"
         return result
 
-    def runner(self, name: str) -> ScheduledReplays:
+    def runner(self, name: str, amqp_url: str | None = None) -> ScheduledReplays:
         """A worker's runner of due replays, as worker/app.py builds it, named `name`."""
-        settings = Settings(amqp_url=self.amqp_url, store_url=self.store_url)
+        settings = Settings(amqp_url=amqp_url or self.amqp_url, store_url=self.store_url)
         log = logs.get_logger("tests.scheduled")
         return ScheduledReplays(
             self.open(),
@@ -186,6 +186,21 @@ def test_two_runners_looking_at_once_run_a_due_replay_once(scene: Scene, client:
     assert client.count(NAMES.queue) == COUNT == scene.replayed_once_each()
     runs = [e.actor for e in scene.records.audit_log() if e.action == "run_scheduled"]
     assert len(runs) == 1 and runs[0] in {"worker-a", "worker-b"}
+
+
+def test_a_runner_that_cannot_reach_the_broker_leaves_the_replay_claimed_and_untouched(scene: Scene) -> None:
+    """A due replay claimed by a runner whose broker does not answer: nothing is replayed, the
+    operation stays running under that runner's claim (no other runner takes it meanwhile),
+    for a later look to take up once the claim runs out."""
+    operation = scene.records.start_replay(
+        LetterFilter(), actor="ana", rate=None, not_before_us=_us(datetime.now(UTC) - timedelta(seconds=1))
+    )
+    runner = scene.runner("cut-off", amqp_url="amqp://guest:guest@127.0.0.1:9/")
+    runner.look()
+    wait_until(lambda: not runner.running(), "the runner to give up", timeout=20)
+    after = scene.records.operation(operation.id)
+    assert (after.status, after.done) == ("running", 0) and scene.records.count() == COUNT
+    assert not scene.records.any_due()  # its claim holds for now
 
 
 @pytest.mark.parametrize(

@@ -73,8 +73,21 @@ class ScheduledReplays:
         try:
             records = DeadLetterRecords(store)
             while (found := records.claim_due(self._runner)) is not None:
-                self._run_one(records, found)
-        except Exception as exc:  # the lease runs out; the next look (of any worker) takes it up
+                try:
+                    self._run_one(records, found)
+                except Exception as exc:  # the broker: unreachable at the start, or gone mid-run
+                    status = records.operation(found.id).status
+                    self._log.error(
+                        "replay.scheduled_failed",
+                        operation_id=found.id,
+                        status=status,
+                        error=masked(str(exc)),
+                        fix=f"renewals dlq replay --resume {found.id}"
+                        if status == "cancelled"  # run() ended it: an operator resumes it
+                        else "none: a later look takes it up once this claim runs out",
+                    )
+                    return
+        except Exception as exc:  # the store: a claim's lease runs out, the next look takes it up
             self._log.error("replay.scheduled_failed", error=masked(str(exc)))
         finally:
             store.close()
