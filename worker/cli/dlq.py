@@ -41,6 +41,7 @@ from worker.cli.dlq_output import (
 from worker.cli.dlq_replay import replay_command
 from worker.dead_letters import Routes, actions, as_dead_letter, audit, label, user
 from worker.dead_letters.model import LetterFilter, StoredLetter
+from worker.dead_letters.records import DeadLetterRecords
 from worker.private_files import private_file
 from worker.tools.tables import render
 
@@ -73,11 +74,8 @@ def list_command(selection: LetterFilter, routes: Routes, oldest_first: bool, as
     With --limit N, the newest N (the oldest N with --oldest-first).
     """
     with dead_letter_records() as records:
-        if oldest_first:
-            letters = matching(records, selection)
-        else:
-            letters = matching(records, replace(selection, limit=None))[::-1][: selection.limit]
-        summaries = [listed(letter, routes) for letter in letters]
+        letters = matching(records, _newest(records, selection) if not oldest_first else selection)
+        summaries = [listed(letter, routes) for letter in (letters if oldest_first else letters[::-1])]
     if as_json:
         click.echo(json.dumps(summaries, indent=2))
     elif not summaries:
@@ -85,6 +83,17 @@ def list_command(selection: LetterFilter, routes: Routes, oldest_first: bool, as
     else:
         columns = LIST_COLUMNS if selection.statuses == {"new"} else ["#", "status", *LIST_COLUMNS[1:]]
         click.echo(render([row(summary) for summary in summaries], columns))
+
+
+def _newest(records: DeadLetterRecords, selection: LetterFilter) -> LetterFilter:
+    """The selection with its `--limit N` taking the newest N (a filter's limit takes the oldest
+    N, as actions do): their ids, found by one keyset query that reads no body."""
+    if selection.limit is None:
+        return selection
+    page = records.page(replace(selection, limit=None), limit=selection.limit, newest_first=True)
+    if not page.letters:
+        return selection
+    return replace(selection, limit=None, letter_ids=frozenset(letter.id for letter in page.letters))
 
 
 @dlq.command(short_help="Show one dead letter in full.")
