@@ -59,7 +59,8 @@ def dlq() -> None:
     --to-original, where its x-original-* headers say) with publisher confirms.
 
     ID is an event id, or #N, the record number `list` shows. WHEN is an ISO 8601 date or time
-    (UTC unless it says otherwise) or an age: 90s, 15m, 2h, 7d.
+    (UTC unless it says otherwise) or an age: 90s, 15m, 2h, 7d; for `replay --at` it is a time
+    to come, with its zone, or a delay: +30m, +2h. Listings show the newest first.
     """
 
 
