@@ -1,14 +1,10 @@
 """The `renewals` command reads whole: every command's summary in its group's `--help` ends
 where its sentence ends (Click cuts a first sentence longer than 45 characters with "..."),
-the shared options' help reads as a sentence, and the shell completion the README documents
-prints a bash completion script that completes the command's own words."""
+and the shared options' help reads as a sentence. (The README's shell completion is run by
+tests/e2e/test_readme.py.)"""
 
-import os
 import re
-import subprocess
-import sys
 from collections.abc import Iterator
-from pathlib import Path
 
 import click
 import pytest
@@ -16,7 +12,6 @@ from click.testing import CliRunner
 
 from worker.cli import main
 
-ROOT = Path(__file__).resolve().parents[2]
 CLICK_SHORT_HELP = 45  # the width Click's get_short_help_str cuts at by default
 
 
@@ -60,21 +55,3 @@ def test_the_text_filter_s_help_reads_as_a_sentence() -> None:
     assert re.fullmatch(r"Only letters with TEXT \(any case\) in their [\w ,]+ of their body\.", described), (
         described
     )
-
-
-def test_the_documented_completion_prints_a_bash_script_that_completes() -> None:
-    """The README's `eval "$(_RENEWALS_COMPLETE=bash_source renewals)"`, run by bash, defines
-    the completion of `renewals`, and completing `renewals dlq re` offers replay and replays."""
-    readme = (ROOT / "README.md").read_text()
-    [documented] = re.findall(r'`(eval "\$\(_RENEWALS_COMPLETE=bash_source renewals\)")`', readme)
-    script = (
-        f"{documented}\n"
-        "complete -p renewals\n"
-        "COMP_WORDS=(renewals dlq re); COMP_CWORD=2; _renewals_completion renewals\n"
-        'echo "offered: ${COMPREPLY[*]}"\n'
-    )
-    env = {**os.environ, "PATH": f"{Path(sys.executable).parent}{os.pathsep}{os.environ['PATH']}"}
-    done = subprocess.run(["bash", "-c", script], capture_output=True, text=True, env=env, timeout=60)
-    assert done.returncode == 0, done.stderr
-    assert "complete -o nosort -F _renewals_completion renewals" in done.stdout
-    assert done.stdout.splitlines()[-1] == "offered: replay replays"
