@@ -5,6 +5,9 @@ statuses) is `worker.running`'s. Tracing is chosen here too: when OTEL_* variabl
 `worker.tracing.tracing_for` gives the wrappers of the batch processor and of the store's
 statements, and they are built in; nothing is patched afterwards."""
 
+import os
+import socket
+
 from handlers import HANDLERS, HandlerMap
 from worker import logs
 from worker.broker.endpoints import Broker, from_settings
@@ -14,7 +17,10 @@ from worker.broker.topology import BrokerVersion, topology
 from worker.broker.wire import DeliveryReader
 from worker.dead_letters.drain import PREFETCH as LETTERS_IN_HAND
 from worker.dead_letters.drain import PUMP_EVERY, DeadLetterDrain, Records
+from worker.dead_letters.queue import ReplayPublisher
 from worker.dead_letters.records import DeadLetterRecords
+from worker.dead_letters.routing import Routes
+from worker.dead_letters.scheduled_runs import ScheduledReplays
 from worker.failures import metrics_port_taken
 from worker.logs import Logger
 from worker.redaction import masked
@@ -98,9 +104,30 @@ def build_services(
         store_line=StoreLine(
             store, log=log, metrics=metrics, health=health, max_delay=settings.reconnect_max_delay
         ),
-        housekeeping=Housekeeping(store, outbox, retention, flush=processor.flush, log=log, metrics=metrics),
+        housekeeping=Housekeeping(
+            store,
+            outbox,
+            retention,
+            flush=processor.flush,
+            log=log,
+            metrics=metrics,
+            replays=scheduled_replays(settings, store, log).look,
+        ),
         metrics=metrics,
         health=health,
+        log=log,
+    )
+
+
+def scheduled_replays(settings: Settings, store: SqlStore, log: Logger) -> ScheduledReplays:
+    """The runner of due scheduled replays: it looks in the worker's store, and runs each over
+    its own store and broker connections (worker/dead_letters/schedule.py)."""
+    return ScheduledReplays(
+        DeadLetterRecords(store),
+        open_store=lambda: open_configured_store(settings),
+        publisher=lambda: ReplayPublisher(from_settings(settings, heartbeat=0), log=log),
+        routes=lambda to_original: Routes.of(settings, to_original=to_original),
+        runner=f"{socket.gethostname()}:{os.getpid()}",
         log=log,
     )
 

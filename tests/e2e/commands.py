@@ -32,8 +32,8 @@ def failed(result: Result) -> str:
 
 
 def dead_letters(amqp_url: str, *filters: str, **env: str) -> list[dict[str, Any]]:
-    """`renewals dlq list --json`, parsed."""
-    result = ok(renewals(amqp_url, "dlq", "list", "--json", *filters, **env))
+    """`renewals dlq list --json --oldest-first` (arrival order, as the queue had them), parsed."""
+    result = ok(renewals(amqp_url, "dlq", "list", "--json", "--oldest-first", *filters, **env))
     rows: list[dict[str, Any]] = json.loads(result.stdout)
     return rows
 

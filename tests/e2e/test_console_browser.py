@@ -284,6 +284,33 @@ def test_an_operator_cancels_a_long_replay_and_resumes_it(scene: Scene, browsers
     assert scene.records.count(operation.selection) == 0
 
 
+def test_an_operator_schedules_a_replay_and_cancels_it_while_it_waits(
+    scene: Scene, browsers: OpenBrowser
+) -> None:
+    """A replay confirmed with At `+1h` is recorded scheduled, its page says when it is due and
+    offers Cancel; cancelled, it ends cancelled with nothing sent and every letter still new."""
+    scene.client.publish([renewal(f"c-{n}", "p-beta", id=f"evt-s{n:03d}") for n in range(3)])
+    letters_arrive(scene, 3)
+    browser = browsers()
+    sign_in(browser, scene, OPERATOR)
+    browser.get(scene.console.url + "/")
+    browser.find_element(By.CSS_SELECTOR, "#groups tr.group button.replay").click()
+    until(browser, lambda b: b.find_elements(By.ID, "at"), "the replay's preview with its At field")
+    browser.find_element(By.ID, "at").send_keys("+1h")
+    browser.find_element(By.ID, "confirm").click()
+    until(browser, lambda b: status(b) == "scheduled", "the replay scheduled")
+    assert "Scheduled for" in text(browser, "scheduled")
+    shot(browser, "replay-scheduled")
+    [operation] = scene.records.operations()
+    assert operation.status == "scheduled" and operation.not_before is not None
+    press(browser, "cancel-replay")
+    until(browser, lambda b: status(b) == "cancelled", "the scheduled replay cancelled")
+    [cancelled] = scene.records.operations()
+    assert (cancelled.id, cancelled.status, cancelled.done) == (operation.id, "cancelled", 0)
+    assert scene.records.count(operation.selection) == 3  # nothing was sent: every letter still new
+    assert_no_browser_errors(browser)
+
+
 def assert_no_browser_errors(browser: Chrome) -> None:
     """Nothing the browser refused or failed on: no CSP violation, no failed request, no script error."""
     errors = [entry["message"] for entry in browser.get_log("browser") if entry["level"] == "SEVERE"]

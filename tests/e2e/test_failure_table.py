@@ -86,7 +86,7 @@ DLQ = [
     ("dlq", "groups"),
     ("dlq", "history", "evt-1"),
     ("dlq", "note", "evt-1", "a note"),
-    ("dlq", "archive", "--all"),
+    ("dlq", "archive", "--all", "--yes"),
     ("dlq", "export", "--out", "out.jsonl"),
     ("dlq", "purge", "--all", "--yes"),
     ("dlq", "replays"),

@@ -16,6 +16,7 @@ import re
 import shutil
 import signal
 import subprocess
+import sys
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -193,3 +194,21 @@ def test_send_before_anything_declared_says_so_and_topology_declare_fixes_it(amq
     assert "exchange renewals.events does not exist" in missing and "renewals topology --declare" in missing
     ok(renewals(amqp_url, "topology", "--declare"))
     assert ok(renewals(amqp_url, "send", example)).stdout == "sent 1 event to renewals.events\n"
+
+
+def test_the_documented_completion_prints_a_bash_script_that_completes() -> None:
+    """The README's `eval "$(_RENEWALS_COMPLETE=bash_source renewals)"`, run by bash, defines
+    the completion of `renewals`, and completing `renewals dlq re` offers replay and replays."""
+    readme = (ROOT / "README.md").read_text()
+    [documented] = re.findall(r'`(eval "\$\(_RENEWALS_COMPLETE=bash_source renewals\)")`', readme)
+    script = (
+        f"{documented}\n"
+        "complete -p renewals\n"
+        "COMP_WORDS=(renewals dlq re); COMP_CWORD=2; _renewals_completion renewals\n"
+        'echo "offered: ${COMPREPLY[*]}"\n'
+    )
+    env = {**os.environ, "PATH": f"{Path(sys.executable).parent}{os.pathsep}{os.environ['PATH']}"}
+    done = subprocess.run(["bash", "-c", script], capture_output=True, text=True, env=env, timeout=60)
+    assert done.returncode == 0, done.stderr
+    assert "complete -o nosort -F _renewals_completion renewals" in done.stdout
+    assert done.stdout.splitlines()[-1] == "offered: replay replays"

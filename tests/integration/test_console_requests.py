@@ -55,7 +55,19 @@ HOSTILE = [
 # Forms the console parses by hand (POST /actions/preview): each field is probed like the others.
 HAND_READ_FORMS = {
     "/actions/preview": {
-        "fields": ["reason", "type", "id", "group", "letter", "text", "since", "until", "status", "rate"],
+        "fields": [
+            "reason",
+            "type",
+            "id",
+            "group",
+            "letter",
+            "text",
+            "since",
+            "until",
+            "status",
+            "rate",
+            "at",
+        ],
         "base": {"action": "replay", "scope": "matching", "all": "true"},
     },
 }

@@ -95,16 +95,19 @@ class CommandsContract:
         table = self.ok("groups").stdout
         assert table.splitlines()[0].split()[:3] == ["group", "count", "reason"]
         listed = self.json("list", "--group", groups[1]["group"])
-        assert [row["id"] for row in listed] == ["old-1", "old-2"]
+        assert [row["id"] for row in listed] == ["old-2", "old-1"]  # newest first
 
     def test_text_search_finds_ids_details_and_bodies(self) -> None:
         """--text matches case-insensitively in the detail, the id and the body."""
         self.fill()
         assert [row["id"] for row in self.json("list", "--text", "KEYERROR")] == ["bug-1"]
-        assert [row["id"] for row in self.json("list", "--text", "old-")] == ["old-1", "old-2"]
-        assert [row["id"] for row in self.json("list", "--text", '"type": "ownerchanged"')] == [
+        assert [row["id"] for row in self.json("list", "--text", "old-", "--oldest-first")] == [
             "old-1",
             "old-2",
+        ]
+        assert [row["id"] for row in self.json("list", "--text", '"type": "ownerchanged"')] == [
+            "old-2",
+            "old-1",
         ]
         missing = self.dlq("list", "--text", "nothing like it")
         assert missing.exit_code == 1 and "no dead letter matches --text 'nothing like it'" in missing.stderr
@@ -113,7 +116,7 @@ class CommandsContract:
         """`archive --older-than 30d` takes only the letter failed 40 days ago; it leaves the
         list, shows under --status archived, and its history says who archived it."""
         self.fill()
-        assert self.ok("archive", "--older-than", "30d").stdout.strip() == "archived 1 dead letters"
+        assert self.ok("archive", "--older-than", "30d", "--yes").stdout.strip() == "archived 1 dead letters"
         assert "old-1" not in [row["id"] for row in self.json("list")]
         assert [row["id"] for row in self.json("list", "--status", "archived")] == ["old-1"]
         assert len(self.json("list", "--status", "all")) == 6
@@ -188,6 +191,67 @@ class CommandsContract:
         assert refused.stderr.strip().startswith(f"Error: replay {operation.id} cannot be resumed:")
         assert "letters per second" in refused.stderr and len(refused.stderr.strip().splitlines()) == 1
         assert self.records().operation(operation.id).status == "cancelled"
+
+    def test_archive_lists_first_and_archives_only_with_yes(self) -> None:
+        """Without --yes archive lists what it would take and changes nothing (exit 1, one line
+        naming --yes; with --json the list as one object); with --yes it archives them."""
+        self.fill()
+        dry = self.dlq("archive", "--reason", "invalid_payload")
+        assert dry.exit_code == 1 and "old-1" in dry.stdout and "old-2" in dry.stdout
+        assert dry.stderr.strip() == "Error: would archive 2; nothing archived without --yes"
+        preview = json.loads(self.dlq("archive", "--reason", "invalid_payload", "--json").stdout)
+        assert preview["would_archive"] == 2 and [row["id"] for row in preview["letters"]] == [
+            "old-1",
+            "old-2",
+        ]
+        assert self.json("list", "--status", "archived") == []
+        done = self.json("archive", "--reason", "invalid_payload", "--yes")
+        assert (done["archived"], done["selection"]) == (2, "--reason invalid_payload")
+        assert [row["id"] for row in self.json("list", "--status", "archived")] == ["old-2", "old-1"]
+        [entry] = [e for e in self.json("audit") if e["operation_id"] == done["operation_id"]]
+        assert entry["action"] == "archive" and entry["counts"] == {"archived": 2}
+
+    def test_every_changing_command_says_what_it_did_as_one_json_object(self) -> None:
+        """`note`, `purge --yes` and `cancel` with --json print one JSON object each, naming
+        the audited operation and its counts; `store migrate --json` the versions."""
+        self.fill()
+        noted = self.json("note", "nr-2", "asked billing")
+        assert (noted["noted"], noted["selection"]) == (
+            1,
+            f"#{self.json('list', '--id', 'nr-2')[0]['position']}",
+        )
+        assert any(e["operation_id"] == noted["operation_id"] for e in self.json("audit"))
+        purged = self.json("purge", "--reason", "retries_exhausted", "--yes")
+        assert (purged["purged"], purged["selection"]) == (1, "--reason retries_exhausted")
+        operation = self.records().start_replay(LetterFilter(), actor="ana", rate=5)
+        cancelled = self.json("cancel", operation.id)
+        assert (cancelled["operation"], cancelled["status"]) == (operation.id, "running (cancel requested)")
+        env = {"RENEWALS_STORE_URL": self.url, "RENEWALS_LOG_FORMAT": "json"}
+        migrated = CliRunner().invoke(main, ["store", "migrate", "--json"], env=env)
+        assert migrated.exit_code == 0, migrated.output
+        facts = json.loads(migrated.stdout)
+        assert facts["before"] == facts["after"] and facts["migrated"] is False
+
+    def test_listings_are_newest_first_unless_oldest_first(self) -> None:
+        """`list`, `history`, `replays` and `audit` show the newest first; --oldest-first
+        turns each around; `list --limit N` shows the newest N (the oldest N with --oldest-first)."""
+        self.fill()
+        oldest = [row["position"] for row in self.json("list", "--oldest-first")]
+        assert oldest == sorted(oldest) and [row["position"] for row in self.json("list")] == oldest[::-1]
+        assert [row["position"] for row in self.json("list", "--limit", "2")] == oldest[::-1][:2]
+        assert [row["position"] for row in self.json("list", "--limit", "2", "--oldest-first")] == oldest[:2]
+        self.ok("note", "nr-1", "first")
+        self.ok("note", "nr-1", "second")
+        assert [e["outcome"] for e in self.json("history", "nr-1")] == ["second", "first"]
+        assert [e["outcome"] for e in self.json("history", "nr-1", "--oldest-first")] == ["first", "second"]
+        records = self.records()
+        first = records.start_replay(LetterFilter(), actor="ana", rate=5)
+        second = records.start_replay(LetterFilter(), actor="bob", rate=5)
+        assert [row["operation"] for row in self.json("replays")] == [second.id, first.id]
+        assert [row["operation"] for row in self.json("replays", "--oldest-first")] == [first.id, second.id]
+        newest = self.json("audit")
+        assert [e["at"] for e in newest] == sorted(e["at"] for e in newest)[::-1]
+        assert self.json("audit", "--oldest-first") == newest[::-1]
 
     def test_purge_lists_first_and_keeps_the_history(self) -> None:
         """Without --yes purge lists and changes nothing; with it the letters leave the list

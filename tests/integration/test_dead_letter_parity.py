@@ -41,7 +41,7 @@ def dlq(url: str, *args: str) -> Result:
 def through_the_command(url: str, records: DeadLetterRecords) -> None:
     note_on = records.find("n-1")[0].summary.id
     assert dlq(url, "note", f"#{note_on}", "billing fixes it").exit_code == 0
-    assert dlq(url, "archive", "--id", "a-1").exit_code == 0
+    assert dlq(url, "archive", "--id", "a-1", "--yes").exit_code == 0
     preview = dlq(url, "purge", "--reason", "retries_exhausted")
     assert preview.exit_code == 1 and "would purge 2" in preview.stderr
     assert dlq(url, "purge", "--reason", "retries_exhausted", "--yes").exit_code == 0

@@ -71,7 +71,7 @@ def require_existing_store(settings: Settings) -> None:
             raise Refused(no_store(path))
 
 
-@click.command()
+@click.command(short_help="Run the worker until SIGTERM or SIGINT.")
 @click.option(
     "--processes",
     type=click.IntRange(1, 64),
@@ -88,10 +88,11 @@ def run(processes: int | None, supervised_by: int | None) -> None:
     run_configured(settings)
 
 
-@click.command()
+@click.command(short_help="Publish events from a JSON or NDJSON file.")
 @click.argument("source", type=click.File("r"), metavar="FILE|-")
 @click.option("--no-check", is_flag=True, help="Send events even if the worker would dead-letter them.")
-def send(source: IO[str], no_check: bool) -> None:
+@click.option("--json", "as_json", is_flag=True, help="One JSON object (sent, exchange), for scripts.")
+def send(source: IO[str], no_check: bool, as_json: bool) -> None:
     """Publish events from a JSON or NDJSON FILE (or - for standard input).
 
     Missing CloudEvents attributes (specversion, id, source, time) are filled in, so a
@@ -124,10 +125,13 @@ def send(source: IO[str], no_check: bool) -> None:
         raise click.ClickException(
             f"publishing to {broker} failed: {type(exc).__name__}: {masked(str(exc))}"
         ) from None
+    if as_json:
+        click.echo(json.dumps({"sent": count, "exchange": settings.events_exchange}))
+        return
     click.echo(f"sent {count} event{'' if count == 1 else 's'} to {settings.events_exchange}")
 
 
-@click.command()
+@click.command(short_help="Run the shipped scenario through a worker.")
 @click.option("--timeout", default=20.0, show_default=True, help="Seconds to wait for the results.")
 def demo(timeout: float) -> None:
     """Run the shipped scenario through a real worker and print who was notified.
@@ -154,7 +158,7 @@ def demo(timeout: float) -> None:
     click.echo(f"\nnotifications: {len(result.notifications)}, dead letters: {len(result.dead_letters)}")
 
 
-@click.command()
+@click.command(short_help="Print the events' JSON Schemas.")
 @click.option(
     "--out", type=click.Path(dir_okay=False, writable=True), help="Write to this file instead of stdout."
 )
@@ -167,7 +171,7 @@ def schema(out: str | None) -> None:
         click.echo(text)
 
 
-@click.command()
+@click.command(short_help="Print the contract as an AsyncAPI document.")
 @click.option(
     "--out", type=click.Path(dir_okay=False, writable=True), help="Write to this file instead of stdout."
 )
@@ -186,7 +190,7 @@ def asyncapi(out: str | None) -> None:
         click.echo(text, nl=False)
 
 
-@click.command("topology")
+@click.command("topology", short_help="Print (or declare) the broker topology.")
 @click.option("--declare", "declare_now", is_flag=True, help="Declare it on the configured broker.")
 @click.option(
     "--migrate",
@@ -271,7 +275,9 @@ def topology_command(
             raise click.ClickException(
                 f"declaring on {broker} failed: {type(exc).__name__}: {masked(str(exc))}"
             ) from None
-        click.echo(f"declared on {broker}", err=sys.stderr.isatty())
+        click.echo(
+            f"declared on {broker}", err=as_json or sys.stderr.isatty()
+        )  # --json: one object on stdout
 
 
 def _ask_version(broker: Broker, *, offer_version: bool) -> "BrokerVersion":

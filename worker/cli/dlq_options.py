@@ -10,7 +10,7 @@ from typing import Any
 import click
 
 from worker.cli.core import CannotWork, load_settings, require_existing_store
-from worker.dead_letters import InvalidRate, Routes, check_rate, parse_when
+from worker.dead_letters import InvalidRate, Routes, check_rate, parse_at, parse_when
 from worker.dead_letters.model import STATUSES, LetterFilter, Status, StoredLetter
 from worker.dead_letters.records import DeadLetterRecords
 from worker.redaction import masked
@@ -23,6 +23,14 @@ Command = Callable[..., None]
 def when(_ctx: click.Context, _param: click.Parameter, value: str | None) -> datetime | None:
     try:
         return None if value is None else parse_when(value)
+    except ValueError as exc:
+        raise click.BadParameter(str(exc)) from None
+
+
+def scheduled_for(_ctx: click.Context, _param: click.Parameter, value: str | None) -> datetime | None:
+    """`--at WHEN`: a time with its zone or a delay (+30m), never one already past."""
+    try:
+        return None if value is None else parse_at(value)
     except ValueError as exc:
         raise click.BadParameter(str(exc)) from None
 
@@ -88,7 +96,9 @@ def selection_options(command: Command) -> Command:
             "--group", multiple=True, help="Only this group, as `dlq groups` names it (repeatable)."
         ),
         click.option(
-            "--text", help="Only letters whose ids, type, reason, detail or body start contain TEXT."
+            "--text",
+            help="Only letters with TEXT (any case) in their ids, type, reason, detail or the first"
+            " part of their body.",
         ),
         click.option(
             "--status",
@@ -98,11 +108,20 @@ def selection_options(command: Command) -> Command:
         ),
         click.option("--since", metavar="WHEN", callback=when, help="Failed at or after WHEN."),
         click.option("--until", metavar="WHEN", callback=when, help="Failed before WHEN."),
-        click.option("--limit", type=click.IntRange(min=1), help="At most N, oldest first."),
+        click.option(
+            "--limit",
+            type=click.IntRange(min=1),
+            help="At most N: an action takes the oldest N; `list` shows the newest N.",
+        ),
     ]
     for option in reversed(options):
         wrapper = option(wrapper)
     return wrapper
+
+
+def oldest_first_option(command: Command) -> Command:
+    """`--oldest-first`: the listing commands show the newest first unless it is given."""
+    return click.option("--oldest-first", is_flag=True, help="Oldest first (default: newest first).")(command)
 
 
 def everything_option(command: Command) -> Command:

@@ -153,6 +153,25 @@ def print_report(report: Report, as_json: bool, operation: ReplayOperation) -> N
     click.echo(f"replayed {counts['done']}, skipped {counts['skipped']}, failed {counts['failed']}")
 
 
+def _due(operation: ReplayOperation) -> str:
+    if operation.status != "scheduled" or operation.not_before is None:
+        return ""
+    return f" for {operation.not_before.isoformat(timespec='seconds')}"
+
+
+def print_scheduled(operation: ReplayOperation, as_json: bool) -> None:
+    """After `replay --at`: the operation, when it is due, how to cancel it."""
+    if as_json:
+        click.echo(json.dumps(operation_row(operation), indent=2))
+        return
+    assert operation.not_before is not None
+    click.echo(
+        f"replay {operation.id} of {operation.total} dead letters scheduled for"
+        f" {operation.not_before.isoformat(timespec='seconds')}: a worker runs it then;"
+        f" cancel with `renewals dlq cancel {operation.id}`"
+    )
+
+
 def described(stored: StoredLetter) -> str:
     """What `show` prints: state, properties, headers, the body (pretty when it is JSON),
     then the history and notes.
@@ -249,7 +268,8 @@ def operation_row(operation: ReplayOperation) -> dict[str, Any]:
     return {
         "operation": operation.id,
         "status": operation.status
-        + (" (cancel requested)" if operation.cancel_requested and operation.status == "running" else ""),
+        + (" (cancel requested)" if operation.cancel_requested and operation.status == "running" else "")
+        + _due(operation),
         "by": operation.actor,
         "started": operation.started_at.isoformat(timespec="seconds"),
         "total": operation.total,
@@ -258,6 +278,7 @@ def operation_row(operation: ReplayOperation) -> dict[str, Any]:
         "failed": operation.failed,
         "rate": operation.rate,
         "selection": operation.selection.describe(),
+        "not_before": None if operation.not_before is None else operation.not_before.isoformat(),
     }
 
 

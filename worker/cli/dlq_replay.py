@@ -6,6 +6,7 @@ import sys
 import threading
 from collections.abc import Iterator
 from contextlib import contextmanager
+from datetime import datetime
 from typing import TYPE_CHECKING, Any
 
 import click
@@ -18,10 +19,11 @@ from worker.cli.dlq_options import (
     everything_option,
     matching,
     require_choice,
+    scheduled_for,
     selection_options,
     to_original_option,
 )
-from worker.cli.dlq_output import Progress, print_plans, print_report
+from worker.cli.dlq_output import Progress, print_plans, print_report, print_scheduled
 from worker.dead_letters import (
     DEFAULT_MAX_REPLAYS,
     DeadLetterError,
@@ -49,7 +51,7 @@ if TYPE_CHECKING:
 EXIT_INTERRUPTED = 130  # 128 + SIGINT, as shells report a command ended by Ctrl-C
 
 
-@click.command("replay")
+@click.command("replay", short_help="Replay the selected letters, now or --at.")
 @selection_options
 @everything_option
 @to_original_option
@@ -64,6 +66,13 @@ EXIT_INTERRUPTED = 130  # 128 + SIGINT, as shells report a command ended by Ctrl
 )
 @click.option("--rate", type=Rate(), help="Letters per second (REPLAY_RATE).")
 @click.option("--resume", "resume_id", metavar="OP_ID", help="Take up a cancelled or interrupted replay.")
+@click.option(
+    "--at",
+    metavar="WHEN",
+    callback=scheduled_for,
+    help="Do not replay now: schedule it for WHEN (ISO 8601 with its zone, or +30m, +2h); the"
+    " workers run it then, and `dlq cancel` ends it while it waits.",
+)
 @click.option("--json", "as_json", is_flag=True, help="Machine-readable output.")
 def replay_command(
     selection: LetterFilter,
@@ -74,6 +83,7 @@ def replay_command(
     max_replays: int,
     rate: float | None,
     resume_id: str | None,
+    at: datetime | None,
     as_json: bool,
 ) -> None:
     """Republish the selected dead letters to the worker's input, at most --rate a second.
@@ -88,6 +98,8 @@ def replay_command(
     settings = load_settings()
     if resume_id is None:
         require_choice(selection, everything, "replay")
+    if at is not None and (resume_id is not None or dry_run):
+        raise click.ClickException("--at schedules a new replay: leave out --resume and --dry-run")
     log = logs.get_logger("renewals.dlq")
     with dead_letter_records() as records:
         if dry_run:
@@ -112,9 +124,13 @@ def replay_command(
                     to_original=routes.to_original,
                     force=force,
                     max_replays=max_replays,
+                    at=at,
                 )
         except (UnknownOperation, OperationBusy) as exc:
             raise click.ClickException(str(exc)) from None
+        if operation.status == "scheduled":
+            print_scheduled(operation, as_json)
+            return
         progress = Progress(sys.stderr, operation.id) if sys.stderr.isatty() and not as_json else None
         broker = broker_of(settings)
         report = Report(total=operation.total)

@@ -18,7 +18,7 @@ from worker.tools.tables import render
 COLUMNS = ["#", "notification", "event", "client", "audience", "to", "cc"]
 
 
-@click.command()
+@click.command(short_help="Show the notifications nobody routed.")
 @click.option("--json", "as_json", is_flag=True, help="Each notification's JSON body, one per line.")
 def notifications(as_json: bool) -> None:
     """Show the notifications waiting in the unrouted queue (RENEWALS_UNROUTED_QUEUE).

@@ -15,12 +15,12 @@ from worker.store.configured import open_configured_store
 from worker.tools.owners import described, history_described, ownership
 
 
-@click.group("owners")
+@click.group("owners", short_help="Who owns renewal communication.")
 def owners() -> None:
     """Who owns renewal communication for a partner's clients, as the worker sees it now."""
 
 
-@owners.command()
+@owners.command(short_help="The effective owner, and who hears.")
 @click.option("--partner", "partner_id", required=True, help="Partner id.")
 @click.option("--client", "client_id", help="Client id (without it: the partner-wide default).")
 @click.option("--json", "as_json", is_flag=True, help="One JSON object, for scripts.")

@@ -18,13 +18,14 @@ from worker.store import SCHEMA_VERSION, SchemaTooNew, SqlStore, StoreUnavailabl
 from worker.store.configured import open_configured_store
 
 
-@click.group("store")
+@click.group("store", short_help="The store's schema version; migrating it.")
 def store() -> None:
     """The worker's store (RENEWALS_STORE_URL): its schema version, and migrating it."""
 
 
-@store.command()
-def migrate() -> None:
+@store.command(short_help="Apply the migrations the store is missing.")
+@click.option("--json", "as_json", is_flag=True, help="One JSON object (store, before, after), for scripts.")
+def migrate(as_json: bool) -> None:
     """Apply the schema migrations the store is missing, under the schema lock.
 
     Safe to run while workers are running, and from several places at once: one migrates,
@@ -38,13 +39,16 @@ def migrate() -> None:
         except SchemaTooNew as exc:  # a store of another release, as `renewals run` says: exit 78
             raise CannotWork(str(exc)) from None
     where = masked(settings.store_url)
-    if before == after:
+    if as_json:
+        facts = {"store": where, "before": before, "after": after, "migrated": before != after}
+        click.echo(json.dumps(facts))
+    elif before == after:
         click.echo(f"{where} is at schema version {after}, the latest this release knows: nothing to do")
     else:
         click.echo(f"migrated {where} from schema version {before} to {after}")
 
 
-@store.command()
+@store.command(short_help="The store's schema version and this one's.")
 @click.option("--json", "as_json", is_flag=True, help="One JSON object, for scripts.")
 def status(as_json: bool) -> None:
     """Print the store's schema version beside the one this release needs.

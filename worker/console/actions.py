@@ -10,7 +10,7 @@ from pydantic import BaseModel, Field, field_validator
 
 from worker.console.identity import Identity
 from worker.console.params import VALUES_MAX, Blank, Count, Many, NoteText, RowId, SearchText, Text
-from worker.dead_letters import Plan, Routes
+from worker.dead_letters import Plan, Routes, parse_at
 from worker.dead_letters import actions as use_cases
 from worker.dead_letters import replays as replay_runs
 from worker.dead_letters.model import STATUSES, LetterFilter, ReplayOperation, Status
@@ -100,6 +100,17 @@ class ReplayRequest(BaseModel):
     confirm_no_consumer: bool = Field(
         False, description="replay even though no worker is seen consuming the queue (else 409)"
     )
+    at: datetime | None = Field(
+        None,
+        description="schedule it instead of replaying now: an ISO 8601 time with its zone, or a delay"
+        " like +30m; the workers run it then (docs/dead-letters.md)",
+    )
+
+    @field_validator("at", mode="before")
+    @classmethod
+    def _due(cls, value: Any) -> datetime | None:
+        """A time with its zone or a delay (+30m), never one already past (a 422 saying so)."""
+        return None if value in (None, "") else parse_at(str(value))
 
 
 class NoteRequest(BaseModel):

@@ -108,6 +108,7 @@ def replay(
             force=body.force,
             to_original=body.to_original,
             max_replays=actions.DEFAULT_MAX_REPLAYS,
+            at=body.at,
         )
     except actions.RefusedAction as exc:
         raise HTTPException(422, str(exc)) from None

@@ -2,6 +2,7 @@
 archive or purge, and cancelling or resuming a replay. Each needs the operator role (signing in
 excepted) and the CSRF token, checked on the server."""
 
+from datetime import datetime
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Depends, Form, HTTPException, Request, Response
@@ -23,7 +24,7 @@ from worker.console.pages import selection_of
 from worker.console.params import LetterId, NoteText, ReplayId
 from worker.console.passwords import Throttled, check_password
 from worker.console.render import render
-from worker.dead_letters import InvalidRate, Routes, check_rate
+from worker.dead_letters import InvalidRate, Routes, check_rate, parse_at
 from worker.dead_letters import actions as use_cases
 from worker.dead_letters.records import OperationBusy, UnknownOperation
 from worker.logs import get_logger
@@ -108,6 +109,7 @@ def _preview(request: Request, form: ImmutableMultiDict[str, Any]) -> Response:
         "action": action,
         "selection": selection,
         "rate": rate or console_of(request).settings.replay_rate,
+        "at": str(form.get("at") or "").strip()[:64],
         "count": count,
         "plans": plans,
         "unconsumed": console_of(request).unconsumed() if action == "replay" else None,
@@ -138,6 +140,7 @@ def _confirm(request: Request, who: Identity, form: ImmutableMultiDict[str, Any]
                 force=False,
                 to_original=False,
                 max_replays=actions.DEFAULT_MAX_REPLAYS,
+                at=_at(str(form.get("at") or "").strip()),
             )
             actions.started(who, operation)
             return RedirectResponse(f"/replays/{operation.id}", status_code=303)
@@ -183,6 +186,14 @@ def _action(form: ImmutableMultiDict[str, Any]) -> tuple[str, actions.Selection,
     elif form.get("scope") == "matching":
         selection = selection.model_copy(update={"letter": []})
     return str(action), selection, _rate(str(form.get("rate") or "").strip())
+
+
+def _at(text: str) -> datetime | None:
+    """The form's time to replay at (blank: now); one that is not a time to come is a 422."""
+    try:
+        return parse_at(text) if text else None
+    except ValueError as exc:
+        raise HTTPException(422, f"replay at: {exc}") from None
 
 
 def _rate(text: str) -> float | None:

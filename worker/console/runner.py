@@ -4,6 +4,7 @@ console (or `renewals dlq`) can cancel a replay this process runs, and the rever
 
 import threading
 from collections.abc import Callable
+from datetime import datetime
 
 from worker.broker.endpoints import from_settings
 from worker.console.identity import Identity
@@ -40,7 +41,10 @@ class Runner:
         force: bool,
         to_original: bool,
         max_replays: int,
+        at: datetime | None = None,
     ) -> ReplayOperation:
+        """A replay running in a thread of this process; with `at`, one scheduled for then,
+        which the workers run (worker/dead_letters/schedule.py), not this process."""
         operation = use_cases.start_replay(
             records,
             identity.name,
@@ -49,8 +53,10 @@ class Runner:
             to_original=to_original,
             force=force,
             max_replays=max_replays,
+            at=at,
         )
-        self._spawn(operation, identity)
+        if operation.status == "running":
+            self._spawn(operation, identity)
         return operation
 
     def resume(self, records: DeadLetterRecords, identity: Identity, operation_id: str) -> ReplayOperation:

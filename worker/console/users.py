@@ -113,8 +113,15 @@ class Users:
         self.users[name] = User(name, role, _HASHER.hash(password))
         self._write()
 
+    def set_password(self, name: str, password: str) -> None:
+        """A new password for an existing user (their role stays); the file written again."""
+        if name not in self.users:
+            raise ConsoleRefused(f"no console user {shown_name(name)!r} in {self.path}")
+        self.add(name, self.users[name].role, password)
+
     def remove(self, name: str) -> None:
-        """Remove a user and write the file again (their sessions end at their next request)."""
+        """Remove a user and write the file again (their sessions end at their next request;
+        `renewals console user remove` also ends them in the store at once)."""
         if name not in self.users:
             raise ConsoleRefused(f"no console user {shown_name(name)!r} in {self.path}")
         del self.users[name]

@@ -16,7 +16,7 @@ from worker.dead_letters.replays import (
     run,
 )
 from worker.dead_letters.routing import Routes, destination, target
-from worker.dead_letters.selection import parse_when
+from worker.dead_letters.selection import parse_at, parse_when
 from worker.messaging import REPLAY_COUNT
 
 __all__ = [
@@ -37,6 +37,7 @@ __all__ = [
     "cut",
     "destination",
     "label",
+    "parse_at",
     "parse_when",
     "plan",
     "preview",

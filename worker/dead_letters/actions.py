@@ -9,10 +9,12 @@ back, newest first. The adapters add what is theirs: options and forms, output, 
 import uuid
 from collections.abc import Sequence
 from dataclasses import dataclass, field
+from datetime import datetime
 
 from worker.dead_letters.model import AuditEntry, LetterFilter, ReplayOperation
 from worker.dead_letters.records import DeadLetterRecords
 from worker.dead_letters.replays import check_rate
+from worker.dead_letters.sql import to_us
 
 
 @dataclass(frozen=True)
@@ -86,17 +88,31 @@ def start_replay(
     to_original: bool,
     force: bool,
     max_replays: int,
+    at: datetime | None = None,
 ) -> ReplayOperation:
     """A new replay operation over the selected new letters, running; whoever runs it (the
-    command in the foreground, the console in a thread) writes its audit row when it ends."""
-    return records.start_replay(
+    command in the foreground, the console in a thread) writes its audit row when it ends.
+    With `at`, it is scheduled instead (audited now): the workers run it then
+    (worker/dead_letters/schedule.py)."""
+    operation = records.start_replay(
         selection,
         actor=actor,
         rate=check_rate(rate),
         to_original=to_original,
         force=force,
         max_replays=max_replays,
+        not_before_us=None if at is None else to_us(at),
     )
+    if at is not None:
+        records.audit(
+            "schedule",
+            actor=actor,
+            selection=operation.selection.describe(),
+            counts={"total": operation.total},
+            result=f"scheduled for {at.isoformat(timespec='seconds')}",
+            operation_id=operation.id,
+        )
+    return operation
 
 
 def resume_replay(records: DeadLetterRecords, actor: str, replay_id: str) -> ReplayOperation:
@@ -119,8 +135,10 @@ def resume_replay(records: DeadLetterRecords, actor: str, replay_id: str) -> Rep
 
 
 def cancel_replay(records: DeadLetterRecords, actor: str, replay_id: str) -> ReplayOperation:
-    """Ask a running replay to stop, from any process (UnknownOperation); audited."""
-    return records.request_cancel(replay_id, actor=actor)
+    """Ask a running replay to stop, from any process (UnknownOperation); a scheduled one ends
+    cancelled at once, before anything is sent. Audited."""
+    cancelled = records.cancel_scheduled(replay_id, actor=actor)
+    return cancelled if cancelled is not None else records.request_cancel(replay_id, actor=actor)
 
 
 def audit(records: DeadLetterRecords, *, limit: int = 100, of: str | None = None) -> list[AuditEntry]:

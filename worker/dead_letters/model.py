@@ -26,7 +26,7 @@ RESOLVED: frozenset[Status] = frozenset({"replayed", "purged", "archived"})
 
 HistoryKind = Literal["replayed", "replay_failed", "replay_skipped", "purged", "archived", "note"]
 
-OperationStatus = Literal["running", "cancelled", "finished"]
+OperationStatus = Literal["scheduled", "running", "cancelled", "finished"]
 
 # Headers the broker changes each time it hands the same letter out again: left out of the
 # letter's identity, so a redelivery after a kill between insert and ack is the same letter.
@@ -272,6 +272,7 @@ class ReplayOperation:
     skipped: int = 0
     failed: int = 0
     cancel_requested: bool = False
+    not_before: datetime | None = None  # a scheduled replay waits until then (`--at`)
 
     @property
     def done(self) -> int:

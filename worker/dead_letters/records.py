@@ -28,6 +28,7 @@ from worker.dead_letters.model import (
 )
 from worker.dead_letters.replay_book import OperationBusy, Outline, ReplayBook, UnknownOperation
 from worker.dead_letters.resolutions import Resolutions
+from worker.dead_letters.schedule import RUNNER_LEASE, Schedule
 from worker.dead_letters.trail import Trail
 from worker.store.sql import SqlStore
 
@@ -43,6 +44,7 @@ class DeadLetterRecords:
         self._letters = Letters(store, self._trail)
         self._resolutions = Resolutions(store, self._trail)
         self._replays = ReplayBook(store, self._trail)
+        self._schedule = Schedule(store, self._trail)
 
     # --- arriving and reading: Letters, Trail ---------------------------------------------------
 
@@ -145,6 +147,7 @@ class DeadLetterRecords:
         max_replays: int = 3,
         dry_run: bool = False,
         operation_id: str | None = None,
+        not_before_us: int | None = None,
     ) -> ReplayOperation:
         return self._replays.start_replay(
             selection,
@@ -155,6 +158,7 @@ class DeadLetterRecords:
             max_replays=max_replays,
             dry_run=dry_run,
             operation_id=operation_id,
+            not_before_us=not_before_us,
         )
 
     def outlines(self, selection: LetterFilter, *, limit: int) -> list[Outline]:
@@ -186,3 +190,17 @@ class DeadLetterRecords:
 
     def finish(self, operation_id: str, *, actor: str, cancelled: bool = False) -> ReplayOperation:
         return self._replays.finish(operation_id, actor=actor, cancelled=cancelled)
+
+    # --- scheduled replays: Schedule ------------------------------------------------------------
+
+    def any_due(self) -> bool:
+        return self._schedule.any_due()
+
+    def claim_due(self, runner: str, *, lease: float = RUNNER_LEASE) -> ReplayOperation | None:
+        return self._schedule.claim_due(runner, lease=lease)
+
+    def renew_runner(self, operation_id: str, runner: str, *, lease: float) -> bool:
+        return self._schedule.renew(operation_id, runner, lease=lease)
+
+    def cancel_scheduled(self, operation_id: str, *, actor: str) -> ReplayOperation | None:
+        return self._schedule.cancel(operation_id, actor=actor)

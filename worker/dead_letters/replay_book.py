@@ -71,9 +71,11 @@ class ReplayBook:
         max_replays: int = 3,
         dry_run: bool = False,
         operation_id: str | None = None,
+        not_before_us: int | None = None,
     ) -> ReplayOperation:
         """Record a new replay operation over the unresolved letters matching now (frozen:
-        letters arriving later are not in it); status running."""
+        letters arriving later are not in it); status running, or scheduled until
+        `not_before_us` (worker/dead_letters/schedule.py runs it then)."""
         operation_id = operation_id or uuid.uuid4().hex[:12]
         selection = replace(selection, statuses=frozenset({"new"}))
         at_us = now_us()
@@ -87,11 +89,12 @@ class ReplayBook:
             frozen = replace(selection, limit=None, up_to=int(up_to))
             self._store.execute(
                 f"INSERT INTO dead_letter_replays ({OPERATION_COLUMNS})"
-                " VALUES (?, ?, ?, 'running', ?, ?, ?, ?, ?, ?, ?, ?, 0, 0, 0, 0)",
+                " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, 0, 0, 0, 0, ?)",
                 (
                     operation_id,
                     clean(actor),
                     json.dumps(frozen.as_json()),
+                    "running" if not_before_us is None else "scheduled",
                     rate,
                     int(to_original),
                     int(force),
@@ -100,6 +103,7 @@ class ReplayBook:
                     at_us,
                     at_us,
                     int(total),
+                    not_before_us,
                 ),
             )
         return self.operation(operation_id)

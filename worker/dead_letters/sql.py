@@ -30,7 +30,7 @@ FULL_COLUMNS = SUMMARY_COLUMNS + ", body, properties, headers, trace_parent, bod
 HISTORY_COLUMNS = "at_us, kind, actor, operation_id, to_exchange, to_routing_key, outcome, message_id, text"
 OPERATION_COLUMNS = (
     "id, actor, selection, status, rate, to_original, force, max_replays, dry_run, started_at_us,"
-    " updated_at_us, total, replayed, skipped, failed, cancel_requested"
+    " updated_at_us, total, replayed, skipped, failed, cancel_requested, not_before_us"
 )
 AUDIT_COLUMNS = "at_us, actor, action, operation_id, selection, counts, result"
 
@@ -208,6 +208,7 @@ def operation(row: Sequence[Any]) -> ReplayOperation:
         skipped=int(row[13]),
         failed=int(row[14]),
         cancel_requested=bool(row[15]),
+        not_before=from_us(row[16]),
     )
 
 

@@ -32,6 +32,7 @@ class Housekeeping:
         flush: Callable[[], None],
         log: Logger,
         metrics: Metrics,
+        replays: Chore | None = None,
     ) -> None:
         self._store = store
         self._outbox = outbox
@@ -39,6 +40,7 @@ class Housekeeping:
         self._flush = flush
         self._log = log
         self._metrics = metrics
+        self._replays = replays  # due scheduled replays (worker/dead_letters/scheduled_runs.py)
         self._next_look = 0.0
 
     def due(self) -> bool:
@@ -48,14 +50,15 @@ class Housekeeping:
 
     def chores(self, *, nothing_in_flight: bool) -> list[Chore]:
         """The chores to run now, in order: the outbox's deletions once nothing is in flight,
-        the sweep, pruning, and the backlog look when it is due."""
+        the sweep, pruning, and the backlog look (and the look for due scheduled replays) when
+        it is due."""
         due: list[Chore] = []
         if self._outbox.pending_deletions() and nothing_in_flight:
             due.append(self._delete_confirmed)
         due += (self._outbox.orphans, self._prune)
         if time.monotonic() >= self._next_look:
             self._next_look = time.monotonic() + LOOK_EVERY
-            due.append(self._look)
+            due += [self._look] if self._replays is None else [self._look, self._replays]
         return due
 
     def _delete_confirmed(self) -> list[OutboxRow]:

@@ -156,6 +156,17 @@ def _ledger(ints: str, identity: str) -> tuple[str, ...]:
     )
 
 
+def _scheduled_replays(ints: str) -> tuple[str, ...]:
+    """Migration 9 for one backend: replays that wait for a time (`not_before_us`), and the
+    claim a worker's housekeeping takes to run one (worker/dead_letters/schedule.py)."""
+    return (
+        f"ALTER TABLE dead_letter_replays ADD COLUMN not_before_us {ints}",
+        "ALTER TABLE dead_letter_replays ADD COLUMN runner TEXT",
+        f"ALTER TABLE dead_letter_replays ADD COLUMN runner_until_us {ints}",
+        "CREATE INDEX IF NOT EXISTS dead_letter_replays_due ON dead_letter_replays (status, not_before_us)",
+    )
+
+
 MIGRATIONS = (
     # Version 1 is the schema the first release created without a version table; IF NOT
     # EXISTS makes it a no-op on such a store, which is thereby adopted.
@@ -203,6 +214,12 @@ MIGRATIONS = (
         "the reminder ledger and the owner history (who was told what, and why)",
         _ledger("INTEGER", "INTEGER PRIMARY KEY"),
         _ledger("BIGINT", "BIGINT GENERATED ALWAYS AS IDENTITY PRIMARY KEY"),
+    ),
+    SchemaMigration(
+        9,
+        "scheduled replays: a time to wait for, and the claim of the worker that runs one",
+        _scheduled_replays("INTEGER"),
+        _scheduled_replays("BIGINT"),
     ),
 )
 
