@@ -1,5 +1,5 @@
 """`renewals dlq`: the dead letters the worker recorded in its store: list, show, groups,
-history, notes, replay, archive, export and purge."""
+history, notes, replay, edit, archive, export and purge."""
 
 import json
 import sys
@@ -12,6 +12,7 @@ from typing import IO, Any
 import click
 
 from worker import logs
+from worker.cli.dlq_edit import edit_command
 from worker.cli.dlq_options import (
     dead_letter_records,
     everything_option,
@@ -157,6 +158,7 @@ def note(event_id: str, text: str) -> None:
 
 
 dlq.add_command(replay_command)
+dlq.add_command(edit_command)
 
 
 @dlq.command()

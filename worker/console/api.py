@@ -5,7 +5,7 @@ from typing import Annotated, Any, Literal
 
 from fastapi import APIRouter, Depends, HTTPException, Query, Request, Response
 
-from worker.console import actions, shapes
+from worker.console import actions, editor, shapes
 from worker.console.filters import letter_filters
 from worker.console.guard import console_of, require
 from worker.console.health import health
@@ -63,6 +63,17 @@ def add_note(
         return actions.note(console_of(request).records(), who, letter_id, body.text)
     except KeyError:
         raise HTTPException(404, f"no dead letter {letter_id}") from None
+
+
+@router.post("/letters/{letter_id}/edit", summary="Edit a letter and retry it as a copy (when enabled)")
+def edit_letter(
+    request: Request, who: Operator, letter_id: LetterId, body: editor.EditRequest
+) -> dict[str, Any]:
+    console = console_of(request)
+    try:
+        return editor.edit(console.settings, console.records(), who, letter_id, body).as_dict()
+    except editor.EditProblem as exc:
+        raise HTTPException(exc.status, exc.detail()) from None
 
 
 @router.get("/groups", summary="Groups of letters by fingerprint, largest first, with trends")
