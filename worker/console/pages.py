@@ -9,7 +9,7 @@ from fastapi import APIRouter, Depends, HTTPException, Query, Request, Response
 from pydantic import ValidationError
 from starlette.datastructures import ImmutableMultiDict
 
-from worker.console import actions, shapes
+from worker.console import actions, editor, shapes
 from worker.console.filters import letter_filters
 from worker.console.guard import console_of, require
 from worker.console.health import health
@@ -17,6 +17,7 @@ from worker.console.identity import Identity
 from worker.console.params import Blank, LetterId, ReplayId, RowId, Text, one_line
 from worker.console.render import pretty_body, render
 from worker.dead_letters import actions as use_cases
+from worker.dead_letters.editing import EditPolicy, editable
 from worker.dead_letters.model import STATUSES
 from worker.dead_letters.records import UnknownOperation
 from worker.logs import get_logger
@@ -60,10 +61,33 @@ def letters_page(request: Request, _: Viewer, selection: Filters, after: After =
 
 @router.get("/letters/{letter_id}")
 def letter_page(request: Request, _: Viewer, letter_id: LetterId) -> Response:
-    stored = console_of(request).records().get(letter_id)
+    console = console_of(request)
+    records = console.records()
+    stored = records.get(letter_id)
     if stored is None:
         raise HTTPException(404, f"no dead letter {letter_id}")
-    return render(request, "letter.html", {"letter": stored, "body": pretty_body(stored.body)})
+    context = {
+        "letter": stored,
+        "body": pretty_body(stored.body),
+        "edit_refusal": editable(EditPolicy.of(console.settings), stored),  # None: it can be edited
+        "edits": editor.edits_shown(records, letter_id),
+    }
+    return render(request, "letter.html", context)
+
+
+@router.get("/letters/{letter_id}/edit")
+def edit_page(request: Request, _: Operator, letter_id: LetterId) -> Response:
+    """The editor of edit and retry (operators; when RENEWALS_DLQ_EDIT_ENABLED and the type is
+    listed); its form posts to forms.edit_letter."""
+    console = console_of(request)
+    stored = console.records().get(letter_id)
+    if stored is None:
+        raise HTTPException(404, f"no dead letter {letter_id}")
+    refusal = editable(EditPolicy.of(console.settings), stored)
+    if refusal is not None:
+        status = 409 if stored.summary.status != "new" else 403
+        return render(request, "problem.html", {"reason": refusal}, status_code=status)
+    return render(request, "edit.html", editor.page(console.settings, stored))
 
 
 @router.get("/replays")
