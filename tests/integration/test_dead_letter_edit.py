@@ -290,3 +290,47 @@ class _Unused:
 
     def republish(self, exchange: str, routing_key: str, body: bytes, properties: dict[str, Any]) -> None:
         raise AssertionError("nothing may be published")
+
+
+def test_the_console_editor_shows_the_difference_and_sends_only_what_it_showed(
+    setting: Setting, tmp_path: Path
+) -> None:
+    """The letter page offers "Edit and retry" to an operator only, and only when it is on;
+    the editor's form refuses a bad body with the model's errors, shows the difference of a
+    good one without sending it, sends nothing for a body changed after it was shown, and
+    sends what was shown: the letter page then shows its edit's before and after."""
+    client, _ = in_process(
+        tmp_path / "on",
+        [],
+        amqp_url=setting.amqp_url,
+        store_url=setting.store_url,
+        dlq_edit_enabled=True,
+        dlq_edit_types=("OwnerChanged",),
+    )
+    letter_page = f"/letters/{setting.letter_id}"
+    assert "edit-and-retry" not in client.get(letter_page, headers=basic(VIEWER)).text
+    assert client.get(f"{letter_page}/edit", headers=basic(VIEWER)).status_code == 403
+    assert "edit-and-retry" in client.get(letter_page, headers=basic(OPERATOR)).text
+    editor_page = client.get(f"{letter_page}/edit", headers=basic(OPERATOR))
+    assert editor_page.status_code == 200 and "&#34;owner&#34;: &#34;partner&#34;" in editor_page.text
+    assert 'value="tenant"' in editor_page.text and "x-error-reason" in editor_page.text  # editable, locked
+
+    def post(body: dict[str, Any], **fields: str) -> Any:
+        form = {"body": json.dumps(body), "header_name": "tenant", "header_value": "eu-1", **fields}
+        return client.post(f"{letter_page}/edit", data=form, headers=basic(OPERATOR))
+
+    refused = post(STILL_WRONG)
+    assert refused.status_code == 422 and 'id="edit-errors"' in refused.text and "data.owner: " in refused.text
+    shown = post(FIXED)
+    assert shown.status_code == 200 and 'id="edit-send"' in shown.text and "partner_contact" in shown.text
+    previewed = shown.text.split('name="previewed" value="')[1].split('"')[0]
+    changed = post({**FIXED, "subject": "changed after"}, step="send", previewed=previewed)
+    assert changed.status_code == 200 and 'id="edit-diff"' in changed.text  # shown again, not sent
+    assert setting.status() == "new" and setting.client.quiet(setting.seen, 0.3)
+    sent = post(FIXED, step="send", previewed=previewed)
+    assert sent.status_code == 303 and sent.headers["location"] == letter_page
+    setting.client.take(setting.seen, 1)
+    page = client.get(letter_page, headers=basic(OPERATOR)).text
+    assert setting.status() == "replayed" and "edit-record" in page and "partner_contact" in page
+    off, _ = in_process(tmp_path / "off", [], amqp_url=setting.amqp_url, store_url=setting.store_url)
+    assert "edit-and-retry" not in off.get(letter_page, headers=basic(OPERATOR)).text
