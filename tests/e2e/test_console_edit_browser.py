@@ -107,6 +107,7 @@ def test_an_edit_refused_by_the_model_then_accepted_resolves_the_original(
     assert "edited" in text(browser, "history")
     edit_record = browser.find_element(By.CSS_SELECTOR, "pre.edit-diff").text
     assert '+    "partner_contact": {' in edit_record and '"owner": "partner"' in edit_record
+    browser.execute_script("document.querySelector('pre.edit-diff').scrollIntoView({block: 'center'})")
     shot(browser, "edited-letter")
     [record] = scene.records.edits(letter_id)
     assert json.loads(record.body_after) == fixed and json.loads(record.body_before) == broken
