@@ -182,6 +182,12 @@ def test_an_accepted_edit_is_a_copy_under_a_new_message_id_and_resolves_the_orig
     assert json.loads(record.body_before) == BROKEN and json.loads(record.body_after) == FIXED
     assert record.headers_before["tenant"] == "eu-1" and record.headers_after["tenant"] == "eu-2"
     assert '+    "partner_contact": {' in done["diff"] and "+tenant: eu-2" in done["diff"]
+    shown = CliRunner().invoke(main, ["dlq", "edits", "oc-1", "--json"], env=setting.env())
+    assert shown.exit_code == 0, shown.output
+    [document] = json.loads(shown.stdout)
+    assert json.loads(document["before"]["body"]) == BROKEN and json.loads(document["after"]["body"]) == FIXED
+    assert document["after"]["headers"]["x-replay-of-letter"] == setting.letter_id
+    assert (document["message_id"], document["diff"]) == (done["message_id"], done["diff"])
 
 
 def test_a_copy_the_broker_does_not_take_leaves_the_letter_as_it_was(
@@ -269,6 +275,9 @@ def test_the_api_refuses_with_the_model_s_errors_then_accepts(setting: Setting, 
     [(_, properties, _)] = setting.client.take(setting.seen, 1)
     assert properties.message_id == accepted.json()["message_id"]
     assert setting.status() == "replayed"
+    [document] = client.get(f"/api/letters/{setting.letter_id}/edits", headers=basic(VIEWER)).json()["edits"]
+    assert json.loads(document["after"]["body"]) == FIXED and document["actor"] == OPERATOR[0]
+    assert document["message_id"] == accepted.json()["message_id"]
     again = client.post(path, json={"body": FIXED}, headers=basic(OPERATOR))
     assert (
         again.status_code == 409 and "only a new letter can be edited" in again.json()["detail"]["errors"][0]
@@ -320,7 +329,9 @@ def test_the_console_editor_shows_the_difference_and_sends_only_what_it_showed(
         return client.post(f"{letter_page}/edit", data=form, headers=basic(OPERATOR))
 
     refused = post(STILL_WRONG)
-    assert refused.status_code == 422 and 'id="edit-errors"' in refused.text and "data.owner: " in refused.text
+    assert (
+        refused.status_code == 422 and 'id="edit-errors"' in refused.text and "data.owner: " in refused.text
+    )
     shown = post(FIXED)
     assert shown.status_code == 200 and 'id="edit-send"' in shown.text and "partner_contact" in shown.text
     previewed = shown.text.split('name="previewed" value="')[1].split('"')[0]

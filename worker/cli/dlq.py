@@ -12,7 +12,7 @@ from typing import IO, Any
 import click
 
 from worker import logs
-from worker.cli.dlq_edit import edit_command
+from worker.cli.dlq_edit import edit_command, edits_command
 from worker.cli.dlq_options import (
     dead_letter_records,
     everything_option,
@@ -159,6 +159,7 @@ def note(event_id: str, text: str) -> None:
 
 dlq.add_command(replay_command)
 dlq.add_command(edit_command)
+dlq.add_command(edits_command)
 
 
 @dlq.command()

@@ -1,6 +1,7 @@
 """`renewals dlq edit`: change a dead letter's JSON body (and headers that are not ours), see the
 difference, and send it back to the worker as a copy under a new message id
-(`worker.dead_letters.editing` does it, for the console too)."""
+(`worker.dead_letters.editing` does it, for the console too); `renewals dlq edits`: what was
+edited, before and after."""
 
 import json
 import sys
@@ -12,7 +13,7 @@ from worker import logs
 from worker.cli.core import CannotWork, broker_of, load_settings
 from worker.cli.dlq_options import dead_letter_records, find_one
 from worker.dead_letters import DeadLetterError, ReplayPublisher, actions, audit, user
-from worker.dead_letters.editing import DISABLED, EditPolicy, EditRefused
+from worker.dead_letters.editing import DISABLED, EditPolicy, EditRefused, edit_document
 from worker.redaction import masked
 
 READ_AT_MOST = 16 * 1024 * 1024  # bytes of --body-file read; the model refuses far less (MAX_BODY_BYTES)
@@ -129,3 +130,26 @@ def _refused(exc: EditRefused, letter_id: int) -> NoReturn:
         for problem in exc.problems[:-1]:
             click.echo(problem, err=True)
     raise click.ClickException(exc.problems[-1])
+
+
+@click.command("edits")
+@click.argument("letter", metavar="ID")
+@click.option("--json", "as_json", is_flag=True, help="A JSON array, whole both ways, for scripts.")
+def edits_command(letter: str, as_json: bool) -> None:
+    """The edits of a dead letter (all letters of the event id, or #N): who sent which edited
+    copy when, and the before and after (the difference; --json: both whole)."""
+    with dead_letter_records() as records:
+        documents = [
+            edit_document(r) for one in find_one(records, letter) for r in records.edits(one.summary.id)
+        ]
+    if as_json:
+        click.echo(json.dumps(documents, indent=2))
+        return
+    if not documents:
+        click.echo(f"{letter} was never edited")
+    for document in documents:
+        click.echo(
+            f"#{document['letter']} {document['at']} {document['actor']}: sent {document['message_id']}"
+            f" to {document['exchange']} / {document['routing_key']} (operation {document['operation_id']})"
+        )
+        click.echo("\n".join(document["diff"]) or "no change")

@@ -13,6 +13,7 @@ from worker.console.identity import Identity
 from worker.console.params import Blank, LetterId, ReplayId, RowId, Text
 from worker.dead_letters import InvalidRate, Routes
 from worker.dead_letters import actions as use_cases
+from worker.dead_letters.editing import edit_document
 from worker.dead_letters.model import Status
 from worker.dead_letters.records import OperationBusy, UnknownOperation
 
@@ -74,6 +75,14 @@ def edit_letter(
         return editor.edit(console.settings, console.records(), who, letter_id, body).as_dict()
     except editor.EditProblem as exc:
         raise HTTPException(exc.status, exc.detail()) from None
+
+
+@router.get("/letters/{letter_id}/edits", summary="A letter's confirmed edits, before and after, whole")
+def letter_edits(request: Request, _: Viewer, letter_id: LetterId) -> dict[str, Any]:
+    records = console_of(request).records()
+    if records.get(letter_id) is None:
+        raise HTTPException(404, f"no dead letter {letter_id}")
+    return {"edits": [edit_document(record) for record in records.edits(letter_id)]}
 
 
 @router.get("/groups", summary="Groups of letters by fingerprint, largest first, with trends")

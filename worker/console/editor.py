@@ -21,10 +21,10 @@ from worker.dead_letters.editing import (
     EditPolicy,
     EditRefused,
     Refusal,
-    diff,
     editable_headers,
     locked,
     pretty,
+    record_diff,
 )
 from worker.dead_letters.model import StoredLetter
 from worker.dead_letters.records import DeadLetterRecords
@@ -187,17 +187,4 @@ def diff_rows(lines: Sequence[str]) -> list[tuple[str, str]]:
 
 def edits_shown(records: DeadLetterRecords, letter_id: int) -> list[dict[str, Any]]:
     """The letter's confirmed edits, each with its before-and-after difference, for its page."""
-    return [
-        {
-            "edit": record,
-            "diff": diff_rows(
-                diff(
-                    record.body_before,
-                    editable_headers(record.headers_before),
-                    record.body_after,
-                    editable_headers(record.headers_after),
-                )
-            ),
-        }
-        for record in records.edits(letter_id)
-    ]
+    return [{"edit": record, "diff": diff_rows(record_diff(record))} for record in records.edits(letter_id)]

@@ -30,6 +30,7 @@ from typing import Any, Literal
 from pydantic import ValidationError
 
 from events import INPUTS, InvalidInput, parse
+from worker.dead_letters import values
 from worker.dead_letters.letter import DeadLetter
 from worker.dead_letters.model import VOLATILE_HEADERS, EditRecord, HistoryEntry, StoredLetter
 from worker.dead_letters.queue import ReplayRefused
@@ -155,10 +156,24 @@ def editable(policy: EditPolicy, letter: StoredLetter) -> str | None:
             f" lists the types that may ({listed})"
         )
     if letter.summary.status != "new":
-        return f"dead letter #{letter.summary.id} is {letter.summary.status}: only a new letter can be edited"
+        return f"{_what_became(letter)}: only a new letter can be edited"
     if letter.body_truncated:
         return f"dead letter #{letter.summary.id}'s body was cut when it was recorded: it cannot be edited"
     return None
+
+
+def _what_became(letter: StoredLetter) -> str:
+    """`dead letter #N was archived by bob at ... (operation ...)`: the latest entry of its
+    history that resolved it, or its status alone."""
+    resolving = [
+        entry for entry in letter.history if entry.kind in ("replayed", "archived", "purged", "edited")
+    ]
+    if not resolving:
+        return f"dead letter #{letter.summary.id} is {letter.summary.status}"
+    last = resolving[-1]
+    operation = f" (operation {last.operation_id})" if last.operation_id else ""
+    when = last.at.isoformat(timespec="seconds")
+    return f"dead letter #{letter.summary.id} was {last.kind} by {last.actor} at {when}{operation}"
 
 
 def draft(
@@ -316,6 +331,37 @@ def diff(
             lineterm="",
         ),
     ]
+
+
+def record_diff(record: EditRecord) -> list[str]:
+    """An edit's before and after as `diff` shows them."""
+    return diff(
+        record.body_before,
+        editable_headers(record.headers_before),
+        record.body_after,
+        editable_headers(record.headers_after),
+    )
+
+
+def edit_document(record: EditRecord) -> dict[str, Any]:
+    """An edit, JSON-safe, whole both ways (the CLI's `dlq edits --json` and the API's)."""
+
+    def side(body: bytes, headers: dict[str, Any]) -> dict[str, Any]:
+        encoding, text = values.body_text(body)
+        return {"headers": values.plain(headers), "body_encoding": encoding, "body": text}
+
+    return {
+        "operation_id": record.operation_id,
+        "letter": record.letter_id,
+        "at": record.at.isoformat(timespec="milliseconds"),
+        "actor": record.actor,
+        "message_id": record.message_id,
+        "exchange": record.to[0],
+        "routing_key": record.to[1],
+        "before": side(record.body_before, record.headers_before),
+        "after": side(record.body_after, record.headers_after),
+        "diff": record_diff(record),
+    }
 
 
 def pretty(body: bytes) -> str:
