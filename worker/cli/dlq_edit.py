@@ -14,6 +14,7 @@ from worker.cli.core import CannotWork, broker_of, load_settings
 from worker.cli.dlq_options import dead_letter_records, find_one
 from worker.dead_letters import DeadLetterError, ReplayPublisher, actions, audit, user
 from worker.dead_letters.editing import DISABLED, EditPolicy, EditRefused, edit_document
+from worker.printable import printable
 from worker.redaction import masked
 
 READ_AT_MOST = 16 * 1024 * 1024  # bytes of --body-file read; the model refuses far less (MAX_BODY_BYTES)
@@ -69,7 +70,8 @@ def edit_command(
         except EditRefused as exc:
             _refused(exc, letter_id)
         if not as_json:
-            click.echo("\n".join(draft.diff()) or "no change: the copy is sent as the letter came")
+            shown = [printable(line) for line in draft.diff()]  # the message's text, escaped for the terminal
+            click.echo("\n".join(shown) or "no change: the copy is sent as the letter came")
         if not yes:
             if body_file is sys.stdin.buffer or getattr(body_file, "name", None) == "<stdin>":
                 raise click.ClickException("the body came from standard input: add --yes to send it")
@@ -121,15 +123,15 @@ def _refused(exc: EditRefused, letter_id: int) -> NoReturn:
         raise CannotWork(exc.problems[0])
     if exc.refusal == "invalid":
         for problem in exc.problems:
-            click.echo(problem, err=True)
+            click.echo(printable(problem), err=True)
         raise click.ClickException(
             f"the edited body of #{letter_id} is refused by the event's model"
             f" ({len(exc.problems)} problem{'s' if len(exc.problems) > 1 else ''} above): nothing sent"
         )
     if len(exc.problems) > 1:
         for problem in exc.problems[:-1]:
-            click.echo(problem, err=True)
-    raise click.ClickException(exc.problems[-1])
+            click.echo(printable(problem), err=True)
+    raise click.ClickException(printable(exc.problems[-1]))
 
 
 @click.command("edits")
@@ -148,8 +150,7 @@ def edits_command(letter: str, as_json: bool) -> None:
     if not documents:
         click.echo(f"{letter} was never edited")
     for document in documents:
-        click.echo(
-            f"#{document['letter']} {document['at']} {document['actor']}: sent {document['message_id']}"
-            f" to {document['exchange']} / {document['routing_key']} (operation {document['operation_id']})"
-        )
-        click.echo("\n".join(document["diff"]) or "no change")
+        head = f"#{document['letter']} {document['at']} {document['actor']}: sent {document['message_id']}"
+        where = f"{document['exchange']} / {document['routing_key']} (operation {document['operation_id']})"
+        click.echo(printable(f"{head} to {where}"))
+        click.echo("\n".join(printable(line) for line in document["diff"]) or "no change")
