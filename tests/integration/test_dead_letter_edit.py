@@ -345,3 +345,37 @@ def test_the_console_editor_shows_the_difference_and_sends_only_what_it_showed(
     assert setting.status() == "replayed" and "edit-record" in page and "partner_contact" in page
     off, _ = in_process(tmp_path / "off", [], amqp_url=setting.amqp_url, store_url=setting.store_url)
     assert "edit-and-retry" not in off.get(letter_page, headers=basic(OPERATOR)).text
+
+
+def test_the_command_shows_the_difference_and_asks_before_sending(setting: Setting, tmp_path: Path) -> None:
+    """Without --yes the command prints the difference and asks: "n" sends nothing; a body on
+    standard input needs --yes; "y" sends it."""
+    declined = CliRunner().invoke(
+        main,
+        ["dlq", "edit", f"#{setting.letter_id}", "--body-file", str(_written(tmp_path, FIXED))],
+        env=setting.env(),
+        input="n\n",
+    )
+    assert declined.exit_code == 1, declined.output
+    assert '+    "partner_contact": {' in declined.stdout and "nothing sent" in declined.stderr
+    piped = CliRunner().invoke(
+        main, ["dlq", "edit", "oc-1", "--body-file", "-"], env=setting.env(), input=json.dumps(FIXED)
+    )
+    assert piped.exit_code == 1 and "add --yes to send it" in piped.stderr
+    assert setting.status() == "new" and setting.client.quiet(setting.seen, 0.3)
+    accepted = CliRunner().invoke(
+        main,
+        ["dlq", "edit", "oc-1", "--body-file", str(_written(tmp_path, FIXED))],
+        env=setting.env(),
+        input="y\n",
+    )
+    assert accepted.exit_code == 0, accepted.output
+    assert f"#{setting.letter_id} is replayed" in accepted.stdout
+    setting.client.take(setting.seen, 1)
+    assert setting.status() == "replayed"
+
+
+def _written(folder: Path, document: dict[str, Any]) -> Path:
+    path = folder / "body.json"
+    path.write_text(json.dumps(document))
+    return path
