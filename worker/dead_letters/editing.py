@@ -146,19 +146,28 @@ def editable_headers(headers: Mapping[str, Any]) -> dict[str, Any]:
 
 def editable(policy: EditPolicy, letter: StoredLetter) -> str | None:
     """Why the letter cannot be edited (None: it can): the console hides its button then."""
+    refused = _refusal(policy, letter)
+    return None if refused is None else refused[1]
+
+
+def _refusal(policy: EditPolicy, letter: StoredLetter) -> tuple[Refusal, str] | None:
+    """Which guardrail refuses the letter, and the line that says so."""
     if not policy.enabled:
-        return DISABLED
+        return "disabled", DISABLED
     event_type = letter.summary.event_type
     if event_type is None or event_type not in policy.types:
         listed = ", ".join(sorted(policy.types)) or "none"
-        return (
+        return "not_allowed", (
             f"dead letters of type {event_type or '(none)'} may not be edited: RENEWALS_DLQ_EDIT_TYPES"
             f" lists the types that may ({listed})"
         )
     if letter.summary.status != "new":
-        return f"{_what_became(letter)}: only a new letter can be edited"
+        return "moved", f"{_what_became(letter)}: only a new letter can be edited"
     if letter.body_truncated:
-        return f"dead letter #{letter.summary.id}'s body was cut when it was recorded: it cannot be edited"
+        return (
+            "not_allowed",
+            f"dead letter #{letter.summary.id}'s body was cut when it was recorded: it cannot be edited",
+        )
     return None
 
 
@@ -190,9 +199,9 @@ def draft(
     letter = records.get(letter_id)
     if letter is None:
         raise EditRefused("not_found", [f"no dead letter #{letter_id}"])
-    why = editable(policy, letter)
-    if why is not None:
-        raise EditRefused("moved" if letter.summary.status != "new" else "not_allowed", [why])
+    refused = _refusal(policy, letter)
+    if refused is not None:
+        raise EditRefused(refused[0], [refused[1]])
     read = as_dead_letter(letter)
     to = destination(read, policy.routes)
     if isinstance(to, str):
