@@ -22,7 +22,7 @@ from support.letters import new_letter
 from support.services import brokers_under_test, postgres_base_url
 from worker.broker.endpoints import from_settings
 from worker.dead_letters import ReplayPublisher, actions
-from worker.dead_letters.editing import EditPolicy
+from worker.dead_letters.guardrails import EditPolicy
 from worker.dead_letters.model import LetterFilter
 from worker.dead_letters.records import DeadLetterRecords
 from worker.logs import get_logger

@@ -17,7 +17,7 @@ from support.console import OPERATOR, VIEWER, basic, in_process
 from support.letters import new_letter
 from worker.cli import main
 from worker.dead_letters import actions
-from worker.dead_letters.editing import EditPolicy, EditRefused
+from worker.dead_letters.guardrails import EditPolicy, EditRefused
 from worker.dead_letters.model import LetterFilter
 from worker.dead_letters.records import DeadLetterRecords
 from worker.settings import Settings

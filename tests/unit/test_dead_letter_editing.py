@@ -6,7 +6,8 @@ import json
 import pytest
 
 from worker.console.editor import digest, form_changes
-from worker.dead_letters.editing import diff, locked
+from worker.dead_letters.edit_diff import diff
+from worker.dead_letters.guardrails import locked
 from worker.settings import ConfigurationError, load_settings
 
 

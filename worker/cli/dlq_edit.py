@@ -13,7 +13,8 @@ from worker import logs
 from worker.cli.core import CannotWork, broker_of, load_settings
 from worker.cli.dlq_options import dead_letter_records, find_one
 from worker.dead_letters import DeadLetterError, ReplayPublisher, actions, audit, user
-from worker.dead_letters.editing import DISABLED, EditPolicy, EditRefused, edit_document
+from worker.dead_letters.edit_diff import edit_document
+from worker.dead_letters.guardrails import DISABLED, EditPolicy, EditRefused
 from worker.printable import printable
 from worker.redaction import masked
 

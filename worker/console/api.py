@@ -13,7 +13,7 @@ from worker.console.identity import Identity
 from worker.console.params import Blank, LetterId, ReplayId, RowId, Text
 from worker.dead_letters import InvalidRate, Routes
 from worker.dead_letters import actions as use_cases
-from worker.dead_letters.editing import edit_document
+from worker.dead_letters.edit_diff import edit_document
 from worker.dead_letters.model import Status
 from worker.dead_letters.records import OperationBusy, UnknownOperation
 

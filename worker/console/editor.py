@@ -13,18 +13,16 @@ from worker.broker.endpoints import from_settings
 from worker.console.identity import Identity
 from worker.dead_letters import DeadLetterError, ReplayPublisher, as_dead_letter, destination, target
 from worker.dead_letters import actions as use_cases
-from worker.dead_letters.editing import (
+from worker.dead_letters.edit_diff import pretty, record_diff
+from worker.dead_letters.editing import Draft, Edited
+from worker.dead_letters.guardrails import (
     MAX_HEADER_NAME_BYTES,
     MAX_HEADER_VALUE_CHARS,
-    Draft,
-    Edited,
     EditPolicy,
     EditRefused,
     Refusal,
     editable_headers,
     locked,
-    pretty,
-    record_diff,
 )
 from worker.dead_letters.model import StoredLetter
 from worker.dead_letters.records import DeadLetterRecords

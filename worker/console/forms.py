@@ -25,7 +25,7 @@ from worker.console.passwords import Throttled, check_password
 from worker.console.render import render
 from worker.dead_letters import InvalidRate, Routes, as_dead_letter, check_rate
 from worker.dead_letters import actions as use_cases
-from worker.dead_letters.editing import editable_headers
+from worker.dead_letters.guardrails import editable_headers
 from worker.dead_letters.records import OperationBusy, UnknownOperation
 from worker.logs import get_logger
 

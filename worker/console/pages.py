@@ -17,7 +17,7 @@ from worker.console.identity import Identity
 from worker.console.params import Blank, LetterId, ReplayId, RowId, Text, one_line
 from worker.console.render import pretty_body, render
 from worker.dead_letters import actions as use_cases
-from worker.dead_letters.editing import EditPolicy, editable
+from worker.dead_letters.guardrails import EditPolicy, editable
 from worker.dead_letters.model import STATUSES
 from worker.dead_letters.records import UnknownOperation
 from worker.logs import get_logger

@@ -12,7 +12,8 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 
 from worker.dead_letters import editing
-from worker.dead_letters.editing import Draft, Edited, EditPolicy
+from worker.dead_letters.editing import Draft, Edited
+from worker.dead_letters.guardrails import EditPolicy
 from worker.dead_letters.model import AuditEntry, LetterFilter, ReplayOperation
 from worker.dead_letters.records import DeadLetterRecords
 from worker.dead_letters.replays import Republisher, check_rate
