@@ -31,6 +31,7 @@ DEAD_LETTER_ID = "x-dead-letter-id"  # this dead letter's own identity: the stor
 REPLAY_COUNT = "x-replay-count"  # written by `renewals dlq replay`
 REPLAY_OF_LETTER = "x-replay-of-letter"  # the dead letter's id a replayed (or edited) copy came from
 REPLAY_OPERATION = "x-replay-operation"  # the replay operation that sent it
+EDITED_FROM_MESSAGE_ID = "x-edited-from-message-id"  # an edited copy: the original's message id
 
 OUTPUT_CONTENT_TYPE = "application/cloudevents+json"
 PERSISTENT = 2

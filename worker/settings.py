@@ -19,7 +19,7 @@ from pydantic import (
 )
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict, SettingsError
 
-from events import DEFAULT_MAX_FUTURE
+from events import DEFAULT_MAX_FUTURE, INPUTS
 from worker.broker.endpoints import Broker
 from worker.printable import printable
 from worker.redaction import masked
@@ -110,6 +110,21 @@ def _http_url(value: str | None) -> str | None:
 def _pairs(value: Any) -> Any:
     """A JSON object as (key, value) pairs: a mapping would make the frozen settings unhashable."""
     return tuple(sorted(value.items())) if isinstance(value, dict) else value
+
+
+def _event_types(value: Any) -> Any:
+    """Event types, comma-separated (`OwnerChanged,RenewalApproaching`) or a JSON list; each one
+    the worker consumes."""
+    if isinstance(value, str):
+        value = json.loads(value) if value.strip().startswith("[") else value.split(",")
+    if not isinstance(value, (list, tuple)):
+        return value
+    names = tuple(str(name).strip() for name in value if str(name).strip())
+    known = sorted(kind.type for kind in INPUTS)
+    unknown = [name for name in names if name not in known]
+    if unknown:
+        raise ValueError(f"{unknown[0]!r} is not an event type the worker consumes; write some of {known}")
+    return tuple(sorted(set(names)))
 
 
 class Settings(BaseSettings):
@@ -205,6 +220,12 @@ class Settings(BaseSettings):
         le=MAX_REPLAY_RATE,
         allow_inf_nan=False,
         description="dead letters a replay publishes per second unless --rate says otherwise",
+    )
+    dlq_edit_enabled: bool = Field(
+        False, description="operators may edit a dead letter's body and headers and retry it (off by default)"
+    )
+    dlq_edit_types: Annotated[tuple[str, ...], NoDecode, BeforeValidator(_event_types)] = Field(
+        (), description="the event types an edit may touch, comma-separated (none until listed)"
     )
     confirm_timeout: Seconds = 15.0
     shutdown_grace: Seconds = 30.0

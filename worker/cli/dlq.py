@@ -1,5 +1,5 @@
 """`renewals dlq`: the dead letters the worker recorded in its store: list, show, groups,
-history, notes, replay, archive, export and purge."""
+history, notes, replay, edit, archive, export and purge."""
 
 import json
 import sys
@@ -13,6 +13,7 @@ from typing import IO, Any, NoReturn
 import click
 
 from worker import logs
+from worker.cli.dlq_edit import edit_command, edits_command
 from worker.cli.dlq_options import (
     dead_letter_records,
     everything_option,
@@ -185,6 +186,8 @@ def note(event_id: str, text: str, as_json: bool) -> None:
 
 
 dlq.add_command(replay_command)
+dlq.add_command(edit_command)
+dlq.add_command(edits_command)
 
 
 @dlq.command(short_help="Archive the selected letters (with --yes).")

@@ -6,7 +6,7 @@ from typing import Annotated, Any, Literal
 
 from fastapi import APIRouter, Depends, HTTPException, Path, Query, Request, Response
 
-from worker.console import actions, shapes
+from worker.console import actions, editor, shapes
 from worker.console.filters import letter_filters, reminder_filters
 from worker.console.guard import console_of, require
 from worker.console.history import received_first
@@ -14,6 +14,7 @@ from worker.console.identity import Identity
 from worker.console.params import Blank, LetterId, ReplayId, RowId, Text
 from worker.dead_letters import InvalidRate, Routes
 from worker.dead_letters import actions as use_cases
+from worker.dead_letters.edit_diff import edit_document
 from worker.dead_letters.model import Status
 from worker.dead_letters.records import OperationBusy, UnknownOperation
 from worker.ledger import questions
@@ -72,6 +73,25 @@ def add_note(
         return actions.note(console_of(request).records(), who, letter_id, body.text)
     except KeyError:
         raise HTTPException(404, f"no dead letter {letter_id}") from None
+
+
+@router.post("/letters/{letter_id}/edit", summary="Edit a letter and retry it as a copy (when enabled)")
+def edit_letter(
+    request: Request, who: Operator, letter_id: LetterId, body: editor.EditRequest
+) -> dict[str, Any]:
+    console = console_of(request)
+    try:
+        return editor.edit(console.settings, console.records(), who, letter_id, body).as_dict()
+    except editor.EditProblem as exc:
+        raise HTTPException(exc.status, exc.detail()) from None
+
+
+@router.get("/letters/{letter_id}/edits", summary="A letter's confirmed edits, before and after, whole")
+def letter_edits(request: Request, _: Viewer, letter_id: LetterId) -> dict[str, Any]:
+    records = console_of(request).records()
+    if records.get(letter_id) is None:
+        raise HTTPException(404, f"no dead letter {letter_id}")
+    return {"edits": [edit_document(record) for record in records.edits(letter_id)]}
 
 
 @router.get("/groups", summary="Groups of letters by fingerprint, largest first, with trends")

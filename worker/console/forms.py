@@ -1,6 +1,6 @@
 """The console's forms: sign in and out, notes, the preview and confirmation of a replay,
-archive or purge, and cancelling or resuming a replay. Each needs the operator role (signing in
-excepted) and the CSRF token, checked on the server."""
+archive or purge, cancelling or resuming a replay, and edit and retry. Each needs the operator
+role (signing in excepted) and the CSRF token, checked on the server."""
 
 from datetime import datetime
 from typing import Annotated, Any
@@ -10,7 +10,7 @@ from fastapi.responses import RedirectResponse
 from starlette.concurrency import run_in_threadpool
 from starlette.datastructures import ImmutableMultiDict
 
-from worker.console import actions
+from worker.console import actions, editor
 from worker.console.guard import (
     Denied,
     authenticate_async,
@@ -24,8 +24,9 @@ from worker.console.pages import selection_of
 from worker.console.params import LetterId, NoteText, ReplayId
 from worker.console.passwords import Throttled, check_password
 from worker.console.render import render
-from worker.dead_letters import InvalidRate, Routes, check_rate, parse_at
+from worker.dead_letters import InvalidRate, Routes, as_dead_letter, check_rate, parse_at
 from worker.dead_letters import actions as use_cases
+from worker.dead_letters.guardrails import editable_headers
 from worker.dead_letters.records import OperationBusy, UnknownOperation
 from worker.logs import get_logger
 
@@ -84,6 +85,43 @@ def add_note(request: Request, who: Operator, letter_id: LetterId, text: Note) -
         actions.note(console_of(request).records(), who, letter_id, text)
     except KeyError:
         raise HTTPException(404, f"no dead letter {letter_id}") from None
+    return RedirectResponse(f"/letters/{letter_id}", status_code=303)
+
+
+@router.post("/letters/{letter_id}/edit")
+async def edit_letter(request: Request, who: Operator, letter_id: LetterId) -> Response:
+    return await run_in_threadpool(_edit_letter, request, who, letter_id, await request.form())
+
+
+def _edit_letter(
+    request: Request, who: Identity, letter_id: int, form: ImmutableMultiDict[str, Any]
+) -> Response:
+    """Check the edited body and headers and show the difference; send only what was shown
+    (`previewed` names it), then back to the letter, now replayed with its edit."""
+    console = console_of(request)
+    records = console.records()
+    stored = records.get(letter_id)
+    if stored is None:
+        raise HTTPException(404, f"no dead letter {letter_id}")
+    body = str(form.get("body") or "")
+    names = [str(v) for v in form.getlist("header_name")]
+    values = [str(v) for v in form.getlist("header_value")]
+    rows = [(name, value) for name, value in zip(names, values, strict=False) if name.strip()]
+    changes = editor.form_changes(editable_headers(as_dead_letter(stored).headers), names, values)
+    shown = editor.digest(body, changes)
+    try:
+        draft = editor.checked(
+            console.settings, records, letter_id, body.encode("utf-8", "surrogatepass"), changes
+        )
+        if form.get("step") != "send" or form.get("previewed") != shown:
+            context = editor.page(
+                console.settings, stored, body_text=body, rows=rows, shown=draft.diff(), previewed=shown
+            )
+            return render(request, "edit.html", context)
+        editor.send(console.settings, records, who, draft)
+    except editor.EditProblem as exc:
+        context = editor.page(console.settings, stored, body_text=body, rows=rows, errors=exc.problems)
+        return render(request, "edit.html", context, status_code=exc.status)
     return RedirectResponse(f"/letters/{letter_id}", status_code=303)
 
 

@@ -11,7 +11,7 @@ from fastapi import APIRouter, Depends, HTTPException, Query, Request, Response
 from pydantic import ValidationError
 from starlette.datastructures import ImmutableMultiDict
 
-from worker.console import actions, charts
+from worker.console import actions, charts, editor
 from worker.console.filters import letter_filters, reminder_filters
 from worker.console.guard import console_of, require
 from worker.console.history import received_first
@@ -19,6 +19,7 @@ from worker.console.identity import Identity
 from worker.console.params import Blank, LetterId, ReplayId, RowId, Text, one_line
 from worker.console.render import pretty_body, render
 from worker.dead_letters import actions as use_cases
+from worker.dead_letters.guardrails import EditPolicy, editable
 from worker.dead_letters.model import STATUSES
 from worker.dead_letters.records import UnknownOperation
 from worker.ledger import questions
@@ -80,7 +81,8 @@ def letters_page(request: Request, _: Viewer, selection: Filters, after: After =
 
 @router.get("/letters/{letter_id}")
 def letter_page(request: Request, _: Viewer, letter_id: LetterId, selection: Filters) -> Response:
-    records = console_of(request).records()
+    console = console_of(request)
+    records = console.records()
     stored = records.get(letter_id)
     if stored is None:
         raise HTTPException(404, f"no dead letter {letter_id}")
@@ -95,8 +97,25 @@ def letter_page(request: Request, _: Viewer, letter_id: LetterId, selection: Fil
         "previous": newer[0].id if newer else None,
         "next": older[0].id if older else None,
         "query": _query(selection),
+        "edit_refusal": editable(EditPolicy.of(console.settings), stored),  # None: it can be edited
+        "edits": editor.edits_shown(records, letter_id),
     }
     return render(request, "letter.html", context)
+
+
+@router.get("/letters/{letter_id}/edit")
+def edit_page(request: Request, _: Operator, letter_id: LetterId) -> Response:
+    """The editor of edit and retry (operators; when RENEWALS_DLQ_EDIT_ENABLED and the type is
+    listed); its form posts to forms.edit_letter."""
+    console = console_of(request)
+    stored = console.records().get(letter_id)
+    if stored is None:
+        raise HTTPException(404, f"no dead letter {letter_id}")
+    refusal = editable(EditPolicy.of(console.settings), stored)
+    if refusal is not None:
+        status = 409 if stored.summary.status != "new" else 403
+        return render(request, "problem.html", {"reason": refusal}, status_code=status)
+    return render(request, "edit.html", editor.page(console.settings, stored))
 
 
 @router.get("/replays")

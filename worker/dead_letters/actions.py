@@ -2,18 +2,22 @@
 
 Each takes the actor (a login name, a console user) and writes one audit row under an
 operation id, which it returns: archive, purge, note, export, starting, resuming and cancelling
-a replay (a replay's own row is written when it ends, under the same id). `audit` reads them
+a replay (a replay's own row is written when it ends, under the same id), and edit and retry
+(checked by `draft_edit`, sent by `edit`). `audit` reads them
 back, newest first. The adapters add what is theirs: options and forms, output, a log line.
 """
 
 import uuid
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
 
+from worker.dead_letters import editing
+from worker.dead_letters.editing import Draft, Edited
+from worker.dead_letters.guardrails import EditPolicy
 from worker.dead_letters.model import AuditEntry, LetterFilter, ReplayOperation
 from worker.dead_letters.records import DeadLetterRecords
-from worker.dead_letters.replays import check_rate
+from worker.dead_letters.replays import Republisher, check_rate
 from worker.dead_letters.sql import to_us
 
 
@@ -144,3 +148,21 @@ def cancel_replay(records: DeadLetterRecords, actor: str, replay_id: str) -> Rep
 def audit(records: DeadLetterRecords, *, limit: int = 100, of: str | None = None) -> list[AuditEntry]:
     """The latest audit rows, newest first, whoever acted and from where (`of`: one operation)."""
     return records.audit_log(limit=limit, operation_id=of)
+
+
+def draft_edit(
+    records: DeadLetterRecords,
+    policy: EditPolicy,
+    letter_id: int,
+    body: bytes,
+    header_changes: Mapping[str, str | None] | None = None,
+) -> Draft:
+    """An edit of one letter checked, nothing changed (EditRefused saying why not): see
+    `worker.dead_letters.editing`."""
+    return editing.draft(records, policy, letter_id, body, header_changes)
+
+
+def edit(records: DeadLetterRecords, actor: str, draft: Draft, publisher: Republisher) -> Edited:
+    """Send a checked edit's copy; the original becomes replayed only once the broker confirms
+    it. Audited either way, with the before and after when it was sent."""
+    return editing.publish(records, draft, publisher, actor=actor)

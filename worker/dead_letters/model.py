@@ -24,7 +24,9 @@ Status = Literal["new", "replayed", "purged", "archived"]
 STATUSES: tuple[Status, ...] = ("new", "replayed", "purged", "archived")
 RESOLVED: frozenset[Status] = frozenset({"replayed", "purged", "archived"})
 
-HistoryKind = Literal["replayed", "replay_failed", "replay_skipped", "purged", "archived", "note"]
+HistoryKind = Literal["replayed", "replay_failed", "replay_skipped", "purged", "archived", "note", "edited"]
+# An edited letter becomes `replayed` (a copy of it went back to the worker) once the copy is
+# confirmed; its history says `edited`, and the edit's before and after are an `EditRecord`.
 
 OperationStatus = Literal["scheduled", "running", "cancelled", "finished"]
 
@@ -289,12 +291,29 @@ class Claimed:
 
 
 @dataclass(frozen=True, slots=True)
+class EditRecord:
+    """One confirmed edit of a letter, whole both ways: the body and headers before (as the
+    letter came) and after (as the copy went), the copy's new message id and where it went."""
+
+    letter_id: int
+    operation_id: str
+    at: datetime
+    actor: str
+    body_before: bytes
+    body_after: bytes
+    headers_before: dict[str, Any]
+    headers_after: dict[str, Any]
+    message_id: str
+    to: tuple[str, str]
+
+
+@dataclass(frozen=True, slots=True)
 class AuditEntry:
     """One action, as the audit keeps it: who, what, on which selection, with which result."""
 
     at: datetime
     actor: str
-    action: str  # "replay", "purge", "archive", "note", "export", "cancel"
+    action: str  # "replay", "purge", "archive", "note", "export", "cancel", "edit"
     operation_id: str | None
     selection: str
     counts: dict[str, int]

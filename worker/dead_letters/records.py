@@ -3,7 +3,8 @@
 `DeadLetterRecords(store)` is what the worker's drain, `renewals dlq` and the console use. It
 is made of one recorder per job over the same store, composed here: `Letters` (arriving and
 read), `Resolutions` (notes, archive, purge, pruning), `ReplayBook` (replay operations, their
-claims and leases) and the `Trail` they write to (history and audit). Each call below is one
+claims and leases), `EditBook` (edited letters: held, settled, their before and after) and
+the `Trail` they write to (history and audit). Each call below is one
 part's. Every method is one short transaction of its own; none holds a lock between calls. Two
 processes may use the same store at once: inserts are idempotent, replays claim each letter
 before publishing it (on PostgreSQL with `FOR UPDATE SKIP LOCKED`; on SQLite the write lock
@@ -13,10 +14,12 @@ serialises), and cancelling a replay is a flag on its row that the running repla
 from collections.abc import Iterator, Sequence
 from datetime import datetime
 
+from worker.dead_letters.edits import EditBook, LetterMoved
 from worker.dead_letters.letters import UNRESOLVED, Letters
 from worker.dead_letters.model import (
     AuditEntry,
     Claimed,
+    EditRecord,
     Group,
     HistoryEntry,
     LetterFilter,
@@ -32,7 +35,7 @@ from worker.dead_letters.schedule import RUNNER_LEASE, Schedule
 from worker.dead_letters.trail import Trail
 from worker.store.sql import SqlStore
 
-__all__ = ["UNRESOLVED", "DeadLetterRecords", "OperationBusy", "UnknownOperation"]
+__all__ = ["UNRESOLVED", "DeadLetterRecords", "LetterMoved", "OperationBusy", "UnknownOperation"]
 
 
 class DeadLetterRecords:
@@ -45,6 +48,7 @@ class DeadLetterRecords:
         self._resolutions = Resolutions(store, self._trail)
         self._replays = ReplayBook(store, self._trail)
         self._schedule = Schedule(store, self._trail)
+        self._edits = EditBook(store, self._trail)
 
     # --- arriving and reading: Letters, Trail ---------------------------------------------------
 
@@ -204,3 +208,22 @@ class DeadLetterRecords:
 
     def cancel_scheduled(self, operation_id: str, *, actor: str) -> ReplayOperation | None:
         return self._schedule.cancel(operation_id, actor=actor)
+
+    # --- edits: EditBook ------------------------------------------------------------------------
+
+    def hold_for_edit(self, letter_id: int, operation_id: str, *, lease: float) -> StoredLetter:
+        return self._edits.hold(letter_id, operation_id, lease=lease)
+
+    def settle_edit(self, record: EditRecord, entry: HistoryEntry, *, selection: str, result: str) -> None:
+        self._edits.settle(record, entry, selection=selection, result=result)
+
+    def release_edit(
+        self, letter_id: int, operation_id: str, *, actor: str, selection: str, result: str
+    ) -> None:
+        self._edits.release(letter_id, operation_id, actor=actor, selection=selection, result=result)
+
+    def edits(self, letter_id: int) -> list[EditRecord]:
+        return self._edits.edits(letter_id)
+
+    def edit_record(self, operation_id: str) -> EditRecord | None:
+        return self._edits.edit(operation_id)

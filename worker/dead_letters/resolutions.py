@@ -116,8 +116,8 @@ class Resolutions:
         return len(ids)
 
     def prune_resolved(self, *, resolved_before: datetime, limit: int) -> int:
-        """Delete at most `limit` letters resolved before the time, with their history; how
-        many. Unresolved letters are never pruned."""
+        """Delete at most `limit` letters resolved before the time, with their history and
+        their edits' before and after; how many. Unresolved letters are never pruned."""
         with self._store.transaction():
             ids = [
                 int(row[0])
@@ -130,6 +130,7 @@ class Resolutions:
                 return 0
             one_of, params = self._backend.any_of("bigint", ids)
             self._store.execute(f"DELETE FROM dead_letter_history WHERE letter_id {one_of}", params)
+            self._store.execute(f"DELETE FROM dead_letter_edits WHERE letter_id {one_of}", params)
             self._store.execute(f"DELETE FROM dead_letters WHERE id {one_of}", params)
         return len(ids)
 

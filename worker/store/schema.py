@@ -111,6 +111,19 @@ def _dead_letters(ints: str, blob: str, real: str, identity: str) -> tuple[str, 
     )
 
 
+def _dead_letter_edits(ints: str, blob: str, identity: str) -> tuple[str, ...]:
+    """Migration 10 for one backend: an edited letter's before and after, whole (its body and
+    headers both ways), kept as long as the letter and pruned with it."""
+    return (
+        f"""CREATE TABLE IF NOT EXISTS dead_letter_edits (
+            seq {identity}, letter_id {ints} NOT NULL, operation_id TEXT NOT NULL, at_us {ints} NOT NULL,
+            actor TEXT NOT NULL, body_before {blob} NOT NULL, body_after {blob} NOT NULL,
+            headers_before TEXT NOT NULL, headers_after TEXT NOT NULL, message_id TEXT NOT NULL,
+            to_exchange TEXT NOT NULL, to_routing_key TEXT NOT NULL)""",
+        "CREATE INDEX IF NOT EXISTS dead_letter_edits_letter ON dead_letter_edits (letter_id, seq)",
+    )
+
+
 def _console_sessions(ints: str) -> tuple[str, ...]:
     """Migration 5 for one backend: the console's signed-in sessions, so that they can end."""
     return (
@@ -220,6 +233,12 @@ MIGRATIONS = (
         "scheduled replays: a time to wait for, and the claim of the worker that runs one",
         _scheduled_replays("INTEGER"),
         _scheduled_replays("BIGINT"),
+    ),
+    SchemaMigration(
+        10,
+        "dead letters edited and retried: each edit's before and after (issue 27)",
+        _dead_letter_edits("INTEGER", "BLOB", "INTEGER PRIMARY KEY"),
+        _dead_letter_edits("BIGINT", "BYTEA", "BIGINT GENERATED ALWAYS AS IDENTITY PRIMARY KEY"),
     ),
 )
 
