@@ -303,6 +303,6 @@ def test_a_notification_waiting_in_the_outbox_stops_the_erasure(store: SqlStore,
         )
     before = dump(store)
     assert preview(store, SETTINGS, subject_of(None, people.dora)).pending == 1
-    with pytest.raises(NotificationsPending, match="1 notification naming them"):
+    with pytest.raises(NotificationsPending, match="1 notification naming them still waits"):
         forget(store, SETTINGS, subject_of(None, people.dora), "ops")
     assert dump(store) == before

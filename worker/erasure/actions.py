@@ -26,7 +26,8 @@ class NotificationsPending(ToolError):
 
     def __init__(self, count: int) -> None:
         super().__init__(
-            f"{count} notification{'' if count == 1 else 's'} naming them still wait in the outbox"
+            f"{count} notification{' naming them still waits' if count == 1 else 's naming them still wait'}"
+            " in the outbox"
             " to be published: start a worker (it publishes them within seconds), then run the erasure again"
         )
         self.count = count
