@@ -9,8 +9,11 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 
 import pytest
+from click.testing import CliRunner
 
 from events import Contact
+from worker.cli import main
+from worker.dead_letters import cut
 from worker.dead_letters.actions import archive, note
 from worker.dead_letters.model import STATUSES, LetterFilter, NewLetter
 from worker.dead_letters.records import DeadLetterRecords
@@ -306,3 +309,19 @@ def test_a_notification_waiting_in_the_outbox_stops_the_erasure(store: SqlStore,
     with pytest.raises(NotificationsPending, match="1 notification naming them still waits"):
         forget(store, SETTINGS, subject_of(None, people.dora), "ops")
     assert dump(store) == before
+
+
+def test_a_tombstone_says_erased_in_dlq_show_and_is_never_replayed(
+    store: SqlStore, people: People, store_url: str
+) -> None:
+    """`dlq show` prints "erased ... (operation X)" where the body was, its JSON names the operation, and a replay plan skips the letter as erased."""
+    report = forget(store, SETTINGS, subject_of(None, people.dora), "ops")
+    env = {"RENEWALS_STORE_URL": store_url}
+    shown = CliRunner().invoke(main, ["dlq", "show", event_id(people.client)], env=env)
+    assert shown.exit_code == 0, shown.output
+    assert "erased " in shown.output and f"(operation {report.operation_id})" in shown.output
+    assert people.dora not in shown.output
+    as_json = CliRunner().invoke(main, ["dlq", "show", event_id(people.client), "--json"], env=env)
+    assert json.loads(as_json.stdout)["erased_by"] == report.operation_id
+    tombstone = DeadLetterRecords(store).find(event_id(people.client))[0]
+    assert cut(tombstone) == f"erased by operation {report.operation_id}: never replayed"
