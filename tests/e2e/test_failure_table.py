@@ -93,7 +93,8 @@ DLQ = [
     ("dlq", "cancel", "op-1"),
     ("dlq", "replay", "--all"),
 ]
-READ_STORE = [("store", "status"), ("owners", "show", "--partner", "p1"), *DLQ]
+FORGET = ("forget", "--client", "c-1")
+READ_STORE = [("store", "status"), ("owners", "show", "--partner", "p1"), *DLQ, FORGET]
 OPEN_STORE = [("run",), ("store", "migrate"), *READ_STORE, ("console",)]
 EVERY = [("run",), *BROKER, *OPEN_STORE[1:], ADD, ("console", "user", "remove", "ann")]
 
@@ -113,7 +114,7 @@ TABLE: list[tuple[tuple[str, ...], str]] = [  # no broker is reached: the URL na
     *[(command, "store refused") for command in OPEN_STORE],
     *[
         (command, "store of a later release")
-        for command in [("run",), ("store", "migrate"), *DLQ, ("console",)]
+        for command in [("run",), ("store", "migrate"), *DLQ, FORGET, ("console",)]
     ],
     *[(command, "setting invalid") for command in EVERY],
     (("run",), "port taken"),

@@ -246,8 +246,15 @@ def test_erasing_an_address_leaves_no_trace_keeps_tombstones_and_one_audit_row(
     tombstone = records.find(event_id(people.client))[0]
     assert tombstone.body == b"" and tombstone.summary.status == "archived"
     assert tombstone.erasure is not None and tombstone.erasure.operation_id == report.operation_id
-    assert tombstone.headers == {"x-client": people.client.encode(), "x-first-death-queue": "renewals.worker"}
-    assert tombstone.properties == {"message_id": f"m-{event_id(people.client)}"}
+    assert tombstone.headers == {
+        "x-client": people.client.encode(),
+        "x-contact": subject.pseudonym,
+        "x-first-death-queue": "renewals.worker",
+    }
+    assert tombstone.properties == {
+        "message_id": f"m-{event_id(people.client)}",
+        "reply_to": subject.pseudonym,
+    }
     assert subject.pseudonym in tombstone.summary.detail
     [audit] = store.execute(
         "SELECT operation_id, actor, subject_kind, subject_sha256, counts FROM erasures"

@@ -1,8 +1,8 @@
 """The subject in messages the store holds: the outbox and the dead letters.
 
 A dead letter that names the subject (its body, a header, a property, its detail) becomes a
-tombstone: the body is emptied (its recorded size is kept), every header and property that
-names the subject is dropped, the detail keeps its words with the mention replaced, and a
+tombstone: the body is emptied (its recorded size is kept), headers, properties and the detail
+keep their words with each mention replaced (a header table or list that names it is dropped), and a
 history entry of kind `erased` says when and under which operation. A letter still new is
 archived (there is nothing left to replay); any other keeps its status, so counts stay true.
 
@@ -104,7 +104,7 @@ def _tombstone(
         (b"", headers, properties, detail, search_text, problem, message_id, at_us, letter["id"]),
     )
     was = letter["status"]
-    text = "body and the headers that named the subject erased" + (
+    text = "body erased, every mention of the subject replaced" + (
         "; archived (nothing left to replay)" if was == "new" else f"; still {was}"
     )
     yield Edit(
@@ -128,14 +128,26 @@ def _decoded(text: str | None) -> Any:
 
 
 def _kept(subjects: Sequence[Subject], values: Any) -> dict[str, Any]:
-    """The headers or properties that name none of the subjects."""
+    """The headers or properties without the subjects: text (or bytes) has each mention
+    replaced, so an `x-error-detail` still explains; a table or list that names one is dropped."""
     if not isinstance(values, dict):
         return {}
-    return {
-        name: value
-        for name, value in values.items()
-        if not any(subject.in_value({name: value}) for subject in subjects)
-    }
+    kept: dict[str, Any] = {}
+    for name, value in values.items():
+        if any(subject.mentioned_in(str(name)) for subject in subjects):
+            continue
+        if isinstance(value, str):
+            kept[name] = _scrubbed(subjects, value)
+        elif isinstance(value, bytes):
+            text = value.decode("utf-8", "replace")
+            kept[name] = _scrubbed(subjects, text).encode() if _names_any(subjects, text) else value
+        elif not any(subject.in_value(value) for subject in subjects):
+            kept[name] = value
+    return kept
+
+
+def _names_any(subjects: Sequence[Subject], text: str) -> bool:
+    return any(subject.mentioned_in(text) for subject in subjects)
 
 
 def _scrubbed(subjects: Sequence[Subject], text: str) -> str:
