@@ -1,6 +1,7 @@
 """The console's Forget page and `POST /api/forget`, on both stores: operators only, a preview
 that changes nothing, a confirmation that erases, the same use case as `renewals forget`."""
 
+import json
 import uuid
 from pathlib import Path
 
@@ -8,6 +9,7 @@ from fastapi.testclient import TestClient
 
 from events import Contact
 from support.console import OPERATOR, VIEWER, basic, csrf_token, in_process, sign_in
+from support.letters import new_letter
 from worker.store import SqlStore, open_store
 
 
@@ -73,3 +75,23 @@ def test_the_form_shows_a_preview_and_its_confirmation_erases(tmp_path: Path, st
     done = client.post("/forget", data={"csrf_token": token, "email": address, "confirm": "yes"})
     assert done.status_code == 200 and "Erased the address" in done.text
     assert decision_makers(store) == 0
+
+
+def test_an_erased_letter_s_page_says_erased_instead_of_the_body(tmp_path: Path, store_url: str) -> None:
+    """A dead letter naming the address: after the API's erasure its page says "Erased ... (operation X)", shows no body and no address, and the API's letter names the operation."""
+    address = f"dora.{uuid.uuid4().hex[:8]}@example.com"
+    body = json.dumps({"id": "evt-erased", "data": {"decision_maker": {"email": address}}}).encode()
+    client, records = in_process(
+        tmp_path, [new_letter(event_id="evt-erased", body=body)], store_url=store_url
+    )
+    [letter] = records.find("evt-erased")
+    assert address in client.get(f"/api/dead-letters/{letter.summary.id}", headers=basic(VIEWER)).text
+    done = client.post(
+        "/api/forget", json={"email": address, "confirm": True}, headers=basic(OPERATOR)
+    ).json()
+    sign_in(client, VIEWER)
+    page = client.get(f"/letters/{letter.summary.id}")
+    assert page.status_code == 200 and f"(operation {done['operation_id']})" in page.text
+    assert 'class="erased"' in page.text and address not in page.text
+    shown = client.get(f"/api/dead-letters/{letter.summary.id}", headers=basic(VIEWER)).json()
+    assert shown["erased_by"] == done["operation_id"] and shown["status"] == "archived"
