@@ -91,20 +91,25 @@ def beyond(settings: Settings) -> list[str]:
 def preview(store: SqlStore, settings: Settings, subject: Subject) -> ErasureReport:
     """What `forget` would change now, changing nothing."""
     with store.read_only():
-        edits, pending = _edits(store, subject, operation_id="", actor="", at_us=0)
+        letters, _ = tombstones.letters_naming(store, subject)
+        edits, pending = _edits(store, subject, letters, operation_id="", actor="", at_us=0)
         earlier = _earlier(store, subject)
     return ErasureReport(subject, _counts(edits), pending, beyond(settings), earlier)
 
 
 def forget(store: SqlStore, settings: Settings, subject: Subject, actor: str) -> ErasureReport:
     """Erase the subject's data in one transaction, with its audit row (NotificationsPending:
-    nothing changed)."""
+    nothing changed). The dead letters are searched first without the write lock, so the
+    worker's batches wait only for the letters that name the subject and any that arrived since."""
     operation_id = uuid.uuid4().hex[:12]
     at_us = time.time_ns() // 1000
     unreachable = beyond(settings)
+    with store.read_only():
+        letters, last = tombstones.letters_naming(store, subject)
     with store.writing():
+        letters += tombstones.letters_naming(store, subject, after=last)[0]
         earlier = _earlier(store, subject)
-        edits, pending = _edits(store, subject, operation_id=operation_id, actor=actor, at_us=at_us)
+        edits, pending = _edits(store, subject, letters, operation_id=operation_id, actor=actor, at_us=at_us)
         if pending:
             raise NotificationsPending(pending)
         for edit in edits:
@@ -128,7 +133,7 @@ def forget(store: SqlStore, settings: Settings, subject: Subject, actor: str) ->
 
 
 def _edits(
-    store: SqlStore, subject: Subject, *, operation_id: str, actor: str, at_us: int
+    store: SqlStore, subject: Subject, letters: list[int], *, operation_id: str, actor: str, at_us: int
 ) -> tuple[list[rows.Edit], int]:
     outbox, pending = tombstones.outbox(store, subject)
     contacts = rows.contacts_of(store, subject)
@@ -137,7 +142,7 @@ def _edits(
         *rows.mentions(store, subject, contacts),
         *outbox,
         *tombstones.dead_letters(
-            store, subject, contacts, operation_id=operation_id, actor=actor, at_us=at_us
+            store, subject, contacts, letters, operation_id=operation_id, actor=actor, at_us=at_us
         ),
     ]
     return found, pending

@@ -63,6 +63,9 @@ class Subject:
         if value is None:
             return False
         text = value.decode("utf-8", "replace") if isinstance(value, bytes) else value
+        # A plain substring test first (fast); the token's boundaries only where it is found.
+        if self.value not in (text.lower() if self.kind == "email" else text):
+            return False
         return self._pattern.search(text) is not None
 
     def in_value(self, value: Any) -> bool:

@@ -26,6 +26,7 @@ _LETTER_COLUMNS = (
     "id, status, event_id, event_type, reason, detail, message_id, origin_exchange, origin_routing_key,"
     " body, headers, properties, problem, search_text"
 )
+_NAMES = _LETTER_COLUMNS.replace(" ", "").split(",")
 
 
 def outbox(db: SqlStore, subject: Subject) -> tuple[list[Edit], int]:
@@ -42,24 +43,42 @@ def outbox(db: SqlStore, subject: Subject) -> tuple[list[Edit], int]:
     return edits, pending
 
 
-def dead_letters(
-    db: SqlStore, subject: Subject, contacts: Sequence[Subject], *, operation_id: str, actor: str, at_us: int
-) -> Iterator[Edit]:
-    """A tombstone, and its history entry, for every dead letter that names the subject; what
-    it keeps (detail, headers, properties) is without the subject and the client's `contacts`."""
-    after = 0
+def letters_naming(db: SqlStore, subject: Subject, *, after: int = 0) -> tuple[list[int], int]:
+    """The ids of the dead letters after `after` that name the subject, and the last id read.
+    The long read: `forget` does it before taking the write lock, then reads again only those
+    letters and any that arrived since (`after`)."""
+    found, last = [], after
     while True:
         rows = db.execute(
-            f"SELECT {_LETTER_COLUMNS} FROM dead_letters WHERE id > ? ORDER BY id LIMIT ?", (after, BATCH)
+            f"SELECT {_LETTER_COLUMNS} FROM dead_letters WHERE id > ? ORDER BY id LIMIT ?", (last, BATCH)
         ).fetchall()
-        for row in rows:
-            letter = dict(zip(_LETTER_COLUMNS.replace(" ", "").split(","), row, strict=True))
-            if _letter_names(subject, letter):
-                everyone = (subject, *contacts)
-                yield from _tombstone(everyone, letter, operation_id=operation_id, actor=actor, at_us=at_us)
+        found += [row[0] for row in rows if _letter_names(subject, _letter(row))]
         if len(rows) < BATCH:
-            return
-        after = rows[-1][0]
+            return found, rows[-1][0] if rows else last
+        last = rows[-1][0]
+
+
+def dead_letters(
+    db: SqlStore,
+    subject: Subject,
+    contacts: Sequence[Subject],
+    letter_ids: Sequence[int],
+    *,
+    operation_id: str,
+    actor: str,
+    at_us: int,
+) -> Iterator[Edit]:
+    """A tombstone, and its history entry, for each of the letters that still names the subject;
+    what it keeps (detail, headers, properties) is without the subject and the client's `contacts`."""
+    for letter_id in letter_ids:
+        row = db.execute(f"SELECT {_LETTER_COLUMNS} FROM dead_letters WHERE id = ?", (letter_id,)).fetchone()
+        if row is not None and _letter_names(subject, letter := _letter(row)):
+            everyone = (subject, *contacts)
+            yield from _tombstone(everyone, letter, operation_id=operation_id, actor=actor, at_us=at_us)
+
+
+def _letter(row: Sequence[Any]) -> dict[str, Any]:
+    return dict(zip(_NAMES, row, strict=True))
 
 
 def _letter_names(subject: Subject, letter: dict[str, Any]) -> bool:
@@ -71,14 +90,24 @@ def _letter_names(subject: Subject, letter: dict[str, Any]) -> bool:
         letter["message_id"],
     ]
     found = any(subject.mentioned_in(text) for text in texts) or any(
-        subject.in_value(_decoded(letter[name])) for name in ("headers", "properties")
+        _stored_names(subject, letter[name]) for name in ("headers", "properties")
     )
     if found and subject.partner is not None:  # only that partner's client: its id must be there too
         partner = Subject("client", subject.partner)
         return any(partner.mentioned_in(text) for text in texts) or any(
-            partner.in_value(_decoded(letter[name])) for name in ("headers", "properties")
+            _stored_names(partner, letter[name]) for name in ("headers", "properties")
         )
     return found
+
+
+def _stored_names(subject: Subject, stored: str | None) -> bool:
+    """Whether stored headers or properties name the subject. Their JSON text is searched as it
+    is unless it holds what JSON text hides: bytes (base64), escaped characters; then decoded."""
+    if not stored:
+        return False
+    if "$b" not in stored and "\\" not in stored and '"' not in subject.value:
+        return subject.mentioned_in(stored)
+    return subject.in_value(_decoded(stored))
 
 
 def _tombstone(
