@@ -35,20 +35,18 @@ class Edit:
 
 @dataclass(frozen=True)
 class Place:
-    """A table that may mention a subject: its key, and what each column that does becomes."""
+    """A table that may mention a subject: its key, what each column that does becomes, and
+    whether its rows belong to a client (`client_id`: a client's erasure leaves another's alone)."""
 
     table: str
     key: tuple[str, ...]
     columns: dict[str, Treatment]
-
-    @property
-    def has_client(self) -> bool:
-        return "client_id" in self.key or self.table in {"reminder_ledger", "owner_history"}
+    of_a_client: bool = False
 
 
 PLACES = (
-    Place("owner_settings", ("partner_id", "client_id"), {"contact": "null"}),
-    Place("decision_makers", ("client_id",), {"contact": "delete"}),
+    Place("owner_settings", ("partner_id", "client_id"), {"contact": "null"}, of_a_client=True),
+    Place("decision_makers", ("client_id",), {"contact": "delete"}, of_a_client=True),
     Place(
         "reminder_ledger",
         ("seq",),
@@ -60,8 +58,9 @@ PLACES = (
             "reason": "text",
             "fallback": "text",
         },
+        of_a_client=True,
     ),
-    Place("owner_history", ("seq",), {"contact_before": "null", "contact_after": "null"}),
+    Place("owner_history", ("seq",), {"contact_before": "null", "contact_after": "null"}, of_a_client=True),
     Place("dead_letter_history", ("seq",), {"text": "text"}),
     Place("dead_letter_audit", ("seq",), {"selection": "text", "result": "text"}),
     Place("dead_letter_replays", ("id",), {"selection": "text"}),
@@ -140,7 +139,7 @@ def _mentions_in(db: SqlStore, subjects: Sequence[Subject], place: Place) -> Ite
         params += [pattern] * len(columns)
     where = "(" + " OR ".join(tests) + ")"
     first = subjects[0]
-    if first.kind == "client" and place.has_client:
+    if first.kind == "client" and place.of_a_client:
         where, params = where + " AND client_id <> ?", [*params, first.value]
     keys = ", ".join(place.key)
     rows = db.execute(
