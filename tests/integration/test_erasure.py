@@ -332,3 +332,24 @@ def test_a_tombstone_says_erased_in_dlq_show_and_is_never_replayed(
     assert json.loads(as_json.stdout)["erased_by"] == report.operation_id
     tombstone = DeadLetterRecords(store).find(event_id(people.client))[0]
     assert cut(tombstone) == f"erased by operation {report.operation_id}: never replayed"
+
+
+def test_a_client_with_a_partner_takes_only_that_partner_s_rows(store: SqlStore, people: People) -> None:
+    """`--client C --partner P`: C's owner setting and ledger row under another partner stay as they were; P's are erased."""
+    with store.writing():
+        store.execute(
+            "INSERT INTO owner_settings VALUES ('beta', ?, 'platform', NULL, 1, 'e-beta')", (people.client,)
+        )
+        store.execute(
+            "INSERT INTO reminder_ledger (event_id, partner_id, client_id, renewal_date, days_until_renewal,"
+            " handled_at_us, outcome) VALUES ('e-beta', 'beta', ?, '2027-01-31', 30, 1, 'partner_handles')",
+            (people.client,),
+        )
+    report = forget(store, SETTINGS, subject_of(people.client, None, people.partner), "ops")
+    assert report.counts["owner_settings"] == {"deleted": 1}
+    assert report.counts["reminder_ledger"] == {"pseudonymised": 1}
+    for table in ("owner_settings", "reminder_ledger"):
+        kept = store.execute(
+            f"SELECT partner_id FROM {table} WHERE client_id = ?", (people.client,)
+        ).fetchall()
+        assert [tuple(row) for row in kept] == [("beta",)]
