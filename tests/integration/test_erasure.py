@@ -353,3 +353,12 @@ def test_a_client_with_a_partner_takes_only_that_partner_s_rows(store: SqlStore,
             f"SELECT partner_id FROM {table} WHERE client_id = ?", (people.client,)
         ).fetchall()
         assert [tuple(row) for row in kept] == [("beta",)]
+
+
+def test_the_same_letter_drained_again_is_not_stored_whole(store: SqlStore, people: People) -> None:
+    """A tombstone keeps the letter's key: the same letter arriving from the queue again is recognised, and the body stays erased."""
+    forget(store, SETTINGS, subject_of(None, people.dora), "ops")
+    records = DeadLetterRecords(store)
+    records.insert([letter(people.client, people.dora, people.dora_name, people.partner)])
+    assert [found.body for found in records.find(event_id(people.client))] == [b""]
+    assert traces(store, people.dora) == {people.dora: []}
