@@ -94,7 +94,8 @@ DLQ = [
     ("dlq", "replay", "--all"),
 ]
 LEDGER = [("reminders", "--client", "c1"), ("owners", "history", "--partner", "p1")]
-READ_STORE = [("store", "status"), ("owners", "show", "--partner", "p1"), *LEDGER, *DLQ]
+FORGET = ("forget", "--client", "c-1")
+READ_STORE = [("store", "status"), ("owners", "show", "--partner", "p1"), *LEDGER, *DLQ, FORGET]
 OPEN_STORE = [("run",), ("store", "migrate"), *READ_STORE, ("console",)]
 EVERY = [("run",), *BROKER, *OPEN_STORE[1:], ADD, ("console", "user", "remove", "ann")]
 
@@ -114,7 +115,7 @@ TABLE: list[tuple[tuple[str, ...], str]] = [  # no broker is reached: the URL na
     *[(command, "store refused") for command in OPEN_STORE],
     *[
         (command, "store of a later release")
-        for command in [("run",), ("store", "migrate"), *LEDGER, *DLQ, ("console",)]
+        for command in [("run",), ("store", "migrate"), *LEDGER, *DLQ, FORGET, ("console",)]
     ],
     *[(command, "setting invalid") for command in EVERY],
     (("run",), "port taken"),

@@ -7,6 +7,7 @@ import click
 from worker.cli.console import console
 from worker.cli.core import Refused, asyncapi, demo, run, schema, send, topology_command
 from worker.cli.dlq import dlq
+from worker.cli.forget import forget_command
 from worker.cli.notifications import notifications
 from worker.cli.owners import owners
 from worker.cli.reminders import reminders_command
@@ -54,6 +55,7 @@ for command in (
     owners,
     store,
     console,
+    forget_command,
     reminders_command,
 ):
     main.add_command(command)

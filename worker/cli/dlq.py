@@ -129,6 +129,7 @@ def _record_fields(letter: StoredLetter) -> dict[str, Any]:
         "body_size": summary.body_size,
         "body_cut": letter.body_truncated,
         "problem": letter.problem,
+        "erased_by": None if letter.erasure is None else letter.erasure.operation_id,
     }
 
 

@@ -195,7 +195,10 @@ def described(stored: StoredLetter) -> str:
         else f"first {len(letter.body)} of {summary.body_size} bytes, sha256 {stored.body_sha256}"
     )
     lines += ["", "headers", *fields(record["headers"]), "", f"body ({size})"]
-    if record["body_encoding"] != "utf-8":
+    if stored.erasure is not None:
+        at = stored.erasure.at.isoformat(timespec="seconds")
+        lines.append(f"erased {at} by {stored.erasure.actor} (operation {stored.erasure.operation_id})")
+    elif record["body_encoding"] != "utf-8":
         lines.append(f"(not UTF-8; base64) {record['body']}")
     else:
         lines += [printable(line) for line in _pretty(letter.document, record["body"]).split("\n")]
@@ -216,7 +219,7 @@ def history_row(entry: HistoryEntry) -> dict[str, Any]:
         "by": entry.actor,
         "operation": entry.operation_id,
         "to": None if entry.to is None else target(entry.to),
-        "outcome": entry.text if entry.kind == "note" else entry.outcome,
+        "outcome": entry.text if entry.kind in ("note", "erased") else entry.outcome,
         "message_id": entry.message_id,
     }
 

@@ -15,7 +15,7 @@ from fastapi.staticfiles import StaticFiles
 from starlette.concurrency import run_in_threadpool
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
-from worker.console import alerts, api, forms, pages
+from worker.console import alerts, api, erasure, forms, pages
 from worker.console.guard import Denied, require
 from worker.console.identity import Identity
 from worker.console.params import one_line
@@ -76,6 +76,8 @@ def create_app(console: Console) -> FastAPI:
     app.include_router(pages.router)
     app.include_router(forms.router)
     app.include_router(alerts.router)
+    app.include_router(erasure.router)
+    app.include_router(erasure.api_router)
     app.mount("/static", StaticFiles(directory=HERE / "static"), name="static")
 
     @app.middleware("http")

@@ -50,6 +50,7 @@ def letter(stored: StoredLetter) -> dict[str, Any]:
         "headers": plain(stored.headers),
         "trace_parent": stored.trace_parent,
         "problem": stored.problem,  # why its properties are missing, when they are
+        "erased_by": None if stored.erasure is None else stored.erasure.operation_id,  # a tombstone
         "history": [history(entry) for entry in stored.history],
     }
 

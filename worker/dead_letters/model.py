@@ -24,7 +24,8 @@ Status = Literal["new", "replayed", "purged", "archived"]
 STATUSES: tuple[Status, ...] = ("new", "replayed", "purged", "archived")
 RESOLVED: frozenset[Status] = frozenset({"replayed", "purged", "archived"})
 
-HistoryKind = Literal["replayed", "replay_failed", "replay_skipped", "purged", "archived", "note", "edited"]
+# "erased": the letter is a tombstone, its body and the headers that named a person erased (worker/erasure).
+HistoryKind = Literal["replayed", "replay_failed", "replay_skipped", "purged", "archived", "note", "edited", "erased"]
 # An edited letter becomes `replayed` (a copy of it went back to the worker) once the copy is
 # confirmed; its history says `edited`, and the edit's before and after are an `EditRecord`.
 
@@ -225,6 +226,11 @@ class StoredLetter:
     @property
     def notes(self) -> list[HistoryEntry]:
         return [entry for entry in self.history if entry.kind == "note"]
+
+    @property
+    def erasure(self) -> HistoryEntry | None:
+        """The erasure that made this letter a tombstone (None: it is whole)."""
+        return next((entry for entry in self.history if entry.kind == "erased"), None)
 
 
 @dataclass(frozen=True, slots=True)

@@ -78,7 +78,9 @@ def as_dead_letter(letter: StoredLetter) -> DeadLetter:
 
 
 def cut(letter: StoredLetter) -> str | None:
-    """Why the letter cannot be replayed as it came, if its body was cut when recorded."""
+    """Why the letter cannot be replayed as it came: its body was cut when recorded, or erased."""
+    if letter.erasure is not None:
+        return f"erased by operation {letter.erasure.operation_id}: never replayed"
     if not letter.body_truncated:
         return None
     return _cut(len(letter.body), letter.summary.body_size, letter.body_sha256)

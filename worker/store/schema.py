@@ -169,6 +169,19 @@ def _ledger(ints: str, identity: str) -> tuple[str, ...]:
     )
 
 
+def _erasures(ints: str, identity: str) -> tuple[str, ...]:
+    """Migration 8 for one backend: one audit row per erasure of a client's or a person's data
+    (worker/erasure): what was erased where, by whom, and the SHA-256 of the subject, never
+    the subject itself."""
+    return (
+        f"""CREATE TABLE IF NOT EXISTS erasures (
+            seq {identity}, operation_id TEXT NOT NULL UNIQUE, at_us {ints} NOT NULL, actor TEXT NOT NULL,
+            subject_kind TEXT NOT NULL, subject_sha256 TEXT NOT NULL, partner_id TEXT,
+            counts TEXT NOT NULL, unreachable TEXT NOT NULL)""",
+        "CREATE INDEX IF NOT EXISTS erasures_subject ON erasures (subject_sha256, at_us)",
+    )
+
+
 def _scheduled_replays(ints: str) -> tuple[str, ...]:
     """Migration 9 for one backend: replays that wait for a time (`not_before_us`), and the
     claim a worker's housekeeping takes to run one (worker/dead_letters/schedule.py)."""
@@ -227,6 +240,14 @@ MIGRATIONS = (
         "the reminder ledger and the owner history (who was told what, and why)",
         _ledger("INTEGER", "INTEGER PRIMARY KEY"),
         _ledger("BIGINT", "BIGINT GENERATED ALWAYS AS IDENTITY PRIMARY KEY"),
+    ),
+    # Number 8 as issue 28's erasure was given it; the merge renumbers (MIGRATIONS is read by
+    # position, so the versions must run without a gap once merged).
+    SchemaMigration(
+        8,
+        "erasures: the audit of each erasure of a client's or a person's data",
+        _erasures("INTEGER", "INTEGER PRIMARY KEY"),
+        _erasures("BIGINT", "BIGINT GENERATED ALWAYS AS IDENTITY PRIMARY KEY"),
     ),
     SchemaMigration(
         9,
