@@ -121,6 +121,23 @@ def seed(store: SqlStore, p: People) -> None:
     note(records, "ops", [mine], f"called {p.dora} about {p.client}")
     note(records, "ops", [theirs], "nothing personal here")
     archive(records, "ops", LetterFilter(statuses=frozenset({"replayed"}), text=p.dora))
+    with store.writing():  # edit and retry's before and after: of her letter, and one that added her
+        for letter_id, before, after in (
+            (mine, {"name": p.dora_name}, {"name": p.dora_name, "fixed": True}),
+            (theirs, {"partner_contact": None}, {"partner_contact": {"email": p.dora}}),
+        ):
+            store.execute(
+                "INSERT INTO dead_letter_edits (letter_id, operation_id, at_us, actor, body_before, body_after,"
+                " headers_before, headers_after, message_id, to_exchange, to_routing_key)"
+                " VALUES (?, ?, 1, 'ops', ?, ?, '{}', '{}', ?, 'renewals.events', 'owner.changed')",
+                (
+                    letter_id,
+                    uuid.uuid4().hex[:12],
+                    json.dumps(before).encode(),
+                    json.dumps(after).encode(),
+                    uuid.uuid4().hex,
+                ),
+            )
 
 
 def event_id(client: str) -> str:
@@ -209,6 +226,7 @@ def test_the_scan_finds_every_seeded_place_before_erasure(store: SqlStore, peopl
         "dead_letters.search_text",
         "dead_letter_history.text",
         "dead_letter_audit.selection",
+        "dead_letter_edits.body_after",
     } <= set(found)
 
 
@@ -227,6 +245,7 @@ def test_a_preview_counts_table_by_table_and_changes_nothing(store: SqlStore, pe
         "dead_letters": {"tombstoned": 1},
         "dead_letter_history": {"scrubbed": 1},
         "dead_letter_audit": {"scrubbed": 1},
+        "dead_letter_edits": {"deleted": 2},
     }
     assert any(people.partner not in line and "backups" in line for line in report.beyond)
 

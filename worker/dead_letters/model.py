@@ -25,7 +25,9 @@ STATUSES: tuple[Status, ...] = ("new", "replayed", "purged", "archived")
 RESOLVED: frozenset[Status] = frozenset({"replayed", "purged", "archived"})
 
 # "erased": the letter is a tombstone, its body and the headers that named a person erased (worker/erasure).
-HistoryKind = Literal["replayed", "replay_failed", "replay_skipped", "purged", "archived", "note", "edited", "erased"]
+HistoryKind = Literal[
+    "replayed", "replay_failed", "replay_skipped", "purged", "archived", "note", "edited", "erased"
+]
 # An edited letter becomes `replayed` (a copy of it went back to the worker) once the copy is
 # confirmed; its history says `edited`, and the edit's before and after are an `EditRecord`.
 

@@ -144,6 +144,7 @@ def _edits(
         *tombstones.dead_letters(
             store, subject, contacts, letters, operation_id=operation_id, actor=actor, at_us=at_us
         ),
+        *tombstones.edit_records(store, subject, contacts, letters),
     ]
     return found, pending
 

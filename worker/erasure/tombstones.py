@@ -77,6 +77,38 @@ def dead_letters(
             yield from _tombstone(everyone, letter, operation_id=operation_id, actor=actor, at_us=at_us)
 
 
+def edit_records(
+    db: SqlStore, subject: Subject, contacts: Sequence[Subject], letter_ids: Sequence[int]
+) -> Iterator[Edit]:
+    """The before and after of edits (`dead_letter_edits`, worker/dead_letters/edits.py) that are
+    the tombstoned letters' or name the subject or the client's `contacts` (an edit may have
+    added the address): deleted whole, as they would be with their letter. The audit row of each
+    edit stays; it holds no body."""
+    tombstoned = set(letter_ids)
+    everyone = (subject, *contacts)
+    doomed: list[int] = []
+    last = 0
+    while True:
+        rows = db.execute(
+            "SELECT seq, letter_id, body_before, body_after, headers_before, headers_after"
+            " FROM dead_letter_edits WHERE seq > ? ORDER BY seq LIMIT ?",
+            (last, BATCH),
+        ).fetchall()
+        for seq, letter_id, *kept in rows:
+            texts = [bytes(kept[0]), bytes(kept[1])]
+            if (
+                letter_id in tombstoned
+                or any(who.mentioned_in(text) for who in everyone for text in texts)
+                or any(_stored_names(who, text) for who in everyone for text in kept[2:])
+            ):
+                doomed.append(seq)
+        if len(rows) < BATCH:
+            break
+        last = rows[-1][0]
+    for seq in doomed:
+        yield Edit("dead_letter_edits", "deleted", 1, "DELETE FROM dead_letter_edits WHERE seq = ?", (seq,))
+
+
 def _letter(row: Sequence[Any]) -> dict[str, Any]:
     return dict(zip(_NAMES, row, strict=True))
 
