@@ -21,7 +21,7 @@ from worker.redaction import masked
 READ_AT_MOST = 16 * 1024 * 1024  # bytes of --body-file read; the model refuses far less (MAX_BODY_BYTES)
 
 
-@click.command("edit")
+@click.command("edit", short_help="Edit a letter's body and retry it as a copy.")
 @click.argument("letter", metavar="ID")
 @click.option(
     "--body-file",
@@ -135,7 +135,7 @@ def _refused(exc: EditRefused, letter_id: int) -> NoReturn:
     raise click.ClickException(printable(exc.problems[-1]))
 
 
-@click.command("edits")
+@click.command("edits", short_help="A letter's edits, before and after.")
 @click.argument("letter", metavar="ID")
 @click.option("--json", "as_json", is_flag=True, help="A JSON array, whole both ways, for scripts.")
 def edits_command(letter: str, as_json: bool) -> None:

@@ -24,7 +24,7 @@ class CommandLineMistake(click.ClickException):
     exit_code = 2
 
 
-@click.command("forget")
+@click.command("forget", short_help="Erase a client's or a person's data.")
 @click.option("--client", help="Erase this client's data (its settings, decision maker, ledger rows...).")
 @click.option("--partner", help="With --client: only this partner's rows of the client.")
 @click.option("--email", metavar="ADDRESS", help="Erase this person's address wherever the store holds it.")

@@ -48,7 +48,7 @@ def show(partner_id: str, client_id: str | None, as_json: bool) -> None:
     click.echo(json.dumps(found.as_dict(), indent=2) if as_json else described(found))
 
 
-@owners.command()
+@owners.command(short_help="Every owner change, won or lost.")
 @click.option("--partner", "partner_id", required=True, help="Partner id.")
 @click.option("--client", "client_id", help="Client id: its overrides and the partner-wide changes.")
 @click.option(

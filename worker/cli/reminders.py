@@ -47,7 +47,7 @@ def ledger_store() -> Iterator[SqlStore]:
         store.close()
 
 
-@click.command("reminders")
+@click.command("reminders", short_help="A client's reminders: whom, and why.")
 @click.option("--client", "client_id", required=True, help="Client id.")
 @click.option("--partner", "partner_id", help="Only the reminders under this partner.")
 @click.option("--since", metavar="WHEN", callback=when, help="Handled at or after WHEN (ISO, or an age: 7d).")
