@@ -12,7 +12,7 @@ from dataclasses import dataclass, field
 
 from worker.dead_letters.model import AuditEntry, LetterFilter, ReplayOperation
 from worker.dead_letters.records import DeadLetterRecords
-from worker.dead_letters.replays import check_rate
+from worker.dead_letters.replays import InvalidCanary, check_rate
 
 
 @dataclass(frozen=True)
@@ -86,9 +86,13 @@ def start_replay(
     to_original: bool,
     force: bool,
     max_replays: int,
+    canary: int = 0,
 ) -> ReplayOperation:
     """A new replay operation over the selected new letters, running; whoever runs it (the
-    command in the foreground, the console in a thread) writes its audit row when it ends."""
+    command in the foreground, the console in a thread) writes its audit row when it ends.
+    With a `canary` of N, N letters go first and the rest only if they resolved."""
+    if canary < 0:
+        raise InvalidCanary(f"a replay's canary is a number of letters, 1 or more, not {canary}")
     return records.start_replay(
         selection,
         actor=actor,
@@ -96,6 +100,7 @@ def start_replay(
         to_original=to_original,
         force=force,
         max_replays=max_replays,
+        canary=canary,
     )
 
 

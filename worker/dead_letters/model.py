@@ -24,9 +24,17 @@ Status = Literal["new", "replayed", "purged", "archived"]
 STATUSES: tuple[Status, ...] = ("new", "replayed", "purged", "archived")
 RESOLVED: frozenset[Status] = frozenset({"replayed", "purged", "archived"})
 
-HistoryKind = Literal["replayed", "replay_failed", "replay_skipped", "purged", "archived", "note"]
+HistoryKind = Literal[
+    "replayed", "replay_failed", "replay_skipped", "purged", "archived", "note",
+    "resolved", "failed_again", "replay_of",
+]  # fmt: skip
 
-OperationStatus = Literal["running", "cancelled", "finished"]
+OperationStatus = Literal["running", "cancelled", "finished", "paused"]
+
+# What became of a replayed letter's copy: the worker handled it (`resolved`), or it came back
+# as a new dead letter (`failed_again`). A copy only re-queued for a retry has no fate yet.
+FateKind = Literal["resolved", "failed_again"]
+FATES: tuple[FateKind, ...] = ("resolved", "failed_again")
 
 # Headers the broker changes each time it hands the same letter out again: left out of the
 # letter's identity, so a redelivery after a kill between insert and ack is the same letter.
@@ -193,7 +201,9 @@ class LetterSummary:
 class HistoryEntry:
     """Something that happened to a letter. For a replay: `operation_id`, `to` (exchange,
     routing key), `outcome` ("published", or why it failed or was skipped) and the published
-    copy's `message_id`. For a note: `text`."""
+    copy's `message_id`. For a replay's fate: `resolved` (`message_id` the notification it
+    caused, if any) or `failed_again` (`linked_letter` the new letter), and on that new letter
+    `replay_of` (`linked_letter` the letter it was a replay of). For a note: `text`."""
 
     at: datetime
     kind: HistoryKind
@@ -203,6 +213,19 @@ class HistoryEntry:
     outcome: str | None = None
     message_id: str | None = None
     text: str | None = None
+    linked_letter: int | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class Fate:
+    """What became of a replayed letter: `detail` names the notification it caused (or says none
+    was needed), or the new letter's reason; `next_letter` is that new letter."""
+
+    kind: FateKind
+    at: datetime
+    operation_id: str | None
+    detail: str | None
+    next_letter: int | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -219,6 +242,8 @@ class StoredLetter:
     body_sha256: str | None
     problem: str | None = None  # why its properties could not be decoded (then there are none)
     history: list[HistoryEntry] = field(default_factory=list)
+    fate: Fate | None = None  # what became of its replay, once known
+    previous_letter: int | None = None  # the letter this one is a failed replay of
 
     @property
     def notes(self) -> list[HistoryEntry]:
@@ -272,10 +297,20 @@ class ReplayOperation:
     skipped: int = 0
     failed: int = 0
     cancel_requested: bool = False
+    resolved: int = 0  # replayed letters whose copies the worker handled
+    failed_again: int = 0  # replayed letters whose copies came back as new dead letters
+    canary: int = 0  # letters replayed first, whose outcomes decide whether the rest go
+    canary_result: str | None = None  # "passed", "failed", "timed out", "waived" (resumed after one)
+    pause_reason: str | None = None  # why a paused replay stopped (its canary, its brake)
 
     @property
     def done(self) -> int:
         return self.replayed + self.skipped + self.failed
+
+    @property
+    def pending(self) -> int:
+        """Replayed letters whose copies have no outcome yet (in the queue, or being retried)."""
+        return max(0, self.replayed - self.resolved - self.failed_again)
 
 
 @dataclass(frozen=True, slots=True)

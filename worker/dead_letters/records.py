@@ -3,7 +3,8 @@
 `DeadLetterRecords(store)` is what the worker's drain, `renewals dlq` and the console use. It
 is made of one recorder per job over the same store, composed here: `Letters` (arriving and
 read), `Resolutions` (notes, archive, purge, pruning), `ReplayBook` (replay operations, their
-claims and leases) and the `Trail` they write to (history and audit). Each call below is one
+claims and leases), `ReplayFates` (what became of replayed letters) and the `Trail` they write
+to (history and audit). Each call below is one
 part's. Every method is one short transaction of its own; none holds a lock between calls. Two
 processes may use the same store at once: inserts are idempotent, replays claim each letter
 before publishing it (on PostgreSQL with `FOR UPDATE SKIP LOCKED`; on SQLite the write lock
@@ -13,6 +14,7 @@ serialises), and cancelling a replay is a flag on its row that the running repla
 from collections.abc import Iterator, Sequence
 from datetime import datetime
 
+from worker.dead_letters.fates import CanaryLetter, ReplayFates, Window
 from worker.dead_letters.letters import UNRESOLVED, Letters
 from worker.dead_letters.model import (
     AuditEntry,
@@ -43,6 +45,7 @@ class DeadLetterRecords:
         self._letters = Letters(store, self._trail)
         self._resolutions = Resolutions(store, self._trail)
         self._replays = ReplayBook(store, self._trail)
+        self._fates = ReplayFates(store)
 
     # --- arriving and reading: Letters, Trail ---------------------------------------------------
 
@@ -145,6 +148,7 @@ class DeadLetterRecords:
         max_replays: int = 3,
         dry_run: bool = False,
         operation_id: str | None = None,
+        canary: int = 0,
     ) -> ReplayOperation:
         return self._replays.start_replay(
             selection,
@@ -155,6 +159,7 @@ class DeadLetterRecords:
             max_replays=max_replays,
             dry_run=dry_run,
             operation_id=operation_id,
+            canary=canary,
         )
 
     def outlines(self, selection: LetterFilter, *, limit: int) -> list[Outline]:
@@ -186,3 +191,25 @@ class DeadLetterRecords:
 
     def finish(self, operation_id: str, *, actor: str, cancelled: bool = False) -> ReplayOperation:
         return self._replays.finish(operation_id, actor=actor, cancelled=cancelled)
+
+    def pause(
+        self, operation_id: str, reason: str, *, actor: str, canary_result: str | None = None
+    ) -> ReplayOperation:
+        return self._replays.pause(operation_id, reason, actor=actor, canary_result=canary_result)
+
+    def canary_passed(self, operation_id: str) -> None:
+        self._replays.canary_passed(operation_id)
+
+    # --- fates: ReplayFates ---------------------------------------------------------------------
+
+    def came_back(self, letters: Sequence[NewLetter]) -> int:
+        return self._fates.came_back(letters)
+
+    def fate_window(self, operation_id: str, *, since_us: int, size: int) -> Window:
+        return self._fates.window(operation_id, since_us=since_us, size=size)
+
+    def replayed_letters(self, operation_id: str) -> list[CanaryLetter]:
+        return self._fates.replayed(operation_id)
+
+    def brake_from_us(self, operation_id: str) -> int:
+        return self._replays.brake_from_us(operation_id)

@@ -135,10 +135,8 @@ def _ledger(ints: str, identity: str) -> tuple[str, ...]:
             decision_maker TEXT, decision_maker_event_id TEXT,
             notification_id TEXT, published_at_us {ints}, confirmed_at_us {ints},
             letter_id {ints}, replay_operation TEXT, detail TEXT)""",
-        "CREATE INDEX IF NOT EXISTS reminder_ledger_client"
-        " ON reminder_ledger (client_id, handled_at_us)",
-        "CREATE INDEX IF NOT EXISTS reminder_ledger_partner"
-        " ON reminder_ledger (partner_id, handled_at_us)",
+        "CREATE INDEX IF NOT EXISTS reminder_ledger_client ON reminder_ledger (client_id, handled_at_us)",
+        "CREATE INDEX IF NOT EXISTS reminder_ledger_partner ON reminder_ledger (partner_id, handled_at_us)",
         "CREATE INDEX IF NOT EXISTS reminder_ledger_handled_at ON reminder_ledger (handled_at_us)",
         "CREATE INDEX IF NOT EXISTS reminder_ledger_notification"
         " ON reminder_ledger (notification_id) WHERE notification_id IS NOT NULL",
@@ -155,6 +153,28 @@ def _ledger(ints: str, identity: str) -> tuple[str, ...]:
         "CREATE INDEX IF NOT EXISTS owner_history_key"
         " ON owner_history (partner_id, client_id, changed_at_us)",
         "CREATE INDEX IF NOT EXISTS owner_history_received ON owner_history (received_at_us)",
+    )
+
+
+def _replay_fates(ints: str) -> tuple[str, ...]:
+    """Migration 7 for one backend: what became of each replayed letter (its fate: resolved or
+    failed again, the notification it caused or the letter it came back as, and the operation
+    whose copy it was), the letter a new one came from, history entries that link a letter,
+    and a replay's canary and brake (worker/dead_letters/fates.py)."""
+    return (
+        "ALTER TABLE dead_letters ADD COLUMN fate TEXT",
+        f"ALTER TABLE dead_letters ADD COLUMN fate_at_us {ints}",
+        "ALTER TABLE dead_letters ADD COLUMN fate_operation_id TEXT",
+        "ALTER TABLE dead_letters ADD COLUMN fate_detail TEXT",
+        f"ALTER TABLE dead_letters ADD COLUMN next_letter_id {ints}",
+        f"ALTER TABLE dead_letters ADD COLUMN previous_letter_id {ints}",
+        "CREATE INDEX IF NOT EXISTS dead_letters_fate"
+        " ON dead_letters (fate_operation_id, fate_at_us) WHERE fate_operation_id IS NOT NULL",
+        f"ALTER TABLE dead_letter_history ADD COLUMN linked_letter_id {ints}",
+        f"ALTER TABLE dead_letter_replays ADD COLUMN canary {ints} NOT NULL DEFAULT 0",
+        "ALTER TABLE dead_letter_replays ADD COLUMN canary_result TEXT",
+        "ALTER TABLE dead_letter_replays ADD COLUMN pause_reason TEXT",
+        f"ALTER TABLE dead_letter_replays ADD COLUMN brake_from_us {ints} NOT NULL DEFAULT 0",
     )
 
 
@@ -205,6 +225,12 @@ MIGRATIONS = (
         "the reminder ledger and the owner history (who was told what, and why)",
         _ledger("INTEGER", "INTEGER PRIMARY KEY"),
         _ledger("BIGINT", "BIGINT GENERATED ALWAYS AS IDENTITY PRIMARY KEY"),
+    ),
+    SchemaMigration(
+        7,
+        "replays that close the loop: each replayed letter's fate, links, canary and brake",
+        _replay_fates("INTEGER"),
+        _replay_fates("BIGINT"),
     ),
 )
 
