@@ -219,9 +219,9 @@ class Settings(BaseSettings):
     replay_brake_share: float = Field(
         0.5,
         ge=0,
-        lt=1,
+        le=1,
         allow_inf_nan=False,
-        description="a replay pauses when more than this share of its brake window failed again",
+        description="a replay pauses when more than this share of its brake window failed again (1: never)",
     )
     confirm_timeout: Seconds = 15.0
     shutdown_grace: Seconds = 30.0

@@ -12,7 +12,9 @@ A replay's copy carries the letter's id and the operation's (`x-replay-of-letter
 A copy only re-queued for a retry has no fate yet. A letter has one fate, the first: a copy
 published twice (a replay killed between its publish and its commit) changes nothing the second
 time. A header is untrusted, so a fate is only written for a letter the operation named really
-holds or has tried (its claim, or an entry of that operation in its history).
+claimed (a claim names the operation in `fate_operation_id`, kept after the claim ends, so the
+check holds while the replay's own commit of the letter is under way) or has tried (an entry of
+that operation in its history).
 """
 
 from collections.abc import Iterable, Mapping, Sequence
@@ -31,7 +33,7 @@ NOTHING_NEEDED = "handled, no notification needed"
 
 # The letter the operation really holds or has tried (a forged header changes nothing).
 _OURS = (
-    "(claimed_by = ? OR EXISTS (SELECT 1 FROM dead_letter_history AS h"
+    "(fate_operation_id = ? OR EXISTS (SELECT 1 FROM dead_letter_history AS h"
     " WHERE h.letter_id = dead_letters.id AND h.operation_id = ?))"
 )
 

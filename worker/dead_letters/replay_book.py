@@ -203,7 +203,8 @@ class ReplayBook:
             found = self.operation(operation_id)
             sql, params = where(found.selection, self._backend)
             claimed = self._store.execute(
-                "UPDATE dead_letters SET claimed_by = ?, claimed_until_us = ? WHERE id IN ("
+                "UPDATE dead_letters SET claimed_by = ?, claimed_until_us = ?,"
+                " fate_operation_id = CASE WHEN fate IS NULL THEN ? ELSE fate_operation_id END WHERE id IN ("
                 f" SELECT id FROM dead_letters WHERE {sql} AND status = 'new'"
                 " AND (claimed_by IS NULL OR claimed_by = ? OR claimed_until_us < ?)"
                 " AND NOT EXISTS (SELECT 1 FROM dead_letter_history AS h"
@@ -212,6 +213,7 @@ class ReplayBook:
                 (
                     operation_id,
                     at_us + int(lease * 1_000_000),
+                    operation_id,  # whose copy's fate the letter waits for (worker/dead_letters/fates.py)
                     *params,
                     operation_id,
                     at_us,
