@@ -11,6 +11,7 @@ from typing import Any
 
 import pytest
 
+from support.console import OPERATOR, basic, in_process, sign_in
 from support.letters import new_letter
 from support.messages import contact, renewal
 from support.polling import wait_until
@@ -164,3 +165,58 @@ def test_a_canary_stops_on_letters_still_failing_and_one_that_resolves_goes_on(
         worker.stop()
     going = records.operations()[0]
     assert (going.status, going.canary_result, going.resolved) == ("finished", "passed", 3)
+
+
+def test_the_console_api_and_pages_show_a_canary_that_stops_and_one_that_goes_on(
+    amqp_url: str, url: str, tmp_path: Path
+) -> None:
+    """Through the console's API: a canary over letters still failing pauses, and its page and
+    API name each letter that failed again with a link to the new letter; resumed, it goes on.
+    A canary over letters that resolve finishes; the replays page counts resolved, failed again
+    and pending."""
+    ok(renewals(amqp_url, "topology", "--declare"))
+    client, records = in_process(tmp_path / "console", [], amqp_url=amqp_url, store_url=url)
+    worker = worker_on(amqp_url, url, tmp_path).start()
+    auth = basic(OPERATOR)
+
+    def replayed(body: dict[str, Any], until: str) -> dict[str, Any]:
+        started = client.post("/api/replays", json=body, headers=auth)
+        assert started.status_code == 202, started.text
+        path = f"/api/replays/{started.json()['id']}"
+        found: dict[str, Any] = wait_until(
+            lambda: (got := client.get(path, headers=auth).json())["status"] == until and got,
+            until,
+            timeout=30,
+        )
+        return found
+
+    try:
+        lonely = letters(records, lonely=3)
+        stopped = replayed({"selection": {"all": True}, "canary": 1, "canary_timeout": 20}, "paused")
+        [back] = stopped["failed_again_letters"]
+        assert (back["letter"], stopped["canary_result"], stopped["replayed"]) == (lonely[0], "failed", 1)
+        assert stopped["pause_reason"].startswith("canary: 1 of 1 failed again: ")
+        sign_in(client, OPERATOR)
+        page = client.get(f"/replays/{stopped['id']}").text
+        assert (
+            f'href="/letters/{back["new_letter"]}"' in page and "Paused: canary: 1 of 1 failed again" in page
+        )
+        letter_page = client.get(f"/letters/{lonely[0]}").text
+        assert f'<a class="linked-letter" href="/letters/{back["new_letter"]}">' in letter_page
+        resumed = client.post(f"/api/replays/{stopped['id']}/resume", headers=auth).json()
+        assert resumed["canary_result"] == "waived"
+        wait_until(
+            lambda: records.operation(stopped["id"]).failed_again == 3, "the rest failing again", timeout=30
+        )
+        records.purge(LetterFilter(), actor="test")
+
+        good = letters(records, good=2)
+        going = replayed({"selection": {"all": True}, "canary": 1}, "finished")
+        assert going["canary_result"] == "passed"
+        fated(records, good)
+    finally:
+        worker.stop()
+    rows = client.get("/replays").text
+    assert (
+        '<td class="num">2</td><td class="num">0</td><td class="num">0</td></tr>' in rows
+    )  # resolved, failed again, pending

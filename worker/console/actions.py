@@ -97,6 +97,16 @@ class ReplayRequest(BaseModel):
     )
     force: bool = Field(False, description="replay letters replayed max_replays times already")
     to_original: bool = Field(False, description="trust the letters' headers about where they came from")
+    canary: int | None = Field(
+        None, ge=1, le=10_000, description="replay this many letters first; go on only if they resolved"
+    )
+    canary_timeout: float | None = Field(
+        None,
+        gt=0,
+        le=86_400,
+        allow_inf_nan=False,
+        description="seconds the canary waits for outcomes (default: RENEWALS_REPLAY_CANARY_TIMEOUT)",
+    )
 
 
 class NoteRequest(BaseModel):

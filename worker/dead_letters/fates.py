@@ -201,3 +201,15 @@ class ReplayFates:
             CanaryLetter(int(row[0]), row[1], row[2], row[3], None if row[4] is None else int(row[4]))
             for row in rows
         ]
+
+    def fated(self, operation_id: str, kind: str, *, limit: int) -> list[CanaryLetter]:
+        """The operation's latest `limit` letters of one fate, newest first."""
+        rows = self._store.execute(
+            "SELECT id, event_id, fate, fate_detail, next_letter_id FROM dead_letters"
+            " WHERE fate_operation_id = ? AND fate = ? ORDER BY fate_at_us DESC, id LIMIT ?",
+            (operation_id, kind, limit),
+        ).fetchall()
+        return [
+            CanaryLetter(int(row[0]), row[1], row[2], row[3], None if row[4] is None else int(row[4]))
+            for row in rows
+        ]

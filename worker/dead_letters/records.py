@@ -19,6 +19,7 @@ from worker.dead_letters.letters import UNRESOLVED, Letters
 from worker.dead_letters.model import (
     AuditEntry,
     Claimed,
+    FateKind,
     Group,
     HistoryEntry,
     LetterFilter,
@@ -213,3 +214,6 @@ class DeadLetterRecords:
 
     def brake_from_us(self, operation_id: str) -> int:
         return self._replays.brake_from_us(operation_id)
+
+    def fated(self, operation_id: str, kind: FateKind, *, limit: int = 20) -> list[CanaryLetter]:
+        return self._fates.fated(operation_id, kind, limit=limit)
