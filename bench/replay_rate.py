@@ -83,7 +83,12 @@ def main() -> None:
     results: dict[str, list[dict[str, Any]]] = {}
     with fresh_vhost(DEFAULT_BROKER, "bench-replays") as amqp_url, tempfile.TemporaryDirectory() as folder:
         env = {**os.environ, "RENEWALS_AMQP_URL": amqp_url}
-        subprocess.run([sys.executable, "-m", "worker", "topology", "--declare"], env=env, check=True)
+        subprocess.run(
+            [sys.executable, "-m", "worker", "topology", "--declare"],
+            env=env,
+            check=True,
+            stdout=subprocess.DEVNULL,
+        )
         for name in ("sqlite", "postgresql"):
             results[name] = []
             for letters, rate in ((args.throttled, default_rate), (args.unthrottled, None)):
