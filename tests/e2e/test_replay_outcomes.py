@@ -220,3 +220,34 @@ def test_the_console_api_and_pages_show_a_canary_that_stops_and_one_that_goes_on
     assert (
         '<td class="num">2</td><td class="num">0</td><td class="num">0</td></tr>' in rows
     )  # resolved, failed again, pending
+
+
+def test_two_workers_handling_a_replays_copies_resolve_each_letter_once(
+    amqp_url: str, url: str, records: DeadLetterRecords, tmp_path: Path
+) -> None:
+    """Two workers share the queue and the store: 30 replayed letters, 20 resolving and 10
+    failing again, each get exactly one fate and one history entry of it, and the counts add up."""
+    ok(renewals(amqp_url, "topology", "--declare"))
+    workers = [
+        WorkerProcess(amqp_url, tmp_path, store_url=url, name=f"worker-{n}", env=FAST_RETRIES).start()
+        for n in range(2)
+    ]
+    try:
+        made = letters(records, good=20, lonely=10)
+        ok(cli(amqp_url, url, "dlq", "replay", "--all", "--rate", "200"))
+        done = fated(records, made)
+    finally:
+        for worker in workers:
+            worker.stop()
+    kinds = [letter.fate.kind for letter in done if letter.fate]
+    assert (kinds.count("resolved"), kinds.count("failed_again")) == (20, 10)
+    for letter in done:
+        fates = [e for e in letter.history if e.kind in ("resolved", "failed_again")]
+        assert len(fates) == 1, letter.history
+    [operation] = records.operations()
+    assert (operation.replayed, operation.resolved, operation.failed_again, operation.pending) == (
+        30,
+        20,
+        10,
+        0,
+    )
