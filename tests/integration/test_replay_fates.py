@@ -13,10 +13,11 @@ import pytest
 from support.letters import new_letter
 from support.messages import contact, renewal
 from worker.broker.publisher import encoded_size
+from worker.dead_letters.brakes import Brakes
 from worker.dead_letters.drain import new_letter as drained
 from worker.dead_letters.model import LetterFilter, NewLetter
 from worker.dead_letters.records import DeadLetterRecords
-from worker.dead_letters.replays import Brakes, run
+from worker.dead_letters.replays import run
 from worker.dead_letters.routing import Routes
 from worker.messaging import REPLAY_OF_LETTER, REPLAY_OPERATION, Delivery
 from worker.service.outbox import Outbox

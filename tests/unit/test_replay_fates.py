@@ -7,8 +7,8 @@ from typing import Any
 import pytest
 
 from worker.dead_letters import DeadLetter
-from worker.dead_letters.fates import NOTHING_NEEDED, ReplayOf, replay_of, resolution
-from worker.dead_letters.replays import Brakes
+from worker.dead_letters.brakes import Brakes, braking, verdict
+from worker.dead_letters.fates import NOTHING_NEEDED, CanaryLetter, ReplayOf, Window, replay_of, resolution
 from worker.messaging import REPLAY_COUNT, REPLAY_OF_LETTER, REPLAY_OPERATION
 from worker.settings import Settings
 
@@ -64,3 +64,37 @@ def test_the_brakes_come_from_the_settings_and_a_canary_timeout_option_wins() ->
     assert Brakes.of(settings) == Brakes(canary_timeout=30, window=10, share=0.25)
     assert Brakes.of(settings, canary_timeout=5).canary_timeout == 5
     assert Brakes.of(Settings()) == Brakes(canary_timeout=60, window=20, share=0.5)
+
+
+def test_the_brake_holds_only_past_its_share_of_the_whole_window() -> None:
+    """10 of the last 20 failing again is not more than half; 11 is, and the reason says so; a short run of 11 failures brakes too."""
+    brakes = Brakes(window=20, share=0.5)
+    assert braking(Window(outcomes=20, failed_again=10), brakes) is None
+    assert braking(Window(outcomes=20, failed_again=11), brakes) == (
+        "brake: 11 of the latest 20 outcomes failed again (more than 50% of 20)"
+    )
+    assert braking(Window(outcomes=11, failed_again=11), brakes) is not None
+    assert braking(Window(outcomes=20, failed_again=20), Brakes(share=1)) is None  # a share of 1: never
+
+
+def canary(
+    letter_id: int, fate: str | None, next_letter: int | None = None, detail: str | None = None
+) -> CanaryLetter:
+    return CanaryLetter(letter_id, f"evt-{letter_id}", fate, detail, next_letter)
+
+
+def test_a_canary_passes_only_when_every_letter_resolved() -> None:
+    """All resolved: go on. One failed again: which, as which new letter, and why. One without a fate: which, after how long."""
+    assert verdict([canary(1, "resolved"), canary(2, "resolved")], 60) is None
+    assert verdict([canary(1, "resolved"), canary(2, "failed_again", 9, "no_recipient: nobody")], 60) == (
+        "failed",
+        "canary: 1 of 2 failed again: #2 as #9 (no_recipient: nobody)",
+    )
+    assert verdict([canary(1, "resolved"), canary(2, None)], 7.5) == (
+        "timed out",
+        "canary: 1 of 2 without an outcome after 7.5 s: #2",
+    )
+    assert (
+        verdict([canary(1, "failed_again", 3, "x"), canary(2, None)], 60) is not None
+    )  # a failure outranks a wait
+    assert verdict([canary(1, "failed_again", 3, "x"), canary(2, None)], 60)[0] == "failed"  # type: ignore[index]

@@ -38,9 +38,9 @@ from worker.dead_letters import (
     run,
     user,
 )
+from worker.dead_letters.brakes import Brakes
 from worker.dead_letters.model import LetterFilter, ReplayOperation
 from worker.dead_letters.records import DeadLetterRecords, OperationBusy, UnknownOperation
-from worker.dead_letters.replays import Brakes
 from worker.redaction import masked
 from worker.tracing import TracingMisconfigured, replay_tracing
 

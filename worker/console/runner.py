@@ -10,6 +10,7 @@ from worker.console.identity import Identity
 from worker.dead_letters import Routes
 from worker.dead_letters import actions as use_cases
 from worker.dead_letters import replays as replay_runs
+from worker.dead_letters.brakes import Brakes
 from worker.dead_letters.model import LetterFilter, ReplayOperation
 from worker.dead_letters.queue import ReplayPublisher
 from worker.dead_letters.records import DeadLetterRecords
@@ -68,7 +69,7 @@ class Runner:
     def _spawn(
         self, operation: ReplayOperation, identity: Identity, canary_timeout: float | None = None
     ) -> None:
-        brakes = replay_runs.Brakes.of(self._settings, canary_timeout=canary_timeout)
+        brakes = Brakes.of(self._settings, canary_timeout=canary_timeout)
         thread = threading.Thread(
             target=self._run,
             args=(operation.id, identity.name, brakes),
@@ -88,7 +89,7 @@ class Runner:
         for thread in list(self._threads.values()):
             thread.join(timeout)
 
-    def _run(self, operation_id: str, actor: str, brakes: replay_runs.Brakes) -> None:
+    def _run(self, operation_id: str, actor: str, brakes: Brakes) -> None:
         store = self._open_store()
         records = DeadLetterRecords(store)
         try:

@@ -1,6 +1,8 @@
 """Dead letters, as one room: the records over the worker's store (`records`, `replay_book`,
 `sql`, `model`), the worker's drain (`drain`), reading a letter (`letter`, `values`), replays
-(`replays`, `queue`, `routing`, `operations`), and every operator action, once (`actions`),
+(`replays`, `queue`, `routing`, `operations`) and what became of them (`fates`, written by the
+worker's batch and the drain; `brakes`, a canary's verdict and the brake), and every operator
+action, once (`actions`),
 which `renewals dlq` and the console adapt. The names below are what the adapters use."""
 
 from worker.dead_letters.letter import DeadLetter

@@ -16,11 +16,11 @@ import math
 import time
 from collections.abc import Callable
 from contextlib import AbstractContextManager, nullcontext
-from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any, Protocol
 
 from worker.boundary import aside, guarded
+from worker.dead_letters.brakes import DEFAULT_BRAKES, Brakes, braking, verdict
 from worker.dead_letters.letter import DeadLetter
 from worker.dead_letters.model import Claimed, HistoryEntry, LetterFilter, ReplayOperation, StoredLetter
 from worker.dead_letters.operations import Plan, Report, plan
@@ -29,7 +29,7 @@ from worker.dead_letters.queue import ReplayRefused
 from worker.dead_letters.records import DeadLetterRecords
 from worker.dead_letters.routing import Routes
 from worker.logs import get_logger
-from worker.settings import MAX_REPLAY_RATE, Settings
+from worker.settings import MAX_REPLAY_RATE
 from worker.tools.errors import ToolError
 
 LOOK_EVERY = 0.5  # seconds between looks at the operation's cancel flag
@@ -118,27 +118,6 @@ def preview(
     ]
 
 
-@dataclass(frozen=True, slots=True)
-class Brakes:
-    """When a replay stops by itself. A canary's letters wait at most `canary_timeout` seconds
-    for their outcomes (looked at every `look_every`); any replay pauses when more than `share`
-    of its latest `window` outcomes (since it last started) failed again."""
-
-    canary_timeout: float = 60.0
-    window: int = 20
-    share: float = 0.5
-    look_every: float = 0.2
-
-    @classmethod
-    def of(cls, settings: Settings, *, canary_timeout: float | None = None) -> "Brakes":
-        """The settings' brakes (REPLAY_CANARY_TIMEOUT, REPLAY_BRAKE_WINDOW, REPLAY_BRAKE_SHARE)."""
-        return cls(
-            canary_timeout=canary_timeout or settings.replay_canary_timeout,
-            window=settings.replay_brake_window,
-            share=settings.replay_brake_share,
-        )
-
-
 class InvalidCanary(ToolError, ValueError):
     """A canary that is not a number of letters."""
 
@@ -153,7 +132,7 @@ def run(
     stop: Callable[[], bool] = lambda: False,
     actor: str,
     traced: Traced | None = None,
-    brakes: Brakes = Brakes(),  # frozen: one default shared is safe
+    brakes: Brakes = DEFAULT_BRAKES,
 ) -> tuple[ReplayOperation, Report]:
     """Replay the operation's letters until none are left, it is cancelled (its row's flag,
     or `stop()` true), its canary or its brake pauses it, or the process is interrupted
@@ -287,16 +266,12 @@ class _Run:
         self._held = []
 
     def _brake(self) -> str | None:
-        """PAUSED (the operation paused, saying why) when more than the brakes' share of the
-        latest outcomes failed again."""
+        """PAUSED (the operation paused, saying why) when the brake holds."""
         brakes = self._brakes
         window = self._records.fate_window(self._operation.id, since_us=self._brake_from, size=brakes.window)
-        if window.failed_again <= brakes.share * brakes.window:
+        reason = braking(window, brakes)
+        if reason is None:
             return None
-        reason = (
-            f"brake: {window.failed_again} of the latest {window.outcomes} outcomes failed again"
-            f" (more than {brakes.share:.0%} of {brakes.window})"
-        )
         log.warning("dlq.replay_braked", operation=self._operation.id, reason=reason)
         self.settle()
         self.paused = self._records.pause(self._operation.id, reason, actor=self._actor)
@@ -315,25 +290,14 @@ class _Run:
             if self._stop() or self._records.operation(operation_id).cancel_requested:
                 return CANCELLED
             time.sleep(brakes.look_every)
-        failed = [letter for letter in letters if letter.fate == "failed_again"]
-        if not failed and not pending:
+        judged = verdict(letters, brakes.canary_timeout)
+        if judged is None:
             self._records.canary_passed(operation_id)
             log.info("dlq.canary_passed", operation=operation_id, letters=len(letters))
             return None
-        if failed:
-            verdict = "failed"
-            reason = f"canary: {len(failed)} of {len(letters)} failed again: " + "; ".join(
-                f"#{letter.letter_id} as #{letter.next_letter} ({letter.detail})" for letter in failed[:5]
-            )
-        else:
-            verdict = "timed out"
-            reason = (
-                f"canary: {len(pending)} of {len(letters)} without an outcome after"
-                f" {brakes.canary_timeout:g} s: "
-                + ", ".join(f"#{letter.letter_id}" for letter in pending[:10])
-            )
+        result, reason = judged
         log.warning("dlq.canary_failed", operation=operation_id, reason=reason)
-        self.paused = self._records.pause(operation_id, reason, actor=self._actor, canary_result=verdict)
+        self.paused = self._records.pause(operation_id, reason, actor=self._actor, canary_result=result)
         return PAUSED
 
 
