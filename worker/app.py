@@ -15,6 +15,7 @@ from worker.broker.links import AmqpDeliveries, AmqpLetters, AmqpPublishing, los
 from worker.broker.publisher import ConfirmingPublisher, encoded_size
 from worker.broker.topology import BrokerVersion, topology
 from worker.broker.wire import DeliveryReader
+from worker.dead_letters.brakes import Brakes
 from worker.dead_letters.drain import PREFETCH as LETTERS_IN_HAND
 from worker.dead_letters.drain import PUMP_EVERY, DeadLetterDrain, Records
 from worker.dead_letters.queue import ReplayPublisher
@@ -129,6 +130,7 @@ def scheduled_replays(settings: Settings, store: SqlStore, log: Logger) -> Sched
         routes=lambda to_original: Routes.of(settings, to_original=to_original),
         runner=f"{socket.gethostname()}:{os.getpid()}",
         log=log,
+        brakes=Brakes.of(settings),
     )
 
 

@@ -227,6 +227,23 @@ class Settings(BaseSettings):
     dlq_edit_types: Annotated[tuple[str, ...], NoDecode, BeforeValidator(_event_types)] = Field(
         (), description="the event types an edit may touch, comma-separated (none until listed)"
     )
+    replay_canary_timeout: float = Field(
+        60.0,
+        gt=0,
+        le=86_400,
+        allow_inf_nan=False,
+        description="seconds a canary replay waits for its letters' outcomes before it stops",
+    )
+    replay_brake_window: int = Field(
+        20, ge=1, le=10_000, description="a replay's latest outcomes its brake looks at"
+    )
+    replay_brake_share: float = Field(
+        0.5,
+        ge=0,
+        le=1,
+        allow_inf_nan=False,
+        description="a replay pauses when more than this share of its brake window failed again (1: never)",
+    )
     confirm_timeout: Seconds = 15.0
     shutdown_grace: Seconds = 30.0
     heartbeat: int = Field(30, ge=0, le=65_535, description="AMQP heartbeat, seconds (16 bits)")

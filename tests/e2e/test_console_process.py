@@ -42,7 +42,9 @@ def test_a_replay_cancelled_resumed_and_stopped_with_its_console_is_resumed_by_a
     store_url = f"sqlite:///{tmp_path / 'renewals.db'}"
     records = DeadLetterRecords(open_store(store_url))
     records.insert([new_letter(event_id=f"evt-stop-{n:02d}") for n in range(20)])
-    env = console_env(store_url, amqp_url, users_file(tmp_path))
+    # Every copy fails again on purpose (its body is no valid event): the brake, which would
+    # pause such a replay, is off here (it is proved in tests/integration/test_replay_fates.py).
+    env = console_env(store_url, amqp_url, users_file(tmp_path), RENEWALS_REPLAY_BRAKE_SHARE=1)
     first = ConsoleProcess(env, tmp_path / "console-1.log").start()
     operation = call(first, "POST", "/api/replays", {"selection": {"all": True}, "rate": 4})
     path = f"/api/replays/{operation['id']}"

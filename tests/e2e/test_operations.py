@@ -192,7 +192,14 @@ def test_a_replayed_message_keeps_body_and_properties_and_counts_the_replay(
     for name in ("content_type", "delivery_mode", "message_id", "correlation_id", "app_id", "type"):
         assert getattr(copy, name) == getattr(properties, name), name
     headers = {k: v for k, v in copy.headers.items() if k != "x-delivery-count"}  # the quorum queue's own
-    assert headers == {"x-trace": "t-1", "x-replay-count": 1}
+    records = DeadLetterRecords(open_store(store_url))
+    [letter], [operation] = records.find("nr-1"), records.operations()
+    assert headers == {
+        "x-trace": "t-1",
+        "x-replay-count": 1,
+        "x-replay-of-letter": letter.summary.id,  # the letter and the replay it comes from (issue 27)
+        "x-replay-operation": operation.id,
+    }
     assert dead_letters(amqp_url) == []
 
 

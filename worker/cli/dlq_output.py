@@ -36,6 +36,9 @@ OPERATION_COLUMNS = [
     "replayed",
     "skipped",
     "failed",
+    "resolved",
+    "failed_again",
+    "pending",
     "rate",
     "selection",
 ]
@@ -134,6 +137,8 @@ def print_report(report: Report, as_json: bool, operation: ReplayOperation) -> N
             "replayed": [label(letter) for letter in report.done],
             "skipped": [{"id": label(step.letter), "why": step.note} for step in report.skipped],
             "failed": [{"id": label(letter), "error": error} for letter, error in report.failed],
+            "canary_result": operation.canary_result,
+            "pause_reason": operation.pause_reason,
         }, indent=2))  # fmt: skip
         return
     if report.total == 0:
@@ -185,6 +190,7 @@ def described(stored: StoredLetter) -> str:
     lines = [
         printable(f"dead letter {label(letter)}, #{summary.id}, {summary.status}, group {summary.group}"),
         *([printable(f"problem: {stored.problem}")] if stored.problem else []),
+        *fate_lines(stored),
         "",
         "properties",
     ]
@@ -211,6 +217,20 @@ def described(stored: StoredLetter) -> str:
     return "\n".join(lines)
 
 
+def fate_lines(stored: StoredLetter) -> list[str]:
+    """What became of the letter's replay, and which letter it is a failed replay of."""
+    lines = []
+    if stored.previous_letter is not None:
+        lines.append(f"a replay of #{stored.previous_letter} that failed again")
+    fate = stored.fate
+    if fate is not None:
+        came_back = f", came back as #{fate.next_letter}" if fate.next_letter is not None else ""
+        lines.append(
+            printable(f"{fate.kind.replace('_', ' ')}{came_back} ({fate.detail}; replay {fate.operation_id})")
+        )
+    return lines
+
+
 def history_row(entry: HistoryEntry) -> dict[str, Any]:
     """One entry of a letter's history as `history` shows it."""
     return {
@@ -221,6 +241,7 @@ def history_row(entry: HistoryEntry) -> dict[str, Any]:
         "to": None if entry.to is None else target(entry.to),
         "outcome": entry.text if entry.kind in ("note", "erased") else entry.outcome,
         "message_id": entry.message_id,
+        "linked_letter": entry.linked_letter,
     }
 
 
@@ -279,9 +300,15 @@ def operation_row(operation: ReplayOperation) -> dict[str, Any]:
         "replayed": operation.replayed,
         "skipped": operation.skipped,
         "failed": operation.failed,
+        "resolved": operation.resolved,
+        "failed_again": operation.failed_again,
+        "pending": operation.pending,
         "rate": operation.rate,
         "selection": operation.selection.describe(),
         "not_before": None if operation.not_before is None else operation.not_before.isoformat(),
+        "canary": operation.canary or None,
+        "canary_result": operation.canary_result,
+        "pause_reason": operation.pause_reason,
     }
 
 

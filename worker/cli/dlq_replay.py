@@ -40,6 +40,7 @@ from worker.dead_letters import (
     run,
     user,
 )
+from worker.dead_letters.brakes import Brakes
 from worker.dead_letters.model import LetterFilter, ReplayOperation
 from worker.dead_letters.records import DeadLetterRecords, OperationBusy, UnknownOperation
 from worker.redaction import masked
@@ -65,7 +66,20 @@ EXIT_INTERRUPTED = 130  # 128 + SIGINT, as shells report a command ended by Ctrl
     help="Replays after which a dead letter is skipped unless --force.",
 )
 @click.option("--rate", type=Rate(), help="Letters per second (REPLAY_RATE).")
-@click.option("--resume", "resume_id", metavar="OP_ID", help="Take up a cancelled or interrupted replay.")
+@click.option(
+    "--canary",
+    type=click.IntRange(min=1),
+    help="Replay N letters first, wait for their outcomes, and go on only if they resolved.",
+)
+@click.option(
+    "--canary-timeout",
+    type=click.FloatRange(min=0, min_open=True, max=86_400),
+    metavar="SECONDS",
+    help="How long the canary waits for outcomes (REPLAY_CANARY_TIMEOUT).",
+)
+@click.option(
+    "--resume", "resume_id", metavar="OP_ID", help="Take up a cancelled, interrupted or paused replay."
+)
 @click.option(
     "--at",
     metavar="WHEN",
@@ -82,6 +96,8 @@ def replay_command(
     force: bool,
     max_replays: int,
     rate: float | None,
+    canary: int | None,
+    canary_timeout: float | None,
     resume_id: str | None,
     at: datetime | None,
     as_json: bool,
@@ -91,7 +107,10 @@ def replay_command(
     Each goes to the events exchange under the routing key of its event type; a dead letter
     of another type, or whose headers name another exchange, is skipped unless --to-original.
     The body, message_id and properties are kept; the error headers are dropped and
-    x-replay-count goes up by one. Each letter's outcome is in its history. Ctrl-C stops
+    x-replay-count goes up by one, and the copy names its letter and this replay, so the
+    letter's history learns its fate: resolved, or failed again as a new letter. With
+    --canary N, N letters go first and the rest only once they resolved; any replay pauses
+    itself when too many of its latest letters fail again (REPLAY_BRAKE_*). Ctrl-C stops
     cleanly after the letter in hand; `--resume OP_ID` takes up what is left. Two replays
     running at once never publish the same letter.
     """
@@ -125,6 +144,7 @@ def replay_command(
                     force=force,
                     max_replays=max_replays,
                     at=at,
+                    canary=canary or 0,
                 )
         except (UnknownOperation, OperationBusy) as exc:
             raise click.ClickException(str(exc)) from None
@@ -147,6 +167,7 @@ def replay_command(
                     stop=interrupted.is_set,
                     actor=user(),
                     traced=traced,
+                    brakes=Brakes.of(settings, canary_timeout=canary_timeout),
                 )
             if traced is not None:
                 traced.flush()
@@ -168,8 +189,14 @@ def replay_command(
             err=True,
         )
         sys.exit(EXIT_INTERRUPTED)
-    _audit(log, operation, report, "cancelled" if operation.status == "cancelled" else "completed")
+    _audit(log, operation, report, operation.status if operation.status != "finished" else "completed")
     print_report(report, as_json, operation)
+    if operation.status == "paused":
+        raise click.ClickException(
+            f"replay {operation.id} paused after {operation.done} of {operation.total}:"
+            f" {operation.pause_reason}; the rest are untouched: look at them with"
+            f" `renewals dlq replays`, then resume with `renewals dlq replay --resume {operation.id}`"
+        )
     if operation.status == "cancelled":
         raise click.ClickException(
             f"replay {operation.id} was cancelled after {operation.done} of {operation.total};"

@@ -112,6 +112,17 @@ class ReplayRequest(BaseModel):
         """A time with its zone or a delay (+30m), never one already past (a 422 saying so)."""
         return None if value in (None, "") else parse_at(str(value))
 
+    canary: int | None = Field(
+        None, ge=1, le=10_000, description="replay this many letters first; go on only if they resolved"
+    )
+    canary_timeout: float | None = Field(
+        None,
+        gt=0,
+        le=86_400,
+        allow_inf_nan=False,
+        description="seconds the canary waits for outcomes (default: RENEWALS_REPLAY_CANARY_TIMEOUT)",
+    )
+
 
 class NoteRequest(BaseModel):
     text: NoteText

@@ -129,6 +129,8 @@ def replay(
             to_original=body.to_original,
             max_replays=actions.DEFAULT_MAX_REPLAYS,
             at=body.at,
+            canary=body.canary or 0,
+            canary_timeout=body.canary_timeout,
         )
     except actions.RefusedAction as exc:
         raise HTTPException(422, str(exc)) from None
@@ -145,7 +147,8 @@ def list_replays(request: Request, _: Viewer) -> dict[str, Any]:
 @router.get("/replays/{operation_id}", summary="A replay's progress")
 def get_replay(request: Request, _: Viewer, operation_id: ReplayId) -> dict[str, Any]:
     try:
-        return shapes.operation(console_of(request).records().operation(operation_id))
+        records = console_of(request).records()
+        return {**shapes.operation(records.operation(operation_id)), **shapes.fates(records, operation_id)}
     except UnknownOperation:
         raise HTTPException(404, f"no replay {operation_id}") from None
 

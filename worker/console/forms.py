@@ -179,6 +179,7 @@ def _confirm(request: Request, who: Identity, form: ImmutableMultiDict[str, Any]
                 to_original=False,
                 max_replays=actions.DEFAULT_MAX_REPLAYS,
                 at=_at(str(form.get("at") or "").strip()),
+                canary=_canary(str(form.get("canary") or "").strip()),
             )
             actions.started(who, operation)
             return RedirectResponse(f"/replays/{operation.id}", status_code=303)
@@ -242,3 +243,12 @@ def _rate(text: str) -> float | None:
         raise HTTPException(422, str(exc)) from None
     except ValueError:
         raise HTTPException(422, f"rate {text[:40]!r} is not a number of letters per second") from None
+
+
+def _canary(text: str) -> int:
+    """The form's canary (blank: none); anything but a number of letters is a 422."""
+    if not text:
+        return 0
+    if not text.isdigit() or not 1 <= int(text) <= 10_000:
+        raise HTTPException(422, f"canary {text[:40]!r} is not a number of letters from 1 to 10,000")
+    return int(text)

@@ -125,12 +125,21 @@ def replays_page(request: Request, _: Viewer) -> Response:
 
 @router.get("/replays/{operation_id}")
 def replay_page(request: Request, _: Viewer, operation_id: ReplayId) -> Response:
-    return render(request, "replay.html", {"operation": _operation(request, operation_id)})
+    return render(request, "replay.html", _replay(request, operation_id))
 
 
 @router.get("/replays/{operation_id}/progress")
 def replay_progress(request: Request, _: Viewer, operation_id: ReplayId) -> Response:
-    return render(request, "progress.html", {"operation": _operation(request, operation_id)})
+    return render(request, "progress.html", _replay(request, operation_id))
+
+
+def _replay(request: Request, operation_id: str) -> dict[str, Any]:
+    """A replay with its latest letters that failed again (linked to the new letters)."""
+    operation = _operation(request, operation_id)
+    return {
+        "operation": operation,
+        "failed_again": console_of(request).records().fated(operation_id, "failed_again"),
+    }
 
 
 @router.get("/owners")

@@ -11,6 +11,7 @@ from worker.console.identity import Identity
 from worker.dead_letters import Routes
 from worker.dead_letters import actions as use_cases
 from worker.dead_letters import replays as replay_runs
+from worker.dead_letters.brakes import Brakes
 from worker.dead_letters.model import LetterFilter, ReplayOperation
 from worker.dead_letters.queue import ReplayPublisher
 from worker.dead_letters.records import DeadLetterRecords
@@ -42,6 +43,8 @@ class Runner:
         to_original: bool,
         max_replays: int,
         at: datetime | None = None,
+        canary: int = 0,
+        canary_timeout: float | None = None,
     ) -> ReplayOperation:
         """A replay running in a thread of this process; with `at`, one scheduled for then,
         which the workers run (worker/dead_letters/schedule.py), not this process."""
@@ -54,13 +57,14 @@ class Runner:
             force=force,
             max_replays=max_replays,
             at=at,
+            canary=canary,
         )
         if operation.status == "running":
-            self._spawn(operation, identity)
+            self._spawn(operation, identity, canary_timeout)
         return operation
 
     def resume(self, records: DeadLetterRecords, identity: Identity, operation_id: str) -> ReplayOperation:
-        """Take up a cancelled or interrupted replay where it stopped (UnknownOperation,
+        """Take up a cancelled, interrupted or paused replay where it stopped (UnknownOperation,
         OperationBusy if another process runs it, InvalidRate if its stored rate cannot be held:
         then it stays as it is); a finished one comes back as it is."""
         operation = use_cases.resume_replay(records, identity.name, operation_id)
@@ -68,9 +72,15 @@ class Runner:
             self._spawn(operation, identity)
         return operation
 
-    def _spawn(self, operation: ReplayOperation, identity: Identity) -> None:
+    def _spawn(
+        self, operation: ReplayOperation, identity: Identity, canary_timeout: float | None = None
+    ) -> None:
+        brakes = Brakes.of(self._settings, canary_timeout=canary_timeout)
         thread = threading.Thread(
-            target=self._run, args=(operation.id, identity.name), name=f"replay-{operation.id}", daemon=True
+            target=self._run,
+            args=(operation.id, identity.name, brakes),
+            name=f"replay-{operation.id}",
+            daemon=True,
         )
         self._threads[operation.id] = thread
         thread.start()
@@ -85,7 +95,7 @@ class Runner:
         for thread in list(self._threads.values()):
             thread.join(timeout)
 
-    def _run(self, operation_id: str, actor: str) -> None:
+    def _run(self, operation_id: str, actor: str, brakes: Brakes) -> None:
         store = self._open_store()
         records = DeadLetterRecords(store)
         try:
@@ -94,9 +104,21 @@ class Runner:
             broker = from_settings(self._settings, heartbeat=0)
             with ReplayPublisher(broker, log=log) as publisher:
                 ended, _ = replay_runs.run(
-                    records, operation_id, publisher, routes, stop=self._stopping.is_set, actor=actor
+                    records,
+                    operation_id,
+                    publisher,
+                    routes,
+                    stop=self._stopping.is_set,
+                    actor=actor,
+                    brakes=brakes,
                 )
-            log.info("console.replay_ended", operation_id=operation_id, status=ended.status, done=ended.done)
+            log.info(
+                "console.replay_ended",
+                operation_id=operation_id,
+                status=ended.status,
+                done=ended.done,
+                pause_reason=ended.pause_reason,
+            )
         except Exception as exc:  # the thread must say why it ended, and end the operation
             log.error("console.replay_failed", operation_id=operation_id, error=masked(str(exc)))
             try:

@@ -15,6 +15,7 @@ from worker.dead_letters.model import (
     ReplayOperation,
     StoredLetter,
 )
+from worker.dead_letters.records import DeadLetterRecords
 
 
 def plain(value: Any) -> Any:
@@ -61,7 +62,17 @@ def group(found: Group) -> dict[str, Any]:
 
 def operation(found: ReplayOperation) -> dict[str, Any]:
     shaped: dict[str, Any] = plain({k: v for k, v in asdict(found).items() if k != "selection"})
-    return {**shaped, "selection": found.selection.describe(), "done": found.done}
+    return {**shaped, "selection": found.selection.describe(), "done": found.done, "pending": found.pending}
+
+
+def fates(records: DeadLetterRecords, operation_id: str) -> dict[str, Any]:
+    """The replay's latest letters that failed again, each with the new letter it came back as."""
+    return {
+        "failed_again_letters": [
+            {"letter": f.letter_id, "event_id": f.event_id, "new_letter": f.next_letter, "why": f.detail}
+            for f in records.fated(operation_id, "failed_again")
+        ]
+    }
 
 
 def audit(entry: AuditEntry) -> dict[str, Any]:

@@ -1,8 +1,9 @@
 """Dead letters, as one room: the records over the worker's store (`records`, `replay_book`,
 `sql`, `model`), the worker's drain (`drain`), reading a letter (`letter`, `values`), replays
-(`replays`, `queue`, `routing`, `operations`), edit and retry (`editing`, `guardrails`,
-`edit_diff`, `edits`), and every operator action, once (`actions`), which `renewals dlq` and
-the console adapt. The names below are what the adapters use."""
+(`replays`, `queue`, `routing`, `operations`) and what became of them (`fates`, written by the
+worker's batch and the drain; `brakes`, a canary's verdict and the brake), edit and retry
+(`editing`, `guardrails`, `edit_diff`, `edits`), and every operator action, once (`actions`),
+which `renewals dlq` and the console adapt. The names below are what the adapters use."""
 
 from worker.dead_letters.letter import DeadLetter
 from worker.dead_letters.operations import DEFAULT_MAX_REPLAYS, Plan, Report, audit, label, plan, user

@@ -17,7 +17,7 @@ from worker.dead_letters.editing import Draft, Edited
 from worker.dead_letters.guardrails import EditPolicy
 from worker.dead_letters.model import AuditEntry, LetterFilter, ReplayOperation
 from worker.dead_letters.records import DeadLetterRecords
-from worker.dead_letters.replays import Republisher, check_rate
+from worker.dead_letters.replays import InvalidCanary, Republisher, check_rate
 from worker.dead_letters.sql import to_us
 
 
@@ -93,11 +93,15 @@ def start_replay(
     force: bool,
     max_replays: int,
     at: datetime | None = None,
+    canary: int = 0,
 ) -> ReplayOperation:
     """A new replay operation over the selected new letters, running; whoever runs it (the
     command in the foreground, the console in a thread) writes its audit row when it ends.
     With `at`, it is scheduled instead (audited now): the workers run it then
-    (worker/dead_letters/schedule.py)."""
+    (worker/dead_letters/schedule.py). With a `canary` of N, N letters go first and the rest
+    only if they resolved."""
+    if canary < 0:
+        raise InvalidCanary(f"a replay's canary is a number of letters, 1 or more, not {canary}")
     operation = records.start_replay(
         selection,
         actor=actor,
@@ -106,6 +110,7 @@ def start_replay(
         force=force,
         max_replays=max_replays,
         not_before_us=None if at is None else to_us(at),
+        canary=canary,
     )
     if at is not None:
         records.audit(

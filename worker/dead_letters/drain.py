@@ -142,13 +142,19 @@ class DeadLetterDrain:
         return self._queue.take(wait)
 
     def record(self, letters: list[Delivery]) -> int:
-        """Insert the letters in one transaction; how many were new. Raises StoreUnavailable
-        (nothing committed) for the session's store line to wait out and call again."""
+        """Insert the letters in one transaction; how many were new. Then link those that are
+        replays' copies to the letters they came from, which failed again (idempotent: letters
+        drained again after a kill complete the links). Raises StoreUnavailable for the
+        session's store line to wait out and call again."""
         recorded = [new_letter(delivery) for delivery in letters]
         for letter in recorded:
             if (letter.problem or "").startswith(SET_ASIDE):
                 self._log.warning("dead_letter.set_aside", problem=letter.problem, queue=self._name)
-        return self._records.insert(recorded)
+        fresh = self._records.insert(recorded)
+        linked = self._records.came_back(recorded)
+        if linked:
+            self._log.info("dead_letter.failed_again", count=linked, queue=self._name)
+        return fresh
 
     def acknowledge(self, letters: list[Delivery], fresh: int) -> None:
         """After the commit: the letters leave the queue."""

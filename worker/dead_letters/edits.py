@@ -42,9 +42,12 @@ class EditBook:
         at_us = now_us()
         with self._store.transaction():
             held = self._store.execute(
-                "UPDATE dead_letters SET claimed_by = ?, claimed_until_us = ? WHERE id = ? AND status = 'new'"
-                " AND (claimed_by IS NULL OR claimed_until_us < ?) RETURNING id",
-                (operation_id, at_us + int(lease * 1_000_000), letter_id, at_us),
+                # The hold names the edit for the copy's fate too (worker/dead_letters/fates.py),
+                # as a replay's claim does: a worker may handle the copy before settle commits.
+                "UPDATE dead_letters SET claimed_by = ?, claimed_until_us = ?,"
+                " fate_operation_id = CASE WHEN fate IS NULL THEN ? ELSE fate_operation_id END"
+                " WHERE id = ? AND status = 'new' AND (claimed_by IS NULL OR claimed_until_us < ?) RETURNING id",
+                (operation_id, at_us + int(lease * 1_000_000), operation_id, letter_id, at_us),
             ).fetchone()
             if held is None:
                 raise LetterMoved(self._moved(letter_id, at_us))

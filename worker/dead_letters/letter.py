@@ -27,6 +27,8 @@ from worker.messaging import (
     OWN_HEADER_PREFIXES,
     OWN_HEADERS,
     REPLAY_COUNT,
+    REPLAY_OF_LETTER,
+    REPLAY_OPERATION,
 )
 
 DETAIL_WIDTH = 80
@@ -35,9 +37,9 @@ PROPERTY_NAMES = (
     "expiration", "message_id", "timestamp", "type", "user_id", "app_id", "cluster_id",
 )  # fmt: skip
 # What a replay drops: the failure's explanation and the worker's and the broker's bookkeeping
-# (the replay count is then set afresh).
+# (the replay count and the letter and operation a copy comes from are then set afresh).
 _DROPPED_PREFIXES = OWN_HEADER_PREFIXES
-_DROPPED = OWN_HEADERS | {REPLAY_COUNT}
+_DROPPED = OWN_HEADERS | {REPLAY_COUNT, REPLAY_OF_LETTER, REPLAY_OPERATION}
 
 
 @dataclass(frozen=True, slots=True)
@@ -146,14 +148,19 @@ class DeadLetter:
             "routing_key": None if origin is None else origin[1],
         }
 
-    def replay_properties(self) -> dict[str, Any]:
-        """Body and properties kept; the failure's headers dropped; `x-replay-count` + 1."""
+    def replay_properties(self, operation_id: str | None = None) -> dict[str, Any]:
+        """Body and properties kept; the failure's headers dropped; `x-replay-count` + 1; and,
+        for a replay operation, the letter (its `position`) and the operation the copy comes
+        from (`x-replay-of-letter`, `x-replay-operation`), so that its fate finds them."""
         headers = {
             name: value
             for name, value in self.headers.items()
             if name not in _DROPPED and not name.startswith(_DROPPED_PREFIXES)
         }
         headers[REPLAY_COUNT] = self.replay_count + 1
+        if operation_id is not None:
+            headers[REPLAY_OF_LETTER] = self.position
+            headers[REPLAY_OPERATION] = operation_id
         return {**self.properties, "headers": headers}
 
     def as_record(self) -> dict[str, Any]:

@@ -26,12 +26,18 @@ RESOLVED: frozenset[Status] = frozenset({"replayed", "purged", "archived"})
 
 # "erased": the letter is a tombstone, its body and the headers that named a person erased (worker/erasure).
 HistoryKind = Literal[
-    "replayed", "replay_failed", "replay_skipped", "purged", "archived", "note", "edited", "erased"
-]
+    "replayed", "replay_failed", "replay_skipped", "purged", "archived", "note",
+    "resolved", "failed_again", "replay_of", "edited", "erased",
+]  # fmt: skip
 # An edited letter becomes `replayed` (a copy of it went back to the worker) once the copy is
 # confirmed; its history says `edited`, and the edit's before and after are an `EditRecord`.
 
-OperationStatus = Literal["scheduled", "running", "cancelled", "finished"]
+OperationStatus = Literal["scheduled", "running", "cancelled", "finished", "paused"]
+
+# What became of a replayed letter's copy: the worker handled it (`resolved`), or it came back
+# as a new dead letter (`failed_again`). A copy only re-queued for a retry has no fate yet.
+FateKind = Literal["resolved", "failed_again"]
+FATES: tuple[FateKind, ...] = ("resolved", "failed_again")
 
 # Headers the broker changes each time it hands the same letter out again: left out of the
 # letter's identity, so a redelivery after a kill between insert and ack is the same letter.
@@ -198,7 +204,9 @@ class LetterSummary:
 class HistoryEntry:
     """Something that happened to a letter. For a replay: `operation_id`, `to` (exchange,
     routing key), `outcome` ("published", or why it failed or was skipped) and the published
-    copy's `message_id`. For a note: `text`."""
+    copy's `message_id`. For a replay's fate: `resolved` (`message_id` the notification it
+    caused, if any) or `failed_again` (`linked_letter` the new letter), and on that new letter
+    `replay_of` (`linked_letter` the letter it was a replay of). For a note: `text`."""
 
     at: datetime
     kind: HistoryKind
@@ -208,6 +216,19 @@ class HistoryEntry:
     outcome: str | None = None
     message_id: str | None = None
     text: str | None = None
+    linked_letter: int | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class Fate:
+    """What became of a replayed letter: `detail` names the notification it caused (or says none
+    was needed), or the new letter's reason; `next_letter` is that new letter."""
+
+    kind: FateKind
+    at: datetime
+    operation_id: str | None
+    detail: str | None
+    next_letter: int | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -224,6 +245,8 @@ class StoredLetter:
     body_sha256: str | None
     problem: str | None = None  # why its properties could not be decoded (then there are none)
     history: list[HistoryEntry] = field(default_factory=list)
+    fate: Fate | None = None  # what became of its replay, once known
+    previous_letter: int | None = None  # the letter this one is a failed replay of
 
     @property
     def notes(self) -> list[HistoryEntry]:
@@ -283,10 +306,20 @@ class ReplayOperation:
     failed: int = 0
     cancel_requested: bool = False
     not_before: datetime | None = None  # a scheduled replay waits until then (`--at`)
+    resolved: int = 0  # replayed letters whose copies the worker handled
+    failed_again: int = 0  # replayed letters whose copies came back as new dead letters
+    canary: int = 0  # letters replayed first, whose outcomes decide whether the rest go
+    canary_result: str | None = None  # "passed", "failed", "timed out", "waived" (resumed after one)
+    pause_reason: str | None = None  # why a paused replay stopped (its canary, its brake)
 
     @property
     def done(self) -> int:
         return self.replayed + self.skipped + self.failed
+
+    @property
+    def pending(self) -> int:
+        """Replayed letters whose copies have no outcome yet (in the queue, or being retried)."""
+        return max(0, self.replayed - self.resolved - self.failed_again)
 
 
 @dataclass(frozen=True, slots=True)

@@ -3,8 +3,9 @@
 `DeadLetterRecords(store)` is what the worker's drain, `renewals dlq` and the console use. It
 is made of one recorder per job over the same store, composed here: `Letters` (arriving and
 read), `Resolutions` (notes, archive, purge, pruning), `ReplayBook` (replay operations, their
-claims and leases), `EditBook` (edited letters: held, settled, their before and after) and
-the `Trail` they write to (history and audit). Each call below is one
+claims and leases), `ReplayFates` (what became of replayed letters), `EditBook` (edited
+letters: held, settled, their before and after) and the `Trail` they write to (history and
+audit). Each call below is one
 part's. Every method is one short transaction of its own; none holds a lock between calls. Two
 processes may use the same store at once: inserts are idempotent, replays claim each letter
 before publishing it (on PostgreSQL with `FOR UPDATE SKIP LOCKED`; on SQLite the write lock
@@ -15,11 +16,13 @@ from collections.abc import Iterator, Sequence
 from datetime import datetime
 
 from worker.dead_letters.edits import EditBook, LetterMoved
+from worker.dead_letters.fates import CanaryLetter, ReplayFates, Window
 from worker.dead_letters.letters import UNRESOLVED, Letters
 from worker.dead_letters.model import (
     AuditEntry,
     Claimed,
     EditRecord,
+    FateKind,
     Group,
     HistoryEntry,
     LetterFilter,
@@ -49,6 +52,7 @@ class DeadLetterRecords:
         self._replays = ReplayBook(store, self._trail)
         self._schedule = Schedule(store, self._trail)
         self._edits = EditBook(store, self._trail)
+        self._fates = ReplayFates(store)
 
     # --- arriving and reading: Letters, Trail ---------------------------------------------------
 
@@ -152,6 +156,7 @@ class DeadLetterRecords:
         dry_run: bool = False,
         operation_id: str | None = None,
         not_before_us: int | None = None,
+        canary: int = 0,
     ) -> ReplayOperation:
         return self._replays.start_replay(
             selection,
@@ -163,6 +168,7 @@ class DeadLetterRecords:
             dry_run=dry_run,
             operation_id=operation_id,
             not_before_us=not_before_us,
+            canary=canary,
         )
 
     def outlines(self, selection: LetterFilter, *, limit: int) -> list[Outline]:
@@ -227,3 +233,28 @@ class DeadLetterRecords:
 
     def edit_record(self, operation_id: str) -> EditRecord | None:
         return self._edits.edit(operation_id)
+
+    def pause(
+        self, operation_id: str, reason: str, *, actor: str, canary_result: str | None = None
+    ) -> ReplayOperation:
+        return self._replays.pause(operation_id, reason, actor=actor, canary_result=canary_result)
+
+    def canary_passed(self, operation_id: str) -> None:
+        self._replays.canary_passed(operation_id)
+
+    # --- fates: ReplayFates ---------------------------------------------------------------------
+
+    def came_back(self, letters: Sequence[NewLetter]) -> int:
+        return self._fates.came_back(letters)
+
+    def fate_window(self, operation_id: str, *, since_us: int, size: int) -> Window:
+        return self._fates.window(operation_id, since_us=since_us, size=size)
+
+    def replayed_letters(self, operation_id: str) -> list[CanaryLetter]:
+        return self._fates.replayed(operation_id)
+
+    def brake_from_us(self, operation_id: str) -> int:
+        return self._replays.brake_from_us(operation_id)
+
+    def fated(self, operation_id: str, kind: FateKind, *, limit: int = 20) -> list[CanaryLetter]:
+        return self._fates.fated(operation_id, kind, limit=limit)

@@ -18,6 +18,7 @@ from worker.dead_letters.model import Claimed, HistoryEntry, LetterFilter, Lette
 from worker.dead_letters.sql import (
     FULL_COLUMNS,
     OPERATION_COLUMNS,
+    OPERATION_READ,
     SUMMARY_COLUMNS,
     clean,
     now_us,
@@ -72,10 +73,12 @@ class ReplayBook:
         dry_run: bool = False,
         operation_id: str | None = None,
         not_before_us: int | None = None,
+        canary: int = 0,
     ) -> ReplayOperation:
         """Record a new replay operation over the unresolved letters matching now (frozen:
         letters arriving later are not in it); status running, or scheduled until
-        `not_before_us` (worker/dead_letters/schedule.py runs it then)."""
+        `not_before_us` (worker/dead_letters/schedule.py runs it then). With a `canary`, that
+        many letters go first, and the rest only once they resolved (`replays.run`)."""
         operation_id = operation_id or uuid.uuid4().hex[:12]
         selection = replace(selection, statuses=frozenset({"new"}))
         at_us = now_us()
@@ -106,6 +109,10 @@ class ReplayBook:
                     not_before_us,
                 ),
             )
+            if canary:
+                self._store.execute(
+                    "UPDATE dead_letter_replays SET canary = ? WHERE id = ?", (canary, operation_id)
+                )
         return self.operation(operation_id)
 
     def outlines(self, selection: LetterFilter, *, limit: int) -> list[Outline]:
@@ -123,7 +130,7 @@ class ReplayBook:
     def operation(self, operation_id: str) -> ReplayOperation:
         """UnknownOperation if there is none."""
         row = self._store.execute(
-            f"SELECT {OPERATION_COLUMNS} FROM dead_letter_replays WHERE id = ?", (operation_id,)
+            f"SELECT {OPERATION_READ} FROM dead_letter_replays WHERE id = ?", (operation_id,)
         ).fetchone()
         if row is None:
             raise UnknownOperation(f"no replay operation {operation_id}")
@@ -132,15 +139,16 @@ class ReplayBook:
     def operations(self, *, limit: int = 20) -> list[ReplayOperation]:
         """The latest replay operations, newest first."""
         rows = self._store.execute(
-            f"SELECT {OPERATION_COLUMNS} FROM dead_letter_replays ORDER BY started_at_us DESC, id LIMIT ?",
+            f"SELECT {OPERATION_READ} FROM dead_letter_replays ORDER BY started_at_us DESC, id LIMIT ?",
             (limit,),
         ).fetchall()
         return [operation(row) for row in rows]
 
     def resume(self, operation_id: str, *, actor: str, stale_after: float = 10.0) -> ReplayOperation:
-        """Take up a cancelled or interrupted operation again (status running again).
+        """Take up a cancelled, interrupted or paused operation again (status running again).
         OperationBusy if it is running in a process that showed life within `stale_after`
-        seconds; a finished one comes back unchanged."""
+        seconds; a finished one comes back unchanged. Resuming one its canary stopped waives
+        the canary (the operator has seen why); the brake counts outcomes afresh from now."""
         with self._store.transaction():
             found = self.operation(operation_id)
             if found.status == "finished":
@@ -152,9 +160,10 @@ class ReplayBook:
                     f" {found.updated_at.isoformat(timespec='seconds')}): cancel it first, or wait"
                 )
             self._store.execute(
-                "UPDATE dead_letter_replays SET status = 'running', cancel_requested = 0, updated_at_us = ?"
-                " WHERE id = ?",
-                (at_us, operation_id),
+                "UPDATE dead_letter_replays SET status = 'running', cancel_requested = 0, updated_at_us = ?,"
+                " pause_reason = NULL, brake_from_us = ?, canary_result = CASE WHEN canary_result IN"
+                " ('failed', 'timed out') THEN 'waived' ELSE canary_result END WHERE id = ?",
+                (at_us, at_us, operation_id),
             )
         return self.operation(operation_id)
 
@@ -165,6 +174,15 @@ class ReplayBook:
         at_us = now_us()
         with self._store.transaction():
             found = self.operation(operation_id)
+            if found.status == "paused":  # nothing runs it: it ends cancelled at once
+                self._store.execute(
+                    "UPDATE dead_letter_replays SET status = 'cancelled', updated_at_us = ? WHERE id = ?",
+                    (at_us, operation_id),
+                )
+                self._trail.audit_row(
+                    "cancel", actor, operation_id, found.selection.describe(), _counts(found), "cancelled"
+                )
+                return self.operation(operation_id)
             if found.status != "running":
                 return found
             self._store.execute(
@@ -189,7 +207,8 @@ class ReplayBook:
             found = self.operation(operation_id)
             sql, params = where(found.selection, self._backend)
             claimed = self._store.execute(
-                "UPDATE dead_letters SET claimed_by = ?, claimed_until_us = ? WHERE id IN ("
+                "UPDATE dead_letters SET claimed_by = ?, claimed_until_us = ?,"
+                " fate_operation_id = CASE WHEN fate IS NULL THEN ? ELSE fate_operation_id END WHERE id IN ("
                 f" SELECT id FROM dead_letters WHERE {sql} AND status = 'new'"
                 " AND (claimed_by IS NULL OR claimed_by = ? OR claimed_until_us < ?)"
                 " AND NOT EXISTS (SELECT 1 FROM dead_letter_history AS h"
@@ -198,6 +217,7 @@ class ReplayBook:
                 (
                     operation_id,
                     at_us + int(lease * 1_000_000),
+                    operation_id,  # whose copy's fate the letter waits for (worker/dead_letters/fates.py)
                     *params,
                     operation_id,
                     at_us,
@@ -280,6 +300,38 @@ class ReplayBook:
             )
         return found
 
+    def pause(
+        self, operation_id: str, reason: str, *, actor: str, canary_result: str | None = None
+    ) -> ReplayOperation:
+        """Stop the operation until someone resumes it (its canary failed, or its brake
+        held), saying why; audited. `canary_result` records the canary's verdict."""
+        with self._store.transaction():
+            self._store.execute(
+                "UPDATE dead_letter_replays SET status = 'paused', pause_reason = ?, updated_at_us = ?,"
+                " canary_result = coalesce(?, canary_result) WHERE id = ?",
+                (clean(reason), now_us(), canary_result, operation_id),
+            )
+            found = self.operation(operation_id)
+            self._trail.audit_row(
+                "pause", actor, operation_id, found.selection.describe(), _counts(found), f"paused: {reason}"
+            )
+        return found
+
+    def canary_passed(self, operation_id: str) -> None:
+        """The canary's letters all resolved: the rest may go."""
+        with self._store.transaction():
+            self._store.execute(
+                "UPDATE dead_letter_replays SET canary_result = 'passed' WHERE id = ?", (operation_id,)
+            )
+
+    def brake_from_us(self, operation_id: str) -> int:
+        """When the brake's window starts: outcomes before the operation's last resume do
+        not count."""
+        row = self._store.execute(
+            "SELECT brake_from_us FROM dead_letter_replays WHERE id = ?", (operation_id,)
+        ).fetchone()
+        return 0 if row is None else int(row[0])
+
 
 def _counts(found: ReplayOperation) -> dict[str, int]:
     return {
@@ -287,4 +339,6 @@ def _counts(found: ReplayOperation) -> dict[str, int]:
         "replayed": found.replayed,
         "skipped": found.skipped,
         "failed": found.failed,
+        "resolved": found.resolved,
+        "failed_again": found.failed_again,
     }

@@ -3,6 +3,9 @@ claimed letters through the worker's broker layer with confirms and records each
 
 The CLI runs one in the foreground (Ctrl-C cancels cleanly); the console runs one in a
 background thread and cancels it with `DeadLetterRecords.request_cancel` from any process.
+Each copy names its letter and the operation, so the loop closes (`fates`): a canary's letters
+go first and the rest only if they resolved, and a brake pauses a replay whose letters keep
+failing again.
 Outcomes are committed after the broker's confirms, one letter at a time at the default rate
 (up to MAX_GROUP at a time at high rates): a process killed at any moment leaves at most that
 group both published and still new (claimed until its lease runs out); a resume publishes
@@ -17,6 +20,7 @@ from datetime import UTC, datetime
 from typing import Any, Protocol
 
 from worker.boundary import aside, guarded
+from worker.dead_letters.brakes import DEFAULT_BRAKES, Brakes, braking, verdict
 from worker.dead_letters.letter import DeadLetter
 from worker.dead_letters.model import Claimed, HistoryEntry, LetterFilter, ReplayOperation, StoredLetter
 from worker.dead_letters.operations import Plan, Report, plan
@@ -24,6 +28,7 @@ from worker.dead_letters.outline import OutlinedLetter
 from worker.dead_letters.queue import ReplayRefused
 from worker.dead_letters.records import DeadLetterRecords
 from worker.dead_letters.routing import Routes
+from worker.logs import get_logger
 from worker.settings import MAX_REPLAY_RATE
 from worker.tools.errors import ToolError
 
@@ -115,6 +120,10 @@ def preview(
     ]
 
 
+class InvalidCanary(ToolError, ValueError):
+    """A canary that is not a number of letters."""
+
+
 def run(
     records: DeadLetterRecords,
     operation_id: str,
@@ -125,13 +134,20 @@ def run(
     stop: Callable[[], bool] = lambda: False,
     actor: str,
     traced: Traced | None = None,
+    brakes: Brakes = DEFAULT_BRAKES,
 ) -> tuple[ReplayOperation, Report]:
     """Replay the operation's letters until none are left, it is cancelled (its row's flag,
-    or `stop()` true), or the process is interrupted (KeyboardInterrupt: outcomes so far
-    committed, claims released, the operation ends cancelled, then the interrupt goes on).
-    Holds the operation's rate. Outcomes are committed after the broker's confirms, a group at
-    a time (`group_size`). Returns the operation as it ended and what this run did. An
-    operation whose stored rate cannot be held (InvalidRate) ends cancelled before any letter."""
+    or `stop()` true), its canary or its brake pauses it, or the process is interrupted
+    (KeyboardInterrupt: outcomes so far committed, claims released, the operation ends
+    cancelled, then the interrupt goes on). Holds the operation's rate. Outcomes are committed
+    after the broker's confirms, a group at a time (`group_size`). Returns the operation as it
+    ended and what this run did. An operation whose stored rate cannot be held (InvalidRate)
+    ends cancelled before any letter.
+
+    With a canary not yet judged, its letters go first; then the run waits for their fates
+    (`brakes.canary_timeout` at most) and goes on only if every one resolved, else pauses
+    saying which failed again and why. Throughout, the brake pauses it when too many of its
+    latest outcomes failed again."""
     operation = records.operation(operation_id)
     try:
         check_rate(operation.rate)
@@ -139,51 +155,152 @@ def run(
         records.finish(operation_id, actor=actor, cancelled=True)
         raise
     report = Report(total=operation.total, scanned=operation.done)
-    pace = _Pace(operation.rate)
-    batch = max(1, min(BATCH, int((operation.rate or BATCH) * 2)))
-    lease = max(LEASE, 3 * batch / (operation.rate or batch))
-    group = group_size(operation.rate)
-    held: list[Claimed] = []
-    done: list[tuple[Claimed, HistoryEntry]] = []
-    cancelled = False
+    going = _Run(records, operation, publisher, routes, report, progress, stop, actor, traced, brakes)
     try:
-        next_look = time.monotonic() + LOOK_EVERY
-        while not cancelled:
-            held = records.claim(operation_id, limit=batch, lease=lease)
-            if not held:
-                break
-            while held:
-                if time.monotonic() >= next_look:
-                    next_look = time.monotonic() + LOOK_EVERY
-                    cancelled = records.operation(operation_id).cancel_requested
-                if cancelled or stop():
-                    cancelled = True
-                    break
-                pace.wait()
-                claimed = held.pop(0)
-                done.append(
-                    (claimed, _replay_one(claimed, publisher, routes, operation, report, actor, traced))
-                )
-                report.scanned += 1
-                if len(done) >= group:
-                    records.settle_all(done)
-                    done = []
-                if progress is not None:
-                    progress(report)
-            records.settle_all(done)
-            done = []
-            records.release(held)
-            held = []
+        stopped: str | None = None
+        if operation.canary and operation.canary_result is None:
+            stopped = going.replay(limit=max(0, operation.canary - operation.replayed))
+            if stopped is None:
+                stopped = going.judge_canary()
+        if stopped is None:
+            stopped = going.replay(limit=None)
     except BaseException:
-        records.settle_all(done)
-        records.release(held)
+        going.settle()
         records.finish(operation_id, actor=actor, cancelled=True)
         if progress is not None:
             progress(report, finished=True)
         raise
     if progress is not None:
         progress(report, finished=True)
-    return records.finish(operation_id, actor=actor, cancelled=cancelled), report
+    if stopped in (None, CANCELLED):
+        return records.finish(operation_id, actor=actor, cancelled=stopped == CANCELLED), report
+    return going.paused, report
+
+
+CANCELLED = "cancelled"
+PAUSED = "paused"
+log = get_logger("worker.dead_letters.replays")
+
+
+class _Run:
+    """One run of a replay operation: its pace, its claims in hand, its outcomes to commit."""
+
+    def __init__(
+        self,
+        records: DeadLetterRecords,
+        operation: ReplayOperation,
+        publisher: Republisher,
+        routes: Routes,
+        report: Report,
+        progress: ProgressListener | None,
+        stop: Callable[[], bool],
+        actor: str,
+        traced: Traced | None,
+        brakes: Brakes,
+    ) -> None:
+        self._records = records
+        self._operation = operation
+        self._publisher = publisher
+        self._routes = routes
+        self._report = report
+        self._progress = progress
+        self._stop = stop
+        self._actor = actor
+        self._traced = traced
+        self._brakes = brakes
+        self._pace = _Pace(operation.rate)
+        self._batch = max(1, min(BATCH, int((operation.rate or BATCH) * 2)))
+        self._lease = max(LEASE, 3 * self._batch / (operation.rate or self._batch))
+        self._group = group_size(operation.rate)
+        self._brake_from = records.brake_from_us(operation.id)
+        self._held: list[Claimed] = []
+        self._done: list[tuple[Claimed, HistoryEntry]] = []
+        self.paused = operation
+
+    def replay(self, *, limit: int | None) -> str | None:
+        """Publish letters until none are left or `limit` were published (skipped ones do not
+        count); CANCELLED or PAUSED if it stopped before."""
+        published = 0
+        next_look = time.monotonic() + LOOK_EVERY
+        while limit is None or published < limit:
+            want = self._batch if limit is None else min(self._batch, limit - published)
+            self._held = self._records.claim(self._operation.id, limit=want, lease=self._lease)
+            if not self._held:
+                return None
+            while self._held:
+                stopped: str | None = None
+                if time.monotonic() >= next_look:
+                    next_look = time.monotonic() + LOOK_EVERY
+                    stopped = self._looked()
+                if stopped or self._stop():
+                    self.settle()
+                    return stopped or CANCELLED
+                self._pace.wait()
+                claimed = self._held.pop(0)
+                entry = self._replay_one(claimed)
+                published += entry.kind == "replayed"
+                self._done.append((claimed, entry))
+                self._report.scanned += 1
+                if len(self._done) >= self._group:
+                    self._records.settle_all(self._done)
+                    self._done = []
+                if self._progress is not None:
+                    self._progress(self._report)
+            self.settle()
+        return None
+
+    def _replay_one(self, claimed: Claimed) -> HistoryEntry:
+        return _replay_one(
+            claimed, self._publisher, self._routes, self._operation, self._report, self._actor, self._traced
+        )
+
+    def _looked(self) -> str | None:
+        """CANCELLED if someone asked, PAUSED if the brake held, else None."""
+        if self._records.operation(self._operation.id).cancel_requested:
+            return CANCELLED
+        return self._brake()
+
+    def settle(self) -> None:
+        """Commit the outcomes in hand and give back the claims untried."""
+        self._records.settle_all(self._done)
+        self._done = []
+        self._records.release(self._held)
+        self._held = []
+
+    def _brake(self) -> str | None:
+        """PAUSED (the operation paused, saying why) when the brake holds."""
+        brakes = self._brakes
+        window = self._records.fate_window(self._operation.id, since_us=self._brake_from, size=brakes.window)
+        reason = braking(window, brakes)
+        if reason is None:
+            return None
+        log.warning("dlq.replay_braked", operation=self._operation.id, reason=reason)
+        self.settle()
+        self.paused = self._records.pause(self._operation.id, reason, actor=self._actor)
+        return PAUSED
+
+    def judge_canary(self) -> str | None:
+        """Wait for the canary's fates: None if every one resolved (the rest may go), CANCELLED,
+        or PAUSED saying which failed again and why (or which had no outcome in time)."""
+        operation_id, brakes = self._operation.id, self._brakes
+        deadline = time.monotonic() + brakes.canary_timeout
+        while True:
+            letters = self._records.replayed_letters(operation_id)
+            pending = [letter for letter in letters if letter.fate is None]
+            if not pending or time.monotonic() >= deadline:
+                break
+            if self._stop() or self._records.operation(operation_id).cancel_requested:
+                return CANCELLED
+            time.sleep(brakes.look_every)
+        judged = verdict(letters, brakes.canary_timeout)
+        if judged is None:
+            self._records.canary_passed(operation_id)
+            log.info("dlq.canary_passed", operation=operation_id, letters=len(letters))
+            return None
+        result, reason = judged
+        log.warning("dlq.canary_failed", operation=operation_id, reason=reason)
+        self.paused = self._records.pause(operation_id, reason, actor=self._actor, canary_result=result)
+        return PAUSED
 
 
 def group_size(rate: float | None) -> int:
@@ -209,7 +326,7 @@ def _replay_one(
     if step.action == "skip" or step.to is None:
         report.skipped.append(step)
         return HistoryEntry(at=now, kind="replay_skipped", actor=actor, outcome=step.note)
-    properties = letter.replay_properties()
+    properties = letter.replay_properties(operation.id)
     try:
         with nullcontext(properties) if traced is None else traced(letter, step.to, properties) as sent:
             publisher.republish(*step.to, letter.body, sent)

@@ -16,7 +16,7 @@ sent); its selection is frozen when it is scheduled, as any replay's is when it 
 from datetime import datetime
 
 from worker.dead_letters.model import ReplayOperation
-from worker.dead_letters.sql import OPERATION_COLUMNS, now_us, operation, to_us
+from worker.dead_letters.sql import OPERATION_READ, now_us, operation, to_us
 from worker.dead_letters.trail import Trail
 from worker.store.sql import SqlStore
 
@@ -102,7 +102,7 @@ class Schedule:
 
     def _operation(self, operation_id: str) -> ReplayOperation:
         row = self._store.execute(
-            f"SELECT {OPERATION_COLUMNS} FROM dead_letter_replays WHERE id = ?", (operation_id,)
+            f"SELECT {OPERATION_READ} FROM dead_letter_replays WHERE id = ?", (operation_id,)
         ).fetchone()
         return operation(row)
 

@@ -9,6 +9,7 @@ import time
 from collections.abc import Callable
 from contextlib import AbstractContextManager
 
+from worker.dead_letters.brakes import DEFAULT_BRAKES, Brakes
 from worker.dead_letters.model import ReplayOperation
 from worker.dead_letters.operations import Report
 from worker.dead_letters.records import DeadLetterRecords
@@ -39,9 +40,11 @@ class ScheduledReplays:
         routes: Callable[[bool], Routes],
         runner: str,
         log: Logger,
+        brakes: Brakes = DEFAULT_BRAKES,
         look_every: float = LOOK_EVERY,
     ) -> None:
         self._records = records
+        self._brakes = brakes
         self._open_store = open_store
         self._publisher = publisher
         self._routes = routes
@@ -114,5 +117,6 @@ class ScheduledReplays:
                 progress=renew,
                 stop=lost.is_set,
                 actor=found.actor,
+                brakes=self._brakes,
             )
         self._log.info("replay.scheduled_ended", operation_id=found.id, status=ended.status, done=ended.done)

@@ -10,6 +10,7 @@ from typing import Any
 from worker.boundary import guarded
 from worker.dead_letters.model import (
     AuditEntry,
+    Fate,
     HistoryEntry,
     LetterFilter,
     LetterSummary,
@@ -26,11 +27,26 @@ SUMMARY_COLUMNS = (
     "id, status, event_id, event_type, reason, detail, fingerprint, failed_at_us, received_at_us,"
     " attempts, replays, message_id, origin_exchange, origin_routing_key, resolved_at_us, body_size"
 )
-FULL_COLUMNS = SUMMARY_COLUMNS + ", body, properties, headers, trace_parent, body_sha256, problem"
-HISTORY_COLUMNS = "at_us, kind, actor, operation_id, to_exchange, to_routing_key, outcome, message_id, text"
+FULL_COLUMNS = (
+    SUMMARY_COLUMNS + ", body, properties, headers, trace_parent, body_sha256, problem,"
+    " fate, fate_at_us, fate_operation_id, fate_detail, next_letter_id, previous_letter_id"
+)
+HISTORY_COLUMNS = (
+    "at_us, kind, actor, operation_id, to_exchange, to_routing_key, outcome, message_id, text,"
+    " linked_letter_id"
+)
 OPERATION_COLUMNS = (
     "id, actor, selection, status, rate, to_original, force, max_replays, dry_run, started_at_us,"
     " updated_at_us, total, replayed, skipped, failed, cancel_requested, not_before_us"
+)
+# An operation as it is read: its row, its canary and pause, and its letters' fates counted (by
+# the index on the fates' operation, not a counter every worker's batch would queue on).
+OPERATION_READ = (
+    OPERATION_COLUMNS + ", canary, canary_result, pause_reason,"
+    " (SELECT count(*) FROM dead_letters AS d WHERE d.fate_operation_id = dead_letter_replays.id"
+    " AND d.fate = 'resolved'),"
+    " (SELECT count(*) FROM dead_letters AS d WHERE d.fate_operation_id = dead_letter_replays.id"
+    " AND d.fate = 'failed_again')"
 )
 AUDIT_COLUMNS = "at_us, actor, action, operation_id, selection, counts, result"
 
@@ -173,6 +189,10 @@ def _stored(
         body_sha256=row[20],
         problem=problem,
         history=history,
+        fate=None
+        if row[22] is None
+        else Fate(row[22], at(row[23]), row[24], row[25], None if row[26] is None else int(row[26])),
+        previous_letter=None if row[27] is None else int(row[27]),
     )
 
 
@@ -187,6 +207,7 @@ def history_entry(row: Sequence[Any]) -> HistoryEntry:
         outcome=row[6],
         message_id=row[7],
         text=row[8],
+        linked_letter=None if row[9] is None else int(row[9]),
     )
 
 
@@ -209,6 +230,11 @@ def operation(row: Sequence[Any]) -> ReplayOperation:
         failed=int(row[14]),
         cancel_requested=bool(row[15]),
         not_before=from_us(row[16]),
+        canary=int(row[17]),
+        canary_result=row[18],
+        pause_reason=row[19],
+        resolved=int(row[20]),
+        failed_again=int(row[21]),
     )
 
 

@@ -29,7 +29,8 @@ class Trail:
         to_exchange, to_routing_key = entry.to if entry.to is not None else (None, None)
         self._store.execute_many(
             "INSERT INTO dead_letter_history (letter_id, at_us, kind, actor, operation_id, to_exchange,"
-            " to_routing_key, outcome, message_id, text) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+            " to_routing_key, outcome, message_id, text, linked_letter_id)"
+            " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
             [
                 (
                     letter_id,
@@ -42,6 +43,7 @@ class Trail:
                     maybe(entry.outcome),
                     maybe(entry.message_id),
                     maybe(entry.text),
+                    entry.linked_letter,
                 )
                 for letter_id in letter_ids
             ],

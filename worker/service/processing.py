@@ -10,13 +10,14 @@ first, the outcome says so.
 import hashlib
 import random
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Any, Protocol
 
 from events import InvalidInput, NotificationRequestedData, OwnerChanged, RenewalApproaching
 from handlers import HANDLERS, Decision, HandlerMap, ReminderKey, SettingKey, needs_of
+from worker.dead_letters.fates import ReplayFates
 from worker.messaging import Delivery, EncodedSize, Outgoing
 from worker.service.failures import Failure, FailurePolicy
 from worker.service.intake import read
@@ -87,6 +88,7 @@ class BatchProcessor:
         self._max_future = timedelta(seconds=settings.max_clock_skew)
         self._writer = writer or NotificationWriter(settings.source, settings.notifications_exchange)
         self._outbox = outbox  # its confirmed rows are deleted by the next transaction
+        self._fates = ReplayFates(store)  # replayed letters whose copies this batch handles resolve
 
     def process(self, deliveries: Sequence[Delivery], *, settled_key: str | None = None) -> list[Result]:
         """Handle a chunk of deliveries in one transaction; a failing one never spoils the others.
@@ -196,7 +198,9 @@ class BatchProcessor:
                 outcomes.append(_Decided(delivery, event, decision))
             if failed:
                 transaction.forget_events(failed)  # not processed: handled again when it returns
-            return self._record(transaction, work, outcomes, now, now_us)
+            results = self._record(transaction, work, outcomes, now, now_us)
+            self._fates.handled(_handled(results), now_us)
+            return results
 
     def _record(
         self,
@@ -244,6 +248,14 @@ class BatchProcessor:
         if event is None:
             fields["routing_key"] = delivery.routing_key
         return Result(delivery, failure.outcome, fields, failure.outgoing, event=event, failure=failure)
+
+
+def _handled(results: Sequence[Result]) -> Iterator[tuple[dict[str, Any], str | None]]:
+    """The handled deliveries' headers and the notification each caused: the replays' fates
+    (a failed one is retried or dead-lettered, and the drain learns its fate then)."""
+    for result in results:
+        if result.failure is None:
+            yield result.delivery.headers, result.fields.get("notification_id")
 
 
 def _fields(event: Event) -> dict[str, Any]:

@@ -169,6 +169,28 @@ def _ledger(ints: str, identity: str) -> tuple[str, ...]:
     )
 
 
+def _replay_fates(ints: str) -> tuple[str, ...]:
+    """Migration 7 for one backend: what became of each replayed letter (its fate: resolved or
+    failed again, the notification it caused or the letter it came back as, and the operation
+    whose copy it was), the letter a new one came from, history entries that link a letter,
+    and a replay's canary and brake (worker/dead_letters/fates.py)."""
+    return (
+        "ALTER TABLE dead_letters ADD COLUMN fate TEXT",
+        f"ALTER TABLE dead_letters ADD COLUMN fate_at_us {ints}",
+        "ALTER TABLE dead_letters ADD COLUMN fate_operation_id TEXT",
+        "ALTER TABLE dead_letters ADD COLUMN fate_detail TEXT",
+        f"ALTER TABLE dead_letters ADD COLUMN next_letter_id {ints}",
+        f"ALTER TABLE dead_letters ADD COLUMN previous_letter_id {ints}",
+        "CREATE INDEX IF NOT EXISTS dead_letters_fate"
+        " ON dead_letters (fate_operation_id, fate_at_us) WHERE fate_operation_id IS NOT NULL",
+        f"ALTER TABLE dead_letter_history ADD COLUMN linked_letter_id {ints}",
+        f"ALTER TABLE dead_letter_replays ADD COLUMN canary {ints} NOT NULL DEFAULT 0",
+        "ALTER TABLE dead_letter_replays ADD COLUMN canary_result TEXT",
+        "ALTER TABLE dead_letter_replays ADD COLUMN pause_reason TEXT",
+        f"ALTER TABLE dead_letter_replays ADD COLUMN brake_from_us {ints} NOT NULL DEFAULT 0",
+    )
+
+
 def _erasures(ints: str, identity: str) -> tuple[str, ...]:
     """Migration 8 for one backend: one audit row per erasure of a client's or a person's data
     (worker/erasure): what was erased where, by whom, and the SHA-256 of the subject, never
@@ -240,6 +262,12 @@ MIGRATIONS = (
         "the reminder ledger and the owner history (who was told what, and why)",
         _ledger("INTEGER", "INTEGER PRIMARY KEY"),
         _ledger("BIGINT", "BIGINT GENERATED ALWAYS AS IDENTITY PRIMARY KEY"),
+    ),
+    SchemaMigration(
+        7,
+        "replays that close the loop: each replayed letter's fate, links, canary and brake",
+        _replay_fates("INTEGER"),
+        _replay_fates("BIGINT"),
     ),
     # Number 8 as issue 28's erasure was given it; the merge renumbers (MIGRATIONS is read by
     # position, so the versions must run without a gap once merged).
