@@ -46,7 +46,8 @@ class EditBook:
                 # as a replay's claim does: a worker may handle the copy before settle commits.
                 "UPDATE dead_letters SET claimed_by = ?, claimed_until_us = ?,"
                 " fate_operation_id = CASE WHEN fate IS NULL THEN ? ELSE fate_operation_id END"
-                " WHERE id = ? AND status = 'new' AND (claimed_by IS NULL OR claimed_until_us < ?) RETURNING id",
+                " WHERE id = ? AND status = 'new' AND (claimed_by IS NULL OR claimed_until_us < ?)"
+                " RETURNING id",
                 (operation_id, at_us + int(lease * 1_000_000), operation_id, letter_id, at_us),
             ).fetchone()
             if held is None:
