@@ -20,6 +20,7 @@ class Received:
     outcome: None = None
     message_id: None = None
     text: None = None
+    linked_letter: None = None
 
 
 def received_first(stored: StoredLetter) -> list[HistoryEntry | Received]:
