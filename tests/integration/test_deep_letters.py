@@ -64,7 +64,7 @@ def test_rows_an_older_release_wrote_deep_are_shown_by_the_api_the_page_and_the_
         == "no_recipient"
     )
     listed = json.loads(dlq(store_url, "list", "--json").stdout)
-    assert [row["position"] for row in listed] == [first, deep, deeper, last]
+    assert [row["position"] for row in listed] == [last, deeper, deep, first]  # newest first
 
 
 def test_a_body_json_nested_3000_deep_is_shown_as_text_on_the_page(tmp_path: Path, store_url: str) -> None:
