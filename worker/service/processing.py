@@ -10,7 +10,7 @@ first, the outcome says so.
 import hashlib
 import random
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Any, Protocol
@@ -20,11 +20,13 @@ from handlers import HANDLERS, Decision, HandlerMap, ReminderKey, SettingKey, ne
 from worker.messaging import Delivery, EncodedSize, Outgoing
 from worker.service.failures import Failure, FailurePolicy
 from worker.service.intake import read
+from worker.service.ledger import Handled, ledger_rows
 from worker.service.notifications import NotificationWriter, Writer, time_of
 from worker.service.outbox import Outbox
 from worker.service.outcomes import Outcome
 from worker.settings import Settings
 from worker.store import OutboxRow, SqlStore, SqlTransaction, StoreConflict, StoreUnavailable, WorkingSet
+from worker.store.ledger_writes import Confirmed
 
 Event = RenewalApproaching | OwnerChanged
 
@@ -162,7 +164,7 @@ class BatchProcessor:
         parsed: Sequence[Result | tuple[Delivery, Event]],
         now: datetime,
         settled_key: str | None,
-        deletions: Sequence[int],
+        deletions: Sequence[Confirmed],
     ) -> list[Result]:
         now_us = _micros(now)
         with self._store.transaction() as transaction:
@@ -217,6 +219,16 @@ class BatchProcessor:
             and _reminder(item.decision) in written.reminders
         ]
         queued = {row.notification_id: row for row in transaction.enqueue(rows, now_us)} if rows else {}
+        transaction.record_ledger(
+            *ledger_rows(
+                _handled(outcomes),
+                notified=queued.keys(),
+                settings_written=written.settings,
+                projection=work,
+                now=now,
+                now_us=now_us,
+            )
+        )
         return [
             item if isinstance(item, Result) else self._result(item, written.settings, queued)
             for item in outcomes
@@ -244,6 +256,15 @@ class BatchProcessor:
         if event is None:
             fields["routing_key"] = delivery.routing_key
         return Result(delivery, failure.outcome, fields, failure.outgoing, event=event, failure=failure)
+
+
+def _handled(outcomes: list[Result | _Decided]) -> Iterator[Handled]:
+    """Each event the batch decided, or failed to, with what became of it: for the ledger."""
+    for item in outcomes:
+        if isinstance(item, _Decided):
+            yield item.delivery, item.event, item.decision
+        elif item.event is not None and item.failure is not None:
+            yield item.delivery, item.event, item.failure
 
 
 def _fields(event: Event) -> dict[str, Any]:

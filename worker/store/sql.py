@@ -13,6 +13,7 @@ from datetime import date
 
 from worker.store.backend import Backend
 from worker.store.connection import RunnerFor, SqlConnection, direct
+from worker.store.ledger_writes import Confirmed
 from worker.store.migrations import Migrations
 from worker.store.model import OutboxRow
 from worker.store.outbox import OutboxRows
@@ -75,13 +76,23 @@ class SqlStore(SqlConnection):
     def set_aside_rows(self) -> list[tuple[OutboxRow, str]]:
         return self.outbox.set_aside_rows()
 
-    def delete_confirmed(self, seqs: Sequence[int]) -> None:
+    def delete_confirmed(self, seqs: Sequence[int | Confirmed]) -> None:
         self.outbox.delete_confirmed(seqs)
 
     def forget_attempts(self, message_key: str) -> None:
         self.retention.forget_attempts(message_key)
 
-    def prune(self, *, processed_before_us: int, renewals_before: date, limit: int) -> int:
+    def prune(
+        self,
+        *,
+        processed_before_us: int,
+        renewals_before: date,
+        limit: int,
+        ledger_before_us: int | None = None,
+    ) -> int:
         return self.retention.prune(
-            processed_before_us=processed_before_us, renewals_before=renewals_before, limit=limit
+            processed_before_us=processed_before_us,
+            renewals_before=renewals_before,
+            limit=limit,
+            ledger_before_us=ledger_before_us,
         )
