@@ -165,9 +165,10 @@ def _postgres(base: str) -> Iterator[_Store]:
                         start=START_US,
                         step=SPAN_US // max(rows, 1),
                     )
+                    numbers = "generate_series(0::bigint, %s::bigint - 1) AS i"
                     db.execute(
                         f"INSERT INTO reminder_ledger ({_COLUMNS})"
-                        f" SELECT {values} FROM generate_series(0, %s - 1) AS i",
+                        f" SELECT {values.replace('%', '%%')} FROM {numbers}",
                         (rows,),
                     )
                     db.execute("VACUUM ANALYZE reminder_ledger")
