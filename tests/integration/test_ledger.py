@@ -2,20 +2,23 @@
 table row, duplicates, dead letters, replays, owner changes won and lost, confirms, retention."""
 
 import json
+import threading
 from datetime import UTC, datetime
 from typing import Any
 
 import pytest
 
+from events import OwnerChanged
+from handlers import HANDLERS
 from support.messages import contact, owner_changed, renewal
-from tests.integration.test_processing import delivery, processor_over, store_at
+from tests.integration.test_processing import Paused, delivery, processor_over, store_at
 from tests.unit.test_domain_document import RULE_ROWS, row_id
 from worker.messaging import REPLAY_OF_LETTER, REPLAY_OPERATION, Delivery
 from worker.service.outbox import Outbox
 from worker.service.processing import BatchProcessor
 from worker.service.retention import Retention
 from worker.settings import Settings
-from worker.store import SqlStore
+from worker.store import SqlStore, open_store
 
 DORA = contact("dora", "client.example")
 ALICE = contact("alice")
@@ -265,3 +268,30 @@ def test_retention_prunes_old_rows_in_chunks_and_a_later_event_still_works(store
     again = processor.process([delivery(renewal("c0", None, decision_maker=DORA, id="r0-again"))])
     assert again[0].outcome == "renewal.duplicate_reminder"
     assert [(row["event_id"], row["reason"]) for row in ledger(store, "c0")] == [("r0-again", "duplicate")]
+
+
+def test_a_change_beaten_by_another_workers_commit_is_lost_to_the_change_that_stood(
+    postgres_url: str,
+) -> None:
+    """Two workers on PostgreSQL: the older change read an empty key, the newer one committed
+    meanwhile; the older's history row is lost, to the newer's event id, which the batch could
+    not have known when it decided. (SQLite lets one writer in at a time: no such race there.)"""
+    store = store_at(postgres_url)
+    paused = Paused()
+    older = processor_over(open_store(postgres_url), {**HANDLERS, OwnerChanged: paused})
+    newer = processor_over(open_store(postgres_url))
+    old_event = owner_changed("platform", partner_contact=ALICE, id="old", time="2026-11-20T10:00:00+00:00")
+    new_event = owner_changed("partner", partner_contact=BOB, id="new", time="2026-11-20T11:00:00+00:00")
+    thread = threading.Thread(target=lambda: older.process([delivery(old_event)]))
+    thread.start()
+    assert paused.decided.wait(10)
+    newer.process([delivery(new_event)])
+    paused.release.set()
+    thread.join(10)
+    rows = {row["event_id"]: row for row in history(store)}
+    assert (rows["new"]["won"], rows["new"]["lost_to_event_id"]) == (1, None)
+    assert (rows["old"]["won"], rows["old"]["lost_to_event_id"], rows["old"]["owner_before"]) == (
+        0,
+        "new",
+        None,
+    )
