@@ -1,6 +1,9 @@
 """How a batch writes the reminder ledger and the owner history, and how a confirm stamps the
-ledger: one multi-row insert per table per batch (a chunk at a time), in the batch's own
-transaction; one update per confirmed batch, where its outbox rows are deleted.
+ledger: one insert per table per batch, in the batch's own transaction; one update per confirmed
+batch, where its outbox rows are deleted. Two strategies, as for the projection
+(`projection_writes`), and the backend's write strategy carries the one that suits it
+(`ProjectionWrites.ledger`): set-based statements for PostgreSQL, prepared ones run over every
+row for SQLite.
 
 The rows are built by `worker.service.ledger`; here they are only written, in the column order
 below. `published_at_us` and `confirmed_at_us` are never inserted: the confirm sets them.
@@ -69,48 +72,82 @@ def _insert(table: str, columns: Sequence[tuple[str, str]]) -> str:
     return f"INSERT INTO {table} ({', '.join(name for name, _type in columns)}) "
 
 
+def _marks(columns: Sequence[Any]) -> str:
+    return "VALUES (" + ", ".join("?" * len(columns)) + ")"
+
+
 _LEDGER_INSERT = _insert("reminder_ledger", LEDGER_COLUMNS)
 _LEDGER_TYPES = tuple(type_ for _name, type_ in LEDGER_COLUMNS)
 _HISTORY_INSERT = _insert("owner_history", HISTORY_COLUMNS)
 _HISTORY_TYPES = tuple(type_ for _name, type_ in HISTORY_COLUMNS)
+_EVENT = HISTORY_COLUMNS.index(("event_id", "text"))
 _LOST_TO = HISTORY_COLUMNS.index(("lost_to_event_id", "text"))
 _WON = HISTORY_COLUMNS.index(("won", "integer"))
+_STAMP = (
+    "UPDATE reminder_ledger SET published_at_us = COALESCE({published}, {confirmed}),"
+    " confirmed_at_us = {confirmed} FROM {source} WHERE reminder_ledger.notification_id = o.notification_id"
+    " AND reminder_ledger.outcome = 'notified' AND reminder_ledger.confirmed_at_us IS NULL"
+)
 
 
-def record_reminders(db: Statements, backend: Backend, rows: Sequence[LedgerRow]) -> None:
-    """Insert the batch's ledger rows: one multi-row statement per chunk."""
-    for chunk in chunks(rows):
-        source, params = backend.rows(_LEDGER_TYPES, chunk)
-        db.execute(_LEDGER_INSERT + source, params)
+class LedgerWrites:
+    """Multi-row statements whose text is the same whatever the number of rows (PostgreSQL's
+    arrays, unnested): a chunk at a time, one statement per table."""
+
+    def __init__(self, backend: Backend) -> None:
+        self._backend = backend
+
+    def reminders(self, db: Statements, rows: Sequence[LedgerRow]) -> None:
+        """Insert the batch's ledger rows."""
+        for chunk in chunks(rows):
+            source, params = self._backend.rows(_LEDGER_TYPES, chunk)
+            db.execute(_LEDGER_INSERT + source, params)
+
+    def owner_changes(self, db: Statements, rows: Sequence[HistoryRow]) -> None:
+        """Insert the batch's owner-history rows; a change that lost to one another worker
+        committed meanwhile (the batch could not know its id) is then given the id of the change
+        that stands."""
+        for chunk in chunks(rows):
+            source, params = self._backend.rows(_HISTORY_TYPES, chunk)
+            db.execute(_HISTORY_INSERT + source, params)
+        raced = sorted({row[_EVENT] for row in rows if not row[_WON] and row[_LOST_TO] is None})
+        for chunk in chunks(raced):
+            one_of, params = self._backend.any_of("text", chunk)
+            db.execute(
+                "UPDATE owner_history SET lost_to_event_id = (SELECT s.event_id FROM owner_settings AS s"
+                " WHERE s.partner_id = owner_history.partner_id AND s.client_id = owner_history.client_id)"
+                f" WHERE won = 0 AND lost_to_event_id IS NULL AND event_id {one_of}",
+                params,
+            )
+
+    def confirmed(self, db: Statements, confirmed: Sequence[Confirmed]) -> None:
+        """Set the published and confirmed times of the reminders these outbox rows notified
+        (before the rows are deleted: the outbox row names the notification)."""
+        for chunk in chunks(sorted(confirmed)):
+            table, params = self._backend.table(("bigint", "bigint", "bigint"), chunk)
+            source = f"{table} JOIN outbox AS o ON o.seq = k.column1"
+            db.execute(_STAMP.format(published="k.column2", confirmed="k.column3", source=source), params)
 
 
-def record_owner_changes(db: Statements, backend: Backend, rows: Sequence[HistoryRow]) -> None:
-    """Insert the batch's owner-history rows. A change that lost to one another worker committed
-    meanwhile (the batch could not know its id) is then given the id of the change that stands."""
-    for chunk in chunks(rows):
-        source, params = backend.rows(_HISTORY_TYPES, chunk)
-        db.execute(_HISTORY_INSERT + source, params)
-    raced = sorted({row[6] for row in rows if not row[_WON] and row[_LOST_TO] is None})
-    for chunk in chunks(raced):
-        one_of, params = backend.any_of("text", chunk)
-        db.execute(
-            "UPDATE owner_history SET lost_to_event_id = (SELECT s.event_id FROM owner_settings AS s"
-            " WHERE s.partner_id = owner_history.partner_id AND s.client_id = owner_history.client_id)"
-            f" WHERE won = 0 AND lost_to_event_id IS NULL AND event_id {one_of}",
-            params,
-        )
+class EachLedgerWrites:
+    """One prepared statement per kind, run over all its rows with `executemany`: for SQLite,
+    in-process, where a multi-row statement's text changes with its number of rows and would
+    be parsed again for each batch size (the projection's `SerializedWrites` does the same)."""
 
+    def __init__(self) -> None:
+        self._reminders = _LEDGER_INSERT + _marks(LEDGER_COLUMNS)
+        self._owner_changes = _HISTORY_INSERT + _marks(HISTORY_COLUMNS)
+        self._confirmed = _STAMP.format(published="?", confirmed="?", source="outbox AS o") + " AND o.seq = ?"
 
-def stamp_confirmed(db: Statements, backend: Backend, confirmed: Sequence[Confirmed]) -> None:
-    """Set the published and confirmed times of the reminders these outbox rows notified (before
-    the rows are deleted: the outbox row names the notification)."""
-    for chunk in chunks(sorted(confirmed)):
-        table, params = backend.table(("bigint", "bigint", "bigint"), chunk)
-        db.execute(
-            "UPDATE reminder_ledger SET confirmed_at_us = k.column3,"
-            " published_at_us = COALESCE(k.column2, k.column3)"
-            f" FROM {table} JOIN outbox AS o ON o.seq = k.column1"
-            " WHERE reminder_ledger.notification_id = o.notification_id"
-            " AND reminder_ledger.outcome = 'notified' AND reminder_ledger.confirmed_at_us IS NULL",
-            params,
+    def reminders(self, db: Statements, rows: Sequence[LedgerRow]) -> None:
+        db.execute_many(self._reminders, rows)
+
+    def owner_changes(self, db: Statements, rows: Sequence[HistoryRow]) -> None:
+        """Every change the batch applied stands (SQLite lets one writer in at a time), so none
+        lost to another worker's commit."""
+        db.execute_many(self._owner_changes, rows)
+
+    def confirmed(self, db: Statements, confirmed: Sequence[Confirmed]) -> None:
+        db.execute_many(
+            self._confirmed, [(published, at, at, seq) for seq, published, at in sorted(confirmed)]
         )

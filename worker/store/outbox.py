@@ -8,7 +8,7 @@ from typing import Any
 
 from worker.store.backend import Backend, chunks
 from worker.store.connection import SqlConnection
-from worker.store.ledger_writes import Confirmed, stamp_confirmed
+from worker.store.ledger_writes import Confirmed, EachLedgerWrites, LedgerWrites
 from worker.store.model import OutboxRow
 
 COLUMNS = "seq, notification_id, correlation_id, routing_key, body"
@@ -17,9 +17,12 @@ COLUMNS = "seq, notification_id, correlation_id, routing_key, body"
 class OutboxRows:
     """Each call a short transaction of its own (or a single statement), between batches."""
 
-    def __init__(self, connection: SqlConnection, backend: Backend) -> None:
+    def __init__(
+        self, connection: SqlConnection, backend: Backend, ledger: LedgerWrites | EachLedgerWrites
+    ) -> None:
         self._db = connection
         self._backend = backend
+        self._ledger = ledger
 
     def unsent(self, seqs: Sequence[int]) -> list[OutboxRow]:
         """These outbox rows, if still there, oldest first."""
@@ -74,16 +77,21 @@ class OutboxRows:
         """Drop confirmed rows, in a transaction of their own."""
         if seqs:
             with self._db.writing():
-                delete(self._db, self._backend, seqs)
+                delete(self._db, self._backend, seqs, self._ledger)
 
 
-def delete(connection: SqlConnection, backend: Backend, seqs: Iterable[int | Confirmed]) -> None:
+def delete(
+    connection: SqlConnection,
+    backend: Backend,
+    seqs: Iterable[int | Confirmed],
+    ledger: LedgerWrites | EachLedgerWrites,
+) -> None:
     """Drop these confirmed rows, in the transaction under way, stamping the reminder ledger's
     rows they notified with when they were published and confirmed (a bare seq: confirmed now)."""
     confirmed = [_confirmed(item, time.time_ns() // 1000) for item in seqs]
     if not confirmed:
         return
-    stamp_confirmed(connection, backend, confirmed)
+    ledger.confirmed(connection, confirmed)
     for chunk in chunks(sorted(item.seq for item in confirmed)):
         one_of, params = backend.any_of("bigint", chunk)
         connection.execute(f"DELETE FROM outbox WHERE seq {one_of}", params)

@@ -11,7 +11,7 @@ from pydantic import ValidationError
 
 from events import Contact
 from handlers import OwnerSetting, ReminderKey, SettingKey, Stamp, Versioned
-from worker.store import ledger_writes, outbox, retention
+from worker.store import outbox, retention
 from worker.store.backend import Backend, ProjectionWrites, chunks
 from worker.store.connection import SqlConnection
 from worker.store.ledger_writes import Confirmed, HistoryRow, LedgerRow
@@ -167,16 +167,16 @@ class SqlTransaction:
         return queued
 
     def delete_confirmed(self, seqs: Iterable[int | Confirmed]) -> None:
-        outbox.delete(self._db, self._backend, seqs)
+        outbox.delete(self._db, self._backend, seqs, self._writes.ledger)
 
     # --- the reminder ledger and the owner history -----------------------------------------
 
     def record_ledger(self, reminders: Sequence[LedgerRow], owner_changes: Sequence[HistoryRow]) -> None:
         """Insert the batch's ledger and owner-history rows, a multi-row statement each."""
         if reminders:
-            ledger_writes.record_reminders(self._db, self._backend, reminders)
+            self._writes.ledger.reminders(self._db, reminders)
         if owner_changes:
-            ledger_writes.record_owner_changes(self._db, self._backend, owner_changes)
+            self._writes.ledger.owner_changes(self._db, owner_changes)
 
     # --- crash counts ----------------------------------------------------------------------
 

@@ -14,8 +14,11 @@ _EXPIRED = {
     " (SELECT client_id, renewal_date, days_until_renewal FROM reminders WHERE renewal_date < ? LIMIT ?)",
     "handling_attempts": "DELETE FROM handling_attempts WHERE message_key IN"
     " (SELECT message_key FROM handling_attempts WHERE last_at_us < ? LIMIT ?)",
-    "reminder_ledger": "DELETE FROM reminder_ledger WHERE seq IN"
-    " (SELECT seq FROM reminder_ledger WHERE handled_at_us < ? LIMIT ?)",
+    # The ledger is written in time order, so its oldest rows are its first: the first `limit`
+    # by seq are looked at, and those handled before the bound go (no index on the time to
+    # keep up at every insert; a row stamped by a clock running ahead waits its turn).
+    "reminder_ledger": "DELETE FROM reminder_ledger WHERE handled_at_us < ?"
+    " AND seq IN (SELECT seq FROM reminder_ledger ORDER BY seq LIMIT ?)",
     "owner_history": "DELETE FROM owner_history WHERE seq IN"
     " (SELECT seq FROM owner_history WHERE received_at_us < ? LIMIT ?)",
 }

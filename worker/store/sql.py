@@ -29,13 +29,13 @@ class SqlStore(SqlConnection):
 
     def __init__(self, backend: Backend, *, runner: RunnerFor = direct) -> None:
         super().__init__(backend, runner=runner(backend.kind))
-        self.migrations = Migrations(self, backend)
-        self.outbox = OutboxRows(self, backend)
-        self.retention = RetentionRows(self)
         # The batch's write strategy, chosen once by the backend; the reporting one serves the
         # single-kind writes, which always say which rows stood.
         self._writes = backend.writes()
         self._reported = ReportedWrites(backend)
+        self.migrations = Migrations(self, backend)
+        self.outbox = OutboxRows(self, backend, self._writes.ledger)
+        self.retention = RetentionRows(self)
 
     @contextmanager
     def transaction(self) -> Iterator[SqlTransaction]:
