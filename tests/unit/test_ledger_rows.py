@@ -9,7 +9,7 @@ from support.messages import contact, encode, owner_changed, renewal
 from tests.fakes import InMemoryProjection
 from tests.unit.test_domain_document import CONTACTS, DECISION_MAKERS, RULE_ROWS, row_id
 from tests.unit.test_rules import apply
-from worker.service.ledger import _letter_id, _operation
+from worker.service.ledger import _addresses, _letter_id, _operation
 
 
 @pytest.mark.parametrize("row", RULE_ROWS, ids=row_id)
@@ -72,3 +72,10 @@ def test_a_replay_operation_is_kept_only_when_short_and_printable() -> None:
     assert _operation("op-1") == "op-1"
     assert _operation(b"op-2") == "op-2"
     assert [_operation(value) for value in ("", "x" * 201, "a\nb", 5, None)] == [None] * 5
+
+
+def test_one_address_is_written_as_the_list_of_them_would_be() -> None:
+    """The single-recipient shortcut gives what joining the list gives, and none gives nothing."""
+    people = [Contact(email=f"p{n}@x.example", name="P", user_id=f"u{n}") for n in range(3)]
+    for count in range(4):
+        assert _addresses(people[:count]) == (", ".join(p.email for p in people[:count]) or None)
