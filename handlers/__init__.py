@@ -5,6 +5,7 @@ from datetime import datetime
 from typing import Any, Protocol
 
 from events import OwnerChanged, RenewalApproaching
+from handlers.basis import Basis, basis_of
 from handlers.decision import Decision, DomainOutcome
 from handlers.ports import (
     Needs,
@@ -17,7 +18,7 @@ from handlers.ports import (
 )
 from handlers.projection import Effective, effective_setting, on_owner_changed
 from handlers.reads import needs_of
-from handlers.recipients import NoRecipient, Recipients, resolve_recipients
+from handlers.recipients import NoRecipient, Recipients, resolve_recipients, rule_row
 from handlers.reminders import notification_id_for, on_renewal_approaching
 
 
@@ -39,6 +40,7 @@ HANDLERS: HandlerMap = {
 
 __all__ = [
     "HANDLERS",
+    "Basis",
     "Decision",
     "DomainOutcome",
     "Effective",
@@ -53,10 +55,12 @@ __all__ = [
     "SettingKey",
     "Stamp",
     "Versioned",
+    "basis_of",
     "effective_setting",
     "needs_of",
     "notification_id_for",
     "on_owner_changed",
     "on_renewal_approaching",
     "resolve_recipients",
+    "rule_row",
 ]

@@ -1,9 +1,13 @@
 """What a handler decided; the worker does the sending after the commit."""
 
 from dataclasses import dataclass
-from typing import Literal
+from typing import TYPE_CHECKING, Literal
 
 from events import NotificationRequestedData
+from handlers.ports import OwnerSetting, Versioned
+
+if TYPE_CHECKING:  # basis reads the projection, whose handler returns a Decision
+    from handlers.basis import Basis
 
 DomainOutcome = Literal[
     "renewal.notification_requested",
@@ -18,7 +22,12 @@ DomainOutcome = Literal[
 
 @dataclass(frozen=True, slots=True)
 class Decision:
-    """`outcome` is the stable log event name; `notification` is what to send, if anything."""
+    """`outcome` is the stable log event name; `notification` is what to send, if anything.
+    What the reminder ledger and the owner history record comes with it: for a reminder, the
+    `basis` it was decided on; for an owner change, what the key held `before` it (for a stale
+    one, the newer setting it lost to)."""
 
     outcome: DomainOutcome
     notification: NotificationRequestedData | None = None
+    basis: "Basis | None" = None
+    before: Versioned[OwnerSetting] | None = None

@@ -14,8 +14,12 @@ SYSTEM_DEFAULT = OwnerSetting(owner="platform", contact=None)
 
 @dataclass(frozen=True, slots=True)
 class Effective:
+    """The setting a reminder uses, which rule chose it, and the stamp of the change that set it
+    (None: the system default, which no event set)."""
+
     setting: OwnerSetting
     resolved_from: ResolvedFrom
+    stamp: Stamp | None = None
 
 
 def on_owner_changed(event: OwnerChanged, *, projection: Projection, now: datetime | None = None) -> Decision:
@@ -29,10 +33,10 @@ def on_owner_changed(event: OwnerChanged, *, projection: Projection, now: dateti
     if current is not None and current.stamp.event_id == event.id:
         return Decision("owner.duplicate_ignored")
     if current is not None and current.stamp >= stamp:
-        return Decision("owner.stale_ignored")
+        return Decision("owner.stale_ignored", before=current)
     value = None if data.owner == "default" else OwnerSetting(data.owner, data.partner_contact)
     projection.put_setting(key, Versioned(value, stamp))
-    return Decision("owner.cleared" if value is None else "owner.changed")
+    return Decision("owner.cleared" if value is None else "owner.changed", before=current)
 
 
 def effective_setting(partner_id: str | None, client_id: str, *, projection: Projection) -> Effective:
@@ -41,7 +45,7 @@ def effective_setting(partner_id: str | None, client_id: str, *, projection: Pro
         return Effective(SYSTEM_DEFAULT, "system_default")
     override, default = projection.settings_for(partner_id, client_id)
     if override is not None and override.value is not None:
-        return Effective(override.value, "client_override")
+        return Effective(override.value, "client_override", override.stamp)
     if default is not None and default.value is not None:
-        return Effective(default.value, "partner_default")
+        return Effective(default.value, "partner_default", default.stamp)
     return Effective(SYSTEM_DEFAULT, "system_default")

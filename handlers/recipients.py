@@ -44,6 +44,18 @@ def resolve_recipients(setting: OwnerSetting, decision_maker: Contact | None) ->
     return Recipients(tuple(to), tuple(cc), _audience(to + cc), fallback)
 
 
+def rule_row(setting: OwnerSetting, decision_maker: Contact | None) -> int:
+    """The row of docs/domain.md's rule table (numbered from 1) that this situation falls in;
+    `partner` without a contact is treated as the `platform` row that names nobody (4)."""
+    if setting.owner == "partner" and setting.contact is not None:
+        return 5
+    if setting.owner == "partner" or (setting.contact is None and decision_maker is None):
+        return 4
+    if decision_maker is None:
+        return 3
+    return 1 if setting.contact is not None else 2
+
+
 def _as(role: Literal["decision_maker", "partner_contact"], contact: Contact) -> Recipient:
     return Recipient(role=role, email=contact.email, name=contact.name, user_id=contact.user_id)
 

@@ -4,10 +4,10 @@ import hashlib
 import uuid
 from datetime import datetime
 
-from events import Contact, NotificationRequestedData, RenewalApproaching
+from events import NotificationRequestedData, RenewalApproaching
+from handlers.basis import basis_of
 from handlers.decision import Decision
 from handlers.ports import Projection, ReminderKey, Stamp, Versioned
-from handlers.projection import effective_setting
 from handlers.recipients import resolve_recipients
 
 NOTIFICATION_NAMESPACE = uuid.UUID("6f1c5a52-4b0e-5d7e-9a0c-3e2b8f4d1a77")
@@ -36,16 +36,16 @@ def on_renewal_approaching(
     """Resolve the recipients (raising NoRecipient before touching state), then claim the
     reminder; `now`, when the worker handles it, caps the stamp of the decision maker it names."""
     data = event.data
-    decision_maker = _decision_maker(event, projection)
-    effective = effective_setting(data.partner_id, data.client_id, projection=projection)
-    recipients = resolve_recipients(effective.setting, decision_maker)
+    basis = basis_of(event, projection=projection)
+    effective = basis.effective
+    recipients = resolve_recipients(effective.setting, basis.decision_maker)
     if data.decision_maker is not None:
         seen = Versioned(data.decision_maker, Stamp.of(event.time, event.id, now=now))
         projection.remember_decision_maker(data.client_id, seen)
     key = ReminderKey(data.client_id, data.renewal_date, event.days_until_renewal)
     notification_id = notification_id_for(key)
     if not projection.claim_reminder(key, notification_id):
-        return Decision("renewal.duplicate_reminder", None)
+        return Decision("renewal.duplicate_reminder", None, basis)
     notification = NotificationRequestedData(
         notification_id=notification_id,
         causation_id=event.id,
@@ -62,11 +62,4 @@ def on_renewal_approaching(
         cc=recipients.cc,
         fallback=recipients.fallback,
     )
-    return Decision("renewal.notification_requested", notification)
-
-
-def _decision_maker(event: RenewalApproaching, projection: Projection) -> Contact | None:
-    if event.data.decision_maker is not None:
-        return event.data.decision_maker
-    remembered = projection.decision_maker(event.data.client_id)
-    return None if remembered is None else remembered.value
+    return Decision("renewal.notification_requested", notification, basis)

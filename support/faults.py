@@ -4,6 +4,7 @@ production worker has no setting that loads code, and no failure switch."""
 import os
 import time
 from collections.abc import Sequence
+from dataclasses import replace
 from datetime import datetime
 
 from events import OwnerChanged, RenewalApproaching
@@ -62,7 +63,7 @@ def unencodable_for_long_causes(
     decision = on_renewal_approaching(event, projection=projection, now=now)
     if decision.notification is not None and event.data.client_id.startswith("unencodable-"):
         notification = decision.notification.model_copy(update={"causation_id": "x" * 300})
-        return Decision(decision.outcome, notification)
+        return replace(decision, notification=notification)  # the rest (the ledger's basis) as decided
     return decision
 
 

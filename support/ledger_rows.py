@@ -105,7 +105,7 @@ def sample() -> tuple[list[dict[str, Any]], list[dict[str, Any]]]:
             **{**nobody, **missed},
             **e15,
             handled_at_us=AT_US + 11 * day,
-            detail='{"reason": "no_recipient"}',
+            detail='{"dead_letter_reason": "no_recipient"}',
         ),
         reminder(
             event_id="evt-5d07",

@@ -207,6 +207,12 @@ class Settings(BaseSettings):
         le=LONGEST_RETENTION_DAYS,
         description="days after its renewal date that a reminder key is kept",
     )
+    ledger_retention_days: float = Field(
+        400.0,
+        gt=0,
+        le=LONGEST_RETENTION_DAYS,
+        description="days a reminder ledger row and an owner-history row are kept",
+    )
     prune_interval: Seconds = Field(60.0, description="seconds between pruning rounds")
     dead_letter_retention_days: float = Field(
         30.0,

@@ -14,7 +14,14 @@ class CountingStore:
         self.deletions = deletions
         self.rounds = 0
 
-    def prune(self, *, processed_before_us: int, renewals_before: date, limit: int) -> int:
+    def prune(
+        self,
+        *,
+        processed_before_us: int,
+        renewals_before: date,
+        limit: int,
+        ledger_before_us: int | None = None,
+    ) -> int:
         self.rounds += 1
         return self.deletions.pop(0)
 

@@ -168,7 +168,8 @@ def _recipients(row: ReminderRow) -> str:
 def _dead_letter(row: ReminderRow) -> str:
     """As what, and as which letter, a reminder was dead-lettered (where the row says)."""
     detail = _detail(row.detail)
-    reason = detail.get("reason") if isinstance(detail, dict) else None
+    # The worker writes `dead_letter_reason` (worker/service/ledger.py); `reason` is an older spelling.
+    reason = detail.get("dead_letter_reason", detail.get("reason")) if isinstance(detail, dict) else None
     said = f" as {reason}" if isinstance(reason, str) else ""
     return said + (f" (dead letter {row.letter_id})" if row.letter_id is not None else "")
 

@@ -12,6 +12,7 @@ import time
 from collections.abc import Iterable
 
 from worker.store import OutboxRow, SqlStore
+from worker.store.ledger_writes import Confirmed
 
 
 class Outbox:
@@ -21,31 +22,38 @@ class Outbox:
         self._sweep_every = sweep_every_s
         self.next_sweep = 0.0  # sweep as soon as the first session starts
         self.unconfirmed: set[int] = set()
-        self._to_delete: list[int] = []
+        self._published_us: dict[int, int] = {}  # when each unconfirmed row was sent, for the ledger
+        self._to_delete: list[Confirmed] = []
 
     def sent(self, seqs: Iterable[int]) -> None:
+        seqs = list(seqs)
         self.unconfirmed.update(seqs)
+        self._published_us.update(dict.fromkeys(seqs, time.time_ns() // 1000))
 
     def set_aside(self, seqs: Iterable[int]) -> None:
         """These rows will never be published (the store keeps them aside): stop tracking them."""
-        self.unconfirmed.difference_update(seqs)
+        for seq in seqs:
+            self.unconfirmed.discard(seq)
+            self._published_us.pop(seq, None)
 
     def confirmed(self, seqs: Iterable[int]) -> None:
-        """The broker confirmed these rows: delete them with the next transaction."""
+        """The broker confirmed these rows: delete them with the next transaction (which stamps
+        the reminder ledger with when each was published and confirmed)."""
+        now_us, published = time.time_ns() // 1000, self._published_us
         seqs = list(seqs)
         self.unconfirmed.difference_update(seqs)
-        self._to_delete += seqs
+        self._to_delete += [Confirmed(seq, published.pop(seq, None), now_us) for seq in seqs]
 
     def pending_deletions(self) -> bool:
         return bool(self._to_delete)
 
-    def take_deletions(self) -> list[int]:
+    def take_deletions(self) -> list[Confirmed]:
         """Confirmed rows for the transaction being written to delete; `give_back` them if it
         does not commit."""
         taken, self._to_delete = self._to_delete, []
         return taken
 
-    def give_back(self, seqs: list[int]) -> None:
+    def give_back(self, seqs: list[Confirmed]) -> None:
         self._to_delete = seqs + self._to_delete
 
     def leftovers(self) -> list[OutboxRow]:

@@ -21,11 +21,13 @@ from worker.dead_letters.fates import ReplayFates
 from worker.messaging import Delivery, EncodedSize, Outgoing
 from worker.service.failures import Failure, FailurePolicy
 from worker.service.intake import read
+from worker.service.ledger import Handled, ledger_rows
 from worker.service.notifications import NotificationWriter, Writer, time_of
 from worker.service.outbox import Outbox
 from worker.service.outcomes import Outcome
 from worker.settings import Settings
 from worker.store import OutboxRow, SqlStore, SqlTransaction, StoreConflict, StoreUnavailable, WorkingSet
+from worker.store.ledger_writes import Confirmed
 
 Event = RenewalApproaching | OwnerChanged
 
@@ -164,7 +166,7 @@ class BatchProcessor:
         parsed: Sequence[Result | tuple[Delivery, Event]],
         now: datetime,
         settled_key: str | None,
-        deletions: Sequence[int],
+        deletions: Sequence[Confirmed],
     ) -> list[Result]:
         now_us = _micros(now)
         with self._store.transaction() as transaction:
@@ -199,7 +201,7 @@ class BatchProcessor:
             if failed:
                 transaction.forget_events(failed)  # not processed: handled again when it returns
             results = self._record(transaction, work, outcomes, now, now_us)
-            self._fates.handled(_handled(results), now_us)
+            self._fates.handled(_settled(results), now_us)
             return results
 
     def _record(
@@ -221,6 +223,16 @@ class BatchProcessor:
             and _reminder(item.decision) in written.reminders
         ]
         queued = {row.notification_id: row for row in transaction.enqueue(rows, now_us)} if rows else {}
+        transaction.record_ledger(
+            *ledger_rows(
+                _handled(outcomes),
+                notified=queued.keys(),
+                settings_written=written.settings,
+                projection=work,
+                now=now,
+                now_us=now_us,
+            )
+        )
         return [
             item if isinstance(item, Result) else self._result(item, written.settings, queued)
             for item in outcomes
@@ -250,12 +262,21 @@ class BatchProcessor:
         return Result(delivery, failure.outcome, fields, failure.outgoing, event=event, failure=failure)
 
 
-def _handled(results: Sequence[Result]) -> Iterator[tuple[dict[str, Any], str | None]]:
+def _settled(results: Sequence[Result]) -> Iterator[tuple[dict[str, Any], str | None]]:
     """The handled deliveries' headers and the notification each caused: the replays' fates
     (a failed one is retried or dead-lettered, and the drain learns its fate then)."""
     for result in results:
         if result.failure is None:
             yield result.delivery.headers, result.fields.get("notification_id")
+
+
+def _handled(outcomes: list[Result | _Decided]) -> Iterator[Handled]:
+    """Each event the batch decided, or failed to, with what became of it: for the ledger."""
+    for item in outcomes:
+        if isinstance(item, _Decided):
+            yield item.delivery, item.event, item.decision
+        elif item.event is not None and item.failure is not None:
+            yield item.delivery, item.event, item.failure
 
 
 def _fields(event: Event) -> dict[str, Any]:

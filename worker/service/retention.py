@@ -1,5 +1,6 @@
-"""Keeping the store's size level: expired inbox entries, reminder keys, crash counts and
-resolved dead letters (with their history) are deleted a few at a time, between batches, so
+"""Keeping the store's size level: expired inbox entries, reminder keys, crash counts, the
+reminder ledger and owner history past their window, and resolved dead letters (with their
+history) are deleted a few at a time, between batches, so
 pruning never holds processing up."""
 
 import time
@@ -27,6 +28,7 @@ class Retention:
         self._store = store
         self._inbox_days = settings.inbox_retention_days
         self._reminder_days = settings.reminder_retention_days
+        self._ledger_days = settings.ledger_retention_days
         self._letter_days = settings.dead_letter_retention_days
         self._letters = letters
         self._every = settings.prune_interval
@@ -42,6 +44,7 @@ class Retention:
             processed_before_us=int((now - timedelta(days=self._inbox_days)).timestamp() * 1_000_000),
             renewals_before=(now - timedelta(days=self._reminder_days)).date(),
             limit=self._chunk,
+            ledger_before_us=int((now - timedelta(days=self._ledger_days)).timestamp() * 1_000_000),
         )
         if self._letters is not None:
             deleted += self._letters.prune_resolved(

@@ -3,11 +3,14 @@ how to connect, how to spell a few constructs, how a batch writes its projection
 what the driver's errors mean. Every statement is written once, with `?` placeholders."""
 
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
-from typing import Any, Protocol
+from typing import TYPE_CHECKING, Any, Protocol
 
 from events import Contact
 from handlers import OwnerSetting, ReminderKey, SettingKey, Versioned
 from worker.store.schema import SchemaMigration
+
+if TYPE_CHECKING:  # the ledger's strategies are written with this module's Statements
+    from worker.store.ledger_writes import EachLedgerWrites, LedgerWrites
 
 # Rows per multi-row statement (SQLite allows 32766 parameters; PostgreSQL 65535).
 CHUNK = 500
@@ -28,7 +31,10 @@ class Statements(Protocol):
 
 
 class ProjectionWrites(Protocol):
-    """How a batch writes its projection back (`worker.store.projection_writes` has the two)."""
+    """How a batch writes its projection back (`worker.store.projection_writes` has the two),
+    and, in `ledger`, its reminder ledger and owner history (`worker.store.ledger_writes`)."""
+
+    ledger: "LedgerWrites | EachLedgerWrites"
 
     def settings(
         self, db: Statements, settings: Mapping[SettingKey, Versioned[OwnerSetting]]

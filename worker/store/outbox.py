@@ -2,11 +2,13 @@
 confirmed is read back, claimed by one worker when its writer died, set aside when it can never
 be published, and deleted once the broker confirms it."""
 
+import time
 from collections.abc import Iterable, Sequence
 from typing import Any
 
 from worker.store.backend import Backend, chunks
 from worker.store.connection import SqlConnection
+from worker.store.ledger_writes import Confirmed, EachLedgerWrites, LedgerWrites
 from worker.store.model import OutboxRow
 
 COLUMNS = "seq, notification_id, correlation_id, routing_key, body"
@@ -15,9 +17,12 @@ COLUMNS = "seq, notification_id, correlation_id, routing_key, body"
 class OutboxRows:
     """Each call a short transaction of its own (or a single statement), between batches."""
 
-    def __init__(self, connection: SqlConnection, backend: Backend) -> None:
+    def __init__(
+        self, connection: SqlConnection, backend: Backend, ledger: LedgerWrites | EachLedgerWrites
+    ) -> None:
         self._db = connection
         self._backend = backend
+        self._ledger = ledger
 
     def unsent(self, seqs: Sequence[int]) -> list[OutboxRow]:
         """These outbox rows, if still there, oldest first."""
@@ -68,18 +73,32 @@ class OutboxRows:
         ).fetchall()
         return [(row, str(found[-1])) for row, found in zip(outbox_rows(rows), rows, strict=True)]
 
-    def delete_confirmed(self, seqs: Sequence[int]) -> None:
+    def delete_confirmed(self, seqs: Sequence[int | Confirmed]) -> None:
         """Drop confirmed rows, in a transaction of their own."""
         if seqs:
             with self._db.writing():
-                delete(self._db, self._backend, seqs)
+                delete(self._db, self._backend, seqs, self._ledger)
 
 
-def delete(connection: SqlConnection, backend: Backend, seqs: Iterable[int]) -> None:
-    """Drop these rows, in the transaction under way."""
-    for chunk in chunks(sorted(seqs)):
+def delete(
+    connection: SqlConnection,
+    backend: Backend,
+    seqs: Iterable[int | Confirmed],
+    ledger: LedgerWrites | EachLedgerWrites,
+) -> None:
+    """Drop these confirmed rows, in the transaction under way, stamping the reminder ledger's
+    rows they notified with when they were published and confirmed (a bare seq: confirmed now)."""
+    confirmed = [_confirmed(item, time.time_ns() // 1000) for item in seqs]
+    if not confirmed:
+        return
+    ledger.confirmed(connection, confirmed)
+    for chunk in chunks(sorted(item.seq for item in confirmed)):
         one_of, params = backend.any_of("bigint", chunk)
         connection.execute(f"DELETE FROM outbox WHERE seq {one_of}", params)
+
+
+def _confirmed(item: int | Confirmed, now_us: int) -> Confirmed:
+    return item if isinstance(item, Confirmed) else Confirmed(item, None, now_us)
 
 
 def outbox_rows(rows: Iterable[Sequence[Any]]) -> list[OutboxRow]:

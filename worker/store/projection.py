@@ -14,6 +14,7 @@ from handlers import OwnerSetting, ReminderKey, SettingKey, Stamp, Versioned
 from worker.store import outbox, retention
 from worker.store.backend import Backend, ProjectionWrites, chunks
 from worker.store.connection import SqlConnection
+from worker.store.ledger_writes import Confirmed, HistoryRow, LedgerRow
 from worker.store.model import OutboxRow, Written
 from worker.store.projection_writes import (
     PARTNER_WIDE,
@@ -165,8 +166,17 @@ class SqlTransaction:
             ]
         return queued
 
-    def delete_confirmed(self, seqs: Iterable[int]) -> None:
-        outbox.delete(self._db, self._backend, seqs)
+    def delete_confirmed(self, seqs: Iterable[int | Confirmed]) -> None:
+        outbox.delete(self._db, self._backend, seqs, self._writes.ledger)
+
+    # --- the reminder ledger and the owner history -----------------------------------------
+
+    def record_ledger(self, reminders: Sequence[LedgerRow], owner_changes: Sequence[HistoryRow]) -> None:
+        """Insert the batch's ledger and owner-history rows, a multi-row statement each."""
+        if reminders:
+            self._writes.ledger.reminders(self._db, reminders)
+        if owner_changes:
+            self._writes.ledger.owner_changes(self._db, owner_changes)
 
     # --- crash counts ----------------------------------------------------------------------
 

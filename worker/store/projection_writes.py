@@ -16,6 +16,7 @@ from typing import Any
 from events import Contact
 from handlers import OwnerSetting, ReminderKey, SettingKey, Versioned
 from worker.store.backend import Backend, Statements, chunks
+from worker.store.ledger_writes import EachLedgerWrites, LedgerWrites
 
 # Partner-wide defaults are stored under this client id; real client ids are never empty.
 PARTNER_WIDE = ""
@@ -26,6 +27,7 @@ class ReportedWrites:
 
     def __init__(self, backend: Backend) -> None:
         self._backend = backend
+        self.ledger: LedgerWrites | EachLedgerWrites = LedgerWrites(backend)
         self._settings = (
             f"INSERT INTO owner_settings ({_SETTING_COLUMNS}) ",
             f" {_SETTING_UPDATE} WHERE {_newer('owner_settings', 'changed_at_us', backend)}"
@@ -77,6 +79,7 @@ class SerializedWrites:
     """One statement per kind, run over all its rows with `executemany`; every key given stands."""
 
     def __init__(self, backend: Backend) -> None:
+        self.ledger: LedgerWrites | EachLedgerWrites = EachLedgerWrites()
         self._settings = (
             f"INSERT INTO owner_settings ({_SETTING_COLUMNS}) VALUES {_marks(6)} {_SETTING_UPDATE}"
             f" WHERE {_newer('owner_settings', 'changed_at_us', backend)}"

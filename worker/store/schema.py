@@ -148,9 +148,10 @@ def _ledger(ints: str, identity: str) -> tuple[str, ...]:
             decision_maker TEXT, decision_maker_event_id TEXT,
             notification_id TEXT, published_at_us {ints}, confirmed_at_us {ints},
             letter_id {ints}, replay_operation TEXT, detail TEXT)""",
-        "CREATE INDEX IF NOT EXISTS reminder_ledger_client ON reminder_ledger (client_id, handled_at_us)",
+        # A client's reminders, newest first, of one partner or any: `renewals reminders --client`.
+        "CREATE INDEX IF NOT EXISTS reminder_ledger_client"
+        " ON reminder_ledger (client_id, partner_id, handled_at_us)",
         "CREATE INDEX IF NOT EXISTS reminder_ledger_partner ON reminder_ledger (partner_id, handled_at_us)",
-        "CREATE INDEX IF NOT EXISTS reminder_ledger_handled_at ON reminder_ledger (handled_at_us)",
         "CREATE INDEX IF NOT EXISTS reminder_ledger_notification"
         " ON reminder_ledger (notification_id) WHERE notification_id IS NOT NULL",
         "CREATE INDEX IF NOT EXISTS reminder_ledger_event ON reminder_ledger (event_id)",

@@ -13,6 +13,7 @@ from datetime import date
 
 from worker.store.backend import Backend
 from worker.store.connection import RunnerFor, SqlConnection, direct
+from worker.store.ledger_writes import Confirmed
 from worker.store.migrations import Migrations
 from worker.store.model import OutboxRow
 from worker.store.outbox import OutboxRows
@@ -28,13 +29,13 @@ class SqlStore(SqlConnection):
 
     def __init__(self, backend: Backend, *, runner: RunnerFor = direct) -> None:
         super().__init__(backend, runner=runner(backend.kind))
-        self.migrations = Migrations(self, backend)
-        self.outbox = OutboxRows(self, backend)
-        self.retention = RetentionRows(self)
         # The batch's write strategy, chosen once by the backend; the reporting one serves the
         # single-kind writes, which always say which rows stood.
         self._writes = backend.writes()
         self._reported = ReportedWrites(backend)
+        self.migrations = Migrations(self, backend)
+        self.outbox = OutboxRows(self, backend, self._writes.ledger)
+        self.retention = RetentionRows(self)
 
     @contextmanager
     def transaction(self) -> Iterator[SqlTransaction]:
@@ -75,13 +76,23 @@ class SqlStore(SqlConnection):
     def set_aside_rows(self) -> list[tuple[OutboxRow, str]]:
         return self.outbox.set_aside_rows()
 
-    def delete_confirmed(self, seqs: Sequence[int]) -> None:
+    def delete_confirmed(self, seqs: Sequence[int | Confirmed]) -> None:
         self.outbox.delete_confirmed(seqs)
 
     def forget_attempts(self, message_key: str) -> None:
         self.retention.forget_attempts(message_key)
 
-    def prune(self, *, processed_before_us: int, renewals_before: date, limit: int) -> int:
+    def prune(
+        self,
+        *,
+        processed_before_us: int,
+        renewals_before: date,
+        limit: int,
+        ledger_before_us: int | None = None,
+    ) -> int:
         return self.retention.prune(
-            processed_before_us=processed_before_us, renewals_before=renewals_before, limit=limit
+            processed_before_us=processed_before_us,
+            renewals_before=renewals_before,
+            limit=limit,
+            ledger_before_us=ledger_before_us,
         )

@@ -1,0 +1,77 @@
+"""SQLite's ledger writes (prepared statements over every row) store exactly what the set-based
+writes store, for the same rows: the reminders, the owner changes and the confirm stamps."""
+
+import json
+
+from support.messages import contact, owner_changed, renewal
+from worker.messaging import Delivery
+from worker.service.outbox import Outbox
+from worker.service.processing import BatchProcessor
+from worker.settings import Settings
+from worker.store import OutboxRow, SqlStore
+from worker.store.ledger_writes import (
+    HISTORY_COLUMNS,
+    LEDGER_COLUMNS,
+    Confirmed,
+    EachLedgerWrites,
+    LedgerWrites,
+)
+from worker.store.sqlite import SqliteBackend
+
+DORA = contact("dora", "client.example")
+
+
+def delivery(message: dict[str, object], tag: int) -> Delivery:
+    key = "owner.changed" if message["type"] == "OwnerChanged" else "renewal.approaching"
+    return Delivery(json.dumps(message).encode(), {"content_type": "application/json"}, "x", key, tag)
+
+
+def batch_rows() -> tuple[list[tuple[object, ...]], list[tuple[object, ...]]]:
+    """Ledger and history rows of a mixed batch, as the worker wrote them."""
+    store = SqlStore(SqliteBackend(":memory:"))
+    store.migrate()
+    processor = BatchProcessor(
+        Settings(), store, outbox=Outbox(store, grace_s=30, sweep_every_s=10), encoded_size=len
+    )
+    messages = [
+        owner_changed("platform", partner_contact=contact("alice"), id="o1"),
+        owner_changed("partner", client_id="c2", partner_contact=contact("bob"), id="o2"),
+        *(renewal(f"c{n}", decision_maker=DORA if n % 2 else None, id=f"r{n}") for n in range(6)),
+        renewal("c1", decision_maker=DORA, id="r1-again"),
+        renewal("c9", None, id="r-nobody"),
+    ]
+    processor.process([delivery(message, tag) for tag, message in enumerate(messages, 1)])
+    ledger = ", ".join(name for name, _type in LEDGER_COLUMNS)
+    history = ", ".join(name for name, _type in HISTORY_COLUMNS)
+    return (
+        store.execute(f"SELECT {ledger} FROM reminder_ledger ORDER BY seq").fetchall(),
+        store.execute(f"SELECT {history} FROM owner_history ORDER BY seq").fetchall(),
+    )
+
+
+def test_each_row_writes_store_what_the_set_based_writes_store() -> None:
+    """The same ledger rows, owner changes and confirms through both strategies leave the same tables."""
+    reminders, changes = batch_rows()
+    assert len(reminders) == 8 and len(changes) == 2
+    notified = sorted({row[19] for row in reminders if row[6] == "notified"})
+    tables = {}
+    for name in ("each", "set"):
+        backend = SqliteBackend(":memory:")
+        store = SqlStore(backend)
+        store.migrate()
+        writes = EachLedgerWrites() if name == "each" else LedgerWrites(backend)
+        with store.transaction() as transaction:
+            writes.reminders(store, reminders)
+            writes.owner_changes(store, changes)
+            queued = transaction.enqueue([OutboxRow(n, "c", "k", b"{}") for n in notified], 5)
+            seqs = [row.seq or 0 for row in queued]
+            writes.confirmed(
+                store, [Confirmed(seqs[0], None, 900), *(Confirmed(s, 100 + s, 200 + s) for s in seqs[1:])]
+            )
+        tables[name] = [
+            sorted(store.execute(f"SELECT * FROM {table}").fetchall(), key=repr)
+            for table in ("reminder_ledger", "owner_history")
+        ]
+    assert tables["each"] == tables["set"]
+    stamped = [row for row in tables["each"][0] if row[-4] is not None]  # confirmed_at_us
+    assert len(stamped) == len(notified) >= 4

@@ -1,0 +1,153 @@
+"""How a batch writes the reminder ledger and the owner history, and how a confirm stamps the
+ledger: one insert per table per batch, in the batch's own transaction; one update per confirmed
+batch, where its outbox rows are deleted. Two strategies, as for the projection
+(`projection_writes`), and the backend's write strategy carries the one that suits it
+(`ProjectionWrites.ledger`): set-based statements for PostgreSQL, prepared ones run over every
+row for SQLite.
+
+The rows are built by `worker.service.ledger`; here they are only written, in the column order
+below. `published_at_us` and `confirmed_at_us` are never inserted: the confirm sets them.
+"""
+
+from collections.abc import Sequence
+from typing import Any, NamedTuple
+
+from worker.store.backend import Backend, Statements, chunks
+
+LEDGER_COLUMNS = (
+    ("event_id", "text"),
+    ("partner_id", "text"),
+    ("client_id", "text"),
+    ("renewal_date", "text"),
+    ("days_until_renewal", "bigint"),
+    ("handled_at_us", "bigint"),
+    ("outcome", "text"),
+    ("reason", "text"),
+    ("rule_row", "bigint"),
+    ("resolved_from", "text"),
+    ("fallback", "text"),
+    ("to_address", "text"),
+    ("cc_address", "text"),
+    ("owner", "text"),
+    ("owner_scope", "text"),
+    ("owner_event_id", "text"),
+    ("owner_changed_at_us", "bigint"),
+    ("decision_maker", "text"),
+    ("decision_maker_event_id", "text"),
+    ("notification_id", "text"),
+    ("letter_id", "bigint"),
+    ("replay_operation", "text"),
+    ("detail", "text"),
+)
+HISTORY_COLUMNS = (
+    ("partner_id", "text"),
+    ("client_id", "text"),
+    ("owner_before", "text"),
+    ("contact_before", "text"),
+    ("owner_after", "text"),
+    ("contact_after", "text"),
+    ("event_id", "text"),
+    ("changed_at_us", "bigint"),
+    ("received_at_us", "bigint"),
+    ("won", "integer"),
+    ("lost_to_event_id", "text"),
+)
+
+LedgerRow = tuple[Any, ...]
+"""One reminder_ledger row: the values of `LEDGER_COLUMNS`, in that order."""
+HistoryRow = tuple[Any, ...]
+"""One owner_history row: the values of `HISTORY_COLUMNS`, in that order."""
+
+
+class Confirmed(NamedTuple):
+    """An outbox row the broker confirmed, with when it was published (None: not known, e.g. a
+    republished row) and when the confirm came (µs since the epoch)."""
+
+    seq: int
+    published_at_us: int | None
+    confirmed_at_us: int
+
+
+def _insert(table: str, columns: Sequence[tuple[str, str]]) -> str:
+    return f"INSERT INTO {table} ({', '.join(name for name, _type in columns)}) "
+
+
+def _marks(columns: Sequence[Any]) -> str:
+    return "VALUES (" + ", ".join("?" * len(columns)) + ")"
+
+
+_LEDGER_INSERT = _insert("reminder_ledger", LEDGER_COLUMNS)
+_LEDGER_TYPES = tuple(type_ for _name, type_ in LEDGER_COLUMNS)
+_HISTORY_INSERT = _insert("owner_history", HISTORY_COLUMNS)
+_HISTORY_TYPES = tuple(type_ for _name, type_ in HISTORY_COLUMNS)
+_EVENT = HISTORY_COLUMNS.index(("event_id", "text"))
+_LOST_TO = HISTORY_COLUMNS.index(("lost_to_event_id", "text"))
+_WON = HISTORY_COLUMNS.index(("won", "integer"))
+_STAMP = (
+    "UPDATE reminder_ledger SET published_at_us = COALESCE({published}, {confirmed}),"
+    " confirmed_at_us = {confirmed} FROM {source} WHERE reminder_ledger.notification_id = o.notification_id"
+    " AND reminder_ledger.outcome = 'notified' AND reminder_ledger.confirmed_at_us IS NULL"
+)
+
+
+class LedgerWrites:
+    """Multi-row statements whose text is the same whatever the number of rows (PostgreSQL's
+    arrays, unnested): a chunk at a time, one statement per table."""
+
+    def __init__(self, backend: Backend) -> None:
+        self._backend = backend
+
+    def reminders(self, db: Statements, rows: Sequence[LedgerRow]) -> None:
+        """Insert the batch's ledger rows."""
+        for chunk in chunks(rows):
+            source, params = self._backend.rows(_LEDGER_TYPES, chunk)
+            db.execute(_LEDGER_INSERT + source, params)
+
+    def owner_changes(self, db: Statements, rows: Sequence[HistoryRow]) -> None:
+        """Insert the batch's owner-history rows; a change that lost to one another worker
+        committed meanwhile (the batch could not know its id) is then given the id of the change
+        that stands."""
+        for chunk in chunks(rows):
+            source, params = self._backend.rows(_HISTORY_TYPES, chunk)
+            db.execute(_HISTORY_INSERT + source, params)
+        raced = sorted({row[_EVENT] for row in rows if not row[_WON] and row[_LOST_TO] is None})
+        for chunk in chunks(raced):
+            one_of, params = self._backend.any_of("text", chunk)
+            db.execute(
+                "UPDATE owner_history SET lost_to_event_id = (SELECT s.event_id FROM owner_settings AS s"
+                " WHERE s.partner_id = owner_history.partner_id AND s.client_id = owner_history.client_id)"
+                f" WHERE won = 0 AND lost_to_event_id IS NULL AND event_id {one_of}",
+                params,
+            )
+
+    def confirmed(self, db: Statements, confirmed: Sequence[Confirmed]) -> None:
+        """Set the published and confirmed times of the reminders these outbox rows notified
+        (before the rows are deleted: the outbox row names the notification)."""
+        for chunk in chunks(sorted(confirmed)):
+            table, params = self._backend.table(("bigint", "bigint", "bigint"), chunk)
+            source = f"{table} JOIN outbox AS o ON o.seq = k.column1"
+            db.execute(_STAMP.format(published="k.column2", confirmed="k.column3", source=source), params)
+
+
+class EachLedgerWrites:
+    """One prepared statement per kind, run over all its rows with `executemany`: for SQLite,
+    in-process, where a multi-row statement's text changes with its number of rows and would
+    be parsed again for each batch size (the projection's `SerializedWrites` does the same)."""
+
+    def __init__(self) -> None:
+        self._reminders = _LEDGER_INSERT + _marks(LEDGER_COLUMNS)
+        self._owner_changes = _HISTORY_INSERT + _marks(HISTORY_COLUMNS)
+        self._confirmed = _STAMP.format(published="?", confirmed="?", source="outbox AS o") + " AND o.seq = ?"
+
+    def reminders(self, db: Statements, rows: Sequence[LedgerRow]) -> None:
+        db.execute_many(self._reminders, rows)
+
+    def owner_changes(self, db: Statements, rows: Sequence[HistoryRow]) -> None:
+        """Every change the batch applied stands (SQLite lets one writer in at a time), so none
+        lost to another worker's commit."""
+        db.execute_many(self._owner_changes, rows)
+
+    def confirmed(self, db: Statements, confirmed: Sequence[Confirmed]) -> None:
+        db.execute_many(
+            self._confirmed, [(published, at, at, seq) for seq, published, at in sorted(confirmed)]
+        )
