@@ -1,5 +1,7 @@
 """The files a deployment reads agree with the code."""
 
+import subprocess
+import sys
 from pathlib import Path
 from urllib.parse import urlsplit
 
@@ -83,7 +85,10 @@ def test_every_command_has_help() -> None:
     def walk(command: click.Command, path: list[str]) -> list[tuple[list[str], click.Command]]:
         found = [(path, command)]
         if isinstance(command, click.Group):
-            for name, sub in command.commands.items():
+            context = click.Context(command)
+            for name in command.list_commands(context):  # the lazy group imports each as asked
+                sub = command.get_command(context, name)
+                assert sub is not None, name
                 found += walk(sub, [*path, name])
         return found
 
@@ -211,3 +216,15 @@ def test_git_ignores_secrets_and_stores() -> None:
         check=False,
     )
     assert source.returncode == 1  # not ignored
+
+
+def test_the_command_group_imports_a_subcommand_only_when_it_is_asked_for() -> None:
+    """`renewals run` starts without importing the dead-letter tools, the console or erasure: the group loads each subcommand's module by name."""
+    probe = (
+        "import sys; from worker.cli import main, COMMANDS; import click;"
+        " main.get_command(click.Context(main), 'run');"
+        " print(sorted(m for m in ('worker.cli.dlq', 'worker.cli.console', 'worker.cli.forget',"
+        " 'worker.cli.reminders', 'worker.erasure', 'worker.console') if m in sys.modules))"
+    )
+    found = subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True, check=True)
+    assert found.stdout.strip() == "[]", found.stdout
