@@ -86,7 +86,8 @@ class DeadLetterTools:
         return printable_result(renewals(self.url, "dlq", *args, RENEWALS_STORE_URL=self.store_url, **env))
 
     def rows(self, *filters: str) -> list[dict[str, Any]]:
-        listed: list[dict[str, Any]] = json.loads(self("list", "--json", *filters).stdout)
+        # In arrival order: the tables below list the poisons as they were sent.
+        listed: list[dict[str, Any]] = json.loads(self("list", "--oldest-first", "--json", *filters).stdout)
         return listed
 
     def show(self, label: str) -> dict[str, Any]:
