@@ -9,13 +9,11 @@ from typing import Any
 
 import click
 
-from worker.cli.core import CannotWork, load_settings, require_existing_store
+from worker.cli.core import load_settings
+from worker.cli.stores import checked_store
 from worker.dead_letters import InvalidRate, Routes, check_rate, parse_at, parse_when
 from worker.dead_letters.model import STATUSES, LetterFilter, Status, StoredLetter
 from worker.dead_letters.records import DeadLetterRecords
-from worker.redaction import masked
-from worker.store import SchemaTooNew, SchemaTooOld, StoreRefused, StoreUnavailable
-from worker.store.configured import open_configured_store
 
 Command = Callable[..., None]
 
@@ -146,28 +144,9 @@ def to_original_option(command: Command) -> Command:
 
 @contextmanager
 def dead_letter_records() -> Iterator[DeadLetterRecords]:
-    """The configured store's dead letters; a failure is one line: exit 77 for a store that is
-    not there or refuses us, 78 for one of another release, 1 for any other (worker/exits.py)."""
-    settings = load_settings()
-    require_existing_store(settings)
-    where = masked(settings.store_url)
-    try:
-        store = open_configured_store(settings)
-        store.check_schema()
-    except (SchemaTooOld, SchemaTooNew) as exc:
-        raise CannotWork(str(exc)) from None
-    except StoreRefused:
-        raise  # told once, by the command group: exit 77, as every command
-    except Exception as exc:
-        raise click.ClickException(
-            f"cannot open the store {where}: {type(exc).__name__}: {masked(str(exc))}"
-        ) from None
-    try:
+    """The configured store's dead letters (worker/cli/stores.py: a failure is one line)."""
+    with checked_store() as store:
         yield DeadLetterRecords(store)
-    except StoreUnavailable as exc:
-        raise click.ClickException(f"the store {where} is unavailable: {masked(str(exc))}") from None
-    finally:
-        store.close()
 
 
 def require_choice(selection: LetterFilter, everything: bool, verb: str) -> None:

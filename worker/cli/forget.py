@@ -2,19 +2,14 @@
 preview first, then with --yes."""
 
 import json
-from collections.abc import Iterator
-from contextlib import contextmanager
 
 import click
 
 from worker import logs
-from worker.cli.core import CannotWork, load_settings, require_existing_store
+from worker.cli.core import load_settings
+from worker.cli.stores import checked_store
 from worker.dead_letters import user
 from worker.erasure import ErasureReport, InvalidSubject, NotificationsPending, forget, preview, subject_of
-from worker.redaction import masked
-from worker.settings import Settings
-from worker.store import SchemaTooNew, SchemaTooOld, SqlStore, StoreRefused, StoreUnavailable
-from worker.store.configured import open_configured_store
 from worker.tools.tables import render
 
 
@@ -46,7 +41,7 @@ def forget_command(
     except InvalidSubject as exc:
         raise CommandLineMistake(str(exc)) from None
     settings = load_settings()
-    with _store(settings) as store:
+    with checked_store(settings) as store:
         if not yes:
             report = preview(store, settings, subject)
         else:
@@ -90,27 +85,3 @@ def described(report: ErasureReport) -> str:
     lines += ["", "the store cannot reach (see docs/operations.md, 'Erasing a person's data'):"]
     lines += [f"  - {line}" for line in report.beyond]
     return "\n".join(lines)
-
-
-@contextmanager
-def _store(settings: Settings) -> Iterator[SqlStore]:
-    """The configured store at this release's schema; a failure is one line (77, 78 or 1)."""
-    require_existing_store(settings)
-    where = masked(settings.store_url)
-    try:
-        store = open_configured_store(settings)
-        store.check_schema()
-    except (SchemaTooOld, SchemaTooNew) as exc:
-        raise CannotWork(str(exc)) from None
-    except StoreRefused:
-        raise  # told once, by the command group: exit 77
-    except Exception as exc:
-        raise click.ClickException(
-            f"cannot open the store {where}: {type(exc).__name__}: {masked(str(exc))}"
-        ) from None
-    try:
-        yield store
-    except StoreUnavailable as exc:
-        raise click.ClickException(f"the store {where} is unavailable: {masked(str(exc))}") from None
-    finally:
-        store.close()

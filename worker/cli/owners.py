@@ -6,7 +6,7 @@ import json
 import click
 
 from worker.cli.core import load_settings, require_existing_store
-from worker.cli.reminders import ledger_store
+from worker.cli.stores import checked_store
 from worker.ledger.questions import owner_history
 from worker.ledger.words import change_dict
 from worker.redaction import masked
@@ -62,7 +62,7 @@ def history(partner_id: str, client_id: str | None, limit: int, as_json: bool) -
     client's overrides and the partner default's changes, the two that decide its owner. An
     `OwnerChanged` that arrived after a newer one says which event it lost to.
     """
-    with ledger_store() as store:
+    with checked_store() as store:
         changes = owner_history(store, partner_id, client_id, limit=limit)
     if as_json:
         found = {

@@ -1,50 +1,18 @@
 """`renewals reminders`: a client's reminders from the ledger, newest first, each with its
-decision in words; and the checked store the ledger's commands read (`owners history` too)."""
+decision in words."""
 
 import json
-from collections.abc import Iterator
-from contextlib import contextmanager
 from datetime import datetime
 
 import click
 
-from worker.cli.core import CannotWork, load_settings, require_existing_store
 from worker.cli.dlq_options import when
+from worker.cli.stores import checked_store
 from worker.ledger.questions import ReminderQuery, reminders
 from worker.ledger.words import decision, delivery, reminder_dict, utc_iso
-from worker.redaction import masked
-from worker.store import SchemaTooNew, SchemaTooOld, SqlStore, StoreRefused, StoreUnavailable
-from worker.store.configured import open_configured_store
 from worker.tools.tables import render
 
 COLUMNS = ["seq", "handled at", "event", "renewal", "days", "decision", "notification"]
-
-
-@contextmanager
-def ledger_store() -> Iterator[SqlStore]:
-    """The configured store, its schema checked (the ledger is migration 6); a failure is one
-    line: exit 77 for a store that is not there or refuses us, 78 for one of another release,
-    1 for any other (worker/exits.py)."""
-    settings = load_settings()
-    require_existing_store(settings)
-    where = masked(settings.store_url)
-    try:
-        store = open_configured_store(settings)
-        store.check_schema()
-    except (SchemaTooOld, SchemaTooNew) as exc:
-        raise CannotWork(str(exc)) from None
-    except StoreRefused:
-        raise  # told once, by the command group: exit 77, as every command
-    except Exception as exc:
-        raise click.ClickException(
-            f"cannot open the store {where}: {type(exc).__name__}: {masked(str(exc))}"
-        ) from None
-    try:
-        yield store
-    except StoreUnavailable as exc:
-        raise click.ClickException(f"the store {where} is unavailable: {masked(str(exc))}") from None
-    finally:
-        store.close()
 
 
 @click.command("reminders", short_help="A client's reminders: whom, and why.")
@@ -72,7 +40,7 @@ def reminders_command(
     WHEN is an ISO 8601 date or time (UTC unless it says otherwise) or an age: 90s, 15m, 2h, 7d.
     """
     query = ReminderQuery(client_id=client_id, partner_id=partner_id, since=since, until=until)
-    with ledger_store() as store:
+    with checked_store() as store:
         page = reminders(store, query, before=before, limit=limit)
     if as_json:
         found = [reminder_dict(row) for row in page.reminders]
