@@ -4,7 +4,7 @@ Everything that needs the mapping (parsing, the worker's bindings, `renewals sen
 client, the benchmark) reads it from here.
 """
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any, get_args
 
 from events.models import Envelope, NotificationRequested, OwnerChanged, RenewalApproaching
@@ -16,12 +16,13 @@ class MessageKind:
 
     model: type[Envelope]
     routing_key: str
+    type: str = field(init=False)
+    """The CloudEvents `type`, as the model's `type` literal spells it (read once: every
+    notification's properties name it)."""
 
-    @property
-    def type(self) -> str:
-        """The CloudEvents `type`, as the model's `type` literal spells it."""
+    def __post_init__(self) -> None:
         annotation: Any = self.model.model_fields["type"].annotation
-        return str(get_args(annotation)[0])
+        object.__setattr__(self, "type", str(get_args(annotation)[0]))
 
 
 RENEWAL_APPROACHING = MessageKind(RenewalApproaching, "renewal.approaching")

@@ -117,6 +117,44 @@ def test_a_repeated_reminder_says_duplicate_and_names_the_notification_sent(stor
     assert (first["partner_id"], first["owner_scope"], first["owner_event_id"]) == ("", "default", None)
 
 
+def test_a_notification_waiting_when_the_store_is_migrated_is_still_stamped_at_its_confirm(
+    store_url: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Migration 11 drops the notification index a confirm used to find its ledger row by; the
+    rows waiting in the outbox then are numbered from it first, so their confirms still stamp."""
+    from worker.store import migrations, schema
+
+    before = next(m for m in schema.MIGRATIONS if m.version == 11)
+    monkeypatch.setattr(migrations, "MIGRATIONS", schema.MIGRATIONS[: schema.MIGRATIONS.index(before)])
+    monkeypatch.setattr(migrations, "LATEST", before.version - 1)
+    store = store_at(store_url)
+    with store.transaction():  # what the release before wrote: a notified ledger row, its outbox row
+        for outcome, notification in (("no_notification", "n-0"), ("notified", "n-1"), ("notified", "n-2")):
+            store.execute(
+                "INSERT INTO reminder_ledger (event_id, partner_id, client_id, renewal_date,"
+                " days_until_renewal, handled_at_us, outcome, notification_id)"
+                " VALUES (?, 'p', 'c1', '2027-01-04', 7, 1, ?, ?)",
+                (f"e-{notification}", outcome, notification),
+            )
+        store.execute(
+            "INSERT INTO outbox (notification_id, correlation_id, routing_key, body, created_at_us)"
+            " VALUES ('n-1', 'e-n-1', 'k', ?, 1)",
+            (b"{}",),
+        )
+    monkeypatch.undo()
+    assert store.migrate() == (10, schema.LATEST)
+
+    notified = next(row for row in ledger(store) if row["notification_id"] == "n-1")
+    [(seq, numbered)] = store.execute("SELECT seq, ledger_seq FROM outbox").fetchall()
+    assert numbered == notified["seq"]
+    outbox = Outbox(store, grace_s=30, sweep_every_s=10)
+    outbox.sent([seq])
+    outbox.confirmed([seq])
+    BatchProcessor(Settings(), store, outbox=outbox, encoded_size=len).flush()
+    stamped = {row["notification_id"]: row["confirmed_at_us"] for row in ledger(store)}
+    assert stamped["n-1"] is not None and stamped["n-0"] is None and stamped["n-2"] is None
+
+
 def test_the_confirm_stamps_when_the_notification_was_published_and_confirmed(store_url: str) -> None:
     """The outbox rows' confirm, deleted by the next transaction, sets published_at_us and
     confirmed_at_us on the rows that notified, and only on them."""

@@ -3,6 +3,8 @@ writes store, for the same rows: the reminders, the owner changes and the confir
 
 import json
 
+import pytest
+
 from support.messages import contact, owner_changed, renewal
 from worker.messaging import Delivery
 from worker.service.outbox import Outbox
@@ -14,6 +16,7 @@ from worker.store.ledger_writes import (
     LEDGER_COLUMNS,
     Confirmed,
     EachLedgerWrites,
+    LedgerOutOfStep,
     LedgerWrites,
 )
 from worker.store.sqlite import SqliteBackend
@@ -61,9 +64,10 @@ def test_each_row_writes_store_what_the_set_based_writes_store() -> None:
         store.migrate()
         writes = EachLedgerWrites() if name == "each" else LedgerWrites(backend)
         with store.transaction() as transaction:
-            writes.reminders(store, reminders)
+            numbered = writes.reminders(store, reminders)
+            assert sorted(numbered) == notified
             writes.owner_changes(store, changes)
-            queued = transaction.enqueue([OutboxRow(n, "c", "k", b"{}") for n in notified], 5)
+            queued = transaction.enqueue([OutboxRow(n, "c", "k", b"{}") for n in notified], 5, numbered)
             seqs = [row.seq or 0 for row in queued]
             writes.confirmed(
                 store, [Confirmed(seqs[0], None, 900), *(Confirmed(s, 100 + s, 200 + s) for s in seqs[1:])]
@@ -75,3 +79,21 @@ def test_each_row_writes_store_what_the_set_based_writes_store() -> None:
     assert tables["each"] == tables["set"]
     stamped = [row for row in tables["each"][0] if row[-4] is not None]  # confirmed_at_us
     assert len(stamped) == len(notified) >= 4
+
+
+def test_ledger_rows_numbered_out_of_step_fail_the_batch_rather_than_stamp_the_wrong_rows() -> None:
+    """SQLite numbers a row one more than the largest, except past the largest rowid, where it
+    picks numbers at random: the rows a confirm would stamp are then not known, and the batch
+    fails (to be retried) instead of pointing its notifications at other reminders' rows."""
+    reminders, _changes = batch_rows()
+    store = SqlStore(SqliteBackend(":memory:"))
+    store.migrate()
+    with store.transaction():
+        store.execute(
+            "INSERT INTO reminder_ledger (seq, event_id, partner_id, client_id, renewal_date,"
+            " days_until_renewal, handled_at_us, outcome) VALUES (?, 'e', 'p', 'c', '2027-01-04', 1, 1, 'x')",
+            (2**63 - 1,),
+        )
+    with pytest.raises(LedgerOutOfStep, match="not the 8 rows just inserted"), store.transaction():
+        EachLedgerWrites().reminders(store, reminders)
+    assert store.execute("SELECT count(*) FROM reminder_ledger").fetchone()[0] == 1

@@ -163,9 +163,9 @@ def _setting(setting: Versioned[OwnerSetting] | None) -> tuple[str | None, str |
 
 def _addresses(recipients: Sequence[Any]) -> str | None:
     """The rule table names at most one `to` and one `cc`; more would be listed, comma-separated."""
-    if len(recipients) == 1:
-        return str(recipients[0].email)
-    return ", ".join(recipient.email for recipient in recipients) or None
+    if len(recipients) <= 1:
+        return str(recipients[0].email) if recipients else None
+    return ", ".join(recipient.email for recipient in recipients)
 
 
 def _letter_id(value: object) -> int | None:

@@ -222,17 +222,17 @@ class BatchProcessor:
             and item.decision.notification is not None
             and _reminder(item.decision) in written.reminders
         ]
-        queued = {row.notification_id: row for row in transaction.enqueue(rows, now_us)} if rows else {}
-        transaction.record_ledger(
+        numbered = transaction.record_ledger(
             *ledger_rows(
                 _handled(outcomes),
-                notified=queued.keys(),
+                notified={row.notification_id for row in rows},
                 settings_written=written.settings,
                 projection=work,
                 now=now,
                 now_us=now_us,
             )
         )
+        queued = {row.notification_id: row for row in transaction.enqueue(rows, now_us, numbered)}
         return [
             item if isinstance(item, Result) else self._result(item, written.settings, queued)
             for item in outcomes

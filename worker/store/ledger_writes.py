@@ -6,13 +6,16 @@ batch, where its outbox rows are deleted. Two strategies, as for the projection
 row for SQLite.
 
 The rows are built by `worker.service.ledger`; here they are only written, in the column order
-below. `published_at_us` and `confirmed_at_us` are never inserted: the confirm sets them.
+below. `published_at_us` and `confirmed_at_us` are never inserted: the confirm sets them, finding
+the row by its number (`seq`), which the outbox row keeps (`outbox.ledger_seq`): no index on the
+notification id has to be kept up at every insert for it.
 """
 
 from collections.abc import Sequence
 from typing import Any, NamedTuple
 
 from worker.store.backend import Backend, Statements, chunks
+from worker.store.model import StoreError
 
 LEDGER_COLUMNS = (
     ("event_id", "text"),
@@ -83,11 +86,25 @@ _HISTORY_TYPES = tuple(type_ for _name, type_ in HISTORY_COLUMNS)
 _EVENT = HISTORY_COLUMNS.index(("event_id", "text"))
 _LOST_TO = HISTORY_COLUMNS.index(("lost_to_event_id", "text"))
 _WON = HISTORY_COLUMNS.index(("won", "integer"))
+_NOTIFICATION = LEDGER_COLUMNS.index(("notification_id", "text"))
+_OUTCOME = LEDGER_COLUMNS.index(("outcome", "text"))
 _STAMP = (
     "UPDATE reminder_ledger SET published_at_us = COALESCE({published}, {confirmed}),"
-    " confirmed_at_us = {confirmed} FROM {source} WHERE reminder_ledger.notification_id = o.notification_id"
-    " AND reminder_ledger.outcome = 'notified' AND reminder_ledger.confirmed_at_us IS NULL"
+    " confirmed_at_us = {confirmed} FROM {source} WHERE reminder_ledger.seq = o.ledger_seq"
+    " AND reminder_ledger.confirmed_at_us IS NULL"
 )
+
+
+def notified(rows: Sequence[LedgerRow], seqs: Sequence[int]) -> dict[str, int]:
+    """The ledger numbers of the rows that notified, by notification id, given every row's."""
+    return {
+        row[_NOTIFICATION]: seq for row, seq in zip(rows, seqs, strict=True) if row[_OUTCOME] == "notified"
+    }
+
+
+class LedgerOutOfStep(StoreError):
+    """The ledger rows a batch inserted did not get the numbers SQLite gives (one more than the
+    largest, row after row): a bug, or a table grown to the largest rowid. The batch fails."""
 
 
 class LedgerWrites:
@@ -97,11 +114,16 @@ class LedgerWrites:
     def __init__(self, backend: Backend) -> None:
         self._backend = backend
 
-    def reminders(self, db: Statements, rows: Sequence[LedgerRow]) -> None:
-        """Insert the batch's ledger rows."""
+    def reminders(self, db: Statements, rows: Sequence[LedgerRow]) -> dict[str, int]:
+        """Insert the batch's ledger rows; the numbers of those that notified, by notification id."""
+        numbered: dict[str, int] = {}
         for chunk in chunks(rows):
             source, params = self._backend.rows(_LEDGER_TYPES, chunk)
-            db.execute(_LEDGER_INSERT + source, params)
+            returned = db.execute(
+                _LEDGER_INSERT + source + " RETURNING seq, outcome, notification_id", params
+            ).fetchall()
+            numbered.update({notice: seq for seq, outcome, notice in returned if outcome == "notified"})
+        return numbered
 
     def owner_changes(self, db: Statements, rows: Sequence[HistoryRow]) -> None:
         """Insert the batch's owner-history rows; a change that lost to one another worker
@@ -139,8 +161,23 @@ class EachLedgerWrites:
         self._owner_changes = _HISTORY_INSERT + _marks(HISTORY_COLUMNS)
         self._confirmed = _STAMP.format(published="?", confirmed="?", source="outbox AS o") + " AND o.seq = ?"
 
-    def reminders(self, db: Statements, rows: Sequence[LedgerRow]) -> None:
+    def reminders(self, db: Statements, rows: Sequence[LedgerRow]) -> dict[str, int]:
+        """Insert the batch's ledger rows; the numbers of those that notified, by notification id.
+
+        The batch holds SQLite's write lock, and a row inserted without a number gets one more
+        than the largest in the table: the rows are numbered last - n + 1 ... last, in order.
+        The first and the last are looked up to make sure."""
+        if not rows:
+            return {}
         db.execute_many(self._reminders, rows)
+        last = int(db.execute("SELECT last_insert_rowid()").fetchone()[0])
+        first = last - len(rows) + 1
+        found = dict(
+            db.execute("SELECT seq, event_id FROM reminder_ledger WHERE seq IN (?, ?)", (first, last))
+        )
+        if found != {first: rows[0][0], last: rows[-1][0]}:
+            raise LedgerOutOfStep(f"ledger rows {first}..{last} are not the {len(rows)} rows just inserted")
+        return notified(rows, range(first, last + 1))
 
     def owner_changes(self, db: Statements, rows: Sequence[HistoryRow]) -> None:
         """Every change the batch applied stands (SQLite lets one writer in at a time), so none

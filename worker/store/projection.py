@@ -137,20 +137,31 @@ class SqlTransaction:
 
     # --- the outbox ------------------------------------------------------------------------
 
-    def enqueue(self, rows: Sequence[OutboxRow], at_us: int) -> list[OutboxRow]:
-        """Add notifications to the outbox; the same rows, each with its `seq`."""
+    def enqueue(
+        self, rows: Sequence[OutboxRow], at_us: int, ledger: Mapping[str, int] | None = None
+    ) -> list[OutboxRow]:
+        """Add notifications to the outbox; the same rows, each with its `seq`. `ledger` numbers
+        the reminder ledger's row of each notification, which its confirm stamps."""
+        ledger = ledger or {}
         queued: list[OutboxRow] = []
         for chunk in chunks(list(rows)):
             source, params = self._backend.rows(
-                ("text", "text", "text", "bytea", "bigint"),
+                ("text", "text", "text", "bytea", "bigint", "bigint"),
                 [
-                    (row.notification_id, row.correlation_id, row.routing_key, row.body, at_us)
+                    (
+                        row.notification_id,
+                        row.correlation_id,
+                        row.routing_key,
+                        row.body,
+                        at_us,
+                        ledger.get(row.notification_id),
+                    )
                     for row in chunk
                 ],
             )
             returned = self._execute(
-                "INSERT INTO outbox (notification_id, correlation_id, routing_key, body, created_at_us)"
-                f" {source} RETURNING seq, notification_id",
+                "INSERT INTO outbox (notification_id, correlation_id, routing_key, body, created_at_us,"
+                f" ledger_seq) {source} RETURNING seq, notification_id",
                 params,
             ).fetchall()
             seqs = {notification_id: seq for seq, notification_id in returned}
@@ -171,12 +182,15 @@ class SqlTransaction:
 
     # --- the reminder ledger and the owner history -----------------------------------------
 
-    def record_ledger(self, reminders: Sequence[LedgerRow], owner_changes: Sequence[HistoryRow]) -> None:
-        """Insert the batch's ledger and owner-history rows, a multi-row statement each."""
-        if reminders:
-            self._writes.ledger.reminders(self._db, reminders)
+    def record_ledger(
+        self, reminders: Sequence[LedgerRow], owner_changes: Sequence[HistoryRow]
+    ) -> dict[str, int]:
+        """Insert the batch's ledger and owner-history rows, a multi-row statement each; the
+        ledger numbers of the reminders that notified, by notification id (for `enqueue`)."""
+        numbered = self._writes.ledger.reminders(self._db, reminders) if reminders else {}
         if owner_changes:
             self._writes.ledger.owner_changes(self._db, owner_changes)
+        return numbered
 
     # --- crash counts ----------------------------------------------------------------------
 

@@ -16,6 +16,7 @@ from worker.store.schema import SchemaMigration
 # An operational error with one of these in its message is the file being unavailable (held by
 # another writer past the busy timeout, or the disk refusing): waited out, never a retry.
 _UNAVAILABLE = ("locked", "busy", "disk", "unable to open", "readonly")
+CACHE_KIB = 32 * 1024
 
 
 @dataclass
@@ -56,6 +57,10 @@ class SqliteBackend:
         connection.execute("PRAGMA synchronous=FULL")
         # Checkpoint the WAL every ~40 MB rather than every 4 MB: fewer stalls inside a batch.
         connection.execute("PRAGMA wal_autocheckpoint=10000")
+        # Up to 32 MiB of pages per connection, not SQLite's 2 MiB: a batch inserts into several
+        # indexes at random places, and a page read back from the OS at every insert cost the
+        # worker about a tenth of its CPU (docs/development.md#benchmark). Taken only as used.
+        connection.execute(f"PRAGMA cache_size=-{CACHE_KIB}")
         return connection
 
     def rows(self, types: Sequence[str], rows: Sequence[Sequence[Any]]) -> tuple[str, list[Any]]:
