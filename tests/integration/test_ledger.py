@@ -309,15 +309,15 @@ def test_retention_prunes_old_rows_in_chunks_and_a_later_event_still_works(store
 
 
 def test_a_change_beaten_by_another_workers_commit_is_lost_to_the_change_that_stood(
-    postgres_url: str,
+    store_url: str,
 ) -> None:
-    """Two workers on PostgreSQL: the older change read an empty key, the newer one committed
-    meanwhile; the older's history row is lost, to the newer's event id, which the batch could
-    not have known when it decided. (SQLite lets one writer in at a time: no such race there.)"""
-    store = store_at(postgres_url)
+    """Two workers: the older change read an empty key, the newer one committed meanwhile (on
+    SQLite too: a batch decides before it takes the write lock); the older's history row is
+    lost, to the newer's event id, which the batch could not have known when it decided."""
+    store = store_at(store_url)
     paused = Paused()
-    older = processor_over(open_store(postgres_url), {**HANDLERS, OwnerChanged: paused})
-    newer = processor_over(open_store(postgres_url))
+    older = processor_over(open_store(store_url), {**HANDLERS, OwnerChanged: paused})
+    newer = processor_over(open_store(store_url))
     old_event = owner_changed("platform", partner_contact=ALICE, id="old", time="2026-11-20T10:00:00+00:00")
     new_event = owner_changed("partner", partner_contact=BOB, id="new", time="2026-11-20T11:00:00+00:00")
     thread = threading.Thread(target=lambda: older.process([delivery(old_event)]))

@@ -172,15 +172,16 @@ class Paused:
 
 
 def test_newer_committed_first_then_older_the_newer_stays_and_the_older_is_logged_stale(
-    postgres_url: str,
+    store_url: str,
 ) -> None:
-    """Two workers on two PostgreSQL connections: the older change has read the (empty)
-    setting when the newer one commits; its write then changes nothing, and its outcome says
-    so. (SQLite lets one writer in at a time, so this interleaving cannot happen there.)"""
-    store_at(postgres_url)
+    """Two workers on two connections: the older change has read the (empty) setting when the
+    newer one commits; its write then changes nothing, and its outcome says so. On PostgreSQL
+    the conditional write finds the newer row; on SQLite, where the older decided outside the
+    write lock, it finds under the lock that what it read has changed, and decides again."""
+    store_at(store_url)
     paused = Paused()
-    older = processor_over(open_store(postgres_url), {**HANDLERS, OwnerChanged: paused})
-    newer = processor_over(open_store(postgres_url))
+    older = processor_over(open_store(store_url), {**HANDLERS, OwnerChanged: paused})
+    newer = processor_over(open_store(store_url))
     old_event = owner_changed("platform", partner_contact=ALICE, id="old", time="2026-11-20T10:00:00+00:00")
     new_event = owner_changed("partner", partner_contact=BOB, id="new", time="2026-11-20T11:00:00+00:00")
     outcomes: list[str] = []
@@ -193,10 +194,61 @@ def test_newer_committed_first_then_older_the_newer_stays_and_the_older_is_logge
     paused.release.set()
     thread.join(10)
     assert outcomes == ["owner.stale_ignored"]
-    with open_store(postgres_url).transaction() as transaction:
+    with open_store(store_url).transaction() as transaction:
         stored = transaction.settings([SettingKey("p1", None)])[SettingKey("p1", None)]
     assert stored is not None and stored.stamp.event_id == "new"
     assert stored.value is not None and stored.value.owner == "partner"
+    assert older.decided_again == 0
+
+
+def test_sqlite_a_batch_decided_outside_the_write_lock_ends_as_on_postgresql(tmp_path: Path) -> None:
+    """SQLite: a batch decides in a read-only transaction and takes the write lock only to
+    write, so another worker's batch commits meanwhile. Its writes then report what stood, as on
+    PostgreSQL: other clients' changes leave its decisions standing; a reminder the other worker
+    claimed meanwhile is a duplicate, with no second notification. Only an event the other
+    worker handled meanwhile makes the batch decide again, under the lock."""
+    url = f"sqlite:///{tmp_path / 'r.db'}"
+    store_at(url)
+    paused = Paused()
+    slow = processor_over(open_store(url), {**HANDLERS, OwnerChanged: paused})
+    other = processor_over(open_store(url))
+
+    def meanwhile(batch: list[dict[str, Any]], then: list[dict[str, Any]]) -> tuple[list[str], list[str]]:
+        paused.decided.clear()
+        paused.release.clear()
+        outcomes: list[str] = []
+        thread = threading.Thread(
+            target=lambda: outcomes.extend(r.outcome for r in slow.process([delivery(m) for m in batch]))
+        )
+        thread.start()
+        assert paused.decided.wait(10)
+        others = [r.outcome for r in other.process([delivery(m) for m in then])]
+        paused.release.set()
+        thread.join(10)
+        return outcomes, others
+
+    elsewhere = [owner_changed("partner", "p2", partner_contact=BOB, id="o2"), renewal("c2", "p2", id="r2")]
+    mine = [owner_changed("platform", partner_contact=ALICE, id="o1"), renewal("c1", id="r1")]
+    assert meanwhile(mine, elsewhere) == (
+        ["owner.changed", "renewal.notification_requested"],
+        ["owner.changed", "renewal.notification_requested"],
+    )
+    assert slow.decided_again == 0
+
+    claimed = [owner_changed("platform", partner_contact=ALICE, id="o3"), renewal("c3", id="r3")]
+    assert meanwhile(claimed, [renewal("c3", id="r3-elsewhere")]) == (
+        ["owner.changed", "renewal.duplicate_reminder"],
+        ["renewal.notification_requested"],
+    )
+    assert slow.decided_again == 0
+    assert outbox(open_store(url)).count("r3") == 0
+
+    same_event = [owner_changed("platform", partner_contact=ALICE, id="o4"), renewal("c4", id="r4")]
+    assert meanwhile(same_event, [renewal("c4", id="r4")]) == (
+        ["owner.changed", "message.duplicate_event"],
+        ["renewal.notification_requested"],
+    )
+    assert slow.decided_again == 1
 
 
 def test_an_uncommitted_newer_change_blocks_the_older_write_which_then_changes_nothing(

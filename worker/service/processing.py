@@ -48,6 +48,10 @@ class Result:
     failure: Failure | None = None
 
 
+class _Stale(Exception):
+    """Another worker handled one of the batch's events after it decided, before it wrote."""
+
+
 @dataclass(frozen=True, slots=True)
 class _Decided:
     delivery: Delivery
@@ -91,6 +95,7 @@ class BatchProcessor:
         self._writer = writer or NotificationWriter(settings.source, settings.notifications_exchange)
         self._outbox = outbox  # its confirmed rows are deleted by the next transaction
         self._fates = ReplayFates(store)  # replayed letters whose copies this batch handles resolve
+        self.decided_again = 0  # batches decided again under the write lock (SQLite; see _transaction)
 
     def process(self, deliveries: Sequence[Delivery], *, settled_key: str | None = None) -> list[Result]:
         """Handle a chunk of deliveries in one transaction; a failing one never spoils the others.
@@ -168,41 +173,98 @@ class BatchProcessor:
         settled_key: str | None,
         deletions: Sequence[Confirmed],
     ) -> list[Result]:
+        """Decide the batch and write it in one transaction, which is first to record the events
+        in the inbox (`fresh`: those not handled before).
+
+        Where one writer at a time holds the store (SQLite), the batch first decides in a
+        read-only transaction, while other workers' batches write, and takes the write lock
+        only to write. If another worker committed in between, its writes report what stood, as
+        on PostgreSQL (where a batch's reads do not hold other writers back either): a newer
+        setting or a reminder claimed meanwhile wins, and the outcome says so. Only if another
+        worker handled one of the same events meanwhile does the batch decide again, under the
+        lock."""
         now_us = _micros(now)
+        ids = [item[1].id for item in parsed if isinstance(item, tuple)]
+        if self._store.one_writer:
+            with self._store.read_only() as view:
+                before = self._store.others_commits()
+                work = WorkingSet(view)
+                outcomes, failed = self._decide(parsed, work, None, now)
+            try:
+                with self._store.transaction() as transaction:
+                    self._settle(transaction, settled_key, deletions)
+                    if len(transaction.record_events(ids, now_us)) < len(set(ids)):
+                        raise _Stale
+                    raced = self._store.others_commits() != before
+                    return self._write(transaction, work, outcomes, failed, now, now_us, raced=raced)
+            except _Stale:
+                self.decided_again += 1
         with self._store.transaction() as transaction:
-            transaction.delete_confirmed(deletions)
-            if settled_key is not None:
-                transaction.forget_attempts(settled_key)
-            events = [item[1] for item in parsed if isinstance(item, tuple)]
-            fresh = transaction.record_events([event.id for event in events], now_us)
+            self._settle(transaction, settled_key, deletions)
+            fresh = transaction.record_events(ids, now_us)
             work = WorkingSet(transaction)
-            work.preload(needs_of(event for event in events if event.id in fresh))
-            outcomes: list[Result | _Decided] = []
-            failed: list[str] = []
-            for item in parsed:
-                if isinstance(item, Result):
-                    outcomes.append(item)
-                    continue
-                delivery, event = item
-                if event.id not in fresh:
-                    outcomes.append(Result(delivery, "message.duplicate_event", _fields(event), event=event))
-                    continue
-                fresh.discard(event.id)  # the same id twice in one batch: the second is a repeat
-                try:
-                    with work.event():
-                        decision = self._handlers[type(event)](event, projection=work, now=now)
-                        if decision.notification is not None:
-                            self._writer.check(decision.notification)
-                except Exception as exc:
-                    failed.append(event.id)
-                    outcomes.append(self._failed(delivery, self._failures.handle(delivery, exc), event))
-                    continue
-                outcomes.append(_Decided(delivery, event, decision))
-            if failed:
-                transaction.forget_events(failed)  # not processed: handled again when it returns
-            results = self._record(transaction, work, outcomes, now, now_us)
-            self._fates.handled(_settled(results), now_us)
-            return results
+            outcomes, failed = self._decide(parsed, work, fresh, now)
+            return self._write(transaction, work, outcomes, failed, now, now_us)
+
+    def _decide(
+        self,
+        parsed: Sequence[Result | tuple[Delivery, Event]],
+        work: WorkingSet,
+        fresh: set[str] | None,
+        now: datetime,
+    ) -> tuple[list[Result | _Decided], list[str]]:
+        """Run the handlers over the working set, each event's changes undone alone if it fails;
+        `fresh` are the events not handled before (None: all of them). The outcomes, in
+        delivery order, and the ids of the events that failed."""
+        fresh = {item[1].id for item in parsed if isinstance(item, tuple)} if fresh is None else set(fresh)
+        work.preload(needs_of(item[1] for item in parsed if isinstance(item, tuple) and item[1].id in fresh))
+        outcomes: list[Result | _Decided] = []
+        failed: list[str] = []
+        for item in parsed:
+            if isinstance(item, Result):
+                outcomes.append(item)
+                continue
+            delivery, event = item
+            if event.id not in fresh:
+                outcomes.append(Result(delivery, "message.duplicate_event", _fields(event), event=event))
+                continue
+            fresh.discard(event.id)  # the same id twice in one batch: the second is a repeat
+            try:
+                with work.event():
+                    decision = self._handlers[type(event)](event, projection=work, now=now)
+                    if decision.notification is not None:
+                        self._writer.check(decision.notification)
+            except Exception as exc:
+                failed.append(event.id)
+                outcomes.append(self._failed(delivery, self._failures.handle(delivery, exc), event))
+                continue
+            outcomes.append(_Decided(delivery, event, decision))
+        return outcomes, failed
+
+    @staticmethod
+    def _settle(transaction: SqlTransaction, settled_key: str | None, deletions: Sequence[Confirmed]) -> None:
+        """What the transaction carries besides the batch: confirmed outbox rows to delete, and
+        the crash count of a redelivered message now handled."""
+        transaction.delete_confirmed(deletions)
+        if settled_key is not None:
+            transaction.forget_attempts(settled_key)
+
+    def _write(
+        self,
+        transaction: SqlTransaction,
+        work: WorkingSet,
+        outcomes: list[Result | _Decided],
+        failed: list[str],
+        now: datetime,
+        now_us: int,
+        *,
+        raced: bool = False,
+    ) -> list[Result]:
+        if failed:
+            transaction.forget_events(failed)  # not processed: handled again when it returns
+        results = self._record(transaction, work, outcomes, now, now_us, raced)
+        self._fates.handled(_settled(results), now_us)
+        return results
 
     def _record(
         self,
@@ -211,9 +273,10 @@ class BatchProcessor:
         outcomes: list[Result | _Decided],
         now: datetime,
         now_us: int,
+        raced: bool,
     ) -> list[Result]:
         """Write the batch's changes; the database decides which settings and claims stand."""
-        written = transaction.write(work.changes())
+        written = transaction.write(work.changes(), raced=raced)
         time_json = time_of(now)
         rows = [
             self._writer.row(item.decision.notification, time_json)

@@ -57,6 +57,10 @@ class Backend(Protocol):
     begin_read_only: str  # starts a transaction that only reads, and takes no write lock
     binary_collation: str  # compares event ids by code point
     skip_locked: str  # appended to a SELECT that claims rows other workers may be claiming
+    # A query whose answer changes whenever another connection commits (None: not known). Where
+    # one writer at a time holds the store, a batch decides before it takes the write lock and
+    # checks with it that nobody wrote in between (worker/service/processing.py).
+    others_commits: str | None
 
     @property
     def description(self) -> str:

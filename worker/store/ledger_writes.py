@@ -95,6 +95,18 @@ _STAMP = (
 )
 
 
+_NAME_THE_WINNER = (
+    "UPDATE owner_history SET lost_to_event_id = (SELECT s.event_id FROM owner_settings AS s"
+    " WHERE s.partner_id = owner_history.partner_id AND s.client_id = owner_history.client_id)"
+    " WHERE won = 0 AND lost_to_event_id IS NULL AND event_id "
+)
+
+
+def _raced(rows: Sequence[HistoryRow]) -> list[str]:
+    """The changes that lost to another worker's commit, which the batch could not name."""
+    return sorted({row[_EVENT] for row in rows if not row[_WON] and row[_LOST_TO] is None})
+
+
 def notified(rows: Sequence[LedgerRow], seqs: Sequence[int]) -> dict[str, int]:
     """The ledger numbers of the rows that notified, by notification id, given every row's."""
     return {
@@ -132,15 +144,9 @@ class LedgerWrites:
         for chunk in chunks(rows):
             source, params = self._backend.rows(_HISTORY_TYPES, chunk)
             db.execute(_HISTORY_INSERT + source, params)
-        raced = sorted({row[_EVENT] for row in rows if not row[_WON] and row[_LOST_TO] is None})
-        for chunk in chunks(raced):
+        for chunk in chunks(_raced(rows)):
             one_of, params = self._backend.any_of("text", chunk)
-            db.execute(
-                "UPDATE owner_history SET lost_to_event_id = (SELECT s.event_id FROM owner_settings AS s"
-                " WHERE s.partner_id = owner_history.partner_id AND s.client_id = owner_history.client_id)"
-                f" WHERE won = 0 AND lost_to_event_id IS NULL AND event_id {one_of}",
-                params,
-            )
+            db.execute(_NAME_THE_WINNER + one_of, params)
 
     def confirmed(self, db: Statements, confirmed: Sequence[Confirmed]) -> None:
         """Set the published and confirmed times of the reminders these outbox rows notified
@@ -180,9 +186,11 @@ class EachLedgerWrites:
         return notified(rows, range(first, last + 1))
 
     def owner_changes(self, db: Statements, rows: Sequence[HistoryRow]) -> None:
-        """Every change the batch applied stands (SQLite lets one writer in at a time), so none
-        lost to another worker's commit."""
+        """As `LedgerWrites.owner_changes`: a batch that decided before it took the write lock
+        may have lost a change to another worker's commit."""
         db.execute_many(self._owner_changes, rows)
+        for chunk in chunks(_raced(rows)):
+            db.execute(_NAME_THE_WINNER + "IN (" + ", ".join("?" * len(chunk)) + ")", chunk)
 
     def confirmed(self, db: Statements, confirmed: Sequence[Confirmed]) -> None:
         db.execute_many(

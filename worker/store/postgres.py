@@ -58,6 +58,7 @@ class PostgresBackend:
     # Event ids are compared by code point, as Python does, not by the database's locale.
     binary_collation: str = '"C"'
     skip_locked: str = " FOR UPDATE SKIP LOCKED"
+    others_commits: str | None = None  # many writers: a batch decides and writes in one transaction
 
     @property
     def description(self) -> str:

@@ -112,11 +112,13 @@ class SqlTransaction:
 
     # --- writes ----------------------------------------------------------------------------
 
-    def write(self, changes: Changes) -> Written:
-        """Write back what a working set, read in this same transaction, changed; which settings
-        and reminder claims stood (another worker may have written a newer setting or claimed a
-        reminder meanwhile)."""
-        writes, db = self._writes, self._db
+    def write(self, changes: Changes, *, raced: bool = False) -> Written:
+        """Write back what a working set changed; which settings and reminder claims stood
+        (another worker may have written a newer setting or claimed a reminder meanwhile).
+        `raced`: the working set was read in an earlier transaction and others have written
+        since, so the writes must report what stood, whatever the backend's strategy."""
+        writes: ProjectionWrites | ReportedWrites = self._reported if raced else self._writes
+        db = self._db
         written = writes.settings(db, changes.settings) if changes.settings else set()
         if changes.decision_makers:
             writes.decision_makers(db, changes.decision_makers)

@@ -43,6 +43,20 @@ class SqlStore(SqlConnection):
         with self.writing():
             yield SqlTransaction(self, self._backend, self._writes, self._reported)
 
+    @property
+    def one_writer(self) -> bool:
+        """One writer at a time (SQLite): a batch can decide outside the write lock, then check
+        under it that nobody wrote meanwhile (`others_commits`)."""
+        return self._backend.others_commits is not None
+
+    def others_commits(self) -> int:
+        """A number that changes whenever another connection commits (SQLite's data_version);
+        read inside a transaction, it is that transaction's view."""
+        query = self._backend.others_commits
+        if query is None:
+            raise NotImplementedError("this store lets many writers in at once")
+        return int(self.execute(query).fetchone()[0])
+
     @contextmanager
     def read_only(self) -> Iterator[SqlTransaction]:
         """A transaction for commands that only look: it takes no write lock, so it neither waits

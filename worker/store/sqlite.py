@@ -31,6 +31,7 @@ class SqliteBackend:
     begin_read_only: str = "BEGIN"
     binary_collation: str = "BINARY"
     skip_locked: str = ""  # one writer at a time: nothing to skip
+    others_commits: str | None = "PRAGMA data_version"
 
     @property
     def description(self) -> str:
