@@ -26,8 +26,17 @@ from worker.service.notifications import NotificationWriter, Writer, time_of
 from worker.service.outbox import Outbox
 from worker.service.outcomes import Outcome
 from worker.settings import Settings
-from worker.store import OutboxRow, SqlStore, SqlTransaction, StoreConflict, StoreUnavailable, WorkingSet
-from worker.store.ledger_writes import Confirmed
+from worker.store import (
+    Changes,
+    OutboxRow,
+    SqlStore,
+    SqlTransaction,
+    StoreConflict,
+    StoreUnavailable,
+    WorkingSet,
+    Written,
+)
+from worker.store.ledger_writes import Confirmed, HistoryRow, LedgerRow
 
 Event = RenewalApproaching | OwnerChanged
 
@@ -50,6 +59,20 @@ class Result:
 
 class _Stale(Exception):
     """Another worker handled one of the batch's events after it decided, before it wrote."""
+
+
+@dataclass(frozen=True, slots=True)
+class _Plan:
+    """A decided batch's writes, made before they are written: the changes, and the outbox rows
+    and ledger rows of what was assumed to stand (`written`)."""
+
+    work: WorkingSet
+    outcomes: list["Result | _Decided"]
+    failed: list[str]
+    changes: Changes
+    written: Written
+    rows: list[OutboxRow]
+    ledger: tuple[list[LedgerRow], list[HistoryRow]]
 
 
 @dataclass(frozen=True, slots=True)
@@ -189,22 +212,22 @@ class BatchProcessor:
             with self._store.read_only() as view:
                 before = self._store.others_commits()
                 work = WorkingSet(view)
-                outcomes, failed = self._decide(parsed, work, None, now)
+                plan = self._plan(work, *self._decide(parsed, work, None, now), now)
             try:
                 with self._store.transaction() as transaction:
                     self._settle(transaction, settled_key, deletions)
                     if len(transaction.record_events(ids, now_us)) < len(set(ids)):
                         raise _Stale
                     raced = self._store.others_commits() != before
-                    return self._write(transaction, work, outcomes, failed, now, now_us, raced=raced)
+                    return self._write(transaction, plan, now, now_us, raced=raced)
             except _Stale:
                 self.decided_again += 1
         with self._store.transaction() as transaction:
             self._settle(transaction, settled_key, deletions)
             fresh = transaction.record_events(ids, now_us)
             work = WorkingSet(transaction)
-            outcomes, failed = self._decide(parsed, work, fresh, now)
-            return self._write(transaction, work, outcomes, failed, now, now_us)
+            plan = self._plan(work, *self._decide(parsed, work, fresh, now), now)
+            return self._write(transaction, plan, now, now_us)
 
     def _decide(
         self,
@@ -249,57 +272,57 @@ class BatchProcessor:
         if settled_key is not None:
             transaction.forget_attempts(settled_key)
 
-    def _write(
+    def _plan(
         self,
-        transaction: SqlTransaction,
         work: WorkingSet,
         outcomes: list[Result | _Decided],
         failed: list[str],
         now: datetime,
-        now_us: int,
-        *,
-        raced: bool = False,
-    ) -> list[Result]:
-        if failed:
-            transaction.forget_events(failed)  # not processed: handled again when it returns
-        results = self._record(transaction, work, outcomes, now, now_us, raced)
-        self._fates.handled(_settled(results), now_us)
-        return results
-
-    def _record(
-        self,
-        transaction: SqlTransaction,
-        work: WorkingSet,
-        outcomes: list[Result | _Decided],
-        now: datetime,
-        now_us: int,
-        raced: bool,
-    ) -> list[Result]:
-        """Write the batch's changes; the database decides which settings and claims stand."""
-        written = transaction.write(work.changes(), raced=raced)
+        written: Written | None = None,
+    ) -> "_Plan":
+        """What the decided batch writes: its changes, the outbox rows of the reminders claimed,
+        the ledger's rows. `written`: the settings and claims that stood (None: all of them, as
+        they do unless another worker wrote the same keys meanwhile)."""
+        changes = work.changes()
+        settings = set(changes.settings) if written is None else written.settings
+        claims = set(changes.reminders) if written is None else written.reminders
         time_json = time_of(now)
         rows = [
             self._writer.row(item.decision.notification, time_json)
             for item in outcomes
             if isinstance(item, _Decided)
             and item.decision.notification is not None
-            and _reminder(item.decision) in written.reminders
+            and _reminder(item.decision) in claims
         ]
-        numbered = transaction.record_ledger(
-            *ledger_rows(
-                _handled(outcomes),
-                notified={row.notification_id for row in rows},
-                settings_written=written.settings,
-                projection=work,
-                now=now,
-                now_us=now_us,
-            )
+        ledger = ledger_rows(
+            _handled(outcomes),
+            notified={row.notification_id for row in rows},
+            settings_written=settings,
+            projection=work,
+            now=now,
+            now_us=_micros(now),
         )
-        queued = {row.notification_id: row for row in transaction.enqueue(rows, now_us, numbered)}
-        return [
+        return _Plan(work, outcomes, failed, changes, Written(settings, claims), rows, ledger)
+
+    def _write(
+        self, transaction: SqlTransaction, plan: "_Plan", now: datetime, now_us: int, *, raced: bool = False
+    ) -> list[Result]:
+        """Write the plan; the database decides which settings and claims stand (`raced`: the
+        batch decided in an earlier transaction, and other workers have written since). Where
+        some did not, the plan's rows are made again for what stood."""
+        if plan.failed:
+            transaction.forget_events(plan.failed)  # not processed: handled again when it returns
+        written = transaction.write(plan.changes, raced=raced)
+        if written != plan.written:
+            plan = self._plan(plan.work, plan.outcomes, plan.failed, now, written)
+        numbered = transaction.record_ledger(*plan.ledger)
+        queued = {row.notification_id: row for row in transaction.enqueue(plan.rows, now_us, numbered)}
+        results = [
             item if isinstance(item, Result) else self._result(item, written.settings, queued)
-            for item in outcomes
+            for item in plan.outcomes
         ]
+        self._fates.handled(_settled(results), now_us)
+        return results
 
     def _result(self, item: _Decided, written: set[SettingKey], queued: dict[str, OutboxRow]) -> Result:
         decision, fields = item.decision, _fields(item.event)
