@@ -18,11 +18,14 @@ from support.services import (
 )
 
 
+@pytest.hookimpl(tryfirst=True)  # before `-m` deselects by the `slow` marks added here
 def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
     """A test marked `any_broker` proves something the broker's version has no part in (a bad
     setting, the README's commands, the console's pages): it runs on the first broker of the
     matrix only, and its other versions are deselected (reported as such, never as skipped).
-    `broker_versions("3.10")` keeps a test to the versions named: what it sends only they take."""
+    `broker_versions("3.10")` keeps a test to the versions named: what it sends only they take.
+    `other_brokers_slow`: the worker's own logic, which a broker's version is unlikely to touch;
+    it runs on the first broker by default and on the others with the slow proofs (`-m slow`)."""
     first = brokers_under_test()[0].version
     keep: list[pytest.Item] = []
     dropped: list[pytest.Item] = []
@@ -30,6 +33,8 @@ def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item
         callspec = getattr(item, "callspec", None)
         broker = callspec.params.get("rabbitmq") if callspec is not None else None
         only = item.get_closest_marker("broker_versions")
+        if broker is not None and broker.version != first and item.get_closest_marker("other_brokers_slow"):
+            item.add_marker(pytest.mark.slow)
         if broker is None:
             keep.append(item)
         elif (item.get_closest_marker("any_broker") and broker.version != first) or (

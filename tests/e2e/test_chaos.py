@@ -27,6 +27,7 @@ REDUCED_CLUSTER = Options(
 )
 
 
+@pytest.mark.slow
 def test_a_reduced_fault_run_loses_nothing_duplicates_nothing_and_invents_nothing() -> None:
     """3,000 seeded messages (repeats, twins, out-of-order owner changes, every bad-input class) through a worker on a spare node while it is killed twice, stopped once, the broker restarts and closes a worker connection: the checker finds nothing lost, duplicated or unexpected."""
     report = run(REDUCED)

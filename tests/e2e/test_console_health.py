@@ -19,6 +19,8 @@ from tests.e2e.commands import ok, renewals
 from worker.console.health import FRESH_FOR, ConsumingWatch
 from worker.settings import Settings
 
+pytestmark = pytest.mark.other_brokers_slow  # what the console reads and says, over any broker
+
 
 def test_twenty_health_requests_and_strips_open_one_broker_connection(amqp_url: str, tmp_path: Path) -> None:
     """20 /api/health calls and 20 health strips, then more after the cache ran out: one connect through the proxy, and the queue's depth as it is now."""

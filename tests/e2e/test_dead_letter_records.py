@@ -9,6 +9,7 @@ import time
 from pathlib import Path
 
 import pika
+import pytest
 
 from support.client import NAMES, Client
 from support.faults import KILLED_AFTER_RECORDING
@@ -132,6 +133,7 @@ def test_letters_wait_in_the_queue_while_the_sqlite_store_is_locked(
     assert not [line for line in worker.lines() if line.get("event") == "broker.connection_lost"]
 
 
+@pytest.mark.other_brokers_slow
 def test_letters_wait_in_the_queue_while_postgresql_is_down(
     client: Client, amqp_url: str, tmp_path: Path
 ) -> None:

@@ -7,8 +7,12 @@ import sys
 from pathlib import Path
 from urllib.parse import unquote, urlsplit
 
+import pytest
+
 from support.services import rabbitmqctl_for
 from worker.tools.demo import scenario
+
+pytestmark = pytest.mark.other_brokers_slow  # the demo's own commands
 
 ROOT = Path(__file__).resolve().parents[2]
 

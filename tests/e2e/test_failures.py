@@ -10,6 +10,8 @@ from datetime import date
 from typing import Any
 from urllib.parse import unquote, urlsplit
 
+import pytest
+
 from handlers import ReminderKey, notification_id_for
 from support.client import NAMES, Client, PacedPublisher, audit
 from support.messages import contact, encode, envelope, owner_changed, renewal
@@ -70,6 +72,7 @@ def test_a_failing_handler_is_retried_with_growing_delays_then_dead_lettered(
     assert len(client.take(out, 1)) == 1
 
 
+@pytest.mark.other_brokers_slow
 def test_each_bad_input_gets_its_reason_and_good_events_between_still_flow(
     client: Client, start_worker, store_url: str
 ) -> None:
@@ -199,6 +202,7 @@ def test_kill_9_during_a_stream_loses_nothing_and_never_changes_an_id(
     assert all(props.message_id == reminder_id(json.loads(body)["data"]) for _, props, body in outputs)
 
 
+@pytest.mark.other_brokers_slow
 def test_sigterm_finishes_the_batch_and_exits_0_with_nothing_redelivered(
     client: Client, start_worker, amqp_url: str
 ) -> None:

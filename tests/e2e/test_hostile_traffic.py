@@ -64,6 +64,7 @@ def headers_of(message: tuple[Any, Any, bytes]) -> dict[str, Any]:
 # Critical: ids over 255 bytes ---------------------------------------------------------------------
 
 
+@pytest.mark.other_brokers_slow
 def test_ids_over_255_bytes_are_dead_lettered_where_they_enter_and_the_worker_runs_on(
     start_worker: StartWorker, client: Client, tmp_path: Path
 ) -> None:
@@ -142,6 +143,7 @@ def workers(amqp_url: str, store_url: str, tmp_path: Path) -> Iterator[list[Work
         worker.kill()
 
 
+@pytest.mark.other_brokers_slow
 def test_an_outbox_row_that_cannot_be_encoded_is_set_aside_alone_and_no_worker_stops(
     store_url: str, workers: list[WorkerProcess], client: Client
 ) -> None:
@@ -296,6 +298,7 @@ def test_2000_idle_connections_and_a_slowloris_slow_neither_readyz_nor_consumpti
 # Medium: a change from a fast clock does not outrank a correct one made after it arrived ---------
 
 
+@pytest.mark.other_brokers_slow
 def test_a_correct_owner_change_is_not_lost_to_one_stamped_from_the_future(
     start_worker: StartWorker, client: Client
 ) -> None:
@@ -326,6 +329,7 @@ def test_a_correct_owner_change_is_not_lost_to_one_stamped_from_the_future(
 # Low: one reminder, one notification id, across event ids and pruning ------------------------------
 
 
+@pytest.mark.other_brokers_slow
 def test_a_backfilled_reminder_keeps_its_notification_id_after_its_key_was_pruned(
     start_worker: StartWorker, client: Client, tmp_path: Path
 ) -> None:
@@ -356,6 +360,7 @@ def test_a_backfilled_reminder_keeps_its_notification_id_after_its_key_was_prune
     assert not worker.find("renewal.duplicate_reminder")
 
 
+@pytest.mark.other_brokers_slow
 def test_a_notification_that_could_not_be_encoded_fails_its_event_alone_before_the_commit(
     start_worker: StartWorker, client: Client, tmp_path: Path
 ) -> None:

@@ -98,6 +98,7 @@ def at(line: dict[str, Any]) -> float:
     return datetime.fromisoformat(line["timestamp"].replace("Z", "+00:00")).timestamp()
 
 
+@pytest.mark.other_brokers_slow
 def test_migrate_beside_a_consuming_worker_is_refused_and_the_worker_never_stops(
     client: Client, start_worker, amqp_url: str, readiness: list[Readiness]
 ) -> None:
@@ -178,6 +179,7 @@ def test_a_forced_migration_under_a_worker_is_seen_at_once_and_loses_nothing(
     )
 
 
+@pytest.mark.other_brokers_slow
 def test_a_queue_deleted_and_declared_again_under_the_worker_is_noticed_and_subscribed_again(
     client: Client, start_worker, amqp_url: str, rabbitmq: BrokerUnderTest, readiness: list[Readiness]
 ) -> None:

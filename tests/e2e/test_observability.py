@@ -10,6 +10,8 @@ import urllib.request
 from pathlib import Path
 from urllib.parse import unquote, urlsplit
 
+import pytest
+
 from support.client import NAMES, Client
 from support.messages import contact, owner_changed, renewal
 from support.polling import wait_until
@@ -47,6 +49,7 @@ def canonical(worker) -> list[str]:
     ]
 
 
+@pytest.mark.other_brokers_slow
 def test_a_scrape_counts_exactly_what_the_log_lines_say(client: Client, start_worker) -> None:
     """After a known stream (notifications of each audience, a repeat, a stale change, dead letters),
     every counter moved by exactly the expected amount, and agrees with the worker's log lines."""
@@ -121,6 +124,7 @@ def test_readiness_follows_the_consumer_cancelled_by_the_broker(
     assert wait_until(lambda: get(port, "/readyz")[0] == 200, "ready again", timeout=30)
 
 
+@pytest.mark.other_brokers_slow
 def test_readiness_follows_the_store(start_worker, tmp_path: Path) -> None:
     """Another writer holds the SQLite store past the busy timeout: /readyz turns 503 within a few
     seconds with store_answers false; released, it is 200 again."""
@@ -138,6 +142,7 @@ def test_readiness_follows_the_store(start_worker, tmp_path: Path) -> None:
     assert wait_until(lambda: get(port, "/readyz")[0] == 200, "ready again", timeout=30)
 
 
+@pytest.mark.other_brokers_slow
 def test_every_metric_the_dashboard_queries_is_in_a_real_scrape(start_worker) -> None:
     """The Grafana dashboard in the repository only asks for metrics the worker exposes."""
     port = free_port()

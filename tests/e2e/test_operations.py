@@ -63,6 +63,7 @@ def produce_mixed_dead_letters(client: Client, start_worker, store_url: str) -> 
     wait_for_dead_letters(client, 5, store_url)
 
 
+@pytest.mark.other_brokers_slow
 def test_list_shows_each_dead_letter_and_every_filter_selects(
     client: Client, start_worker, amqp_url: str, store_url: str
 ) -> None:
@@ -106,6 +107,7 @@ def test_list_shows_each_dead_letter_and_every_filter_selects(
     assert client.count(DLQ) == 0  # the queue is only their transport
 
 
+@pytest.mark.other_brokers_slow
 def test_show_prints_every_header_and_the_body(
     client: Client, start_worker, amqp_url: str, store_url: str
 ) -> None:
@@ -130,6 +132,7 @@ def test_show_prints_every_header_and_the_body(
     )
 
 
+@pytest.mark.other_brokers_slow
 def test_a_dry_run_shows_the_plan_and_changes_nothing(
     client: Client, start_worker, amqp_url: str, store_url: str
 ) -> None:
@@ -152,6 +155,7 @@ def test_a_dry_run_shows_the_plan_and_changes_nothing(
     assert dead_letters(amqp_url) == before
 
 
+@pytest.mark.other_brokers_slow
 def test_replay_by_id_then_by_reason(client: Client, start_worker, amqp_url: str, store_url: str) -> None:
     """Replayed letters become notifications once the cause is fixed; the rest stay, in their order."""
     worker = start_worker()
@@ -173,6 +177,7 @@ def test_replay_by_id_then_by_reason(client: Client, start_worker, amqp_url: str
     assert [row["reason"] for row in dead_letters(amqp_url)] == ["invalid_json"]
 
 
+@pytest.mark.other_brokers_slow
 def test_a_replayed_message_keeps_body_and_properties_and_counts_the_replay(
     client: Client, start_worker, amqp_url: str, store_url: str
 ) -> None:
@@ -203,6 +208,7 @@ def test_a_replayed_message_keeps_body_and_properties_and_counts_the_replay(
     assert dead_letters(amqp_url) == []
 
 
+@pytest.mark.other_brokers_slow
 def test_no_recipient_story_end_to_end(
     client: Client, start_worker, amqp_url: str, tmp_path: Path, store_url: str
 ) -> None:
@@ -241,6 +247,7 @@ def test_no_recipient_story_end_to_end(
     assert dead_letters(amqp_url) == []
 
 
+@pytest.mark.other_brokers_slow
 def test_the_replay_count_guard(client: Client, start_worker, amqp_url: str, store_url: str) -> None:
     """After three replays that failed again, a fourth needs --force; the skip is reported, not silent."""
     start_worker()
@@ -261,6 +268,7 @@ def test_the_replay_count_guard(client: Client, start_worker, amqp_url: str, sto
     wait_until(lambda: [r["replays"] for r in dead_letters(amqp_url)] == [4], "the forced replay back")
 
 
+@pytest.mark.other_brokers_slow
 def test_export_then_purge(
     client: Client, start_worker, amqp_url: str, tmp_path: Path, store_url: str
 ) -> None:
@@ -303,6 +311,7 @@ def test_export_then_purge(
     assert [entry["what"] for entry in history] == ["purged"] and history[0]["by"]
 
 
+@pytest.mark.other_brokers_slow
 def test_an_unroutable_replay_fails_loudly_and_keeps_the_dead_letter(
     client: Client, start_worker, amqp_url: str, store_url: str
 ) -> None:
@@ -322,6 +331,7 @@ def test_an_unroutable_replay_fails_loudly_and_keeps_the_dead_letter(
     assert ids(amqp_url) == ["oc-bad"]
 
 
+@pytest.mark.other_brokers_slow
 def test_a_replay_killed_half_way_loses_nothing(
     client: Client, start_worker, amqp_url: str, store_url: str
 ) -> None:
@@ -446,6 +456,7 @@ def test_topology_declare_creates_the_queues_on_a_fresh_vhost(amqp_url: str) -> 
         connection.close()
 
 
+@pytest.mark.other_brokers_slow
 def test_errors_are_one_line_and_a_non_zero_exit(amqp_url: str, store_url: str, tmp_path: Path) -> None:
     """No store, an older store, an unscoped replay, an unreachable broker (password masked):
     each fails in one line that names the fix."""

@@ -4,6 +4,8 @@ import json
 import uuid
 from datetime import date
 
+import pytest
+
 from handlers import ReminderKey, notification_id_for
 from support.client import Client
 from support.messages import contact, owner_changed, renewal
@@ -63,6 +65,7 @@ def test_every_rule_table_row_end_to_end(client: Client, start_worker) -> None:
     assert client.quiet(out)
 
 
+@pytest.mark.other_brokers_slow
 def test_no_recipient_is_dead_lettered_with_its_reason(client: Client, start_worker, store_url: str) -> None:
     """Row 4 (nobody to address) lands in the dead-letter queue, explained."""
     start_worker()
@@ -82,6 +85,7 @@ def test_a_duplicate_delivery_gives_one_notification(client: Client, start_worke
     assert client.quiet(out, 1.0)
 
 
+@pytest.mark.other_brokers_slow
 def test_bad_input_is_dead_lettered_and_the_next_good_event_still_processed(
     client: Client, start_worker, store_url: str
 ) -> None:
@@ -112,6 +116,7 @@ def test_output_with_no_queue_bound_is_kept_in_the_unrouted_queue(client: Client
     assert props.correlation_id == event["id"]
 
 
+@pytest.mark.other_brokers_slow
 def test_the_worker_runs_on_postgresql_too(client: Client, start_worker, postgres_url: str) -> None:
     """The store plugs in by URL: the same rules hold with RENEWALS_STORE_URL=postgresql://..."""
     start_worker(RENEWALS_STORE_URL=postgres_url)
@@ -129,6 +134,7 @@ def test_the_worker_runs_on_postgresql_too(client: Client, start_worker, postgre
     assert client.quiet(out)
 
 
+@pytest.mark.other_brokers_slow
 def test_logs_are_json_lines_without_the_broker_password(client: Client, start_worker) -> None:
     """One canonical JSON line per message, with ids and outcome; the password is masked."""
     worker = start_worker()
