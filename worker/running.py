@@ -4,6 +4,7 @@ shutdown that overruns its grace, and the exit status that says why it stopped f
 What runs is built by the composition root (`worker.app.build_worker`); nothing is built here.
 """
 
+import gc
 import os
 import signal
 import sys
@@ -78,13 +79,29 @@ def run_until_signalled(
     try:
         store = _store_when_it_answers(settings, stop, log)
         if store is not None:
-            build_worker(settings, handlers=handlers, store=store, records=records).run(stop)
+            worker = build_worker(settings, handlers=handlers, store=store, records=records)
+            collect_less()
+            worker.run(stop)
     except CANNOT_WORK as exc:
         _stop_for_good(log, str(exc), EX_CONFIG)
     except StoreRefused as exc:
         _stop_for_good(log, store_refusal(settings.store_url, exc), EX_REFUSED)
     except BrokerRefused as exc:
         _stop_for_good(log, str(exc), EX_REFUSED)
+
+
+YOUNG_COLLECTION_EVERY = 10_000
+"""Container objects allocated (net) between two collections of the youngest generation."""
+
+
+def collect_less() -> None:
+    """Once the worker is built: what start-up made lives as long as the process, so it is
+    frozen out of the garbage collector's sight, and the youngest generation is collected every
+    10,000 allocations rather than every 700. A batch allocates tens of thousands of short-lived
+    objects, nearly all freed by reference counting; with the defaults the collector walked the
+    whole heap every few batches, about a tenth of the worker's CPU (issue 30)."""
+    gc.freeze()
+    gc.set_threshold(YOUNG_COLLECTION_EVERY, 10, 10)
 
 
 def _stop_for_good(log: Logger, error: str, status: int) -> None:
