@@ -36,6 +36,7 @@ from support.records import recorded, stored_letters
 from support.services import free_port, rabbitmqctl_for
 from support.worker_process import WorkerProcess
 from tests.e2e.conftest import FAST_RETRIES, StartWorker
+from worker.dead_letters.drain import MAX_STORED_BODY
 from worker.store import OutboxRow, open_store
 
 DORA = contact("dora", "client.example")
@@ -389,7 +390,7 @@ def test_a_notification_that_could_not_be_encoded_fails_its_event_alone_before_t
 def test_a_40_mb_body_is_dead_lettered_with_the_worker_s_peak_memory_growing_by_about_its_size(
     start_worker: StartWorker, client: Client, tmp_path: Path
 ) -> None:
-    """A 40 MiB body between two good reminders: dead-lettered as too_large, recorded in the store (its first 16 MiB, its size and digest), the neighbours notified, and the worker's peak resident memory (VmHWM) grows by less than 2.5x the body: about once while the worker reads and dead-letters it (tests/unit/test_large_bodies.py holds that path under 1.25x; it was 3x), and once more while the drain receives it to record it. Only a broker that takes 40 MiB can send it: RabbitMQ 4.x refuses anything over 16 MiB at the door."""
+    """A 40 MiB body between two good reminders: dead-lettered as too_large, recorded in the store (its first 16 MiB, its size and digest), the neighbours notified, and the worker's peak resident memory (VmHWM) grows by less than 2.5x the body: about once while the worker reads and dead-letters it (tests/unit/test_large_bodies.py holds that path under 1.25x; it was 3x), and once more while the drain receives it to record it; plus, once, the part of it the store keeps (16 MiB), whose pages SQLite's page cache (32 MiB since issue 30; it was 2) holds until the letter's transaction commits. Only a broker that takes 40 MiB can send it: RabbitMQ 4.x refuses anything over 16 MiB at the door."""
     store_url = f"sqlite:///{tmp_path / 'renewals.db'}"  # start_worker's store
     worker = start_worker()
     out = client.observe()
@@ -410,7 +411,7 @@ def test_a_40_mb_body_is_dead_lettered_with_the_worker_s_peak_memory_growing_by_
         assert stored.body_sha256 == hashlib.sha256(body).hexdigest() and body.startswith(stored.body)
     else:
         assert stored.body == body
-    assert grown < 2.5 * len(body), (
+    assert grown < 2.5 * len(body) + MAX_STORED_BODY, (
         f"VmHWM grew by {grown / MiB:.0f} MiB for a body of {len(body) / MiB:.0f} MiB"
     )
     unshaken(worker, worker.pid)
