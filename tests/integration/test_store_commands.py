@@ -53,3 +53,29 @@ def test_status_of_a_missing_sqlite_file_is_an_error_not_a_new_store(tmp_path: P
     result = renewals(f"sqlite:///{tmp_path / 'typo.db'}", "status")
     assert result.exit_code == EX_REFUSED and "no store at" in result.output
     assert not (tmp_path / "typo.db").exists()
+
+
+def test_owners_show_refuses_a_store_of_another_release_in_one_line(store_url: str) -> None:
+    """`owners show` reads the projection only at this release's schema, as every command that
+    reads the store: an older one names `renewals store migrate`, a newer one both versions;
+    exit 78, one line, no traceback."""
+    store = open_store(store_url)
+    store.migrate()
+    with store.transaction():  # as a store the first release left, as far as its version says
+        store.execute("DELETE FROM schema_version WHERE version > 1")
+    older = CliRunner().invoke(
+        main, ["owners", "show", "--partner", "p1"], env={"RENEWALS_STORE_URL": store_url}
+    )
+    assert older.exit_code == EX_CONFIG, older.output
+    [line] = older.output.strip().splitlines()
+    assert "version 1, older" in line and "renewals store migrate" in line
+
+    with store.transaction():
+        store.execute("INSERT INTO schema_version VALUES (?, 'from the future', 0)", (SCHEMA_VERSION + 1,))
+    store.close()
+    newer = CliRunner().invoke(
+        main, ["owners", "show", "--partner", "p1"], env={"RENEWALS_STORE_URL": store_url}
+    )
+    assert newer.exit_code == EX_CONFIG, newer.output
+    [line] = newer.output.strip().splitlines()
+    assert f"version {SCHEMA_VERSION + 1}" in line and f"version {SCHEMA_VERSION} " in line

@@ -5,13 +5,10 @@ import json
 
 import click
 
-from worker.cli.core import load_settings, require_existing_store
 from worker.cli.stores import checked_store
 from worker.ledger.questions import owner_history
 from worker.ledger.words import change_dict
-from worker.redaction import masked
-from worker.store import StoreRefused, WorkingSet
-from worker.store.configured import open_configured_store
+from worker.store import WorkingSet
 from worker.tools.owners import described, history_described, ownership
 
 
@@ -30,21 +27,8 @@ def show(partner_id: str, client_id: str | None, as_json: bool) -> None:
     With --client the client's remembered decision maker counts (a reminder that carries
     one of its own would use that instead).
     """
-    settings = load_settings()
-    require_existing_store(settings)
-    try:
-        store = open_configured_store(settings)
-    except StoreRefused:
-        raise  # told once, by the command group: exit 77
-    except Exception as exc:
-        raise click.ClickException(
-            f"cannot open the store {masked(settings.store_url)}: {type(exc).__name__}: {masked(str(exc))}"
-        ) from None
-    try:
-        with store.read_only() as transaction:
-            found = ownership(WorkingSet(transaction), partner_id, client_id)
-    finally:
-        store.close()
+    with checked_store() as store, store.read_only() as transaction:
+        found = ownership(WorkingSet(transaction), partner_id, client_id)
     click.echo(json.dumps(found.as_dict(), indent=2) if as_json else described(found))
 
 
