@@ -11,6 +11,8 @@ import pytest
 from starlette.testclient import TestClient
 
 from support.console import OPERATOR, VIEWER, basic, csrf_token, in_process, recorded_console_log
+from worker.console.identity import Identity
+from worker.console.users import Users
 
 
 def _form_sign_in(client: TestClient, name: str, password: str) -> int:
@@ -87,25 +89,67 @@ def test_the_lock_grows_with_each_failure_up_to_the_lockout(tmp_path: Path) -> N
     ]
 
 
-def test_password_checks_beyond_those_allowed_at_once_get_429(tmp_path: Path) -> None:
-    """With one check at a time, twelve concurrent wrong passwords: some wait their turn, the rest 429."""
+class _HeldHash:
+    """Stands in front of the password hash: a check that reaches it waits until released, so a
+    test decides how long the one slot stays taken instead of the machine's argon2 speed."""
+
+    def __init__(self, monkeypatch: pytest.MonkeyPatch) -> None:
+        self.entered, self.released = threading.Event(), threading.Event()
+        verify = Users.verify
+
+        def held(users: Users, name: str, password: str) -> Identity | None:
+            self.entered.set()
+            assert self.released.wait(30), "the test never released the hash"
+            return verify(users, name, password)
+
+        monkeypatch.setattr(Users, "verify", held)
+
+    def hold_again(self) -> None:
+        self.entered.clear()
+        self.released.clear()
+
+
+def test_password_checks_beyond_those_allowed_at_once_wait_their_turn_then_get_429(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """With one check at a time: a check that finds the slot taken waits for it (401 once its turn
+    comes); checks that find it taken for longer than the wait are told to come back (429, Retry-After 1)."""
     client, _ = in_process(tmp_path, [], console_password_checks=1, console_sign_in_free_failures=1000)
-    statuses: list[int] = []
+    hashing = _HeldHash(monkeypatch)
+    statuses: dict[int, int] = {}
     retry_after: list[str] = []
-    with client:
 
-        def guess(number: int) -> None:
-            response = client.get("/api/groups", headers=basic((f"user{number}", "not-the-password")))
-            statuses.append(response.status_code)
-            if response.status_code == 429:
-                assert "too many sign-ins at once" in response.json()["detail"]
-                retry_after.append(response.headers["retry-after"])
+    def guess(number: int) -> None:
+        response = client.get("/api/groups", headers=basic((f"user{number}", "not-the-password")))
+        statuses[number] = response.status_code
+        if response.status_code == 429:
+            assert "too many sign-ins at once" in response.json()["detail"]
+            retry_after.append(response.headers["retry-after"])
 
-        threads = [threading.Thread(target=guess, args=(n,)) for n in range(12)]
+    def started(numbers: range) -> list[threading.Thread]:
+        threads = [threading.Thread(target=guess, args=(n,)) for n in numbers]
         for thread in threads:
             thread.start()
-        for thread in threads:
-            thread.join(60)
-    assert len(statuses) == 12 and set(statuses) == {401, 429}, statuses
-    assert set(retry_after) == {"1"}
+        return threads
+
+    with client:
+        holder = started(range(1))
+        assert hashing.entered.wait(10)
+        waiter = started(range(1, 2))
+        time.sleep(0.3)  # well inside the one-second wait
+        hashing.released.set()
+        for thread in holder + waiter:
+            thread.join(30)
+        assert statuses == {0: 401, 1: 401}  # the second waited its turn
+
+        hashing.hold_again()
+        holder = started(range(2, 3))
+        assert hashing.entered.wait(10)
+        turned_away = started(range(3, 14))
+        for thread in turned_away:
+            thread.join(30)
+        hashing.released.set()
+        holder[0].join(30)
+    assert statuses == {0: 401, 1: 401, 2: 401} | {n: 429 for n in range(3, 14)}, statuses
+    assert retry_after == ["1"] * 11
     assert client.get("/api/groups", headers=basic(VIEWER)).status_code == 200
