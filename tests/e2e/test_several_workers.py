@@ -325,7 +325,7 @@ def test_orphaned_outbox_rows_are_republished_within_one_sweep_and_fresh_ones_ar
     database: Database, start_workers: StartWorkers, client: Client
 ) -> None:
     """Rows a dead worker left (older than the grace) are republished once, within one sweep, by one of two live workers; a fresh row is left alone until it is older than the grace."""
-    grace, sweep = 4.0, 0.5
+    grace, sweep = 6.0, 0.5  # the grace leaves room to check the fresh row inside it on a slow machine
     workers = start_workers(2, RENEWALS_OUTBOX_GRACE=str(grace), RENEWALS_OUTBOX_SWEEP_INTERVAL=str(sweep))
     out = client.observe()
     now_us = time.time_ns() // 1000

@@ -1,8 +1,11 @@
 """When pruning rounds run: often enough to keep up with a fast worker, rarely when there is little to do."""
 
 from datetime import date
+from types import SimpleNamespace
 
-from support.polling import wait_until
+import pytest
+
+from worker.service import retention as retention_module
 from worker.service.retention import Retention
 from worker.settings import Settings
 
@@ -26,17 +29,21 @@ class CountingStore:
         return self.deletions.pop(0)
 
 
-def test_while_rounds_find_full_chunks_the_next_is_due_at_once_then_the_interval_applies() -> None:
+def test_while_rounds_find_full_chunks_the_next_is_due_at_once_then_the_interval_applies(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
     """A round that deleted a full chunk is behind: the next runs at the next pause between batches, until one finds less."""
+    clock = SimpleNamespace(now=100.0)
+    monkeypatch.setattr(retention_module, "time", SimpleNamespace(monotonic=lambda: clock.now))
     store = CountingStore([1000, 1500, 10, 0])
-    retention = Retention(store, Settings(prune_interval=0.05), chunk=1000)  # type: ignore[arg-type]
-    assert wait_until(retention.prune_if_due, "the first round", 5) == 1000
+    retention = Retention(store, Settings(prune_interval=60), chunk=1000)  # type: ignore[arg-type]
+    clock.now += 4.9
+    assert retention.prune_if_due() == 0 and store.rounds == 0  # the first round 5 s after start
+    clock.now += 0.1
+    assert retention.prune_if_due() == 1000
     assert retention.prune_if_due() == 1500
     assert retention.prune_if_due() == 10
+    clock.now += 59
     assert retention.prune_if_due() == 0 and store.rounds == 3  # caught up: not due for the interval
-
-    def fourth_round() -> bool:
-        retention.prune_if_due()
-        return store.rounds == 4
-
-    wait_until(fourth_round, "the round after the interval", 5)
+    clock.now += 1
+    assert retention.prune_if_due() == 0 and store.rounds == 4  # the round after the interval
