@@ -37,7 +37,7 @@ from worker.service.runtime import OpenSession, Worker
 from worker.service.session import Links, Services, WorkerSession
 from worker.service.store_line import StoreLine
 from worker.settings import ConfigurationError, Settings
-from worker.store import RunnerFor, SqlStore, direct
+from worker.store import RunnerFor, SqlStore, StoreError, StoreUnusable, direct
 from worker.store.configured import open_configured_store
 from worker.tracing import tracing_for
 
@@ -215,14 +215,23 @@ def _serve_metrics(settings: Settings, port: int, health: Health, metrics: Metri
 
 
 def connect_store(settings: Settings, *, migrate: bool | None = None, runner: RunnerFor = direct) -> SqlStore:
-    """The configured store, its schema migrated (or checked, with STORE_MIGRATE off)."""
+    """The configured store, its schema migrated (or checked, with STORE_MIGRATE off).
+    StoreUnusable if it answered with anything but a store error (a damaged SQLite file)."""
     store = open_configured_store(settings, runner=runner)
-    if settings.store_migrate if migrate is None else migrate:
-        before, after = store.migrate()
-        if before != after:
-            logs.get_logger("renewals.store").info("store.migrated", from_version=before, to_version=after)
-    else:
-        store.check_schema()
+    try:
+        if settings.store_migrate if migrate is None else migrate:
+            before, after = store.migrate()
+            if before != after:
+                migrated = logs.get_logger("renewals.store")
+                migrated.info("store.migrated", from_version=before, to_version=after)
+        else:
+            store.check_schema()
+    except StoreError:
+        store.close()
+        raise
+    except Exception as exc:
+        store.close()
+        raise StoreUnusable(f"{type(exc).__name__}: {exc}") from exc
     return store
 
 

@@ -12,8 +12,8 @@ EX_SOFTWARE = 70
 
 EX_REFUSED = 77
 """The broker or the database refused us: wrong user or password, a vhost or database that does
-not exist (a SQLite path with no store), or no access to it. No retry can fix it; fix the URL or
-the server, then start again."""
+not exist (a SQLite path with no store, or some other file there), or no access to it. No retry
+can fix it; fix the URL or the server, then start again."""
 
 EX_CONFIG = 78
 """A setting that cannot work (a bad value, a port in use, a queue declared otherwise, a store

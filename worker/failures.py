@@ -28,7 +28,12 @@ def missing_on_broker(kind: str, name: str, broker: object) -> str:
 
 
 def store_refusal(store_url: str, error: Exception) -> str:
-    """The database refused us, or does not exist (exit 77)."""
+    """The database refused us, or does not exist, or (SQLite) the file is no store (exit 77)."""
+    if store_url.startswith("sqlite:"):
+        return (
+            f"{masked(store_url)}: {_said(error)}; set RENEWALS_STORE_URL to the worker's store file,"
+            " or move this file aside (the worker makes a new store where there is none)"
+        )
     return (
         f"{masked(store_url)}: {_said(error)}; check the database name, user and password in"
         " RENEWALS_STORE_URL, or create the database"
@@ -42,6 +47,11 @@ def no_store(path: str) -> str:
 
 def store_unavailable(store_url: str, error: BaseException | str) -> str:
     """The database did not answer (exit 1: an outage, which a retry may cure)."""
+    return f"cannot open the store {masked(store_url)}: {_said(error)}"
+
+
+def store_unusable(store_url: str, error: BaseException | str) -> str:
+    """The store answered but cannot be used as it is, e.g. a damaged SQLite file (exit 1)."""
     return f"cannot open the store {masked(store_url)}: {_said(error)}"
 
 

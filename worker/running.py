@@ -19,12 +19,12 @@ from worker.broker.topology import TopologyMismatch
 from worker.dead_letters.drain import Records
 from worker.dead_letters.records import DeadLetterRecords
 from worker.exits import EX_CONFIG, EX_FAILED, EX_REFUSED, EX_SOFTWARE
-from worker.failures import store_refusal
+from worker.failures import store_refusal, store_unusable
 from worker.logs import Logger
 from worker.redaction import masked
 from worker.retrying import until_stopped
 from worker.settings import ConfigurationError, Settings
-from worker.store import SchemaTooNew, SchemaTooOld, SqlStore, StoreRefused, StoreUnavailable
+from worker.store import SchemaTooNew, SchemaTooOld, SqlStore, StoreRefused, StoreUnavailable, StoreUnusable
 from worker.tracing import TracingMisconfigured
 
 CANNOT_WORK = (SchemaTooNew, SchemaTooOld, TopologyMismatch, ConfigurationError, TracingMisconfigured)
@@ -88,6 +88,8 @@ def run_until_signalled(
         _stop_for_good(log, store_refusal(settings.store_url, exc), EX_REFUSED)
     except BrokerRefused as exc:
         _stop_for_good(log, str(exc), EX_REFUSED)
+    except StoreUnusable as exc:  # a damaged store: a supervisor may try again (exit 1)
+        _stop_for_good(log, store_unusable(settings.store_url, exc), EX_FAILED)
 
 
 YOUNG_COLLECTION_EVERY = 10_000

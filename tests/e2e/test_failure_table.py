@@ -15,6 +15,7 @@ from urllib.parse import urlsplit
 import pytest
 from click.testing import CliRunner
 
+from support.sqlite_files import damaged_store, not_a_store
 from worker.cli import main
 from worker.console.users import Users
 from worker.exits import EX_CONFIG, EX_FAILED, EX_REFUSED
@@ -31,7 +32,8 @@ class Failure:
     status: int
     wording: str
     """What the one line holds: {port} the closed or taken port, {store} the missing SQLite path,
-    {users} the users file, {broker} the AMQP URL with its password masked."""
+    {damaged} the damaged one, {users} the users file, {broker} the AMQP URL with its password
+    masked."""
 
 
 FAILURES = {
@@ -47,6 +49,15 @@ FAILURES = {
     "vhost missing": Failure(EX_REFUSED, "the broker refused the vhost (it does not exist, or this user"),
     "database missing (SQLite)": Failure(
         EX_REFUSED, "no store at {store}: set RENEWALS_STORE_URL to the worker's store"
+    ),
+    "not a store (SQLite)": Failure(
+        EX_REFUSED,
+        "DatabaseError: file is not a database; set RENEWALS_STORE_URL to the worker's store file,"
+        " or move this file aside",
+    ),
+    "store damaged (SQLite)": Failure(
+        EX_FAILED,
+        "cannot open the store sqlite:///{damaged}: DatabaseError: database disk image is malformed",
     ),
     "database missing (PostgreSQL)": Failure(
         EX_REFUSED,
@@ -111,6 +122,8 @@ BROKER_TABLE: list[tuple[tuple[str, ...], str]] = [  # a real broker, on a vhost
 TABLE: list[tuple[tuple[str, ...], str]] = [  # no broker is reached: the URL names a closed port
     *[(command, "broker unreachable") for command in BROKER],
     *[(command, "database missing (SQLite)") for command in READ_STORE],
+    *[(command, "not a store (SQLite)") for command in OPEN_STORE],
+    *[(command, "store damaged (SQLite)") for command in OPEN_STORE],
     *[(command, "database missing (PostgreSQL)") for command in OPEN_STORE],
     *[(command, "store refused") for command in OPEN_STORE],
     *[
@@ -166,6 +179,8 @@ def environment(failure: str, amqp_url: str, postgres: str, port: int, folder: P
         },
         "vhost missing": {"RENEWALS_AMQP_URL": parts._replace(path="/renewals-no-such-vhost").geturl()},
         "database missing (SQLite)": {"RENEWALS_STORE_URL": f"sqlite:///{folder / 'typo.db'}"},
+        "not a store (SQLite)": {"RENEWALS_STORE_URL": f"sqlite:///{folder / 'notes.txt'}"},
+        "store damaged (SQLite)": {"RENEWALS_STORE_URL": f"sqlite:///{folder / 'damaged.db'}"},
         "database missing (PostgreSQL)": {
             "RENEWALS_STORE_URL": pg._replace(path="/renewals_no_such_database").geturl()
         },
@@ -184,6 +199,10 @@ def environment(failure: str, amqp_url: str, postgres: str, port: int, folder: P
     }[failure]
     if failure == "users file invalid":
         users.write_text("{}")
+    if failure == "not a store (SQLite)":
+        not_a_store(folder / "notes.txt")
+    if failure == "store damaged (SQLite)":
+        damaged_store(folder / "damaged.db")
     if failure == "store of a later release":
         later = open_store(env["RENEWALS_STORE_URL"])
         later.migrate()
@@ -279,7 +298,11 @@ def assert_told(
     expected = FAILURES[failure]
     broker = amqp_url.replace("guest:guest@", "guest:***@")
     wording = expected.wording.format(
-        port=port, store=folder / "typo.db", users=folder / "users.json", broker=broker
+        port=port,
+        store=folder / "typo.db",
+        damaged=folder / "damaged.db",
+        users=folder / "users.json",
+        broker=broker,
     )
     assert (status, wording in line) == (expected.status, True), line
     assert "wrong-pw" not in output

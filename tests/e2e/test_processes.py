@@ -21,6 +21,7 @@ from support.client import Client, audit
 from support.messages import contact, renewal
 from support.polling import wait_until
 from support.services import free_port
+from support.sqlite_files import damaged_store, not_a_store
 from support.worker_process import WorkerProcess
 from tests.e2e.conftest import FAST_RETRIES
 from tests.e2e.test_several_workers import (
@@ -30,7 +31,7 @@ from tests.e2e.test_several_workers import (
     reminders,
     scrambled,
 )
-from worker.exits import EX_FAILED
+from worker.exits import EX_FAILED, EX_REFUSED
 from worker.service.outcomes import OUTCOMES
 from worker.supervision.pool import START_ATTEMPTS
 
@@ -171,10 +172,10 @@ def test_a_killed_child_is_restarted_and_sigterm_stops_every_child_gracefully(
 def test_children_that_keep_dying_before_they_are_ready_end_the_run_with_one_line(
     amqp_url: str, tmp_path: Path
 ) -> None:
-    """A store file that is not a database kills every child at its start: after START_ATTEMPTS deaths the supervisor stops with one error line and exit status 1, leaving no child behind."""
-    garbage = tmp_path / "not-a-store.db"
-    garbage.write_bytes(b"this is not a SQLite database " * 100)
-    run = supervisor(amqp_url, tmp_path, f"sqlite:///{garbage}", 2)
+    """A damaged store file kills every child at its start (exit 1, which may pass): after START_ATTEMPTS deaths the supervisor stops with one error line and exit status 1, leaving no child behind."""
+    damaged = tmp_path / "damaged.db"
+    damaged_store(damaged)
+    run = supervisor(amqp_url, tmp_path, f"sqlite:///{damaged}", 2)
     run.start(wait=False)
     assert run.process is not None
     assert run.process.wait(60) == EX_FAILED
@@ -183,6 +184,26 @@ def test_children_that_keep_dying_before_they_are_ready_end_the_run_with_one_lin
     assert f"{START_ATTEMPTS} worker processes in a row died before they were ready" in gave_up["error"]
     assert len(run.find("supervisor.child_died")) == START_ATTEMPTS - 1  # the last is in the one line
     assert not any(alive(line["pid"]) for line in run.find("supervisor.child_started"))
+
+
+def test_a_store_url_naming_some_other_file_ends_the_run_at_the_first_death_with_its_status(
+    amqp_url: str, tmp_path: Path
+) -> None:
+    """A file that is not a store is a URL to fix, not an outage: the first child says so in one
+    line and exits 77, and the supervisor stops at once with that status, starting no other."""
+    other = tmp_path / "notes.txt"
+    not_a_store(other)
+    run = supervisor(amqp_url, tmp_path, f"sqlite:///{other}", 2)
+    run.start(wait=False)
+    assert run.process is not None
+    assert run.process.wait(60) == EX_REFUSED
+    [gave_up] = run.find("supervisor.gave_up")
+    assert gave_up["exit_status"] == EX_REFUSED and "exit status 77" in gave_up["error"]
+    said = [line["error"] for line in run.find("worker.cannot_start")]
+    assert said and all("file is not a database; set RENEWALS_STORE_URL" in line for line in said)
+    assert len(run.find("supervisor.child_started")) == 2  # both slots, none restarted
+    assert not run.find("supervisor.child_died")
+    assert "Traceback" not in run.tail(1_000_000)
 
 
 def test_children_stop_gracefully_when_their_supervisor_is_killed(amqp_url: str, tmp_path: Path) -> None:

@@ -13,8 +13,8 @@ from typing import TYPE_CHECKING, Literal
 import click
 
 from worker.cli.core import CannotWork, load_settings, require_existing_store
-from worker.failures import store_unavailable
-from worker.store import SchemaTooNew, SchemaTooOld, StoreUnavailable
+from worker.failures import store_unavailable, store_unusable
+from worker.store import SchemaTooNew, SchemaTooOld, StoreUnavailable, StoreUnusable
 from worker.store.configured import open_configured_store
 from worker.store.console_sessions import ConsoleSessionRecords
 from worker.tools.tables import render
@@ -57,6 +57,8 @@ def console(ctx: click.Context, host: str, port: int) -> None:
         raise CannotWork(str(exc)) from None
     except StoreUnavailable as exc:
         raise click.ClickException(store_unavailable(settings.store_url, exc)) from None
+    except StoreUnusable as exc:
+        raise click.ClickException(store_unusable(settings.store_url, exc)) from None
 
 
 @console.group("user", short_help="Manage the console's users file.")

@@ -14,7 +14,7 @@ import click
 from worker.cli.core import CannotWork, load_settings, require_existing_store
 from worker.redaction import masked
 from worker.settings import Settings
-from worker.store import SCHEMA_VERSION, SchemaTooNew, SqlStore, StoreUnavailable
+from worker.store import SCHEMA_VERSION, SchemaTooNew, SqlStore, StoreError, StoreUnavailable
 from worker.store.configured import open_configured_store
 
 
@@ -92,6 +92,12 @@ def _opened(settings: Settings) -> Iterator[SqlStore]:
     except StoreUnavailable as exc:
         raise click.ClickException(
             f"the store {masked(settings.store_url)} went away: {_line(exc)}"
+        ) from None
+    except (StoreError, click.ClickException):
+        raise  # told by the command group, or already one line
+    except Exception as exc:  # a damaged store, say: one line, as every command says it
+        raise click.ClickException(
+            f"cannot open the store {masked(settings.store_url)}: {type(exc).__name__}: {_line(exc)}"
         ) from None
     finally:
         opened.close()

@@ -12,7 +12,15 @@ batch's `projection` with its write strategy (`projection_writes`);
 """
 
 from worker.store.connection import RunnerFor, direct
-from worker.store.model import OutboxRow, StoreConflict, StoreError, StoreRefused, StoreUnavailable, Written
+from worker.store.model import (
+    OutboxRow,
+    StoreConflict,
+    StoreError,
+    StoreRefused,
+    StoreUnavailable,
+    StoreUnusable,
+    Written,
+)
 from worker.store.schema import LATEST as SCHEMA_VERSION
 from worker.store.schema import SchemaTooNew, SchemaTooOld
 from worker.store.sql import SqlStore, SqlTransaction
@@ -61,6 +69,7 @@ __all__ = [
     "StoreError",
     "StoreRefused",
     "StoreUnavailable",
+    "StoreUnusable",
     "WorkingSet",
     "Written",
     "direct",

@@ -22,8 +22,10 @@ class Migrations:
                 row = self._db.execute("SELECT max(version) FROM schema_version").fetchone()
         except StoreUnavailable:
             raise
-        except Exception:  # no version table yet
-            return 0
+        except Exception as exc:
+            if _no_such_table(exc):
+                return 0  # no version table yet
+            raise  # a damaged store, say: never taken for an empty one
         return int(row[0] or 0)
 
     def migrate(self) -> tuple[int, int]:
@@ -49,3 +51,9 @@ class Migrations:
             raise SchemaTooNew(found)
         if found < LATEST:
             raise SchemaTooOld(found)
+
+
+def _no_such_table(error: Exception) -> bool:
+    """The version table is missing: SQLite's "no such table", PostgreSQL's "does not exist"."""
+    said = str(error)
+    return "no such table" in said or ("schema_version" in said and "does not exist" in said)

@@ -36,6 +36,11 @@ class StoreRefused(StoreError):
     to fix."""
 
 
+class StoreUnusable(StoreError):
+    """The store answered but cannot be used as it is (a damaged SQLite file, say): no wait
+    cures it, and no setting names it. One line, and exit status 1: a supervisor may try again."""
+
+
 class StoreConflict(StoreError):
     """Two transactions got in each other's way (deadlock, serialization failure, lock or
     statement timeout): do the batch again, in-process."""

@@ -9,7 +9,7 @@ from pathlib import Path
 from typing import Any
 
 from worker.store.backend import DriverConnection
-from worker.store.model import StoreUnavailable
+from worker.store.model import StoreRefused, StoreUnavailable
 from worker.store.projection_writes import SerializedWrites
 from worker.store.schema import SchemaMigration
 
@@ -85,6 +85,8 @@ class SqliteBackend:
             word in str(error).lower() for word in _UNAVAILABLE
         ):
             return StoreUnavailable
+        if isinstance(error, sqlite3.DatabaseError) and error.sqlite_errorcode == sqlite3.SQLITE_NOTADB:
+            return StoreRefused  # the URL names some other file: no retry makes it a store
         return None
 
 
