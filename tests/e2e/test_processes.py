@@ -169,18 +169,25 @@ def test_a_killed_child_is_restarted_and_sigterm_stops_every_child_gracefully(
     assert not any(alive(pid) for pid in pids)
 
 
+def given_up(amqp_url: str, folder: Path, store: Path, status: int) -> tuple[WorkerProcess, dict[str, Any]]:
+    """Two processes on the SQLite file `store`; the run, once it ended with `status`, and its
+    one `supervisor.gave_up` line (an error, with that status)."""
+    run = supervisor(amqp_url, folder, f"sqlite:///{store}", 2)
+    run.start(wait=False)
+    assert run.process is not None
+    assert run.process.wait(60) == status
+    [gave_up] = run.find("supervisor.gave_up")
+    assert gave_up["level"] == "error" and gave_up["exit_status"] == status
+    return run, gave_up
+
+
 def test_children_that_keep_dying_before_they_are_ready_end_the_run_with_one_line(
     amqp_url: str, tmp_path: Path
 ) -> None:
     """A damaged store file kills every child at its start (exit 1, which may pass): after START_ATTEMPTS deaths the supervisor stops with one error line and exit status 1, leaving no child behind."""
     damaged = tmp_path / "damaged.db"
     damaged_store(damaged)
-    run = supervisor(amqp_url, tmp_path, f"sqlite:///{damaged}", 2)
-    run.start(wait=False)
-    assert run.process is not None
-    assert run.process.wait(60) == EX_FAILED
-    [gave_up] = run.find("supervisor.gave_up")
-    assert gave_up["level"] == "error" and gave_up["exit_status"] == EX_FAILED
+    run, gave_up = given_up(amqp_url, tmp_path, damaged, EX_FAILED)
     assert f"{START_ATTEMPTS} worker processes in a row died before they were ready" in gave_up["error"]
     assert len(run.find("supervisor.child_died")) == START_ATTEMPTS - 1  # the last is in the one line
     assert not any(alive(line["pid"]) for line in run.find("supervisor.child_started"))
@@ -193,12 +200,8 @@ def test_a_store_url_naming_some_other_file_ends_the_run_at_the_first_death_with
     line and exits 77, and the supervisor stops at once with that status, starting no other."""
     other = tmp_path / "notes.txt"
     not_a_store(other)
-    run = supervisor(amqp_url, tmp_path, f"sqlite:///{other}", 2)
-    run.start(wait=False)
-    assert run.process is not None
-    assert run.process.wait(60) == EX_REFUSED
-    [gave_up] = run.find("supervisor.gave_up")
-    assert gave_up["exit_status"] == EX_REFUSED and "exit status 77" in gave_up["error"]
+    run, gave_up = given_up(amqp_url, tmp_path, other, EX_REFUSED)
+    assert "exit status 77" in gave_up["error"]
     said = [line["error"] for line in run.find("worker.cannot_start")]
     assert said and all("file is not a database; set RENEWALS_STORE_URL" in line for line in said)
     assert len(run.find("supervisor.child_started")) == 2  # both slots, none restarted
