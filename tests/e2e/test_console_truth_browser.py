@@ -61,6 +61,18 @@ def sign_in(browser: Chrome, console: ConsoleProcess, user: tuple[str, str]) -> 
     until(browser, lambda b: user[0] in text(b, "who"), f"{user[0]} signed in")
 
 
+def tick(browser: Chrome, selector: str) -> None:
+    """Tick a letter's box and see it ticked, as a person would: a click can miss while htmx
+    swaps the health strip above the list and the page shifts under the pointer."""
+
+    def ticked(b: Chrome) -> bool:
+        if not b.find_element(By.CSS_SELECTOR, selector).is_selected():
+            b.find_element(By.CSS_SELECTOR, selector).click()
+        return bool(b.find_element(By.CSS_SELECTOR, selector).is_selected())
+
+    until(browser, ticked, "the letter ticked", timeout=10)
+
+
 def test_with_the_worker_stopped_the_strip_is_red_and_a_replay_asks_to_confirm(
     stopped: tuple[ConsoleProcess, DeadLetterRecords], browsers: OpenBrowser
 ) -> None:
@@ -77,7 +89,7 @@ def test_with_the_worker_stopped_the_strip_is_red_and_a_replay_asks_to_confirm(
 
     browser.get(console.url + "/letters")
     newest = records.page(newest_first=True, limit=1).letters[0]
-    browser.find_element(By.CSS_SELECTOR, f'input[name="letter"][value="{newest.id}"]').click()
+    tick(browser, f'input[name="letter"][value="{newest.id}"]')
     browser.find_element(By.ID, "act-checked").click()
     until(browser, lambda b: b.find_elements(By.ID, "no-consumer-warning"), "the preview's warning")
     assert f"no worker consumes {queue}" in text(browser, "no-consumer-warning")
@@ -159,8 +171,7 @@ def test_a_list_holds_still_while_a_letter_is_ticked(
     browser = browsers()
     sign_in(browser, console, OPERATOR)
     browser.get(console.url + "/letters")
-    box = browser.find_element(By.CSS_SELECTOR, 'input[name="letter"]')
-    box.click()
+    tick(browser, 'input[name="letter"]')
     records.insert([new_letter(event_id="evt-while-ticked")])
     time.sleep(REFRESH + 3)
     assert browser.find_element(By.CSS_SELECTOR, 'input[name="letter"]').is_selected()
