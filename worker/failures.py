@@ -46,12 +46,8 @@ def no_store(path: str) -> str:
 
 
 def store_unavailable(store_url: str, error: BaseException | str) -> str:
-    """The database did not answer (exit 1: an outage, which a retry may cure)."""
-    return f"cannot open the store {masked(store_url)}: {_said(error)}"
-
-
-def store_unusable(store_url: str, error: BaseException | str) -> str:
-    """The store answered but cannot be used as it is, e.g. a damaged SQLite file (exit 1)."""
+    """The database did not answer, or answered as no usable store (a damaged SQLite file):
+    exit 1, which a retry or a restore may cure."""
     return f"cannot open the store {masked(store_url)}: {_said(error)}"
 
 

@@ -19,7 +19,7 @@ from worker.broker.topology import TopologyMismatch
 from worker.dead_letters.drain import Records
 from worker.dead_letters.records import DeadLetterRecords
 from worker.exits import EX_CONFIG, EX_FAILED, EX_REFUSED, EX_SOFTWARE
-from worker.failures import store_refusal, store_unusable
+from worker.failures import store_refusal, store_unavailable
 from worker.logs import Logger
 from worker.redaction import masked
 from worker.retrying import until_stopped
@@ -89,7 +89,7 @@ def run_until_signalled(
     except BrokerRefused as exc:
         _stop_for_good(log, str(exc), EX_REFUSED)
     except StoreUnusable as exc:  # a damaged store: a supervisor may try again (exit 1)
-        _stop_for_good(log, store_unusable(settings.store_url, exc), EX_FAILED)
+        _stop_for_good(log, store_unavailable(settings.store_url, exc), EX_FAILED)
 
 
 YOUNG_COLLECTION_EVERY = 10_000

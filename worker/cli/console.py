@@ -13,7 +13,7 @@ from typing import TYPE_CHECKING, Literal
 import click
 
 from worker.cli.core import CannotWork, load_settings, require_existing_store
-from worker.failures import store_unavailable, store_unusable
+from worker.failures import store_unavailable
 from worker.store import SchemaTooNew, SchemaTooOld, StoreUnavailable, StoreUnusable
 from worker.store.configured import open_configured_store
 from worker.store.console_sessions import ConsoleSessionRecords
@@ -58,7 +58,7 @@ def console(ctx: click.Context, host: str, port: int) -> None:
     except StoreUnavailable as exc:
         raise click.ClickException(store_unavailable(settings.store_url, exc)) from None
     except StoreUnusable as exc:
-        raise click.ClickException(store_unusable(settings.store_url, exc)) from None
+        raise click.ClickException(store_unavailable(settings.store_url, exc)) from None
 
 
 @console.group("user", short_help="Manage the console's users file.")

@@ -12,6 +12,7 @@ from contextlib import contextmanager
 import click
 
 from worker.cli.core import CannotWork, load_settings, require_existing_store
+from worker.failures import store_unavailable
 from worker.redaction import masked
 from worker.settings import Settings
 from worker.store import SCHEMA_VERSION, SchemaTooNew, SqlStore, StoreError, StoreUnavailable
@@ -97,7 +98,7 @@ def _opened(settings: Settings) -> Iterator[SqlStore]:
         raise  # told by the command group, or already one line
     except Exception as exc:  # a damaged store, say: one line, as every command says it
         raise click.ClickException(
-            f"cannot open the store {masked(settings.store_url)}: {type(exc).__name__}: {_line(exc)}"
+            store_unavailable(settings.store_url, f"{type(exc).__name__}: {exc}")
         ) from None
     finally:
         opened.close()
