@@ -18,6 +18,7 @@ from worker.store.ledger_writes import (
     EachLedgerWrites,
     LedgerOutOfStep,
     LedgerWrites,
+    runs,
 )
 from worker.store.sqlite import SqliteBackend
 
@@ -69,8 +70,14 @@ def test_each_row_writes_store_what_the_set_based_writes_store() -> None:
             writes.owner_changes(store, changes)
             queued = transaction.enqueue([OutboxRow(n, "c", "k", b"{}") for n in notified], 5, numbered)
             seqs = [row.seq or 0 for row in queued]
+            together = [*seqs[2:-2], seqs[-1]]  # confirmed at one moment, all but the row between
             writes.confirmed(
-                store, [Confirmed(seqs[0], None, 900), *(Confirmed(s, 100 + s, 200 + s) for s in seqs[1:])]
+                store,
+                [
+                    Confirmed(seqs[0], None, 900),
+                    Confirmed(seqs[1], 150, 250),
+                    *(Confirmed(s, 100, 200) for s in together),
+                ],
             )
         tables[name] = [
             sorted(store.execute(f"SELECT * FROM {table}").fetchall(), key=repr)
@@ -78,7 +85,20 @@ def test_each_row_writes_store_what_the_set_based_writes_store() -> None:
         ]
     assert tables["each"] == tables["set"]
     stamped = [row for row in tables["each"][0] if row[-4] is not None]  # confirmed_at_us
-    assert len(stamped) == len(notified) >= 4
+    assert len(notified) >= 5 and len(stamped) == len(notified) - 1
+
+
+def test_confirmed_rows_are_stamped_in_runs_of_rows_confirmed_together() -> None:
+    """A run holds consecutive rows published and confirmed at the same moments, and no other
+    row: a gap or another moment starts a new one, and a row confirmed twice counts once."""
+    assert runs([Confirmed(s, 100, 200) for s in (7, 5, 6, 6)]) == [(5, 7, 100, 200)]
+    assert runs([Confirmed(1, 100, 200), Confirmed(3, 100, 200)]) == [(1, 1, 100, 200), (3, 3, 100, 200)]
+    assert runs([Confirmed(1, None, 200), Confirmed(2, 100, 200), Confirmed(3, 100, 201)]) == [
+        (1, 1, None, 200),
+        (2, 2, 100, 200),
+        (3, 3, 100, 201),
+    ]
+    assert runs([]) == []
 
 
 def test_ledger_rows_numbered_out_of_step_fail_the_batch_rather_than_stamp_the_wrong_rows() -> None:

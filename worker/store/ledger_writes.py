@@ -165,7 +165,9 @@ class EachLedgerWrites:
     def __init__(self) -> None:
         self._reminders = _LEDGER_INSERT + _marks(LEDGER_COLUMNS)
         self._owner_changes = _HISTORY_INSERT + _marks(HISTORY_COLUMNS)
-        self._confirmed = _STAMP.format(published="?", confirmed="?", source="outbox AS o") + " AND o.seq = ?"
+        self._confirmed = (
+            _STAMP.format(published="?", confirmed="?", source="outbox AS o") + " AND o.seq BETWEEN ? AND ?"
+        )
 
     def reminders(self, db: Statements, rows: Sequence[LedgerRow]) -> dict[str, int]:
         """Insert the batch's ledger rows; the numbers of those that notified, by notification id.
@@ -193,6 +195,22 @@ class EachLedgerWrites:
             db.execute(_NAME_THE_WINNER + "IN (" + ", ".join("?" * len(chunk)) + ")", chunk)
 
     def confirmed(self, db: Statements, confirmed: Sequence[Confirmed]) -> None:
+        """One statement per run of consecutive rows published and confirmed together: a batch's
+        rows are numbered in a row and confirmed at once, so a batch is one run, not one
+        statement per row."""
         db.execute_many(
-            self._confirmed, [(published, at, at, seq) for seq, published, at in sorted(confirmed)]
+            self._confirmed,
+            [(published, at, at, first, last) for first, last, published, at in runs(confirmed)],
         )
+
+
+def runs(confirmed: Sequence[Confirmed]) -> list[tuple[int, int, int | None, int]]:
+    """The confirmed rows as runs `(first, last, published, confirmed)`: every row numbered first to
+    last, and only those, was published and confirmed at those moments."""
+    found: list[tuple[int, int, int | None, int]] = []
+    for seq, published, at in sorted(confirmed):
+        if found and found[-1][1] == seq - 1 and found[-1][2:] == (published, at):
+            found[-1] = (found[-1][0], seq, published, at)
+        elif not found or found[-1][1] != seq:  # a row confirmed twice is stamped once
+            found.append((seq, seq, published, at))
+    return found
