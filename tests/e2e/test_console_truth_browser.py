@@ -186,3 +186,62 @@ def test_a_list_holds_still_while_a_letter_is_ticked(
         timeout=REFRESH + 10,
     )
     assert_no_browser_errors(browser)
+
+
+def test_a_refresh_answered_after_a_letter_is_ticked_leaves_the_list_as_it_is(
+    stopped: tuple[ConsoleProcess, DeadLetterRecords], browsers: OpenBrowser
+) -> None:
+    """A refresh that went out while nothing was ticked, and came back after the operator ticked a
+    letter, is dropped rather than swapped in over the tick. The page is made to read the list's
+    next answer three seconds late, so that it certainly comes back after the tick."""
+    console, records = stopped
+    total = records.count()
+    browser = browsers()
+    sign_in(browser, console, OPERATOR)
+    browser.get(console.url + "/letters")
+    browser.execute_script(SLOW_LIST_ANSWER)
+    records.insert([new_letter(event_id="evt-while-in-flight")])
+    until(
+        browser,
+        lambda b: b.execute_script("return window.listRefresh") == "sent",
+        "a refresh",
+        timeout=REFRESH + 5,
+    )
+    tick(browser, 'input[name="letter"]')
+    assert browser.execute_script("return window.listRefresh") == "sent"  # not yet answered
+    until(
+        browser,
+        lambda b: b.execute_script("return window.listRefresh") == "read",
+        "its answer read",
+        timeout=10,
+    )
+    time.sleep(0.5)  # htmx swaps within the same task; settling takes 20 ms
+    assert browser.find_element(By.CSS_SELECTOR, 'input[name="letter"]').is_selected()
+    assert f"of {total} " in text(browser, "totals")
+    browser.find_element(By.CSS_SELECTOR, 'input[name="letter"]').click()
+    until(
+        browser,
+        lambda b: f"of {total + 1} " in text(b, "totals"),
+        "the list refreshed once unticked",
+        timeout=REFRESH + 10,
+    )
+    assert_no_browser_errors(browser)
+
+
+SLOW_LIST_ANSWER = """
+const open = XMLHttpRequest.prototype.open, send = XMLHttpRequest.prototype.send;
+XMLHttpRequest.prototype.open = function (method, url) {
+  this.listRefresh = String(url).includes("/letters");
+  return open.apply(this, arguments);
+};
+XMLHttpRequest.prototype.send = function () {
+  if (this.listRefresh && !window.listRefresh) {
+    window.listRefresh = "sent";
+    const read = this.onload, xhr = this;
+    this.onload = function (event) {
+      setTimeout(function () { read.call(xhr, event); window.listRefresh = "read"; }, 3000);
+    };
+  }
+  return send.apply(this, arguments);
+};
+"""

@@ -61,9 +61,8 @@ def test_the_lists_refresh_themselves_unless_the_user_is_at_them(store_url: str,
         ), path
         assert '<script src="/static/console.js"></script>' in page
     script = client.get("/static/console.js").text
-    assert (
-        'hasAttribute("data-refresh")' in script and "input:checked" in script and "preventDefault" in script
-    )
+    assert 'hasAttribute("data-refresh")' in script and "input:checked" in script
+    assert "preventDefault" in script and "shouldSwap = false" in script  # not sent; not swapped in
 
 
 def test_the_status_filter_takes_several_values_in_the_page_and_the_api(
