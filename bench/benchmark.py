@@ -18,6 +18,7 @@ import tempfile
 from pathlib import Path
 from typing import Any
 
+from bench import profiling
 from bench.broker import DEFAULT_BROKER
 from bench.phases import ROOT, Phases
 from bench.report import table, verdicts
@@ -162,6 +163,8 @@ def options(argv: list[str] | None = None) -> argparse.Namespace:
         parser.error("--processes takes counts of at least 1, e.g. 1,2")
     if parsed.retention_days is not None and parsed.retention_days <= 0:
         parser.error("--retention-days must be positive")
+    if parsed.profile and (fix := profiling.missing()):
+        parser.error(fix)
     return parsed
 
 

@@ -36,6 +36,22 @@ BUCKETS = (
 """Paths are matched as py-spy writes them: relative to the checkout, sometimes the bare file name."""
 
 
+def py_spy() -> str:
+    """py-spy's path: on the PATH or beside this Python; not a dependency of the project."""
+    return shutil.which("py-spy") or str(Path(sys.executable).with_name("py-spy"))
+
+
+def missing() -> str | None:
+    """What to do if py-spy is not installed (None: it is)."""
+    if Path(py_spy()).exists():
+        return None
+    return f"--profile needs py-spy, which is not installed: {pip()} install py-spy"
+
+
+def pip() -> Path:
+    return Path(sys.executable).parent / "pip"
+
+
 class Profiler:
     """py-spy attached to the worker for the length of one timed run (raw collapsed stacks)."""
 
@@ -45,9 +61,8 @@ class Profiler:
         self.process: subprocess.Popen[bytes] | None = None
 
     def attach(self, worker: Any) -> None:
-        py_spy = shutil.which("py-spy") or str(Path(sys.executable).with_name("py-spy"))
         command = [
-            py_spy,
+            py_spy(),
             "record",
             "--pid",
             str(worker.pid),

@@ -108,3 +108,22 @@ def test_dead_letter_benchmark_reports_every_query_on_both_backends(
     assert set(sqlite) == set(postgresql) and "groups with 24 h trend" in sqlite
     assert all(ms >= 0 for ms in [*sqlite.values(), *postgresql.values()])
     assert "dead-letter records at 300 letters" in finished.stdout
+
+
+def test_profiling_without_py_spy_says_how_to_install_it_before_running(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """`--profile` with py-spy missing stops at once with the command that installs it, not with a
+    traceback minutes into the run."""
+    from bench import benchmark, profiling
+
+    monkeypatch.setattr(profiling, "py_spy", lambda: str(tmp_path / "no-py-spy"))
+    with pytest.raises(SystemExit) as stopped:
+        benchmark.options(["--profile", str(tmp_path / "profile.txt")])
+    assert stopped.value.code == 2
+    said = capsys.readouterr().err.strip().splitlines()[-1]
+    assert said.endswith(
+        "error: --profile needs py-spy, which is not installed: " + f"{profiling.pip()} install py-spy"
+    )
+    monkeypatch.setattr(profiling, "py_spy", lambda: sys.executable)  # some file that exists
+    assert benchmark.options(["--profile", str(tmp_path / "profile.txt")]).profile
