@@ -7,7 +7,9 @@ SQLite, generate_series on PostgreSQL): 50 reminders a client over 400 days, cli
 `renewals reminders`' lookup, `WHERE client_id = ? [AND partner_id = ?] [AND handled_at_us >= ?]
 ORDER BY handled_at_us DESC LIMIT 50`, for random clients in each of its four shapes, and reports
 p50 and p99 per store, the plan, and the storage the rows took (SQLite: the file's growth, in
-pages; PostgreSQL: `pg_total_relation_size`, table and indexes). Prints JSON.
+pages; PostgreSQL: `pg_total_relation_size`, table and indexes). Then times the Reminders page of
+every client as the product asks for it (the console's as it opens): the newest, the pages after
+it, and those handled since a moment. Prints JSON.
 
 Each lookup runs three times in a row: `p99_ms` is of the first runs (what a user waits, on this
 machine as loaded as it is), `best_of_3_p99_ms` of each lookup's fastest run (the work itself: on
@@ -25,6 +27,7 @@ import time
 import uuid
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 from urllib.parse import quote, urlsplit
@@ -32,6 +35,7 @@ from urllib.parse import quote, urlsplit
 import psycopg
 
 from support.services import POSTGRES_URL
+from worker.ledger.questions import ReminderQuery, reminders
 from worker.store import open_store
 
 PER_CLIENT = 50
@@ -234,6 +238,33 @@ def measure(store: _Store, rows: int, lookups: int, rng: random.Random) -> dict[
             "plan": plan,
         }
     figures |= _percentiles(every) | _percentiles(every_best, "best_of_3_")
+    figures["pages"] = pages(store, lookups, rng)
+    return figures
+
+
+def pages(store: _Store, lookups: int, rng: random.Random) -> dict[str, Any]:
+    """The Reminders page of every client (the console's as it opens), as the product asks for
+    it (`worker.ledger.questions.reminders`): the newest page, the pages after it (each from
+    the one before's cursor), and a page of those handled since a random moment."""
+    product = open_store(store.url)
+    figures: dict[str, Any] = {}
+    cursor: int | None = None
+    asked = {
+        "newest": lambda: ReminderQuery(),
+        "next": lambda: ReminderQuery(),
+        "since": lambda: ReminderQuery(
+            since=datetime.fromtimestamp((START_US + rng.randrange(SPAN_US)) / 1e6, UTC)
+        ),
+    }
+    for name, query in asked.items():
+        times, found = [], 0
+        for _ in range(lookups):
+            began = time.perf_counter()
+            page = reminders(product, query(), before=cursor if name == "next" else None)
+            times.append((time.perf_counter() - began) * 1000)
+            found += len(page.reminders)
+            cursor = page.next_before
+        figures[name] = {**_percentiles(times), "rows_found": found}
     return figures
 
 

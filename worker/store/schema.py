@@ -219,6 +219,14 @@ def _leaner_ledger(ints: str) -> tuple[str, ...]:
     )
 
 
+def _ledger_by_time(columns: str) -> tuple[str, ...]:
+    """Migration 12 for one backend: the reminders of every client, newest first (the console's
+    Reminders page unfiltered, or only by time), from an index instead of sorting the whole
+    ledger: at a million rows SQLite took 1.7 s a page. Rows are handled in time order, so the
+    index grows at its end: a batch writes a page or two of it, not one per reminder."""
+    return (f"CREATE INDEX IF NOT EXISTS reminder_ledger_handled ON reminder_ledger ({columns})",)
+
+
 def _scheduled_replays(ints: str) -> tuple[str, ...]:
     """Migration 9 for one backend: replays that wait for a time (`not_before_us`), and the
     claim a worker's housekeeping takes to run one (worker/dead_letters/schedule.py)."""
@@ -310,6 +318,12 @@ MIGRATIONS = (
         " its ledger row by number, kept in the outbox row",
         _leaner_ledger("INTEGER"),
         _leaner_ledger("BIGINT"),
+    ),
+    SchemaMigration(
+        12,
+        "the reminder ledger by time handled: the newest reminders of every client without a sort",
+        _ledger_by_time("handled_at_us"),  # SQLite adds the row's number (seq) to every index
+        _ledger_by_time("handled_at_us, seq"),
     ),
 )
 
