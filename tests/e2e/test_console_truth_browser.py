@@ -161,6 +161,21 @@ def test_the_lists_of_daily_use_in_the_browser(
     assert_no_browser_errors(browser)
 
 
+def held_then_refreshed(browser: Chrome, total: int) -> None:
+    """The letter is still ticked and the list still shows `total` letters (one more has come
+    since); unticked, the list refreshes and shows it."""
+    assert browser.find_element(By.CSS_SELECTOR, 'input[name="letter"]').is_selected()
+    assert f"of {total} " in text(browser, "totals")
+    browser.find_element(By.CSS_SELECTOR, 'input[name="letter"]').click()
+    until(
+        browser,
+        lambda b: f"of {total + 1} " in text(b, "totals"),
+        "the list refreshed once unticked",
+        timeout=REFRESH + 10,
+    )
+    assert_no_browser_errors(browser)
+
+
 def test_a_list_holds_still_while_a_letter_is_ticked(
     stopped: tuple[ConsoleProcess, DeadLetterRecords], browsers: OpenBrowser
 ) -> None:
@@ -174,18 +189,10 @@ def test_a_list_holds_still_while_a_letter_is_ticked(
     tick(browser, 'input[name="letter"]')
     records.insert([new_letter(event_id="evt-while-ticked")])
     time.sleep(REFRESH + 3)
-    assert browser.find_element(By.CSS_SELECTOR, 'input[name="letter"]').is_selected()
     assert text(browser, "totals").endswith(
         f"of {total} (newest first; refreshed every 15 s unless letters are ticked)"
     )
-    browser.find_element(By.CSS_SELECTOR, 'input[name="letter"]').click()
-    until(
-        browser,
-        lambda b: f"of {total + 1} " in text(b, "totals"),
-        "the list refreshed once unticked",
-        timeout=REFRESH + 10,
-    )
-    assert_no_browser_errors(browser)
+    held_then_refreshed(browser, total)
 
 
 def test_a_refresh_answered_after_a_letter_is_ticked_leaves_the_list_as_it_is(
@@ -216,16 +223,7 @@ def test_a_refresh_answered_after_a_letter_is_ticked_leaves_the_list_as_it_is(
         timeout=10,
     )
     time.sleep(0.5)  # htmx swaps within the same task; settling takes 20 ms
-    assert browser.find_element(By.CSS_SELECTOR, 'input[name="letter"]').is_selected()
-    assert f"of {total} " in text(browser, "totals")
-    browser.find_element(By.CSS_SELECTOR, 'input[name="letter"]').click()
-    until(
-        browser,
-        lambda b: f"of {total + 1} " in text(b, "totals"),
-        "the list refreshed once unticked",
-        timeout=REFRESH + 10,
-    )
-    assert_no_browser_errors(browser)
+    held_then_refreshed(browser, total)
 
 
 SLOW_LIST_ANSWER = """
