@@ -200,7 +200,7 @@ def test_a_refresh_answered_after_a_letter_is_ticked_leaves_the_list_as_it_is(
 ) -> None:
     """A refresh that went out while nothing was ticked, and came back after the operator ticked a
     letter, is dropped rather than swapped in over the tick. The page is made to read the list's
-    next answer three seconds late, so that it certainly comes back after the tick."""
+    next answer six seconds late, so that it certainly comes back after the tick."""
     console, records = stopped
     total = records.count()
     browser = browsers()
@@ -220,7 +220,7 @@ def test_a_refresh_answered_after_a_letter_is_ticked_leaves_the_list_as_it_is(
         browser,
         lambda b: b.execute_script("return window.listRefresh") == "read",
         "its answer read",
-        timeout=10,
+        timeout=15,
     )
     time.sleep(0.5)  # htmx swaps within the same task; settling takes 20 ms
     held_then_refreshed(browser, total)
@@ -237,7 +237,7 @@ XMLHttpRequest.prototype.send = function () {
     window.listRefresh = "sent";
     const read = this.onload, xhr = this;
     this.onload = function (event) {
-      setTimeout(function () { read.call(xhr, event); window.listRefresh = "read"; }, 3000);
+      setTimeout(function () { read.call(xhr, event); window.listRefresh = "read"; }, 6000);
     };
   }
   return send.apply(this, arguments);
