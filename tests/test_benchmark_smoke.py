@@ -127,3 +127,18 @@ def test_profiling_without_py_spy_says_how_to_install_it_before_running(
     )
     monkeypatch.setattr(profiling, "py_spy", lambda: sys.executable)  # some file that exists
     assert benchmark.options(["--profile", str(tmp_path / "profile.txt")]).profile
+
+
+def test_the_batches_bench_reports_cpu_commits_and_wal_pages(capsys: pytest.CaptureFixture[str]) -> None:
+    """`python -m bench.batches` in a few batches: CPU, wall and commit time per event, and the
+    WAL's pages per table, the tables every reminder writes among them."""
+    from bench import batches
+
+    [figures] = batches.main(["--events", "600", "--batch-size", "200", "--repeat", "1", "--wal-pages"])
+    assert 0 < figures["commit_us_per_event"] < figures["wall_us_per_event"]
+    assert figures["cpu_us_per_event"] > 0
+    pages = figures["wal_pages_per_event"]
+    assert all(
+        pages.get(name, 0) > 0 for name in ("inbox", "reminders", "decision_makers", "reminder_ledger")
+    )
+    assert "median of 1:" in capsys.readouterr().out
