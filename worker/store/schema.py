@@ -223,7 +223,8 @@ def _ledger_by_time(columns: str) -> tuple[str, ...]:
     """Migration 12 for one backend: the reminders of every client, newest first (the console's
     Reminders page unfiltered, or only by time), from an index instead of sorting the whole
     ledger: at a million rows SQLite took 1.7 s a page. Rows are handled in time order, so the
-    index grows at its end: a batch writes a page or two of it, not one per reminder."""
+    index grows at its end: 0.02 pages written per reminder, against about 0.2 for each index
+    keyed at random (`python -m bench.batches --wal-pages`)."""
     return (f"CREATE INDEX IF NOT EXISTS reminder_ledger_handled ON reminder_ledger ({columns})",)
 
 
