@@ -12,14 +12,14 @@ from worker.redaction import masked
 TOPOLOGY_FIX = "`renewals topology --declare` creates it"
 
 
-def _said(error: BaseException | str) -> str:
+def one_line(error: BaseException | str) -> str:
     """An error as one line (libpq's messages span several), passwords masked."""
     return masked(" ".join(str(error).split()))
 
 
 def broker_unreachable(broker: object, error: BaseException | str) -> str:
     """No node of RENEWALS_AMQP_URL answered (exit 1: an outage, which a retry may cure)."""
-    return f"cannot reach the broker at {broker}: {_said(error)}"
+    return f"cannot reach the broker at {broker}: {one_line(error)}"
 
 
 def missing_on_broker(kind: str, name: str, broker: object) -> str:
@@ -31,11 +31,11 @@ def store_refusal(store_url: str, error: Exception) -> str:
     """The database refused us, or does not exist, or (SQLite) the file is no store (exit 77)."""
     if store_url.startswith("sqlite:"):
         return (
-            f"{masked(store_url)}: {_said(error)}; set RENEWALS_STORE_URL to the worker's store file,"
+            f"{masked(store_url)}: {one_line(error)}; set RENEWALS_STORE_URL to the worker's store file,"
             " or move this file aside (the worker makes a new store where there is none)"
         )
     return (
-        f"{masked(store_url)}: {_said(error)}; check the database name, user and password in"
+        f"{masked(store_url)}: {one_line(error)}; check the database name, user and password in"
         " RENEWALS_STORE_URL, or create the database"
     )
 
@@ -48,7 +48,7 @@ def no_store(path: str) -> str:
 def store_unavailable(store_url: str, error: BaseException | str) -> str:
     """The database did not answer, or answered as no usable store (a damaged SQLite file):
     exit 1, which a retry or a restore may cure."""
-    return f"cannot open the store {masked(store_url)}: {_said(error)}"
+    return f"cannot open the store {masked(store_url)}: {one_line(error)}"
 
 
 def cannot_listen(where: str, error: OSError, fix: str) -> str:

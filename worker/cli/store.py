@@ -12,7 +12,7 @@ from contextlib import contextmanager
 import click
 
 from worker.cli.core import CannotWork, load_settings, require_existing_store
-from worker.failures import store_unavailable
+from worker.failures import one_line, store_unavailable
 from worker.redaction import masked
 from worker.settings import Settings
 from worker.store import SCHEMA_VERSION, SchemaTooNew, SqlStore, StoreError, StoreUnavailable
@@ -85,14 +85,12 @@ def _opened(settings: Settings) -> Iterator[SqlStore]:
     try:
         opened = open_configured_store(settings)
     except (StoreUnavailable, ValueError) as exc:
-        raise click.ClickException(
-            f"cannot open the store {masked(settings.store_url)}: {_line(exc)}"
-        ) from None
+        raise click.ClickException(store_unavailable(settings.store_url, exc)) from None
     try:
         yield opened
     except StoreUnavailable as exc:
         raise click.ClickException(
-            f"the store {masked(settings.store_url)} went away: {_line(exc)}"
+            f"the store {masked(settings.store_url)} went away: {one_line(exc)}"
         ) from None
     except (StoreError, click.ClickException):
         raise  # told by the command group, or already one line
@@ -102,8 +100,3 @@ def _opened(settings: Settings) -> Iterator[SqlStore]:
         ) from None
     finally:
         opened.close()
-
-
-def _line(error: Exception) -> str:
-    """An error as one line (libpq's messages span several), passwords masked."""
-    return masked(" ".join(str(error).split()))

@@ -8,6 +8,7 @@ from contextlib import contextmanager
 import click
 
 from worker.cli.core import CannotWork, load_settings, require_existing_store
+from worker.failures import store_unavailable
 from worker.redaction import masked
 from worker.settings import Settings
 from worker.store import SchemaTooNew, SchemaTooOld, SqlStore, StoreRefused, StoreUnavailable
@@ -29,7 +30,7 @@ def checked_store(settings: Settings | None = None) -> Iterator[SqlStore]:
         raise  # told once, by the command group: exit 77, as every command
     except Exception as exc:
         raise click.ClickException(
-            f"cannot open the store {where}: {type(exc).__name__}: {masked(str(exc))}"
+            store_unavailable(settings.store_url, f"{type(exc).__name__}: {exc}")
         ) from None
     try:
         yield store
