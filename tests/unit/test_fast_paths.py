@@ -10,7 +10,6 @@ from events import (
     Contact,
     NotificationRequested,
     NotificationRequestedData,
-    Recipient,
     RenewalApproaching,
     parse,
 )
@@ -24,7 +23,6 @@ from handlers import (
     on_owner_changed,
     on_renewal_approaching,
 )
-from handlers.recipients import _as
 from handlers.reminders import NOTIFICATION_NAMESPACE
 from support.messages import contact, encode, owner_changed, renewal
 from tests.fakes import InMemoryProjection
@@ -42,36 +40,6 @@ def test_notification_ids_are_the_standard_uuid5(client_id: str, renewal_date: d
     assert notification_id_for(ReminderKey(client_id, renewal_date, days)) == str(
         uuid.uuid5(NOTIFICATION_NAMESPACE, name)
     )
-
-
-def test_a_recipient_is_a_contact_in_a_role_field_for_field() -> None:
-    """A Recipient's fields, but its role, are declared exactly as a Contact's: what `_as` leaves
-    unvalidated was validated as the contact was read."""
-    recipient = {name: repr(field) for name, field in Recipient.model_fields.items() if name != "role"}
-    assert recipient == {name: repr(field) for name, field in Contact.model_fields.items()}
-
-
-_TEXT = st.text(st.characters(blacklist_categories=("Cc", "Cs")), max_size=12)
-
-
-@settings(max_examples=300, deadline=None)
-@given(
-    st.sampled_from(["decision_maker", "partner_contact"]),
-    st.from_regex(r"\A[a-zA-Z0-9._%+-]{1,10}@[a-z0-9-]{1,10}\.[a-z]{2,4}\Z"),
-    st.none() | _TEXT,
-    st.none() | _TEXT,
-)
-def test_a_recipient_made_from_a_contact_equals_a_validated_one(
-    role: str, email: str, name: str | None, user_id: str | None
-) -> None:
-    """`_as` (not validated again) gives the Recipient that validating the same values gives, down
-    to its JSON and the fields it counts as set."""
-    contact_ = Contact(email=email, name=name, user_id=user_id)
-    made = _as(role, contact_)  # type: ignore[arg-type]
-    validated = Recipient(role=role, email=contact_.email, name=contact_.name, user_id=contact_.user_id)
-    assert made == validated
-    assert made.model_dump_json() == validated.model_dump_json()
-    assert made.model_fields_set == validated.model_fields_set
 
 
 def decided(*messages: dict) -> NotificationRequestedData:
