@@ -9,13 +9,23 @@ the µs per event spent in COMMIT.
 
 With `--wal-pages`, the WAL is never checkpointed during the run, then read frame by frame
 against SQLite's `dbstat`: how many pages per event each table and index wrote.
+
+With `--against REF`, it compares this tree with the commit REF on a noisy machine: REF is
+checked out into a temporary worktree, and the two trees run in turns (this, REF, REF, this...),
+each run in a process of its own; it prints each tree's median and fastest run, and the median
+of the rounds' ratios (this over REF) with their spread. A difference inside the spread is not
+one this machine can tell.
 """
 
 import argparse
 import gc
+import os
+import re
 import sqlite3
 import statistics
 import struct
+import subprocess
+import sys
 import tempfile
 import time
 from collections import Counter
@@ -108,6 +118,63 @@ def pages_by_structure(path: Path, events: int) -> dict[str, float]:
     }
 
 
+def cpu_of_one_run(tree: Path, events: int, batch_size: int) -> float:
+    """µs of CPU per event of one run of the batches bench of the tree at `tree`, in a process of
+    its own (its modules, not this one's)."""
+    command = [sys.executable, "-m", "bench.batches", "--repeat", "1"]
+    command += ["--events", str(events), "--batch-size", str(batch_size)]
+    environment = {**os.environ, "PYTHONPATH": str(tree)}
+    out = subprocess.run(command, cwd=tree, env=environment, capture_output=True, text=True, check=True)
+    found = re.search(r"^run 1: ([0-9.]+) us CPU per event", out.stdout, re.MULTILINE)
+    if found is None:
+        raise SystemExit(f"bench.batches at {tree} printed no figure:\n{out.stdout}{out.stderr}")
+    return float(found.group(1))
+
+
+def against(ref: str, rounds: int, events: int, batch_size: int) -> dict[str, Any]:
+    """This tree and the commit `ref` in turns, `rounds` times each (ABBA order, so a machine
+    growing slower or faster favours neither); the figures of both and of their ratios."""
+    here = Path(__file__).resolve().parent.parent
+    with tempfile.TemporaryDirectory(prefix="bench-against-") as folder:
+        other = Path(folder) / "ref"
+        git = ["git", "-C", str(here)]
+        subprocess.run([*git, "worktree", "add", "--detach", "--quiet", str(other), ref], check=True)
+        try:
+            runs: dict[str, list[float]] = {"this": [], "ref": []}
+            for number in range(rounds):
+                order = ("this", "ref") if number % 2 == 0 else ("ref", "this")
+                for name in order:
+                    tree = here if name == "this" else other
+                    runs[name].append(cpu_of_one_run(tree, events, batch_size))
+        finally:
+            subprocess.run([*git, "worktree", "remove", "--force", str(other)], check=False)
+    ratios = sorted(mine / theirs for mine, theirs in zip(runs["this"], runs["ref"], strict=True))
+    quarter = len(ratios) // 4
+    return {
+        "ref": ref,
+        "cpu_us_per_event": runs,
+        "median": {name: statistics.median(values) for name, values in runs.items()},
+        "fastest": {name: min(values) for name, values in runs.items()},
+        "ratio_median": statistics.median(ratios),
+        "ratio_middle_half": (ratios[quarter], ratios[-1 - quarter]),
+    }
+
+
+def print_against(figures: dict[str, Any]) -> None:
+    rounds = len(figures["cpu_us_per_event"]["this"])
+    for name in ("this", "ref"):
+        label = "this tree" if name == "this" else figures["ref"]
+        print(
+            f"{label:>12}: median {figures['median'][name]:.1f} us CPU per event,"
+            f" fastest {figures['fastest'][name]:.1f} ({rounds} runs)"
+        )
+    low, high = figures["ratio_middle_half"]
+    print(
+        f"this / {figures['ref']}: {figures['ratio_median']:.3f} (median of {rounds} rounds;"
+        f" middle half {low:.3f} to {high:.3f})"
+    )
+
+
 def main(argv: list[str] | None = None) -> list[dict[str, Any]]:
     parser = argparse.ArgumentParser(prog="python -m bench.batches", description=__doc__)
     parser.add_argument("--events", type=int, default=20_000, help="events per run (default %(default)s)")
@@ -118,7 +185,19 @@ def main(argv: list[str] | None = None) -> list[dict[str, Any]]:
     parser.add_argument(
         "--wal-pages", action="store_true", help="also count the WAL's pages per table and index"
     )
+    parser.add_argument(
+        "--against",
+        metavar="REF",
+        help="compare this tree with the commit REF, run in turns (see above); no --wal-pages",
+    )
+    parser.add_argument(
+        "--rounds", type=int, default=10, help="with --against: runs of each tree (default %(default)s)"
+    )
     args = parser.parse_args(argv)
+    if args.against:
+        figures = against(args.against, args.rounds, args.events, args.batch_size)
+        print_against(figures)
+        return [figures]
     with tempfile.TemporaryDirectory(prefix="bench-batches-") as folder:
         runs = [
             run(Path(folder), args.events, args.batch_size, wal_pages=args.wal_pages)

@@ -142,3 +142,25 @@ def test_the_batches_bench_reports_cpu_commits_and_wal_pages(capsys: pytest.Capt
         pages.get(name, 0) > 0 for name in ("inbox", "reminders", "decision_makers", "reminder_ledger")
     )
     assert "median of 1:" in capsys.readouterr().out
+
+
+def test_the_batches_bench_compares_this_tree_with_a_commit(capsys: pytest.CaptureFixture[str]) -> None:
+    """`python -m bench.batches --against HEAD`: both trees run in turns, each in a process of
+    its own, and the worktree made for the commit is gone afterwards."""
+    from bench import batches
+
+    def worktrees() -> str:
+        listed = subprocess.run(
+            ["git", "worktree", "list"], cwd=ROOT, capture_output=True, text=True, check=True
+        )
+        return listed.stdout
+
+    before = worktrees()
+    argv = ["--against", "HEAD", "--rounds", "2", "--events", "300", "--batch-size", "100"]
+    [figures] = batches.main(argv)
+    assert [len(runs) for runs in figures["cpu_us_per_event"].values()] == [2, 2]
+    assert all(value > 0 for runs in figures["cpu_us_per_event"].values() for value in runs)
+    low, high = figures["ratio_middle_half"]
+    assert low <= figures["ratio_median"] <= high
+    assert "this / HEAD:" in capsys.readouterr().out
+    assert worktrees() == before
