@@ -5,7 +5,7 @@
 their ledger rows stamped, by the next batch). No AMQP, no logging: what a batch costs the
 worker's CPU, steadier than a run through the broker, for comparing two trees or settings in
 one session. Prints, per run, µs of the process's CPU and of wall-clock time per event, and
-the µs per event spent in COMMIT.
+the µs per event spent in COMMIT and in the garbage collector.
 
 With `--wal-pages`, the WAL is never checkpointed during the run, then read frame by frame
 against SQLite's `dbstat`: how many pages per event each table and index wrote.
@@ -60,6 +60,21 @@ class TimedCommits(Direct):
             self.seconds += time.perf_counter() - began
 
 
+class CollectorTime:
+    """A `gc.callbacks` entry: the seconds the garbage collector ran, added up. Steadier than
+    CPU time on a shared machine: it depends on what the batches allocate, not on neighbours."""
+
+    def __init__(self) -> None:
+        self.seconds = 0.0
+        self._began = 0.0
+
+    def __call__(self, phase: str, _info: dict[str, int]) -> None:
+        if phase == "start":
+            self._began = time.perf_counter()
+        else:
+            self.seconds += time.perf_counter() - self._began
+
+
 def run(folder: Path, events: int, batch_size: int, *, wal_pages: bool = False) -> dict[str, Any]:
     """One run on a new store in `folder`: its figures."""
     path = folder / f"batches-{time.monotonic_ns()}.db"
@@ -78,6 +93,8 @@ def run(folder: Path, events: int, batch_size: int, *, wal_pages: bool = False) 
     ]
     thresholds = gc.get_threshold()
     collect_less()  # as the worker does once it is built; undone after the run
+    collector = CollectorTime()
+    gc.callbacks.append(collector)
     try:
         cpu, wall = time.process_time(), time.perf_counter()
         for start in range(0, events, batch_size):
@@ -88,12 +105,14 @@ def run(folder: Path, events: int, batch_size: int, *, wal_pages: bool = False) 
         processor.flush()
         cpu, wall = time.process_time() - cpu, time.perf_counter() - wall
     finally:
+        gc.callbacks.remove(collector)
         gc.unfreeze()
         gc.set_threshold(*thresholds)
     figures: dict[str, Any] = {
         "cpu_us_per_event": round(cpu * 1e6 / events, 1),
         "wall_us_per_event": round(wall * 1e6 / events, 1),
         "commit_us_per_event": round(commits.seconds * 1e6 / events, 1),
+        "gc_us_per_event": round(collector.seconds * 1e6 / events, 1),
     }
     if wal_pages:
         figures["wal_pages_per_event"] = pages_by_structure(path, events)
@@ -204,13 +223,18 @@ def main(argv: list[str] | None = None) -> list[dict[str, Any]]:
             for _ in range(args.repeat)
         ]
     for number, figures in enumerate(runs, 1):
-        cpu, wall, commit = (figures[f"{kind}_us_per_event"] for kind in ("cpu", "wall", "commit"))
-        print(f"run {number}: {cpu} us CPU per event, {wall} us wall, {commit} us in COMMIT")
+        cpu, wall, commit, collector = (
+            figures[f"{kind}_us_per_event"] for kind in ("cpu", "wall", "commit", "gc")
+        )
+        print(
+            f"run {number}: {cpu} us CPU per event, {wall} us wall, {commit} us in COMMIT,"
+            f" {collector} us collecting garbage"
+        )
         for name, pages in figures.get("wal_pages_per_event", {}).items():
             print(f"  {name:40} {pages:5.2f} WAL pages per event")
     median = statistics.median(figures["cpu_us_per_event"] for figures in runs)
     sizes = f"{args.events:,} events, batches of {args.batch_size}"
-    print(f"median of {len(runs)}: {median} us CPU per event ({sizes})")
+    print(f"median of {len(runs)}: {median:.1f} us CPU per event ({sizes})")
     return runs
 
 

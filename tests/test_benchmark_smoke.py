@@ -137,6 +137,7 @@ def test_the_batches_bench_reports_cpu_commits_and_wal_pages(capsys: pytest.Capt
     [figures] = batches.main(["--events", "600", "--batch-size", "200", "--repeat", "1", "--wal-pages"])
     assert 0 < figures["commit_us_per_event"] < figures["wall_us_per_event"]
     assert figures["cpu_us_per_event"] > 0
+    assert 0 <= figures["gc_us_per_event"] < figures["cpu_us_per_event"]
     pages = figures["wal_pages_per_event"]
     assert all(
         pages.get(name, 0) > 0 for name in ("inbox", "reminders", "decision_makers", "reminder_ledger")

@@ -92,16 +92,19 @@ def run_until_signalled(
         _stop_for_good(log, store_unavailable(settings.store_url, exc), EX_FAILED)
 
 
-YOUNG_COLLECTION_EVERY = 10_000
+YOUNG_COLLECTION_EVERY = 50_000
 """Container objects allocated (net) between two collections of the youngest generation."""
 
 
 def collect_less() -> None:
     """Once the worker is built: what start-up made lives as long as the process, so it is
     frozen out of the garbage collector's sight, and the youngest generation is collected every
-    10,000 allocations rather than every 700. A batch allocates tens of thousands of short-lived
-    objects, nearly all freed by reference counting; with the defaults the collector walked the
-    whole heap every few batches, about a tenth of the worker's CPU (issue 30)."""
+    50,000 allocations (net) rather than every 700. A batch of 500 holds some 15,000 objects
+    until it ends, nearly all freed by reference counting then: with the defaults the collector
+    walked the whole heap every few batches, about a tenth of the worker's CPU; at 10,000 it
+    still walked each batch's objects twice, 6.5 µs per event; at 50,000 a collection is rare,
+    0.5 µs per event (`python -m bench.batches`, which times the collector; issue 30). The
+    worker makes few cycles (an exception's traceback), so fewer collections hold little more."""
     gc.freeze()
     gc.set_threshold(YOUNG_COLLECTION_EVERY, 10, 10)
 
