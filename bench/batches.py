@@ -143,10 +143,11 @@ def cpu_of_one_run(tree: Path, events: int, batch_size: int) -> float:
     command = [sys.executable, "-m", "bench.batches", "--repeat", "1"]
     command += ["--events", str(events), "--batch-size", str(batch_size)]
     environment = {**os.environ, "PYTHONPATH": str(tree)}
-    out = subprocess.run(command, cwd=tree, env=environment, capture_output=True, text=True, check=True)
+    out = subprocess.run(command, cwd=tree, env=environment, capture_output=True, text=True)
     found = re.search(r"^run 1: ([0-9.]+) us CPU per event", out.stdout, re.MULTILINE)
-    if found is None:
-        raise SystemExit(f"bench.batches at {tree} printed no figure:\n{out.stdout}{out.stderr}")
+    if out.returncode != 0 or found is None:
+        said = (out.stderr.strip() or out.stdout.strip() or "nothing").splitlines()[-1]
+        raise SystemExit(f"error: bench.batches of the tree at {tree} gave no figure: {said}")
     return float(found.group(1))
 
 
@@ -157,7 +158,12 @@ def against(ref: str, rounds: int, events: int, batch_size: int) -> dict[str, An
     with tempfile.TemporaryDirectory(prefix="bench-against-") as folder:
         other = Path(folder) / "ref"
         git = ["git", "-C", str(here)]
-        subprocess.run([*git, "worktree", "add", "--detach", "--quiet", str(other), ref], check=True)
+        added = subprocess.run(
+            [*git, "worktree", "add", "--detach", "--quiet", str(other), ref], capture_output=True, text=True
+        )
+        if added.returncode != 0:
+            said = (added.stderr.strip() or "git said nothing").splitlines()[-1]
+            raise SystemExit(f"error: cannot check out {ref!r} to compare with: {said}")
         try:
             runs: dict[str, list[float]] = {"this": [], "ref": []}
             for number in range(rounds):
@@ -166,7 +172,7 @@ def against(ref: str, rounds: int, events: int, batch_size: int) -> dict[str, An
                     tree = here if name == "this" else other
                     runs[name].append(cpu_of_one_run(tree, events, batch_size))
         finally:
-            subprocess.run([*git, "worktree", "remove", "--force", str(other)], check=False)
+            subprocess.run([*git, "worktree", "remove", "--force", str(other)], capture_output=True)
     ratios = sorted(mine / theirs for mine, theirs in zip(runs["this"], runs["ref"], strict=True))
     quarter = len(ratios) // 4
     return {

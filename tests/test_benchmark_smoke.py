@@ -165,3 +165,16 @@ def test_the_batches_bench_compares_this_tree_with_a_commit(capsys: pytest.Captu
     assert low <= figures["ratio_median"] <= high
     assert "this / HEAD:" in capsys.readouterr().out
     assert worktrees() == before
+
+
+def test_the_batches_bench_names_a_commit_it_cannot_check_out_in_one_line() -> None:
+    """A REF that names no commit is the user's mistake: one line saying so, no traceback."""
+    answer = subprocess.run(
+        [sys.executable, "-m", "bench.batches", "--against", "no-such-commit-x9"],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+    )
+    assert answer.returncode == 1
+    assert answer.stderr.startswith("error: cannot check out 'no-such-commit-x9' to compare with: ")
+    assert len(answer.stderr.splitlines()) == 1 and "Traceback" not in answer.stderr
