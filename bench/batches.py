@@ -34,6 +34,7 @@ from pathlib import Path
 from typing import Any
 
 from bench.mix import CONTENT_TYPE, Mix
+from bench.profiling import ROOT
 from worker.broker.publisher import encoded_size
 from worker.messaging import Delivery
 from worker.running import collect_less
@@ -154,10 +155,9 @@ def cpu_of_one_run(tree: Path, events: int, batch_size: int) -> float:
 def against(ref: str, rounds: int, events: int, batch_size: int) -> dict[str, Any]:
     """This tree and the commit `ref` in turns, `rounds` times each (ABBA order, so a machine
     growing slower or faster favours neither); the figures of both and of their ratios."""
-    here = Path(__file__).resolve().parent.parent
     with tempfile.TemporaryDirectory(prefix="bench-against-") as folder:
         other = Path(folder) / "ref"
-        git = ["git", "-C", str(here)]
+        git = ["git", "-C", str(ROOT)]
         added = subprocess.run(
             [*git, "worktree", "add", "--detach", "--quiet", str(other), ref], capture_output=True, text=True
         )
@@ -169,7 +169,7 @@ def against(ref: str, rounds: int, events: int, batch_size: int) -> dict[str, An
             for number in range(rounds):
                 order = ("this", "ref") if number % 2 == 0 else ("ref", "this")
                 for name in order:
-                    tree = here if name == "this" else other
+                    tree = ROOT if name == "this" else other
                     runs[name].append(cpu_of_one_run(tree, events, batch_size))
         finally:
             subprocess.run([*git, "worktree", "remove", "--force", str(other)], capture_output=True)

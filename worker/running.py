@@ -102,8 +102,8 @@ def collect_less() -> None:
     50,000 allocations (net) rather than every 700. A batch of 500 holds some 15,000 objects
     until it ends, nearly all freed by reference counting then: with the defaults the collector
     walked the whole heap every few batches, about a tenth of the worker's CPU; at 10,000 it
-    still walked each batch's objects twice, 6.5 µs per event; at 50,000 a collection is rare,
-    0.5 µs per event (`python -m bench.batches`, which times the collector; issue 30). The
+    still walked each batch's objects twice, 6.5 µs per event; at 50,000 none ran in 20,000
+    events (`python -m bench.batches`, which times the collector; issue 30). The
     worker makes few cycles (an exception's traceback), so fewer collections hold little more."""
     gc.freeze()
     gc.set_threshold(YOUNG_COLLECTION_EVERY, 10, 10)

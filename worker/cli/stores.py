@@ -8,7 +8,7 @@ from contextlib import contextmanager
 import click
 
 from worker.cli.core import CannotWork, load_settings, require_existing_store
-from worker.failures import store_unavailable
+from worker.failures import one_line, store_unavailable
 from worker.redaction import masked
 from worker.settings import Settings
 from worker.store import SchemaTooNew, SchemaTooOld, SqlStore, StoreRefused, StoreUnavailable
@@ -20,7 +20,6 @@ def checked_store(settings: Settings | None = None) -> Iterator[SqlStore]:
     """The configured store (`settings`, or the environment's), its schema checked."""
     settings = settings or load_settings()
     require_existing_store(settings)
-    where = masked(settings.store_url)
     try:
         store = open_configured_store(settings)
         store.check_schema()
@@ -35,6 +34,8 @@ def checked_store(settings: Settings | None = None) -> Iterator[SqlStore]:
     try:
         yield store
     except StoreUnavailable as exc:
-        raise click.ClickException(f"the store {where} is unavailable: {masked(str(exc))}") from None
+        raise click.ClickException(
+            f"the store {masked(settings.store_url)} is unavailable: {one_line(exc)}"
+        ) from None
     finally:
         store.close()
