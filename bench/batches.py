@@ -15,12 +15,17 @@ checked out into a temporary worktree, and the two trees run in turns (this, REF
 each run in a process of its own; it prints each tree's median and fastest run, and the median
 of the rounds' ratios (this over REF) with their spread. A difference inside the spread is not
 one this machine can tell.
+
+With `--instructions`, each run goes under valgrind's callgrind and reports the instructions
+per event of the batches alone: the same count run after run, whatever the machine's neighbours
+do (user space only: not the kernel's writes and syncs). With `--against`, one round is enough.
 """
 
 import argparse
 import gc
 import os
 import re
+import shutil
 import sqlite3
 import statistics
 import struct
@@ -96,14 +101,18 @@ def run(folder: Path, events: int, batch_size: int, *, wal_pages: bool = False) 
     collect_less()  # as the worker does once it is built; undone after the run
     collector = CollectorTime()
     gc.callbacks.append(collector)
-    try:
-        cpu, wall = time.process_time(), time.perf_counter()
+
+    def batches() -> None:
         for start in range(0, events, batch_size):
             results = processor.process(deliveries[start : start + batch_size])
             seqs = [result.outbox_seq for result in results if result.outbox_seq is not None]
             outbox.sent(seqs)
             outbox.confirmed(seqs)
         processor.flush()
+
+    try:
+        cpu, wall = time.process_time(), time.perf_counter()
+        sys.call_tracing(batches, ())  # what callgrind counts (`--instructions`): this call alone
         cpu, wall = time.process_time() - cpu, time.perf_counter() - wall
     finally:
         gc.callbacks.remove(collector)
@@ -152,9 +161,49 @@ def cpu_of_one_run(tree: Path, events: int, batch_size: int) -> float:
     return float(found.group(1))
 
 
-def against(ref: str, rounds: int, events: int, batch_size: int) -> dict[str, Any]:
+def instructions_of_one_run(tree: Path, events: int, batch_size: int) -> float:
+    """Instructions per event of one run of the batches bench of the tree at `tree`, counted by
+    callgrind over the batches alone (`run` makes them inside `sys.call_tracing`, which callgrind
+    is told to count): the same count run after run, whatever else the machine is doing. User
+    space only: the kernel's part of writing and syncing the WAL is not in it."""
+    valgrind = shutil.which("valgrind")
+    if valgrind is None:
+        raise SystemExit("error: --instructions needs valgrind on the PATH (Debian's valgrind package)")
+    with tempfile.TemporaryDirectory(prefix="bench-callgrind-") as folder:
+        counts = Path(folder) / "callgrind.out"
+        command = [
+            valgrind,
+            "--tool=callgrind",
+            "--collect-atstart=no",
+            "--toggle-collect=sys_call_tracing",
+            f"--callgrind-out-file={counts}",
+            sys.executable,
+            "-m",
+            "bench.batches",
+            "--repeat",
+            "1",
+            "--events",
+            str(events),
+            "--batch-size",
+            str(batch_size),
+        ]
+        # The same hash seed in every run: set and dict layouts, and so the count, repeat.
+        environment = {**os.environ, "PYTHONPATH": str(tree), "PYTHONHASHSEED": "0"}
+        out = subprocess.run(command, cwd=tree, env=environment, capture_output=True, text=True)
+        found = re.search(r"^(?:summary|totals): (\d+)", counts.read_text() if counts.exists() else "", re.M)
+    if out.returncode != 0 or found is None or int(found.group(1)) == 0:
+        said = (out.stderr.strip() or out.stdout.strip() or "nothing").splitlines()[-1]
+        raise SystemExit(f"error: callgrind counted nothing in bench.batches of the tree at {tree}: {said}")
+    return int(found.group(1)) / events
+
+
+def against(
+    ref: str, rounds: int, events: int, batch_size: int, *, instructions: bool = False
+) -> dict[str, Any]:
     """This tree and the commit `ref` in turns, `rounds` times each (ABBA order, so a machine
-    growing slower or faster favours neither); the figures of both and of their ratios."""
+    growing slower or faster favours neither); the figures of both and of their ratios: µs of
+    CPU per event, or with `instructions` callgrind's count per event."""
+    measure = instructions_of_one_run if instructions else cpu_of_one_run
     with tempfile.TemporaryDirectory(prefix="bench-against-") as folder:
         other = Path(folder) / "ref"
         git = ["git", "-C", str(ROOT)]
@@ -170,14 +219,15 @@ def against(ref: str, rounds: int, events: int, batch_size: int) -> dict[str, An
                 order = ("this", "ref") if number % 2 == 0 else ("ref", "this")
                 for name in order:
                     tree = ROOT if name == "this" else other
-                    runs[name].append(cpu_of_one_run(tree, events, batch_size))
+                    runs[name].append(measure(tree, events, batch_size))
         finally:
             subprocess.run([*git, "worktree", "remove", "--force", str(other)], capture_output=True)
     ratios = sorted(mine / theirs for mine, theirs in zip(runs["this"], runs["ref"], strict=True))
     quarter = len(ratios) // 4
     return {
         "ref": ref,
-        "cpu_us_per_event": runs,
+        "unit": "instructions per event" if instructions else "us CPU per event",
+        "per_event": runs,
         "median": {name: statistics.median(values) for name, values in runs.items()},
         "fastest": {name: min(values) for name, values in runs.items()},
         "ratio_median": statistics.median(ratios),
@@ -186,12 +236,12 @@ def against(ref: str, rounds: int, events: int, batch_size: int) -> dict[str, An
 
 
 def print_against(figures: dict[str, Any]) -> None:
-    rounds = len(figures["cpu_us_per_event"]["this"])
+    rounds, unit = len(figures["per_event"]["this"]), figures["unit"]
     for name in ("this", "ref"):
         label = "this tree" if name == "this" else figures["ref"]
         print(
-            f"{label:>12}: median {figures['median'][name]:.1f} us CPU per event,"
-            f" fastest {figures['fastest'][name]:.1f} ({rounds} runs)"
+            f"{label:>12}: median {figures['median'][name]:,.1f} {unit},"
+            f" fastest {figures['fastest'][name]:,.1f} ({rounds} runs)"
         )
     low, high = figures["ratio_middle_half"]
     print(
@@ -216,13 +266,26 @@ def main(argv: list[str] | None = None) -> list[dict[str, Any]]:
         help="compare this tree with the commit REF, run in turns (see above); no --wal-pages",
     )
     parser.add_argument(
-        "--rounds", type=int, default=10, help="with --against: runs of each tree (default %(default)s)"
+        "--rounds",
+        type=int,
+        help="with --against: runs of each tree (default 10; 1 with --instructions, whose count repeats)",
+    )
+    parser.add_argument(
+        "--instructions",
+        action="store_true",
+        help="count the instructions per event with callgrind instead of timing (see above); slow:"
+        " --events 2000 takes about half a minute",
     )
     args = parser.parse_args(argv)
     if args.against:
-        figures = against(args.against, args.rounds, args.events, args.batch_size)
+        rounds = args.rounds or (1 if args.instructions else 10)
+        figures = against(args.against, rounds, args.events, args.batch_size, instructions=args.instructions)
         print_against(figures)
         return [figures]
+    if args.instructions:
+        count = instructions_of_one_run(ROOT, args.events, args.batch_size)
+        print(f"{count:,.0f} instructions per event ({args.events:,} events, batches of {args.batch_size})")
+        return [{"instructions_per_event": count}]
     with tempfile.TemporaryDirectory(prefix="bench-batches-") as folder:
         runs = [
             run(Path(folder), args.events, args.batch_size, wal_pages=args.wal_pages)

@@ -159,12 +159,29 @@ def test_the_batches_bench_compares_this_tree_with_a_commit(capsys: pytest.Captu
     before = worktrees()
     argv = ["--against", "HEAD", "--rounds", "2", "--events", "300", "--batch-size", "100"]
     [figures] = batches.main(argv)
-    assert [len(runs) for runs in figures["cpu_us_per_event"].values()] == [2, 2]
-    assert all(value > 0 for runs in figures["cpu_us_per_event"].values() for value in runs)
+    assert figures["unit"] == "us CPU per event"
+    assert [len(runs) for runs in figures["per_event"].values()] == [2, 2]
+    assert all(value > 0 for runs in figures["per_event"].values() for value in runs)
     low, high = figures["ratio_middle_half"]
     assert low <= figures["ratio_median"] <= high
     assert "this / HEAD:" in capsys.readouterr().out
     assert worktrees() == before
+
+
+def test_the_batches_bench_counts_the_same_instructions_run_after_run(
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    """`--instructions`: callgrind counts the batches alone, so two runs of one tree agree to a
+    hair where their times would not, and twice the events cost about twice the count."""
+    from bench import batches
+
+    small = ["--events", "100", "--batch-size", "50"]
+    [first] = batches.main(["--instructions", *small])
+    [again] = batches.main(["--instructions", *small])
+    per_event = first["instructions_per_event"]
+    assert 10_000 < per_event < 100_000_000  # the batches, not nothing, and not the whole process
+    assert abs(again["instructions_per_event"] - per_event) < 0.001 * per_event
+    assert "instructions per event (100 events, batches of 50)" in capsys.readouterr().out
 
 
 def test_the_batches_bench_names_a_commit_it_cannot_check_out_in_one_line() -> None:
