@@ -120,6 +120,9 @@ class MemoryDeliveries:
             broker.log.append("cancelled by the broker")
         return batch
 
+    def read_ahead(self, until_false: Callable[[], bool]) -> None:
+        """Nothing to read ahead: `collect` hands out what the queue holds at once."""
+
     def acknowledge(self, last_delivery_tag: int) -> None:
         self.in_hand = [d for d in self.in_hand if d.delivery_tag > last_delivery_tag]
         self._broker.log.append(f"ack {last_delivery_tag}")

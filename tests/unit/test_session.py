@@ -4,6 +4,7 @@
 
 import json
 import threading
+import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
@@ -12,16 +13,17 @@ import pytest
 
 from handlers import HANDLERS
 from support.messages import contact, encode, renewal
-from tests.memory_broker import MemoryBroker, memory_session
+from tests.memory_broker import MemoryBroker, MemoryDeliveries, memory_session
 from worker import logs
 from worker.app import build_services, build_worker
 from worker.dead_letters.records import DeadLetterRecords
-from worker.messaging import ConsumerLost, PublishFailed
+from worker.messaging import ConsumerLost, Delivery, PublishFailed
 from worker.service.health import Health
 from worker.service.metrics import Metrics
 from worker.service.session import Services, StoppedDuringOutage
 from worker.settings import Settings
 from worker.store import OutboxRow, SqlStore, StoreUnavailable, open_store
+from worker.store.connection import Direct
 
 DANA = contact("dana", "client.example")
 
@@ -147,6 +149,115 @@ def test_while_the_store_is_away_the_session_takes_nothing_new_and_loses_nothing
     assert log.events().count("store.lost") == 1 and log.events().count("store.recovered") == 1
     assert services.health.store_answers
     assert services.metrics.reconnects.labels("store")._value.get() == 1
+
+
+class CommitsWatched(Direct):
+    """Each COMMIT made on the store's helper thread (`SqlConnection.writing(while_committing=)`):
+    the deliveries the broker had been told were acknowledged when it began, and when it ended.
+    The second such COMMIT waits (up to 2 s) for an acknowledgement to arrive meanwhile."""
+
+    def __init__(self, broker: MemoryBroker, fail_with: Exception | None = None) -> None:
+        self.broker, self.fail_with = broker, fail_with
+        self.seen: list[tuple[int, int]] = []
+
+    def acks(self) -> int:
+        return sum(entry.startswith("ack ") for entry in self.broker.log)
+
+    def execute(self, connection: Any, statement: str, params: Any) -> Any:
+        if statement != "COMMIT" or not threading.current_thread().name.startswith("store-commit"):
+            return super().execute(connection, statement, params)
+        before, deadline = self.acks(), time.monotonic() + 2
+        while len(self.seen) == 1 and self.acks() == before and time.monotonic() < deadline:
+            time.sleep(0.001)
+        self.seen.append((before, self.acks()))
+        if self.fail_with is not None:
+            raise self.fail_with
+        return super().execute(connection, statement, params)
+
+
+def test_the_batch_before_is_acknowledged_while_the_next_one_commits(tmp_path: Path) -> None:
+    """Batch 2's COMMIT runs on the store's helper thread while the session settles batch 1
+    (its confirms, its acknowledgement, its log lines): the wait for the disk is not idle time.
+    Batch 2 is still published only once committed, and acknowledged only once confirmed."""
+    log, broker = Lines(), MemoryBroker(batch_size=1)
+    broker.deliver(encode(renewal("c1", decision_maker=DANA)))
+    broker.deliver(encode(renewal("c2", decision_maker=DANA)))
+    watched = CommitsWatched(broker)
+    store = open_store(f"sqlite:///{tmp_path / 'renewals.db'}", runner=lambda _kind: watched)
+    store.migrate()
+
+    memory_session(broker, services_over(store, log)).run(broker.stop)
+    store.close()
+
+    assert watched.seen == [(0, 0), (0, 1)]  # batch 1 acknowledged during batch 2's COMMIT
+    assert broker.log[:-1] == [  # "send n": n messages sent; "confirmed t": confirms up to publish t
+        "consume",
+        "deliver [1]",
+        "send 1",
+        "deliver [2]",
+        "confirmed 1",  # batch 2 committing meanwhile
+        "ack 1",
+        "send 1",  # batch 2's notification, once its COMMIT is done
+        "confirmed 2",
+        "ack 2",
+    ]
+    assert len(notification_ids(broker)) == 2
+
+
+def test_a_confirm_refused_while_the_next_batch_commits_ends_the_session_and_loses_nothing(
+    store: SqlStore,
+) -> None:
+    """Batch 1's confirm is refused while batch 2 commits: the refusal is the session's, not
+    batch 2's (which stays committed, and is not published); nothing is acknowledged, and the
+    next session sends each notification once."""
+    log, broker = Lines(), MemoryBroker(batch_size=1)
+    broker.deliver(encode(renewal("c1", decision_maker=DANA)))
+    broker.deliver(encode(renewal("c2", decision_maker=DANA)))
+    services = services_over(store, log)
+    first = memory_session(broker, services)
+    original_collect = MemoryDeliveries.collect
+
+    def refusing_once_batch_2_is_in(deliveries: MemoryDeliveries, first_wait: float) -> list[Delivery]:
+        batch = original_collect(deliveries, first_wait)
+        if [d.delivery_tag for d in batch] == [2]:
+            broker.refuse_confirms = "broker nacked publish 1"
+        return batch
+
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setattr(MemoryDeliveries, "collect", refusing_once_batch_2_is_in)
+        with pytest.raises(PublishFailed):
+            first.run(broker.stop)
+    first.close()
+
+    assert not any(entry.startswith("ack") for entry in broker.log)
+    assert "message.retry_scheduled" not in log.events() and "message.dead_lettered" not in log.events()
+    assert store.execute("SELECT count(*) FROM outbox").fetchone() == (2,)  # batch 2 committed too
+
+    memory_session(broker, services).run(broker.stop)
+
+    assert sorted(notification_ids(broker)) == sorted(set(notification_ids(broker)))
+    assert len(notification_ids(broker)) == 2
+
+
+def test_a_commit_that_fails_is_the_batchs_failure_not_the_work_done_meanwhile(tmp_path: Path) -> None:
+    """The helper thread's COMMIT fails: the transaction raises that failure, once the work
+    done meanwhile has run (once); nothing of the batch is kept."""
+    watched = CommitsWatched(MemoryBroker(), fail_with=StoreUnavailable("the disk said no"))
+    store = open_store(f"sqlite:///{tmp_path / 'renewals.db'}", runner=lambda _kind: watched)
+    store.migrate()
+    worked: list[str] = []
+
+    settle = lambda _committing: worked.append("settled")  # noqa: E731
+    with (
+        pytest.raises(StoreUnavailable, match="the disk said no"),
+        store.transaction(while_committing=settle) as transaction,
+    ):
+        transaction.record_events(["e1"], 1)
+
+    assert worked == ["settled"] and len(watched.seen) == 1
+    store.reconnect()  # as the session's store line does after StoreUnavailable
+    assert store.execute("SELECT count(*) FROM inbox").fetchone() == (0,)
+    store.close()
 
 
 def test_asked_to_stop_while_the_store_is_away_the_session_ends_with_nothing_acknowledged(

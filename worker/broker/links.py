@@ -34,6 +34,9 @@ from worker.messaging import BrokerLost, ConsumerLost, Delivery, MigrationUnderW
 # it while the worker waits. A mismatched queue (PreconditionFailed) cannot, and stops it.
 LOSSES = (OSError, AmqpConnectionError, RecoverableConnectionError, AccessRefused)
 
+# How long `read_ahead` waits on the socket before it asks again whether the COMMIT is done.
+_READ_AHEAD_WAIT = 0.001
+
 _P = ParamSpec("_P")
 _R = TypeVar("_R")
 
@@ -158,6 +161,14 @@ class AmqpDeliveries:
         batch = arrived[:size]
         del arrived[:size]
         return batch
+
+    @_translated
+    def read_ahead(self, until_false: Callable[[], bool]) -> None:
+        arrived, connection = self._arrived, self._connection
+        while until_false() and len(arrived) < self._batch_size:
+            connection.drain_buffered()
+            with suppress(TimeoutError):
+                connection.drain_events(timeout=_READ_AHEAD_WAIT)
 
     @_translated
     def acknowledge(self, last_delivery_tag: int) -> None:

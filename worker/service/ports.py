@@ -32,6 +32,10 @@ class Deliveries(Protocol):
         ConsumerLost once the consumer was cancelled by the broker and nothing is left in hand."""
         ...
 
+    def read_ahead(self, until_false: Callable[[], bool]) -> None:
+        """Read the deliveries arriving while `until_false()` is true (a batch's COMMIT waits),
+        up to a batch in hand, for the next `collect`; wait for nothing else."""
+
     def state(self) -> QueueState | None:
         """The queue's ready messages and consumers as the broker reports them; None if gone."""
         ...

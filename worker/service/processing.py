@@ -33,6 +33,7 @@ from worker.store import (
     SqlTransaction,
     StoreConflict,
     StoreUnavailable,
+    WhileCommitting,
     WorkingSet,
     Written,
 )
@@ -86,7 +87,13 @@ class Processor(Protocol):
     """What the session asks of batch processing: `BatchProcessor`, or a wrapper of it (tracing's
     `worker.tracing.spans.TracedProcessor`, chosen by the composition root)."""
 
-    def process(self, deliveries: Sequence[Delivery], *, settled_key: str | None = None) -> list[Result]: ...
+    def process(
+        self,
+        deliveries: Sequence[Delivery],
+        *,
+        settled_key: str | None = None,
+        while_committing: WhileCommitting | None = None,
+    ) -> list[Result]: ...
 
     def process_redelivered(self, delivery: Delivery) -> list[Result]: ...
 
@@ -120,12 +127,21 @@ class BatchProcessor:
         self._fates = ReplayFates(store)  # replayed letters whose copies this batch handles resolve
         self.decided_again = 0  # batches decided again under the write lock (SQLite; see _transaction)
 
-    def process(self, deliveries: Sequence[Delivery], *, settled_key: str | None = None) -> list[Result]:
+    def process(
+        self,
+        deliveries: Sequence[Delivery],
+        *,
+        settled_key: str | None = None,
+        while_committing: WhileCommitting | None = None,
+    ) -> list[Result]:
         """Handle a chunk of deliveries in one transaction; a failing one never spoils the others.
 
         A transaction that ran into another one (deadlock, lock timeout) is done again here, a
         few times, before its deliveries count a failed attempt. StoreUnavailable is raised:
         the caller waits for the store and calls again; nothing was committed.
+
+        `while_committing`: the caller's work to do while the batch's COMMIT waits for the disk
+        (`SqlConnection.writing`); it must not raise, and may run more than once.
         """
         now = datetime.now(UTC)
         parsed = [self._parse(delivery, now) for delivery in deliveries]
@@ -134,7 +150,7 @@ class BatchProcessor:
         try:
             for redo in range(self._settings.store_conflict_redos + 1):
                 try:
-                    results = self._transaction(parsed, now, settled_key, deletions)
+                    results = self._transaction(parsed, now, settled_key, deletions, while_committing)
                 except StoreConflict as exc:
                     self._on_conflict()
                     if redo < self._settings.store_conflict_redos:
@@ -195,6 +211,7 @@ class BatchProcessor:
         now: datetime,
         settled_key: str | None,
         deletions: Sequence[Confirmed],
+        while_committing: WhileCommitting | None = None,
     ) -> list[Result]:
         """Decide the batch and write it in one transaction, which is first to record the events
         in the inbox (`fresh`: those not handled before).
@@ -214,7 +231,7 @@ class BatchProcessor:
                 work = WorkingSet(view)
                 plan = self._plan(work, *self._decide(parsed, work, None, now), now)
             try:
-                with self._store.transaction() as transaction:
+                with self._store.transaction(while_committing=while_committing) as transaction:
                     self._settle(transaction, settled_key, deletions)
                     if len(transaction.record_events(ids, now_us)) < len(set(ids)):
                         raise _Stale
@@ -222,7 +239,7 @@ class BatchProcessor:
                     return self._write(transaction, plan, now, now_us, raced=raced)
             except _Stale:
                 self.decided_again += 1
-        with self._store.transaction() as transaction:
+        with self._store.transaction(while_committing=while_committing) as transaction:
             self._settle(transaction, settled_key, deletions)
             fresh = transaction.record_events(ids, now_us)
             work = WorkingSet(transaction)

@@ -1,8 +1,9 @@
 """One connected run of the worker: consume in batches, commit, publish, acknowledge.
 
 Batches overlap by one: batch N+1 is committed while the broker confirms batch N, and N is
-acknowledged (and its log lines written) once its confirms are in, just before N+1's
-publishes go out. Commit-before-publish and acknowledge-after-confirm hold for every batch.
+acknowledged (and its log lines written) once its confirms are in, while N+1's COMMIT waits
+for the disk, before N+1's publishes go out. Commit-before-publish and
+acknowledge-after-confirm hold for every batch.
 
 When the store goes away the session stops consuming, keeps the deliveries in hand
 unacknowledged, waits for the store with backoff, and then handles them again: an outage
@@ -36,7 +37,7 @@ from worker.service.outcomes import WARNINGS
 from worker.service.ports import Deliveries, LetterDrain, Publisher
 from worker.service.processing import Processor, Result
 from worker.service.store_line import StoreLine
-from worker.store import OutboxRow, SqlStore, StoreUnavailable
+from worker.store import OutboxRow, SqlStore, StoreUnavailable, WhileCommitting
 
 T = TypeVar("T")
 
@@ -208,15 +209,17 @@ class WorkerSession:
         """Commit each chunk, settle the batch before it, then send the chunk's publishes."""
         for chunk in _chunks(batch):
             started = time.perf_counter()
+            settling = _WhileCommitting(self._while_committing)
             if chunk[0].redelivered:
                 self._acknowledge_in_flight()  # nothing of ours in flight while a suspect message runs
                 results = self._stored(partial(self._processor.process_redelivered, chunk[0]))
-            else:
-                results = self._stored(partial(self._processor.process, chunk))
+            else:  # the batch before is settled while this one's COMMIT waits for the disk
+                results = self._stored(partial(self._processor.process, chunk, while_committing=settling))
             self._metrics.delivered(len(chunk), time.perf_counter() - started)
             publishing = [result for result in results if result.outgoing is not None]
             seqs = [result.outbox_seq for result in results if result.outbox_seq is not None]
             self._outbox.sent(seqs)  # committed: republished at the next session if this one ends now
+            settling.done()
             self._acknowledge_in_flight()
             sent = self._publisher.send([result.outgoing for result in publishing if result.outgoing])
             tag, aside = sent.tag, set[int]()
@@ -255,6 +258,12 @@ class WorkerSession:
         self._outbox.set_aside([seq])
         self._metrics.outbox_set_aside.inc()
         self._log.error("outbox.set_aside", seq=seq, event_id=event_id, reason=reason)
+
+    def _while_committing(self, committing: Callable[[], bool]) -> None:
+        """While a batch's COMMIT waits for the disk: settle the batch before it, then read
+        what the broker sends meanwhile (the next batch, once that one is acknowledged)."""
+        self._acknowledge_in_flight()
+        self._deliveries.read_ahead(committing)
 
     def _acknowledge_in_flight(self) -> None:
         """Wait for the in-flight batch's confirms, acknowledge it, write its log lines."""
@@ -303,6 +312,29 @@ class WorkerSession:
         self._deliveries.keep_alive()
         self._publisher.keep_alive()
         self._drain.keep_alive()
+
+
+class _WhileCommitting:
+    """Work to do while a batch's COMMIT waits (`BatchProcessor.process`): done once however
+    often the batch is tried; what it raised kept, and raised by `done()`, once the batch is
+    committed, so that it is never taken for the transaction's failure."""
+
+    def __init__(self, work: WhileCommitting) -> None:
+        self._work: WhileCommitting | None = work
+        self._raised: BaseException | None = None
+
+    def __call__(self, committing: Callable[[], bool]) -> None:
+        work, self._work = self._work, None
+        if work is None:
+            return
+        try:
+            work(committing)
+        except BaseException as exc:  # a broker error, a stop: the session's, raised by done()
+            self._raised = exc
+
+    def done(self) -> None:
+        if self._raised is not None:
+            raise self._raised
 
 
 def _chunks(batch: Sequence[Delivery]) -> list[Sequence[Delivery]]:

@@ -11,7 +11,7 @@ batch's `projection` with its write strategy (`projection_writes`);
 `configured.open_configured_store(settings)` is how every process opens the configured one.
 """
 
-from worker.store.connection import RunnerFor, direct
+from worker.store.connection import RunnerFor, WhileCommitting, direct
 from worker.store.model import (
     OutboxRow,
     StoreConflict,
@@ -70,6 +70,7 @@ __all__ = [
     "StoreRefused",
     "StoreUnavailable",
     "StoreUnusable",
+    "WhileCommitting",
     "WorkingSet",
     "Written",
     "direct",

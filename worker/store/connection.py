@@ -4,7 +4,10 @@ outage. The store's parts (migrations, outbox, retention, the batch's projection
 statements through it, and it hands each to the driver through its `StatementRunner`, chosen when the
 store is built: `DIRECT`, or tracing's (`worker.tracing.store`), which sees every statement."""
 
+import contextvars
+import time
 from collections.abc import Callable, Iterable, Iterator, Sequence
+from concurrent.futures import ThreadPoolExecutor
 from contextlib import contextmanager, suppress
 from typing import Any, Protocol
 
@@ -36,6 +39,10 @@ class Direct:
 
 DIRECT = Direct()
 
+WhileCommitting = Callable[[Callable[[], bool]], None]
+"""Work for the thread that ends a transaction while its COMMIT waits for the disk or the server
+(`SqlConnection.writing`); it is given `committing()`, true until the COMMIT is done."""
+
 RunnerFor = Callable[[str], StatementRunner]
 """The runner for a store of a kind (`sqlite`, `postgresql`)."""
 
@@ -53,6 +60,7 @@ class SqlConnection:
         # The placeholder style is settled here, once; each distinct statement is rewritten once.
         self._placeholders = backend.placeholders
         self._connection: DriverConnection | None = None
+        self._committer: ThreadPoolExecutor | None = None  # `writing(while_committing=...)`'s helper
         self._connection = self._connect()
 
     def execute(self, statement: str, params: Sequence[Any] = ()) -> Any:
@@ -88,11 +96,16 @@ class SqlConnection:
         self._close_quietly()
 
     @contextmanager
-    def writing(self) -> Iterator[None]:
+    def writing(self, *, while_committing: WhileCommitting | None = None) -> Iterator[None]:
         """A transaction that may write: committed when the block ends cleanly, rolled back
-        otherwise. On SQLite it holds the write lock from its start."""
+        otherwise. On SQLite it holds the write lock from its start.
+
+        `while_committing`: work for this thread while the COMMIT waits for the disk (SQLite's
+        WAL sync, PostgreSQL's server): the COMMIT runs on a helper thread meanwhile, and the
+        block ends when both are done. The work must not use this connection and must not
+        raise (what it raises is not the transaction's failure)."""
         self.execute(self._backend.begin)
-        with self._ended():
+        with self._ended(while_committing):
             yield
 
     @contextmanager
@@ -117,7 +130,7 @@ class SqlConnection:
             yield
 
     @contextmanager
-    def _ended(self) -> Iterator[None]:
+    def _ended(self, while_committing: WhileCommitting | None = None) -> Iterator[None]:
         """Commit the transaction begun when the block ends cleanly; roll it back otherwise."""
         try:
             yield
@@ -125,7 +138,25 @@ class SqlConnection:
             with suppress(StoreUnavailable):  # the connection is gone, and the transaction with it
                 self.execute("ROLLBACK")
             raise
-        self.execute("COMMIT")
+        if while_committing is None:
+            self.execute("COMMIT")
+        else:
+            self._commit_while(while_committing)
+
+    def _commit_while(self, work: WhileCommitting) -> None:
+        """COMMIT on the helper thread while `work` runs here; the COMMIT's error, if any,
+        raised here once both are done. The driver lets go of the interpreter while it waits
+        for the disk or the server, so the two overlap; the helper starts first (`sleep(0)`
+        hands it the interpreter), or it would wait for this thread's next pause."""
+        if self._committer is None:
+            self._committer = ThreadPoolExecutor(max_workers=1, thread_name_prefix="store-commit")
+        context = contextvars.copy_context()  # a tracer's span around the COMMIT keeps its parent
+        committed = self._committer.submit(context.run, self.execute, "COMMIT")
+        time.sleep(0)
+        try:
+            work(lambda: not committed.done())
+        finally:
+            committed.result()
 
     def _connect(self) -> DriverConnection:
         try:
@@ -138,6 +169,9 @@ class SqlConnection:
         return error if kind is None else kind(f"{type(error).__name__}: {error}".strip())
 
     def _close_quietly(self) -> None:
+        if self._committer is not None:
+            self._committer.shutdown(wait=True)
+            self._committer = None
         if self._connection is not None:
             with suppress(Exception):  # closing a broken connection may fail; it is gone either way
                 self._connection.close()

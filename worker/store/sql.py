@@ -12,7 +12,7 @@ from contextlib import contextmanager
 from datetime import date
 
 from worker.store.backend import Backend
-from worker.store.connection import RunnerFor, SqlConnection, direct
+from worker.store.connection import RunnerFor, SqlConnection, WhileCommitting, direct
 from worker.store.ledger_writes import Confirmed
 from worker.store.migrations import Migrations
 from worker.store.model import OutboxRow
@@ -38,9 +38,10 @@ class SqlStore(SqlConnection):
         self.retention = RetentionRows(self)
 
     @contextmanager
-    def transaction(self) -> Iterator[SqlTransaction]:
-        """A batch: committed when the block ends cleanly, rolled back otherwise."""
-        with self.writing():
+    def transaction(self, *, while_committing: WhileCommitting | None = None) -> Iterator[SqlTransaction]:
+        """A batch: committed when the block ends cleanly, rolled back otherwise;
+        `while_committing` runs while the COMMIT waits (`SqlConnection.writing`)."""
+        with self.writing(while_committing=while_committing):
             yield SqlTransaction(self, self._backend, self._writes, self._reported)
 
     @property

@@ -45,7 +45,7 @@ from worker import logs
 from worker.messaging import Delivery, Outgoing
 from worker.service.notifications import Writer
 from worker.service.processing import Processor, Result
-from worker.store import OutboxRow
+from worker.store import OutboxRow, WhileCommitting
 from worker.tracing.context import carried, envelope_context
 
 SYSTEM = "rabbitmq"
@@ -65,8 +65,17 @@ class TracedProcessor:
         self._queue = queue
         self._log = logs.get_logger("renewals.tracing")
 
-    def process(self, deliveries: Sequence[Delivery], *, settled_key: str | None = None) -> list[Result]:
-        return self._traced(deliveries, partial(self._processor.process, deliveries, settled_key=settled_key))
+    def process(
+        self,
+        deliveries: Sequence[Delivery],
+        *,
+        settled_key: str | None = None,
+        while_committing: WhileCommitting | None = None,
+    ) -> list[Result]:
+        process = partial(
+            self._processor.process, deliveries, settled_key=settled_key, while_committing=while_committing
+        )
+        return self._traced(deliveries, process)
 
     def process_redelivered(self, delivery: Delivery) -> list[Result]:
         return self._traced([delivery], partial(self._processor.process_redelivered, delivery))
