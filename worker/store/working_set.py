@@ -6,8 +6,7 @@ Handlers see the ordinary `handlers.Projection` port. Each event's changes can b
 What the batch changed is what differs from what was read (`changes()`).
 """
 
-from collections.abc import Callable, Iterable, Iterator, Mapping
-from contextlib import contextmanager
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
 from typing import Any, Generic, Protocol, TypeVar
 
@@ -117,18 +116,9 @@ class WorkingSet:
 
     # --- the batch's side ------------------------------------------------------------------
 
-    @contextmanager
-    def event(self) -> Iterator[None]:
+    def event(self) -> "_Event":
         """One event's changes: undone, all of them, if the block raises."""
-        self._journal = []
-        try:
-            yield
-        except BaseException:
-            for table, key, before in reversed(self._journal):
-                table.values[key] = before
-            raise
-        finally:
-            self._journal = None
+        return _Event(self)
 
     def changes(self) -> Changes:
         """What differs from what was read: the writes the batch must make."""
@@ -139,3 +129,21 @@ class WorkingSet:
         if self._journal is not None:
             self._journal.append((table, key, before))
         table.values[key] = value
+
+
+class _Event:
+    """`WorkingSet.event()`: a class rather than a generator, as it is entered for every event."""
+
+    __slots__ = ("_work",)
+
+    def __init__(self, work: WorkingSet) -> None:
+        self._work = work
+
+    def __enter__(self) -> None:
+        self._work._journal = []
+
+    def __exit__(self, kind: type[BaseException] | None, error: BaseException | None, trace: Any) -> None:
+        journal, self._work._journal = self._work._journal, None
+        if kind is not None and journal:
+            for table, key, before in reversed(journal):
+                table.values[key] = before
