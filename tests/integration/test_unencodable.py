@@ -74,7 +74,7 @@ def test_in_one_batch_an_unencodable_notification_is_set_aside_and_an_unencodabl
         health=Health(60),
         log=log,  # type: ignore[arg-type]
     )
-    processor = SimpleNamespace(process=lambda chunk: results, flush=services.processor.flush)
+    processor = SimpleNamespace(process=lambda chunk, **_options: results, flush=services.processor.flush)
     session = memory_session(broker, replace(services, processor=processor))
 
     session.run(broker.stop)
