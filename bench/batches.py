@@ -147,17 +147,29 @@ def pages_by_structure(path: Path, events: int) -> dict[str, float]:
     }
 
 
-def cpu_of_one_run(tree: Path, events: int, batch_size: int) -> float:
-    """µs of CPU per event of one run of the batches bench of the tree at `tree`, in a process of
-    its own (its modules, not this one's)."""
-    command = [sys.executable, "-m", "bench.batches", "--repeat", "1"]
+def _one_run(
+    tree: Path, events: int, batch_size: int, *, under: Sequence[str] = (), seed: str | None = None
+) -> "subprocess.CompletedProcess[str]":
+    """One run of the batches bench of the tree at `tree`, in a process of its own (its modules,
+    not this one's), under the command `under` if given, with the hash seed `seed` if given."""
+    command = [*under, sys.executable, "-m", "bench.batches", "--repeat", "1"]
     command += ["--events", str(events), "--batch-size", str(batch_size)]
     environment = {**os.environ, "PYTHONPATH": str(tree)}
-    out = subprocess.run(command, cwd=tree, env=environment, capture_output=True, text=True)
+    if seed is not None:
+        environment["PYTHONHASHSEED"] = seed
+    return subprocess.run(command, cwd=tree, env=environment, capture_output=True, text=True)
+
+
+def _last_said(out: "subprocess.CompletedProcess[str]") -> str:
+    return (out.stderr.strip() or out.stdout.strip() or "nothing").splitlines()[-1]
+
+
+def cpu_of_one_run(tree: Path, events: int, batch_size: int) -> float:
+    """µs of CPU per event of one run of the batches bench of the tree at `tree`."""
+    out = _one_run(tree, events, batch_size)
     found = re.search(r"^run 1: ([0-9.]+) us CPU per event", out.stdout, re.MULTILINE)
     if out.returncode != 0 or found is None:
-        said = (out.stderr.strip() or out.stdout.strip() or "nothing").splitlines()[-1]
-        raise SystemExit(f"error: bench.batches of the tree at {tree} gave no figure: {said}")
+        raise SystemExit(f"error: bench.batches of the tree at {tree} gave no figure: {_last_said(out)}")
     return float(found.group(1))
 
 
@@ -171,29 +183,15 @@ def instructions_of_one_run(tree: Path, events: int, batch_size: int) -> float:
         raise SystemExit("error: --instructions needs valgrind on the PATH (Debian's valgrind package)")
     with tempfile.TemporaryDirectory(prefix="bench-callgrind-") as folder:
         counts = Path(folder) / "callgrind.out"
-        command = [
-            valgrind,
-            "--tool=callgrind",
-            "--collect-atstart=no",
-            "--toggle-collect=sys_call_tracing",
-            f"--callgrind-out-file={counts}",
-            sys.executable,
-            "-m",
-            "bench.batches",
-            "--repeat",
-            "1",
-            "--events",
-            str(events),
-            "--batch-size",
-            str(batch_size),
-        ]
+        callgrind = [valgrind, "--tool=callgrind", "--collect-atstart=no"]
+        callgrind += ["--toggle-collect=sys_call_tracing", f"--callgrind-out-file={counts}"]
         # The same hash seed in every run: set and dict layouts, and so the count, repeat.
-        environment = {**os.environ, "PYTHONPATH": str(tree), "PYTHONHASHSEED": "0"}
-        out = subprocess.run(command, cwd=tree, env=environment, capture_output=True, text=True)
+        out = _one_run(tree, events, batch_size, under=callgrind, seed="0")
         found = re.search(r"^(?:summary|totals): (\d+)", counts.read_text() if counts.exists() else "", re.M)
     if out.returncode != 0 or found is None or int(found.group(1)) == 0:
-        said = (out.stderr.strip() or out.stdout.strip() or "nothing").splitlines()[-1]
-        raise SystemExit(f"error: callgrind counted nothing in bench.batches of the tree at {tree}: {said}")
+        raise SystemExit(
+            f"error: callgrind counted nothing in bench.batches of the tree at {tree}: {_last_said(out)}"
+        )
     return int(found.group(1)) / events
 
 
