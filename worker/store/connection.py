@@ -1,8 +1,10 @@
-"""One DB-API connection, used by one thread: statements, transactions, and errors translated
-into the store's own (`StoreUnavailable`, `StoreConflict`...); reopened by `reconnect()` after an
-outage. The store's parts (migrations, outbox, retention, the batch's projection) all run their
-statements through it, and it hands each to the driver through its `StatementRunner`, chosen when the
-store is built: `DIRECT`, or tracing's (`worker.tracing.store`), which sees every statement."""
+"""One DB-API connection, used by one thread at a time (a COMMIT may run on its helper thread
+while the caller waits for it, `writing(while_committing=...)`): statements, transactions, and
+errors translated into the store's own (`StoreUnavailable`, `StoreConflict`...); reopened by
+`reconnect()` after an outage. The store's parts (migrations, outbox, retention, the batch's
+projection) all run their statements through it, and it hands each to the driver through its
+`StatementRunner`, chosen when the store is built: `DIRECT`, or tracing's
+(`worker.tracing.store`), which sees every statement."""
 
 import contextvars
 import time

@@ -25,7 +25,7 @@ __all__ = ["SqlStore", "SqlTransaction"]
 
 
 class SqlStore(SqlConnection):
-    """One connection, used by one thread, and every part of the store over it."""
+    """One connection, used by one thread at a time, and every part of the store over it."""
 
     def __init__(self, backend: Backend, *, runner: RunnerFor = direct) -> None:
         super().__init__(backend, runner=runner(backend.kind))
