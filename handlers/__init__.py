@@ -15,6 +15,7 @@ from handlers.ports import (
     SettingKey,
     Stamp,
     Versioned,
+    iso_date,
 )
 from handlers.projection import Effective, effective_setting, on_owner_changed
 from handlers.reads import needs_of
@@ -57,6 +58,7 @@ __all__ = [
     "Versioned",
     "basis_of",
     "effective_setting",
+    "iso_date",
     "needs_of",
     "notification_id_for",
     "on_owner_changed",

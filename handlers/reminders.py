@@ -7,7 +7,7 @@ from datetime import datetime
 from events import NotificationRequestedData, RenewalApproaching
 from handlers.basis import basis_of
 from handlers.decision import Decision
-from handlers.ports import Projection, ReminderKey, Stamp, Versioned
+from handlers.ports import Projection, ReminderKey, Stamp, Versioned, iso_date
 from handlers.recipients import resolve_recipients
 
 NOTIFICATION_NAMESPACE = uuid.UUID("6f1c5a52-4b0e-5d7e-9a0c-3e2b8f4d1a77")
@@ -22,7 +22,7 @@ def notification_id_for(key: ReminderKey) -> str:
     (`client_id`, `renewal_date` as YYYY-MM-DD and `days_until_renewal`, joined by line feeds,
     which no id can hold). Computed as `uuid.uuid5` does, without the intermediate UUID objects
     (a test holds the two equal)."""
-    name = f"{key.client_id}\n{key.renewal_date.isoformat()}\n{key.days_until_renewal}"
+    name = f"{key.client_id}\n{iso_date(key.renewal_date)}\n{key.days_until_renewal}"
     digest = bytearray(hashlib.sha1(_NAMESPACE_BYTES + name.encode()).digest()[:16])
     digest[6] = (digest[6] & 0x0F) | 0x50  # version 5
     digest[8] = (digest[8] & 0x3F) | 0x80  # RFC 4122 variant

@@ -19,6 +19,7 @@ from handlers import (
     SettingKey,
     Stamp,
     Versioned,
+    iso_date,
     notification_id_for,
     on_owner_changed,
     on_renewal_approaching,
@@ -191,3 +192,98 @@ def _rows(store: SqlStore) -> list[list[tuple[object, ...]]]:
         sorted(store.execute(f"SELECT * FROM {table}").fetchall())
         for table in ("owner_settings", "decision_makers", "reminders")
     ]
+
+
+@settings(max_examples=300, deadline=None)
+@given(st.dates())
+def test_the_remembered_iso_date_is_the_dates_isoformat(day: date) -> None:
+    """`iso_date`, cached, gives what `date.isoformat` gives, asked once or again."""
+    assert iso_date(day) == day.isoformat()
+    assert iso_date(day) == day.isoformat()
+
+
+@settings(max_examples=300, deadline=None)
+@given(
+    st.datetimes(timezones=st.timezones() | st.just(UTC)),
+    st.datetimes(timezones=st.just(UTC)),
+)
+def test_a_stamp_capped_at_now_is_the_earlier_of_the_two_times(time: datetime, now: datetime) -> None:
+    """Stamp.of compares the two times as microseconds since the epoch: the stamp is that of
+    `now` exactly when the event's time is after it, as comparing the datetimes says."""
+    expected = Stamp.of(now if time > now else time, "e")
+    assert Stamp.of(time, "e", now=now) == expected
+    assert Stamp.of(time, "e") == Stamp.of(time, "e", now=None)
+
+
+@settings(max_examples=100, deadline=None)
+@given(
+    st.lists(st.integers(min_value=0, max_value=40), min_size=1, max_size=40),
+    st.integers(min_value=0, max_value=40),
+)
+def test_padded_lists_and_tables_match_what_the_values_match(values: list[int], stored: int) -> None:
+    """SQLite's `any_of` and `table`, padded to a power of two with copies of the last value,
+    find the same rows as the values themselves would (callers pass a chunk: never none)."""
+    backend = SqliteBackend(":memory:")
+    db = backend.connect()
+    db.execute("CREATE TABLE t (n INTEGER PRIMARY KEY)")
+    db.executemany("INSERT INTO t VALUES (?)", [(n,) for n in range(stored)])
+    one_of, params = backend.any_of("bigint", values)
+    assert sorted(row[0] for row in db.execute(f"SELECT n FROM t WHERE n {one_of}", params)) == sorted(
+        {n for n in values if n < stored}
+    )
+    table, params = backend.table(("bigint",), [(n,) for n in values])
+    joined = {row[0] for row in db.execute(f"SELECT t.n FROM {table} JOIN t ON t.n = k.column1", params)}
+    assert joined == {n for n in values if n < stored}
+
+
+def test_padded_lists_of_any_length_up_to_a_chunk_are_a_handful_of_statements() -> None:
+    """What the padding is for: every length from 1 to a chunk's 500 is one of ten texts, which
+    sqlite3 prepares once each."""
+    backend = SqliteBackend(":memory:")
+    texts = {backend.any_of("bigint", list(range(count)))[0] for count in range(1, 501)}
+    assert len(texts) == 10
+
+
+def test_sqlite_binds_none_bytes_and_bools_as_it_did_before_their_adapters() -> None:
+    """The adapters registered for speed change nothing stored: None is NULL, bytes a BLOB, a
+    bool the integer 0 or 1."""
+    db = SqliteBackend(":memory:").connect()
+    stored = db.execute(
+        "SELECT typeof(?), typeof(?), ?, typeof(?), ?", (None, b"\x00x", b"\x00x", True, False)
+    )
+    assert stored.fetchone() == ("null", "blob", b"\x00x", "integer", 0)
+
+
+@settings(max_examples=60, deadline=None)
+@given(
+    st.integers(min_value=0, max_value=5),
+    st.lists(st.uuids().map(str), unique=True, max_size=30),
+    st.lists(st.binary(max_size=20), min_size=30, max_size=30),
+)
+def test_serialized_outbox_inserts_number_rows_as_reported_ones_do(
+    before: int, notification_ids: list[str], bodies: list[bytes]
+) -> None:
+    """SQLite's one prepared outbox insert over every row numbers and stores the rows as the
+    multi-row insert that returns the numbers does, whatever the outbox held before."""
+    backend = SqliteBackend(":memory:")
+    earlier = [(f"earlier-{n}", "c", "k", b"", 1, None) for n in range(before)]
+    rows = [
+        (notification_id, f"c-{n}", "k", body, 2, n if n % 2 else None)
+        for n, (notification_id, body) in enumerate(
+            zip(notification_ids, bodies[: len(notification_ids)], strict=True)
+        )
+    ]
+    found = {}
+    for name, writes in (("reported", ReportedWrites(backend)), ("serialized", SerializedWrites(backend))):
+        store = SqlStore(backend)
+        store.migrate()
+        with store.transaction():
+            writes.enqueue(store, earlier)
+            seqs = writes.enqueue(store, rows)
+        stored = store.execute(
+            "SELECT seq, notification_id, correlation_id, routing_key, body, created_at_us, ledger_seq"
+            " FROM outbox ORDER BY seq"
+        ).fetchall()
+        found[name] = (seqs, stored)
+    assert found["serialized"] == found["reported"]
+    assert [row[1] for row in found["serialized"][1][before:]] == notification_ids

@@ -26,6 +26,7 @@ from handlers import (
     Stamp,
     Versioned,
     basis_of,
+    iso_date,
     notification_id_for,
 )
 from worker.messaging import REPLAY_OF_LETTER, REPLAY_OPERATION, Delivery
@@ -103,7 +104,7 @@ def _reminder(
         event.id,
         data.partner_id if data.partner_id is not None else DIRECT_CUSTOMER,
         data.client_id,
-        data.renewal_date.isoformat(),
+        iso_date(data.renewal_date),
         event.days_until_renewal,
         now_us,
         "notified" if reason is None else "no_notification",

@@ -50,6 +50,10 @@ class ProjectionWrites(Protocol):
         """Record the reminders as sent; the keys that were not already recorded."""
         ...
 
+    def enqueue(self, db: Statements, rows: Sequence[Any]) -> list[int]:
+        """Insert outbox rows (`projection_writes.OutboxValues`); their numbers, in order."""
+        ...
+
 
 class Backend(Protocol):
     kind: str

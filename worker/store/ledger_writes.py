@@ -115,8 +115,9 @@ def notified(rows: Sequence[LedgerRow], seqs: Sequence[int]) -> dict[str, int]:
 
 
 class LedgerOutOfStep(StoreError):
-    """The ledger rows a batch inserted did not get the numbers SQLite gives (one more than the
-    largest, row after row): a bug, or a table grown to the largest rowid. The batch fails."""
+    """The ledger or outbox rows a batch inserted did not get the numbers SQLite gives (one more
+    than the largest, row after row): a bug, or a table grown to the largest rowid. The batch
+    fails."""
 
 
 class LedgerWrites:
@@ -170,22 +171,11 @@ class EachLedgerWrites:
         )
 
     def reminders(self, db: Statements, rows: Sequence[LedgerRow]) -> dict[str, int]:
-        """Insert the batch's ledger rows; the numbers of those that notified, by notification id.
-
-        The batch holds SQLite's write lock, and a row inserted without a number gets one more
-        than the largest in the table: the rows are numbered last - n + 1 ... last, in order.
-        The first and the last are looked up to make sure."""
+        """Insert the batch's ledger rows; the numbers of those that notified, by notification id
+        (numbered as `insert_numbered` says)."""
         if not rows:
             return {}
-        db.execute_many(self._reminders, rows)
-        last = int(db.execute("SELECT last_insert_rowid()").fetchone()[0])
-        first = last - len(rows) + 1
-        found = dict(
-            db.execute("SELECT seq, event_id FROM reminder_ledger WHERE seq IN (?, ?)", (first, last))
-        )
-        if found != {first: rows[0][0], last: rows[-1][0]}:
-            raise LedgerOutOfStep(f"ledger rows {first}..{last} are not the {len(rows)} rows just inserted")
-        return notified(rows, range(first, last + 1))
+        return notified(rows, insert_numbered(db, self._reminders, rows, ("reminder_ledger", "event_id", 0)))
 
     def owner_changes(self, db: Statements, rows: Sequence[HistoryRow]) -> None:
         """As `LedgerWrites.owner_changes`: a batch that decided before it took the write lock
@@ -202,6 +192,24 @@ class EachLedgerWrites:
             self._confirmed,
             [(published, at, at, first, last) for first, last, published, at in runs(confirmed)],
         )
+
+
+def insert_numbered(
+    db: Statements, insert: str, rows: Sequence[Sequence[Any]], check: tuple[str, str, int]
+) -> range:
+    """Run the one-row `insert` over the rows, under SQLite's write lock; the numbers (`seq`)
+    they were given, in order. A row inserted without a number gets one more than the largest
+    in the table: the rows are numbered last - n + 1 ... last. `check` (table, column, index
+    of that column in a row) names a column by which the first and the last row are looked up
+    to make sure."""
+    table, column, index = check
+    db.execute_many(insert, rows)
+    last = int(db.execute("SELECT last_insert_rowid()").fetchone()[0])
+    first = last - len(rows) + 1
+    found = dict(db.execute(f"SELECT seq, {column} FROM {table} WHERE seq IN (?, ?)", (first, last)))
+    if found != {first: rows[0][index], last: rows[-1][index]}:
+        raise LedgerOutOfStep(f"{table} rows {first}..{last} are not the {len(rows)} rows just inserted")
+    return range(first, last + 1)
 
 
 def runs(confirmed: Sequence[Confirmed]) -> list[tuple[int, int, int | None, int]]:

@@ -145,39 +145,23 @@ class SqlTransaction:
         """Add notifications to the outbox; the same rows, each with its `seq`. `ledger` numbers
         the reminder ledger's row of each notification, which its confirm stamps."""
         ledger = ledger or {}
-        queued: list[OutboxRow] = []
-        for chunk in chunks(list(rows)):
-            source, params = self._backend.rows(
-                ("text", "text", "text", "bytea", "bigint", "bigint"),
-                [
-                    (
-                        row.notification_id,
-                        row.correlation_id,
-                        row.routing_key,
-                        row.body,
-                        at_us,
-                        ledger.get(row.notification_id),
-                    )
-                    for row in chunk
-                ],
+        rows = list(rows)
+        values = [
+            (
+                row.notification_id,
+                row.correlation_id,
+                row.routing_key,
+                row.body,
+                at_us,
+                ledger.get(row.notification_id),
             )
-            returned = self._execute(
-                "INSERT INTO outbox (notification_id, correlation_id, routing_key, body, created_at_us,"
-                f" ledger_seq) {source} RETURNING seq, notification_id",
-                params,
-            ).fetchall()
-            seqs = {notification_id: seq for seq, notification_id in returned}
-            queued += [
-                OutboxRow(
-                    row.notification_id,
-                    row.correlation_id,
-                    row.routing_key,
-                    row.body,
-                    seqs[row.notification_id],
-                )
-                for row in chunk
-            ]
-        return queued
+            for row in rows
+        ]
+        seqs = self._writes.enqueue(self._db, values)
+        return [
+            OutboxRow(row.notification_id, row.correlation_id, row.routing_key, row.body, seq)
+            for row, seq in zip(rows, seqs, strict=True)
+        ]
 
     def delete_confirmed(self, seqs: Iterable[int | Confirmed]) -> None:
         outbox.delete(self._db, self._backend, seqs, self._writes.ledger)

@@ -9,17 +9,25 @@ whose batch keeps every other writer out from its start (SQLite's BEGIN IMMEDIAT
 batch read is what it writes over, so everything it writes stands and nothing is reported back.
 """
 
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from datetime import date
 from typing import Any
 
 from events import Contact
-from handlers import OwnerSetting, ReminderKey, SettingKey, Versioned
+from handlers import OwnerSetting, ReminderKey, SettingKey, Versioned, iso_date
 from worker.store.backend import Backend, Statements, chunks
-from worker.store.ledger_writes import EachLedgerWrites, LedgerWrites
+from worker.store.ledger_writes import EachLedgerWrites, LedgerWrites, insert_numbered
 
 # Partner-wide defaults are stored under this client id; real client ids are never empty.
 PARTNER_WIDE = ""
+
+_OUTBOX_INSERT = (
+    "INSERT INTO outbox (notification_id, correlation_id, routing_key, body, created_at_us, ledger_seq) "
+)
+_OUTBOX_TYPES = ("text", "text", "text", "bytea", "bigint", "bigint")
+OutboxValues = tuple[str, str, str, bytes, int, int | None]
+"""One outbox row to insert: the notification id, correlation id, routing key, body, when it was
+written (µs) and the number of its ledger row."""
 
 
 class ReportedWrites:
@@ -74,6 +82,15 @@ class ReportedWrites:
             claimed.update(ReminderKey(c, date.fromisoformat(d), n) for c, d, n in rows)
         return claimed
 
+    def enqueue(self, db: Statements, rows: Sequence[OutboxValues]) -> list[int]:
+        """Insert the outbox rows; their numbers (`seq`), in order."""
+        seqs: list[int] = []
+        for chunk in chunks(rows):
+            source, params = self._backend.rows(_OUTBOX_TYPES, chunk)
+            returned = dict(db.execute(_OUTBOX_INSERT + source + " RETURNING notification_id, seq", params))
+            seqs += [returned[row[0]] for row in chunk]
+        return seqs
+
 
 class SerializedWrites:
     """One statement per kind, run over all its rows with `executemany`; every key given stands."""
@@ -91,6 +108,7 @@ class SerializedWrites:
         self._reminders = (
             f"INSERT INTO reminders ({_REMINDER_COLUMNS}) VALUES {_marks(4)} ON CONFLICT DO NOTHING"
         )
+        self._outbox = _OUTBOX_INSERT + f"VALUES {_marks(len(_OUTBOX_TYPES))}"
 
     def settings(
         self, db: Statements, settings: Mapping[SettingKey, Versioned[OwnerSetting]]
@@ -107,6 +125,12 @@ class SerializedWrites:
         keys = sorted(claims)
         db.execute_many(self._reminders, [(*reminder_values(key), claims[key]) for key in keys])
         return set(keys)
+
+    def enqueue(self, db: Statements, rows: Sequence[OutboxValues]) -> list[int]:
+        """Insert the outbox rows, one prepared statement over all (a multi-row one's text
+        changes with the number of rows, and its body parameters cannot be padded as a read's
+        can); their numbers, in order."""
+        return list(insert_numbered(db, self._outbox, rows, ("outbox", "notification_id", 0))) if rows else []
 
 
 _SETTING_COLUMNS = "partner_id, client_id, owner, contact, changed_at_us, event_id"
@@ -159,4 +183,4 @@ def contact_values(client_id: str, contact: Versioned[Contact]) -> tuple[Any, ..
 
 
 def reminder_values(key: ReminderKey) -> tuple[Any, ...]:
-    return key.client_id, key.renewal_date.isoformat(), key.days_until_renewal
+    return key.client_id, iso_date(key.renewal_date), key.days_until_renewal
