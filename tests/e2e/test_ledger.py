@@ -59,19 +59,19 @@ def test_the_worker_writes_the_ledger_and_stamps_the_confirm(
         headers={REPLAY_OF_LETTER: 77, REPLAY_OPERATION: "op-e2e"},
     )
     client.take(out, 2)
-    rows = wait_until(
-        lambda: [
-            row
-            for row in query(
-                "SELECT event_id, outcome, reason, owner_event_id, letter_id, replay_operation,"
-                " published_at_us, confirmed_at_us FROM reminder_ledger ORDER BY event_id"
-            )
-            if row[1] != "notified" or row[7] is not None
-        ],
-        "three ledger rows, the notified ones confirmed",
-        30,
-    )
-    assert len(rows) == 3, rows
+
+    def settled() -> list[tuple[Any, ...]]:
+        """The ledger's rows once all three are there and the notified ones confirmed (the
+        worker stamps a batch's confirms with its next transaction, or when it is idle); until
+        then, none: any row alone would end the wait before the last stamp."""
+        rows = query(
+            "SELECT event_id, outcome, reason, owner_event_id, letter_id, replay_operation,"
+            " published_at_us, confirmed_at_us FROM reminder_ledger ORDER BY event_id"
+        )
+        done = len(rows) == 3 and all(row[1] != "notified" or row[7] is not None for row in rows)
+        return rows if done else []
+
+    rows = wait_until(settled, "three ledger rows, the notified ones confirmed", 30)
     (r1, *r1_rest), (r2, *r2_rest), (r3, *r3_rest) = rows
     assert (r1, r1_rest[:5]) == ("r1", ["notified", None, "own-1", None, None])
     assert 0 < r1_rest[5] <= r1_rest[6]
